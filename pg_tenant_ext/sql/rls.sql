@@ -1,0 +1,159 @@
+-- pg_tenant RLS helpers and audit.
+
+-- CREATE EXTENSION fails here, with a message saying how to fix it, when
+-- the library is not in shared_preload_libraries.
+SELECT tenant.assert_preloaded();
+
+-- Which context function matches a tenant column's type.
+CREATE FUNCTION tenant._context_expr(coltype regtype) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    RETURN CASE
+        WHEN coltype IN ('text'::regtype, 'character varying'::regtype, 'name'::regtype)
+            THEN 'tenant.current_tenant_id()'
+        WHEN coltype = 'uuid'::regtype THEN 'tenant.current_tenant_uuid()'
+        WHEN coltype IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+            THEN 'tenant.current_tenant_bigint()'
+    END;
+END
+$fn$;
+
+-- Protect a table: ENABLE + FORCE row level security, one policy for all
+-- commands comparing the tenant column with (SELECT tenant.current_tenant_id())
+-- (an initPlan: evaluated once per query, index-friendly), a column default
+-- so inserts get the tenant automatically, and an index on the column if
+-- none leads with it. Idempotent.
+CREATE FUNCTION tenant.protect(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    att record;
+    expr text;
+BEGIN
+    SELECT a.attnum, a.atttypid::regtype AS typ INTO att
+    FROM pg_attribute a
+    WHERE a.attrelid = tbl AND a.attname = tenant_column AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column "%"', tbl, tenant_column
+            USING ERRCODE = '42703', HINT = 'Pass the tenant column: tenant.protect(''t'', ''org_id'').';
+    END IF;
+    expr := tenant._context_expr(att.typ);
+    IF expr IS NULL THEN
+        RAISE EXCEPTION 'tenant column %.% has type %, expected text, uuid or an integer type', tbl, tenant_column, att.typ
+            USING ERRCODE = '42804';
+    END IF;
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('DROP POLICY IF EXISTS pg_tenant_isolation ON %s', tbl);
+    EXECUTE format('CREATE POLICY pg_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+                   'USING (%I = (SELECT %s)) WITH CHECK (%I = (SELECT %s))',
+                   tbl, tenant_column, expr, tenant_column, expr);
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, tenant_column, expr);
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+        WHERE i.indrelid = tbl AND i.indkey[0] = att.attnum AND i.indpred IS NULL
+    ) THEN
+        EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION tenant.protect IS 'pg_tenant: enable, force and add the tenant RLS policy, default and index on a table';
+
+-- Undo tenant.protect (the index stays).
+CREATE FUNCTION tenant.unprotect(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    EXECUTE format('DROP POLICY IF EXISTS pg_tenant_isolation ON %s', tbl);
+    EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
+    EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = tenant_column AND NOT attisdropped) THEN
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, tenant_column);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION tenant.unprotect IS 'pg_tenant: remove the tenant policy and disable RLS on a table';
+
+-- Everything that would let one tenant see another's rows: one row per
+-- problem, no rows when the database is safe.
+CREATE FUNCTION tenant.audit()
+RETURNS TABLE (object text, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+WITH tables AS (
+    -- tables with a tenant_id column, and tables with our policy on any column
+    SELECT c.oid, c.oid::regclass::text AS name, c.relrowsecurity, c.relforcerowsecurity,
+           coalesce(
+             (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
+             (SELECT a.attnum FROM pg_policy p JOIN pg_attribute a ON a.attrelid = c.oid
+               AND pg_get_expr(p.polqual, p.polrelid) LIKE '(' || quote_ident(a.attname) || ' = %'
+              WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation' LIMIT 1)) AS attnum
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant')
+      AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'))
+)
+SELECT name, 'row level security is not enabled' FROM tables WHERE NOT relrowsecurity
+UNION ALL
+SELECT name, 'row level security is not forced (the table owner bypasses it)' FROM tables WHERE NOT relforcerowsecurity
+UNION ALL
+SELECT name, 'no pg_tenant_isolation policy (run tenant.protect)' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+SELECT name, 'no index leads with the tenant column' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = t.attnum)
+UNION ALL
+SELECT name, format('permissive policy %I widens what tenants see', p.polname) FROM tables t
+  JOIN pg_policy p ON p.polrelid = t.oid
+ WHERE p.polpermissive AND p.polname <> 'pg_tenant_isolation'
+UNION ALL
+SELECT quote_ident(r.rolname), 'login role with ' ||
+       CASE WHEN r.rolsuper THEN 'SUPERUSER' ELSE 'BYPASSRLS' END || ' bypasses tenant isolation'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+UNION ALL
+SELECT quote_ident(t.role_name), format('tenant role of %s has SUPERUSER or BYPASSRLS', t.id)
+  FROM tenant.tenants t JOIN pg_roles r ON r.rolname = t.role_name
+ WHERE r.rolsuper OR r.rolbypassrls
+UNION ALL
+SELECT pa.parname, 'SET or ALTER SYSTEM on a pg_tenant parameter is granted to a role'
+  FROM pg_parameter_acl pa
+ WHERE pa.parname LIKE 'pg\_tenant.%' AND pa.paracl IS NOT NULL
+ORDER BY 1, 2
+$fn$;
+COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
+
+-- Create (or check) an application role: LOGIN NOSUPERUSER NOBYPASSRLS,
+-- with the grants the tenant context needs. An existing role is checked,
+-- not changed: a superuser, a BYPASSRLS role or the owner of a protected
+-- table cannot be an application role.
+CREATE FUNCTION tenant.create_app_role(role_name name, password text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r pg_roles;
+    owned text;
+BEGIN
+    SELECT * INTO r FROM pg_roles WHERE rolname = role_name;
+    IF NOT FOUND THEN
+        IF password IS NULL THEN
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB', role_name);
+        ELSE
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD %L',
+                           role_name, password);
+        END IF;
+    ELSE
+        IF r.rolsuper OR r.rolbypassrls THEN
+            RAISE EXCEPTION 'role "%" has SUPERUSER or BYPASSRLS and cannot be an application role', role_name
+                USING ERRCODE = '42501';
+        END IF;
+        SELECT string_agg(c.oid::regclass::text, ', ') INTO owned
+          FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'
+         WHERE c.relowner = r.oid;
+        IF owned IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" owns protected tables (%) and cannot be an application role', role_name, owned
+                USING ERRCODE = '42501';
+        END IF;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenant TO %I', role_name);
+END
+$fn$;
+COMMENT ON FUNCTION tenant.create_app_role IS 'pg_tenant: create or check a LOGIN NOSUPERUSER NOBYPASSRLS application role';

@@ -1,0 +1,195 @@
+//! Permission hooks, active only in a backend with a tenant context.
+//!
+//! * Role lock: every statement checks that the outer role is still the
+//!   tenant's role; `SET ROLE`, `RESET ROLE`, `SET SESSION AUTHORIZATION`
+//!   are refused outright, and `DISCARD ALL` re-asserts the role.
+//! * DDL (Postgres' own `GetCommandLogLevel() == LOGSTMT_DDL`) is refused
+//!   unless the tenant has `allow_ddl`.
+//! * `read_only` tenants cannot write; `allowed_operations` restricts the
+//!   DML kinds. Checked in `ExecutorStart` (so functions, DO blocks and
+//!   writable CTEs are covered) and for `COPY FROM` in `ProcessUtility`.
+//!
+//! Refusals are ERROR 42501 naming the tenant and the operation.
+
+use crate::context::{self, ops, ContextState};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::ffi::CStr;
+
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+
+/// Install the hooks, chaining to whatever was installed before.
+///
+/// # Safety
+/// Call once, from `_PG_init` while shared_preload_libraries load.
+pub unsafe fn init() {
+    PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+    pg_sys::ProcessUtility_hook = Some(process_utility);
+    PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+    pg_sys::ExecutorStart_hook = Some(executor_start);
+}
+
+fn deny(what: &str) -> ! {
+    let tenant = context::tenant().unwrap_or_default();
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("tenant \"{tenant}\" is not allowed to {what}")
+    );
+}
+
+/// Refuse anything once the session's role no longer is the locked role.
+fn check_role_lock(st: &ContextState) {
+    // SAFETY: plain reads of backend globals.
+    let (worker, outer) = unsafe { (pg_sys::ParallelWorkerNumber >= 0, pg_sys::GetOuterUserId()) };
+    if st.role != 0 && !worker && outer.to_u32() != st.role {
+        let tenant = context::tenant().unwrap_or_default();
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("the role of tenant \"{tenant}\" is locked; the session role was changed away from it")
+        );
+    }
+}
+
+fn op_name(op: pg_sys::CmdType::Type) -> (&'static str, u8) {
+    match op {
+        pg_sys::CmdType::CMD_INSERT => ("INSERT", ops::INSERT),
+        pg_sys::CmdType::CMD_UPDATE => ("UPDATE", ops::UPDATE),
+        pg_sys::CmdType::CMD_DELETE => ("DELETE", ops::DELETE),
+        pg_sys::CmdType::CMD_MERGE => ("MERGE", ops::INSERT | ops::UPDATE | ops::DELETE),
+        _ => ("SELECT", ops::SELECT),
+    }
+}
+
+/// The DML kinds a plan performs: its own operation plus those of the
+/// ModifyTable nodes of writable CTEs (which sit atop subplans).
+unsafe fn plan_writes(stmt: *mut pg_sys::PlannedStmt) -> Vec<pg_sys::CmdType::Type> {
+    let mut out = vec![(*stmt).commandType];
+    if (*stmt).hasModifyingCTE {
+        let subplans = pgrx::PgList::<pg_sys::Plan>::from_pg((*stmt).subplans);
+        for p in subplans.iter_ptr() {
+            if !p.is_null() && (*p).type_ == pg_sys::NodeTag::T_ModifyTable {
+                out.push((*(p as *mut pg_sys::ModifyTable)).operation);
+            }
+        }
+    }
+    out
+}
+
+fn check_dml(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: the executor hands us a valid planned statement.
+    let (writes, row_marks) = unsafe { (plan_writes(stmt), !(*stmt).rowMarks.is_null()) };
+    for op in writes {
+        let (name, bits) = op_name(op);
+        if st.read_only && bits != ops::SELECT {
+            deny(&format!("{name}: the tenant is read-only"));
+        }
+        if st.ops & bits != bits {
+            deny(&format!("{name}: not in its allowed_operations"));
+        }
+    }
+    // SAFETY: as above.
+    let top_is_select = unsafe { (*stmt).commandType == pg_sys::CmdType::CMD_SELECT };
+    if st.read_only && row_marks && top_is_select {
+        deny("lock rows (SELECT FOR UPDATE/SHARE): the tenant is read-only");
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    let st = context::state();
+    let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
+    if st.active && !explain_only {
+        check_role_lock(&st);
+        check_dml(&st, (*query_desc).plannedstmt);
+    }
+    match PREV_EXECUTOR_START {
+        Some(prev) => prev(query_desc, eflags),
+        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+    }
+}
+
+unsafe fn var_name(stmt: *mut pg_sys::VariableSetStmt) -> String {
+    if (*stmt).name.is_null() {
+        return String::new();
+    }
+    CStr::from_ptr((*stmt).name).to_string_lossy().to_ascii_lowercase()
+}
+
+/// Utility-statement checks. Returns true when the statement is a
+/// `DISCARD ALL` whose role reset must be undone afterwards.
+unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) -> bool {
+    let tag = (*node).type_;
+    if tag == pg_sys::NodeTag::T_VariableSetStmt {
+        let name = var_name(node as *mut pg_sys::VariableSetStmt);
+        if st.role != 0 && (name == "role" || name == "session_authorization") {
+            deny(&format!(
+                "change \"{name}\": the tenant role is locked for this session"
+            ));
+        }
+    }
+    let discard_all = tag == pg_sys::NodeTag::T_DiscardStmt
+        && (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL;
+    if !discard_all && tag != pg_sys::NodeTag::T_TransactionStmt {
+        check_role_lock(st);
+    }
+    if !st.allow_ddl && pg_sys::GetCommandLogLevel(node) == pg_sys::LogStmtLevel::LOGSTMT_DDL {
+        let cmd = CStr::from_ptr(pg_sys::CreateCommandName(node)).to_string_lossy();
+        deny(&format!("run DDL ({cmd}): allow_ddl is off"));
+    }
+    if tag == pg_sys::NodeTag::T_CopyStmt {
+        let copy = node as *mut pg_sys::CopyStmt;
+        if (*copy).is_from {
+            if st.read_only {
+                deny("COPY FROM: the tenant is read-only");
+            }
+            if st.ops & ops::INSERT == 0 {
+                deny("COPY FROM: INSERT is not in its allowed_operations");
+            }
+        }
+    }
+    discard_all && st.role != 0
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    let st = context::state();
+    let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
+    match PREV_PROCESS_UTILITY {
+        Some(prev) => prev(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+    }
+    if reassert {
+        context::reapply_role(st.role);
+    }
+}

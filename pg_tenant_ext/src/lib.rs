@@ -1,0 +1,59 @@
+//! pg_tenant: the tenant context, catalog, fail-closed RLS helpers and
+//! permission hooks. See the README for the SQL surface.
+
+use pgrx::prelude::*;
+
+mod context;
+mod gucs;
+mod hooks;
+
+pgrx::pg_module_magic!(name, version);
+
+// The catalog tables and the management functions (SQL, see sql/).
+extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
+// RLS helpers and audit; they call the Rust functions, so they come last.
+extension_sql_file!("../sql/rls.sql", name = "rls", finalize);
+
+/// Loaded through shared_preload_libraries: register the GUCs and install
+/// the hooks. Loaded any other way (a plain `LOAD`, or `CREATE EXTENSION`
+/// in a server without the preload), do nothing: every function then
+/// refuses with a message that says how to fix it, and so does
+/// `CREATE EXTENSION` itself.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // SAFETY: read-only access to a flag Postgres sets while preloading.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    gucs::init();
+    // SAFETY: called once, while preloading.
+    unsafe { hooks::init() };
+    context::set_preloaded();
+}
+
+/// Raise 55000 unless the library was preloaded. `CREATE EXTENSION` calls
+/// it, so installing into a server without the preload fails clearly.
+#[pg_extern(volatile)]
+fn assert_preloaded() {
+    context::require_preloaded();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    include!("tests.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// The test cluster preloads the extension and knows the test key.
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'pg_tenant'",
+            "pg_tenant.context_key = 'pgrx-test-key-0123456789abcdef0123456789'",
+        ]
+    }
+}

@@ -1,0 +1,165 @@
+// In-process tests (`cargo pgrx test`): the parts that need Rust, above
+// all tokens minted by the same `pg_tenant_token` module the router uses.
+// The SQL surface and the escape attempts are in the regress/ suite.
+use pg_tenant_token::{sign, Action};
+use pgrx::prelude::*;
+
+const KEY: &[u8] = b"pgrx-test-key-0123456789abcdef0123456789";
+
+fn pid() -> i32 {
+    // SAFETY: read of a backend constant.
+    unsafe { pgrx::pg_sys::MyProcPid }
+}
+
+/// Nonces must grow within a backend, and tests may share one: every test
+/// offsets its nonces (all below 1000) from the clock, in thousandths of
+/// a microsecond, which only grows from one test to the next.
+fn base() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64 * 1000)
+        .unwrap_or(1000)
+}
+
+fn token(action: Action<'_>, nonce: u64) -> String {
+    sign(KEY, action, pid(), nonce).expect("test key is long enough")
+}
+
+fn setup_tenants() {
+    Spi::run("SELECT tenant.create_tenant('acme'); SELECT tenant.create_tenant('globex')")
+        .expect("create tenants");
+}
+
+fn current() -> Option<String> {
+    Spi::get_one::<String>("SELECT tenant.current_tenant_id()").expect("spi")
+}
+
+fn try_set(tenant: &str, tok: &str) -> Result<Option<String>, pgrx::spi::Error> {
+    Spi::get_one_with_args::<String>(
+        "SELECT tenant.set_context($1, $2)",
+        &[tenant.into(), tok.into()],
+    )
+}
+
+#[pg_test]
+fn no_context_is_null() {
+    assert_eq!(current(), None);
+}
+
+#[pg_test]
+fn router_minted_token_sets_context() {
+    let b = base();
+    setup_tenants();
+    let t = token(Action::Set("acme"), b + 10);
+    assert_eq!(try_set("acme", &t).unwrap(), Some("acme".into()));
+    assert_eq!(current(), Some("acme".into()));
+    let t = token(Action::Set("globex"), b + 11);
+    try_set("globex", &t).unwrap();
+    assert_eq!(current(), Some("globex".into()));
+    Spi::run(&format!("SELECT tenant.clear_context('{}')", token(Action::Clear, b + 12))).unwrap();
+    assert_eq!(current(), None);
+}
+
+#[pg_test(error = "invalid tenant context token: context token nonce was already used")]
+fn replayed_token_is_refused() {
+    let b = base();
+    setup_tenants();
+    let t = token(Action::Set("acme"), b + 20);
+    try_set("acme", &t).unwrap();
+    // The same token again: refused.
+    Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token nonce was already used")]
+fn lower_nonce_is_refused() {
+    let b = base();
+    setup_tenants();
+    try_set("acme", &token(Action::Set("acme"), b + 30)).unwrap();
+    let older = token(Action::Set("globex"), b + 29);
+    Spi::run(&format!("SELECT tenant.set_context('globex', '{older}')")).unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn token_for_another_pid_is_refused() {
+    let b = base();
+    setup_tenants();
+    let t = sign(KEY, Action::Set("acme"), pid() + 1, b + 1).unwrap();
+    Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn token_under_another_key_is_refused() {
+    let b = base();
+    setup_tenants();
+    let other = b"another-key-another-key-another-key!";
+    let t = sign(other, Action::Set("acme"), pid(), b + 1).unwrap();
+    Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn token_for_another_tenant_is_refused() {
+    let b = base();
+    setup_tenants();
+    let t = token(Action::Set("acme"), b + 1);
+    Spi::run(&format!("SELECT tenant.set_context('globex', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "tenant \"nope\" does not exist")]
+fn unknown_tenant_is_refused() {
+    let b = base();
+    let t = token(Action::Set("nope"), b + 1);
+    Spi::run(&format!("SELECT tenant.set_context('nope', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "tenant \"acme\" is disabled")]
+fn disabled_tenant_is_refused() {
+    let b = base();
+    setup_tenants();
+    Spi::run("SELECT tenant.disable_tenant('acme')").unwrap();
+    let t = token(Action::Set("acme"), b + 1);
+    Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
+}
+
+#[pg_test]
+fn refused_token_changes_nothing() {
+    let b = base();
+    setup_tenants();
+    try_set("acme", &token(Action::Set("acme"), b + 5)).unwrap();
+    let bad = sign(KEY, Action::Set("globex"), pid() + 7, b + 6).unwrap();
+    // Run the failing call in a subtransaction so the test can look after it.
+    let r = Spi::run(&format!(
+        "DO $$ BEGIN PERFORM tenant.set_context('globex', '{bad}'); \
+         EXCEPTION WHEN insufficient_privilege THEN NULL; END $$"
+    ));
+    assert!(r.is_ok());
+    assert_eq!(current(), Some("acme".into()));
+}
+
+#[pg_test]
+fn typed_accessors_follow_the_tenant() {
+    let b = base();
+    Spi::run("SELECT tenant.create_tenant('42'); \
+              SELECT tenant.create_tenant('8c4b2c7e-4f53-4c6b-9a57-3b1f7c1e2d90')")
+        .unwrap();
+    try_set("42", &token(Action::Set("42"), b + 1)).unwrap();
+    assert_eq!(Spi::get_one::<i64>("SELECT tenant.current_tenant_bigint()").unwrap(), Some(42));
+    assert_eq!(Spi::get_one::<pgrx::Uuid>("SELECT tenant.current_tenant_uuid()").unwrap(), None);
+    let u = "8c4b2c7e-4f53-4c6b-9a57-3b1f7c1e2d90";
+    try_set(u, &token(Action::Set(u), b + 2)).unwrap();
+    assert_eq!(
+        Spi::get_one::<String>("SELECT tenant.current_tenant_uuid()::text").unwrap(),
+        Some(u.to_string())
+    );
+    assert_eq!(Spi::get_one::<i64>("SELECT tenant.current_tenant_bigint()").unwrap(), None);
+}
+
+#[pg_test]
+fn current_tenant_id_is_stable_and_parallel_safe() {
+    let (vol, par) = Spi::get_two::<String, String>(
+        "SELECT provolatile::text, proparallel::text FROM pg_proc \
+         WHERE oid = 'tenant.current_tenant_id'::regproc",
+    )
+    .unwrap();
+    assert_eq!(vol.as_deref(), Some("s"));
+    assert_eq!(par.as_deref(), Some("s"));
+}
