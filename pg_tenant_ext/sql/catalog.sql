@@ -109,6 +109,9 @@ BEGIN
     IF t.max_result_bytes < 0 THEN RAISE EXCEPTION 'max_result_bytes must be >= 0, got %', t.max_result_bytes USING ERRCODE = '22023'; END IF;
     IF t.pool_size < 1 THEN RAISE EXCEPTION 'pool_size must be >= 1, got %', t.pool_size USING ERRCODE = '22023'; END IF;
     IF t.min_idle < 0 THEN RAISE EXCEPTION 'min_idle must be >= 0, got %', t.min_idle USING ERRCODE = '22023'; END IF;
+    IF t.min_idle > t.pool_size THEN
+        RAISE EXCEPTION 'min_idle (%) must not exceed pool_size (%)', t.min_idle, t.pool_size USING ERRCODE = '22023';
+    END IF;
     FOREACH op IN ARRAY coalesce(t.allowed_operations, '{}') LOOP
         IF op IS NULL OR op NOT IN ('select', 'insert', 'update', 'delete') THEN
             RAISE EXCEPTION 'unknown operation "%" in allowed_operations', op

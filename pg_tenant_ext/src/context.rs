@@ -172,6 +172,20 @@ fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
     }
 }
 
+/// A client-supplied string made safe to echo: control characters become
+/// '?', and it is cut at 64 characters.
+fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
 /// One catalog row as `set_context` needs it.
 struct TenantRow {
     enabled: bool,
@@ -209,7 +223,10 @@ fn load_tenant(id: &str) -> Option<TenantRow> {
             role: r.get::<String>(2)?,
             allow_ddl: r.get::<bool>(3)?.unwrap_or(false),
             read_only: r.get::<bool>(4)?.unwrap_or(true),
-            ops: names.iter().filter_map(|n| ops::from_name(n)).fold(0, |a, b| a | b),
+            ops: names
+                .iter()
+                .filter_map(|n| ops::from_name(n))
+                .fold(0, |a, b| a | b),
         }))
     });
     // SAFETY: restores the values read above.
@@ -266,7 +283,7 @@ fn set_context(tenant: &str, token: &str) -> String {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(
                 "invalid tenant id \"{}\": tenant ids match ^[a-z0-9][a-z0-9_-]{{0,62}}$",
-                tenant.escape_default()
+                printable(tenant)
             ),
         );
     }
@@ -365,7 +382,17 @@ mod tests {
         for ok in ["acme", "a", "0", "a-b_c", &"a".repeat(63)] {
             assert!(valid_tenant_id(ok), "{ok}");
         }
-        for bad in ["", "Acme", "-a", "_a", "a.b", "a'b", "a b", &"a".repeat(64), "é"] {
+        for bad in [
+            "",
+            "Acme",
+            "-a",
+            "_a",
+            "a.b",
+            "a'b",
+            "a b",
+            &"a".repeat(64),
+            "é",
+        ] {
             assert!(!valid_tenant_id(bad), "{bad}");
         }
     }

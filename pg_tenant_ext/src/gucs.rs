@@ -69,7 +69,8 @@ trait NotInSample {
     const NOT_IN_SAMPLE_ONLY: GucFlags;
 }
 impl NotInSample for GucFlags {
-    const NOT_IN_SAMPLE_ONLY: GucFlags = GucFlags::from_bits_retain(pg_sys::GUC_NOT_IN_SAMPLE as i32);
+    const NOT_IN_SAMPLE_ONLY: GucFlags =
+        GucFlags::from_bits_retain(pg_sys::GUC_NOT_IN_SAMPLE as i32);
 }
 
 unsafe fn value_str<'a>(newval: *mut *mut c_char) -> Option<&'a str> {

@@ -115,7 +115,9 @@ unsafe fn var_name(stmt: *mut pg_sys::VariableSetStmt) -> String {
     if (*stmt).name.is_null() {
         return String::new();
     }
-    CStr::from_ptr((*stmt).name).to_string_lossy().to_ascii_lowercase()
+    CStr::from_ptr((*stmt).name)
+        .to_string_lossy()
+        .to_ascii_lowercase()
 }
 
 /// Utility-statement checks. Returns true when the statement is a
@@ -138,6 +140,19 @@ unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) -> bool {
     if !st.allow_ddl && pg_sys::GetCommandLogLevel(node) == pg_sys::LogStmtLevel::LOGSTMT_DDL {
         let cmd = CStr::from_ptr(pg_sys::CreateCommandName(node)).to_string_lossy();
         deny(&format!("run DDL ({cmd}): allow_ddl is off"));
+    }
+    // Postgres logs TRUNCATE as a modification, but it is schema-level
+    // destruction too: it needs allow_ddl, a writable tenant and DELETE.
+    if tag == pg_sys::NodeTag::T_TruncateStmt {
+        if !st.allow_ddl {
+            deny("run DDL (TRUNCATE): allow_ddl is off");
+        }
+        if st.read_only {
+            deny("TRUNCATE: the tenant is read-only");
+        }
+        if st.ops & ops::DELETE == 0 {
+            deny("TRUNCATE: DELETE is not in its allowed_operations");
+        }
     }
     if tag == pg_sys::NodeTag::T_CopyStmt {
         let copy = node as *mut pg_sys::CopyStmt;

@@ -1,0 +1,57 @@
+-- Fixtures for the pg_tenant regress suite, loaded once as postgres into a
+-- fresh database before the tests (scripts/regress).
+\set ON_ERROR_STOP 1
+CREATE EXTENSION pg_tenant;
+CREATE EXTENSION pgcrypto;
+CREATE SCHEMA regress;
+
+-- Stand-in for tenant-router: mints a context token for the calling
+-- backend. An independent SQL implementation of the token format in the
+-- README, so the suite also checks that the format is what we document.
+CREATE FUNCTION regress.token(action text, tenant text, nonce bigint, pid int DEFAULT pg_backend_pid(),
+                              key text DEFAULT NULL) RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog AS $$
+  SELECT 'v1.' || nonce || '.' || encode(hmac(
+      convert_to('pg_tenant/v1', 'UTF8') || '\x00'::bytea
+   || convert_to(action, 'UTF8') || '\x00'::bytea
+   || convert_to(coalesce(tenant, ''), 'UTF8') || '\x00'::bytea
+   || convert_to(pid::text, 'UTF8') || '\x00'::bytea
+   || convert_to(nonce::text, 'UTF8'),
+      convert_to(coalesce(key, current_setting('pg_tenant.context_key')), 'UTF8'), 'sha256'), 'hex')
+$$;
+-- What the router does after authentication.
+CREATE FUNCTION regress.enter(tenant text, nonce bigint) RETURNS text
+LANGUAGE sql AS $$ SELECT tenant.set_context(tenant, regress.token('set', tenant, nonce)) $$;
+CREATE FUNCTION regress.leave(nonce bigint) RETURNS void
+LANGUAGE sql AS $$ SELECT tenant.clear_context(regress.token('clear', NULL, nonce)) $$;
+GRANT USAGE ON SCHEMA regress TO PUBLIC;
+
+-- Tenants: two plain ones, one with a locked role, ten for the parallel test.
+SELECT tenant.create_tenant('acme', 'Acme Corp') IS NOT NULL AS created;
+SELECT tenant.create_tenant('globex', 'Globex') IS NOT NULL AS created;
+CREATE ROLE regress_initech NOLOGIN;
+SELECT tenant.create_tenant('initech', role_name => 'regress_initech') IS NOT NULL AS created;
+SELECT count(tenant.create_tenant('t' || i)) FROM generate_series(0, 9) i;
+
+-- The application role, as a user would create it.
+SELECT tenant.create_app_role('regress_app');
+GRANT regress_initech TO regress_app;
+GRANT USAGE, CREATE ON SCHEMA public TO regress_app;
+
+-- A protected table with rows for two tenants.
+CREATE TABLE docs (id serial PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL);
+SELECT tenant.protect('docs');
+INSERT INTO docs (tenant_id, body) VALUES
+  ('acme', 'acme 1'), ('acme', 'acme 2'), ('acme', 'acme 3'),
+  ('globex', 'globex 1'), ('globex', 'globex 2');
+GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO regress_app, regress_initech;
+GRANT USAGE ON SEQUENCE docs_id_seq TO regress_app, regress_initech;
+
+-- A tenant allowed to run DDL, a read-only one, one that may not delete.
+SELECT tenant.create_tenant('ddlco', allow_ddl => true) IS NOT NULL AS created;
+SELECT tenant.create_tenant('viewer', read_only => true) IS NOT NULL AS created;
+SELECT tenant.create_tenant('nodelete', allowed_operations => '{select,insert,update}') IS NOT NULL AS created;
+
+-- A SECURITY DEFINER function owned by postgres, callable by tenants.
+CREATE FUNCTION regress.whoami() RETURNS text LANGUAGE sql SECURITY DEFINER
+AS $$ SELECT current_user || ' via ' || session_user $$;

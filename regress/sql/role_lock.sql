@@ -1,0 +1,42 @@
+-- Role lock (DESIGN.md property 6): a tenant with a role runs as that role
+-- and cannot leave it.
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = error;
+SELECT regress.enter('initech', 1);
+SELECT current_user, session_user, tenant.current_tenant_id();
+INSERT INTO docs (body) VALUES ('initech 1') RETURNING tenant_id, body;
+
+-- Every way out is refused; the role and the rows stay.
+SET ROLE regress_app;
+SET ROLE NONE;
+RESET ROLE;
+SET LOCAL ROLE regress_app;
+SET SESSION AUTHORIZATION regress_app;
+RESET SESSION AUTHORIZATION;
+DO $$ BEGIN EXECUTE 'SET ROLE NONE'; END $$;
+SELECT current_user, count(*) AS initech_rows FROM docs;
+
+-- DISCARD ALL (sent by client-side pools) keeps the role and the tenant.
+DISCARD ALL;
+SET client_min_messages = error;
+SELECT current_user, tenant.current_tenant_id(), count(*) AS initech_rows FROM docs;
+
+-- SECURITY DEFINER functions still work.
+SELECT regress.whoami();
+SELECT current_user;
+
+-- set_config('role') is a function call, not a statement: it may change
+-- the role, but every statement after it is refused (fail-closed).
+SELECT set_config('role', 'none', false);
+SELECT count(*) FROM docs;
+SELECT 1;
+
+-- A tenant without a role leaves the session role alone.
+\c - regress_app
+SET client_min_messages = error;
+SELECT regress.enter('acme', 1);
+SELECT current_user;
+SET ROLE regress_initech;
+SELECT current_user, count(*) AS acme_rows FROM docs;
+RESET ROLE;
