@@ -1,0 +1,324 @@
+//! Router configuration: one typed struct read from TOML, overlaid with
+//! `TENANT_ROUTER_*` environment variables and CLI flags (in that order of
+//! precedence, lowest first), then validated. Passed around as `Arc<Config>`.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+    #[error("cannot read context key file {path}: {source}")]
+    Key {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the tenant is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum UsernameFormat {
+    /// `app_user.acme`: the tenant follows the last separator.
+    #[serde(rename = "user.tenant")]
+    UserTenant,
+    /// `acme.app_user`: the tenant precedes the first separator.
+    #[serde(rename = "tenant.user")]
+    TenantUser,
+    /// The user name never carries a tenant.
+    #[serde(rename = "none")]
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How tenants are identified from the startup packet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Identify {
+    /// `"user.tenant"`, `"tenant.user"` or `"none"`.
+    pub username_format: UsernameFormat,
+    /// Separator between user and tenant in the user name.
+    pub separator: String,
+    /// Database-name pattern with one `{tenant}`, e.g. `"{tenant}_db"`;
+    /// empty disables identification by database name.
+    pub database_pattern: String,
+    /// Database to connect to when the tenant came from the database name
+    /// and its catalog row names none.
+    pub default_database: String,
+}
+
+impl Default for Identify {
+    fn default() -> Self {
+        Identify {
+            username_format: UsernameFormat::UserTenant,
+            separator: ".".into(),
+            database_pattern: String::new(),
+            default_database: "postgres".into(),
+        }
+    }
+}
+
+/// The router's own connection to the tenant catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Catalog {
+    /// libpq-style connection string of a role granted `tenant_router`,
+    /// to the database where `CREATE EXTENSION pg_tenant` ran.
+    pub url: String,
+    /// How long a tenant's catalog row is cached.
+    pub cache_ttl_ms: u64,
+    /// How long an unknown tenant is remembered as unknown.
+    pub negative_ttl_ms: u64,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            url: "host=127.0.0.1 port=5432 user=tenant_router dbname=postgres".into(),
+            cache_ttl_ms: 5_000,
+            negative_ttl_ms: 1_000,
+        }
+    }
+}
+
+/// The whole configuration. Every field is in `router/tenant-router.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address clients connect to.
+    pub listen: SocketAddr,
+    /// PostgreSQL server address (host:port).
+    pub upstream: String,
+    /// File holding the context key (the same secret as the server's
+    /// `pg_tenant.context_key`). Keep it mode 0600.
+    pub context_key_file: PathBuf,
+    /// User names that pass through untouched, without a tenant context.
+    pub bypass_users: Vec<String>,
+    /// Time a client has to complete startup and authentication.
+    pub startup_timeout_ms: u64,
+    /// Time allowed to open the upstream connection.
+    pub connect_timeout_ms: u64,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    pub identify: Identify,
+    pub catalog: Catalog,
+    /// The key itself, read from `context_key_file` by `load`.
+    #[serde(skip)]
+    pub context_key: Vec<u8>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
+            upstream: "127.0.0.1:5432".into(),
+            context_key_file: PathBuf::from("/etc/tenant-router/context.key"),
+            bypass_users: vec!["postgres".into()],
+            startup_timeout_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            log_format: LogFormat::Text,
+            identify: Identify::default(),
+            catalog: Catalog::default(),
+            context_key: Vec::new(),
+        }
+    }
+}
+
+/// Values from the environment or the command line, applied over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    pub context_key_file: Option<PathBuf>,
+    pub catalog_url: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Parse a TOML document.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Read the file (if any), apply overrides, read the key, validate.
+    pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Config::from_toml(&text, p)?
+            }
+            None => Config::default(),
+        };
+        cfg.apply(over);
+        cfg.context_key = std::fs::read_to_string(&cfg.context_key_file)
+            .map_err(|source| ConfigError::Key {
+                path: cfg.context_key_file.clone(),
+                source,
+            })?
+            .trim()
+            .as_bytes()
+            .to_vec();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn apply(&mut self, over: &Overrides) {
+        if let Some(v) = over.listen {
+            self.listen = v;
+        }
+        if let Some(v) = &over.upstream {
+            self.upstream = v.clone();
+        }
+        if let Some(v) = &over.context_key_file {
+            self.context_key_file = v.clone();
+        }
+        if let Some(v) = &over.catalog_url {
+            self.catalog.url = v.clone();
+        }
+        if let Some(v) = over.log_format {
+            self.log_format = v;
+        }
+    }
+
+    /// Check what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.context_key.len() < pg_tenant_token::MIN_KEY_LEN {
+            return bad(format!(
+                "context key in {} is {} bytes; it must be at least {}",
+                self.context_key_file.display(),
+                self.context_key.len(),
+                pg_tenant_token::MIN_KEY_LEN
+            ));
+        }
+        if self
+            .upstream
+            .rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            return bad(format!("upstream \"{}\" is not host:port", self.upstream));
+        }
+        let id = &self.identify;
+        if id.username_format != UsernameFormat::None && id.separator.is_empty() {
+            return bad("identify.separator must not be empty".into());
+        }
+        let p = &id.database_pattern;
+        if !p.is_empty() && p.matches("{tenant}").count() != 1 {
+            return bad(format!(
+                "identify.database_pattern \"{p}\" must contain {{tenant}} exactly once"
+            ));
+        }
+        if id.username_format == UsernameFormat::None && p.is_empty() {
+            return bad("no way to identify tenants: set identify.username_format or identify.database_pattern".into());
+        }
+        if self.startup_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return bad("timeouts must be greater than 0".into());
+        }
+        if self.catalog.url.trim().is_empty() {
+            return bad("catalog.url is empty".into());
+        }
+        Ok(())
+    }
+
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_millis(self.startup_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Config {
+        Config {
+            context_key: vec![b'k'; 32],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn sample_config_parses_and_validates() {
+        let text = include_str!("../tenant-router.toml");
+        let mut cfg = Config::from_toml(text, Path::new("sample")).unwrap();
+        cfg.context_key = vec![b'k'; 40];
+        cfg.validate().unwrap();
+        assert_eq!(cfg.identify.username_format, UsernameFormat::UserTenant);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = Config::from_toml("listn = '127.0.0.1:1'", Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `listn`"), "{e}");
+        let e = Config::from_toml("[identify]\nsep = '.'", Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `sep`"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut c = valid();
+        c.context_key = b"short".to_vec();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 32"));
+        let mut c = valid();
+        c.upstream = "nohost".into();
+        assert!(c.validate().unwrap_err().to_string().contains("host:port"));
+        let mut c = valid();
+        c.identify.database_pattern = "{tenant}_{tenant}".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exactly once"));
+        let mut c = valid();
+        c.identify.username_format = UsernameFormat::None;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no way to identify"));
+        valid().validate().unwrap();
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut c = valid();
+        c.apply(&Overrides {
+            upstream: Some("db:5433".into()),
+            log_format: Some(LogFormat::Json),
+            ..Overrides::default()
+        });
+        assert_eq!(c.upstream, "db:5433");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,345 @@
+//! Who is connecting: the tenant from the user name or the database name,
+//! bypass users, and the screening of startup parameters a tenant client
+//! must not send. Pure functions over the startup parameters.
+
+use crate::config::{Identify, UsernameFormat};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentifyError {
+    #[error("no user name in the startup packet")]
+    NoUser,
+    #[error("no tenant in user name \"{0}\" or database name; connect as user{1}tenant")]
+    NoTenant(String, String),
+    #[error("invalid tenant id \"{0}\": tenant ids match ^[a-z0-9][a-z0-9_-]{{0,62}}$")]
+    BadTenantId(String),
+    #[error("tenant connections may not set \"{0}\"")]
+    Forbidden(String),
+    #[error(
+        "tenant connections may only pass -c name=value or --name=value in options, not \"{0}\""
+    )]
+    BadOption(String),
+    #[error("replication connections are not allowed through tenant-router")]
+    Replication,
+}
+
+impl IdentifyError {
+    /// The SQLSTATE the client gets with its FATAL.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            IdentifyError::NoUser => "08P01",
+            IdentifyError::NoTenant(..) | IdentifyError::BadTenantId(_) => "28000",
+            IdentifyError::Forbidden(_)
+            | IdentifyError::BadOption(_)
+            | IdentifyError::Replication => "42501",
+        }
+    }
+}
+
+/// The outcome of identification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A bypass user: forwarded untouched, no context.
+    Bypass { user: String },
+    /// A tenant client: `user` is the rewritten user name; `from_database`
+    /// says the tenant came from the database-name pattern.
+    Tenant {
+        tenant: String,
+        user: String,
+        from_database: bool,
+    },
+}
+
+/// Tenant ids: `^[a-z0-9][a-z0-9_-]{0,62}$` (same as the catalog).
+pub fn valid_tenant_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && ok(&b[0])
+        && b[1..].iter().all(|c| ok(c) || *c == b'_' || *c == b'-')
+}
+
+pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn shorten(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Work out the identity from the startup parameters.
+pub fn identify(
+    cfg: &Identify,
+    bypass: &[String],
+    params: &[(String, String)],
+) -> Result<Identity, IdentifyError> {
+    let user = param(params, "user")
+        .filter(|u| !u.is_empty())
+        .ok_or(IdentifyError::NoUser)?;
+    if bypass.iter().any(|b| b == user) {
+        return Ok(Identity::Bypass { user: user.into() });
+    }
+    let sep = cfg.separator.as_str();
+    let split = match cfg.username_format {
+        UsernameFormat::UserTenant => user.rsplit_once(sep).map(|(u, t)| (u, t)),
+        UsernameFormat::TenantUser => user.split_once(sep).map(|(t, u)| (u, t)),
+        UsernameFormat::None => None,
+    };
+    if let Some((u, t)) = split.filter(|(u, _)| !u.is_empty()) {
+        if !valid_tenant_id(t) {
+            return Err(IdentifyError::BadTenantId(shorten(t)));
+        }
+        return Ok(Identity::Tenant {
+            tenant: t.into(),
+            user: u.into(),
+            from_database: false,
+        });
+    }
+    if let Some(t) = tenant_from_database(
+        &cfg.database_pattern,
+        param(params, "database").unwrap_or(user),
+    ) {
+        if !valid_tenant_id(t) {
+            return Err(IdentifyError::BadTenantId(shorten(t)));
+        }
+        return Ok(Identity::Tenant {
+            tenant: t.into(),
+            user: user.into(),
+            from_database: true,
+        });
+    }
+    Err(IdentifyError::NoTenant(shorten(user), sep.into()))
+}
+
+fn tenant_from_database<'a>(pattern: &str, db: &'a str) -> Option<&'a str> {
+    let (pre, post) = pattern.split_once("{tenant}")?;
+    let t = db.strip_prefix(pre)?.strip_suffix(post)?;
+    (!t.is_empty()).then_some(t)
+}
+
+/// Normalize a setting name as Postgres does for `--name=value`.
+fn setting_name(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase().replace('-', "_")
+}
+
+fn forbidden(name: &str) -> bool {
+    name.starts_with("pg_tenant.")
+        || matches!(name, "role" | "session_authorization" | "replication")
+}
+
+/// Split an `options` value the way Postgres does (whitespace separates,
+/// backslash escapes the next character).
+fn split_options(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn check_setting(assignment: &str) -> Result<(), IdentifyError> {
+    let Some((name, _)) = assignment.split_once('=') else {
+        return Err(IdentifyError::BadOption(shorten(assignment)));
+    };
+    let name = setting_name(name);
+    if forbidden(&name) {
+        return Err(IdentifyError::Forbidden(shorten(&name)));
+    }
+    Ok(())
+}
+
+/// Refuse startup parameters a tenant client must not send: settings of
+/// `pg_tenant.*`, `role`, `session_authorization`, a replication request,
+/// and any `options` word that is not `-c name=value` / `--name=value`.
+pub fn screen(params: &[(String, String)]) -> Result<(), IdentifyError> {
+    for (key, value) in params {
+        let name = setting_name(key);
+        match name.as_str() {
+            "user" | "database" => {}
+            "replication" => {
+                if !matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "false" | "off" | "no" | "0"
+                ) {
+                    return Err(IdentifyError::Replication);
+                }
+            }
+            "options" => {
+                let words = split_options(value);
+                let mut it = words.iter();
+                while let Some(w) = it.next() {
+                    if w == "-c" {
+                        let next = it
+                            .next()
+                            .ok_or_else(|| IdentifyError::BadOption(w.clone()))?;
+                        check_setting(next)?;
+                    } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--"))
+                    {
+                        check_setting(rest)?;
+                    } else {
+                        return Err(IdentifyError::BadOption(shorten(w)));
+                    }
+                }
+            }
+            n if forbidden(n) => return Err(IdentifyError::Forbidden(shorten(n))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn cfg(format: UsernameFormat, pattern: &str) -> Identify {
+        Identify {
+            username_format: format,
+            database_pattern: pattern.into(),
+            ..Identify::default()
+        }
+    }
+
+    #[test]
+    fn user_dot_tenant() {
+        let c = cfg(UsernameFormat::UserTenant, "");
+        let id = identify(&c, &[], &p(&[("user", "app.user.acme")])).unwrap();
+        assert_eq!(
+            id,
+            Identity::Tenant {
+                tenant: "acme".into(),
+                user: "app.user".into(),
+                from_database: false
+            }
+        );
+    }
+
+    #[test]
+    fn tenant_dot_user() {
+        let c = cfg(UsernameFormat::TenantUser, "");
+        let id = identify(&c, &[], &p(&[("user", "acme.app_user")])).unwrap();
+        assert!(
+            matches!(id, Identity::Tenant { tenant, user, .. } if tenant == "acme" && user == "app_user")
+        );
+    }
+
+    #[test]
+    fn database_pattern() {
+        let c = cfg(UsernameFormat::UserTenant, "{tenant}_db");
+        let id = identify(&c, &[], &p(&[("user", "app"), ("database", "acme_db")])).unwrap();
+        assert_eq!(
+            id,
+            Identity::Tenant {
+                tenant: "acme".into(),
+                user: "app".into(),
+                from_database: true
+            }
+        );
+        assert!(matches!(
+            identify(&c, &[], &p(&[("user", "app"), ("database", "other")])),
+            Err(IdentifyError::NoTenant(..))
+        ));
+    }
+
+    #[test]
+    fn bypass_and_errors() {
+        let c = cfg(UsernameFormat::UserTenant, "");
+        let bypass = vec!["postgres".to_string()];
+        assert_eq!(
+            identify(&c, &bypass, &p(&[("user", "postgres")])).unwrap(),
+            Identity::Bypass {
+                user: "postgres".into()
+            }
+        );
+        assert_eq!(identify(&c, &bypass, &p(&[])), Err(IdentifyError::NoUser));
+        assert!(matches!(
+            identify(&c, &bypass, &p(&[("user", "app")])),
+            Err(IdentifyError::NoTenant(..))
+        ));
+        for bad in [
+            "app.Acme",
+            "app.acme'--",
+            "app.",
+            "app.-x",
+            &format!("app.{}", "a".repeat(64)),
+        ] {
+            let e = identify(&c, &bypass, &p(&[("user", bad)])).unwrap_err();
+            assert_eq!(e.sqlstate(), "28000", "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn screening_refuses_context_settings() {
+        for opts in [
+            "-c pg_tenant.tenant_id=globex",
+            "-cpg_tenant.tenant_id=globex",
+            "--pg_tenant.tenant_id=globex",
+            "--pg-tenant.tenant-id=globex",
+            "-c PG_TENANT.TENANT_ID=globex",
+            "-c role=postgres",
+            "-c session_authorization=postgres",
+            "-c search_path=x -c pg_tenant.context_state=",
+            "-c\\ pg_tenant.tenant_id=x",
+        ] {
+            let e = screen(&p(&[("options", opts)])).unwrap_err();
+            assert_eq!(e.sqlstate(), "42501", "{opts}");
+        }
+        for (k, v) in [
+            ("pg_tenant.tenant_id", "x"),
+            ("role", "postgres"),
+            ("replication", "database"),
+        ] {
+            assert_eq!(
+                screen(&p(&[(k, v)])).unwrap_err().sqlstate(),
+                "42501",
+                "{k}"
+            );
+        }
+        assert!(screen(&p(&[("options", "-B 100")])).is_err());
+        assert!(screen(&p(&[("options", "-c")])).is_err());
+    }
+
+    #[test]
+    fn screening_lets_ordinary_settings_through() {
+        screen(&p(&[
+            ("application_name", "psql"),
+            ("client_encoding", "UTF8"),
+            (
+                "options",
+                "-c search_path=app,public --statement_timeout=5s",
+            ),
+            ("replication", "false"),
+        ]))
+        .unwrap();
+    }
+}

@@ -1,0 +1,10 @@
+//! tenant-router: a tenant-aware PostgreSQL proxy. See the README.
+
+pub mod auth;
+pub mod cancel;
+pub mod catalog;
+pub mod config;
+pub mod identify;
+pub mod protocol;
+pub mod server;
+pub mod session;

@@ -1,0 +1,340 @@
+//! PostgreSQL v3 wire framing, in one place and in two steps: find a
+//! complete frame (`Ok(None)` while incomplete, lengths checked before any
+//! allocation), then interpret it. Also the few backend messages the router
+//! writes itself (ErrorResponse, the SSL/GSS refusal byte).
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Largest startup packet accepted (DESIGN.md).
+pub const MAX_STARTUP_LEN: usize = 10_000;
+/// Largest regular message accepted from either side (1 GiB, as Postgres).
+pub const MAX_MESSAGE_LEN: usize = 1 << 30;
+
+pub const PROTOCOL_3_0: u32 = 196_608;
+pub const SSL_REQUEST: u32 = 80_877_103;
+pub const GSSENC_REQUEST: u32 = 80_877_104;
+pub const CANCEL_REQUEST: u32 = 80_877_102;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("invalid message length {0}")]
+    BadLength(usize),
+    #[error("startup packet length {0} is out of range (8 to {MAX_STARTUP_LEN} bytes)")]
+    BadStartupLength(usize),
+    #[error("unsupported frontend protocol {0}.{1}: tenant-router speaks 3.0")]
+    UnsupportedProtocol(u16, u16),
+    #[error("malformed startup packet: {0}")]
+    MalformedStartup(&'static str),
+}
+
+/// The first packet of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    Ssl,
+    GssEnc,
+    Cancel { pid: i32, key: i32 },
+    Startup { params: Vec<(String, String)> },
+}
+
+/// Split one startup-phase packet off `buf`, or `Ok(None)` if incomplete.
+pub fn read_startup(buf: &mut BytesMut) -> Result<Option<Startup>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(FrameError::BadStartupLength(len));
+    }
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let mut pkt = buf.split_to(len).freeze();
+    pkt.advance(4);
+    let code = pkt.get_u32();
+    match code {
+        SSL_REQUEST if len == 8 => Ok(Some(Startup::Ssl)),
+        GSSENC_REQUEST if len == 8 => Ok(Some(Startup::GssEnc)),
+        CANCEL_REQUEST if len == 16 => Ok(Some(Startup::Cancel {
+            pid: pkt.get_i32(),
+            key: pkt.get_i32(),
+        })),
+        SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST => Err(FrameError::MalformedStartup(
+            "wrong length for request code",
+        )),
+        PROTOCOL_3_0 => Ok(Some(Startup::Startup {
+            params: parse_params(pkt)?,
+        })),
+        v => Err(FrameError::UnsupportedProtocol((v >> 16) as u16, v as u16)),
+    }
+}
+
+fn parse_params(mut body: Bytes) -> Result<Vec<(String, String)>, FrameError> {
+    let mut params = Vec::new();
+    loop {
+        let key = cstr(&mut body)?;
+        if key.is_empty() {
+            break;
+        }
+        let value = cstr(&mut body)?;
+        if params.iter().any(|(k, _)| *k == key) {
+            return Err(FrameError::MalformedStartup("duplicate parameter"));
+        }
+        params.push((key, value));
+    }
+    if body.has_remaining() {
+        return Err(FrameError::MalformedStartup(
+            "trailing bytes after parameters",
+        ));
+    }
+    Ok(params)
+}
+
+fn cstr(body: &mut Bytes) -> Result<String, FrameError> {
+    let end = body
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or(FrameError::MalformedStartup("unterminated string"))?;
+    let s = std::str::from_utf8(&body[..end])
+        .map_err(|_| FrameError::MalformedStartup("parameter is not UTF-8"))?
+        .to_owned();
+    body.advance(end + 1);
+    Ok(s)
+}
+
+/// Encode a v3.0 StartupMessage.
+pub fn startup_message(params: &[(String, String)]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u32(0);
+    out.put_u32(PROTOCOL_3_0);
+    for (k, v) in params {
+        out.put_slice(k.as_bytes());
+        out.put_u8(0);
+        out.put_slice(v.as_bytes());
+        out.put_u8(0);
+    }
+    out.put_u8(0);
+    let len = out.len() as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Encode a CancelRequest.
+pub fn cancel_request(pid: i32, key: i32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&16u32.to_be_bytes());
+    out[4..8].copy_from_slice(&CANCEL_REQUEST.to_be_bytes());
+    out[8..12].copy_from_slice(&pid.to_be_bytes());
+    out[12..].copy_from_slice(&key.to_be_bytes());
+    out
+}
+
+/// Header of a regular (tagged) message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub tag: u8,
+    /// Whole frame length including the tag byte.
+    pub frame_len: usize,
+}
+
+/// The header of the frame at the start of `buf`, if all of it is there.
+pub fn complete_frame(buf: &[u8]) -> Result<Option<Header>, FrameError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+        return Err(FrameError::BadLength(len));
+    }
+    if buf.len() < len + 1 {
+        return Ok(None);
+    }
+    Ok(Some(Header {
+        tag: buf[0],
+        frame_len: len + 1,
+    }))
+}
+
+/// Split the next complete frame off `buf`.
+pub fn read_frame(buf: &mut BytesMut) -> Result<Option<(u8, Bytes)>, FrameError> {
+    match complete_frame(buf)? {
+        None => Ok(None),
+        Some(h) => {
+            let mut frame = buf.split_to(h.frame_len).freeze();
+            frame.advance(5);
+            Ok(Some((h.tag, frame)))
+        }
+    }
+}
+
+/// Severity of an error the router reports itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Fatal,
+}
+
+/// Encode an ErrorResponse.
+pub fn error_response(severity: Severity, code: &str, message: &str) -> BytesMut {
+    let sev = match severity {
+        Severity::Error => "ERROR",
+        Severity::Fatal => "FATAL",
+    };
+    let mut out = BytesMut::with_capacity(32 + message.len());
+    out.put_u8(b'E');
+    out.put_u32(0);
+    for (field, value) in [(b'S', sev), (b'V', sev), (b'C', code), (b'M', message)] {
+        out.put_u8(field);
+        out.put_slice(value.replace('\0', " ").as_bytes());
+        out.put_u8(0);
+    }
+    out.put_u8(0);
+    let len = (out.len() - 1) as u32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// The SQLSTATE and message of an ErrorResponse body.
+pub fn parse_error_fields(mut body: Bytes) -> (String, String) {
+    let (mut code, mut msg) = (String::new(), String::new());
+    while body.has_remaining() {
+        let field = body.get_u8();
+        if field == 0 {
+            break;
+        }
+        let Ok(v) = cstr(&mut body) else { break };
+        match field {
+            b'C' => code = v,
+            b'M' => msg = v,
+            _ => {}
+        }
+    }
+    (code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn startup_bytes(code: u32, body: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u32((8 + body.len()) as u32);
+        b.put_u32(code);
+        b.put_slice(body);
+        b
+    }
+
+    #[test]
+    fn startup_round_trip() {
+        let params = vec![
+            ("user".to_string(), "app.acme".to_string()),
+            ("database".to_string(), "app".to_string()),
+        ];
+        let mut b = startup_message(&params);
+        assert_eq!(read_startup(&mut b), Ok(Some(Startup::Startup { params })));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn startup_incomplete_then_complete() {
+        let full = startup_message(&[("user".into(), "u".into())]);
+        let mut b = BytesMut::from(&full[..3]);
+        assert_eq!(read_startup(&mut b), Ok(None));
+        let mut b = BytesMut::from(&full[..full.len() - 1]);
+        assert_eq!(read_startup(&mut b), Ok(None));
+    }
+
+    #[test]
+    fn special_requests() {
+        assert_eq!(
+            read_startup(&mut startup_bytes(SSL_REQUEST, b"")),
+            Ok(Some(Startup::Ssl))
+        );
+        assert_eq!(
+            read_startup(&mut startup_bytes(GSSENC_REQUEST, b"")),
+            Ok(Some(Startup::GssEnc))
+        );
+        let mut c = startup_bytes(CANCEL_REQUEST, &[0, 0, 0, 7, 0, 0, 1, 0]);
+        assert_eq!(
+            read_startup(&mut c),
+            Ok(Some(Startup::Cancel { pid: 7, key: 256 }))
+        );
+        assert!(read_startup(&mut startup_bytes(CANCEL_REQUEST, b"")).is_err());
+    }
+
+    #[test]
+    fn bad_startup_packets() {
+        let mut huge = BytesMut::new();
+        huge.put_u32(10_001);
+        assert_eq!(
+            read_startup(&mut huge),
+            Err(FrameError::BadStartupLength(10_001))
+        );
+        let mut tiny = BytesMut::from(&[0u8, 0, 0, 4][..]);
+        assert_eq!(
+            read_startup(&mut tiny),
+            Err(FrameError::BadStartupLength(4))
+        );
+        assert_eq!(
+            read_startup(&mut startup_bytes(0x0002_0000, b"user\0u\0\0")),
+            Err(FrameError::UnsupportedProtocol(2, 0))
+        );
+        for body in [
+            &b"user\0u"[..],
+            b"user\0u\0\0junk",
+            b"user\0\xff\0\0",
+            b"a\0b\0a\0c\0\0",
+        ] {
+            assert!(matches!(
+                read_startup(&mut startup_bytes(PROTOCOL_3_0, body)),
+                Err(FrameError::MalformedStartup(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn frames() {
+        let mut b = BytesMut::from(&b"Q\0\0\0\x0dSELECT 1\0X\0\0\0\x04"[..]);
+        assert_eq!(
+            complete_frame(&b),
+            Ok(Some(Header {
+                tag: b'Q',
+                frame_len: 14
+            }))
+        );
+        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
+        assert_eq!((tag, &body[..]), (b'Q', &b"SELECT 1\0"[..]));
+        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
+        assert_eq!((tag, body.len()), (b'X', 0));
+        assert_eq!(read_frame(&mut b), Ok(None));
+        assert_eq!(
+            complete_frame(b"Q\0\0\0\x03"),
+            Err(FrameError::BadLength(3))
+        );
+        assert_eq!(
+            complete_frame(b"Q\x7f\xff\xff\xff"),
+            Err(FrameError::BadLength(0x7fff_ffff))
+        );
+        assert_eq!(complete_frame(b"Q\0\0\0\x09abc"), Ok(None));
+    }
+
+    #[test]
+    fn error_response_encoding() {
+        let e = error_response(Severity::Fatal, "28000", "no such tenant");
+        let mut b = e.clone();
+        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
+        assert_eq!(tag, b'E');
+        assert_eq!(
+            parse_error_fields(body),
+            ("28000".into(), "no such tenant".into())
+        );
+    }
+
+    #[test]
+    fn cancel_request_encoding() {
+        let mut b = BytesMut::from(&cancel_request(42, -5)[..]);
+        assert_eq!(
+            read_startup(&mut b),
+            Ok(Some(Startup::Cancel { pid: 42, key: -5 }))
+        );
+    }
+}

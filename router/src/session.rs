@@ -1,0 +1,520 @@
+//! One client connection, as an explicit state machine:
+//!
+//! ```text
+//! WaitStartup -> Authenticating -> PostAuth -> Injecting -> Transparent
+//!                                          \-> Transparent   (bypass users)
+//! ```
+//!
+//! Any failure before Transparent closes the client with a FATAL: there is
+//! never a usable tenant connection without its context.
+
+use crate::auth;
+use crate::cancel::CancelGuard;
+use crate::catalog::{CatalogError, TenantInfo};
+use crate::identify::{self, IdentifyError, Identity};
+use crate::protocol::{self, FrameError, Severity, Startup};
+use crate::server::Shared;
+use bytes::{BufMut, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::timeout_at;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Identify(#[from] IdentifyError),
+    #[error("tenant \"{0}\" does not exist")]
+    UnknownTenant(String),
+    #[error("tenant \"{0}\" is disabled")]
+    DisabledTenant(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
+    Upstream { addr: String, reason: String },
+    #[error("startup and authentication did not finish within {0} ms")]
+    StartupTimeout(u64),
+    #[error("could not set the tenant context: {0}")]
+    Injection(String),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("client closed the connection")]
+    ClientGone,
+    #[error("PostgreSQL closed the connection")]
+    ServerGone,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SessionError {
+    /// The SQLSTATE of the FATAL the client gets, or None when there is no
+    /// one left to tell (or Postgres already told it).
+    fn sqlstate(&self) -> Option<&'static str> {
+        Some(match self {
+            SessionError::Frame(FrameError::UnsupportedProtocol(..)) => "0A000",
+            SessionError::Frame(_) => "08P01",
+            SessionError::Identify(e) => e.sqlstate(),
+            SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
+            SessionError::Catalog(_) => "57P03",
+            SessionError::Upstream { .. } => "08006",
+            SessionError::StartupTimeout(_) => "08006",
+            SessionError::Injection(_) => "08006",
+            SessionError::Auth(e) => e.sqlstate()?,
+            SessionError::ClientGone | SessionError::ServerGone | SessionError::Io(_) => {
+                return None
+            }
+        })
+    }
+}
+
+/// The phases of a connection (DESIGN.md, "The router").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    WaitStartup,
+    Authenticating,
+    PostAuth,
+    Injecting,
+    Transparent,
+}
+
+/// Byte counts for the close log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub from_client: u64,
+    pub to_client: u64,
+}
+
+const BUF: usize = 16 * 1024;
+/// Pause reading a side while this much is waiting to be written to the other.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// A connection being served.
+pub struct Session {
+    shared: Arc<Shared>,
+    client: TcpStream,
+    cbuf: BytesMut,
+    phase: Phase,
+    traffic: Traffic,
+}
+
+/// What the startup phase produced.
+enum Opening {
+    Cancel { pid: i32, key: i32 },
+    Startup(Vec<(String, String)>),
+}
+
+/// Read one frame from `stream` into `buf`, returning it whole (header
+/// included).
+pub(crate) async fn read_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Option<BytesMut>, SessionError> {
+    loop {
+        if let Some(h) = protocol::complete_frame(buf)? {
+            return Ok(Some(buf.split_to(h.frame_len)));
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, client: TcpStream) -> Session {
+        Session {
+            shared,
+            client,
+            cbuf: BytesMut::with_capacity(BUF),
+            phase: Phase::WaitStartup,
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// Serve the connection to its end.
+    pub async fn run(mut self, peer: SocketAddr, mut shutdown: broadcast::Receiver<()>) -> Traffic {
+        let started = Instant::now();
+        let result = self.serve(&mut shutdown).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(()) => {}
+            Err(e) => {
+                if let Some(code) = e.sqlstate() {
+                    let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
+                    let _ = self.client.write_all(&msg).await;
+                }
+                tracing::info!(phase = ?self.phase, error = %e, "connection refused or failed");
+            }
+        }
+        let _ = self.client.shutdown().await;
+        tracing::info!(
+            parent: &span,
+            %peer,
+            duration_ms = started.elapsed().as_millis() as u64,
+            bytes_in = self.traffic.from_client,
+            bytes_out = self.traffic.to_client,
+            "connection closed"
+        );
+        self.traffic
+    }
+
+    async fn serve(&mut self, shutdown: &mut broadcast::Receiver<()>) -> Result<(), SessionError> {
+        let cfg = self.shared.cfg.clone();
+        let deadline = tokio::time::Instant::now() + cfg.startup_timeout();
+        let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
+
+        // WaitStartup
+        let params = match timeout_at(deadline, self.read_opening())
+            .await
+            .map_err(|_| timeout())??
+        {
+            Opening::Cancel { pid, key } => {
+                self.shared.cancels.forward(pid, key).await;
+                return Ok(());
+            }
+            Opening::Startup(p) => p,
+        };
+        let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params)?;
+        let span = tracing::Span::current();
+        let (upstream_params, tenant) = match &identity {
+            Identity::Bypass { user } => {
+                span.record("user", user.as_str());
+                tracing::info!("bypass user: forwarding without a tenant context");
+                (params, None)
+            }
+            Identity::Tenant {
+                tenant,
+                user,
+                from_database,
+            } => {
+                span.record("tenant", tenant.as_str());
+                span.record("user", user.as_str());
+                identify::screen(&params)?;
+                let info = self.tenant_info(tenant).await?;
+                let rewritten = rewrite(
+                    &params,
+                    user,
+                    *from_database,
+                    &info,
+                    &cfg.identify.default_database,
+                );
+                (rewritten, Some(info))
+            }
+        };
+
+        // Authenticating
+        self.phase = Phase::Authenticating;
+        let mut server = timeout_at(deadline, self.connect_upstream())
+            .await
+            .map_err(|_| timeout())??;
+        server
+            .write_all(&protocol::startup_message(&upstream_params))
+            .await?;
+        let mut sbuf = BytesMut::with_capacity(BUF);
+        timeout_at(
+            deadline,
+            auth::relay(&mut self.client, &mut self.cbuf, &mut server, &mut sbuf),
+        )
+        .await
+        .map_err(|_| timeout())??;
+
+        // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
+        self.phase = Phase::PostAuth;
+        let mut out = BytesMut::with_capacity(512);
+        let (pid, key) = timeout_at(deadline, post_auth(&mut server, &mut sbuf, &mut out))
+            .await
+            .map_err(|_| timeout())??;
+        span.record("backend_pid", pid);
+        let _cancel: Option<CancelGuard> = Some(self.shared.cancels.register(pid, key));
+
+        // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
+        if let Some(info) = tenant {
+            self.phase = Phase::Injecting;
+            timeout_at(
+                deadline,
+                inject(
+                    &mut server,
+                    &mut sbuf,
+                    &mut out,
+                    &info.id,
+                    pid,
+                    &cfg.context_key,
+                ),
+            )
+            .await
+            .map_err(|_| timeout())??;
+        }
+        self.client.write_all(&out).await?;
+        self.traffic.to_client += out.len() as u64;
+        tracing::info!("connection ready");
+
+        self.phase = Phase::Transparent;
+        self.relay(&mut server, sbuf, shutdown).await
+    }
+
+    async fn read_opening(&mut self) -> Result<Opening, SessionError> {
+        loop {
+            match protocol::read_startup(&mut self.cbuf)? {
+                Some(Startup::Ssl) | Some(Startup::GssEnc) => {
+                    // No TLS or GSS encryption here (yet): the client may go on in clear text.
+                    self.client.write_all(b"N").await?;
+                }
+                Some(Startup::Cancel { pid, key }) => return Ok(Opening::Cancel { pid, key }),
+                Some(Startup::Startup { params }) => return Ok(Opening::Startup(params)),
+                None => {
+                    if self.client.read_buf(&mut self.cbuf).await? == 0 {
+                        return Err(SessionError::ClientGone);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn tenant_info(&self, tenant: &str) -> Result<Arc<TenantInfo>, SessionError> {
+        match self.shared.catalog.lookup(tenant).await? {
+            None => Err(SessionError::UnknownTenant(tenant.into())),
+            Some(i) if !i.enabled => Err(SessionError::DisabledTenant(tenant.into())),
+            Some(i) => Ok(i),
+        }
+    }
+
+    async fn connect_upstream(&self) -> Result<TcpStream, SessionError> {
+        let addr = &self.shared.cfg.upstream;
+        let fail = |reason: String| SessionError::Upstream {
+            addr: addr.clone(),
+            reason,
+        };
+        let s = tokio::time::timeout(self.shared.cfg.connect_timeout(), TcpStream::connect(addr))
+            .await
+            .map_err(|_| fail("timed out".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    /// Transparent: a framed relay in both directions with backpressure.
+    /// Only whole frames are passed on, so later limits can act on message
+    /// boundaries; payloads are moved, not copied, where possible.
+    async fn relay(
+        &mut self,
+        server: &mut TcpStream,
+        mut sbuf: BytesMut,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> Result<(), SessionError> {
+        let (mut cr, mut cw) = self.client.split();
+        let (mut sr, mut sw) = server.split();
+        let cbuf = &mut self.cbuf;
+        let mut to_server = BytesMut::new();
+        let mut to_client = BytesMut::new();
+        let mut terminating = false;
+        // Frames already in the buffers (a pipelining client) go first.
+        take_frames(cbuf, &mut to_server, &mut terminating)?;
+        take_frames(&mut sbuf, &mut to_client, &mut false)?;
+        loop {
+            if terminating && to_server.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                r = cr.read_buf(cbuf), if !terminating && to_server.len() < HIGH_WATER => {
+                    let n = r?;
+                    if n == 0 {
+                        return Err(SessionError::ClientGone);
+                    }
+                    self.traffic.from_client += n as u64;
+                    take_frames(cbuf, &mut to_server, &mut terminating)?;
+                }
+                r = sw.write_buf(&mut to_server), if !to_server.is_empty() => {
+                    r?;
+                }
+                r = sr.read_buf(&mut sbuf), if to_client.len() < HIGH_WATER => {
+                    if r? == 0 {
+                        // Flush what Postgres said last (often a FATAL) first.
+                        cw.write_all(&to_client).await?;
+                        return Err(SessionError::ServerGone);
+                    }
+                    take_frames(&mut sbuf, &mut to_client, &mut false)?;
+                }
+                r = cw.write_buf(&mut to_client), if !to_client.is_empty() => {
+                    self.traffic.to_client += r? as u64;
+                }
+                _ = shutdown.recv() => {
+                    let msg = protocol::error_response(
+                        Severity::Fatal, "57P01", "terminating connection: tenant-router is shutting down");
+                    cw.write_all(&to_client).await?;
+                    cw.write_all(&msg).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Move the complete frames at the front of `from` onto `to`; note a
+/// Terminate from the client.
+fn take_frames(
+    from: &mut BytesMut,
+    to: &mut BytesMut,
+    terminate: &mut bool,
+) -> Result<(), FrameError> {
+    let mut end = 0;
+    while let Some(h) = protocol::complete_frame(&from[end..])? {
+        if h.tag == b'X' {
+            *terminate = true;
+        }
+        end += h.frame_len;
+    }
+    if end > 0 {
+        let chunk = from.split_to(end);
+        if to.is_empty() {
+            *to = chunk;
+        } else {
+            to.extend_from_slice(&chunk);
+        }
+    }
+    Ok(())
+}
+
+/// The startup parameters Postgres gets: the tenant-free user name, and the
+/// database the catalog names for database-isolated tenants.
+fn rewrite(
+    params: &[(String, String)],
+    user: &str,
+    from_database: bool,
+    info: &TenantInfo,
+    default_db: &str,
+) -> Vec<(String, String)> {
+    let catalog_db = info
+        .database_name
+        .as_deref()
+        .filter(|_| from_database || info.isolation == "database");
+    let db = catalog_db.or(from_database.then_some(default_db));
+    let mut out: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "user" => (k.clone(), user.to_string()),
+            "database" => (k.clone(), db.unwrap_or(v).to_string()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    if let Some(db) = db {
+        if identify::param(params, "database").is_none() {
+            out.push(("database".into(), db.into()));
+        }
+    }
+    out
+}
+
+/// Read Postgres' messages after AuthenticationOk up to ReadyForQuery:
+/// ParameterStatus, BackendKeyData and notices go into `out`, and so does
+/// the ReadyForQuery (the caller decides when to send it).
+async fn post_auth(
+    server: &mut TcpStream,
+    sbuf: &mut BytesMut,
+    out: &mut BytesMut,
+) -> Result<(i32, i32), SessionError> {
+    let mut key = None;
+    loop {
+        let frame = read_frame(server, sbuf)
+            .await?
+            .ok_or(SessionError::ServerGone)?;
+        match frame[0] {
+            b'K' if frame.len() == 13 => {
+                let pid = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+                let k = i32::from_be_bytes([frame[9], frame[10], frame[11], frame[12]]);
+                key = Some((pid, k));
+                out.extend_from_slice(&frame);
+            }
+            b'Z' => {
+                out.extend_from_slice(&frame);
+                return key.ok_or(SessionError::Injection(
+                    "PostgreSQL sent no BackendKeyData".into(),
+                ));
+            }
+            b'E' => {
+                let (code, msg) = protocol::parse_error_fields(frame.freeze().slice(5..));
+                return Err(SessionError::Injection(format!("{msg} ({code})")));
+            }
+            _ => out.extend_from_slice(&frame),
+        }
+    }
+}
+
+/// The nonce of a fresh token: microseconds since the epoch, which only
+/// grows for a backend the router has just opened.
+fn nonce() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Injecting: `SELECT tenant.set_context($1, $2)` with bind parameters, in
+/// one round trip; replace the held ReadyForQuery in `out` with the one
+/// that follows. Any error fails the connection.
+async fn inject(
+    server: &mut TcpStream,
+    sbuf: &mut BytesMut,
+    out: &mut BytesMut,
+    tenant: &str,
+    pid: i32,
+    key: &[u8],
+) -> Result<(), SessionError> {
+    use postgres_protocol::message::frontend;
+    use postgres_protocol::IsNull;
+    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), pid, nonce())
+        .map_err(|e| SessionError::Injection(e.to_string()))?;
+    let mut req = BytesMut::with_capacity(256);
+    let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
+    frontend::parse(
+        "",
+        "SELECT tenant.set_context($1, $2)",
+        [25u32, 25u32],
+        &mut req,
+    )
+    .map_err(fail)?;
+    frontend::bind(
+        "",
+        "",
+        [0i16],
+        [tenant, token.as_str()],
+        |v, buf| {
+            buf.put_slice(v.as_bytes());
+            Ok(IsNull::No)
+        },
+        [0i16],
+        &mut req,
+    )
+    .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
+    frontend::execute("", 0, &mut req).map_err(fail)?;
+    frontend::sync(&mut req);
+    server.write_all(&req).await?;
+    // Drop the held ReadyForQuery (the last frame in `out`).
+    out.truncate(out.len() - 6);
+    let mut failure = None;
+    loop {
+        let frame = read_frame(server, sbuf)
+            .await?
+            .ok_or(SessionError::ServerGone)?;
+        match frame[0] {
+            b'E' => {
+                let (code, msg) = protocol::parse_error_fields(frame.freeze().slice(5..));
+                failure = Some(format!("{msg} ({code})"));
+            }
+            b'S' => out.extend_from_slice(&frame),
+            b'Z' => {
+                if let Some(f) = failure {
+                    return Err(SessionError::Injection(f));
+                }
+                out.extend_from_slice(&frame);
+                return Ok(());
+            }
+            // ParseComplete, BindComplete, DataRow, CommandComplete, notices.
+            _ => {}
+        }
+    }
+}
