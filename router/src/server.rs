@@ -87,7 +87,7 @@ async fn accept_loop(
         );
         tokio::spawn(
             async move {
-                session.run(peer, shutdown).await;
+                session.run(shutdown).await;
                 drop(guard);
             }
             .instrument(span),

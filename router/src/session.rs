@@ -15,7 +15,6 @@ use crate::identify::{self, IdentifyError, Identity};
 use crate::protocol::{self, FrameError, Severity, Startup};
 use crate::server::Shared;
 use bytes::{BufMut, BytesMut};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,7 +135,7 @@ impl Session {
     }
 
     /// Serve the connection to its end.
-    pub async fn run(mut self, peer: SocketAddr, mut shutdown: broadcast::Receiver<()>) -> Traffic {
+    pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) -> Traffic {
         let started = Instant::now();
         let result = self.serve(&mut shutdown).await;
         let span = tracing::Span::current();
@@ -153,7 +152,6 @@ impl Session {
         let _ = self.client.shutdown().await;
         tracing::info!(
             parent: &span,
-            %peer,
             duration_ms = started.elapsed().as_millis() as u64,
             bytes_in = self.traffic.from_client,
             bytes_out = self.traffic.to_client,

@@ -1,0 +1,241 @@
+//! Integration harness: the real private cluster (scripts/cluster), the
+//! real `tenant-router` binary, real clients. Each test binary sets up its
+//! fixtures once (idempotently) in the database `router_test`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const DB: &str = "router_test";
+/// Password of every password-authenticated test role.
+pub const PASSWORD: &str = "rt-secret";
+
+pub struct Cluster {
+    pub port: u16,
+    pub sock: String,
+    pub key_file: String,
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const FIXTURES: &str = r#"
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_tenant;
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['rt_app', 'rt_trust', 'rt_password', 'rt_md5'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF r = 'rt_md5' THEN SET LOCAL password_encryption = 'md5'; END IF;
+      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
+      SET LOCAL password_encryption = 'scram-sha-256';
+    END IF;
+    PERFORM tenant.create_app_role(r);
+  END LOOP;
+  GRANT hba_trust TO rt_trust;
+  GRANT hba_password TO rt_password;
+  GRANT hba_md5 TO rt_md5;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_router') THEN
+    CREATE ROLE rt_router LOGIN IN ROLE tenant_router;
+  END IF;
+  FOREACH r IN ARRAY ARRAY['acme', 'globex', 'initech', 'bench'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
+      PERFORM tenant.create_tenant(r);
+    END IF;
+  END LOOP;
+END $$;
+CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL);
+SELECT tenant.protect('notes');
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO rt_app, rt_trust, rt_password, rt_md5;
+GRANT USAGE ON SEQUENCE notes_id_seq TO rt_app, rt_trust, rt_password, rt_md5;
+INSERT INTO notes (tenant_id, body)
+SELECT t, t || ' ' || g FROM unnest(ARRAY['acme', 'globex']) t, generate_series(1, 3) g
+WHERE NOT EXISTS (SELECT 1 FROM notes);
+"#;
+
+/// Start (or reuse) the private cluster and load the fixtures, once.
+pub fn cluster() -> &'static Cluster {
+    static C: OnceLock<Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        let script = repo().join("scripts/cluster");
+        run(Command::new(&script).arg("start"));
+        let env = run(Command::new(&script).arg("env"));
+        let get = |k: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {k}=")).map(str::to_owned))
+                .unwrap_or_else(|| panic!("{k} missing from scripts/cluster env"))
+        };
+        let c = Cluster {
+            port: get("PGPORT").parse().expect("port"),
+            sock: get("PG_TENANT_SOCK"),
+            key_file: get("PG_TENANT_KEY_FILE"),
+        };
+        let exists = run(psql(&c, "postgres").args([
+            "-tAc",
+            &format!("SELECT 1 FROM pg_database WHERE datname = '{DB}'"),
+        ]));
+        if exists.trim() != "1" {
+            run(psql(&c, "postgres").args(["-c", &format!("CREATE DATABASE {DB}")]));
+        }
+        run(psql(&c, DB).args(["-c", FIXTURES]));
+        c
+    })
+}
+
+/// psql as postgres over the cluster's socket.
+pub fn psql(c: &Cluster, db: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        &c.sock,
+        "-p",
+        &c.port.to_string(),
+        "-U",
+        "postgres",
+        "-d",
+        db,
+    ]);
+    cmd
+}
+
+/// Run SQL as postgres in the test database.
+pub fn admin_sql(sql: &str) -> String {
+    run(psql(cluster(), DB).args(["-tA", "-c", sql]))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `tenant-router` process, killed on drop.
+pub struct Router {
+    child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Router {
+    pub fn start() -> Router {
+        Router::start_with("")
+    }
+
+    /// Start with extra top-level TOML lines (e.g. `startup_timeout_ms = 500`).
+    pub fn start_with(extra: &str) -> Router {
+        let c = cluster();
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let cfg = dir.join("router.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_key_file = \"{}\"\n{extra}\n\
+                 [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
+                c.port, c.key_file, c.sock, c.port
+            ),
+        )
+        .expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+            .arg("-c")
+            .arg(&cfg)
+            .env("TENANT_ROUTER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tenant-router");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "tenant-router exited with {status}: {:?}",
+                    log.lock().map(|l| l.join("\n"))
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "tenant-router did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Router { child, port, log }
+    }
+
+    pub fn url(&self, user: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={PASSWORD} dbname={DB}",
+            self.port
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connect with tokio-postgres, driving the connection in a task.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE of an error, or "" when it has none.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_default()
+}
+
+/// Count rows of the protected `notes` table as the client sees it.
+pub async fn visible_notes(c: &tokio_postgres::Client) -> i64 {
+    c.query_one("SELECT count(*) FROM notes", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
