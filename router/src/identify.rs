@@ -87,7 +87,7 @@ pub fn identify(
     }
     let sep = cfg.separator.as_str();
     let split = match cfg.username_format {
-        UsernameFormat::UserTenant => user.rsplit_once(sep).map(|(u, t)| (u, t)),
+        UsernameFormat::UserTenant => user.rsplit_once(sep),
         UsernameFormat::TenantUser => user.split_once(sep).map(|(t, u)| (u, t)),
         UsernameFormat::None => None,
     };
@@ -179,14 +179,15 @@ pub fn screen(params: &[(String, String)]) -> Result<(), IdentifyError> {
         let name = setting_name(key);
         match name.as_str() {
             "user" | "database" => {}
-            "replication" => {
+            "replication"
                 if !matches!(
                     value.to_ascii_lowercase().as_str(),
                     "false" | "off" | "no" | "0"
-                ) {
-                    return Err(IdentifyError::Replication);
-                }
+                ) =>
+            {
+                return Err(IdentifyError::Replication);
             }
+            "replication" => {}
             "options" => {
                 let words = split_options(value);
                 let mut it = words.iter();
