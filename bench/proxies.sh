@@ -23,7 +23,7 @@ OUT=$ROOT/bench/out; mkdir -p "$OUT"; chmod 755 "$OUT"
 RPORT=6442 BPORT=6443 VPORT=6444
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-            [ -f "$OUT/pgbouncer.pid" ] && kill "$(cat "$OUT/pgbouncer.pid")" 2>/dev/null || true; }
+            [ -f "$OUT/pgbouncer/pgbouncer.pid" ] && kill "$(cat "$OUT/pgbouncer/pgbouncer.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
 cat > "$OUT/router.toml" <<TOML
@@ -36,8 +36,9 @@ TOML
 TENANT_ROUTER_LOG=warn target/release/tenant-router -c "$OUT/router.toml" 2>"$OUT/router.log" &
 pids+=($!)
 
-echo '"bench_trust" ""' > "$OUT/userlist.txt"
-cat > "$OUT/pgbouncer.ini" <<INI
+BOUNCER=$OUT/pgbouncer; install -d -o postgres "$BOUNCER"
+echo '"bench_trust" ""' > "$BOUNCER/userlist.txt"
+cat > "$BOUNCER/pgbouncer.ini" <<INI
 [databases]
 bench = host=127.0.0.1 port=$PGPORT dbname=bench user=bench_trust
 [pgbouncer]
@@ -45,15 +46,15 @@ listen_addr = 127.0.0.1
 listen_port = $BPORT
 unix_socket_dir =
 auth_type = trust
-auth_file = $OUT/userlist.txt
+auth_file = $BOUNCER/userlist.txt
 pool_mode = session
 max_client_conn = 500
 default_pool_size = 64
-logfile = $OUT/pgbouncer.log
-pidfile = $OUT/pgbouncer.pid
+logfile = $BOUNCER/pgbouncer.log
+pidfile = $BOUNCER/pgbouncer.pid
 INI
-chown postgres "$OUT"/pgbouncer.ini "$OUT"/userlist.txt; touch "$OUT/pgbouncer.log"; chown postgres "$OUT/pgbouncer.log"
-runuser -u postgres -- pgbouncer -d -q "$OUT/pgbouncer.ini"
+chown postgres "$BOUNCER"/*
+runuser -u postgres -- pgbouncer -d -q "$BOUNCER/pgbouncer.ini"
 
 targets=("direct:$PGPORT:bench_trust" "tenant-router:$RPORT:bench_trust.t1" "pgbouncer:$BPORT:bench_trust")
 if [ -x "$PGVPD" ]; then

@@ -6,5 +6,6 @@ pub mod catalog;
 pub mod config;
 pub mod identify;
 pub mod protocol;
+pub mod relay;
 pub mod server;
 pub mod session;

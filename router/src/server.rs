@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
-use tracing::Instrument;
 
 /// What every session shares.
 pub struct Shared {
@@ -85,12 +84,9 @@ async fn accept_loop(
             user = tracing::field::Empty,
             backend_pid = tracing::field::Empty
         );
-        tokio::spawn(
-            async move {
-                session.run(shutdown).await;
-                drop(guard);
-            }
-            .instrument(span),
-        );
+        tokio::spawn(async move {
+            session.run(shutdown, span).await;
+            drop(guard);
+        });
     }
 }

@@ -13,6 +13,7 @@ use crate::cancel::CancelGuard;
 use crate::catalog::{CatalogError, TenantInfo};
 use crate::identify::{self, IdentifyError, Identity};
 use crate::protocol::{self, FrameError, Severity, Startup};
+use crate::relay;
 use crate::server::Shared;
 use bytes::{BufMut, BytesMut};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio::time::timeout_at;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -89,8 +91,6 @@ pub struct Traffic {
 }
 
 const BUF: usize = 16 * 1024;
-/// Pause reading a side while this much is waiting to be written to the other.
-const HIGH_WATER: usize = 256 * 1024;
 
 /// A connection being served.
 pub struct Session {
@@ -99,6 +99,7 @@ pub struct Session {
     cbuf: BytesMut,
     phase: Phase,
     traffic: Traffic,
+    cancel: Option<CancelGuard>,
 }
 
 /// What the startup phase produced.
@@ -131,23 +132,33 @@ impl Session {
             cbuf: BytesMut::with_capacity(BUF),
             phase: Phase::WaitStartup,
             traffic: Traffic::default(),
+            cancel: None,
         }
     }
 
-    /// Serve the connection to its end.
-    pub async fn run(mut self, mut shutdown: broadcast::Receiver<()>) -> Traffic {
+    /// Serve the connection to its end. The handshake runs inside `span`;
+    /// the relay does not (entering a span on every wake-up costs more than
+    /// the relay itself), and its log lines name `span` as their parent.
+    pub async fn run(
+        mut self,
+        mut shutdown: broadcast::Receiver<()>,
+        span: tracing::Span,
+    ) -> Traffic {
         let started = Instant::now();
-        let result = self.serve(&mut shutdown).await;
-        let span = tracing::Span::current();
-        match &result {
-            Ok(()) => {}
-            Err(e) => {
-                if let Some(code) = e.sqlstate() {
-                    let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
-                    let _ = self.client.write_all(&msg).await;
-                }
-                tracing::info!(phase = ?self.phase, error = %e, "connection refused or failed");
+        let result = match self.handshake().instrument(span.clone()).await {
+            Ok(Some((mut server, sbuf))) => {
+                self.phase = Phase::Transparent;
+                self.relay(&mut server, sbuf, &mut shutdown).await
             }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            if let Some(code) = e.sqlstate() {
+                let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
+                let _ = self.client.write_all(&msg).await;
+            }
+            tracing::info!(parent: &span, phase = ?self.phase, error = %e, "connection refused or failed");
         }
         let _ = self.client.shutdown().await;
         tracing::info!(
@@ -160,7 +171,9 @@ impl Session {
         self.traffic
     }
 
-    async fn serve(&mut self, shutdown: &mut broadcast::Receiver<()>) -> Result<(), SessionError> {
+    /// WaitStartup to Injecting. Returns the upstream connection and what is
+    /// already buffered from it, or None for a cancel request.
+    async fn handshake(&mut self) -> Result<Option<(TcpStream, BytesMut)>, SessionError> {
         let cfg = self.shared.cfg.clone();
         let deadline = tokio::time::Instant::now() + cfg.startup_timeout();
         let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
@@ -172,7 +185,7 @@ impl Session {
         {
             Opening::Cancel { pid, key } => {
                 self.shared.cancels.forward(pid, key).await;
-                return Ok(());
+                return Ok(None);
             }
             Opening::Startup(p) => p,
         };
@@ -227,7 +240,8 @@ impl Session {
             .await
             .map_err(|_| timeout())??;
         span.record("backend_pid", pid);
-        let _cancel: Option<CancelGuard> = Some(self.shared.cancels.register(pid, key));
+        // Cancel requests for this backend are forwarded while the session lives.
+        self.cancel = Some(self.shared.cancels.register(pid, key));
 
         // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
         if let Some(info) = tenant {
@@ -250,8 +264,7 @@ impl Session {
         self.traffic.to_client += out.len() as u64;
         tracing::info!("connection ready");
 
-        self.phase = Phase::Transparent;
-        self.relay(&mut server, sbuf, shutdown).await
+        Ok(Some((server, sbuf)))
     }
 
     async fn read_opening(&mut self) -> Result<Opening, SessionError> {
@@ -294,87 +307,32 @@ impl Session {
         Ok(s)
     }
 
-    /// Transparent: a framed relay in both directions with backpressure.
-    /// Only whole frames are passed on, so later limits can act on message
-    /// boundaries; payloads are moved, not copied, where possible.
+    /// Transparent: the framed relay (see `relay`), until either side
+    /// ends or the router shuts down.
     async fn relay(
         &mut self,
         server: &mut TcpStream,
-        mut sbuf: BytesMut,
+        sbuf: BytesMut,
         shutdown: &mut broadcast::Receiver<()>,
     ) -> Result<(), SessionError> {
-        let (mut cr, mut cw) = self.client.split();
-        let (mut sr, mut sw) = server.split();
-        let cbuf = &mut self.cbuf;
-        let mut to_server = BytesMut::new();
-        let mut to_client = BytesMut::new();
-        let mut terminating = false;
-        // Frames already in the buffers (a pipelining client) go first.
-        take_frames(cbuf, &mut to_server, &mut terminating)?;
-        take_frames(&mut sbuf, &mut to_client, &mut false)?;
-        loop {
-            if terminating && to_server.is_empty() {
-                return Ok(());
+        let (mut up, mut down) = relay::pipes(std::mem::take(&mut self.cbuf), sbuf)?;
+        let client = &mut self.client;
+        let result = tokio::select! {
+            r = std::future::poll_fn(|cx| relay::poll_relay(cx, client, server, &mut up, &mut down)) => r,
+            _ = shutdown.recv() => {
+                let msg = protocol::error_response(
+                    Severity::Fatal, "57P01", "terminating connection: tenant-router is shutting down");
+                let _ = self.client.write_all(&msg).await;
+                Ok(relay::End::Client)
             }
-            tokio::select! {
-                r = cr.read_buf(cbuf), if !terminating && to_server.len() < HIGH_WATER => {
-                    let n = r?;
-                    if n == 0 {
-                        // The client hung up without Terminate: close our side too.
-                        return Ok(());
-                    }
-                    self.traffic.from_client += n as u64;
-                    take_frames(cbuf, &mut to_server, &mut terminating)?;
-                }
-                r = sw.write_buf(&mut to_server), if !to_server.is_empty() => {
-                    r?;
-                }
-                r = sr.read_buf(&mut sbuf), if to_client.len() < HIGH_WATER => {
-                    if r? == 0 {
-                        // Flush what Postgres said last (often a FATAL) first.
-                        cw.write_all(&to_client).await?;
-                        return Err(SessionError::ServerGone);
-                    }
-                    take_frames(&mut sbuf, &mut to_client, &mut false)?;
-                }
-                r = cw.write_buf(&mut to_client), if !to_client.is_empty() => {
-                    self.traffic.to_client += r? as u64;
-                }
-                _ = shutdown.recv() => {
-                    let msg = protocol::error_response(
-                        Severity::Fatal, "57P01", "terminating connection: tenant-router is shutting down");
-                    cw.write_all(&to_client).await?;
-                    cw.write_all(&msg).await?;
-                    return Ok(());
-                }
-            }
+        };
+        self.traffic.from_client += up.bytes;
+        self.traffic.to_client += down.bytes;
+        match result? {
+            relay::End::Client => Ok(()),
+            relay::End::Server => Err(SessionError::ServerGone),
         }
     }
-}
-
-/// Move the complete frames at the front of `from` onto `to`; note a
-/// Terminate from the client.
-fn take_frames(
-    from: &mut BytesMut,
-    to: &mut BytesMut,
-    terminate: &mut bool,
-) -> Result<(), FrameError> {
-    let mut end = 0;
-    while let Some(h) = protocol::complete_frame(&from[end..])? {
-        if h.tag == b'X' {
-            *terminate = true;
-        }
-        end += h.frame_len;
-    }
-    if end > 0 {
-        let chunk = from.split_to(end);
-        if to.is_empty() {
-            *to = chunk;
-        } else {
-            to.extend_from_slice(&chunk);
-        }
-    }
-    Ok(())
 }
 
 /// The startup parameters Postgres gets: the tenant-free user name, and the

@@ -12,7 +12,9 @@ use tokio_postgres::AsyncMessage;
 async fn every_change_notifies_pg_tenant_catalog() {
     let c = cluster();
     let url = format!("host={} port={} user=postgres dbname={DB}", c.sock, c.port);
-    let (client, mut conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let (client, mut conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut s = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -22,7 +24,10 @@ async fn every_change_notifies_pg_tenant_catalog() {
             }
         }
     });
-    client.batch_execute("LISTEN pg_tenant_catalog").await.unwrap();
+    client
+        .batch_execute("LISTEN pg_tenant_catalog")
+        .await
+        .unwrap();
     client
         .batch_execute(
             "SELECT tenant.drop_tenant(id) FROM tenant.tenants WHERE id = 'notify-me';
@@ -57,8 +62,15 @@ async fn every_change_notifies_pg_tenant_catalog() {
         "SELECT tenant.drop_tenant('notify-me')",
     ] {
         client.batch_execute(sql).await.unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.expect("notified").unwrap();
-        assert_eq!(n, ("pg_tenant_catalog".to_string(), "notify-me".to_string()), "{sql}");
+        let n = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("notified")
+            .unwrap();
+        assert_eq!(
+            n,
+            ("pg_tenant_catalog".to_string(), "notify-me".to_string()),
+            "{sql}"
+        );
     }
 }
 
@@ -70,7 +82,9 @@ async fn router_sees_new_and_disabled_tenants_within_a_second() {
     assert_eq!(sqlstate(&e), "28000");
     admin_sql("SELECT tenant.create_tenant('late-comer')");
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let c = connect(&r.url("rt_app.late-comer")).await.expect("new tenant accepted");
+    let c = connect(&r.url("rt_app.late-comer"))
+        .await
+        .expect("new tenant accepted");
     assert_eq!(visible_notes(&c).await, 0);
     admin_sql("SELECT tenant.disable_tenant('late-comer')");
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -82,7 +96,9 @@ async fn router_sees_new_and_disabled_tenants_within_a_second() {
 #[tokio::test]
 async fn catalog_connection_killed_router_reconnects() {
     let r = Router::start();
-    connect(&r.url("rt_app.acme")).await.expect("first lookup opens the catalog connection");
+    connect(&r.url("rt_app.acme"))
+        .await
+        .expect("first lookup opens the catalog connection");
     admin_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rt_router'");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Cached tenant: still served. Another tenant forces a reconnect.
@@ -94,7 +110,11 @@ async fn catalog_connection_killed_router_reconnects() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(ok, "router did not reconnect to the catalog: {}", r.log_text());
+    assert!(
+        ok,
+        "router did not reconnect to the catalog: {}",
+        r.log_text()
+    );
     assert!(r.log_text().contains("catalog connection"));
 }
 
@@ -108,12 +128,32 @@ fn pg_dump_and_restore_keep_every_tenant() {
             .args(["-h", &c.sock, "-p", &port, "-U", "postgres"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     for db in ["rt_dump_src", "rt_dump_dst"] {
-        pg(&["psql", "-X", "-q", "-d", "postgres", "-c", &format!("DROP DATABASE IF EXISTS {db}")]);
-        pg(&["psql", "-X", "-q", "-d", "postgres", "-c", &format!("CREATE DATABASE {db}")]);
+        pg(&[
+            "psql",
+            "-X",
+            "-q",
+            "-d",
+            "postgres",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {db}"),
+        ]);
+        pg(&[
+            "psql",
+            "-X",
+            "-q",
+            "-d",
+            "postgres",
+            "-c",
+            &format!("CREATE DATABASE {db}"),
+        ]);
     }
     pg(&[
         "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "rt_dump_src", "-c",
@@ -125,7 +165,17 @@ fn pg_dump_and_restore_keep_every_tenant() {
     ]);
     let dump = std::env::temp_dir().join("rt_dump.sql");
     pg(&["pg_dump", "-d", "rt_dump_src", "-f", dump.to_str().unwrap()]);
-    pg(&["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "rt_dump_dst", "-f", dump.to_str().unwrap()]);
+    pg(&[
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "rt_dump_dst",
+        "-f",
+        dump.to_str().unwrap(),
+    ]);
     let q = "SELECT string_agg(format('%s|%s|%s|%s|%s', id, qps_limit, read_only, isolation, enabled), ',' ORDER BY id) \
              || ';' || (SELECT max_connections FROM tenant.defaults) FROM tenant.tenants";
     let src = pg(&["psql", "-X", "-tA", "-d", "rt_dump_src", "-c", q]);

@@ -1,0 +1,149 @@
+//! Transparent phase: a framed relay in both directions, driven by one
+//! poll function. Each direction has one buffer; only whole frames are
+//! written on (so limits can act on message boundaries), straight from the
+//! read buffer, and the buffer is reused once drained: no copies and no
+//! allocations in the steady state. Backpressure: a side is not read while
+//! `HIGH_WATER` bytes wait for the other.
+
+use crate::protocol::{self, FrameError};
+use bytes::{Buf, BytesMut};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+const BUF: usize = 16 * 1024;
+const HIGH_WATER: usize = 256 * 1024;
+/// Rounds of progress before yielding to other tasks.
+const BUDGET: usize = 64;
+
+/// How the relay ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// The client sent Terminate (forwarded) or hung up.
+    Client,
+    /// Postgres closed the connection (what it said last was forwarded).
+    Server,
+}
+
+/// One direction: bytes read, the first `ready` of which are whole frames.
+pub struct Pipe {
+    buf: BytesMut,
+    ready: usize,
+    eof: bool,
+    terminate: bool,
+    pub bytes: u64,
+}
+
+impl Pipe {
+    pub fn new(buf: BytesMut) -> Pipe {
+        Pipe {
+            buf,
+            ready: 0,
+            eof: false,
+            terminate: false,
+            bytes: 0,
+        }
+    }
+
+    /// Extend `ready` over the complete frames now in the buffer.
+    fn scan(&mut self) -> Result<(), FrameError> {
+        while let Some(h) = protocol::complete_frame(&self.buf[self.ready..])? {
+            if h.tag == b'X' {
+                self.terminate = true;
+            }
+            self.ready += h.frame_len;
+        }
+        Ok(())
+    }
+
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut TcpStream,
+    ) -> Poll<std::io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < BUF / 4 {
+            self.buf.reserve(BUF);
+        }
+        poll_read_buf(Pin::new(from), cx, &mut self.buf)
+    }
+
+    fn poll_drain(
+        &mut self,
+        cx: &mut Context<'_>,
+        to: &mut TcpStream,
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(to).poll_write(cx, &self.buf[..self.ready]);
+        if let Poll::Ready(Ok(n)) = r {
+            self.buf.advance(n);
+            self.ready -= n;
+            self.bytes += n as u64;
+        }
+        r
+    }
+}
+
+/// Move one direction forward as far as it goes without blocking.
+/// Returns Ok(true) on progress.
+fn step(
+    cx: &mut Context<'_>,
+    pipe: &mut Pipe,
+    from: &mut TcpStream,
+    to: &mut TcpStream,
+) -> Result<bool, crate::session::SessionError> {
+    let mut progress = false;
+    if !pipe.eof && !pipe.terminate && pipe.buf.len() < HIGH_WATER {
+        if let Poll::Ready(r) = pipe.poll_fill(cx, from) {
+            if r? == 0 {
+                pipe.eof = true;
+            } else {
+                pipe.scan()?;
+            }
+            progress = true;
+        }
+    }
+    if pipe.ready > 0 {
+        if let Poll::Ready(r) = pipe.poll_drain(cx, to) {
+            r?;
+            progress = true;
+        }
+    }
+    Ok(progress)
+}
+
+/// Relay until one side ends. `up` carries client frames to the server,
+/// `down` server frames to the client.
+pub fn poll_relay(
+    cx: &mut Context<'_>,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    up: &mut Pipe,
+    down: &mut Pipe,
+) -> Poll<Result<End, crate::session::SessionError>> {
+    for _ in 0..BUDGET {
+        let a = step(cx, up, client, server)?;
+        let b = step(cx, down, server, client)?;
+        if (up.eof || up.terminate) && up.ready == 0 {
+            return Poll::Ready(Ok(End::Client));
+        }
+        if down.eof && down.ready == 0 {
+            return Poll::Ready(Ok(End::Server));
+        }
+        if !a && !b {
+            return Poll::Pending;
+        }
+    }
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// Prepare both pipes from what the handshake left in the buffers (a
+/// pipelining client may already have sent queries).
+pub fn pipes(client_buf: BytesMut, server_buf: BytesMut) -> Result<(Pipe, Pipe), FrameError> {
+    let mut up = Pipe::new(client_buf);
+    let mut down = Pipe::new(server_buf);
+    up.scan()?;
+    down.scan()?;
+    Ok((up, down))
+}
