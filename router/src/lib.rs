@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod catalog;
 pub mod config;
 pub mod identify;
+pub mod limits;
 pub mod protocol;
 pub mod relay;
 pub mod server;

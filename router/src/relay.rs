@@ -147,3 +147,40 @@ pub fn pipes(client_buf: BytesMut, server_buf: BytesMut) -> Result<(Pipe, Pipe),
     down.scan()?;
     Ok((up, down))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe(bytes: &[u8]) -> Pipe {
+        let mut p = Pipe::new(BytesMut::from(bytes));
+        p.scan().unwrap();
+        p
+    }
+
+    #[test]
+    fn only_whole_frames_are_ready() {
+        // Query "SELECT 1" (14 bytes) then the first 3 bytes of another.
+        let p = pipe(b"Q\0\0\0\x0dSELECT 1\0Q\0\0");
+        assert_eq!(p.ready, 14);
+        assert!(!p.terminate);
+        let p = pipe(b"Q\0\0");
+        assert_eq!(p.ready, 0);
+    }
+
+    #[test]
+    fn scanning_resumes_where_it_stopped() {
+        let mut p = pipe(b"S\0\0\0\x04P\0\0\0");
+        assert_eq!(p.ready, 5);
+        p.buf.extend_from_slice(b"\x04X\0\0\0\x04");
+        p.scan().unwrap();
+        assert_eq!(p.ready, 15);
+        assert!(p.terminate, "Terminate seen");
+    }
+
+    #[test]
+    fn bad_length_is_an_error() {
+        let mut p = Pipe::new(BytesMut::from(&b"Q\0\0\0\x02"[..]));
+        assert_eq!(p.scan(), Err(FrameError::BadLength(2)));
+    }
+}

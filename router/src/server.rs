@@ -7,6 +7,7 @@
 use crate::cancel::CancelRegistry;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::session::Session;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub struct Shared {
     pub cfg: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub cancels: Arc<CancelRegistry>,
+    pub limits: Limits,
 }
 
 impl Shared {
@@ -26,6 +28,7 @@ impl Shared {
         Arc::new(Shared {
             catalog: Catalog::new(&cfg.catalog),
             cancels: CancelRegistry::new(cfg.upstream.clone()),
+            limits: Limits::default(),
             cfg,
         })
     }

@@ -12,6 +12,7 @@ use crate::auth;
 use crate::cancel::CancelGuard;
 use crate::catalog::{CatalogError, TenantInfo};
 use crate::identify::{self, IdentifyError, Identity};
+use crate::limits::{ConnectionSlot, LimitError};
 use crate::protocol::{self, FrameError, Severity, Startup};
 use crate::relay;
 use crate::server::Shared;
@@ -36,6 +37,8 @@ pub enum SessionError {
     DisabledTenant(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
     Upstream { addr: String, reason: String },
     #[error("startup and authentication did not finish within {0} ms")]
@@ -62,6 +65,7 @@ impl SessionError {
             SessionError::Identify(e) => e.sqlstate(),
             SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
             SessionError::Catalog(_) => "57P03",
+            SessionError::Limit(e) => e.sqlstate(),
             SessionError::Upstream { .. } => "08006",
             SessionError::StartupTimeout(_) => "08006",
             SessionError::Injection(_) => "08006",
@@ -100,6 +104,7 @@ pub struct Session {
     phase: Phase,
     traffic: Traffic,
     cancel: Option<CancelGuard>,
+    slot: Option<ConnectionSlot>,
 }
 
 /// What the startup phase produced.
@@ -133,6 +138,7 @@ impl Session {
             phase: Phase::WaitStartup,
             traffic: Traffic::default(),
             cancel: None,
+            slot: None,
         }
     }
 
@@ -206,6 +212,11 @@ impl Session {
                 span.record("user", user.as_str());
                 identify::screen(&params)?;
                 let info = self.tenant_info(tenant).await?;
+                self.slot = Some(
+                    self.shared
+                        .limits
+                        .acquire_connection(tenant, info.max_connections)?,
+                );
                 let rewritten = rewrite(
                     &params,
                     user,
