@@ -126,7 +126,7 @@ unsafe extern "C-unwind" fn assign_context_state(newval: *const c_char, _extra: 
     context::cache_state(context::ContextState::parse(v).unwrap_or_default());
 }
 
-/// Set one of our SUSET GUCs from trusted extension code (after a token
+/// Set a GUC with superuser context from trusted extension code (after a token
 /// has been verified). Transactional: an aborted transaction reverts it.
 pub fn set_suset(name: &CStr, value: &str) {
     let value = CString::new(value).unwrap_or_default();

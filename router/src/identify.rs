@@ -49,15 +49,7 @@ pub enum Identity {
     },
 }
 
-/// Tenant ids: `^[a-z0-9][a-z0-9_-]{0,62}$` (same as the catalog).
-pub fn valid_tenant_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && b.len() <= 63
-        && ok(&b[0])
-        && b[1..].iter().all(|c| ok(c) || *c == b'_' || *c == b'-')
-}
+pub use pg_tenant_token::valid_tenant_id;
 
 pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params

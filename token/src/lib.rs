@@ -32,6 +32,18 @@ pub const MAX_TOKEN_LEN: usize = 3 + 20 + 1 + 64;
 /// Shortest secret accepted by either side, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
 
+/// Whether `id` is a tenant id: `^[a-z0-9][a-z0-9_-]{0,62}$`, the pattern
+/// the catalog's CHECK constraint enforces too. Tenant ids appear in tokens
+/// and messages, never interpolated into SQL.
+pub fn valid_tenant_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !b.is_empty()
+        && b.len() <= 63
+        && ok(&b[0])
+        && b[1..].iter().all(|c| ok(c) || *c == b'_' || *c == b'-')
+}
+
 /// What a token authorises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action<'a> {
@@ -199,6 +211,26 @@ mod tests {
             &"x".repeat(10_000),
         ] {
             assert_eq!(verify(KEY, Action::Clear, 7, 0, t), m, "{t}");
+        }
+    }
+
+    #[test]
+    fn tenant_id_pattern() {
+        for ok in ["acme", "a", "0", "a-b_c", &"a".repeat(63)] {
+            assert!(valid_tenant_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Acme",
+            "-a",
+            "_a",
+            "a.b",
+            "a'b",
+            "a b",
+            &"a".repeat(64),
+            "é",
+        ] {
+            assert!(!valid_tenant_id(bad), "{bad}");
         }
     }
 
