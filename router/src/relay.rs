@@ -5,6 +5,7 @@
 //! allocations in the steady state. Backpressure: a side is not read while
 //! `HIGH_WATER` bytes wait for the other.
 
+use crate::limits::StatementWatch;
 use crate::protocol::{self, FrameError};
 use bytes::{Buf, BytesMut};
 use std::pin::Pin;
@@ -25,6 +26,22 @@ pub enum End {
     Client,
     /// Postgres closed the connection (what it said last was forwarded).
     Server,
+}
+
+/// What to do with a frame on its way through.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Edit {
+    Keep,
+    Drop,
+    Replace(BytesMut),
+}
+
+/// Replace `buf[start..end]` with `with` (rare: limits only).
+fn splice(buf: &mut BytesMut, start: usize, end: usize, with: &[u8]) {
+    let tail = buf.split_off(end);
+    buf.truncate(start);
+    buf.extend_from_slice(with);
+    buf.extend_from_slice(&tail);
 }
 
 /// One direction: bytes read, the first `ready` of which are whole frames.
@@ -49,11 +66,24 @@ impl Pipe {
 
     /// Extend `ready` over the complete frames now in the buffer.
     fn scan(&mut self) -> Result<(), FrameError> {
+        self.scan_with(&mut |_, _| Edit::Keep)
+    }
+
+    /// Like `scan`, letting `edit` keep, drop or replace each new frame.
+    fn scan_with(&mut self, edit: &mut dyn FnMut(u8, &[u8]) -> Edit) -> Result<(), FrameError> {
         while let Some(h) = protocol::complete_frame(&self.buf[self.ready..])? {
             if h.tag == b'X' {
                 self.terminate = true;
             }
-            self.ready += h.frame_len;
+            let (start, end) = (self.ready, self.ready + h.frame_len);
+            match edit(h.tag, &self.buf[start..end]) {
+                Edit::Keep => self.ready = end,
+                Edit::Drop => splice(&mut self.buf, start, end, &[]),
+                Edit::Replace(with) => {
+                    splice(&mut self.buf, start, end, &with);
+                    self.ready = start + with.len();
+                }
+            }
         }
         Ok(())
     }
@@ -91,6 +121,7 @@ fn step(
     pipe: &mut Pipe,
     from: &mut TcpStream,
     to: &mut TcpStream,
+    edit: &mut dyn FnMut(u8, &[u8]) -> Edit,
 ) -> Result<bool, crate::session::SessionError> {
     let mut progress = false;
     if !pipe.eof && !pipe.terminate && pipe.buf.len() < HIGH_WATER {
@@ -98,7 +129,7 @@ fn step(
             if r? == 0 {
                 pipe.eof = true;
             } else {
-                pipe.scan()?;
+                pipe.scan_with(edit)?;
             }
             progress = true;
         }
@@ -113,17 +144,30 @@ fn step(
 }
 
 /// Relay until one side ends. `up` carries client frames to the server,
-/// `down` server frames to the client.
+/// `down` server frames to the client; `watch`, when the tenant has
+/// statement limits, sees every frame and may cancel or rewrite.
 pub fn poll_relay(
     cx: &mut Context<'_>,
     client: &mut TcpStream,
     server: &mut TcpStream,
     up: &mut Pipe,
     down: &mut Pipe,
+    mut watch: Option<&mut StatementWatch>,
 ) -> Poll<Result<End, crate::session::SessionError>> {
+    if let Some(w) = watch.as_deref_mut() {
+        w.poll_deadline(cx);
+    }
     for _ in 0..BUDGET {
-        let a = step(cx, up, client, server)?;
-        let b = step(cx, down, server, client)?;
+        let a = match watch.as_deref_mut() {
+            Some(w) => step(cx, up, client, server, &mut |tag, _| w.on_client_frame(tag))?,
+            None => step(cx, up, client, server, &mut |_, _| Edit::Keep)?,
+        };
+        let b = match watch.as_deref_mut() {
+            Some(w) => step(cx, down, server, client, &mut |tag, f| {
+                w.on_server_frame(tag, f)
+            })?,
+            None => step(cx, down, server, client, &mut |_, _| Edit::Keep)?,
+        };
         if (up.eof || up.terminate) && up.ready == 0 {
             return Poll::Ready(Ok(End::Client));
         }
@@ -131,6 +175,10 @@ pub fn poll_relay(
             return Poll::Ready(Ok(End::Server));
         }
         if !a && !b {
+            // A batch sent just now arms the timer: register its waker.
+            if let Some(w) = watch.as_deref_mut() {
+                w.poll_deadline(cx);
+            }
             return Poll::Pending;
         }
     }

@@ -12,7 +12,7 @@ use crate::auth;
 use crate::cancel::CancelGuard;
 use crate::catalog::{CatalogError, TenantInfo};
 use crate::identify::{self, IdentifyError, Identity};
-use crate::limits::{ConnectionSlot, LimitError};
+use crate::limits::{ConnectionSlot, LimitError, StatementWatch};
 use crate::protocol::{self, FrameError, Severity, Startup};
 use crate::relay;
 use crate::server::Shared;
@@ -105,6 +105,7 @@ pub struct Session {
     traffic: Traffic,
     cancel: Option<CancelGuard>,
     slot: Option<ConnectionSlot>,
+    watch: Option<StatementWatch>,
 }
 
 /// What the startup phase produced.
@@ -139,6 +140,7 @@ impl Session {
             traffic: Traffic::default(),
             cancel: None,
             slot: None,
+            watch: None,
         }
     }
 
@@ -256,6 +258,13 @@ impl Session {
 
         // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
         if let Some(info) = tenant {
+            self.watch = StatementWatch::new(
+                &info.id,
+                info.max_query_ms,
+                info.max_result_bytes,
+                self.shared.cancels.clone(),
+                (pid, key),
+            );
             self.phase = Phase::Injecting;
             timeout_at(
                 deadline,
@@ -327,9 +336,10 @@ impl Session {
         shutdown: &mut broadcast::Receiver<()>,
     ) -> Result<(), SessionError> {
         let (mut up, mut down) = relay::pipes(std::mem::take(&mut self.cbuf), sbuf)?;
+        let mut watch = self.watch.take();
         let client = &mut self.client;
         let result = tokio::select! {
-            r = std::future::poll_fn(|cx| relay::poll_relay(cx, client, server, &mut up, &mut down)) => r,
+            r = std::future::poll_fn(|cx| relay::poll_relay(cx, client, server, &mut up, &mut down, watch.as_mut())) => r,
             _ = shutdown.recv() => {
                 let msg = protocol::error_response(
                     Severity::Fatal, "57P01", "terminating connection: tenant-router is shutting down");
