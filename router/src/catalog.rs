@@ -63,8 +63,12 @@ struct Conn {
     backoff: Duration,
 }
 
+/// Called with the payload of every catalog notification.
+pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
+
 pub struct Catalog {
     url: String,
+    listener: std::sync::OnceLock<Listener>,
     cache: Cache<String, Entry>,
     conn: Mutex<Conn>,
 }
@@ -84,6 +88,7 @@ impl Catalog {
             .build();
         Arc::new(Catalog {
             url: cfg.url.clone(),
+            listener: std::sync::OnceLock::new(),
             cache,
             conn: Mutex::new(Conn {
                 client: None,
@@ -108,6 +113,12 @@ impl Catalog {
     pub async fn is_connected(&self) -> bool {
         let conn = self.conn.lock().await;
         conn.client.as_ref().is_some_and(|c| !c.is_closed())
+    }
+
+    /// Register the one function told of every change (after the cache
+    /// dropped the tenant).
+    pub fn set_listener(&self, f: Listener) {
+        let _ = self.listener.set(f);
     }
 
     /// Drop one tenant (or, with `"*"`, all) from the cache.
@@ -179,6 +190,9 @@ impl Catalog {
                         let Some(cat) = weak.upgrade() else { break };
                         tracing::debug!(tenant = n.payload(), "catalog change notified");
                         cat.invalidate(n.payload()).await;
+                        if let Some(l) = cat.listener.get() {
+                            l(n.payload());
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {

@@ -2,18 +2,20 @@
 //! connections through this router. Values come from the catalog
 //! (`tenant.router_catalog`); 0 means unlimited.
 //!
-//! Implemented: `max_connections` (`Limits`), and `max_query_ms` and
-//! `max_result_bytes` (`StatementWatch`, which the relay shows every frame).
-//! Not yet: the QPS token bucket.
+//! `max_connections` is counted by `Limits`; `qps_limit` with
+//! `burst_multiplier` is a token bucket per tenant (`TenantCounters`);
+//! `max_query_ms` and `max_result_bytes` are watched per session by
+//! `StatementWatch`, which the relay shows every frame.
 
 use crate::cancel::CancelRegistry;
+use crate::catalog::{Catalog, TenantInfo};
 use crate::protocol::{self, Severity};
 use crate::relay::Edit;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,11 +39,51 @@ impl LimitError {
 #[derive(Debug, Default)]
 pub struct TenantCounters {
     active: AtomicU32,
+    /// QPS bucket: tokens left and when it was last refilled.
+    bucket: Mutex<Option<(f64, std::time::Instant)>>,
+    /// The tenant's latest catalog row, and a version bumped on each change.
+    row: Mutex<Option<Arc<TenantInfo>>>,
+    version: AtomicU64,
 }
 
 impl TenantCounters {
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Make `info` the tenant's current limits for every session.
+    pub fn publish(&self, info: Arc<TenantInfo>) {
+        *self.row.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn current(&self) -> (u64, Option<Arc<TenantInfo>>) {
+        let v = self.version.load(Ordering::Acquire);
+        (
+            v,
+            self.row.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        )
+    }
+
+    /// Take one token from the tenant's bucket: `qps` tokens a second, at
+    /// most `qps * burst` saved up. Shared by all the tenant's connections.
+    pub fn take_token(&self, qps: i32, burst: f32) -> bool {
+        if qps <= 0 {
+            return true;
+        }
+        let rate = qps as f64;
+        let cap = (rate * (burst.max(1.0) as f64)).max(1.0);
+        let now = std::time::Instant::now();
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = b.unwrap_or((cap, now));
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * rate).min(cap);
+        let (left, ok) = if tokens >= 1.0 {
+            (tokens - 1.0, true)
+        } else {
+            (tokens, false)
+        };
+        *b = Some((left, now));
+        ok
     }
 }
 
@@ -71,6 +113,27 @@ impl Limits {
         map.entry(tenant.to_owned()).or_default().clone()
     }
 
+    /// Re-read changed tenants (`"*"`: all known) from the catalog and
+    /// publish their rows, so live sessions apply new limits at their next
+    /// statement. Called on every catalog notification.
+    pub async fn refresh(&self, catalog: &Arc<Catalog>, id: &str) {
+        let ids: Vec<String> = if id == "*" {
+            self.tenants
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned()
+                .collect()
+        } else {
+            vec![id.to_owned()]
+        };
+        for id in ids {
+            if let Ok(Some(info)) = catalog.lookup(&id).await {
+                self.counters(&id).publish(info);
+            }
+        }
+    }
+
     /// Take a connection slot, or refuse when `max` (> 0) are in use.
     pub fn acquire_connection(&self, tenant: &str, max: i32) -> Result<ConnectionSlot, LimitError> {
         let counters = self.counters(tenant);
@@ -95,6 +158,27 @@ impl Limits {
     }
 }
 
+/// Where the client is in its current batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Between,
+    Allowed,
+    Denied,
+}
+
+/// Transaction control passes the QPS check: a client must always be able
+/// to end a transaction.
+fn is_transaction_end(tag: u8, frame: &[u8]) -> bool {
+    if tag != b'Q' || frame.len() < 6 {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&frame[5..frame.len().min(5 + 16)]).to_ascii_uppercase();
+    let text = text.trim_start();
+    ["COMMIT", "ROLLBACK", "END", "ABORT"]
+        .iter()
+        .any(|k| text.starts_with(k))
+}
+
 /// Why the watch canceled the running batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trip {
@@ -112,6 +196,15 @@ enum Trip {
 /// before the cancel landed).
 pub struct StatementWatch {
     tenant: String,
+    counters: std::sync::Arc<TenantCounters>,
+    seen_version: u64,
+    qps: i32,
+    burst: f32,
+    batch: Batch,
+    /// Transaction status from the last ReadyForQuery.
+    status: u8,
+    /// Replies the router owes the client (a denied batch while idle).
+    pub local_reply: BytesMut,
     max_query: Option<Duration>,
     max_result_bytes: u64,
     outstanding: u32,
@@ -125,21 +218,25 @@ pub struct StatementWatch {
 }
 
 impl StatementWatch {
-    /// None when the tenant has neither limit.
+    /// The watch of one tenant session; limits come from `counters` and are
+    /// re-read at a batch start whenever the catalog published a change.
     pub fn new(
         tenant: &str,
-        max_query_ms: i32,
-        max_result_bytes: i64,
+        counters: std::sync::Arc<TenantCounters>,
         cancels: std::sync::Arc<CancelRegistry>,
         backend: (i32, i32),
-    ) -> Option<StatementWatch> {
-        if max_query_ms <= 0 && max_result_bytes <= 0 {
-            return None;
-        }
-        Some(StatementWatch {
+    ) -> StatementWatch {
+        let mut w = StatementWatch {
             tenant: tenant.to_owned(),
-            max_query: (max_query_ms > 0).then(|| Duration::from_millis(max_query_ms as u64)),
-            max_result_bytes: max_result_bytes.max(0) as u64,
+            counters,
+            seen_version: u64::MAX,
+            qps: 0,
+            burst: 1.0,
+            batch: Batch::Between,
+            status: b'I',
+            local_reply: BytesMut::new(),
+            max_query: None,
+            max_result_bytes: 0,
             outstanding: 0,
             armed: false,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -148,7 +245,25 @@ impl StatementWatch {
             reported: false,
             cancels,
             backend,
-        })
+        };
+        w.refresh();
+        w
+    }
+
+    /// Pick up published limit changes (one atomic load when there are none).
+    fn refresh(&mut self) {
+        if self.counters.version.load(Ordering::Acquire) == self.seen_version {
+            return;
+        }
+        let (v, row) = self.counters.current();
+        self.seen_version = v;
+        if let Some(i) = row {
+            self.qps = i.qps_limit;
+            self.burst = i.burst_multiplier;
+            self.max_query =
+                (i.max_query_ms > 0).then(|| Duration::from_millis(i.max_query_ms as u64));
+            self.max_result_bytes = i.max_result_bytes.max(0) as u64;
+        }
     }
 
     fn arm(&mut self) {
@@ -198,15 +313,72 @@ impl StatementWatch {
         }
     }
 
-    /// A frame from the client: Query and Sync end a batch.
-    pub fn on_client_frame(&mut self, tag: u8) -> Edit {
-        if tag == b'Q' || tag == b'S' {
-            if self.outstanding == 0 {
-                self.arm();
+    /// The error a denied batch gets.
+    fn qps_error(&self) -> String {
+        format!(
+            "too many statements: tenant \"{}\" exceeded its qps_limit of {} per second",
+            self.tenant, self.qps
+        )
+    }
+
+    /// A frame from the client. Query and Sync end a batch; the QPS bucket
+    /// is consulted at its first frame. A denied batch is dropped; idle, the
+    /// router answers itself (`local_reply`); inside a transaction or behind
+    /// pipelined batches, its last frame becomes a statement that fails with
+    /// the same error inside Postgres, so the transaction cannot commit.
+    pub fn on_client_frame(&mut self, tag: u8, frame: &[u8]) -> Edit {
+        if self.batch == Batch::Between {
+            if matches!(tag, b'd' | b'c' | b'f' | b'X') {
+                return Edit::Keep; // COPY data belongs to a running batch
             }
-            self.outstanding += 1;
+            self.refresh();
+            let ok =
+                is_transaction_end(tag, frame) || self.counters.take_token(self.qps, self.burst);
+            self.batch = if ok { Batch::Allowed } else { Batch::Denied };
         }
-        Edit::Keep
+        let ends = tag == b'Q' || tag == b'S';
+        let edit = match (self.batch, ends) {
+            (Batch::Denied, false) => Edit::Drop,
+            (Batch::Denied, true) if self.outstanding == 0 && self.status == b'I' => {
+                let msg = self.qps_error();
+                self.local_reply
+                    .extend_from_slice(&protocol::error_response(Severity::Error, "53400", &msg));
+                self.local_reply.extend_from_slice(b"Z\0\0\0\x05I");
+                tracing::info!(tenant = %self.tenant, "statement refused: qps_limit");
+                Edit::Drop
+            }
+            (Batch::Denied, true) => {
+                // Tenant ids match [a-z0-9_-]: nothing to escape in the literal.
+                let sql = format!(
+                    "DO $pg_tenant$BEGIN RAISE EXCEPTION USING ERRCODE = '53400', MESSAGE = '{}'; END$pg_tenant$",
+                    self.qps_error()
+                );
+                let mut q = BytesMut::with_capacity(sql.len() + 6);
+                q.extend_from_slice(b"Q");
+                q.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+                q.extend_from_slice(sql.as_bytes());
+                q.extend_from_slice(b"\0");
+                self.begin_batch();
+                tracing::info!(tenant = %self.tenant, "statement refused inside a transaction: qps_limit");
+                Edit::Replace(q)
+            }
+            (_, true) => {
+                self.begin_batch();
+                Edit::Keep
+            }
+            (_, false) => Edit::Keep,
+        };
+        if ends {
+            self.batch = Batch::Between;
+        }
+        edit
+    }
+
+    fn begin_batch(&mut self) {
+        if self.outstanding == 0 {
+            self.arm();
+        }
+        self.outstanding += 1;
     }
 
     /// A frame from Postgres.
@@ -238,6 +410,7 @@ impl StatementWatch {
                 }
             }
             b'Z' => {
+                self.status = frame.get(5).copied().unwrap_or(b'I');
                 self.outstanding = self.outstanding.saturating_sub(1);
                 self.result_bytes = 0;
                 self.tripped = None;
@@ -319,8 +492,8 @@ mod tests {
     #[tokio::test]
     async fn result_size_drops_rows_and_replaces_completion() {
         let reg = CancelRegistry::new("127.0.0.1:1".into());
-        let mut w = StatementWatch::new("acme", 0, 20, reg, (1, 2)).unwrap();
-        w.on_client_frame(b'Q');
+        let mut w = StatementWatch::new("acme", counters(info(0, 20, 0)), reg, (1, 2));
+        w.on_client_frame(b'Q', b"");
         let row = frame(b'D', &[0; 11]); // 16 bytes
         assert_eq!(w.on_server_frame(b'D', &row), Edit::Keep);
         assert_eq!(w.on_server_frame(b'D', &row), Edit::Drop, "over 20 bytes");
@@ -331,15 +504,15 @@ mod tests {
         );
         assert_eq!(w.on_server_frame(b'Z', &frame(b'Z', b"I")), Edit::Keep);
         // The next batch starts afresh.
-        w.on_client_frame(b'Q');
+        w.on_client_frame(b'Q', b"");
         assert_eq!(w.on_server_frame(b'D', &row), Edit::Keep);
     }
 
     #[tokio::test]
     async fn only_cancellation_errors_are_rewritten() {
         let reg = CancelRegistry::new("127.0.0.1:1".into());
-        let mut w = StatementWatch::new("acme", 100, 0, reg, (1, 2)).unwrap();
-        w.on_client_frame(b'S');
+        let mut w = StatementWatch::new("acme", counters(info(100, 0, 0)), reg, (1, 2));
+        w.on_client_frame(b'S', b"");
         w.trip(Trip::Duration);
         let other = protocol::error_response(Severity::Error, "22012", "division by zero");
         assert_eq!(w.on_server_frame(b'E', &other), Edit::Keep);
@@ -356,9 +529,76 @@ mod tests {
         );
     }
 
+    fn counters(i: TenantInfo) -> Arc<TenantCounters> {
+        let c = Arc::new(TenantCounters::default());
+        c.publish(Arc::new(i));
+        c
+    }
+
     #[test]
-    fn no_watch_without_limits() {
+    fn published_changes_reach_the_watch_at_the_next_batch() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _g = rt.enter();
+        let c = counters(info(0, 0, 0));
+        let mut w = StatementWatch::new(
+            "acme",
+            c.clone(),
+            CancelRegistry::new("127.0.0.1:1".into()),
+            (1, 2),
+        );
+        assert_eq!(w.qps, 0);
+        c.publish(Arc::new(info(0, 0, 7)));
+        w.on_client_frame(b'Q', b"Q\0\0\0\x0dSELECT 1\0");
+        assert_eq!(w.qps, 7);
+    }
+
+    fn info(max_query_ms: i32, max_result_bytes: i64, qps_limit: i32) -> TenantInfo {
+        TenantInfo {
+            id: "acme".into(),
+            enabled: true,
+            isolation: "rls".into(),
+            database_name: None,
+            schema_name: None,
+            max_connections: 0,
+            qps_limit,
+            burst_multiplier: 1.5,
+            max_query_ms,
+            max_result_bytes,
+        }
+    }
+
+    #[test]
+    fn bucket_allows_burst_then_rate() {
+        let c = TenantCounters::default();
+        let ok = (0..100).filter(|_| c.take_token(20, 1.5)).count();
+        assert_eq!(ok, 30, "burst capacity is qps * burst");
+        std::thread::sleep(std::time::Duration::from_millis(210));
+        let ok = (0..100).filter(|_| c.take_token(20, 1.5)).count();
+        assert!((4..=6).contains(&ok), "refilled at 20/s: {ok}");
+        assert!(c.take_token(0, 1.0), "0 is unlimited");
+    }
+
+    #[tokio::test]
+    async fn denied_batch_is_answered_locally_when_idle_and_substituted_in_a_transaction() {
         let reg = CancelRegistry::new("127.0.0.1:1".into());
-        assert!(StatementWatch::new("acme", 0, 0, reg, (1, 2)).is_none());
+        let c = counters(info(0, 0, 1));
+        assert!(c.take_token(1, 1.0)); // empty the bucket
+        let mut w = StatementWatch::new("acme", c, reg, (1, 2));
+        // Idle: dropped, answered by the router with 53400 and ReadyForQuery.
+        assert_eq!(w.on_client_frame(b'P', b""), Edit::Drop);
+        assert_eq!(w.on_client_frame(b'S', b""), Edit::Drop);
+        assert_eq!(w.local_reply[0], b'E');
+        assert!(w.local_reply.ends_with(b"Z\0\0\0\x05I"));
+        // In a transaction: the Query becomes one that fails inside Postgres.
+        w.on_server_frame(b'Z', b"Z\0\0\0\x05T");
+        match w.on_client_frame(b'Q', b"Q\0\0\0\x0dSELECT 1\0") {
+            Edit::Replace(q) => assert!(String::from_utf8_lossy(&q).contains("ERRCODE = '53400'")),
+            other => panic!("{other:?}"),
+        }
+        // COMMIT always passes.
+        assert_eq!(w.on_client_frame(b'Q', b"Q\0\0\0\x0bCOMMIT\0"), Edit::Keep);
     }
 }

@@ -159,7 +159,18 @@ pub fn poll_relay(
     }
     for _ in 0..BUDGET {
         let a = match watch.as_deref_mut() {
-            Some(w) => step(cx, up, client, server, &mut |tag, _| w.on_client_frame(tag))?,
+            Some(w) => {
+                let a = step(cx, up, client, server, &mut |tag, f| {
+                    w.on_client_frame(tag, f)
+                })?;
+                if !w.local_reply.is_empty() {
+                    // Answer in place of Postgres, at a frame boundary.
+                    let reply = std::mem::take(&mut w.local_reply);
+                    splice(&mut down.buf, down.ready, down.ready, &reply);
+                    down.ready += reply.len();
+                }
+                a
+            }
             None => step(cx, up, client, server, &mut |_, _| Edit::Keep)?,
         };
         let b = match watch.as_deref_mut() {

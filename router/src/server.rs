@@ -20,15 +20,27 @@ pub struct Shared {
     pub cfg: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub cancels: Arc<CancelRegistry>,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
 }
 
 impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
+        let catalog = Catalog::new(&cfg.catalog);
+        let limits = Arc::new(Limits::default());
+        // A catalog change reaches live sessions' limits within a round trip.
+        let (cat, lim) = (Arc::downgrade(&catalog), Arc::downgrade(&limits));
+        catalog.set_listener(Box::new(move |id| {
+            let (cat, lim, id) = (cat.clone(), lim.clone(), id.to_owned());
+            tokio::spawn(async move {
+                if let (Some(cat), Some(lim)) = (cat.upgrade(), lim.upgrade()) {
+                    lim.refresh(&cat, &id).await;
+                }
+            });
+        }));
         Arc::new(Shared {
-            catalog: Catalog::new(&cfg.catalog),
+            catalog,
             cancels: CancelRegistry::new(cfg.upstream.clone()),
-            limits: Limits::default(),
+            limits,
             cfg,
         })
     }

@@ -258,13 +258,14 @@ impl Session {
 
         // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
         if let Some(info) = tenant {
-            self.watch = StatementWatch::new(
+            let counters = self.shared.limits.counters(&info.id);
+            counters.publish(info.clone());
+            self.watch = Some(StatementWatch::new(
                 &info.id,
-                info.max_query_ms,
-                info.max_result_bytes,
+                counters,
                 self.shared.cancels.clone(),
                 (pid, key),
-            );
+            ));
             self.phase = Phase::Injecting;
             timeout_at(
                 deadline,

@@ -132,3 +132,129 @@ async fn max_result_bytes_cuts_large_results() {
         .get(0);
     assert_eq!(n, 5);
 }
+
+/// Run `n` statements; (accepted, denied with 53400). Anything else fails.
+async fn hammer(c: &tokio_postgres::Client, n: usize) -> (usize, usize) {
+    let (mut ok, mut denied) = (0, 0);
+    for _ in 0..n {
+        match c.simple_query("SELECT 1").await {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(sqlstate(&e), "53400", "{e}");
+                assert_eq!(
+                    e.as_db_error().unwrap().message(),
+                    "too many statements: tenant \"chatty\" exceeded its qps_limit of 20 per second"
+                );
+                denied += 1;
+            }
+        }
+    }
+    (ok, denied)
+}
+
+#[tokio::test]
+async fn qps_limit_with_burst() {
+    set_limits("chatty", "qps_limit => 20, burst_multiplier => 1.5");
+    let r = Router::start();
+    let c = connect(&r.url("rt_app.chatty")).await.unwrap();
+    // Simple protocol: the burst (30) plus 20/s of refill, the rest refused.
+    let started = Instant::now();
+    let (ok, denied) = hammer(&c, 200).await;
+    let allowed = 30.0 + 20.0 * started.elapsed().as_secs_f64();
+    assert!(
+        ok >= 29 && ok as f64 <= allowed + 2.0,
+        "accepted {ok}, expected about {allowed:.0}"
+    );
+    assert_eq!(ok + denied, 200);
+    // Other tenants are unaffected meanwhile.
+    let acme = connect(&r.url("rt_app.acme")).await.unwrap();
+    for _ in 0..50 {
+        acme.simple_query("SELECT 1")
+            .await
+            .expect("acme has no qps_limit");
+    }
+
+    // Pipelined extended protocol: 200 executions (Bind/Execute/Sync, one
+    // batch each) in flight at once. The prepare is a batch too.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let st = c.prepare("SELECT $1::int").await.unwrap();
+    let started = Instant::now();
+    let results = futures_util::future::join_all((0..200).map(|i| {
+        let (c, st) = (&c, &st);
+        async move { c.query_one(st, &[&i]).await }
+    }))
+    .await;
+    let allowed = 30.0 + 20.0 * started.elapsed().as_secs_f64();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(sqlstate(e), "53400", "{e}");
+    }
+    assert!(
+        ok >= 29 && ok as f64 <= allowed + 2.0,
+        "pipelined: accepted {ok}, expected about {allowed:.0}"
+    );
+    // The connection is still usable once tokens are back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.query_one("SELECT 7", &[]).await.unwrap().get::<_, i32>(0),
+        7
+    );
+}
+
+#[tokio::test]
+async fn qps_denial_inside_a_transaction_fails_the_transaction() {
+    set_limits("chatty-tx", "qps_limit => 20, burst_multiplier => 1.0");
+    let r = Router::start();
+    let c = connect(&r.url("rt_app.chatty-tx")).await.unwrap();
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("INSERT INTO notes (body) VALUES ('qps-txn')")
+        .await
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..200 {
+        if let Err(e) = c.simple_query("SELECT 1").await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the bucket ran dry");
+    assert_eq!(sqlstate(&e), "53400", "{e}");
+    // COMMIT always passes the bucket; Postgres turns it into a ROLLBACK.
+    c.batch_execute("COMMIT")
+        .await
+        .expect("COMMIT is not rate-limited");
+    let n = admin_sql("SELECT count(*) FROM notes WHERE body = 'qps-txn'");
+    assert_eq!(
+        n.trim(),
+        "0",
+        "the transaction's insert must not be committed"
+    );
+}
+
+#[tokio::test]
+async fn limit_changes_reach_open_connections_within_a_second() {
+    set_limits("tuned", "reset => '{qps_limit,max_query_ms}'");
+    let r = Router::start();
+    let c = connect(&r.url("rt_app.tuned")).await.unwrap();
+    for _ in 0..40 {
+        c.simple_query("SELECT 1").await.expect("no limit yet");
+    }
+    admin_sql("SELECT tenant.alter_tenant('tuned', qps_limit => 5, burst_multiplier => 1.0)");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut denied = 0;
+    for _ in 0..40 {
+        if let Err(e) = c.simple_query("SELECT 1").await {
+            assert_eq!(sqlstate(&e), "53400", "{e}");
+            denied += 1;
+        }
+    }
+    assert!(
+        denied >= 30,
+        "the new qps_limit applies to the open connection: {denied} denied"
+    );
+    admin_sql("SELECT tenant.alter_tenant('tuned', max_query_ms => 300, reset => '{qps_limit}')");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let e = c.batch_execute("SELECT pg_sleep(3)").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    admin_sql("SELECT tenant.alter_tenant('tuned', reset => '{max_query_ms}')");
+}
