@@ -74,8 +74,7 @@ pub async fn relay(
             }
             b'E' => {
                 client.write_all(&frame).await?;
-                let (code, msg) = crate::protocol::parse_error_fields(frame.freeze().slice(5..));
-                return Err(AuthError::Refused(format!("{msg} ({code})")).into());
+                return Err(AuthError::Refused(crate::protocol::error_summary(frame)).into());
             }
             // NegotiateProtocolVersion and notices pass through.
             b'v' | b'N' => client.write_all(&frame).await?,

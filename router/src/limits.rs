@@ -52,8 +52,15 @@ impl TenantCounters {
     }
 
     /// Make `info` the tenant's current limits for every session.
+    /// Every connection publishes the row it looked up; an unchanged row
+    /// (the same cached `Arc`) bumps nothing, so live sessions are not made
+    /// to re-read their limits on every new connection.
     pub fn publish(&self, info: Arc<TenantInfo>) {
-        *self.row.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+        let mut row = self.row.lock().unwrap_or_else(|p| p.into_inner());
+        if row.as_ref().is_some_and(|r| Arc::ptr_eq(r, &info)) {
+            return;
+        }
+        *row = Some(info);
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 

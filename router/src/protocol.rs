@@ -193,6 +193,13 @@ pub fn error_response(severity: Severity, code: &str, message: &str) -> BytesMut
     out
 }
 
+/// "message (SQLSTATE)" of a whole ErrorResponse frame, for errors the
+/// router passes on in its own words.
+pub fn error_summary(frame: BytesMut) -> String {
+    let (code, msg) = parse_error_fields(frame.freeze().slice(5..));
+    format!("{msg} ({code})")
+}
+
 /// The SQLSTATE and message of an ErrorResponse body.
 pub fn parse_error_fields(mut body: Bytes) -> (String, String) {
     let (mut code, mut msg) = (String::new(), String::new());

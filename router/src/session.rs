@@ -413,10 +413,7 @@ async fn post_auth(
                     "PostgreSQL sent no BackendKeyData".into(),
                 ));
             }
-            b'E' => {
-                let (code, msg) = protocol::parse_error_fields(frame.freeze().slice(5..));
-                return Err(SessionError::Injection(format!("{msg} ({code})")));
-            }
+            b'E' => return Err(SessionError::Injection(protocol::error_summary(frame))),
             _ => out.extend_from_slice(&frame),
         }
     }
@@ -480,10 +477,7 @@ async fn inject(
             .await?
             .ok_or(SessionError::ServerGone)?;
         match frame[0] {
-            b'E' => {
-                let (code, msg) = protocol::parse_error_fields(frame.freeze().slice(5..));
-                failure = Some(format!("{msg} ({code})"));
-            }
+            b'E' => failure = Some(protocol::error_summary(frame)),
             b'S' => out.extend_from_slice(&frame),
             b'Z' => {
                 if let Some(f) = failure {

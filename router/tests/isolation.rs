@@ -3,6 +3,15 @@
 mod common;
 use common::*;
 
+/// The tenant ids a client can see in `notes`.
+async fn tenants_seen(c: &tokio_postgres::Client) -> Vec<String> {
+    let rows = c
+        .query("SELECT DISTINCT tenant_id FROM notes", &[])
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 #[tokio::test]
 async fn each_tenant_sees_only_its_rows() {
     let r = Router::start();
@@ -16,21 +25,9 @@ async fn each_tenant_sees_only_its_rows() {
         .unwrap();
     assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("acme"));
     assert_eq!(row.get::<_, String>(1), "rt_app");
-    let tenants: Vec<String> = acme
-        .query("SELECT DISTINCT tenant_id FROM notes", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tenants = tenants_seen(&acme).await;
     assert_eq!(tenants, vec!["acme".to_string()]);
-    let g: Vec<String> = globex
-        .query("SELECT DISTINCT tenant_id FROM notes", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let g = tenants_seen(&globex).await;
     assert_eq!(g, vec!["globex".to_string()]);
 }
 
