@@ -3,14 +3,15 @@
 //! are dropped silently, as Postgres does.
 
 use crate::protocol;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Live backends' keys, each with the upstream address it lives on (a
+/// reload may change the upstream for new sessions only).
 pub struct CancelRegistry {
-    upstream: String,
-    keys: Mutex<HashSet<(i32, i32)>>,
+    keys: Mutex<HashMap<(i32, i32), String>>,
 }
 
 /// Unregisters its key when the session ends, however it ends.
@@ -28,16 +29,15 @@ impl Drop for CancelGuard {
 }
 
 impl CancelRegistry {
-    pub fn new(upstream: String) -> Arc<CancelRegistry> {
+    pub fn new() -> Arc<CancelRegistry> {
         Arc::new(CancelRegistry {
-            upstream,
-            keys: Mutex::new(HashSet::new()),
+            keys: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn register(self: &Arc<Self>, pid: i32, key: i32) -> CancelGuard {
+    pub fn register(self: &Arc<Self>, pid: i32, key: i32, upstream: &str) -> CancelGuard {
         if let Ok(mut keys) = self.keys.lock() {
-            keys.insert((pid, key));
+            keys.insert((pid, key), upstream.to_owned());
         }
         CancelGuard {
             registry: self.clone(),
@@ -45,26 +45,32 @@ impl CancelRegistry {
         }
     }
 
+    /// The upstream of a live session's backend.
+    fn upstream_of(&self, pid: i32, key: i32) -> Option<String> {
+        self.keys.lock().ok()?.get(&(pid, key)).cloned()
+    }
+
     pub fn is_live(&self, pid: i32, key: i32) -> bool {
-        self.keys
-            .lock()
-            .map(|k| k.contains(&(pid, key)))
-            .unwrap_or(false)
+        self.upstream_of(pid, key).is_some()
     }
 
     /// Send a CancelRequest for a live session's backend.
     pub async fn forward(&self, pid: i32, key: i32) {
-        if !self.is_live(pid, key) {
+        let Some(upstream) = self.upstream_of(pid, key) else {
             tracing::info!(
                 backend_pid = pid,
                 "cancel request with an unknown key dropped"
             );
             return;
-        }
-        match TcpStream::connect(&self.upstream).await {
+        };
+        match TcpStream::connect(&upstream).await {
             Ok(mut s) => {
                 let _ = s.write_all(&protocol::cancel_request(pid, key)).await;
-                let _ = s.shutdown().await;
+                // Postgres closes the connection once it has signaled the
+                // backend: wait for that, so callers know it was delivered.
+                let mut sink = [0u8; 64];
+                let delivered = async { while s.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), delivered).await;
                 tracing::info!(backend_pid = pid, "cancel request forwarded");
             }
             Err(e) => {
@@ -80,8 +86,8 @@ mod tests {
 
     #[test]
     fn keys_live_only_while_guarded() {
-        let r = CancelRegistry::new("127.0.0.1:1".into());
-        let g = r.register(10, 20);
+        let r = CancelRegistry::new();
+        let g = r.register(10, 20, "127.0.0.1:1");
         assert!(r.is_live(10, 20));
         assert!(!r.is_live(10, 21));
         drop(g);

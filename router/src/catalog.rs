@@ -25,7 +25,7 @@ pub enum CatalogError {
 }
 
 /// One tenant's effective settings (defaults resolved by the extension).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TenantInfo {
     pub id: String,
     pub enabled: bool,
@@ -76,6 +76,21 @@ pub struct Catalog {
 const QUERY: &str = "SELECT id, enabled, isolation, database_name, schema_name, max_connections, \
                      qps_limit, burst_multiplier, max_query_ms, max_result_bytes \
                      FROM tenant.router_catalog($1)";
+
+fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
+    TenantInfo {
+        id: r.get(0),
+        enabled: r.get(1),
+        isolation: r.get(2),
+        database_name: r.get(3),
+        schema_name: r.get(4),
+        max_connections: r.get(5),
+        qps_limit: r.get(6),
+        burst_multiplier: r.get(7),
+        max_query_ms: r.get(8),
+        max_result_bytes: r.get(9),
+    }
+}
 
 impl Catalog {
     pub fn new(cfg: &CatalogConfig) -> Arc<Catalog> {
@@ -130,8 +145,37 @@ impl Catalog {
         }
     }
 
-    async fn fetch(self: &Arc<Self>, id: &str) -> Result<Entry, CatalogError> {
+    /// Every tenant in the catalog (for the admin API), read now.
+    pub async fn list(self: &Arc<Self>) -> Result<Vec<TenantInfo>, CatalogError> {
         let mut conn = self.conn.lock().await;
+        let client = self.ensure_connected(&mut conn).await?;
+        match client.query(QUERY, &[&None::<String>]).await {
+            Ok(rows) => Ok(rows.iter().map(row_info).collect()),
+            Err(e) => Err(self.query_failed(&mut conn, e)),
+        }
+    }
+
+    /// Connect if needed and run a trivial query (readiness check).
+    pub async fn check(self: &Arc<Self>) -> Result<(), CatalogError> {
+        let mut conn = self.conn.lock().await;
+        let client = self.ensure_connected(&mut conn).await?;
+        match client.simple_query("SELECT 1").await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.query_failed(&mut conn, e)),
+        }
+    }
+
+    fn query_failed(&self, conn: &mut Conn, e: tokio_postgres::Error) -> CatalogError {
+        tracing::warn!(error = %e, "catalog query failed; will reconnect");
+        conn.client = None;
+        CatalogError::Unavailable(e.to_string())
+    }
+
+    /// The live client, connecting (with backoff) when there is none.
+    async fn ensure_connected<'c>(
+        self: &Arc<Self>,
+        conn: &'c mut Conn,
+    ) -> Result<&'c Client, CatalogError> {
         if conn.client.as_ref().is_none_or(|c| c.is_closed()) {
             conn.client = None;
             if Instant::now() < conn.next_attempt {
@@ -142,8 +186,13 @@ impl Catalog {
                     tracing::info!("catalog connection established");
                     conn.client = Some(c);
                     conn.backoff = Duration::from_millis(100);
-                    // Rows cached before the outage may have missed notifications.
+                    // Rows cached before the outage may have missed
+                    // notifications: forget them, and tell the listener
+                    // that anything may have changed.
                     self.cache.invalidate_all();
+                    if let Some(l) = self.listener.get() {
+                        l("*");
+                    }
                 }
                 Err(e) => {
                     conn.next_attempt = Instant::now() + conn.backoff;
@@ -153,29 +202,17 @@ impl Catalog {
                 }
             }
         }
-        let Some(client) = conn.client.as_ref() else {
-            return Err(CatalogError::Unavailable("no connection".into()));
-        };
+        conn.client
+            .as_ref()
+            .ok_or_else(|| CatalogError::Unavailable("no connection".into()))
+    }
+
+    async fn fetch(self: &Arc<Self>, id: &str) -> Result<Entry, CatalogError> {
+        let mut conn = self.conn.lock().await;
+        let client = self.ensure_connected(&mut conn).await?;
         match client.query_opt(QUERY, &[&id]).await {
-            Ok(row) => Ok(row.map(|r| {
-                Arc::new(TenantInfo {
-                    id: r.get(0),
-                    enabled: r.get(1),
-                    isolation: r.get(2),
-                    database_name: r.get(3),
-                    schema_name: r.get(4),
-                    max_connections: r.get(5),
-                    qps_limit: r.get(6),
-                    burst_multiplier: r.get(7),
-                    max_query_ms: r.get(8),
-                    max_result_bytes: r.get(9),
-                })
-            })),
-            Err(e) => {
-                tracing::warn!(error = %e, "catalog query failed; will reconnect");
-                conn.client = None;
-                Err(CatalogError::Unavailable(e.to_string()))
-            }
+            Ok(row) => Ok(row.map(|r| Arc::new(row_info(&r)))),
+            Err(e) => Err(self.query_failed(&mut conn, e)),
         }
     }
 

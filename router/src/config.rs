@@ -118,6 +118,15 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// Admin HTTP API address (health, readiness, tenants, metrics);
+    /// empty disables it.
+    pub admin_listen: String,
+    /// Bearer token the admin API requires (all but /health and /ready);
+    /// empty: none, allowed only on a loopback `admin_listen`.
+    pub admin_token: String,
+    /// After SIGTERM, time open sessions get to finish before they are
+    /// closed.
+    pub shutdown_grace_ms: u64,
     pub identify: Identify,
     pub catalog: Catalog,
     /// The key itself, read from `context_key_file` by `load`.
@@ -135,6 +144,9 @@ impl Default for Config {
             startup_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             log_format: LogFormat::Text,
+            admin_listen: "127.0.0.1:9090".into(),
+            admin_token: String::new(),
+            shutdown_grace_ms: 30_000,
             identify: Identify::default(),
             catalog: Catalog::default(),
             context_key: Vec::new(),
@@ -150,6 +162,8 @@ pub struct Overrides {
     pub context_key_file: Option<PathBuf>,
     pub catalog_url: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub admin_listen: Option<String>,
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -202,6 +216,48 @@ impl Config {
         if let Some(v) = over.log_format {
             self.log_format = v;
         }
+        if let Some(v) = &over.admin_listen {
+            self.admin_listen = v.clone();
+        }
+        if let Some(v) = &over.admin_token {
+            self.admin_token = v.clone();
+        }
+    }
+
+    /// For a reload: keep `running`'s values of the settings only a restart
+    /// can change, and name those that differed.
+    pub fn keep_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        if self.listen != running.listen {
+            kept.push("listen");
+            self.listen = running.listen;
+        }
+        if self.admin_listen != running.admin_listen {
+            kept.push("admin_listen");
+            self.admin_listen = running.admin_listen.clone();
+        }
+        if self.log_format != running.log_format {
+            kept.push("log_format");
+            self.log_format = running.log_format;
+        }
+        let c = (&self.catalog, &running.catalog);
+        if c.0.url != c.1.url
+            || c.0.cache_ttl_ms != c.1.cache_ttl_ms
+            || c.0.negative_ttl_ms != c.1.negative_ttl_ms
+        {
+            kept.push("catalog");
+            self.catalog = running.catalog.clone();
+        }
+        kept
+    }
+
+    /// The admin API address, or None when it is disabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listen.parse().ok()
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     /// Check what serde cannot.
@@ -240,6 +296,22 @@ impl Config {
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
+        }
+        if !self.admin_listen.is_empty() {
+            let Ok(addr) = self.admin_listen.parse::<SocketAddr>() else {
+                return bad(format!(
+                    "admin_listen \"{}\" is not an address like 127.0.0.1:9090 (use \"\" to disable the admin API)",
+                    self.admin_listen
+                ));
+            };
+            if self.admin_token.is_empty() && !addr.ip().is_loopback() {
+                return bad(format!(
+                    "admin_listen {addr} is reachable from other hosts: set admin_token (or listen on a loopback address)"
+                ));
+            }
+        }
+        if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
+            return bad("admin_token must be at least 16 characters".into());
         }
         Ok(())
     }
@@ -307,7 +379,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no way to identify"));
+        let mut c = valid();
+        c.admin_listen = "0.0.0.0:9090".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("set admin_token"));
+        c.admin_token = "short".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("16 characters"));
+        c.admin_token = "a-long-enough-admin-token".into();
+        c.validate().unwrap();
+        c.admin_listen = "localhost".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("is not an address"));
+        c.admin_listen = String::new();
+        c.validate().unwrap();
         valid().validate().unwrap();
+    }
+
+    #[test]
+    fn reload_keeps_restart_only_settings() {
+        let running = valid();
+        let mut new = valid();
+        new.listen = "127.0.0.1:7000".parse().unwrap();
+        new.catalog.cache_ttl_ms = 1;
+        new.startup_timeout_ms = 42;
+        assert_eq!(new.keep_restart_only(&running), vec!["listen", "catalog"]);
+        assert_eq!(new.listen, running.listen);
+        assert_eq!(new.catalog.cache_ttl_ms, running.catalog.cache_ttl_ms);
+        assert_eq!(new.startup_timeout_ms, 42, "reloadable settings change");
     }
 
     #[test]

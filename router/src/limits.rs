@@ -9,10 +9,11 @@
 
 use crate::cancel::CancelRegistry;
 use crate::catalog::{Catalog, TenantInfo};
+use crate::metrics::{Denial, Metrics, TenantMetrics};
 use crate::protocol::{self, Severity};
 use crate::relay::Edit;
 use bytes::BytesMut;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -36,7 +37,7 @@ impl LimitError {
 }
 
 /// Live counters of one tenant.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TenantCounters {
     active: AtomicU32,
     /// QPS bucket: tokens left and when it was last refilled.
@@ -44,9 +45,37 @@ pub struct TenantCounters {
     /// The tenant's latest catalog row, and a version bumped on each change.
     row: Mutex<Option<Arc<TenantInfo>>>,
     version: AtomicU64,
+    /// What the admin API shows.
+    pub metrics: TenantMetrics,
+    /// Bumped to close every session of the tenant.
+    disconnect: tokio::sync::watch::Sender<u64>,
 }
 
 impl TenantCounters {
+    pub fn new(metrics: TenantMetrics) -> TenantCounters {
+        TenantCounters {
+            active: AtomicU32::new(0),
+            bucket: Mutex::new(None),
+            row: Mutex::new(None),
+            version: AtomicU64::new(0),
+            metrics,
+            disconnect: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// A receiver that fires when the tenant's sessions must close.
+    pub fn disconnect_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.disconnect.subscribe()
+    }
+
+    /// Close every session of the tenant; returns how many were open.
+    pub fn disconnect_all(&self) -> u32 {
+        // Count first: woken sessions free their slots at once.
+        let open = self.active();
+        self.disconnect.send_modify(|v| *v += 1);
+        open
+    }
+
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Acquire)
     }
@@ -108,16 +137,67 @@ impl Drop for ConnectionSlot {
 }
 
 /// Every tenant's counters. Entries are created only for tenants the
-/// catalog knows, so the map is bounded by the catalog.
-#[derive(Debug, Default)]
+/// catalog knows, and removed when they leave it, so the map (and the
+/// tenant-labelled metrics) is bounded by the catalog.
 pub struct Limits {
     tenants: Mutex<HashMap<String, Arc<TenantCounters>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(Arc::new(Metrics::new()))
+    }
 }
 
 impl Limits {
+    pub fn new(metrics: Arc<Metrics>) -> Limits {
+        Limits {
+            tenants: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// The tenant's counters, created on first use. Call only for tenants
+    /// the catalog knows.
     pub fn counters(&self, tenant: &str) -> Arc<TenantCounters> {
         let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(tenant.to_owned()).or_default().clone()
+        map.entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(TenantCounters::new(self.metrics.tenant(tenant))))
+            .clone()
+    }
+
+    /// The tenant's counters if it has had any connection.
+    pub fn get(&self, tenant: &str) -> Option<Arc<TenantCounters>> {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant).cloned()
+    }
+
+    /// Set every known tenant's open-connections gauge (at scrape time;
+    /// under the map lock, so a tenant being forgotten does not come back).
+    pub fn export_active(&self) {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in map.iter() {
+            self.metrics.set_active(id, c.active());
+        }
+    }
+
+    /// A tenant left the catalog: close its sessions, drop its counters and
+    /// its metric series.
+    pub fn forget(&self, tenant: &str) {
+        let gone = {
+            let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            self.metrics.forget(tenant);
+            map.remove(tenant)
+        };
+        if let Some(c) = gone {
+            let n = c.disconnect_all();
+            tracing::info!(
+                tenant,
+                closed = n,
+                "tenant dropped from the catalog: counters removed, sessions closed"
+            );
+        }
     }
 
     /// Re-read changed tenants (`"*"`: all known) from the catalog and
@@ -135,8 +215,14 @@ impl Limits {
             vec![id.to_owned()]
         };
         for id in ids {
-            if let Ok(Some(info)) = catalog.lookup(&id).await {
-                self.counters(&id).publish(info);
+            match catalog.lookup(&id).await {
+                Ok(Some(info)) => {
+                    if let Some(c) = self.get(&id) {
+                        c.publish(info);
+                    }
+                }
+                Ok(None) => self.forget(&id),
+                Err(_) => {} // catalog down: keep what is known
             }
         }
     }
@@ -208,13 +294,19 @@ pub struct StatementWatch {
     qps: i32,
     burst: f32,
     batch: Batch,
+    /// Whether the current batch executes anything (Query or Execute).
+    executes: bool,
     /// Transaction status from the last ReadyForQuery.
     status: u8,
     /// Replies the router owes the client (a denied batch while idle).
     pub local_reply: BytesMut,
     max_query: Option<Duration>,
     max_result_bytes: u64,
-    outstanding: u32,
+    /// Batches sent to Postgres and not yet answered by ReadyForQuery, with
+    /// when they were sent (None: not timed, e.g. a Parse-only batch).
+    outstanding: VecDeque<Option<Instant>>,
+    /// Relayed bytes already added to the tenant's counters.
+    accounted: (u64, u64),
     armed: bool,
     timer: Pin<Box<Sleep>>,
     result_bytes: u64,
@@ -222,6 +314,8 @@ pub struct StatementWatch {
     reported: bool,
     cancels: std::sync::Arc<CancelRegistry>,
     backend: (i32, i32),
+    /// A CancelRequest on its way; the client's next batch waits for it.
+    cancel_in_flight: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl StatementWatch {
@@ -240,11 +334,13 @@ impl StatementWatch {
             qps: 0,
             burst: 1.0,
             batch: Batch::Between,
+            executes: false,
             status: b'I',
             local_reply: BytesMut::new(),
             max_query: None,
             max_result_bytes: 0,
-            outstanding: 0,
+            outstanding: VecDeque::new(),
+            accounted: (0, 0),
             armed: false,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             result_bytes: 0,
@@ -252,6 +348,7 @@ impl StatementWatch {
             reported: false,
             cancels,
             backend,
+            cancel_in_flight: None,
         };
         w.refresh();
         w
@@ -285,9 +382,31 @@ impl StatementWatch {
             return;
         }
         self.tripped = Some(why);
+        self.counters.metrics.denied(match why {
+            Trip::Duration => Denial::MaxQueryMs,
+            Trip::ResultSize => Denial::MaxResultBytes,
+        });
         let (cancels, (pid, key)) = (self.cancels.clone(), self.backend);
         tracing::info!(tenant = %self.tenant, backend_pid = pid, reason = ?why, "statement limit exceeded; canceling");
-        tokio::spawn(async move { cancels.forward(pid, key).await });
+        self.cancel_in_flight = Some(tokio::spawn(async move { cancels.forward(pid, key).await }));
+    }
+
+    /// Whether client frames may go on to Postgres: not while a cancel
+    /// this watch sent is still being delivered. A cancel that reaches an
+    /// idle backend is ignored by Postgres; one that arrived after the
+    /// client's next statement started would cancel that statement instead.
+    pub fn poll_client_open(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.cancel_in_flight.as_mut() {
+            None => true,
+            Some(h) => {
+                if Pin::new(h).poll(cx).is_ready() {
+                    self.cancel_in_flight = None;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
     }
 
     fn error(&self) -> BytesMut {
@@ -344,10 +463,19 @@ impl StatementWatch {
             self.batch = if ok { Batch::Allowed } else { Batch::Denied };
         }
         let ends = tag == b'Q' || tag == b'S';
+        if tag == b'Q' || tag == b'E' {
+            self.counters.metrics.statements.inc();
+            if self.batch == Batch::Denied {
+                self.counters.metrics.denied(Denial::QpsLimit);
+            } else {
+                self.executes = true;
+            }
+        }
         let edit = match (self.batch, ends) {
             (Batch::Denied, false) => Edit::Drop,
-            (Batch::Denied, true) if self.outstanding == 0 && self.status == b'I' => {
+            (Batch::Denied, true) if self.outstanding.is_empty() && self.status == b'I' => {
                 let msg = self.qps_error();
+                self.counters.metrics.errors.inc();
                 self.local_reply
                     .extend_from_slice(&protocol::error_response(Severity::Error, "53400", &msg));
                 self.local_reply.extend_from_slice(b"Z\0\0\0\x05I");
@@ -377,15 +505,26 @@ impl StatementWatch {
         };
         if ends {
             self.batch = Batch::Between;
+            self.executes = false;
         }
         edit
     }
 
+    /// A batch goes to Postgres: time it if it executes something.
     fn begin_batch(&mut self) {
-        if self.outstanding == 0 {
+        if self.outstanding.is_empty() {
             self.arm();
         }
-        self.outstanding += 1;
+        let timed = self.executes && self.batch == Batch::Allowed;
+        self.outstanding.push_back(timed.then(Instant::now));
+    }
+
+    /// Add the relay's byte counts (totals so far) to the tenant's counters.
+    pub fn account(&mut self, bytes_in: u64, bytes_out: u64) {
+        let m = &self.counters.metrics;
+        m.bytes_in.inc_by(bytes_in - self.accounted.0);
+        m.bytes_out.inc_by(bytes_out - self.accounted.1);
+        self.accounted = (bytes_in, bytes_out);
     }
 
     /// A frame from Postgres.
@@ -404,9 +543,11 @@ impl StatementWatch {
             }
             b'C' if self.tripped == Some(Trip::ResultSize) && !self.reported => {
                 self.reported = true;
+                self.counters.metrics.errors.inc();
                 Edit::Replace(self.error())
             }
             b'E' if self.tripped.is_some() && !self.reported => {
+                self.counters.metrics.errors.inc();
                 let (code, _) =
                     protocol::parse_error_fields(bytes::Bytes::copy_from_slice(&frame[5..]));
                 if code == "57014" {
@@ -416,14 +557,20 @@ impl StatementWatch {
                     Edit::Keep
                 }
             }
+            b'E' => {
+                self.counters.metrics.errors.inc();
+                Edit::Keep
+            }
             b'Z' => {
                 self.status = frame.get(5).copied().unwrap_or(b'I');
-                self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(Some(sent)) = self.outstanding.pop_front() {
+                    self.counters.metrics.observe(sent.elapsed());
+                }
                 self.result_bytes = 0;
                 self.tripped = None;
                 self.reported = false;
                 self.armed = false;
-                if self.outstanding > 0 {
+                if !self.outstanding.is_empty() {
                     self.arm();
                 }
                 Edit::Keep
@@ -498,7 +645,7 @@ mod tests {
 
     #[tokio::test]
     async fn result_size_drops_rows_and_replaces_completion() {
-        let reg = CancelRegistry::new("127.0.0.1:1".into());
+        let reg = CancelRegistry::new();
         let mut w = StatementWatch::new("acme", counters(info(0, 20, 0)), reg, (1, 2));
         w.on_client_frame(b'Q', b"");
         let row = frame(b'D', &[0; 11]); // 16 bytes
@@ -517,7 +664,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_cancellation_errors_are_rewritten() {
-        let reg = CancelRegistry::new("127.0.0.1:1".into());
+        let reg = CancelRegistry::new();
         let mut w = StatementWatch::new("acme", counters(info(100, 0, 0)), reg, (1, 2));
         w.on_client_frame(b'S', b"");
         w.trip(Trip::Duration);
@@ -537,7 +684,7 @@ mod tests {
     }
 
     fn counters(i: TenantInfo) -> Arc<TenantCounters> {
-        let c = Arc::new(TenantCounters::default());
+        let c = Limits::default().counters("acme");
         c.publish(Arc::new(i));
         c
     }
@@ -550,12 +697,7 @@ mod tests {
             .unwrap();
         let _g = rt.enter();
         let c = counters(info(0, 0, 0));
-        let mut w = StatementWatch::new(
-            "acme",
-            c.clone(),
-            CancelRegistry::new("127.0.0.1:1".into()),
-            (1, 2),
-        );
+        let mut w = StatementWatch::new("acme", c.clone(), CancelRegistry::new(), (1, 2));
         assert_eq!(w.qps, 0);
         c.publish(Arc::new(info(0, 0, 7)));
         w.on_client_frame(b'Q', b"Q\0\0\0\x0dSELECT 1\0");
@@ -579,7 +721,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_burst_then_rate() {
-        let c = TenantCounters::default();
+        let c = Limits::default().counters("acme");
         let ok = (0..100).filter(|_| c.take_token(20, 1.5)).count();
         assert_eq!(ok, 30, "burst capacity is qps * burst");
         std::thread::sleep(std::time::Duration::from_millis(210));
@@ -590,7 +732,7 @@ mod tests {
 
     #[tokio::test]
     async fn denied_batch_is_answered_locally_when_idle_and_substituted_in_a_transaction() {
-        let reg = CancelRegistry::new("127.0.0.1:1".into());
+        let reg = CancelRegistry::new();
         let c = counters(info(0, 0, 1));
         assert!(c.take_token(1, 1.0)); // empty the bucket
         let mut w = StatementWatch::new("acme", c, reg, (1, 2));

@@ -1,12 +1,14 @@
-//! `tenant-router`: command line, logging, signals.
+//! `tenant-router`: command line, logging, signals (SIGTERM/SIGINT drain,
+//! SIGHUP reloads the configuration), the admin API.
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use tenant_router::admin;
 use tenant_router::config::{Config, LogFormat, Overrides};
 use tenant_router::server::{self, Shared};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Tenant-aware PostgreSQL proxy: reads the tenant from the user name
 /// (`app_user.acme`), rewrites it, relays authentication and sets a
@@ -35,6 +37,13 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, env = "TENANT_ROUTER_LOG_FORMAT", value_parser = parse_format)]
     log_format: Option<LogFormat>,
+    /// Admin HTTP API address, e.g. 127.0.0.1:9090 ("" disables it).
+    #[arg(long, env = "TENANT_ROUTER_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Bearer token for the admin API (prefer the environment variable:
+    /// command lines are visible to other local users).
+    #[arg(long, env = "TENANT_ROUTER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<LogFormat, String> {
@@ -58,7 +67,6 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -99,6 +107,38 @@ fn main() -> ExitCode {
     }
 }
 
+/// On each SIGHUP, re-read the config file (with the same environment and
+/// flags over it); an invalid one changes nothing.
+async fn reload_on_hangup(cli: Arc<Cli>, over: Overrides, shared: Arc<Shared>) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; reloading is off");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match Config::load(cli.config.as_deref(), &over) {
+            Ok(cfg) => {
+                let kept = shared.reload(cfg);
+                shared.metrics.reloads.with_label_values(&["ok"]).inc();
+                if kept.is_empty() {
+                    tracing::info!("configuration reloaded");
+                } else {
+                    tracing::warn!(
+                        unchanged = ?kept,
+                        "configuration reloaded; these settings need a restart and keep their running values"
+                    );
+                }
+            }
+            Err(e) => {
+                shared.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "configuration reload failed; keeping the running configuration");
+            }
+        }
+    }
+}
+
 async fn run(cli: Cli) -> ExitCode {
     let over = Overrides {
         listen: cli.listen,
@@ -106,6 +146,8 @@ async fn run(cli: Cli) -> ExitCode {
         context_key_file: cli.context_key_file.clone(),
         catalog_url: cli.catalog_url.clone(),
         log_format: cli.log_format,
+        admin_listen: cli.admin_listen.clone(),
+        admin_token: cli.admin_token.clone(),
     };
     let cfg = match Config::load(cli.config.as_deref(), &over) {
         Ok(c) => c,
@@ -126,8 +168,31 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(listen = %cfg.listen, upstream = %cfg.upstream, "tenant-router listening");
+    let admin = match cfg.admin_addr() {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(admin_listen = %addr, error = %e, "cannot listen for the admin API");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    tracing::info!(listen = %cfg.listen, upstream = %cfg.upstream, admin = %cfg.admin_listen, "tenant-router listening");
     let shared = Shared::new(Arc::new(cfg));
-    server::run(listener, shared, shutdown_signal(), Duration::from_secs(30)).await;
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = admin.map(|l| {
+        tokio::spawn(admin::serve(l, shared.clone(), async move {
+            let _ = admin_stopped.await;
+        }))
+    });
+    let reload = tokio::spawn(reload_on_hangup(Arc::new(cli), over, shared.clone()));
+    server::run(listener, shared, shutdown_signal()).await;
+    reload.abort();
+    let _ = admin_stop.send(());
+    if let Some(t) = admin_task {
+        // In-flight admin requests get a moment; idle ones are dropped.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+    }
     ExitCode::SUCCESS
 }

@@ -26,6 +26,47 @@ pub enum End {
     Client,
     /// Postgres closed the connection (what it said last was forwarded).
     Server,
+    /// Draining, and the session reached a point where it can be closed
+    /// cleanly: no batch in flight, not in a transaction, all delivered.
+    Idle,
+}
+
+/// Whether the relay runs on or stops at the next idle point (SIGTERM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    StopWhenIdle,
+}
+
+/// Where the conversation stands, from the frames that went through.
+#[derive(Debug)]
+struct Flow {
+    /// Batches (Query, or up to Sync) forwarded and not yet answered.
+    in_flight: u32,
+    /// Extended-protocol messages forwarded since the last Sync.
+    open_batch: bool,
+    /// Transaction status of the last ReadyForQuery.
+    status: u8,
+}
+
+impl Flow {
+    fn client(&mut self, tag: u8, edit: &Edit) {
+        match (edit, tag) {
+            (Edit::Drop, _) | (_, b'X') => {}
+            (_, b'Q' | b'S') => {
+                self.in_flight += 1;
+                self.open_batch = false;
+            }
+            _ => self.open_batch = true,
+        }
+    }
+
+    fn server(&mut self, tag: u8, frame: &[u8]) {
+        if tag == b'Z' {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.status = frame.get(5).copied().unwrap_or(b'I');
+        }
+    }
 }
 
 /// What to do with a frame on its way through.
@@ -67,6 +108,11 @@ impl Pipe {
     /// Extend `ready` over the complete frames now in the buffer.
     fn scan(&mut self) -> Result<(), FrameError> {
         self.scan_with(&mut |_, _| Edit::Keep)
+    }
+
+    /// Whole frames read and not yet written on.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[..self.ready]
     }
 
     /// Like `scan`, letting `edit` keep, drop or replace each new frame.
@@ -143,68 +189,131 @@ fn step(
     Ok(progress)
 }
 
-/// Relay until one side ends. `up` carries client frames to the server,
-/// `down` server frames to the client; `watch`, when the tenant has
-/// statement limits, sees every frame and may cancel or rewrite.
-pub fn poll_relay(
-    cx: &mut Context<'_>,
-    client: &mut TcpStream,
-    server: &mut TcpStream,
-    up: &mut Pipe,
-    down: &mut Pipe,
-    mut watch: Option<&mut StatementWatch>,
-) -> Poll<Result<End, crate::session::SessionError>> {
-    if let Some(w) = watch.as_deref_mut() {
-        w.poll_deadline(cx);
-    }
-    for _ in 0..BUDGET {
-        let a = match watch.as_deref_mut() {
-            Some(w) => {
-                let a = step(cx, up, client, server, &mut |tag, f| {
-                    w.on_client_frame(tag, f)
-                })?;
-                if !w.local_reply.is_empty() {
-                    // Answer in place of Postgres, at a frame boundary.
-                    let reply = std::mem::take(&mut w.local_reply);
-                    splice(&mut down.buf, down.ready, down.ready, &reply);
-                    down.ready += reply.len();
-                }
-                a
-            }
-            None => step(cx, up, client, server, &mut |_, _| Edit::Keep)?,
-        };
-        let b = match watch.as_deref_mut() {
-            Some(w) => step(cx, down, server, client, &mut |tag, f| {
-                w.on_server_frame(tag, f)
-            })?,
-            None => step(cx, down, server, client, &mut |_, _| Edit::Keep)?,
-        };
-        if (up.eof || up.terminate) && up.ready == 0 {
-            return Poll::Ready(Ok(End::Client));
-        }
-        if down.eof && down.ready == 0 {
-            return Poll::Ready(Ok(End::Server));
-        }
-        if !a && !b {
-            // A batch sent just now arms the timer: register its waker.
-            if let Some(w) = watch.as_deref_mut() {
-                w.poll_deadline(cx);
-            }
-            return Poll::Pending;
-        }
-    }
-    cx.waker().wake_by_ref();
-    Poll::Pending
+/// Both directions of one session and where the conversation stands.
+pub struct Relay {
+    /// Client frames on their way to Postgres.
+    pub up: Pipe,
+    /// Postgres frames on their way to the client.
+    pub down: Pipe,
+    flow: Flow,
 }
 
-/// Prepare both pipes from what the handshake left in the buffers (a
-/// pipelining client may already have sent queries).
-pub fn pipes(client_buf: BytesMut, server_buf: BytesMut) -> Result<(Pipe, Pipe), FrameError> {
-    let mut up = Pipe::new(client_buf);
-    let mut down = Pipe::new(server_buf);
-    up.scan()?;
-    down.scan()?;
-    Ok((up, down))
+impl Relay {
+    /// Prepare both pipes from what the handshake left in the buffers (a
+    /// pipelining client may already have sent queries).
+    pub fn new(client_buf: BytesMut, server_buf: BytesMut) -> Result<Relay, FrameError> {
+        let mut up = Pipe::new(client_buf);
+        let mut down = Pipe::new(server_buf);
+        let mut flow = Flow {
+            in_flight: 0,
+            open_batch: false,
+            status: b'I',
+        };
+        up.scan_with(&mut |tag, _| {
+            flow.client(tag, &Edit::Keep);
+            Edit::Keep
+        })?;
+        down.scan()?;
+        Ok(Relay { up, down, flow })
+    }
+
+    /// Clean to close: nothing in flight, not in a transaction, nothing
+    /// read from the client and nothing owed to it.
+    fn idle(&self) -> bool {
+        self.flow.in_flight == 0
+            && !self.flow.open_batch
+            && self.flow.status == b'I'
+            && self.up.buf.is_empty()
+            && self.down.ready == 0
+    }
+
+    /// Relay until one side ends (or, in `Mode::StopWhenIdle`, until the
+    /// session is idle). `watch` (tenant sessions) sees every frame and may
+    /// cancel or rewrite.
+    pub fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut TcpStream,
+        server: &mut TcpStream,
+        mut watch: Option<&mut StatementWatch>,
+        mode: Mode,
+    ) -> Poll<Result<End, crate::session::SessionError>> {
+        let r = self.poll_pipes(cx, client, server, watch.as_deref_mut(), mode);
+        if let Some(w) = watch {
+            w.account(self.up.bytes, self.down.bytes);
+        }
+        r
+    }
+
+    fn poll_pipes(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut TcpStream,
+        server: &mut TcpStream,
+        mut watch: Option<&mut StatementWatch>,
+        mode: Mode,
+    ) -> Poll<Result<End, crate::session::SessionError>> {
+        if let Some(w) = watch.as_deref_mut() {
+            w.poll_deadline(cx);
+        }
+        for _ in 0..BUDGET {
+            if mode == Mode::StopWhenIdle && self.idle() {
+                return Poll::Ready(Ok(End::Idle));
+            }
+            let Relay { up, down, flow } = self;
+            // Hold the client's frames while the watch's cancel is on its way.
+            let open = watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
+            let a = match watch.as_deref_mut() {
+                Some(_) if !open => false,
+                Some(w) => {
+                    let a = step(cx, up, client, server, &mut |tag, f| {
+                        let e = w.on_client_frame(tag, f);
+                        flow.client(tag, &e);
+                        e
+                    })?;
+                    if !w.local_reply.is_empty() {
+                        // Answer in place of Postgres, at a frame boundary.
+                        let reply = std::mem::take(&mut w.local_reply);
+                        splice(&mut down.buf, down.ready, down.ready, &reply);
+                        down.ready += reply.len();
+                    }
+                    a
+                }
+                None => step(cx, up, client, server, &mut |tag, _| {
+                    flow.client(tag, &Edit::Keep);
+                    Edit::Keep
+                })?,
+            };
+            let b = match watch.as_deref_mut() {
+                Some(w) => step(cx, down, server, client, &mut |tag, f| {
+                    flow.server(tag, f);
+                    w.on_server_frame(tag, f)
+                })?,
+                None => step(cx, down, server, client, &mut |tag, f| {
+                    flow.server(tag, f);
+                    Edit::Keep
+                })?,
+            };
+            if (up.eof || up.terminate) && up.ready == 0 {
+                return Poll::Ready(Ok(End::Client));
+            }
+            if down.eof && down.ready == 0 {
+                return Poll::Ready(Ok(End::Server));
+            }
+            if !a && !b {
+                if mode == Mode::StopWhenIdle && self.idle() {
+                    return Poll::Ready(Ok(End::Idle));
+                }
+                // A batch sent just now arms the timer: register its waker.
+                if let Some(w) = watch.as_deref_mut() {
+                    w.poll_deadline(cx);
+                }
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +344,40 @@ mod tests {
         p.scan().unwrap();
         assert_eq!(p.ready, 15);
         assert!(p.terminate, "Terminate seen");
+    }
+
+    fn relay(client: &[u8], server: &[u8]) -> Relay {
+        Relay::new(BytesMut::from(client), BytesMut::from(server)).unwrap()
+    }
+
+    fn feed(r: &mut Relay, client: &[u8], server: &[u8]) {
+        if let Some(&tag) = client.first() {
+            r.flow.client(tag, &Edit::Keep);
+        }
+        if let Some(&tag) = server.first() {
+            r.flow.server(tag, server);
+        }
+    }
+
+    #[test]
+    fn idle_means_no_batch_in_flight_and_no_transaction() {
+        let mut r = relay(b"", b"");
+        assert!(r.idle(), "fresh session");
+        feed(&mut r, b"Q\0\0\0\x0dBEGIN;;;\0", b"");
+        assert!(!r.idle(), "a query in flight");
+        feed(&mut r, b"", b"Z\0\0\0\x05T");
+        assert!(!r.idle(), "inside a transaction");
+        feed(&mut r, b"P\0\0\0\x04", b"");
+        assert!(!r.idle(), "extended messages before Sync");
+        feed(&mut r, b"S\0\0\0\x04", b"");
+        feed(&mut r, b"", b"Z\0\0\0\x05I");
+        assert!(r.idle(), "transaction over, all answered");
+        // A partial frame from the client is not idle either.
+        let r = relay(b"Q\0\0", b"");
+        assert!(!r.idle());
+        // A query the handshake already buffered counts as in flight.
+        let r = relay(b"Q\0\0\0\x0dSELECT 1\0", b"");
+        assert!(!r.idle());
     }
 
     #[test]

@@ -1,27 +1,29 @@
 //! One client connection, as an explicit state machine:
 //!
 //! ```text
-//! WaitStartup -> Authenticating -> PostAuth -> Injecting -> Transparent
+//! WaitStartup -> Authenticating -> PostAuth -> Injecting -> Transparent -> Draining
 //!                                          \-> Transparent   (bypass users)
 //! ```
 //!
 //! Any failure before Transparent closes the client with a FATAL: there is
-//! never a usable tenant connection without its context.
+//! never a usable tenant connection without its context. Draining (after
+//! SIGTERM) relays until the session is idle, then closes it with 57P01.
 
 use crate::auth;
 use crate::cancel::CancelGuard;
 use crate::catalog::{CatalogError, TenantInfo};
 use crate::identify::{self, IdentifyError, Identity};
-use crate::limits::{ConnectionSlot, LimitError, StatementWatch};
+use crate::limits::{ConnectionSlot, LimitError, StatementWatch, TenantCounters};
+use crate::metrics::Refusal;
 use crate::protocol::{self, FrameError, Severity, Startup};
-use crate::relay;
-use crate::server::Shared;
+use crate::relay::{End, Mode, Relay};
+use crate::server::{Shared, Stop};
 use bytes::{BufMut, BytesMut};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::timeout_at;
 use tracing::Instrument;
 
@@ -75,16 +77,32 @@ impl SessionError {
             }
         })
     }
+
+    /// How a refused connection of a known tenant is counted (None: the
+    /// client went away, nobody refused it).
+    fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            SessionError::Limit(_) => Refusal::MaxConnections,
+            SessionError::DisabledTenant(_) => Refusal::Disabled,
+            SessionError::Auth(auth::AuthError::Refused(_) | auth::AuthError::Unsupported(_)) => {
+                Refusal::Auth
+            }
+            SessionError::ClientGone | SessionError::Io(_) => return None,
+            _ => Refusal::Error,
+        })
+    }
 }
 
 /// The phases of a connection (DESIGN.md, "The router").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     WaitStartup,
     Authenticating,
     PostAuth,
     Injecting,
     Transparent,
+    /// SIGTERM: relaying until the session is idle.
+    Draining,
 }
 
 /// Byte counts for the close log line.
@@ -104,8 +122,12 @@ pub struct Session {
     phase: Phase,
     traffic: Traffic,
     cancel: Option<CancelGuard>,
+    /// The tenant's counters, once the catalog knows the tenant.
+    counters: Option<Arc<TenantCounters>>,
     slot: Option<ConnectionSlot>,
     watch: Option<StatementWatch>,
+    /// Fires when an administrator disconnects the tenant.
+    kick: Option<watch::Receiver<u64>>,
 }
 
 /// What the startup phase produced.
@@ -139,8 +161,10 @@ impl Session {
             phase: Phase::WaitStartup,
             traffic: Traffic::default(),
             cancel: None,
+            counters: None,
             slot: None,
             watch: None,
+            kick: None,
         }
     }
 
@@ -149,7 +173,7 @@ impl Session {
     /// the relay itself), and its log lines name `span` as their parent.
     pub async fn run(
         mut self,
-        mut shutdown: broadcast::Receiver<()>,
+        mut shutdown: broadcast::Receiver<Stop>,
         span: tracing::Span,
     ) -> Traffic {
         let started = Instant::now();
@@ -162,6 +186,13 @@ impl Session {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
+            match (&self.counters, e.refusal()) {
+                (Some(c), Some(r)) if self.phase < Phase::Transparent => c.metrics.refused(r),
+                (None, _) if matches!(e, SessionError::UnknownTenant(_)) => {
+                    self.shared.metrics.unknown_tenant.inc()
+                }
+                _ => {}
+            }
             if let Some(code) = e.sqlstate() {
                 let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
                 let _ = self.client.write_all(&msg).await;
@@ -182,7 +213,7 @@ impl Session {
     /// WaitStartup to Injecting. Returns the upstream connection and what is
     /// already buffered from it, or None for a cancel request.
     async fn handshake(&mut self) -> Result<Option<(TcpStream, BytesMut)>, SessionError> {
-        let cfg = self.shared.cfg.clone();
+        let cfg = self.shared.config();
         let deadline = tokio::time::Instant::now() + cfg.startup_timeout();
         let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
 
@@ -219,6 +250,7 @@ impl Session {
                         .limits
                         .acquire_connection(tenant, info.max_connections)?,
                 );
+                self.kick = self.counters.as_ref().map(|c| c.disconnect_signal());
                 let rewritten = rewrite(
                     &params,
                     user,
@@ -232,7 +264,7 @@ impl Session {
 
         // Authenticating
         self.phase = Phase::Authenticating;
-        let mut server = timeout_at(deadline, self.connect_upstream())
+        let mut server = timeout_at(deadline, connect_upstream(&cfg))
             .await
             .map_err(|_| timeout())??;
         server
@@ -254,7 +286,7 @@ impl Session {
             .map_err(|_| timeout())??;
         span.record("backend_pid", pid);
         // Cancel requests for this backend are forwarded while the session lives.
-        self.cancel = Some(self.shared.cancels.register(pid, key));
+        self.cancel = Some(self.shared.cancels.register(pid, key, &cfg.upstream));
 
         // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
         if let Some(info) = tenant {
@@ -283,6 +315,9 @@ impl Session {
         }
         self.client.write_all(&out).await?;
         self.traffic.to_client += out.len() as u64;
+        if let Some(c) = &self.counters {
+            c.metrics.connections.inc();
+        }
         tracing::info!("connection ready");
 
         Ok(Some((server, sbuf)))
@@ -306,55 +341,110 @@ impl Session {
         }
     }
 
-    async fn tenant_info(&self, tenant: &str) -> Result<Arc<TenantInfo>, SessionError> {
-        match self.shared.catalog.lookup(tenant).await? {
-            None => Err(SessionError::UnknownTenant(tenant.into())),
-            Some(i) if !i.enabled => Err(SessionError::DisabledTenant(tenant.into())),
-            Some(i) => Ok(i),
+    /// The tenant's catalog row; a known tenant gets its counters.
+    async fn tenant_info(&mut self, tenant: &str) -> Result<Arc<TenantInfo>, SessionError> {
+        let info = self
+            .shared
+            .catalog
+            .lookup(tenant)
+            .await?
+            .ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
+        self.counters = Some(self.shared.limits.counters(tenant));
+        if !info.enabled {
+            return Err(SessionError::DisabledTenant(tenant.into()));
         }
+        Ok(info)
     }
 
-    async fn connect_upstream(&self) -> Result<TcpStream, SessionError> {
-        let addr = &self.shared.cfg.upstream;
-        let fail = |reason: String| SessionError::Upstream {
-            addr: addr.clone(),
-            reason,
-        };
-        let s = tokio::time::timeout(self.shared.cfg.connect_timeout(), TcpStream::connect(addr))
-            .await
-            .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        s.set_nodelay(true)?;
-        Ok(s)
-    }
-
-    /// Transparent: the framed relay (see `relay`), until either side
-    /// ends or the router shuts down.
+    /// Transparent (and Draining): the framed relay (see `relay`), until
+    /// either side ends, the router shuts down, or an administrator
+    /// disconnects the tenant.
     async fn relay(
         &mut self,
         server: &mut TcpStream,
         sbuf: BytesMut,
-        shutdown: &mut broadcast::Receiver<()>,
+        shutdown: &mut broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
-        let (mut up, mut down) = relay::pipes(std::mem::take(&mut self.cbuf), sbuf)?;
+        let mut relay = Relay::new(std::mem::take(&mut self.cbuf), sbuf)?;
         let mut watch = self.watch.take();
-        let client = &mut self.client;
-        let result = tokio::select! {
-            r = std::future::poll_fn(|cx| relay::poll_relay(cx, client, server, &mut up, &mut down, watch.as_mut())) => r,
-            _ = shutdown.recv() => {
-                let msg = protocol::error_response(
-                    Severity::Fatal, "57P01", "terminating connection: tenant-router is shutting down");
-                let _ = self.client.write_all(&msg).await;
-                Ok(relay::End::Client)
+        let mut kick = self.kick.take();
+        let mut mode = Mode::Serve;
+        let end = loop {
+            let client = &mut self.client;
+            let kicked = async {
+                let fired = match kick.as_mut() {
+                    Some(k) => k.changed().await.is_ok(),
+                    None => false,
+                };
+                if !fired {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                r = std::future::poll_fn(|cx| relay.poll(cx, client, server, watch.as_mut(), mode)) => break Some(r),
+                stop = shutdown.recv() => match stop {
+                    Ok(Stop::Drain) => {
+                        self.phase = Phase::Draining;
+                        mode = Mode::StopWhenIdle;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => break None,
+                },
+                _ = kicked => {
+                    self.close_with(&relay, "an administrator disconnected this tenant's connections").await;
+                    break Some(Ok(End::Client));
+                }
             }
         };
-        self.traffic.from_client += up.bytes;
-        self.traffic.to_client += down.bytes;
-        match result? {
-            relay::End::Client => Ok(()),
-            relay::End::Server => Err(SessionError::ServerGone),
+        self.traffic.from_client += relay.up.bytes;
+        self.traffic.to_client += relay.down.bytes;
+        match end {
+            None => {
+                self.close_with(&relay, "tenant-router is shutting down")
+                    .await;
+                Ok(())
+            }
+            Some(r) => match r? {
+                End::Client => Ok(()),
+                End::Server => Err(SessionError::ServerGone),
+                End::Idle => {
+                    self.close_with(&relay, "tenant-router is shutting down")
+                        .await;
+                    Ok(())
+                }
+            },
         }
     }
+
+    /// Close the client with FATAL 57P01, after the whole frames already
+    /// owed to it (so the FATAL starts at a frame boundary).
+    async fn close_with(&mut self, relay: &Relay, why: &str) {
+        let msg = protocol::error_response(
+            Severity::Fatal,
+            "57P01",
+            &format!("terminating connection: {why}"),
+        );
+        let write = async {
+            self.client.write_all(relay.down.pending()).await?;
+            self.client.write_all(&msg).await
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+        tracing::info!(reason = why, "connection closed by the router");
+    }
+}
+
+async fn connect_upstream(cfg: &crate::config::Config) -> Result<TcpStream, SessionError> {
+    let addr = &cfg.upstream;
+    let fail = |reason: String| SessionError::Upstream {
+        addr: addr.clone(),
+        reason,
+    };
+    let s = tokio::time::timeout(cfg.connect_timeout(), TcpStream::connect(addr))
+        .await
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    s.set_nodelay(true)?;
+    Ok(s)
 }
 
 /// The startup parameters Postgres gets: the tenant-free user name, and the

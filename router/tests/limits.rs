@@ -52,13 +52,6 @@ async fn max_connections_per_tenant() {
     drop(third);
 }
 
-fn set_limits(tenant: &str, args: &str) {
-    admin_sql(&format!(
-        "SELECT tenant.create_tenant('{tenant}') WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = '{tenant}')"
-    ));
-    admin_sql(&format!("SELECT tenant.alter_tenant('{tenant}', {args})"));
-}
-
 #[tokio::test]
 async fn max_query_ms_cancels_long_statements() {
     set_limits("slowpoke", "max_query_ms => 500");
@@ -131,6 +124,35 @@ async fn max_result_bytes_cuts_large_results() {
         .unwrap()
         .get(0);
     assert_eq!(n, 5);
+}
+
+/// A cancel the router sends for a statement that has already finished
+/// must not cancel the client's next statement: the next batch waits until
+/// Postgres has taken the cancel (an idle backend ignores it).
+#[tokio::test]
+async fn a_late_cancel_never_hits_the_next_statement() {
+    set_limits("late-cancel", "max_result_bytes => 20000");
+    let r = Router::start();
+    let c = connect(&r.url("rt_app.late-cancel")).await.unwrap();
+    for round in 0..15 {
+        // 100 kB: Postgres finishes before the cancel arrives.
+        let e = c
+            .simple_query("SELECT repeat('x', 1000) FROM generate_series(1, 100)")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), "54000", "round {round}: {e}");
+        // Control: the statement right after (long enough for a late
+        // cancel to land in it) runs untouched.
+        let rows = c
+            .simple_query("SELECT 1 FROM pg_sleep(0.05)")
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the next statement failed: {e}"));
+        let n = rows
+            .iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count();
+        assert_eq!(n, 1);
+    }
 }
 
 /// Run `n` statements; (accepted, denied with 53400). Anything else fails.

@@ -124,6 +124,15 @@ pub fn admin_sql(sql: &str) -> String {
     run(psql(cluster(), DB).args(["-tA", "-c", sql]))
 }
 
+/// Create the tenant if missing, then set its limits (`args`: named
+/// arguments of tenant.alter_tenant, e.g. `qps_limit => 5`).
+pub fn set_limits(tenant: &str, args: &str) {
+    admin_sql(&format!(
+        "SELECT tenant.create_tenant('{tenant}') WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = '{tenant}')"
+    ));
+    admin_sql(&format!("SELECT tenant.alter_tenant('{tenant}', {args})"));
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -135,7 +144,23 @@ fn free_port() -> u16 {
 pub struct Router {
     child: Child,
     pub port: u16,
+    /// Port of the admin HTTP API.
+    pub admin_port: u16,
+    /// The config file it was started with (tests may rewrite it and
+    /// send SIGHUP).
+    pub config: PathBuf,
     pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The config file of a test router: `extra` holds top-level TOML lines.
+pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
+    let c = cluster();
+    format!(
+        "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_key_file = \"{}\"\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\n{extra}\n\
+         [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
+        c.port, c.key_file, c.sock, c.port
+    )
 }
 
 impl Router {
@@ -145,24 +170,22 @@ impl Router {
 
     /// Start with extra top-level TOML lines (e.g. `startup_timeout_ms = 500`).
     pub fn start_with(extra: &str) -> Router {
-        let c = cluster();
+        Router::start_env(extra, &[])
+    }
+
+    /// Start with extra TOML lines and environment variables.
+    pub fn start_env(extra: &str, env: &[(&str, &str)]) -> Router {
         let port = free_port();
+        let admin_port = free_port();
         let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("router.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_key_file = \"{}\"\n{extra}\n\
-                 [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
-                c.port, c.key_file, c.sock, c.port
-            ),
-        )
-        .expect("write config");
+        std::fs::write(&cfg, router_config(port, admin_port, extra)).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .arg("-c")
             .arg(&cfg)
             .env("TENANT_ROUTER_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -192,7 +215,49 @@ impl Router {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Router { child, port, log }
+        Router {
+            child,
+            port,
+            admin_port,
+            config: cfg,
+            log,
+        }
+    }
+
+    /// `http://127.0.0.1:<admin port><path>`.
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    /// Send a signal (`"HUP"`, `"TERM"`) to the router process.
+    pub fn signal(&self, sig: &str) {
+        run(Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string()));
+    }
+
+    /// Wait for the process to exit; None if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Wait until a log line contains `text`.
+    pub fn wait_log(&self, text: &str, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.log_text().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     pub fn url(&self, user: &str) -> String {
@@ -238,4 +303,51 @@ pub async fn visible_notes(c: &tokio_postgres::Client) -> i64 {
         .await
         .expect("count")
         .get(0)
+}
+
+/// The backend pid behind a client.
+pub async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pg_backend_pid")
+        .get(0)
+}
+
+/// Wait until a backend has exited (its transaction, if any, rolled back).
+pub async fn wait_backend_gone(pid: i32) {
+    let start = Instant::now();
+    while admin_sql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+    ))
+    .trim()
+        != "0"
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "backend {pid} still open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A connection the router closed: the next statement fails with the
+/// router's FATAL 57P01 (or "connection closed" once the client saw EOF).
+/// Returns the error text.
+pub async fn assert_terminated(c: &tokio_postgres::Client) -> String {
+    let e = c
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("the router closed this connection");
+    assert!(sqlstate(&e) == "57P01" || c.is_closed(), "{e}");
+    e.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Committed `notes` rows with this body (read as postgres).
+pub fn committed_notes(body: &str) -> i64 {
+    admin_sql(&format!("SELECT count(*) FROM notes WHERE body = '{body}'"))
+        .trim()
+        .parse()
+        .expect("a count")
 }

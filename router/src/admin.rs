@@ -1,0 +1,245 @@
+//! The admin HTTP API (axum), on `admin_listen`:
+//!
+//! | route                            | what                                        |
+//! |----------------------------------|---------------------------------------------|
+//! | `GET /health`                    | the process is up                           |
+//! | `GET /ready`                     | catalog and upstream answer, not draining   |
+//! | `GET /tenants`                   | every catalog tenant: limits and counters   |
+//! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
+//! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
+//! | `GET /metrics`                   | Prometheus text exposition                  |
+//!
+//! With `admin_token` set, every route but /health and /ready needs
+//! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
+
+use crate::catalog::{CatalogError, TenantInfo};
+use crate::metrics::TenantSnapshot;
+use crate::server::Shared;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a request can fail with; each maps to one status and message.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("\"{0}\" is not a valid tenant id")]
+    InvalidTenant(String),
+    #[error("tenant \"{0}\" does not exist")]
+    UnknownTenant(String),
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::InvalidTenant(_) => StatusCode::BAD_REQUEST,
+            AdminError::UnknownTenant(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
+            AdminError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if let AdminError::Unauthorized = self {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+type AppState = Arc<Shared>;
+
+/// The routes, with the bearer-token check in front of the private ones.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let private = Router::new()
+        .route("/tenants", get(tenants))
+        .route("/tenants/{id}/metrics", get(tenant_metrics))
+        .route("/tenants/{id}/disconnect", post(disconnect))
+        .route("/metrics", get(prometheus))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(private)
+        .fallback(|req: Request| async move { AdminError::NoRoute(req.uri().path().to_owned()) })
+        .with_state(shared)
+}
+
+/// Serve the admin API until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(e) = axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+/// The token is read from the current config, so a reload can rotate it.
+async fn require_token(
+    State(shared): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    let cfg = shared.config();
+    if !cfg.admin_token.is_empty() {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(cfg.admin_token.as_bytes())) {
+            return Err(AdminError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "up" }))
+}
+
+/// Ready when the router would serve a new tenant connection: not
+/// draining, the catalog answers a query, and the upstream answers like a
+/// PostgreSQL server.
+async fn ready(State(shared): State<AppState>) -> Response {
+    let cfg = shared.config();
+    let (catalog, upstream) = tokio::join!(
+        shared.catalog.check(),
+        probe_upstream(&cfg.upstream, cfg.connect_timeout())
+    );
+    let draining = shared.is_draining();
+    let ok = catalog.is_ok() && upstream.is_ok() && !draining;
+    let show = |r: Result<(), String>| r.map_or_else(|e| e, |_| "ok".to_owned());
+    let body = json!({
+        "ready": ok,
+        "draining": draining,
+        "catalog": show(catalog.map_err(|e| e.to_string())),
+        "upstream": show(upstream),
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Ask the upstream for TLS (SSLRequest) and expect PostgreSQL's one-byte
+/// answer, 'S' or 'N'; then hang up. Opens no session.
+async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
+    let probe = async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await?;
+        Ok::<u8, std::io::Error>(b[0])
+    };
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(b'S' | b'N')) => Ok(()),
+        Ok(Ok(b)) => Err(format!("{addr} answered {b:#04x}, not like PostgreSQL")),
+        Ok(Err(e)) => Err(format!("{addr}: {e}")),
+        Err(_) => Err(format!("{addr}: timed out")),
+    }
+}
+
+/// One entry of `GET /tenants`.
+#[derive(Serialize)]
+struct TenantView {
+    #[serde(flatten)]
+    limits: TenantInfo,
+    counters: TenantSnapshot,
+}
+
+async fn tenants(State(shared): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
+    let list = shared.catalog.list().await?;
+    let views: Vec<TenantView> = list
+        .into_iter()
+        .map(|info| TenantView {
+            counters: snapshot(&shared, &info.id),
+            limits: info,
+        })
+        .collect();
+    Ok(Json(json!({ "tenants": views })))
+}
+
+/// A tenant's counters; zeros when it has had no connection.
+fn snapshot(shared: &Shared, id: &str) -> TenantSnapshot {
+    match shared.limits.get(id) {
+        Some(c) => c.metrics.snapshot(id, c.active()),
+        None => TenantSnapshot::empty(id),
+    }
+}
+
+/// Validate the id and check that the catalog knows it.
+async fn known(shared: &AppState, id: &str) -> Result<(), AdminError> {
+    if !pg_tenant_token::valid_tenant_id(id) {
+        return Err(AdminError::InvalidTenant(id.to_owned()));
+    }
+    match shared.catalog.lookup(id).await? {
+        Some(_) => Ok(()),
+        None => Err(AdminError::UnknownTenant(id.to_owned())),
+    }
+}
+
+async fn tenant_metrics(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TenantSnapshot>, AdminError> {
+    known(&shared, &id).await?;
+    Ok(Json(snapshot(&shared, &id)))
+}
+
+async fn disconnect(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    known(&shared, &id).await?;
+    let n = shared.limits.get(&id).map_or(0, |c| c.disconnect_all());
+    tracing::warn!(tenant = %id, connections = n, "admin API: disconnecting every connection of the tenant");
+    Ok(Json(json!({ "tenant": id, "disconnected": n })))
+}
+
+async fn prometheus(State(shared): State<AppState>) -> Response {
+    shared
+        .metrics
+        .catalog_up
+        .set(i64::from(shared.catalog.is_connected().await));
+    shared.limits.export_active();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
