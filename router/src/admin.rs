@@ -41,6 +41,8 @@ pub enum AdminError {
     UnknownTenant(String),
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    #[error("{method} is not allowed on {path}")]
+    Method { method: String, path: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -51,6 +53,7 @@ impl AdminError {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::InvalidTenant(_) => StatusCode::BAD_REQUEST,
             AdminError::UnknownTenant(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
+            AdminError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -85,6 +88,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/ready", get(ready))
         .merge(private)
         .fallback(|req: Request| async move { AdminError::NoRoute(req.uri().path().to_owned()) })
+        .method_not_allowed_fallback(|req: Request| async move {
+            AdminError::Method {
+                method: req.method().to_string(),
+                path: req.uri().path().to_owned(),
+            }
+        })
         .with_state(shared)
 }
 
@@ -132,8 +141,14 @@ async fn health() -> Json<serde_json::Value> {
 /// PostgreSQL server.
 async fn ready(State(shared): State<AppState>) -> Response {
     let cfg = shared.config();
+    let catalog = async {
+        match tokio::time::timeout(cfg.connect_timeout(), shared.catalog.check()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("tenant catalog: timed out".to_owned()),
+        }
+    };
     let (catalog, upstream) = tokio::join!(
-        shared.catalog.check(),
+        catalog,
         probe_upstream(&cfg.upstream, cfg.connect_timeout())
     );
     let draining = shared.is_draining();
@@ -142,7 +157,7 @@ async fn ready(State(shared): State<AppState>) -> Response {
     let body = json!({
         "ready": ok,
         "draining": draining,
-        "catalog": show(catalog.map_err(|e| e.to_string())),
+        "catalog": show(catalog),
         "upstream": show(upstream),
     });
     let status = if ok {

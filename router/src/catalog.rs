@@ -17,6 +17,8 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 /// Channel the extension notifies on every catalog change.
 pub const CHANNEL: &str = "pg_tenant_catalog";
+/// Connect timeout of the catalog connection when its URL sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
@@ -217,7 +219,13 @@ impl Catalog {
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Client, tokio_postgres::Error> {
-        let (client, mut connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            // An unreachable catalog must not hold the connection lock (and
+            // every lookup behind it) for the kernel's TCP timeout.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let (client, mut connection) = config.connect(NoTls).await?;
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -66,19 +66,30 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, each one a message: the first drains, a second
+/// closes what is left at once.
+fn stop_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
         (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    if tx.send(()).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        _ => std::future::pending::<()>().await,
+        _ => tracing::warn!("cannot watch SIGTERM/SIGINT"),
     }
+    rx
 }
 
 fn main() -> ExitCode {
@@ -187,7 +198,7 @@ async fn run(cli: Cli) -> ExitCode {
         }))
     });
     let reload = tokio::spawn(reload_on_hangup(Arc::new(cli), over, shared.clone()));
-    server::run(listener, shared, shutdown_signal()).await;
+    server::run(listener, shared, stop_signals()).await;
     reload.abort();
     let _ = admin_stop.send(());
     if let Some(t) = admin_task {

@@ -14,7 +14,6 @@ use crate::config::Config;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::session::Session;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -85,15 +84,15 @@ impl Shared {
     }
 }
 
-/// Serve until `shutdown` completes, then drain: sessions close as they
-/// become idle, and those still open after the configured grace period
-/// are closed.
-pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Future) {
+/// Serve until the first message on `stop`, then drain: sessions close as
+/// they become idle, and those still open after the configured grace
+/// period (or a second message on `stop`) are closed.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: mpsc::Receiver<()>) {
     let (notify, _) = broadcast::channel::<Stop>(2);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
     tokio::select! {
         _ = accept_loop(&listener, &shared, &notify, &drain_tx) => {}
-        _ = shutdown => {}
+        _ = stop.recv() => {}
     }
     drop(listener);
     let grace = shared.config().shutdown_grace();
@@ -105,8 +104,19 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, shutdown: impl Futu
     shared.metrics.draining.set(1);
     let _ = notify.send(Stop::Drain);
     drop(drain_tx);
-    if tokio::time::timeout(grace, drain_rx.recv()).await.is_err() {
-        tracing::warn!("sessions still open after the grace period; closing them");
+    let drained = tokio::select! {
+        r = tokio::time::timeout(grace, drain_rx.recv()) => {
+            if r.is_err() {
+                tracing::warn!("sessions still open after the grace period; closing them");
+            }
+            r.is_ok()
+        }
+        Some(()) = stop.recv() => {
+            tracing::warn!("second stop signal; closing the sessions still open");
+            false
+        }
+    };
+    if !drained {
         let _ = notify.send(Stop::Now);
         // Sessions still in their handshake end within the startup timeout;
         // do not wait that long.

@@ -270,6 +270,15 @@ async fn unknown_tenants_and_routes_get_json_errors() {
     let (status, v) = get_json(&r, "/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(v["error"], "no such endpoint: /nothing-here");
+    let resp = reqwest::Client::new()
+        .get(r.admin("/tenants/acme/disconnect"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "GET is not allowed on /tenants/acme/disconnect");
     // Control: a known tenant with no connections has zero counters.
     let (status, v) = get_json(&r, "/tenants/initech/metrics").await;
     assert_eq!(status, StatusCode::OK);

@@ -147,3 +147,22 @@ async fn sigterm_closes_what_is_left_after_the_grace_period() {
     wait_backend_gone(pid).await;
     assert_eq!(committed_notes(&marker), 0);
 }
+
+#[tokio::test]
+async fn a_second_sigterm_closes_at_once() {
+    let mut r = Router::start_with("shutdown_grace_ms = 60000");
+    let stuck = connect(&r.url("rt_app.globex")).await.unwrap();
+    stuck.simple_query("BEGIN").await.unwrap();
+    r.signal("TERM");
+    assert!(r.wait_log("draining sessions", Duration::from_secs(5)));
+    // Control: the transaction keeps the router draining.
+    assert!(r.wait_exit(Duration::from_millis(500)).is_none());
+    assert_eq!(stuck.simple_query("SELECT 1").await.unwrap().len(), 3);
+    let start = Instant::now();
+    r.signal("TERM");
+    let status = r.wait_exit(Duration::from_secs(5)).expect("router exited");
+    assert!(status.success(), "{status}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(r.log_text().contains("second stop signal"));
+    assert_terminated(&stuck).await;
+}
