@@ -128,6 +128,8 @@ pub struct Session {
     watch: Option<StatementWatch>,
     /// Fires when an administrator disconnects the tenant.
     kick: Option<watch::Receiver<u64>>,
+    /// The connection's span (peer, tenant, user, backend pid).
+    span: tracing::Span,
 }
 
 /// What the startup phase produced.
@@ -165,6 +167,7 @@ impl Session {
             slot: None,
             watch: None,
             kick: None,
+            span: tracing::Span::none(),
         }
     }
 
@@ -177,6 +180,7 @@ impl Session {
         span: tracing::Span,
     ) -> Traffic {
         let started = Instant::now();
+        self.span = span.clone();
         let result = match self.handshake().instrument(span.clone()).await {
             Ok(Some((mut server, sbuf))) => {
                 self.phase = Phase::Transparent;
@@ -429,7 +433,7 @@ impl Session {
             self.client.write_all(&msg).await
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
-        tracing::info!(reason = why, "connection closed by the router");
+        tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
     }
 }
 

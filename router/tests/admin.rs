@@ -384,3 +384,37 @@ async fn ready_fails_when_the_upstream_does_not_answer() {
     let health = reqwest::get(r.admin("/health")).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn catalog_outage_is_reported_not_hidden() {
+    // Nothing listens on port 1: the catalog cannot be reached.
+    let r = Router::start_env(
+        &with_token(),
+        &[(
+            "TENANT_ROUTER_CATALOG_URL",
+            "host=127.0.0.1 port=1 user=rt_router dbname=router_test",
+        )],
+    );
+    let resp = reqwest::get(r.admin("/ready")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["upstream"], "ok");
+    assert!(
+        v["catalog"]
+            .as_str()
+            .unwrap()
+            .starts_with("tenant catalog unavailable"),
+        "{v}"
+    );
+    let (status, v) = get_json(&r, "/tenants").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("tenant catalog unavailable"),
+        "{v}"
+    );
+    let (_, text) = get(&r, "/metrics").await;
+    assert_eq!(sample(&text, "tenant_router_catalog_up"), Some(0.0));
+}
