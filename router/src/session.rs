@@ -373,7 +373,13 @@ impl Session {
         let mut watch = self.watch.take();
         let mut kick = self.kick.take();
         let mut mode = Mode::Serve;
-        let end = loop {
+        /// Why the relay loop ended.
+        enum Exit {
+            Relay(Result<End, SessionError>),
+            Stop,
+            Kick,
+        }
+        let exit = loop {
             let client = &mut self.client;
             let kicked = async {
                 let fired = match kick.as_mut() {
@@ -385,39 +391,31 @@ impl Session {
                 }
             };
             tokio::select! {
-                r = std::future::poll_fn(|cx| relay.poll(cx, client, server, watch.as_mut(), mode)) => break Some(r),
+                r = std::future::poll_fn(|cx| relay.poll(cx, client, server, watch.as_mut(), mode)) => break Exit::Relay(r),
                 stop = shutdown.recv() => match stop {
                     Ok(Stop::Drain) => {
                         self.phase = Phase::Draining;
                         mode = Mode::StopWhenIdle;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => break None,
+                    Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => break Exit::Stop,
                 },
-                _ = kicked => {
-                    self.close_with(&relay, "an administrator disconnected this tenant's connections").await;
-                    break Some(Ok(End::Client));
-                }
+                _ = kicked => break Exit::Kick,
             }
         };
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
-        match end {
-            None => {
-                self.close_with(&relay, "tenant-router is shutting down")
-                    .await;
-                Ok(())
-            }
-            Some(r) => match r? {
-                End::Client => Ok(()),
-                End::Server => Err(SessionError::ServerGone),
-                End::Idle => {
-                    self.close_with(&relay, "tenant-router is shutting down")
-                        .await;
-                    Ok(())
-                }
+        let why = match exit {
+            Exit::Relay(r) => match r? {
+                End::Client => return Ok(()),
+                End::Server => return Err(SessionError::ServerGone),
+                End::Idle => "tenant-router is shutting down",
             },
-        }
+            Exit::Stop => "tenant-router is shutting down",
+            Exit::Kick => "an administrator disconnected this tenant's connections",
+        };
+        self.close_with(&relay, why).await;
+        Ok(())
     }
 
     /// Close the client with FATAL 57P01, after the whole frames already
