@@ -19,7 +19,10 @@ use crate::protocol::{self, FrameError, Severity, Startup};
 use crate::relay::{End, Mode, Relay};
 use crate::server::{Shared, Stop};
 use bytes::{BufMut, BytesMut};
+use futures_util::task::AtomicWaker;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -176,7 +179,7 @@ impl Session {
     /// the relay itself), and its log lines name `span` as their parent.
     pub async fn run(
         mut self,
-        mut shutdown: broadcast::Receiver<Stop>,
+        shutdown: broadcast::Receiver<Stop>,
         span: tracing::Span,
     ) -> Traffic {
         let started = Instant::now();
@@ -184,7 +187,7 @@ impl Session {
         let result = match self.handshake().instrument(span.clone()).await {
             Ok(Some((mut server, sbuf))) => {
                 self.phase = Phase::Transparent;
-                self.relay(&mut server, sbuf, &mut shutdown).await
+                self.relay(&mut server, sbuf, shutdown).await
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -367,42 +370,41 @@ impl Session {
         &mut self,
         server: &mut TcpStream,
         sbuf: BytesMut,
-        shutdown: &mut broadcast::Receiver<Stop>,
+        shutdown: broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
         let mut relay = Relay::new(std::mem::take(&mut self.cbuf), sbuf)?;
         let mut watch = self.watch.take();
-        let mut kick = self.kick.take();
-        let mut mode = Mode::Serve;
-        /// Why the relay loop ended.
+        let interrupt = Arc::new(Interrupt::default());
+        let helper = tokio::spawn(watch_interrupts(
+            interrupt.clone(),
+            shutdown,
+            self.kick.take(),
+        ));
+        /// Why the relay ended.
         enum Exit {
             Relay(Result<End, SessionError>),
             Stop,
             Kick,
         }
-        let exit = loop {
-            let client = &mut self.client;
-            let kicked = async {
-                let fired = match kick.as_mut() {
-                    Some(k) => k.changed().await.is_ok(),
-                    None => false,
-                };
-                if !fired {
-                    std::future::pending::<()>().await;
+        let mut mode = Mode::Serve;
+        let client = &mut self.client;
+        let phase = &mut self.phase;
+        let exit = std::future::poll_fn(|cx| {
+            match interrupt.poll(cx) {
+                Signal::Stop => return Poll::Ready(Exit::Stop),
+                Signal::Kick => return Poll::Ready(Exit::Kick),
+                Signal::Drain if mode == Mode::Serve => {
+                    *phase = Phase::Draining;
+                    mode = Mode::StopWhenIdle;
                 }
-            };
-            tokio::select! {
-                r = std::future::poll_fn(|cx| relay.poll(cx, client, server, watch.as_mut(), mode)) => break Exit::Relay(r),
-                stop = shutdown.recv() => match stop {
-                    Ok(Stop::Drain) => {
-                        self.phase = Phase::Draining;
-                        mode = Mode::StopWhenIdle;
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => break Exit::Stop,
-                },
-                _ = kicked => break Exit::Kick,
+                Signal::Drain | Signal::None => {}
             }
-        };
+            relay
+                .poll(cx, client, server, watch.as_mut(), mode)
+                .map(Exit::Relay)
+        })
+        .await;
+        helper.abort();
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
         let why = match exit {
@@ -447,6 +449,74 @@ async fn connect_upstream(cfg: &crate::config::Config) -> Result<TcpStream, Sess
         .map_err(|e| fail(e.to_string()))?;
     s.set_nodelay(true)?;
     Ok(s)
+}
+
+/// What reached a session from outside, in rising order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Signal {
+    None,
+    /// SIGTERM: close at the next idle point.
+    Drain,
+    /// The grace period is over: close now.
+    Stop,
+    /// An administrator disconnected the tenant.
+    Kick,
+}
+
+/// A session's interrupt flag. A helper task waits on the router's stop
+/// broadcast and the tenant's disconnect signal and raises it; the relay
+/// checks it with one atomic load per wake-up, instead of polling a shared
+/// broadcast receiver and watch channel (each takes a lock) every time.
+#[derive(Default)]
+struct Interrupt {
+    state: AtomicU8,
+    waker: AtomicWaker,
+}
+
+impl Interrupt {
+    fn raise(&self, s: Signal) {
+        self.state.fetch_max(s as u8, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> Signal {
+        self.waker.register(cx.waker());
+        match self.state.load(Ordering::Acquire) {
+            0 => Signal::None,
+            1 => Signal::Drain,
+            2 => Signal::Stop,
+            _ => Signal::Kick,
+        }
+    }
+}
+
+async fn watch_interrupts(
+    interrupt: Arc<Interrupt>,
+    mut shutdown: broadcast::Receiver<Stop>,
+    mut kick: Option<watch::Receiver<u64>>,
+) {
+    loop {
+        let kicked = async {
+            let fired = match kick.as_mut() {
+                Some(k) => k.changed().await.is_ok(),
+                None => false,
+            };
+            if !fired {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            stop = shutdown.recv() => match stop {
+                Ok(Stop::Drain) => interrupt.raise(Signal::Drain),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => {
+                    return interrupt.raise(Signal::Stop)
+                }
+            },
+            _ = kicked => return interrupt.raise(Signal::Kick),
+        }
+    }
 }
 
 /// The startup parameters Postgres gets: the tenant-free user name, and the
