@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -70,10 +70,31 @@ impl IntoResponse for AdminError {
     }
 }
 
-type AppState = Arc<Shared>;
+/// How long `/ready` reuses its catalog and upstream checks: the route
+/// needs no token, and each upstream probe costs Postgres a process.
+const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// Results of the readiness probes (Err: why not).
+#[derive(Clone)]
+struct Checks {
+    catalog: Result<(), String>,
+    upstream: Result<(), String>,
+}
+
+struct Admin {
+    shared: Arc<Shared>,
+    /// The last probes and when they ran; concurrent callers wait for one.
+    checks: tokio::sync::Mutex<Option<(Instant, Checks)>>,
+}
+
+type AppState = Arc<Admin>;
 
 /// The routes, with the bearer-token check in front of the private ones.
 pub fn router(shared: Arc<Shared>) -> Router {
+    let shared = Arc::new(Admin {
+        shared,
+        checks: tokio::sync::Mutex::new(None),
+    });
     let private = Router::new()
         .route("/tenants", get(tenants))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
@@ -113,11 +134,11 @@ pub async fn serve(
 
 /// The token is read from the current config, so a reload can rotate it.
 async fn require_token(
-    State(shared): State<AppState>,
+    State(app): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    let cfg = shared.config();
+    let cfg = app.shared.config();
     if !cfg.admin_token.is_empty() {
         let given = req
             .headers()
@@ -140,19 +161,9 @@ async fn health() -> Json<serde_json::Value> {
 /// Ready when the router would serve a new tenant connection: not
 /// draining, the catalog answers a query, and the upstream answers like a
 /// PostgreSQL server.
-async fn ready(State(shared): State<AppState>) -> Response {
-    let cfg = shared.config();
-    let catalog = async {
-        match tokio::time::timeout(cfg.connect_timeout(), shared.catalog.check()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("tenant catalog: timed out".to_owned()),
-        }
-    };
-    let (catalog, upstream) = tokio::join!(
-        catalog,
-        probe_upstream(&cfg.upstream, cfg.connect_timeout())
-    );
-    let draining = shared.is_draining();
+async fn ready(State(app): State<AppState>) -> Response {
+    let Checks { catalog, upstream } = checks(&app).await;
+    let draining = app.shared.is_draining();
     let ok = catalog.is_ok() && upstream.is_ok() && !draining;
     let show = |r: Result<(), String>| r.map_or_else(|e| e, |_| "ok".to_owned());
     let body = json!({
@@ -167,6 +178,30 @@ async fn ready(State(shared): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// The catalog and upstream probes, run at most once per `READY_CACHE`.
+async fn checks(app: &Admin) -> Checks {
+    let mut last = app.checks.lock().await;
+    if let Some((at, c)) = last.as_ref() {
+        if at.elapsed() < READY_CACHE {
+            return c.clone();
+        }
+    }
+    let cfg = app.shared.config();
+    let catalog = async {
+        match tokio::time::timeout(cfg.connect_timeout(), app.shared.catalog.check()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("tenant catalog: timed out".to_owned()),
+        }
+    };
+    let (catalog, upstream) = tokio::join!(
+        catalog,
+        probe_upstream(&cfg.upstream, cfg.connect_timeout())
+    );
+    let c = Checks { catalog, upstream };
+    *last = Some((Instant::now(), c.clone()));
+    c
 }
 
 /// Ask the upstream for TLS (SSLRequest) and expect PostgreSQL's one-byte
@@ -195,12 +230,13 @@ struct TenantView {
     counters: TenantSnapshot,
 }
 
-async fn tenants(State(shared): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
+async fn tenants(State(app): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
+    let shared = &app.shared;
     let list = shared.catalog.list().await?;
     let views: Vec<TenantView> = list
         .into_iter()
         .map(|info| TenantView {
-            counters: snapshot(&shared, &info.id),
+            counters: snapshot(shared, &info.id),
             limits: info,
         })
         .collect();
@@ -216,7 +252,7 @@ fn snapshot(shared: &Shared, id: &str) -> TenantSnapshot {
 }
 
 /// Validate the id and check that the catalog knows it.
-async fn known(shared: &AppState, id: &str) -> Result<(), AdminError> {
+async fn known(shared: &Arc<Shared>, id: &str) -> Result<(), AdminError> {
     if !pg_tenant_token::valid_tenant_id(id) {
         return Err(AdminError::InvalidTenant(id.to_owned()));
     }
@@ -227,24 +263,27 @@ async fn known(shared: &AppState, id: &str) -> Result<(), AdminError> {
 }
 
 async fn tenant_metrics(
-    State(shared): State<AppState>,
+    State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TenantSnapshot>, AdminError> {
-    known(&shared, &id).await?;
-    Ok(Json(snapshot(&shared, &id)))
+    let shared = &app.shared;
+    known(shared, &id).await?;
+    Ok(Json(snapshot(shared, &id)))
 }
 
 async fn disconnect(
-    State(shared): State<AppState>,
+    State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AdminError> {
-    known(&shared, &id).await?;
+    let shared = &app.shared;
+    known(shared, &id).await?;
     let n = shared.limits.get(&id).map_or(0, |c| c.disconnect_all());
     tracing::warn!(tenant = %id, connections = n, "admin API: disconnecting every connection of the tenant");
     Ok(Json(json!({ "tenant": id, "disconnected": n })))
 }
 
-async fn prometheus(State(shared): State<AppState>) -> Response {
+async fn prometheus(State(app): State<AppState>) -> Response {
+    let shared = &app.shared;
     shared
         .metrics
         .catalog_up

@@ -418,3 +418,38 @@ async fn catalog_outage_is_reported_not_hidden() {
     let (_, text) = get(&r, "/metrics").await;
     assert_eq!(sample(&text, "tenant_router_catalog_up"), Some(0.0));
 }
+
+#[tokio::test]
+async fn ready_probes_the_upstream_at_most_once_a_second() {
+    // A stand-in upstream that answers SSLRequests like PostgreSQL ('N')
+    // and counts the connections it gets.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = upstream.local_addr().unwrap().to_string();
+    let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = probes.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = upstream.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut req = [0u8; 8];
+            if s.read_exact(&mut req).await.is_ok() {
+                let _ = s.write_all(b"N").await;
+            }
+        }
+    });
+    let r = Router::start_env(&with_token(), &[("TENANT_ROUTER_UPSTREAM", &addr)]);
+    let count = || probes.load(std::sync::atomic::Ordering::SeqCst);
+    let calls = (0..20).map(|_| reqwest::get(r.admin("/ready")));
+    for resp in futures_util::future::join_all(calls).await {
+        assert_eq!(resp.unwrap().status(), StatusCode::OK);
+    }
+    let burst = count();
+    assert!((1..=2).contains(&burst), "20 calls, {burst} probes");
+    // Control: once the result is older than a second, the next call probes again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        reqwest::get(r.admin("/ready")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(count(), burst + 1);
+}
