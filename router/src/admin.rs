@@ -91,7 +91,7 @@ type AppState = Arc<Admin>;
 
 /// The routes, with the bearer-token check in front of the private ones.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let shared = Arc::new(Admin {
+    let app = Arc::new(Admin {
         shared,
         checks: tokio::sync::Mutex::new(None),
     });
@@ -100,10 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
         .route("/metrics", get(prometheus))
-        .route_layer(middleware::from_fn_with_state(
-            shared.clone(),
-            require_token,
-        ));
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -115,7 +112,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 path: req.uri().path().to_owned(),
             }
         })
-        .with_state(shared)
+        .with_state(app)
 }
 
 /// Serve the admin API until `shutdown` completes.
