@@ -86,6 +86,9 @@ pub struct Metrics {
     /// Connections refused because the tenant is not in the catalog (no
     /// tenant label: the names are the client's).
     pub unknown_tenant: IntCounter,
+    /// Connections of bypass users (no tenant context), which see every
+    /// tenant's rows: worth watching.
+    pub bypass: IntCounter,
     /// SIGHUP reloads by `result` ("ok", "error").
     pub reloads: IntCounterVec,
     /// 1 while the router drains after SIGTERM.
@@ -133,13 +136,20 @@ impl Metrics {
                 .expect("metric registered once");
             g
         };
-        let unknown_tenant = IntCounter::new(
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric definition");
+            r.register(Box::new(c.clone()))
+                .expect("metric registered once");
+            c
+        };
+        let unknown_tenant = counter(
             "tenant_router_unknown_tenant_refusals_total",
             "Connections refused because the tenant is not in the catalog.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(unknown_tenant.clone()))
-            .expect("metric registered once");
+        );
+        let bypass = counter(
+            "tenant_router_bypass_connections_total",
+            "Connections of bypass users, passed through without a tenant context.",
+        );
         Metrics {
             active,
             connections: counter_vec(
@@ -186,6 +196,7 @@ impl Metrics {
             ),
             latency,
             unknown_tenant,
+            bypass,
             reloads: counter_vec(
                 &r,
                 "tenant_router_config_reloads_total",

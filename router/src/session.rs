@@ -322,8 +322,9 @@ impl Session {
         }
         self.client.write_all(&out).await?;
         self.traffic.to_client += out.len() as u64;
-        if let Some(c) = &self.counters {
-            c.metrics.connections.inc();
+        match &self.counters {
+            Some(c) => c.metrics.connections.inc(),
+            None => self.shared.metrics.bypass.inc(),
         }
         tracing::info!("connection ready");
 

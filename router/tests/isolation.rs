@@ -80,6 +80,19 @@ async fn bypass_user_sees_all_tenants() {
         .get(0);
     assert_eq!(t, None);
     assert!(r.log_text().contains("bypass user"));
+    // Counted, since a bypass user sees every tenant's rows.
+    let metrics = reqwest::get(r.admin("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tenant_router_bypass_connections_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
