@@ -206,7 +206,7 @@ async fn checks(app: &Admin) -> Checks {
 async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
     let probe = async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await?;
+        s.write_all(&crate::protocol::ssl_request()).await?;
         let mut b = [0u8; 1];
         s.read_exact(&mut b).await?;
         Ok::<u8, std::io::Error>(b[0])

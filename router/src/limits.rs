@@ -519,8 +519,17 @@ impl StatementWatch {
         self.outstanding.push_back(timed.then(Instant::now));
     }
 
+    /// Nothing in flight, between batches, not in a transaction: a point
+    /// where the session can be closed cleanly.
+    pub fn at_rest(&self) -> bool {
+        self.outstanding.is_empty() && self.batch == Batch::Between && self.status == b'I'
+    }
+
     /// Add the relay's byte counts (totals so far) to the tenant's counters.
     pub fn account(&mut self, bytes_in: u64, bytes_out: u64) {
+        if (bytes_in, bytes_out) == self.accounted {
+            return;
+        }
         let m = &self.counters.metrics;
         m.bytes_in.inc_by(bytes_in - self.accounted.0);
         m.bytes_out.inc_by(bytes_out - self.accounted.1);
@@ -728,6 +737,26 @@ mod tests {
         let ok = (0..100).filter(|_| c.take_token(20, 1.5)).count();
         assert!((4..=6).contains(&ok), "refilled at 20/s: {ok}");
         assert!(c.take_token(0, 1.0), "0 is unlimited");
+    }
+
+    #[tokio::test]
+    async fn frames_buffered_during_the_handshake_are_watched() {
+        let c = counters(info(0, 0, 1));
+        assert!(c.take_token(1, 1.0)); // empty the bucket
+        let mut w = StatementWatch::new("acme", c, CancelRegistry::new(), (1, 2));
+        // A client that sent its first query before ReadyForQuery.
+        let early = frame(b'Q', b"SELECT 1\0");
+        let relay =
+            crate::relay::Relay::new(BytesMut::from(&early[..]), BytesMut::new(), Some(&mut w))
+                .unwrap();
+        assert_eq!(w.counters.metrics.statements.get(), 1);
+        assert!(w.outstanding.is_empty(), "refused, not sent");
+        assert!(relay.up.pending().is_empty());
+        assert_eq!(
+            relay.down.pending()[0],
+            b'E',
+            "53400 answered by the router"
+        );
     }
 
     #[tokio::test]

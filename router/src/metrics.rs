@@ -7,6 +7,7 @@
 //! is dropped from the catalog (`Metrics::forget`), so `/metrics` stays
 //! bounded by the catalog however many names clients try.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -99,59 +100,32 @@ pub struct Metrics {
 
 const T: &[&str] = &["tenant"];
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(v.clone()))
+/// Register a metric from a fixed definition (an error is a bug here).
+fn register<M: Collector + Clone + 'static>(r: &Registry, m: prometheus::Result<M>) -> M {
+    let m = m.expect("valid metric definition");
+    r.register(Box::new(m.clone()))
         .expect("metric registered once");
-    v
+    m
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(r, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let active = IntGaugeVec::new(
-            Opts::new(
-                "tenant_router_connections_active",
-                "Open client connections of the tenant.",
-            ),
-            T,
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(active.clone()))
-            .expect("metric registered once");
-        let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "tenant_router_statement_duration_seconds",
-                "Time from a statement batch reaching the router to its ReadyForQuery.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            T,
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(latency.clone()))
-            .expect("metric registered once");
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric definition");
-            r.register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
-        };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric definition");
-            r.register(Box::new(c.clone()))
-                .expect("metric registered once");
-            c
-        };
-        let unknown_tenant = counter(
-            "tenant_router_unknown_tenant_refusals_total",
-            "Connections refused because the tenant is not in the catalog.",
-        );
-        let bypass = counter(
-            "tenant_router_bypass_connections_total",
-            "Connections of bypass users, passed through without a tenant context.",
-        );
         Metrics {
-            active,
+            active: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tenant_router_connections_active",
+                        "Open client connections of the tenant.",
+                    ),
+                    T,
+                ),
+            ),
             connections: counter_vec(
                 &r,
                 "tenant_router_connections_total",
@@ -194,22 +168,50 @@ impl Metrics {
                 "Bytes relayed from PostgreSQL to the tenant's clients.",
                 T,
             ),
-            latency,
-            unknown_tenant,
-            bypass,
+            latency: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "tenant_router_statement_duration_seconds",
+                        "Time from a statement batch reaching the router to its ReadyForQuery.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    T,
+                ),
+            ),
+            unknown_tenant: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_unknown_tenant_refusals_total",
+                    "Connections refused because the tenant is not in the catalog.",
+                ),
+            ),
+            bypass: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_bypass_connections_total",
+                    "Connections of bypass users, passed through without a tenant context.",
+                ),
+            ),
             reloads: counter_vec(
                 &r,
                 "tenant_router_config_reloads_total",
                 "Configuration reloads (SIGHUP), by result.",
                 &["result"],
             ),
-            draining: gauge(
-                "tenant_router_draining",
-                "1 while the router drains after SIGTERM.",
+            draining: register(
+                &r,
+                IntGauge::new(
+                    "tenant_router_draining",
+                    "1 while the router drains after SIGTERM.",
+                ),
             ),
-            catalog_up: gauge(
-                "tenant_router_catalog_up",
-                "1 while the router's catalog connection is up.",
+            catalog_up: register(
+                &r,
+                IntGauge::new(
+                    "tenant_router_catalog_up",
+                    "1 while the router's catalog connection is up.",
+                ),
             ),
             registry: r,
         }

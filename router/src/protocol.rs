@@ -118,6 +118,14 @@ pub fn startup_message(params: &[(String, String)]) -> BytesMut {
     out
 }
 
+/// Encode an SSLRequest (the admin API's readiness probe sends one).
+pub fn ssl_request() -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&8u32.to_be_bytes());
+    out[4..].copy_from_slice(&SSL_REQUEST.to_be_bytes());
+    out
+}
+
 /// Encode a CancelRequest.
 pub fn cancel_request(pid: i32, key: i32) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -266,6 +274,10 @@ mod tests {
             Ok(Some(Startup::Cancel { pid: 7, key: 256 }))
         );
         assert!(read_startup(&mut startup_bytes(CANCEL_REQUEST, b"")).is_err());
+        assert_eq!(
+            read_startup(&mut BytesMut::from(&ssl_request()[..])),
+            Ok(Some(Startup::Ssl))
+        );
     }
 
     #[test]

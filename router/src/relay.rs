@@ -38,7 +38,8 @@ pub enum Mode {
     StopWhenIdle,
 }
 
-/// Where the conversation stands, from the frames that went through.
+/// Where the conversation stands, from the frames that went through, for
+/// sessions without a `StatementWatch` (which tracks this itself).
 #[derive(Debug)]
 struct Flow {
     /// Batches (Query, or up to Sync) forwarded and not yet answered.
@@ -50,15 +51,19 @@ struct Flow {
 }
 
 impl Flow {
-    fn client(&mut self, tag: u8, edit: &Edit) {
-        match (edit, tag) {
-            (Edit::Drop, _) | (_, b'X') => {}
-            (_, b'Q' | b'S') => {
+    fn client(&mut self, tag: u8) {
+        match tag {
+            b'X' => {}
+            b'Q' | b'S' => {
                 self.in_flight += 1;
                 self.open_batch = false;
             }
             _ => self.open_batch = true,
         }
+    }
+
+    fn at_rest(&self) -> bool {
+        self.in_flight == 0 && !self.open_batch && self.status == b'I'
     }
 
     fn server(&mut self, tag: u8, frame: &[u8]) {
@@ -75,6 +80,39 @@ pub enum Edit {
     Keep,
     Drop,
     Replace(BytesMut),
+}
+
+/// A client frame on its way: the watch decides (and tracks the
+/// conversation), or it passes and the flow tracks it.
+fn on_client(flow: &mut Flow, watch: Option<&mut StatementWatch>, tag: u8, f: &[u8]) -> Edit {
+    match watch {
+        Some(w) => w.on_client_frame(tag, f),
+        None => {
+            flow.client(tag);
+            Edit::Keep
+        }
+    }
+}
+
+/// A server frame on its way, likewise.
+fn on_server(flow: &mut Flow, watch: Option<&mut StatementWatch>, tag: u8, f: &[u8]) -> Edit {
+    match watch {
+        Some(w) => w.on_server_frame(tag, f),
+        None => {
+            flow.server(tag, f);
+            Edit::Keep
+        }
+    }
+}
+
+/// Answer in place of Postgres, at a frame boundary, what the watch owes
+/// the client.
+fn deliver_local_reply(down: &mut Pipe, watch: Option<&mut StatementWatch>) {
+    if let Some(w) = watch.filter(|w| !w.local_reply.is_empty()) {
+        let reply = std::mem::take(&mut w.local_reply);
+        splice(&mut down.buf, down.ready, down.ready, &reply);
+        down.ready += reply.len();
+    }
 }
 
 /// Replace `buf[start..end]` with `with` (rare: limits only).
@@ -105,6 +143,7 @@ impl Pipe {
         }
     }
 
+    #[cfg(test)]
     /// Extend `ready` over the complete frames now in the buffer.
     fn scan(&mut self) -> Result<(), FrameError> {
         self.scan_with(&mut |_, _| Edit::Keep)
@@ -199,9 +238,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Prepare both pipes from what the handshake left in the buffers (a
-    /// pipelining client may already have sent queries).
-    pub fn new(client_buf: BytesMut, server_buf: BytesMut) -> Result<Relay, FrameError> {
+    /// Prepare both pipes from what the handshake left in the buffers. A
+    /// pipelining client may already have sent queries: they go through
+    /// `watch` like any later frame, so no batch escapes the limits.
+    pub fn new(
+        client_buf: BytesMut,
+        server_buf: BytesMut,
+        mut watch: Option<&mut StatementWatch>,
+    ) -> Result<Relay, FrameError> {
         let mut up = Pipe::new(client_buf);
         let mut down = Pipe::new(server_buf);
         let mut flow = Flow {
@@ -209,20 +253,16 @@ impl Relay {
             open_batch: false,
             status: b'I',
         };
-        up.scan_with(&mut |tag, _| {
-            flow.client(tag, &Edit::Keep);
-            Edit::Keep
-        })?;
-        down.scan()?;
+        up.scan_with(&mut |t, f| on_client(&mut flow, watch.as_deref_mut(), t, f))?;
+        down.scan_with(&mut |t, f| on_server(&mut flow, watch.as_deref_mut(), t, f))?;
+        deliver_local_reply(&mut down, watch);
         Ok(Relay { up, down, flow })
     }
 
     /// Clean to close: nothing in flight, not in a transaction, nothing
     /// read from the client and nothing owed to it.
-    fn idle(&self) -> bool {
-        self.flow.in_flight == 0
-            && !self.flow.open_batch
-            && self.flow.status == b'I'
+    fn idle(&self, watch: Option<&StatementWatch>) -> bool {
+        watch.map_or_else(|| self.flow.at_rest(), StatementWatch::at_rest)
             && self.up.buf.is_empty()
             && self.down.ready == 0
     }
@@ -257,43 +297,20 @@ impl Relay {
             w.poll_deadline(cx);
         }
         for _ in 0..BUDGET {
-            if mode == Mode::StopWhenIdle && self.idle() {
+            if mode == Mode::StopWhenIdle && self.idle(watch.as_deref()) {
                 return Poll::Ready(Ok(End::Idle));
             }
             let Relay { up, down, flow } = self;
             // Hold the client's frames while the watch's cancel is on its way.
             let open = watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
-            let a = match watch.as_deref_mut() {
-                Some(_) if !open => false,
-                Some(w) => {
-                    let a = step(cx, up, client, server, &mut |tag, f| {
-                        let e = w.on_client_frame(tag, f);
-                        flow.client(tag, &e);
-                        e
-                    })?;
-                    if !w.local_reply.is_empty() {
-                        // Answer in place of Postgres, at a frame boundary.
-                        let reply = std::mem::take(&mut w.local_reply);
-                        splice(&mut down.buf, down.ready, down.ready, &reply);
-                        down.ready += reply.len();
-                    }
-                    a
-                }
-                None => step(cx, up, client, server, &mut |tag, _| {
-                    flow.client(tag, &Edit::Keep);
-                    Edit::Keep
-                })?,
-            };
-            let b = match watch.as_deref_mut() {
-                Some(w) => step(cx, down, server, client, &mut |tag, f| {
-                    flow.server(tag, f);
-                    w.on_server_frame(tag, f)
-                })?,
-                None => step(cx, down, server, client, &mut |tag, f| {
-                    flow.server(tag, f);
-                    Edit::Keep
-                })?,
-            };
+            let a = open
+                && step(cx, up, client, server, &mut |t, f| {
+                    on_client(flow, watch.as_deref_mut(), t, f)
+                })?;
+            deliver_local_reply(down, watch.as_deref_mut());
+            let b = step(cx, down, server, client, &mut |t, f| {
+                on_server(flow, watch.as_deref_mut(), t, f)
+            })?;
             if (up.eof || up.terminate) && up.ready == 0 {
                 return Poll::Ready(Ok(End::Client));
             }
@@ -301,7 +318,7 @@ impl Relay {
                 return Poll::Ready(Ok(End::Server));
             }
             if !a && !b {
-                if mode == Mode::StopWhenIdle && self.idle() {
+                if mode == Mode::StopWhenIdle && self.idle(watch.as_deref()) {
                     return Poll::Ready(Ok(End::Idle));
                 }
                 // A batch sent just now arms the timer: register its waker.
@@ -347,12 +364,12 @@ mod tests {
     }
 
     fn relay(client: &[u8], server: &[u8]) -> Relay {
-        Relay::new(BytesMut::from(client), BytesMut::from(server)).unwrap()
+        Relay::new(BytesMut::from(client), BytesMut::from(server), None).unwrap()
     }
 
     fn feed(r: &mut Relay, client: &[u8], server: &[u8]) {
         if let Some(&tag) = client.first() {
-            r.flow.client(tag, &Edit::Keep);
+            r.flow.client(tag);
         }
         if let Some(&tag) = server.first() {
             r.flow.server(tag, server);
@@ -362,22 +379,22 @@ mod tests {
     #[test]
     fn idle_means_no_batch_in_flight_and_no_transaction() {
         let mut r = relay(b"", b"");
-        assert!(r.idle(), "fresh session");
+        assert!(r.idle(None), "fresh session");
         feed(&mut r, b"Q\0\0\0\x0dBEGIN;;;\0", b"");
-        assert!(!r.idle(), "a query in flight");
+        assert!(!r.idle(None), "a query in flight");
         feed(&mut r, b"", b"Z\0\0\0\x05T");
-        assert!(!r.idle(), "inside a transaction");
+        assert!(!r.idle(None), "inside a transaction");
         feed(&mut r, b"P\0\0\0\x04", b"");
-        assert!(!r.idle(), "extended messages before Sync");
+        assert!(!r.idle(None), "extended messages before Sync");
         feed(&mut r, b"S\0\0\0\x04", b"");
         feed(&mut r, b"", b"Z\0\0\0\x05I");
-        assert!(r.idle(), "transaction over, all answered");
+        assert!(r.idle(None), "transaction over, all answered");
         // A partial frame from the client is not idle either.
         let r = relay(b"Q\0\0", b"");
-        assert!(!r.idle());
+        assert!(!r.idle(None));
         // A query the handshake already buffered counts as in flight.
         let r = relay(b"Q\0\0\0\x0dSELECT 1\0", b"");
-        assert!(!r.idle());
+        assert!(!r.idle(None));
     }
 
     #[test]

@@ -373,8 +373,8 @@ impl Session {
         sbuf: BytesMut,
         shutdown: broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
-        let mut relay = Relay::new(std::mem::take(&mut self.cbuf), sbuf)?;
         let mut watch = self.watch.take();
+        let mut relay = Relay::new(std::mem::take(&mut self.cbuf), sbuf, watch.as_mut())?;
         let interrupt = Arc::new(Interrupt::default());
         let helper = tokio::spawn(watch_interrupts(
             interrupt.clone(),

@@ -179,24 +179,7 @@ async fn disabled_tenant_is_refused_and_enabled_again() {
 async fn abrupt_client_disconnect_frees_the_backend() {
     let r = Router::start();
     let c = connect(&r.url("rt_app.acme")).await.unwrap();
-    let pid: i32 = c
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&c).await;
     drop(c);
-    let start = Instant::now();
-    loop {
-        let n = admin_sql(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
-        ));
-        if n.trim() == "0" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "backend {pid} still alive"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_backend_gone(pid).await;
 }

@@ -36,11 +36,7 @@ async fn unknown_cancel_key_is_dropped() {
     use tokio::io::AsyncWriteExt;
     let r = Router::start();
     let c = connect(&r.url("rt_app.acme")).await.unwrap();
-    let pid: i32 = c
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&c).await;
     let sleeper = tokio::spawn(async move { c.batch_execute("SELECT pg_sleep(1.5)").await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The right pid with a guessed key: the router must not forward it.
