@@ -29,7 +29,7 @@ trap cleanup EXIT
 cat > "$OUT/router.toml" <<TOML
 listen = "127.0.0.1:$RPORT"
 upstream = "127.0.0.1:$PGPORT"
-context_key_file = "$PG_TENANT_KEY_FILE"
+context_signing_key_file = "$PG_TENANT_KEY_FILE"
 admin_listen = "127.0.0.1:6445"
 [catalog]
 url = "host=$PG_TENANT_SOCK port=$PGPORT user=bench_router dbname=bench"

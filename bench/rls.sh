@@ -23,7 +23,7 @@ RPORT=${BENCH_ROUTER_PORT:-6442}
 cat > "$OUT/router-rls.toml" <<TOML
 listen = "127.0.0.1:$RPORT"
 upstream = "127.0.0.1:$PGPORT"
-context_key_file = "$PG_TENANT_KEY_FILE"
+context_signing_key_file = "$PG_TENANT_KEY_FILE"
 [catalog]
 url = "host=$PG_TENANT_SOCK port=$PGPORT user=bench_router dbname=bench"
 TOML

@@ -2,22 +2,28 @@
 -- fresh database before the tests (scripts/regress).
 \set ON_ERROR_STOP 1
 CREATE EXTENSION pg_tenant;
-CREATE EXTENSION pgcrypto;
+CREATE EXTENSION plpython3u;
 CREATE SCHEMA regress;
 
 -- Stand-in for tenant-router: mints a context token for the calling
--- backend. An independent SQL implementation of the token format in the
--- README, so the suite also checks that the format is what we document.
+-- backend with the cluster's Ed25519 signing key (a copy readable by the
+-- server, made by scripts/regress and passed as :signing_key_file). An
+-- independent implementation of the token format in the README (Python's
+-- cryptography package, i.e. OpenSSL), so the suite also checks that the
+-- format is what we document. `key_file` lets a test sign with another key.
+CREATE FUNCTION regress.signing_key_file() RETURNS text LANGUAGE sql IMMUTABLE
+RETURN :'signing_key_file';
 CREATE FUNCTION regress.token(action text, tenant text, nonce bigint, pid int DEFAULT pg_backend_pid(),
-                              key text DEFAULT NULL) RETURNS text
-LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_catalog AS $$
-  SELECT 'v1.' || nonce || '.' || encode(hmac(
-      convert_to('pg_tenant/v1', 'UTF8') || '\x00'::bytea
-   || convert_to(action, 'UTF8') || '\x00'::bytea
-   || convert_to(coalesce(tenant, ''), 'UTF8') || '\x00'::bytea
-   || convert_to(pid::text, 'UTF8') || '\x00'::bytea
-   || convert_to(nonce::text, 'UTF8'),
-      convert_to(coalesce(key, current_setting('pg_tenant.context_key')), 'UTF8'), 'sha256'), 'hex')
+                              key_file text DEFAULT NULL) RETURNS text
+LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+path = key_file
+if path is None:
+    path = plpy.execute("SELECT regress.signing_key_file() AS f")[0]["f"]
+with open(path, "rb") as f:
+    key = load_pem_private_key(f.read(), password=None)
+msg = b"\0".join(x.encode() for x in ["pg_tenant/v2", action, tenant or "", str(pid), str(nonce)])
+return "v2.%d.%s" % (nonce, key.sign(msg).hex())
 $$;
 -- What the router does after authentication.
 CREATE FUNCTION regress.enter(tenant text, nonce bigint) RETURNS text

@@ -55,6 +55,8 @@ CREATE TABLE tenant.tenants (
     enabled            boolean NOT NULL DEFAULT true,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now(),
+    -- 0.2.0: large objects are shared by all tenants; off unless granted.
+    allow_large_objects boolean NOT NULL DEFAULT false,
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation <> 'schema' OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation <> 'database' OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle <= pool_size)
@@ -75,7 +77,7 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        t.allow_ddl, t.read_only, t.allowed_operations, t.dedicated_pool,
        coalesce(t.pool_size, d.pool_size, 10)                AS pool_size,
        coalesce(t.min_idle, d.min_idle, 0)                   AS min_idle,
-       t.enabled, t.created_at, t.updated_at
+       t.enabled, t.created_at, t.updated_at, t.allow_large_objects
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -142,7 +144,8 @@ CREATE FUNCTION tenant.create_tenant(
     dedicated_pool boolean DEFAULT false,
     pool_size integer DEFAULT NULL,
     min_idle integer DEFAULT NULL,
-    enabled boolean DEFAULT true
+    enabled boolean DEFAULT true,
+    allow_large_objects boolean DEFAULT false
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -153,7 +156,7 @@ BEGIN
              coalesce(allow_ddl, false), coalesce(read_only, false),
              coalesce(allowed_operations, '{select,insert,update,delete}'),
              coalesce(dedicated_pool, false), pool_size, min_idle, coalesce(enabled, true),
-             now(), now());
+             now(), now(), coalesce(allow_large_objects, false));
     PERFORM tenant._validate(t);
     IF EXISTS (SELECT 1 FROM tenant.tenants x WHERE x.id = t.id) THEN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
@@ -199,7 +202,8 @@ CREATE FUNCTION tenant.alter_tenant(
     pool_size integer DEFAULT NULL,
     min_idle integer DEFAULT NULL,
     enabled boolean DEFAULT NULL,
-    reset text[] DEFAULT '{}'
+    reset text[] DEFAULT '{}',
+    allow_large_objects boolean DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -239,6 +243,7 @@ BEGIN
     t.pool_size := coalesce(alter_tenant.pool_size, t.pool_size);
     t.min_idle := coalesce(alter_tenant.min_idle, t.min_idle);
     t.enabled := coalesce(alter_tenant.enabled, t.enabled);
+    t.allow_large_objects := coalesce(alter_tenant.allow_large_objects, t.allow_large_objects);
     t.updated_at := now();
     PERFORM tenant._validate(t);
     UPDATE tenant.tenants x SET
@@ -249,7 +254,8 @@ BEGIN
         max_result_bytes = t.max_result_bytes, allow_ddl = t.allow_ddl,
         read_only = t.read_only, allowed_operations = t.allowed_operations,
         dedicated_pool = t.dedicated_pool, pool_size = t.pool_size,
-        min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at
+        min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
+        allow_large_objects = t.allow_large_objects
     WHERE x.id = t.id;
     PERFORM pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -319,15 +325,15 @@ COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer),
     tenant.router_catalog(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer)
     TO tenant_admin;

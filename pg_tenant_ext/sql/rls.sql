@@ -118,6 +118,94 @@ UNION ALL
 SELECT pa.parname, 'SET or ALTER SYSTEM on a pg_tenant parameter is granted to a role'
   FROM pg_parameter_acl pa
  WHERE pa.parname LIKE 'pg\_tenant.%' AND pa.paracl IS NOT NULL
+UNION ALL
+-- A view runs with its owner's rights: owned by a role that bypasses row
+-- level security, it returns every tenant's rows.
+SELECT DISTINCT v.oid::regclass::text,
+       format('view owned by %s (which bypasses row level security) reads protected table %s: it returns every tenant''s rows; fix: ALTER VIEW %s SET (security_invoker = true)',
+              quote_ident(o.rolname), t.name, v.oid::regclass)
+  FROM pg_class v
+  JOIN pg_roles o ON o.oid = v.relowner
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE v.relkind = 'v' AND (o.rolsuper OR o.rolbypassrls)
+   AND NOT coalesce((SELECT lower(x.option_value) IN ('true', 'on', '1', 'yes')
+                       FROM pg_options_to_table(v.reloptions) x
+                      WHERE x.option_name = 'security_invoker'), false)
+UNION ALL
+-- A materialized view stores rows without row level security.
+SELECT DISTINCT m.oid::regclass::text,
+       format('materialized view over protected table %s has no row level security: whoever can read it sees the rows it was refreshed with, across tenants; fix: drop it, or replace it with a protected table (tenant.protect) filled per tenant',
+              t.name)
+  FROM pg_class m
+  JOIN pg_rewrite rw ON rw.ev_class = m.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE m.relkind = 'm'
+UNION ALL
+-- SECURITY DEFINER functions run with their owner's rights.
+SELECT p.oid::regprocedure::text,
+       format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application roles: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE from application roles',
+              quote_ident(o.rolname), p.oid::regprocedure)
+  FROM pg_proc p
+  JOIN pg_roles o ON o.oid = p.proowner
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prosecdef AND (o.rolsuper OR o.rolbypassrls)
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                      AND e.objid = p.oid AND e.deptype = 'e')
+   AND EXISTS (SELECT 1 FROM pg_roles r
+                WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+                  AND has_function_privilege(r.oid, p.oid, 'EXECUTE'))
+UNION ALL
+-- A foreign key between protected tables must carry the tenant column.
+SELECT a.name,
+       format('foreign key %s references protected table %s without pairing the tenant columns: a tenant can reference, and probe for, another tenant''s rows; fix: FOREIGN KEY (%s, ...) REFERENCES %s (%s, ...) with a unique key on the referenced side that includes the tenant column',
+              quote_ident(c.conname), b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = a.oid AND attnum = a.attnum)),
+              b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = b.oid AND attnum = b.attnum)))
+  FROM pg_constraint c
+  JOIN tables a ON a.oid = c.conrelid
+  JOIN tables b ON b.oid = c.confrelid
+ WHERE c.contype = 'f'
+   AND coalesce(array_position(c.conkey, a.attnum) IS DISTINCT FROM array_position(c.confkey, b.attnum)
+                OR array_position(c.conkey, a.attnum) IS NULL, true)
+UNION ALL
+-- Unique keys without the tenant column reveal other tenants' keys.
+SELECT t.name,
+       format('unique index %s does not include the tenant column: unique violations and ON CONFLICT reveal which keys other tenants use; fix: make the key (%s, ...)',
+              i.indexrelid::regclass,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_index i ON i.indrelid = t.oid
+ WHERE i.indisunique AND NOT (t.attnum = ANY (i.indkey::int2[]))
+UNION ALL
+-- Monitoring rights that reach across tenants.
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_stats: it reads every tenant''s query text (pg_stat_activity, pg_stat_statements); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+UNION ALL
+-- pg_stat_statements shows a role's own statements: with a shared
+-- application role, every tenant's (normalized) statements.
+SELECT p.oid::regprocedure::text,
+       format('pg_stat_statements is executable by application role %s: tenants sharing that role read each other''s statements; fix: REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC (grant it to monitoring roles only)',
+              quote_ident(r.rolname), p.oid::regprocedure)
+  FROM pg_proc p
+  JOIN pg_depend e ON e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'
+  JOIN pg_extension x ON x.oid = e.refobjid AND x.extname = 'pg_stat_statements'
+  JOIN pg_roles r ON r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+                 AND NOT pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+ WHERE p.proname = 'pg_stat_statements' AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+UNION ALL
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_settings: it reads every server setting (tenant contexts stay safe: the server holds only public keys); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_settings', 'MEMBER')
 ORDER BY 1, 2
 $fn$;
 COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';

@@ -6,7 +6,7 @@
 //! this module's statics: reading the tenant costs no GUC lookup.
 
 use crate::gucs;
-use pg_tenant_token::{Action, TokenError};
+use pg_tenant_token::Action;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::{Cell, RefCell};
@@ -44,13 +44,14 @@ pub mod ops {
 
 /// What `set_context` loaded besides the tenant id: the locked role and
 /// the tenant's permissions. Serialized into `pg_tenant.context_state` as
-/// `v1:<role oid>:<allow_ddl>:<read_only>:<ops bits>`.
+/// `v2:<role oid>:<allow_ddl>:<read_only>:<ops bits>:<allow_large_objects>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContextState {
     pub role: u32,
     pub allow_ddl: bool,
     pub read_only: bool,
     pub ops: u8,
+    pub allow_large_objects: bool,
     pub active: bool,
 }
 
@@ -60,6 +61,7 @@ impl ContextState {
         allow_ddl: true,
         read_only: false,
         ops: ops::ALL,
+        allow_large_objects: true,
         active: false,
     };
 
@@ -68,13 +70,14 @@ impl ContextState {
             return Some(ContextState::NONE);
         }
         let mut it = s.split(':');
-        if it.next()? != "v1" {
+        if it.next()? != "v2" {
             return None;
         }
         let role = it.next()?.parse().ok()?;
         let allow_ddl = it.next()? == "1";
         let read_only = it.next()? == "1";
         let ops = it.next()?.parse().ok()?;
+        let allow_large_objects = it.next()? == "1";
         if it.next().is_some() || ops > ops::ALL {
             return None;
         }
@@ -83,14 +86,19 @@ impl ContextState {
             allow_ddl,
             read_only,
             ops,
+            allow_large_objects,
             active: true,
         })
     }
 
     pub fn serialize(&self) -> String {
         format!(
-            "v1:{}:{}:{}:{}",
-            self.role, self.allow_ddl as u8, self.read_only as u8, self.ops
+            "v2:{}:{}:{}:{}:{}",
+            self.role,
+            self.allow_ddl as u8,
+            self.read_only as u8,
+            self.ops,
+            self.allow_large_objects as u8
         )
     }
 }
@@ -136,25 +144,27 @@ pub fn require_preloaded() {
 
 fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
     require_preloaded();
-    let Some(key) = gucs::context_key() else {
+    let keys = gucs::context_public_keys();
+    if keys.is_empty() {
         refuse(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_tenant.context_key is not set; configure it in postgresql.conf".into(),
+            "pg_tenant.context_public_keys is not set; put the router's public key \
+             (tenant-router --print-public-key) in postgresql.conf"
+                .into(),
         );
-    };
+    }
     // SAFETY: MyProcPid is set once at backend start and only read here.
     let pid = unsafe { pg_sys::MyProcPid };
-    match pg_tenant_token::verify(key.as_bytes(), action, pid, LAST_NONCE.0.get(), token) {
+    match pg_tenant_token::verify(&keys, action, pid, LAST_NONCE.0.get(), token) {
         Ok(nonce) => nonce,
-        Err(TokenError::WeakKey) => refuse(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_tenant.context_key is shorter than 32 bytes".into(),
-        ),
         Err(e) => {
             ereport!(
                 WARNING,
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("pg_tenant: refused context token in backend {pid} for tenant \"{tenant_for_log}\": {e}")
+                format!(
+                    "pg_tenant: refused context token in backend {pid} for tenant \"{}\": {e}",
+                    printable(tenant_for_log)
+                )
             );
             refuse(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -185,24 +195,48 @@ struct TenantRow {
     allow_ddl: bool,
     read_only: bool,
     ops: u8,
+    allow_large_objects: bool,
 }
 
 /// Read the tenant's row as the bootstrap superuser: the application role
 /// has no privilege on the catalog, and must not need one.
+///
+/// Nothing the caller controls may run here: the query names every object
+/// with its schema, compares with `OPERATOR(pg_catalog.=)`, runs under a
+/// pinned `search_path = pg_catalog, pg_temp` (temporary relations, which
+/// would otherwise be searched first, come last) and in a
+/// security-restricted operation (no temp objects may be created, no
+/// `SET ROLE`, no deferred code). Caller-created operators, functions,
+/// casts and relations are never resolved.
 fn load_tenant(id: &str) -> Option<TenantRow> {
-    const Q: &str = "SELECT enabled, role_name::text, allow_ddl, read_only, allowed_operations \
-                     FROM tenant.tenants WHERE id = $1";
+    const Q: &str = "SELECT t.enabled, t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
+                     t.allowed_operations, t.allow_large_objects \
+                     FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_sec = 0;
-    // SAFETY: the pair is restored below, and AbortTransaction restores it
-    // on error as it does for every SECURITY DEFINER call.
-    unsafe {
+    // SAFETY: the pair and the GUC nest level are restored below; on error
+    // AbortTransaction restores both, as it does for SECURITY DEFINER calls.
+    let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec);
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved_sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            saved_sec
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-    }
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest
+    };
     let row = Spi::connect(|client| {
         let table = client.select(Q, Some(1), &[id.into()])?;
         if table.is_empty() {
@@ -219,16 +253,42 @@ fn load_tenant(id: &str) -> Option<TenantRow> {
                 .iter()
                 .filter_map(|n| ops::from_name(n))
                 .fold(0, |a, b| a | b),
+            allow_large_objects: r.get::<bool>(6)?.unwrap_or(false),
         }))
     });
-    // SAFETY: restores the values read above.
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_sec) };
+    // SAFETY: restores the values saved above.
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
+    }
     match row {
         Ok(r) => r,
         Err(e) => refuse(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("pg_tenant: could not read tenant catalog: {e}"),
         ),
+    }
+}
+
+/// Refuse a context for a role that bypasses row level security: such a
+/// "tenant" session would see every tenant's rows.
+fn refuse_bypass(role: pg_sys::Oid, what: &str, tenant: &str) {
+    // SAFETY: plain catalog lookups by oid.
+    let (superuser, bypass) = unsafe {
+        (
+            pg_sys::superuser_arg(role),
+            pg_sys::has_bypassrls_privilege(role),
+        )
+    };
+    if superuser || bypass {
+        let kind = if superuser { "SUPERUSER" } else { "BYPASSRLS" };
+        refuse(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "tenant \"{tenant}\" cannot be given to a session whose {what} has {kind}: \
+                 row level security would not confine it"
+            ),
+        );
     }
 }
 
@@ -281,20 +341,32 @@ fn set_context(tenant: &str, token: &str) -> String {
             format!("tenant \"{tenant}\" is disabled"),
         );
     }
-    let mut role_oid = 0u32;
-    if let Some(role) = row.role.as_deref() {
-        set_role(role);
+    // SAFETY: reads of backend globals.
+    let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
+    refuse_bypass(session_user, "login role", tenant);
+    refuse_bypass(current_user, "current role", tenant);
+    // The role is locked in every tenant session: the tenant's own role when
+    // it has one, else the login role (so SET ROLE cannot reach a role that
+    // bypasses row level security).
+    let role_oid = if let Some(role) = row.role.as_deref() {
         // SAFETY: plain catalog lookup of a NUL-terminated name.
         let cname = CString::new(role).unwrap_or_default();
-        role_oid = unsafe { pg_sys::get_role_oid(cname.as_ptr(), false) }.to_u32();
-    } else if state().role != 0 {
-        set_role("none");
-    }
+        let oid = unsafe { pg_sys::get_role_oid(cname.as_ptr(), false) };
+        refuse_bypass(oid, "tenant role", tenant);
+        set_role(role);
+        oid.to_u32()
+    } else {
+        if current_user != session_user || state().role != 0 {
+            set_role("none");
+        }
+        session_user.to_u32()
+    };
     let st = ContextState {
         role: role_oid,
         allow_ddl: row.allow_ddl,
         read_only: row.read_only,
         ops: row.ops,
+        allow_large_objects: row.allow_large_objects,
         active: true,
     };
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, &st.serialize());
@@ -363,11 +435,13 @@ mod tests {
             allow_ddl: false,
             read_only: true,
             ops: ops::SELECT | ops::INSERT,
+            allow_large_objects: true,
             active: true,
         };
         assert_eq!(ContextState::parse(&s.serialize()), Some(s));
         assert_eq!(ContextState::parse(""), Some(ContextState::NONE));
-        assert_eq!(ContextState::parse("v1:1:0:0:99"), None);
+        assert_eq!(ContextState::parse("v2:1:0:0:99:0"), None);
+        assert_eq!(ContextState::parse("v1:1:0:0:1"), None);
         assert_eq!(ContextState::parse("v2:1:0:0:1"), None);
     }
 }

@@ -1,8 +1,10 @@
 //! Every GUC of the extension, registered once from `_PG_init`.
 //!
-//! * `pg_tenant.context_key` — the shared secret that signs context tokens.
-//!   PGC_SIGHUP (postgresql.conf or ALTER SYSTEM only, never SET), hidden
-//!   from non-superusers and from SHOW ALL.
+//! * `pg_tenant.context_public_keys` — the Ed25519 public keys that
+//!   context tokens are checked against (the router holds the private key).
+//!   PGC_SIGHUP (postgresql.conf or ALTER SYSTEM only, never SET). Public:
+//!   nothing in PostgreSQL can mint a token, so showing it harms no one.
+//!   Two keys make a rotation window.
 //! * `pg_tenant.tenant_id` — the tenant of this backend. PGC_SUSET and
 //!   GUC_NO_RESET_ALL: only `tenant.set_context` (which sets it with
 //!   superuser context after checking a token) or a real superuser can
@@ -13,13 +15,17 @@
 //! * `pg_tenant.context_state` — the locked role and the permissions loaded
 //!   by `set_context`, hidden, with the same protections and the same
 //!   transactional behaviour as the tenant id.
+//!
+//! The `pg_tenant` prefix is reserved: `SET pg_tenant.anything` is an
+//! error for everyone, so no placeholder can pose as one of ours.
 
 use crate::context;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::ffi::{c_char, c_void, CStr, CString};
 
-pub static CONTEXT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_PUBLIC_KEYS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_STATE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -28,17 +34,21 @@ pub const CONTEXT_STATE_NAME: &CStr = c"pg_tenant.context_state";
 
 /// Register the GUCs. Called from `_PG_init` while preloading.
 pub fn init() {
-    GucRegistry::define_string_guc(
-        c"pg_tenant.context_key",
-        c"Secret that signs pg_tenant context tokens (shared with tenant-router).",
-        c"At least 32 bytes. Set in postgresql.conf or with ALTER SYSTEM; never readable by non-superusers.",
-        &CONTEXT_KEY,
-        GucContext::Sighup,
-        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-    );
     // SAFETY: the hooks are #[pg_guard] functions that do not allocate
     // through Postgres and only parse the new value.
     unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"pg_tenant.context_public_keys",
+            c"Ed25519 public keys (hex) that pg_tenant context tokens are verified against.",
+            c"Comma-separated, at most 4: list the old and the new key while rotating. \
+              tenant-router --print-public-key prints the key of its signing key file.",
+            &CONTEXT_PUBLIC_KEYS,
+            GucContext::Sighup,
+            GucFlags::default(),
+            Some(check_public_keys),
+            None,
+            None,
+        );
         GucRegistry::define_string_guc_with_hooks(
             TENANT_ID_NAME,
             c"Tenant of this session, set only by tenant.set_context().",
@@ -61,6 +71,8 @@ pub fn init() {
             Some(assign_context_state),
             None,
         );
+        // Every other pg_tenant.* name is an error, for every role.
+        pg_sys::MarkGUCPrefixReserved(c"pg_tenant".as_ptr());
     }
 }
 
@@ -105,6 +117,18 @@ unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut
 }
 
 #[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_public_keys(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match value_str(newval) {
+        None => newval.is_null() || (*newval).is_null(),
+        Some(v) => pg_tenant_token::parse_public_keys(v).is_ok(),
+    }
+}
+
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_context_state(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
@@ -145,7 +169,9 @@ pub fn set_suset(name: &CStr, value: &str) {
     }
 }
 
-/// The context key, if one is configured.
-pub fn context_key() -> Option<CString> {
-    CONTEXT_KEY.get().filter(|k| !k.as_bytes().is_empty())
+/// The configured public keys (already validated by the check hook).
+pub fn context_public_keys() -> Vec<pg_tenant_token::VerifyingKey> {
+    let raw = CONTEXT_PUBLIC_KEYS.get();
+    let list = raw.as_deref().and_then(|s| s.to_str().ok()).unwrap_or("");
+    pg_tenant_token::parse_public_keys(list).unwrap_or_default()
 }

@@ -9,8 +9,13 @@
 //!   DML kinds. Checked in `ExecutorStart` (so functions, DO blocks and
 //!   writable CTEs are covered) and for `COPY FROM` in `ProcessUtility`.
 //!
+//! * Confinement (`confine`): what no tenant session may reach.
+//! * `SET`/`RESET` of any `pg_tenant.*` name by a non-superuser is refused
+//!   with 42501 (the prefix is reserved; `set_context` is the only writer).
+//!
 //! Refusals are ERROR 42501 naming the tenant and the operation.
 
+use crate::confine;
 use crate::context::{self, ops, ContextState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -28,6 +33,7 @@ pub unsafe fn init() {
     pg_sys::ProcessUtility_hook = Some(process_utility);
     PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
     pg_sys::ExecutorStart_hook = Some(executor_start);
+    confine::init();
 }
 
 fn deny(what: &str) -> ! {
@@ -104,6 +110,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     if st.active && !explain_only {
         check_role_lock(&st);
         check_dml(&st, (*query_desc).plannedstmt);
+        confine::check_plan(&st, (*query_desc).plannedstmt);
     }
     match PREV_EXECUTOR_START {
         Some(prev) => prev(query_desc, eflags),
@@ -124,6 +131,7 @@ unsafe fn var_name(stmt: *mut pg_sys::VariableSetStmt) -> String {
 /// `DISCARD ALL` whose role reset must be undone afterwards.
 unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) -> bool {
     let tag = (*node).type_;
+    confine::check_utility(node);
     if tag == pg_sys::NodeTag::T_VariableSetStmt {
         let name = var_name(node as *mut pg_sys::VariableSetStmt);
         if st.role != 0 && (name == "role" || name == "session_authorization") {
@@ -168,6 +176,24 @@ unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) -> bool {
     discard_all && st.role != 0
 }
 
+/// `SET`/`RESET pg_tenant.*` by anyone but a superuser: 42501.
+unsafe fn check_reserved_settings(node: *mut pg_sys::Node) {
+    if (*node).type_ != pg_sys::NodeTag::T_VariableSetStmt || pg_sys::superuser() {
+        return;
+    }
+    let name = var_name(node as *mut pg_sys::VariableSetStmt);
+    if name.starts_with("pg_tenant.") {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "cannot set \"{name}\": pg_tenant.* settings are reserved; the tenant context \
+                 changes only through tenant.set_context() with a token from the router"
+            )
+        );
+    }
+}
+
 #[pg_guard]
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
@@ -181,7 +207,13 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     let st = context::state();
+    check_reserved_settings((*pstmt).utilityStmt);
     let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
+    let pstmt = if st.active {
+        confine::rewrite_channels(pstmt).unwrap_or(pstmt)
+    } else {
+        pstmt
+    };
     match PREV_PROCESS_UTILITY {
         Some(prev) => prev(
             pstmt,

@@ -3,6 +3,7 @@
 
 use pgrx::prelude::*;
 
+mod confine;
 mod context;
 mod gucs;
 mod hooks;
@@ -53,7 +54,8 @@ pub mod pg_test {
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         vec![
             "shared_preload_libraries = 'pg_tenant'",
-            "pg_tenant.context_key = 'pgrx-test-key-0123456789abcdef0123456789'",
+            // The README's test key (seed bytes 0x00..=0x1f).
+            "pg_tenant.context_public_keys = '03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8'",
         ]
     }
 }

@@ -1,10 +1,14 @@
 // In-process tests (`cargo pgrx test`): the parts that need Rust, above
 // all tokens minted by the same `pg_tenant_token` module the router uses.
 // The SQL surface and the escape attempts are in the regress/ suite.
-use pg_tenant_token::{sign, Action};
+use pg_tenant_token::{sign, Action, SigningKey};
 use pgrx::prelude::*;
 
-const KEY: &[u8] = b"pgrx-test-key-0123456789abcdef0123456789";
+/// The README's test key (seed bytes 0x00..=0x1f); its public key is in
+/// `pg_test::postgresql_conf_options`.
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&std::array::from_fn(|i| i as u8))
+}
 
 fn pid() -> i32 {
     // SAFETY: read of a backend constant.
@@ -22,12 +26,25 @@ fn base() -> u64 {
 }
 
 fn token(action: Action<'_>, nonce: u64) -> String {
-    sign(KEY, action, pid(), nonce).expect("test key is long enough")
+    sign(&key(), action, pid(), nonce)
 }
 
+/// Tenants, then become a plain login role: a superuser session never gets
+/// a tenant context.
 fn setup_tenants() {
     Spi::run("SELECT tenant.create_tenant('acme'); SELECT tenant.create_tenant('globex')")
         .expect("create tenants");
+    become_app();
+}
+
+fn become_app() {
+    Spi::run(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgrx_app') THEN \
+         CREATE ROLE pgrx_app LOGIN; END IF; END $$; \
+         GRANT USAGE ON SCHEMA tenant TO pgrx_app; \
+         SET SESSION AUTHORIZATION pgrx_app",
+    )
+    .expect("become pgrx_app");
 }
 
 fn current() -> Option<String> {
@@ -83,7 +100,7 @@ fn lower_nonce_is_refused() {
 fn token_for_another_pid_is_refused() {
     let b = base();
     setup_tenants();
-    let t = sign(KEY, Action::Set("acme"), pid() + 1, b + 1).unwrap();
+    let t = sign(&key(), Action::Set("acme"), pid() + 1, b + 1);
     Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
 }
 
@@ -91,8 +108,8 @@ fn token_for_another_pid_is_refused() {
 fn token_under_another_key_is_refused() {
     let b = base();
     setup_tenants();
-    let other = b"another-key-another-key-another-key!";
-    let t = sign(other, Action::Set("acme"), pid(), b + 1).unwrap();
+    let other = SigningKey::from_bytes(&[7u8; 32]);
+    let t = sign(&other, Action::Set("acme"), pid(), b + 1);
     Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
 }
 
@@ -107,6 +124,7 @@ fn token_for_another_tenant_is_refused() {
 #[pg_test(error = "tenant \"nope\" does not exist")]
 fn unknown_tenant_is_refused() {
     let b = base();
+    become_app();
     let t = token(Action::Set("nope"), b + 1);
     Spi::run(&format!("SELECT tenant.set_context('nope', '{t}')")).unwrap();
 }
@@ -115,7 +133,8 @@ fn unknown_tenant_is_refused() {
 fn disabled_tenant_is_refused() {
     let b = base();
     setup_tenants();
-    Spi::run("SELECT tenant.disable_tenant('acme')").unwrap();
+    Spi::run("RESET SESSION AUTHORIZATION; SELECT tenant.disable_tenant('acme')").unwrap();
+    become_app();
     let t = token(Action::Set("acme"), b + 1);
     Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
 }
@@ -125,7 +144,7 @@ fn refused_token_changes_nothing() {
     let b = base();
     setup_tenants();
     try_set("acme", &token(Action::Set("acme"), b + 5)).unwrap();
-    let bad = sign(KEY, Action::Set("globex"), pid() + 7, b + 6).unwrap();
+    let bad = sign(&key(), Action::Set("globex"), pid() + 7, b + 6);
     // Run the failing call in a subtransaction so the test can look after it.
     let r = Spi::run(&format!(
         "DO $$ BEGIN PERFORM tenant.set_context('globex', '{bad}'); \
@@ -141,6 +160,7 @@ fn typed_accessors_follow_the_tenant() {
     Spi::run("SELECT tenant.create_tenant('42'); \
               SELECT tenant.create_tenant('8c4b2c7e-4f53-4c6b-9a57-3b1f7c1e2d90')")
         .unwrap();
+    become_app();
     try_set("42", &token(Action::Set("42"), b + 1)).unwrap();
     assert_eq!(Spi::get_one::<i64>("SELECT tenant.current_tenant_bigint()").unwrap(), Some(42));
     assert_eq!(Spi::get_one::<pgrx::Uuid>("SELECT tenant.current_tenant_uuid()").unwrap(), None);
@@ -162,4 +182,35 @@ fn current_tenant_id_is_stable_and_parallel_safe() {
     .unwrap();
     assert_eq!(vol.as_deref(), Some("s"));
     assert_eq!(par.as_deref(), Some("s"));
+}
+
+#[pg_test(
+    error = "tenant \"acme\" cannot be given to a session whose login role has SUPERUSER: row level security would not confine it"
+)]
+fn superuser_session_gets_no_context() {
+    let b = base();
+    Spi::run("SELECT tenant.create_tenant('acme')").unwrap();
+    // Still the test's superuser: refused even with a valid token.
+    Spi::run(&format!(
+        "SELECT tenant.set_context('acme', '{}')",
+        token(Action::Set("acme"), b + 1)
+    ))
+    .unwrap();
+}
+
+#[pg_test(
+    error = "tenant \"acme\" cannot be given to a session whose login role has BYPASSRLS: row level security would not confine it"
+)]
+fn bypassrls_session_gets_no_context() {
+    let b = base();
+    Spi::run(
+        "SELECT tenant.create_tenant('acme'); CREATE ROLE pgrx_bypass LOGIN BYPASSRLS; \
+         GRANT USAGE ON SCHEMA tenant TO pgrx_bypass; SET SESSION AUTHORIZATION pgrx_bypass",
+    )
+    .unwrap();
+    Spi::run(&format!(
+        "SELECT tenant.set_context('acme', '{}')",
+        token(Action::Set("acme"), b + 1)
+    ))
+    .unwrap();
 }

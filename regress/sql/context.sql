@@ -40,6 +40,7 @@ ALTER DATABASE contrib_regression SET pg_tenant.tenant_id = 'globex';
 PREPARE hop AS SELECT set_config('pg_tenant.tenant_id', 'globex', false);
 EXECUTE hop;
 SHOW pg_tenant.context_key;
+SELECT length(current_setting('pg_tenant.context_public_keys')) AS public_key_hex_digits;
 SELECT current_setting('pg_tenant.context_key');
 SELECT tenant.current_tenant_id(), count(*) AS acme_rows FROM docs;
 
@@ -58,7 +59,7 @@ COMMIT;
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 1));
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 0));
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, pg_backend_pid() + 1));
-SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, key => 'another-secret-another-secret-another'));
+SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, key_file => replace(regress.signing_key_file(), 'signing_key.pem', 'other_key.pem')));
 SELECT tenant.set_context('globex', regress.token('set', 'acme', 5));
 SELECT tenant.set_context('globex', '');
 SELECT tenant.set_context('globex', repeat('v1.9.', 100000));

@@ -32,7 +32,8 @@ SELECT set_config('role', 'none', false);
 SELECT count(*) FROM docs;
 SELECT 1;
 
--- A tenant without a role leaves the session role alone.
+-- A tenant without a role is locked to its login role: SET ROLE could
+-- otherwise reach a role that bypasses row level security.
 \c - regress_app
 SET client_min_messages = error;
 SELECT regress.enter('acme', 1);

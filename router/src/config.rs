@@ -21,10 +21,15 @@ pub enum ConfigError {
     },
     #[error("invalid config: {0}")]
     Invalid(String),
-    #[error("cannot read context key file {path}: {source}")]
+    #[error("cannot read context signing key file {path}: {source}")]
     Key {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("context signing key file {path}: {source}")]
+    BadKey {
+        path: PathBuf,
+        source: pg_tenant_token::KeyError,
     },
 }
 
@@ -107,9 +112,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// PostgreSQL server address (host:port).
     pub upstream: String,
-    /// File holding the context key (the same secret as the server's
-    /// `pg_tenant.context_key`). Keep it mode 0600.
-    pub context_key_file: PathBuf,
+    /// The router's Ed25519 private key (PKCS#8 PEM, `openssl genpkey
+    /// -algorithm ed25519`) that signs context tokens. PostgreSQL holds only
+    /// its public key (`pg_tenant.context_public_keys`; `tenant-router
+    /// --print-public-key` prints it). Keep it mode 0600.
+    pub context_signing_key_file: PathBuf,
     /// User names that pass through untouched, without a tenant context.
     pub bypass_users: Vec<String>,
     /// Time a client has to complete startup and authentication.
@@ -129,9 +136,9 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     pub identify: Identify,
     pub catalog: Catalog,
-    /// The key itself, read from `context_key_file` by `load`.
+    /// The key itself, read from `context_signing_key_file` by `load`.
     #[serde(skip)]
-    pub context_key: Vec<u8>,
+    pub signing_key: Option<pg_tenant_token::SigningKey>,
 }
 
 impl Default for Config {
@@ -139,7 +146,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
             upstream: "127.0.0.1:5432".into(),
-            context_key_file: PathBuf::from("/etc/tenant-router/context.key"),
+            context_signing_key_file: PathBuf::from("/etc/tenant-router/context_signing_key.pem"),
             bypass_users: vec!["postgres".into()],
             startup_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
@@ -149,7 +156,7 @@ impl Default for Config {
             shutdown_grace_ms: 30_000,
             identify: Identify::default(),
             catalog: Catalog::default(),
-            context_key: Vec::new(),
+            signing_key: None,
         }
     }
 }
@@ -159,7 +166,7 @@ impl Default for Config {
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub upstream: Option<String>,
-    pub context_key_file: Option<PathBuf>,
+    pub context_signing_key_file: Option<PathBuf>,
     pub catalog_url: Option<String>,
     pub log_format: Option<LogFormat>,
     pub admin_listen: Option<String>,
@@ -188,14 +195,15 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply(over);
-        cfg.context_key = std::fs::read_to_string(&cfg.context_key_file)
-            .map_err(|source| ConfigError::Key {
-                path: cfg.context_key_file.clone(),
-                source,
-            })?
-            .trim()
-            .as_bytes()
-            .to_vec();
+        let path = cfg.context_signing_key_file.clone();
+        let pem = std::fs::read_to_string(&path).map_err(|source| ConfigError::Key {
+            path: path.clone(),
+            source,
+        })?;
+        cfg.signing_key = Some(
+            pg_tenant_token::signing_key_from_pem(&pem)
+                .map_err(|source| ConfigError::BadKey { path, source })?,
+        );
         cfg.validate()?;
         Ok(cfg)
     }
@@ -207,8 +215,8 @@ impl Config {
         if let Some(v) = &over.upstream {
             self.upstream = v.clone();
         }
-        if let Some(v) = &over.context_key_file {
-            self.context_key_file = v.clone();
+        if let Some(v) = &over.context_signing_key_file {
+            self.context_signing_key_file = v.clone();
         }
         if let Some(v) = &over.catalog_url {
             self.catalog.url = v.clone();
@@ -263,12 +271,10 @@ impl Config {
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self.context_key.len() < pg_tenant_token::MIN_KEY_LEN {
+        if self.signing_key.is_none() {
             return bad(format!(
-                "context key in {} is {} bytes; it must be at least {}",
-                self.context_key_file.display(),
-                self.context_key.len(),
-                pg_tenant_token::MIN_KEY_LEN
+                "no context signing key was read from {}",
+                self.context_signing_key_file.display()
             ));
         }
         if self
@@ -329,9 +335,13 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn test_key() -> pg_tenant_token::SigningKey {
+        pg_tenant_token::SigningKey::from_bytes(&[3u8; 32])
+    }
+
     fn valid() -> Config {
         Config {
-            context_key: vec![b'k'; 32],
+            signing_key: Some(test_key()),
             ..Config::default()
         }
     }
@@ -340,7 +350,7 @@ mod tests {
     fn sample_config_parses_and_validates() {
         let text = include_str!("../tenant-router.toml");
         let mut cfg = Config::from_toml(text, Path::new("sample")).unwrap();
-        cfg.context_key = vec![b'k'; 40];
+        cfg.signing_key = Some(test_key());
         cfg.validate().unwrap();
         assert_eq!(cfg.identify.username_format, UsernameFormat::UserTenant);
     }
@@ -356,12 +366,12 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         let mut c = valid();
-        c.context_key = b"short".to_vec();
+        c.signing_key = None;
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("at least 32"));
+            .contains("no context signing key"));
         let mut c = valid();
         c.upstream = "nohost".into();
         assert!(c.validate().unwrap_err().to_string().contains("host:port"));

@@ -28,9 +28,13 @@ struct Cli {
     /// PostgreSQL host:port.
     #[arg(long, env = "TENANT_ROUTER_UPSTREAM")]
     upstream: Option<String>,
-    /// File holding the context key.
-    #[arg(long, env = "TENANT_ROUTER_CONTEXT_KEY_FILE")]
-    context_key_file: Option<PathBuf>,
+    /// The router's Ed25519 signing key (PKCS#8 PEM).
+    #[arg(long, env = "TENANT_ROUTER_CONTEXT_SIGNING_KEY_FILE")]
+    context_signing_key_file: Option<PathBuf>,
+    /// Print the public key of the signing key (the value for PostgreSQL's
+    /// pg_tenant.context_public_keys) and exit.
+    #[arg(long)]
+    print_public_key: bool,
     /// Connection string of the router's catalog role.
     #[arg(long, env = "TENANT_ROUTER_CATALOG_URL")]
     catalog_url: Option<String>,
@@ -154,7 +158,7 @@ async fn run(cli: Cli) -> ExitCode {
     let over = Overrides {
         listen: cli.listen,
         upstream: cli.upstream.clone(),
-        context_key_file: cli.context_key_file.clone(),
+        context_signing_key_file: cli.context_signing_key_file.clone(),
         catalog_url: cli.catalog_url.clone(),
         log_format: cli.log_format,
         admin_listen: cli.admin_listen.clone(),
@@ -167,6 +171,12 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.print_public_key {
+        if let Some(k) = &cfg.signing_key {
+            println!("{}", pg_tenant_token::public_key_hex(k));
+        }
+        return ExitCode::SUCCESS;
+    }
     if cli.check {
         println!("tenant-router: configuration is valid");
         return ExitCode::SUCCESS;

@@ -314,7 +314,7 @@ impl Session {
                     &mut out,
                     &info.id,
                     pid,
-                    &cfg.context_key,
+                    cfg.signing_key.as_ref(),
                 ),
             )
             .await
@@ -601,12 +601,12 @@ async fn inject(
     out: &mut BytesMut,
     tenant: &str,
     pid: i32,
-    key: &[u8],
+    key: Option<&pg_tenant_token::SigningKey>,
 ) -> Result<(), SessionError> {
     use postgres_protocol::message::frontend;
     use postgres_protocol::IsNull;
-    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), pid, nonce())
-        .map_err(|e| SessionError::Injection(e.to_string()))?;
+    let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
+    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), pid, nonce());
     let mut req = BytesMut::with_capacity(256);
     let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
     frontend::parse(

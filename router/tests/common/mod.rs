@@ -38,6 +38,7 @@ fn run(cmd: &mut Command) -> String {
 const FIXTURES: &str = r#"
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_tenant;
+ALTER EXTENSION pg_tenant UPDATE;
 DO $$
 DECLARE r text;
 BEGIN
@@ -156,7 +157,7 @@ pub struct Router {
 pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
     let c = cluster();
     format!(
-        "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_key_file = \"{}\"\n\
+        "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_signing_key_file = \"{}\"\n\
          admin_listen = \"127.0.0.1:{admin_port}\"\n{extra}\n\
          [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
         c.port, c.key_file, c.sock, c.port

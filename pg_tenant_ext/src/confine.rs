@@ -1,0 +1,421 @@
+//! Confinement: what a session with a tenant context may not reach outside
+//! its own tenant, whatever its `allow_ddl` says. Superusers and sessions
+//! without a context are untouched (a superuser never gets a context).
+//!
+//! * Functions that see or signal other sessions (`pg_stat_activity`'s
+//!   `pg_stat_get_activity`, `pg_cancel_backend`, `pg_terminate_backend`,
+//!   `pg_locks`, progress views) and, unless the tenant has
+//!   `allow_large_objects`, the large-object functions are refused where
+//!   PostgreSQL checks EXECUTE permission: `object_access_hook` with
+//!   `OAT_FUNCTION_EXECUTE`, which every expression (queries, views,
+//!   defaults, CHECK constraints, `COPY ... WHERE`, `CALL` arguments,
+//!   PL/pgSQL) and the fast-path FunctionCall message go through. Built-in
+//!   functions reached through an operator or a cast go through it too.
+//! * `pg_notify()` is refused; `NOTIFY`, `LISTEN` and `UNLISTEN` are
+//!   rewritten to the channel `<tenant>:<channel>`, so notifications never
+//!   cross tenants and the router's `pg_tenant_catalog` channel is out of
+//!   reach. `tenant.notify(channel, payload)` is the namespaced `pg_notify`.
+//! * Role-, database- and system-level commands, explicit table locks above
+//!   ROW EXCLUSIVE on non-temporary tables, `TRUNCATE` of tables with row
+//!   level security, and large-object utility commands are refused.
+//!
+//! Every refusal is ERROR 42501 naming the tenant, what was refused and why.
+
+use crate::context::{self, ContextState};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::ffi::{c_void, CStr, CString};
+
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+/// Install the object access hook, chaining to the previous one.
+///
+/// # Safety
+/// Call once, from `_PG_init` while shared_preload_libraries load.
+pub unsafe fn init() {
+    PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+    pg_sys::object_access_hook = Some(object_access);
+}
+
+fn deny(what: &str) -> ! {
+    let tenant = context::tenant().unwrap_or_default();
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("tenant \"{tenant}\" is not allowed to {what}")
+    );
+}
+
+/// Why a function is out of reach of tenant sessions, if it is.
+fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
+    let sessions: &[u32] = &[
+        pg_sys::F_PG_STAT_GET_ACTIVITY,
+        pg_sys::F_PG_STAT_GET_BACKEND_ACTIVITY,
+        pg_sys::F_PG_STAT_GET_BACKEND_ACTIVITY_START,
+        pg_sys::F_PG_STAT_GET_BACKEND_XACT_START,
+        pg_sys::F_PG_STAT_GET_BACKEND_START,
+        pg_sys::F_PG_STAT_GET_BACKEND_WAIT_EVENT,
+        pg_sys::F_PG_STAT_GET_BACKEND_WAIT_EVENT_TYPE,
+        pg_sys::F_PG_STAT_GET_BACKEND_CLIENT_ADDR,
+        pg_sys::F_PG_STAT_GET_BACKEND_CLIENT_PORT,
+        pg_sys::F_PG_STAT_GET_PROGRESS_INFO,
+        pg_sys::F_PG_LOCK_STATUS,
+    ];
+    let signals: &[u32] = &[pg_sys::F_PG_CANCEL_BACKEND, pg_sys::F_PG_TERMINATE_BACKEND];
+    let lo_read: &[u32] = &[
+        pg_sys::F_LO_OPEN,
+        pg_sys::F_LO_GET_OID.to_u32(),
+        pg_sys::F_LO_GET_OID_INT8_INT4,
+        pg_sys::F_LO_EXPORT,
+    ];
+    let lo_write: &[u32] = &[
+        pg_sys::F_LO_CREAT,
+        pg_sys::F_LO_CREATE,
+        pg_sys::F_LO_UNLINK,
+        pg_sys::F_LO_IMPORT_TEXT,
+        pg_sys::F_LO_IMPORT_TEXT_OID.to_u32(),
+        pg_sys::F_LO_FROM_BYTEA,
+        pg_sys::F_LO_PUT,
+    ];
+    if sessions.contains(&oid) {
+        Some("see other sessions: their activity is not visible to tenant sessions")
+    } else if signals.contains(&oid) {
+        Some("signal other sessions: tenant sessions cannot cancel or terminate backends")
+    } else if oid == pg_sys::F_PG_NOTIFY {
+        Some(
+            "call pg_notify(): channels are namespaced per tenant; use NOTIFY or \
+             tenant.notify(channel, payload)",
+        )
+    } else if (lo_read.contains(&oid) || lo_write.contains(&oid)) && !st.allow_large_objects {
+        Some("use large objects: they are shared by all tenants (allow_large_objects is off)")
+    } else if lo_write.contains(&oid) && st.read_only {
+        Some("write large objects: the tenant is read-only")
+    } else {
+        None
+    }
+}
+
+fn func_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: get_func_name returns NULL or a palloc'd C string.
+    let p = unsafe { pg_sys::get_func_name(oid) };
+    if p.is_null() {
+        return format!("function {}", oid.to_u32());
+    }
+    // SAFETY: non-null, NUL-terminated.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: i32,
+    arg: *mut c_void,
+) {
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
+        let st = context::state();
+        if st.active {
+            if let Some(why) = refused_function(object_id.to_u32(), &st) {
+                let name = func_name(object_id);
+                let (action, reason) = why.split_once(": ").unwrap_or((why, ""));
+                if action.contains("()") {
+                    deny(&format!("{action}: {reason}"));
+                }
+                deny(&format!("{action} ({name}()): {reason}"));
+            }
+        }
+    }
+    if let Some(prev) = PREV_OBJECT_ACCESS {
+        prev(access, class_id, object_id, sub_id, arg);
+    }
+}
+
+/// The longest channel name PostgreSQL accepts.
+const MAX_CHANNEL: usize = pg_sys::NAMEDATALEN as usize - 1;
+
+/// `<tenant>:<channel>`, or a clear error when it would not fit.
+pub fn tenant_channel(tenant: &str, channel: &str) -> String {
+    let full = format!("{tenant}:{channel}");
+    if full.len() > MAX_CHANNEL {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "channel name \"{channel}\" is too long for tenant \"{tenant}\": channels are \
+                 namespaced as \"{tenant}:<channel>\", which leaves {} bytes",
+                MAX_CHANNEL.saturating_sub(tenant.len() + 1)
+            )
+        );
+    }
+    full
+}
+
+/// Replace `*field` (a palloc'd channel name in a copied statement) with
+/// the tenant's namespaced name.
+unsafe fn namespace_channel(field: *mut *mut std::ffi::c_char, tenant: &str) {
+    if (*field).is_null() {
+        return; // UNLISTEN *
+    }
+    let channel = CStr::from_ptr(*field).to_string_lossy().into_owned();
+    let full = CString::new(tenant_channel(tenant, &channel)).unwrap_or_default();
+    *field = pg_sys::pstrdup(full.as_ptr());
+}
+
+/// For NOTIFY/LISTEN/UNLISTEN in a tenant session: a copy of the planned
+/// statement whose channel is namespaced; None for any other statement.
+pub unsafe fn rewrite_channels(
+    pstmt: *mut pg_sys::PlannedStmt,
+) -> Option<*mut pg_sys::PlannedStmt> {
+    let tag = (*(*pstmt).utilityStmt).type_;
+    if !matches!(
+        tag,
+        pg_sys::NodeTag::T_NotifyStmt
+            | pg_sys::NodeTag::T_ListenStmt
+            | pg_sys::NodeTag::T_UnlistenStmt
+    ) {
+        return None;
+    }
+    let tenant = context::tenant()?;
+    let copy = pg_sys::copyObjectImpl(pstmt as *const c_void) as *mut pg_sys::PlannedStmt;
+    let node = (*copy).utilityStmt;
+    match tag {
+        pg_sys::NodeTag::T_NotifyStmt => namespace_channel(
+            &mut (*(node as *mut pg_sys::NotifyStmt)).conditionname,
+            &tenant,
+        ),
+        pg_sys::NodeTag::T_ListenStmt => namespace_channel(
+            &mut (*(node as *mut pg_sys::ListenStmt)).conditionname,
+            &tenant,
+        ),
+        _ => namespace_channel(
+            &mut (*(node as *mut pg_sys::UnlistenStmt)).conditionname,
+            &tenant,
+        ),
+    }
+    Some(copy)
+}
+
+/// Role-, database- and system-level statements: never for a tenant.
+fn system_command(tag: pg_sys::NodeTag) -> bool {
+    use pg_sys::NodeTag::*;
+    matches!(
+        tag,
+        T_CreateRoleStmt
+            | T_AlterRoleStmt
+            | T_AlterRoleSetStmt
+            | T_DropRoleStmt
+            | T_GrantRoleStmt
+            | T_ReassignOwnedStmt
+            | T_DropOwnedStmt
+            | T_CreatedbStmt
+            | T_AlterDatabaseStmt
+            | T_AlterDatabaseSetStmt
+            | T_AlterDatabaseRefreshCollStmt
+            | T_DropdbStmt
+            | T_AlterSystemStmt
+            | T_CreateTableSpaceStmt
+            | T_DropTableSpaceStmt
+            | T_AlterTableSpaceOptionsStmt
+            | T_AlterTableMoveAllStmt
+            | T_CreateEventTrigStmt
+            | T_AlterEventTrigStmt
+            | T_CreateExtensionStmt
+            | T_AlterExtensionStmt
+            | T_AlterExtensionContentsStmt
+            | T_CreateFdwStmt
+            | T_AlterFdwStmt
+            | T_CreateForeignServerStmt
+            | T_AlterForeignServerStmt
+            | T_CreateUserMappingStmt
+            | T_AlterUserMappingStmt
+            | T_DropUserMappingStmt
+            | T_CreateSubscriptionStmt
+            | T_AlterSubscriptionStmt
+            | T_DropSubscriptionStmt
+            | T_CreatePublicationStmt
+            | T_AlterPublicationStmt
+            | T_AlterDefaultPrivilegesStmt
+            | T_CreateCastStmt
+            | T_CreateTransformStmt
+            | T_CreatePLangStmt
+            | T_CreateConversionStmt
+            | T_LoadStmt
+            | T_CheckPointStmt
+    )
+}
+
+/// Object kinds that belong to the whole cluster or database, not a tenant.
+fn shared_object(kind: pg_sys::ObjectType::Type) -> bool {
+    use pg_sys::ObjectType::*;
+    matches!(
+        kind,
+        OBJECT_ROLE
+            | OBJECT_DATABASE
+            | OBJECT_TABLESPACE
+            | OBJECT_FDW
+            | OBJECT_FOREIGN_SERVER
+            | OBJECT_LANGUAGE
+            | OBJECT_PARAMETER_ACL
+            | OBJECT_EVENT_TRIGGER
+            | OBJECT_EXTENSION
+            | OBJECT_PUBLICATION
+            | OBJECT_SUBSCRIPTION
+            | OBJECT_CAST
+            | OBJECT_TRANSFORM
+            | OBJECT_LARGEOBJECT
+    )
+}
+
+unsafe fn command_name(node: *mut pg_sys::Node) -> String {
+    CStr::from_ptr(pg_sys::CreateCommandName(node))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The object kind a GRANT, ALTER ... OWNER, RENAME, COMMENT or SECURITY
+/// LABEL statement acts on, if it is one of those.
+unsafe fn target_kind(node: *mut pg_sys::Node) -> Option<pg_sys::ObjectType::Type> {
+    use pg_sys::NodeTag::*;
+    Some(match (*node).type_ {
+        T_GrantStmt => (*(node as *mut pg_sys::GrantStmt)).objtype,
+        T_AlterOwnerStmt => (*(node as *mut pg_sys::AlterOwnerStmt)).objectType,
+        T_RenameStmt => (*(node as *mut pg_sys::RenameStmt)).renameType,
+        T_CommentStmt => (*(node as *mut pg_sys::CommentStmt)).objtype,
+        T_SecLabelStmt => (*(node as *mut pg_sys::SecLabelStmt)).objtype,
+        T_DropStmt => (*(node as *mut pg_sys::DropStmt)).removeType,
+        _ => return None,
+    })
+}
+
+/// Each relation of a LOCK or TRUNCATE statement, resolved without locking.
+unsafe fn relations(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+    pgrx::PgList::<pg_sys::RangeVar>::from_pg(list)
+        .iter_ptr()
+        .map(|rv| {
+            pg_sys::RangeVarGetRelidExtended(
+                rv,
+                pg_sys::NoLock as _,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            )
+        })
+        .collect()
+}
+
+unsafe fn rel_name(oid: pg_sys::Oid) -> String {
+    let p = pg_sys::get_rel_name(oid);
+    if p.is_null() {
+        return format!("relation {}", oid.to_u32());
+    }
+    CStr::from_ptr(p).to_string_lossy().into_owned()
+}
+
+/// Utility statements a tenant session may never run.
+///
+/// # Safety
+/// `node` is the utility statement ProcessUtility was given.
+pub unsafe fn check_utility(node: *mut pg_sys::Node) {
+    use pg_sys::NodeTag::*;
+    let tag = (*node).type_;
+    if system_command(tag) {
+        deny(&format!(
+            "run {}: role-, database- and system-level commands are not for tenant sessions",
+            command_name(node)
+        ));
+    }
+    if let Some(kind) = target_kind(node) {
+        if shared_object(kind) {
+            deny(&format!(
+                "run {} on this object: it is shared by every tenant",
+                command_name(node)
+            ));
+        }
+    }
+    match tag {
+        T_LockStmt => {
+            let lock = node as *mut pg_sys::LockStmt;
+            if (*lock).mode > pg_sys::RowExclusiveLock as i32 {
+                for rel in relations((*lock).relations) {
+                    if rel != pg_sys::InvalidOid
+                        && pg_sys::get_rel_persistence(rel) != pg_sys::RELPERSISTENCE_TEMP as i8
+                    {
+                        deny(&format!(
+                            "LOCK TABLE {} in a mode above ROW EXCLUSIVE: it would block \
+                             every tenant sharing the table",
+                            rel_name(rel)
+                        ));
+                    }
+                }
+            }
+        }
+        T_TruncateStmt => {
+            let trunc = node as *mut pg_sys::TruncateStmt;
+            for rel in relations((*trunc).relations) {
+                if rel != pg_sys::InvalidOid && pg_sys::get_rel_relkind(rel) != 0 {
+                    let rls = pg_sys::check_enable_rls(rel, pg_sys::InvalidOid, true);
+                    if rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+                        deny(&format!(
+                            "TRUNCATE {}: TRUNCATE ignores row level security and would \
+                             empty every tenant's rows",
+                            rel_name(rel)
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `pg_largeobject` and `pg_largeobject_metadata` (catalog/pg_largeobject*.h).
+const LARGE_OBJECT_RELATION_ID: u32 = 2613;
+const LARGE_OBJECT_METADATA_RELATION_ID: u32 = 2995;
+
+/// Whether a plan reads the large-object catalogs (listing every tenant's
+/// large objects) while the tenant may not use large objects.
+///
+/// # Safety
+/// `stmt` is a valid planned statement.
+pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
+    if st.allow_large_objects {
+        return;
+    }
+    let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);
+    for rte in rtable.iter_ptr() {
+        if !rte.is_null()
+            && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+            && matches!(
+                (*rte).relid.to_u32(),
+                LARGE_OBJECT_RELATION_ID | LARGE_OBJECT_METADATA_RELATION_ID
+            )
+        {
+            deny(&format!(
+                "read {}: large objects are shared by all tenants (allow_large_objects is off)",
+                rel_name((*rte).relid)
+            ));
+        }
+    }
+}
+
+/// Send a notification on the tenant's namespaced channel (`pg_notify` for
+/// tenant sessions). Without a tenant context the channel is used as is.
+/// Errors: 22023 when the namespaced channel name is longer than 63 bytes.
+#[pg_extern(volatile, parallel_unsafe)]
+fn notify(channel: &str, payload: default!(Option<&str>, "NULL")) {
+    let name = match context::tenant() {
+        Some(t) => tenant_channel(&t, channel),
+        None => channel.to_owned(),
+    };
+    let name = CString::new(name).unwrap_or_default();
+    let payload = CString::new(payload.unwrap_or("")).unwrap_or_default();
+    // SAFETY: both strings are NUL-terminated; Async_Notify validates them.
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(name.as_ptr(), payload.as_ptr())) };
+}
+
+unsafe extern "C-unwind" {
+    /// commands/async.h (not among pgrx's bindings): queue a notification,
+    /// exactly what `pg_notify()` does.
+    fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
+}

@@ -1,0 +1,53 @@
+-- tenant.audit() sees every way around row level security it can know of,
+-- each with a one-line fix; the corrected objects drop out of the report.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE TABLE au_orders (id int NOT NULL, tenant_id text NOT NULL, total int,
+                        PRIMARY KEY (tenant_id, id));
+SELECT tenant.protect('au_orders');
+CREATE TABLE au_lines (id int NOT NULL, tenant_id text NOT NULL, order_id int,
+                       code text UNIQUE, PRIMARY KEY (tenant_id, id),
+                       FOREIGN KEY (order_id, tenant_id) REFERENCES au_orders (id, tenant_id));
+SELECT tenant.protect('au_lines');
+CREATE TABLE au_parent (id int PRIMARY KEY, tenant_id text NOT NULL);
+SELECT tenant.protect('au_parent');
+CREATE TABLE au_child (id int, tenant_id text NOT NULL, parent_id int REFERENCES au_parent (id),
+                       PRIMARY KEY (tenant_id, id));
+SELECT tenant.protect('au_child');
+-- Owned by the superuser (bypasses RLS): a view, a materialized view and a
+-- SECURITY DEFINER function over a protected table, all reachable by tenants.
+CREATE VIEW au_all_orders AS SELECT * FROM au_orders;
+CREATE VIEW au_invoker_orders WITH (security_invoker = true) AS SELECT * FROM au_orders;
+CREATE MATERIALIZED VIEW au_order_totals AS SELECT tenant_id, sum(total) FROM au_orders GROUP BY 1;
+CREATE FUNCTION au_peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT count(*) FROM au_orders $$;
+GRANT SELECT ON au_all_orders, au_invoker_orders, au_order_totals TO regress_app;
+-- Login roles with monitoring rights.
+CREATE ROLE regress_monitor LOGIN IN ROLE pg_monitor;
+SELECT * FROM tenant.audit()
+ WHERE object LIKE 'public.au\_%' OR object LIKE 'au\_%' OR object = 'regress_monitor'
+ ORDER BY 1, 2;
+-- pg_stat_statements readable by a shared application role.
+CREATE EXTENSION pg_stat_statements;
+SELECT * FROM tenant.audit() WHERE object LIKE '%pg_stat_statements%' AND problem LIKE '%role regress\_app:%';
+REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC;
+SELECT count(*) FROM tenant.audit() WHERE object LIKE '%pg_stat_statements%';
+DROP EXTENSION pg_stat_statements;
+
+-- The fixes from the report; the problems go away.
+ALTER VIEW au_all_orders SET (security_invoker = true);
+DROP MATERIALIZED VIEW au_order_totals;
+ALTER FUNCTION au_peek() SECURITY INVOKER;
+ALTER TABLE au_child DROP CONSTRAINT au_child_parent_id_fkey;
+ALTER TABLE au_parent DROP CONSTRAINT au_parent_pkey;
+ALTER TABLE au_parent ADD PRIMARY KEY (tenant_id, id);
+ALTER TABLE au_child ADD FOREIGN KEY (tenant_id, parent_id) REFERENCES au_parent (tenant_id, id);
+ALTER TABLE au_lines DROP CONSTRAINT au_lines_code_key;
+ALTER TABLE au_lines ADD UNIQUE (tenant_id, code);
+DROP ROLE regress_monitor;
+SELECT * FROM tenant.audit()
+ WHERE object LIKE 'public.au\_%' OR object LIKE 'au\_%' OR object = 'regress_monitor'
+ ORDER BY 1, 2;
+DROP VIEW au_all_orders, au_invoker_orders;
+DROP FUNCTION au_peek();
+DROP TABLE au_child, au_parent, au_lines, au_orders;

@@ -1,0 +1,145 @@
+-- Confinement (DESIGN.md property 8): a tenant session cannot see or touch
+-- other sessions, shared large objects, other tenants' notifications,
+-- shared tables' locks, roles, databases or the system. Each refusal sits
+-- next to a control that succeeds.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT (tenant.create_tenant('lo_ok', allow_large_objects => true)).id;
+SELECT (tenant.create_tenant('lo_viewer', allow_large_objects => true, read_only => true)).id;
+SELECT lo_from_bytea(424242, 'shared secret') AS postgres_lo;
+GRANT SELECT, UPDATE ON LARGE OBJECT 424242 TO regress_app;
+
+-- Controls first: without a context the application role may do all this.
+\c - regress_app
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS sees_activity FROM pg_stat_activity;
+SELECT pg_cancel_backend(0) AS cancel_no_such_backend;
+SELECT count(*) AS large_objects FROM pg_largeobject_metadata WHERE oid = 424242;
+SELECT encode(lo_get(424242), 'escape') AS lo_text;
+
+-- Other sessions: invisible, unreachable.
+SELECT regress.enter('acme', 1);
+SELECT query FROM pg_stat_activity;
+SELECT count(*) FROM pg_locks;
+SELECT pg_stat_get_backend_activity(1);
+SELECT pg_cancel_backend(pg_backend_pid());
+SELECT pg_terminate_backend(0);
+-- Not through a view or a DO block either.
+CREATE VIEW regress_activity AS SELECT query FROM pg_stat_activity;
+DO $$ BEGIN PERFORM pg_cancel_backend(0); END $$;
+SELECT count(*) FROM docs;
+
+-- Large objects are shared by all tenants: refused unless granted.
+SELECT lo_get(424242);
+SELECT lo_put(424242, 0, 'overwritten');
+SELECT lo_unlink(424242);
+SELECT lo_create(0);
+SELECT lo_from_bytea(0, 'x');
+SELECT count(*) FROM pg_largeobject_metadata;
+SELECT count(*) FROM pg_catalog.pg_largeobject;
+ALTER LARGE OBJECT 424242 OWNER TO regress_app;
+-- A tenant granted them may use them; a read-only one may only read.
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('lo_ok', 1);
+SELECT encode(lo_get(424242), 'escape') AS lo_text;
+SELECT lo_unlink(lo_from_bytea(0, 'mine')) AS created_and_unlinked;
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('lo_viewer', 1);
+SELECT encode(lo_get(424242), 'escape') AS lo_text;
+SELECT lo_put(424242, 0, 'overwritten');
+SELECT lo_create(0);
+
+-- Notifications: namespaced per tenant, pg_notify refused.
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('acme', 1);
+LISTEN jobs;
+LISTEN pg_tenant_catalog;
+SELECT pg_listening_channels() ORDER BY 1;
+UNLISTEN jobs;
+SELECT pg_listening_channels() ORDER BY 1;
+UNLISTEN *;
+SELECT count(*) AS channels FROM pg_listening_channels();
+SELECT pg_notify('pg_tenant_catalog', '*');
+SELECT tenant.notify('jobs', 'payload');
+LISTEN a_channel_name_that_is_long_enough_to_overflow_with_a_prefix_xx;
+BEGIN;
+NOTIFY pg_tenant_catalog, '*';
+ROLLBACK;
+
+-- Locks above ROW EXCLUSIVE on shared tables: refused; below: fine.
+BEGIN;
+LOCK TABLE docs IN ROW EXCLUSIVE MODE;
+LOCK TABLE docs IN SHARE MODE;
+ROLLBACK;
+BEGIN;
+LOCK TABLE docs IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('viewer', 1);
+BEGIN;
+LOCK TABLE docs IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+-- A tenant with DDL rights may lock its own temporary table.
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('ddlco', 1);
+CREATE TEMP TABLE scratch (x int);
+BEGIN;
+LOCK TABLE scratch IN ACCESS EXCLUSIVE MODE;
+COMMIT;
+
+-- allow_ddl is DDL on the tenant's own objects, never role-, database- or
+-- system-level commands.
+ALTER ROLE regress_app PASSWORD 'taken-over';
+ALTER ROLE regress_app SET statement_timeout = '1ms';
+ALTER ROLE regress_app RENAME TO hijacked;
+CREATE ROLE regress_minion;
+GRANT regress_initech TO regress_app;
+ALTER DATABASE contrib_regression SET work_mem = '1MB';
+ALTER SYSTEM SET work_mem = '1MB';
+GRANT CREATE ON DATABASE contrib_regression TO PUBLIC;
+GRANT CREATE ON SCHEMA public TO PUBLIC;
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+COMMENT ON DATABASE contrib_regression IS 'owned';
+CHECKPOINT;
+LOAD 'pg_tenant';
+TRUNCATE docs;
+SELECT count(*) AS ddlco_rows FROM docs;
+-- Expressions evaluated outside any query plan are checked too: CHECK
+-- constraints, domains, column defaults, COPY ... WHERE.
+CREATE TABLE ddlco_chk (x int CHECK (pg_cancel_backend(x) IS NOT NULL));
+INSERT INTO ddlco_chk VALUES (0);
+CREATE DOMAIN ddlco_dom AS int CHECK (pg_terminate_backend(VALUE) IS NOT NULL);
+SELECT 0::ddlco_dom;
+CREATE TABLE ddlco_def (x int, q boolean DEFAULT pg_cancel_backend(0));
+INSERT INTO ddlco_def (x) VALUES (1);
+COPY ddlco_def (x) FROM STDIN WHERE pg_cancel_backend(x);
+1
+\.
+DROP TABLE ddlco_chk, ddlco_def;
+DROP DOMAIN ddlco_dom;
+-- Its own objects: allowed.
+CREATE TABLE ddlco_own (x int);
+ALTER TABLE ddlco_own ADD COLUMN y int;
+TRUNCATE ddlco_own;
+DROP TABLE ddlco_own;
+
+-- The application role may change its own settings without a context.
+\c - regress_app
+SET client_min_messages = warning;
+ALTER ROLE regress_app SET statement_timeout = '1min';
+ALTER ROLE regress_app RESET statement_timeout;
+
+-- The pg_tenant prefix is reserved, for every role.
+SET pg_tenant.anything = 'x';
+RESET pg_tenant.tenant_id;
+SELECT set_config('pg_tenant.anything', 'x', false);
+\c - postgres
+SET client_min_messages = warning;
+SET pg_tenant.anything = 'x';
+SELECT lo_unlink(424242);
