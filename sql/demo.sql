@@ -16,10 +16,13 @@ BEGIN
     END IF;
 END $$;
 
+-- The key includes the tenant column (tenant.audit() asks for that: a key
+-- of its own would let one tenant probe which ids other tenants use).
 CREATE TABLE IF NOT EXISTS notes (
-    id serial PRIMARY KEY,
+    id serial,
     tenant_id text NOT NULL,
-    body text NOT NULL
+    body text NOT NULL,
+    PRIMARY KEY (tenant_id, id)
 );
 SELECT tenant.protect('notes');
 GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO app_user;

@@ -176,7 +176,7 @@ fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
 
 /// A client-supplied string made safe to echo: control characters become
 /// '?', and it is cut at 64 characters.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(64)
@@ -198,20 +198,16 @@ struct TenantRow {
     allow_large_objects: bool,
 }
 
-/// Read the tenant's row as the bootstrap superuser: the application role
-/// has no privilege on the catalog, and must not need one.
+/// Run catalog reads as the bootstrap superuser, immune to the caller.
 ///
-/// Nothing the caller controls may run here: the query names every object
-/// with its schema, compares with `OPERATOR(pg_catalog.=)`, runs under a
-/// pinned `search_path = pg_catalog, pg_temp` (temporary relations, which
-/// would otherwise be searched first, come last) and in a
-/// security-restricted operation (no temp objects may be created, no
+/// Nothing the caller controls may run inside: the queries name every
+/// object with its schema, run under a pinned `search_path = pg_catalog,
+/// pg_temp` (temporary relations, which would otherwise be searched first,
+/// come last; functions and operators are never looked up in pg_temp) and
+/// in a security-restricted operation (no temp objects may be created, no
 /// `SET ROLE`, no deferred code). Caller-created operators, functions,
 /// casts and relations are never resolved.
-fn load_tenant(id: &str) -> Option<TenantRow> {
-    const Q: &str = "SELECT t.enabled, t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
-                     t.allowed_operations, t.allow_large_objects \
-                     FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
+pub fn as_catalog_reader<T>(f: impl FnOnce() -> T) -> T {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_sec = 0;
     // SAFETY: the pair and the GUC nest level are restored below; on error
@@ -237,30 +233,43 @@ fn load_tenant(id: &str) -> Option<TenantRow> {
         );
         nest
     };
-    let row = Spi::connect(|client| {
-        let table = client.select(Q, Some(1), &[id.into()])?;
-        if table.is_empty() {
-            return Ok::<_, pgrx::spi::Error>(None);
-        }
-        let r = table.first();
-        let names: Vec<String> = r.get::<Vec<String>>(5)?.unwrap_or_default();
-        Ok(Some(TenantRow {
-            enabled: r.get::<bool>(1)?.unwrap_or(false),
-            role: r.get::<String>(2)?,
-            allow_ddl: r.get::<bool>(3)?.unwrap_or(false),
-            read_only: r.get::<bool>(4)?.unwrap_or(true),
-            ops: names
-                .iter()
-                .filter_map(|n| ops::from_name(n))
-                .fold(0, |a, b| a | b),
-            allow_large_objects: r.get::<bool>(6)?.unwrap_or(false),
-        }))
-    });
+    let out = f();
     // SAFETY: restores the values saved above.
     unsafe {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
     }
+    out
+}
+
+/// Read the tenant's row as the bootstrap superuser (the application role
+/// has no privilege on the catalog, and must not need one), through
+/// [`as_catalog_reader`], comparing with `OPERATOR(pg_catalog.=)`.
+fn load_tenant(id: &str) -> Option<TenantRow> {
+    const Q: &str = "SELECT t.enabled, t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
+                     t.allowed_operations, t.allow_large_objects \
+                     FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
+    let row = as_catalog_reader(|| {
+        Spi::connect(|client| {
+            let table = client.select(Q, Some(1), &[id.into()])?;
+            if table.is_empty() {
+                return Ok::<_, pgrx::spi::Error>(None);
+            }
+            let r = table.first();
+            let names: Vec<String> = r.get::<Vec<String>>(5)?.unwrap_or_default();
+            Ok(Some(TenantRow {
+                enabled: r.get::<bool>(1)?.unwrap_or(false),
+                role: r.get::<String>(2)?,
+                allow_ddl: r.get::<bool>(3)?.unwrap_or(false),
+                read_only: r.get::<bool>(4)?.unwrap_or(true),
+                ops: names
+                    .iter()
+                    .filter_map(|n| ops::from_name(n))
+                    .fold(0, |a, b| a | b),
+                allow_large_objects: r.get::<bool>(6)?.unwrap_or(false),
+            }))
+        })
+    });
     match row {
         Ok(r) => r,
         Err(e) => refuse(

@@ -17,6 +17,7 @@
 
 use crate::confine;
 use crate::context::{self, ops, ContextState};
+use crate::copy;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
@@ -209,6 +210,10 @@ unsafe extern "C-unwind" fn process_utility(
     let st = context::state();
     check_reserved_settings((*pstmt).utilityStmt);
     let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
+    // COPY FROM STDIN into a protected table: pg_tenant runs it (copy.rs).
+    if st.active && copy::copy_from(pstmt, query_string, query_env, qc) {
+        return;
+    }
     let pstmt = if st.active {
         confine::rewrite_channels(pstmt).unwrap_or(pstmt)
     } else {

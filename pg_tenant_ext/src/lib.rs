@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 
 mod confine;
 mod context;
+mod copy;
 mod gucs;
 mod hooks;
 

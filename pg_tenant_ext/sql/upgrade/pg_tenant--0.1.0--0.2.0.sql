@@ -5,6 +5,8 @@
 --   alter_tenant (as the last argument, so positional calls keep working);
 -- * tenant.notify(channel, payload): pg_notify on the tenant's namespaced
 --   channel;
+-- * tenant._copy_check(anyelement): the per-row tenant check of COPY FROM
+--   into protected tables (the COPY itself is run by the library);
 -- * tenant.audit() reports views, materialized views and SECURITY DEFINER
 --   functions that read past row level security, foreign keys and unique
 --   keys without the tenant column, and login roles with monitoring rights.
@@ -185,6 +187,13 @@ GRANT EXECUTE ON FUNCTION
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer)
     TO tenant_admin;
+
+CREATE FUNCTION tenant."_copy_check"(
+	"value" anyelement
+) RETURNS bool
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'copy_check_wrapper';
 
 CREATE FUNCTION tenant."notify"(
 	"channel" TEXT,
