@@ -11,10 +11,12 @@ CREATE SCHEMA regress;
 -- independent implementation of the token format in the README (Python's
 -- cryptography package, i.e. OpenSSL), so the suite also checks that the
 -- format is what we document. `key_file` lets a test sign with another key.
+-- The backend's cancel key (which the router reads from BackendKeyData) is
+-- read from the server process itself.
 CREATE FUNCTION regress.signing_key_file() RETURNS text LANGUAGE sql IMMUTABLE
 RETURN :'signing_key_file';
 CREATE FUNCTION regress.token(action text, tenant text, nonce bigint, pid int DEFAULT pg_backend_pid(),
-                              key_file text DEFAULT NULL) RETURNS text
+                              key_file text DEFAULT NULL, cancel_key int DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 path = key_file
@@ -22,7 +24,12 @@ if path is None:
     path = plpy.execute("SELECT regress.signing_key_file() AS f")[0]["f"]
 with open(path, "rb") as f:
     key = load_pem_private_key(f.read(), password=None)
-msg = b"\0".join(x.encode() for x in ["pg_tenant/v2", action, tenant or "", str(pid), str(nonce)])
+import ctypes
+key_of_backend = cancel_key
+if key_of_backend is None:
+    key_of_backend = ctypes.c_int32.in_dll(ctypes.CDLL(None), "MyCancelKey").value
+msg = b"\0".join(x.encode() for x in
+                 ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)])
 return "v2.%d.%s" % (nonce, key.sign(msg).hex())
 $$;
 -- What the router does after authentication.

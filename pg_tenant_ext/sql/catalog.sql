@@ -10,8 +10,12 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_router') THEN
         CREATE ROLE tenant_router NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN
+        CREATE ROLE tenant_app NOLOGIN;
+    END IF;
 END
 $roles$;
+COMMENT ON ROLE tenant_app IS 'pg_tenant: marks application and tenant roles; confined even without a tenant context';
 COMMENT ON ROLE tenant_admin IS 'pg_tenant: may manage tenants with the tenant.* functions';
 COMMENT ON ROLE tenant_router IS 'pg_tenant: may read tenant.router_catalog() (grant to the router''s login role)';
 
@@ -162,6 +166,9 @@ BEGIN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
     END IF;
     INSERT INTO tenant.tenants SELECT t.*;
+    IF t.role_name IS NOT NULL THEN
+        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
+    END IF;
     PERFORM pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END
@@ -257,6 +264,9 @@ BEGIN
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
         allow_large_objects = t.allow_large_objects
     WHERE x.id = t.id;
+    IF t.role_name IS NOT NULL THEN
+        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
+    END IF;
     PERFORM pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END

@@ -182,7 +182,33 @@ SELECT t.name,
               quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
   FROM tables t
   JOIN pg_index i ON i.indrelid = t.oid
- WHERE i.indisunique AND NOT (t.attnum = ANY (i.indkey::int2[]))
+ WHERE i.indisunique
+   AND NOT (t.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))  -- key columns, not INCLUDE
+UNION ALL
+SELECT t.name,
+       format('exclusion constraint %s does not include the tenant column: conflicts reveal other tenants'' values; fix: add (%s WITH =) to it',
+              quote_ident(c.conname),
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_constraint c ON c.conrelid = t.oid AND c.contype = 'x'
+ WHERE NOT (t.attnum = ANY (c.conkey))
+UNION ALL
+-- The owner of a protected table may turn its row level security off.
+SELECT t.name,
+       format('owned by %s, an application or tenant role (member of tenant_app): its sessions can ALTER the table and turn row level security off; fix: ALTER TABLE %s OWNER TO a role that never connects through the router',
+              quote_ident(o.rolname), t.name)
+  FROM tables t
+  JOIN pg_class c ON c.oid = t.oid
+  JOIN pg_roles o ON o.oid = c.relowner
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(o.oid, 'tenant_app', 'MEMBER') AND NOT o.rolsuper
+UNION ALL
+-- allow_ddl with the shared login role: one tenant's objects are everyone's.
+SELECT quote_literal(x.id),
+       format('tenant %s has allow_ddl but no role_name: the objects it creates belong to the shared login role, which other tenants'' sessions can alter or drop; fix: SELECT tenant.alter_tenant(%L, role_name => ''<its own role>'')',
+              x.id, x.id)
+  FROM tenant.tenants x
+ WHERE x.allow_ddl AND x.role_name IS NULL
 UNION ALL
 -- Monitoring rights that reach across tenants.
 SELECT quote_ident(r.rolname),
@@ -242,6 +268,9 @@ BEGIN
         END IF;
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA tenant TO %I', role_name);
+    -- Confined even without a tenant context (direct logins, autovacuum
+    -- running its objects' expressions).
+    EXECUTE format('GRANT tenant_app TO %I', role_name);
 END
 $fn$;
 COMMENT ON FUNCTION tenant.create_app_role IS 'pg_tenant: create or check a LOGIN NOSUPERUSER NOBYPASSRLS application role';

@@ -1,6 +1,10 @@
 //! Confinement: what a session with a tenant context may not reach outside
-//! its own tenant, whatever its `allow_ddl` says. Superusers and sessions
-//! without a context are untouched (a superuser never gets a context).
+//! its own tenant, whatever its `allow_ddl` says. The same holds for code
+//! that runs as an application role (a member of `tenant_app`) without a
+//! context: a direct login with the application's password, or autovacuum
+//! running a tenant-made index expression as the table's owner. Superusers
+//! and other roles without a context are untouched (a superuser never gets
+//! a context).
 //!
 //! * Functions that see or signal other sessions (`pg_stat_activity`'s
 //!   `pg_stat_get_activity`, `pg_cancel_backend`, `pg_terminate_backend`,
@@ -38,12 +42,62 @@ pub unsafe fn init() {
 }
 
 fn deny(what: &str) -> ! {
-    let tenant = context::tenant().unwrap_or_default();
+    let who = match context::tenant() {
+        Some(t) => format!("tenant \"{t}\""),
+        None => "an application role without a tenant context".to_string(),
+    };
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("tenant \"{tenant}\" is not allowed to {what}")
+        format!("{who} is not allowed to {what}")
     );
+}
+
+/// Per-backend cache of the `tenant_app` role's oid (0: not looked up or
+/// not there yet).
+struct Backend<T>(T);
+// SAFETY: a Postgres backend runs extension code on one thread only.
+unsafe impl<T> Sync for Backend<T> {}
+static TENANT_APP: Backend<std::cell::Cell<u32>> = Backend(std::cell::Cell::new(0));
+
+/// Whether the current user is an application role: a member of
+/// `tenant_app` (tenant.create_app_role and tenant roles are), superusers
+/// excepted.
+fn app_role() -> bool {
+    // SAFETY: catalog lookups by name and oid, inside a transaction (the
+    // hooks that call this run only there).
+    unsafe {
+        if !pg_sys::IsTransactionState() {
+            return false;
+        }
+        let mut marker = TENANT_APP.0.get();
+        if marker == 0 {
+            marker = pg_sys::get_role_oid(c"tenant_app".as_ptr(), true).to_u32();
+            TENANT_APP.0.set(marker);
+        }
+        let user = pg_sys::GetUserId();
+        marker != 0
+            && !pg_sys::superuser_arg(user)
+            && pg_sys::is_member_of_role_nosuper(user, pg_sys::Oid::from(marker))
+    }
+}
+
+/// Whether confinement applies: a tenant context, or an application role.
+pub fn confined(st: &ContextState) -> bool {
+    st.active || app_role()
+}
+
+/// The state confinement decides by: without a context, nothing extra is
+/// granted (no large objects).
+fn effective(st: &ContextState) -> ContextState {
+    if st.active {
+        *st
+    } else {
+        ContextState {
+            allow_large_objects: false,
+            ..*st
+        }
+    }
 }
 
 /// Why a function is out of reach of tenant sessions, if it is.
@@ -76,6 +130,9 @@ fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
         pg_sys::F_LO_IMPORT_TEXT_OID.to_u32(),
         pg_sys::F_LO_FROM_BYTEA,
         pg_sys::F_LO_PUT,
+        pg_sys::F_LOWRITE,
+        pg_sys::F_LO_TRUNCATE,
+        pg_sys::F_LO_TRUNCATE64,
     ];
     if sessions.contains(&oid) {
         Some("see other sessions: their activity is not visible to tenant sessions")
@@ -115,8 +172,8 @@ unsafe extern "C-unwind" fn object_access(
 ) {
     if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
         let st = context::state();
-        if st.active {
-            if let Some(why) = refused_function(object_id.to_u32(), &st) {
+        if confined(&st) {
+            if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
                 let name = func_name(object_id);
                 let (action, reason) = why.split_once(": ").unwrap_or((why, ""));
                 if action.contains("()") {
@@ -176,7 +233,11 @@ pub unsafe fn rewrite_channels(
     ) {
         return None;
     }
-    let tenant = context::tenant()?;
+    let Some(tenant) = context::tenant() else {
+        deny(
+            "use LISTEN/NOTIFY: channels are namespaced per tenant, and this session has no tenant",
+        );
+    };
     let copy = pg_sys::copyObjectImpl(pstmt as *const c_void) as *mut pg_sys::PlannedStmt;
     let node = (*copy).utilityStmt;
     match tag {
@@ -312,6 +373,93 @@ unsafe fn rel_name(oid: pg_sys::Oid) -> String {
     CStr::from_ptr(p).to_string_lossy().into_owned()
 }
 
+/// Some DDL locks its target before PostgreSQL checks the privilege: a
+/// refused `CREATE TRIGGER`/`CREATE RULE` on a shared table, or a foreign
+/// key to it, would still queue a strong lock there and block every
+/// tenant. Check the privilege first, without a lock.
+unsafe fn check_before_lock(node: *mut pg_sys::Node) {
+    use pg_sys::NodeTag::*;
+    let user = pg_sys::GetUserId();
+    let resolve = |rv: *mut pg_sys::RangeVar| {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as _,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    let need = |rv: *mut pg_sys::RangeVar, mode: u32, what: &str| {
+        if rv.is_null() {
+            return;
+        }
+        let rel = resolve(rv);
+        if rel == pg_sys::InvalidOid || pg_sys::pg_class_ownercheck(rel, user) {
+            return;
+        }
+        if mode != 0
+            && pg_sys::pg_class_aclcheck(rel, user, mode as _) == pg_sys::AclResult::ACLCHECK_OK
+        {
+            return;
+        }
+        deny(&format!(
+            "{what} on {}: it has no privilege there, and the lock this takes would block \
+             every tenant sharing the table",
+            rel_name(rel)
+        ));
+    };
+    let foreign_keys = |constraints: *mut pg_sys::List| {
+        for c in pgrx::PgList::<pg_sys::Node>::from_pg(constraints).iter_ptr() {
+            if !c.is_null() && (*c).type_ == T_Constraint {
+                let c = c as *mut pg_sys::Constraint;
+                if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN {
+                    need(
+                        (*c).pktable,
+                        pg_sys::ACL_REFERENCES,
+                        "reference with a foreign key",
+                    );
+                }
+            }
+        }
+    };
+    let elements = |elts: *mut pg_sys::List| {
+        for e in pgrx::PgList::<pg_sys::Node>::from_pg(elts).iter_ptr() {
+            if e.is_null() {
+                continue;
+            }
+            if (*e).type_ == T_ColumnDef {
+                foreign_keys((*(e as *mut pg_sys::ColumnDef)).constraints);
+            } else if (*e).type_ == T_Constraint {
+                let one = pg_sys::lappend(std::ptr::null_mut(), e.cast());
+                foreign_keys(one);
+            }
+        }
+    };
+    match (*node).type_ {
+        T_CreateTrigStmt => need(
+            (*(node as *mut pg_sys::CreateTrigStmt)).relation,
+            pg_sys::ACL_TRIGGER,
+            "CREATE TRIGGER",
+        ),
+        T_RuleStmt => need(
+            (*(node as *mut pg_sys::RuleStmt)).relation,
+            0,
+            "CREATE RULE",
+        ),
+        T_CreateStmt => elements((*(node as *mut pg_sys::CreateStmt)).tableElts),
+        T_AlterTableStmt => {
+            let cmds = (*(node as *mut pg_sys::AlterTableStmt)).cmds;
+            for cmd in pgrx::PgList::<pg_sys::AlterTableCmd>::from_pg(cmds).iter_ptr() {
+                if !cmd.is_null() && !(*cmd).def.is_null() {
+                    let one = pg_sys::lappend(std::ptr::null_mut(), (*cmd).def.cast());
+                    elements(one);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Utility statements a tenant session may never run.
 ///
 /// # Safety
@@ -333,14 +481,20 @@ pub unsafe fn check_utility(node: *mut pg_sys::Node) {
             ));
         }
     }
+    check_before_lock(node);
     match tag {
         T_LockStmt => {
             let lock = node as *mut pg_sys::LockStmt;
             if (*lock).mode > pg_sys::RowExclusiveLock as i32 {
                 for rel in relations((*lock).relations) {
-                    if rel != pg_sys::InvalidOid
-                        && pg_sys::get_rel_persistence(rel) != pg_sys::RELPERSISTENCE_TEMP as i8
-                    {
+                    // Only the session's own temporary tables: a view (even
+                    // a temporary one) passes its lock on to its base tables.
+                    let kind = pg_sys::get_rel_relkind(rel) as u8;
+                    let own_temp_table = pg_sys::get_rel_persistence(rel)
+                        == pg_sys::RELPERSISTENCE_TEMP as i8
+                        && (kind == pg_sys::RELKIND_RELATION
+                            || kind == pg_sys::RELKIND_PARTITIONED_TABLE);
+                    if rel != pg_sys::InvalidOid && !own_temp_table {
                         deny(&format!(
                             "LOCK TABLE {} in a mode above ROW EXCLUSIVE: it would block \
                              every tenant sharing the table",
@@ -379,7 +533,7 @@ const LARGE_OBJECT_METADATA_RELATION_ID: u32 = 2995;
 /// # Safety
 /// `stmt` is a valid planned statement.
 pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
-    if st.allow_large_objects {
+    if effective(st).allow_large_objects {
         return;
     }
     let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);

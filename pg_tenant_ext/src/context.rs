@@ -127,6 +127,11 @@ pub fn tenant() -> Option<String> {
     TENANT.0.borrow().clone()
 }
 
+/// Look at the current tenant id without copying it.
+pub fn with_tenant<T>(f: impl FnOnce(Option<&str>) -> T) -> T {
+    f(TENANT.0.borrow().as_deref())
+}
+
 fn refuse(code: PgSqlErrorCode, msg: String) -> ! {
     ereport!(ERROR, code, msg);
 }
@@ -153,9 +158,10 @@ fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
                 .into(),
         );
     }
-    // SAFETY: MyProcPid is set once at backend start and only read here.
-    let pid = unsafe { pg_sys::MyProcPid };
-    match pg_tenant_token::verify(&keys, action, pid, LAST_NONCE.0.get(), token) {
+    // SAFETY: MyProcPid and MyCancelKey are set once at backend start.
+    let (pid, cancel_key) = unsafe { (pg_sys::MyProcPid, pg_sys::MyCancelKey) };
+    let backend = pg_tenant_token::Backend { pid, cancel_key };
+    match pg_tenant_token::verify(&keys, action, backend, LAST_NONCE.0.get(), token) {
         Ok(nonce) => nonce,
         Err(e) => {
             ereport!(
@@ -302,8 +308,9 @@ fn refuse_bypass(role: pg_sys::Oid, what: &str, tenant: &str) {
 }
 
 fn set_role(name: &str) {
-    // check_role still verifies that the session user is a member of the role.
-    gucs::set_suset(c"role", name);
+    // check_role still verifies that the session user is a member of the
+    // role; the role lock (rolelock) lets only this call through.
+    crate::rolelock::allowing(|| gucs::set_suset(c"role", name));
 }
 
 /// Re-assert the locked role after a command that resets it (DISCARD ALL).

@@ -111,6 +111,8 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     if st.active && !explain_only {
         check_role_lock(&st);
         check_dml(&st, (*query_desc).plannedstmt);
+    }
+    if !explain_only && confine::confined(&st) {
         confine::check_plan(&st, (*query_desc).plannedstmt);
     }
     match PREV_EXECUTOR_START {
@@ -132,7 +134,6 @@ unsafe fn var_name(stmt: *mut pg_sys::VariableSetStmt) -> String {
 /// `DISCARD ALL` whose role reset must be undone afterwards.
 unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) -> bool {
     let tag = (*node).type_;
-    confine::check_utility(node);
     if tag == pg_sys::NodeTag::T_VariableSetStmt {
         let name = var_name(node as *mut pg_sys::VariableSetStmt);
         if st.role != 0 && (name == "role" || name == "session_authorization") {
@@ -209,12 +210,16 @@ unsafe extern "C-unwind" fn process_utility(
 ) {
     let st = context::state();
     check_reserved_settings((*pstmt).utilityStmt);
+    let confined = confine::confined(&st);
+    if confined {
+        confine::check_utility((*pstmt).utilityStmt);
+    }
     let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
     // COPY FROM STDIN into a protected table: pg_tenant runs it (copy.rs).
     if st.active && copy::copy_from(pstmt, query_string, query_env, qc) {
         return;
     }
-    let pstmt = if st.active {
+    let pstmt = if confined {
         confine::rewrite_channels(pstmt).unwrap_or(pstmt)
     } else {
         pstmt

@@ -8,6 +8,7 @@ mod context;
 mod copy;
 mod gucs;
 mod hooks;
+mod rolelock;
 
 pgrx::pg_module_magic!(name, version);
 
@@ -29,7 +30,10 @@ pub extern "C-unwind" fn _PG_init() {
     }
     gucs::init();
     // SAFETY: called once, while preloading.
-    unsafe { hooks::init() };
+    unsafe {
+        hooks::init();
+        rolelock::init();
+    }
     context::set_preloaded();
 }
 

@@ -1,7 +1,7 @@
 // In-process tests (`cargo pgrx test`): the parts that need Rust, above
 // all tokens minted by the same `pg_tenant_token` module the router uses.
 // The SQL surface and the escape attempts are in the regress/ suite.
-use pg_tenant_token::{sign, Action, SigningKey};
+use pg_tenant_token::{sign, Action, Backend, SigningKey};
 use pgrx::prelude::*;
 
 /// The README's test key (seed bytes 0x00..=0x1f); its public key is in
@@ -10,9 +10,29 @@ fn key() -> SigningKey {
     SigningKey::from_bytes(&std::array::from_fn(|i| i as u8))
 }
 
-fn pid() -> i32 {
-    // SAFETY: read of a backend constant.
-    unsafe { pgrx::pg_sys::MyProcPid }
+/// This backend, as the router sees it in BackendKeyData.
+fn me() -> Backend {
+    // SAFETY: reads of backend constants.
+    unsafe {
+        Backend {
+            pid: pgrx::pg_sys::MyProcPid,
+            cancel_key: pgrx::pg_sys::MyCancelKey,
+        }
+    }
+}
+
+/// Another backend: `pid_delta` away, or the same pid with another cancel
+/// key (a later backend that reuses the pid).
+fn other(pid_delta: i32) -> Backend {
+    let b = me();
+    Backend {
+        pid: b.pid + pid_delta,
+        cancel_key: if pid_delta == 0 {
+            b.cancel_key.wrapping_add(1)
+        } else {
+            b.cancel_key
+        },
+    }
 }
 
 /// Nonces must grow within a backend, and tests may share one: every test
@@ -26,7 +46,7 @@ fn base() -> u64 {
 }
 
 fn token(action: Action<'_>, nonce: u64) -> String {
-    sign(&key(), action, pid(), nonce)
+    sign(&key(), action, me(), nonce)
 }
 
 /// Tenants, then become a plain login role: a superuser session never gets
@@ -100,7 +120,15 @@ fn lower_nonce_is_refused() {
 fn token_for_another_pid_is_refused() {
     let b = base();
     setup_tenants();
-    let t = sign(&key(), Action::Set("acme"), pid() + 1, b + 1);
+    let t = sign(&key(), Action::Set("acme"), other(1), b + 1);
+    Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn token_for_a_reused_pid_is_refused() {
+    let b = base();
+    setup_tenants();
+    let t = sign(&key(), Action::Set("acme"), other(0), b + 1);
     Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
 }
 
@@ -109,7 +137,7 @@ fn token_under_another_key_is_refused() {
     let b = base();
     setup_tenants();
     let other = SigningKey::from_bytes(&[7u8; 32]);
-    let t = sign(&other, Action::Set("acme"), pid(), b + 1);
+    let t = sign(&other, Action::Set("acme"), me(), b + 1);
     Spi::run(&format!("SELECT tenant.set_context('acme', '{t}')")).unwrap();
 }
 
@@ -144,7 +172,7 @@ fn refused_token_changes_nothing() {
     let b = base();
     setup_tenants();
     try_set("acme", &token(Action::Set("acme"), b + 5)).unwrap();
-    let bad = sign(&key(), Action::Set("globex"), pid() + 7, b + 6);
+    let bad = sign(&key(), Action::Set("globex"), other(7), b + 6);
     // Run the failing call in a subtransaction so the test can look after it.
     let r = Spi::run(&format!(
         "DO $$ BEGIN PERFORM tenant.set_context('globex', '{bad}'); \

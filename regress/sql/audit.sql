@@ -14,6 +14,15 @@ SELECT tenant.protect('au_parent');
 CREATE TABLE au_child (id int, tenant_id text NOT NULL, parent_id int REFERENCES au_parent (id),
                        PRIMARY KEY (tenant_id, id));
 SELECT tenant.protect('au_child');
+-- A unique key with the tenant column only in INCLUDE, an exclusion
+-- constraint without it, a protected table owned by an application role.
+CREATE TABLE au_users (tenant_id text NOT NULL, email text NOT NULL, during tsrange,
+                       EXCLUDE USING gist (during WITH &&));
+SELECT tenant.protect('au_users');
+CREATE UNIQUE INDEX au_users_email ON au_users (email) INCLUDE (tenant_id);
+CREATE TABLE au_owned (tenant_id text NOT NULL);
+SELECT tenant.protect('au_owned');
+ALTER TABLE au_owned OWNER TO regress_app;
 -- Owned by the superuser (bypasses RLS): a view, a materialized view and a
 -- SECURITY DEFINER function over a protected table, all reachable by tenants.
 CREATE VIEW au_all_orders AS SELECT * FROM au_orders;
@@ -27,6 +36,8 @@ CREATE ROLE regress_monitor LOGIN IN ROLE pg_monitor;
 SELECT * FROM tenant.audit()
  WHERE object LIKE 'public.au\_%' OR object LIKE 'au\_%' OR object = 'regress_monitor'
  ORDER BY 1, 2;
+-- allow_ddl without a role of its own (the fixture tenant ddlco).
+SELECT * FROM tenant.audit() WHERE object = '''ddlco''';
 -- pg_stat_statements readable by a shared application role.
 CREATE EXTENSION pg_stat_statements;
 SELECT * FROM tenant.audit() WHERE object LIKE '%pg_stat_statements%' AND problem LIKE '%role regress\_app:%';
@@ -45,6 +56,7 @@ ALTER TABLE au_child ADD FOREIGN KEY (tenant_id, parent_id) REFERENCES au_parent
 ALTER TABLE au_lines DROP CONSTRAINT au_lines_code_key;
 ALTER TABLE au_lines ADD UNIQUE (tenant_id, code);
 DROP ROLE regress_monitor;
+DROP TABLE au_users, au_owned;
 SELECT * FROM tenant.audit()
  WHERE object LIKE 'public.au\_%' OR object LIKE 'au\_%' OR object = 'regress_monitor'
  ORDER BY 1, 2;

@@ -8,15 +8,50 @@ SELECT (tenant.create_tenant('lo_ok', allow_large_objects => true)).id;
 SELECT (tenant.create_tenant('lo_viewer', allow_large_objects => true, read_only => true)).id;
 SELECT lo_from_bytea(424242, 'shared secret') AS postgres_lo;
 GRANT SELECT, UPDATE ON LARGE OBJECT 424242 TO regress_app;
+CREATE ROLE regress_plain LOGIN;
+GRANT SELECT ON LARGE OBJECT 424242 TO regress_plain;
 
--- Controls first: without a context the application role may do all this.
-\c - regress_app
+-- Controls first: a role that is not an application role may do all this.
+\c - regress_plain
 SET client_min_messages = warning;
 SELECT count(*) > 0 AS sees_activity FROM pg_stat_activity;
 SELECT pg_cancel_backend(0) AS cancel_no_such_backend;
 SELECT count(*) AS large_objects FROM pg_largeobject_metadata WHERE oid = 424242;
 SELECT encode(lo_get(424242), 'escape') AS lo_text;
+LISTEN plain_channel;
+UNLISTEN plain_channel;
 
+-- An application role without a tenant context (a direct login, or code
+-- autovacuum runs as the owner of a table a tenant made) is confined too.
+\c - regress_app
+SET client_min_messages = warning;
+SELECT pg_has_role('regress_app', 'tenant_app', 'MEMBER') AS marked_as_application_role;
+SELECT count(*) FROM pg_stat_activity;
+SELECT pg_cancel_backend(0);
+SELECT lo_get(424242);
+LISTEN jobs;
+ALTER ROLE regress_app PASSWORD 'taken-over';
+CREATE FUNCTION spy(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN PERFORM count(*) FROM pg_stat_activity; RETURN x; END $$;
+CREATE TABLE bait (x int);
+INSERT INTO bait VALUES (1), (2);
+CREATE INDEX ON bait (spy(x));
+-- PostgreSQL evaluates index expressions as the table's owner (CREATE
+-- INDEX, ANALYZE, autovacuum): with an application role as the owner, the
+-- same refusal, whoever starts it.
+\c - postgres
+SET client_min_messages = warning;
+CREATE INDEX ON bait (spy(x));
+CREATE TABLE bait2 (x int);
+INSERT INTO bait2 VALUES (1), (2);
+CREATE INDEX ON bait2 (spy(x));
+ALTER TABLE bait2 OWNER TO regress_app;
+ANALYZE bait2;
+DROP TABLE bait, bait2;
+DROP FUNCTION spy(int);
+
+\c - regress_app
+SET client_min_messages = warning;
 -- Other sessions: invisible, unreachable.
 SELECT regress.enter('acme', 1);
 SELECT query FROM pg_stat_activity;
@@ -50,6 +85,14 @@ SELECT regress.enter('lo_viewer', 1);
 SELECT encode(lo_get(424242), 'escape') AS lo_text;
 SELECT lo_put(424242, 0, 'overwritten');
 SELECT lo_create(0);
+BEGIN;
+SELECT lo_open(424242, 131072 | 262144) AS fd \gset
+SELECT lowrite(:fd, 'overwritten');
+ROLLBACK;
+BEGIN;
+SELECT lo_open(424242, 131072 | 262144) AS fd \gset
+SELECT lo_truncate(:fd, 1);
+ROLLBACK;
 
 -- Notifications: namespaced per tenant, pg_notify refused.
 \c - regress_app
@@ -91,6 +134,26 @@ CREATE TEMP TABLE scratch (x int);
 BEGIN;
 LOCK TABLE scratch IN ACCESS EXCLUSIVE MODE;
 COMMIT;
+-- Not through a temporary view over a shared table.
+CREATE TEMP VIEW docs_view AS SELECT * FROM docs;
+BEGIN;
+LOCK TABLE docs_view IN ACCESS EXCLUSIVE MODE;
+ROLLBACK;
+-- DDL that would queue a lock on a shared table before PostgreSQL checks
+-- the privilege is refused first.
+CREATE RULE r AS ON INSERT TO docs DO ALSO NOTHING;
+CREATE FUNCTION ddlco_trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER t BEFORE INSERT ON docs FOR EACH ROW EXECUTE FUNCTION ddlco_trg();
+CREATE TABLE ddlco_fk (id int REFERENCES docs (id));
+CREATE TABLE ddlco_fk2 (id int, FOREIGN KEY (id) REFERENCES docs (id));
+CREATE TABLE ddlco_fk3 (id int);
+ALTER TABLE ddlco_fk3 ADD FOREIGN KEY (id) REFERENCES docs (id);
+-- On its own tables: allowed.
+CREATE TABLE ddlco_parent (id int PRIMARY KEY);
+CREATE TABLE ddlco_child (id int REFERENCES ddlco_parent (id));
+CREATE TRIGGER t BEFORE INSERT ON ddlco_child FOR EACH ROW EXECUTE FUNCTION ddlco_trg();
+DROP TABLE ddlco_child, ddlco_parent, ddlco_fk3;
+DROP FUNCTION ddlco_trg();
 
 -- allow_ddl is DDL on the tenant's own objects, never role-, database- or
 -- system-level commands.
@@ -129,11 +192,11 @@ ALTER TABLE ddlco_own ADD COLUMN y int;
 TRUNCATE ddlco_own;
 DROP TABLE ddlco_own;
 
--- The application role may change its own settings without a context.
-\c - regress_app
+-- Other roles may still change their own settings.
+\c - regress_plain
 SET client_min_messages = warning;
-ALTER ROLE regress_app SET statement_timeout = '1min';
-ALTER ROLE regress_app RESET statement_timeout;
+ALTER ROLE regress_plain SET statement_timeout = '1min';
+ALTER ROLE regress_plain RESET statement_timeout;
 
 -- The pg_tenant prefix is reserved, for every role.
 SET pg_tenant.anything = 'x';
@@ -143,3 +206,4 @@ SELECT set_config('pg_tenant.anything', 'x', false);
 SET client_min_messages = warning;
 SET pg_tenant.anything = 'x';
 SELECT lo_unlink(424242);
+DROP ROLE regress_plain;

@@ -59,6 +59,8 @@ COMMIT;
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 1));
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 0));
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, pg_backend_pid() + 1));
+-- A later backend reusing this pid has another cancel key: its tokens fail here.
+SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, cancel_key => 12345));
 SELECT tenant.set_context('globex', regress.token('set', 'globex', 5, key_file => replace(regress.signing_key_file(), 'signing_key.pem', 'other_key.pem')));
 SELECT tenant.set_context('globex', regress.token('set', 'acme', 5));
 SELECT tenant.set_context('globex', '');

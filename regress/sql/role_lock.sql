@@ -26,10 +26,17 @@ SELECT current_user, tenant.current_tenant_id(), count(*) AS initech_rows FROM d
 SELECT regress.whoami();
 SELECT current_user;
 
--- set_config('role') is a function call, not a statement: it may change
--- the role, but every statement after it is refused (fail-closed).
+-- set_config('role', ...) is refused too, even for the middle of a single
+-- statement or block (switching away and back would lend the other role's
+-- privileges to what runs in between); the session stays usable.
 SELECT set_config('role', 'none', false);
 SELECT count(*) FROM docs;
+SELECT set_config('role', 'regress_app', false), count(*) FROM docs;
+DO $$ BEGIN
+  PERFORM set_config('role', 'regress_app', false);
+  PERFORM set_config('role', 'regress_initech', false);
+END $$;
+SELECT current_user, count(*) AS initech_rows FROM docs;
 SELECT 1;
 
 -- A tenant without a role is locked to its login role: SET ROLE could

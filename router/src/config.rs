@@ -118,6 +118,8 @@ pub struct Config {
     /// --print-public-key` prints it). Keep it mode 0600.
     pub context_signing_key_file: PathBuf,
     /// User names that pass through untouched, without a tenant context.
+    /// Empty by default: a bypass user reaches PostgreSQL from the router's
+    /// address, so it must authenticate with a password there.
     pub bypass_users: Vec<String>,
     /// Time a client has to complete startup and authentication.
     pub startup_timeout_ms: u64,
@@ -147,7 +149,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
             upstream: "127.0.0.1:5432".into(),
             context_signing_key_file: PathBuf::from("/etc/tenant-router/context_signing_key.pem"),
-            bypass_users: vec!["postgres".into()],
+            bypass_users: Vec::new(),
             startup_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             log_format: LogFormat::Text,

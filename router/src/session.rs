@@ -313,7 +313,10 @@ impl Session {
                     &mut sbuf,
                     &mut out,
                     &info.id,
-                    pid,
+                    pg_tenant_token::Backend {
+                        pid,
+                        cancel_key: key,
+                    },
                     cfg.signing_key.as_ref(),
                 ),
             )
@@ -600,13 +603,13 @@ async fn inject(
     sbuf: &mut BytesMut,
     out: &mut BytesMut,
     tenant: &str,
-    pid: i32,
+    backend: pg_tenant_token::Backend,
     key: Option<&pg_tenant_token::SigningKey>,
 ) -> Result<(), SessionError> {
     use postgres_protocol::message::frontend;
     use postgres_protocol::IsNull;
     let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
-    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), pid, nonce());
+    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), backend, nonce());
     let mut req = BytesMut::with_capacity(256);
     let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
     frontend::parse(

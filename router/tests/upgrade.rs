@@ -78,6 +78,16 @@ fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
          SELECT tenant.create_tenant('globex', read_only => true, enabled => false); \
          SELECT tenant.set_defaults(max_query_ms => 900)",
     );
+    // An application role set up by 0.1.0 (not yet marked as one).
+    sql(
+        "upgrade_old",
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'upgrade_app') THEN \
+             CREATE ROLE upgrade_app LOGIN; END IF; \
+           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN \
+             REVOKE tenant_app FROM upgrade_app; END IF; END $$; \
+         SELECT tenant.create_app_role('upgrade_app')",
+    );
     sql("upgrade_old", "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(
         sql(
@@ -85,6 +95,14 @@ fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
             "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant'"
         ),
         "0.2.0"
+    );
+    // The 0.1.0 application role is now confined without a context too.
+    assert_eq!(
+        sql(
+            "upgrade_old",
+            "SELECT pg_has_role('upgrade_app', 'tenant_app', 'MEMBER')"
+        ),
+        "t"
     );
     // Tenants and defaults kept, the new column at its default.
     assert_eq!(
@@ -111,6 +129,11 @@ fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
         "t"
     );
     sql("upgrade_new", "CREATE EXTENSION pg_tenant");
+    // The same application role as in the old database (its grants show in the dump).
+    sql(
+        "upgrade_new",
+        "SELECT tenant.create_app_role('upgrade_app')",
+    );
     let (old, new) = (
         extension_schema("upgrade_old"),
         extension_schema("upgrade_new"),

@@ -11,15 +11,17 @@
 //! token = "v2." nonce "." sig
 //! nonce = decimal u64, 1..=u64::MAX, no sign, no leading zero
 //! sig   = lower-case hex of Ed25519(private key, msg)          (128 characters)
-//! msg   = "pg_tenant/v2" NUL action NUL tenant NUL pid NUL nonce
+//! msg   = "pg_tenant/v2" NUL action NUL tenant NUL pid NUL cancel_key NUL nonce
 //!         action: "set" or "clear"; tenant is "" for "clear";
-//!         pid and nonce in decimal
+//!         pid, cancel_key (signed 32-bit) and nonce in decimal
 //! ```
 //!
 //! The backend refuses a token whose nonce is not strictly greater than the
 //! last nonce it accepted, so a token cannot be replayed in the backend it
-//! was minted for, and the pid in the signed message stops it from being
-//! used in any other backend. Verification uses `verify_strict` (no
+//! was minted for. The pid and the backend's cancel key (both from
+//! BackendKeyData, which only the backend's client sees; the key is random
+//! per backend) stop it from being used in any other backend, including a
+//! later one that reuses the pid. Verification uses `verify_strict` (no
 //! malleable signatures, no small-order keys). Several public keys may be
 //! configured at once: that is the rotation window (sign with the new key
 //! once every server lists it, then drop the old one). This is the only
@@ -159,17 +161,25 @@ pub fn parse_public_keys(list: &str) -> Result<Vec<VerifyingKey>, KeyError> {
         .collect()
 }
 
-fn message(action: Action<'_>, pid: i32, nonce: u64) -> Vec<u8> {
+/// The backend a token is for: the pid and cancel key of BackendKeyData.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub pid: i32,
+    pub cancel_key: i32,
+}
+
+fn message(action: Action<'_>, backend: Backend, nonce: u64) -> Vec<u8> {
     let (verb, tenant) = match action {
         Action::Set(t) => ("set", t),
         Action::Clear => ("clear", ""),
     };
-    format!("pg_tenant/v2\0{verb}\0{tenant}\0{pid}\0{nonce}").into_bytes()
+    let Backend { pid, cancel_key } = backend;
+    format!("pg_tenant/v2\0{verb}\0{tenant}\0{pid}\0{cancel_key}\0{nonce}").into_bytes()
 }
 
-/// Mint a token for `action` in backend `pid` with `nonce`.
-pub fn sign(key: &SigningKey, action: Action<'_>, pid: i32, nonce: u64) -> String {
-    let sig = key.sign(&message(action, pid, nonce));
+/// Mint a token for `action` in `backend` with `nonce`.
+pub fn sign(key: &SigningKey, action: Action<'_>, backend: Backend, nonce: u64) -> String {
+    let sig = key.sign(&message(action, backend, nonce));
     format!("{VERSION_PREFIX}{nonce}.{}", hex::encode(sig.to_bytes()))
 }
 
@@ -195,14 +205,14 @@ pub fn parse(token: &str) -> Result<(u64, Signature), TokenError> {
     Ok((nonce, Signature::from_bytes(&raw)))
 }
 
-/// Verify `token` for `action` in backend `pid` against any of `keys`.
+/// Verify `token` for `action` in `backend` against any of `keys`.
 /// `last_nonce` is the highest nonce this backend accepted so far (0 for
 /// none). Returns the token's nonce, which the caller must store as the new
 /// `last_nonce` once the context change has taken effect.
 pub fn verify(
     keys: &[VerifyingKey],
     action: Action<'_>,
-    pid: i32,
+    backend: Backend,
     last_nonce: u64,
     token: &str,
 ) -> Result<u64, TokenError> {
@@ -210,7 +220,7 @@ pub fn verify(
         return Err(TokenError::NoKey);
     }
     let (nonce, sig) = parse(token)?;
-    let msg = message(action, pid, nonce);
+    let msg = message(action, backend, nonce);
     if !keys.iter().any(|k| k.verify_strict(&msg, &sig).is_ok()) {
         return Err(TokenError::BadSignature);
     }
@@ -230,6 +240,13 @@ mod tests {
         SigningKey::from_bytes(&seed)
     }
 
+    fn be(pid: i32) -> Backend {
+        Backend {
+            pid,
+            cancel_key: -123456789,
+        }
+    }
+
     fn keys() -> Vec<VerifyingKey> {
         parse_public_keys(&public_key_hex(&key())).unwrap()
     }
@@ -238,11 +255,15 @@ mod tests {
     #[test]
     fn readme_test_vector() {
         assert_eq!(public_key_hex(&key()), README_PUBLIC);
-        assert_eq!(sign(&key(), Action::Set("acme"), 4242, 1), README_VECTOR);
+        let backend = Backend {
+            pid: 4242,
+            cancel_key: 987654321,
+        };
+        assert_eq!(sign(&key(), Action::Set("acme"), backend, 1), README_VECTOR);
     }
 
     const README_PUBLIC: &str = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8";
-    const README_VECTOR: &str = "v2.1.09925c2980fbb546cbe8f8c7cf7ca01c17ce63ef9fcbf2930e170a6edbfdab2aae3131bd64dfd480479b6aad5578bc12567a0bb2b8ea47e015406246929abe06";
+    const README_VECTOR: &str = "v2.1.9e060dfeab257efe91cc4554a8cdab279786cdf3cf66d4ffeefda5c09b898ab55502f5bf5ba53c4fc27f241388e0f915ae12b48cb8372e0a5450bd72f681a905";
 
     #[test]
     fn pem_key_round_trip() {
@@ -260,34 +281,48 @@ mod tests {
 
     #[test]
     fn round_trip_and_replay() {
-        let t = sign(&key(), Action::Set("acme"), 7, 5);
+        let t = sign(&key(), Action::Set("acme"), be(7), 5);
         let k = keys();
-        assert_eq!(verify(&k, Action::Set("acme"), 7, 0, &t), Ok(5));
-        assert_eq!(verify(&k, Action::Set("acme"), 7, 4, &t), Ok(5));
+        assert_eq!(verify(&k, Action::Set("acme"), be(7), 0, &t), Ok(5));
+        assert_eq!(verify(&k, Action::Set("acme"), be(7), 4, &t), Ok(5));
         assert_eq!(
-            verify(&k, Action::Set("acme"), 7, 5, &t),
+            verify(&k, Action::Set("acme"), be(7), 5, &t),
             Err(TokenError::Replayed)
         );
         assert_eq!(
-            verify(&k, Action::Set("acme"), 7, 9, &t),
+            verify(&k, Action::Set("acme"), be(7), 9, &t),
             Err(TokenError::Replayed)
         );
     }
 
     #[test]
     fn bound_to_tenant_pid_action_and_key() {
-        let t = sign(&key(), Action::Set("acme"), 7, 5);
+        let t = sign(&key(), Action::Set("acme"), be(7), 5);
         let k = keys();
         let bad = Err(TokenError::BadSignature);
-        assert_eq!(verify(&k, Action::Set("globex"), 7, 0, &t), bad);
-        assert_eq!(verify(&k, Action::Set("acme"), 8, 0, &t), bad);
-        assert_eq!(verify(&k, Action::Clear, 7, 0, &t), bad);
+        assert_eq!(verify(&k, Action::Set("globex"), be(7), 0, &t), bad);
+        assert_eq!(verify(&k, Action::Set("acme"), be(8), 0, &t), bad);
+        assert_eq!(verify(&k, Action::Clear, be(7), 0, &t), bad);
         let other = SigningKey::from_bytes(&[9u8; 32]);
         let other_keys = parse_public_keys(&public_key_hex(&other)).unwrap();
-        assert_eq!(verify(&other_keys, Action::Set("acme"), 7, 0, &t), bad);
+        assert_eq!(verify(&other_keys, Action::Set("acme"), be(7), 0, &t), bad);
         assert_eq!(
-            verify(&[], Action::Set("acme"), 7, 0, &t),
+            verify(&[], Action::Set("acme"), be(7), 0, &t),
             Err(TokenError::NoKey)
+        );
+    }
+
+    #[test]
+    fn bound_to_the_cancel_key_of_the_backend() {
+        // A later backend that reuses the pid has another cancel key.
+        let t = sign(&key(), Action::Set("acme"), be(7), 5);
+        let reused = Backend {
+            pid: 7,
+            cancel_key: 42,
+        };
+        assert_eq!(
+            verify(&keys(), Action::Set("acme"), reused, 0, &t),
+            Err(TokenError::BadSignature)
         );
     }
 
@@ -298,14 +333,14 @@ mod tests {
         let both = format!("{}, {}", public_key_hex(&old), public_key_hex(&new));
         let k = parse_public_keys(&both).unwrap();
         assert_eq!(k.len(), 2);
-        let t_old = sign(&old, Action::Set("acme"), 7, 1);
-        let t_new = sign(&new, Action::Set("acme"), 7, 2);
-        assert_eq!(verify(&k, Action::Set("acme"), 7, 0, &t_old), Ok(1));
-        assert_eq!(verify(&k, Action::Set("acme"), 7, 1, &t_new), Ok(2));
+        let t_old = sign(&old, Action::Set("acme"), be(7), 1);
+        let t_new = sign(&new, Action::Set("acme"), be(7), 2);
+        assert_eq!(verify(&k, Action::Set("acme"), be(7), 0, &t_old), Ok(1));
+        assert_eq!(verify(&k, Action::Set("acme"), be(7), 1, &t_new), Ok(2));
         // Once the old key is dropped, its tokens are refused.
         let only_new = parse_public_keys(&public_key_hex(&new)).unwrap();
         assert_eq!(
-            verify(&only_new, Action::Set("acme"), 7, 0, &t_old),
+            verify(&only_new, Action::Set("acme"), be(7), 0, &t_old),
             Err(TokenError::BadSignature)
         );
     }
@@ -335,7 +370,7 @@ mod tests {
     #[test]
     fn malformed_tokens() {
         let m = Err(TokenError::Malformed);
-        let good = sign(&key(), Action::Clear, 7, 5);
+        let good = sign(&key(), Action::Clear, be(7), 5);
         let k = keys();
         for t in [
             "",
@@ -350,7 +385,7 @@ mod tests {
             &format!("{good}0"),
             &"x".repeat(10_000),
         ] {
-            assert_eq!(verify(&k, Action::Clear, 7, 0, t), m, "{t}");
+            assert_eq!(verify(&k, Action::Clear, be(7), 0, t), m, "{t}");
         }
     }
 

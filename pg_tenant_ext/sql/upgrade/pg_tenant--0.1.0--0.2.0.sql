@@ -1,5 +1,8 @@
 -- pg_tenant 0.1.0 -> 0.2.0 (frozen with the 0.2.0 release; never edit).
 --
+-- * role tenant_app: marks application and tenant roles, which stay
+--   confined without a tenant context; granted here to the roles
+--   tenant.create_app_role set up and to every tenant's role_name;
 -- * tenant.tenants.allow_large_objects (large objects are refused to
 --   tenant sessions unless granted), in tenant_list, create_tenant and
 --   alter_tenant (as the last argument, so positional calls keep working);
@@ -8,12 +11,23 @@
 -- * tenant._copy_check(anyelement): the per-row tenant check of COPY FROM
 --   into protected tables (the COPY itself is run by the library);
 -- * tenant.audit() reports views, materialized views and SECURITY DEFINER
---   functions that read past row level security, foreign keys and unique
---   keys without the tenant column, and login roles with monitoring rights.
+--   functions that read past row level security, foreign keys, unique keys
+--   and exclusion constraints without the tenant column, protected tables
+--   owned by application roles, allow_ddl tenants without a role, and
+--   login roles with monitoring rights or pg_stat_statements.
 -- The context token (Ed25519, pg_tenant.context_public_keys), the function
 -- and command confinement and the reserved pg_tenant.* prefix live in the
 -- shared library: nothing to do here.
 \echo Use "ALTER EXTENSION pg_tenant UPDATE TO '0.2.0'" to load this file. \quit
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN
+        CREATE ROLE tenant_app NOLOGIN;
+    END IF;
+END
+$roles$;
+COMMENT ON ROLE tenant_app IS 'pg_tenant: marks application and tenant roles; confined even without a tenant context';
 
 ALTER TABLE tenant.tenants ADD COLUMN
     -- 0.2.0: large objects are shared by all tenants; off unless granted.
@@ -76,6 +90,9 @@ BEGIN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
     END IF;
     INSERT INTO tenant.tenants SELECT t.*;
+    IF t.role_name IS NOT NULL THEN
+        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
+    END IF;
     PERFORM pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END
@@ -158,6 +175,9 @@ BEGIN
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
         allow_large_objects = t.allow_large_objects
     WHERE x.id = t.id;
+    IF t.role_name IS NOT NULL THEN
+        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
+    END IF;
     PERFORM pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END
@@ -202,6 +222,45 @@ CREATE FUNCTION tenant."notify"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'notify_wrapper';
+
+-- Create (or check) an application role: LOGIN NOSUPERUSER NOBYPASSRLS,
+-- with the grants the tenant context needs. An existing role is checked,
+-- not changed: a superuser, a BYPASSRLS role or the owner of a protected
+-- table cannot be an application role.
+CREATE OR REPLACE FUNCTION tenant.create_app_role(role_name name, password text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r pg_roles;
+    owned text;
+BEGIN
+    SELECT * INTO r FROM pg_roles WHERE rolname = role_name;
+    IF NOT FOUND THEN
+        IF password IS NULL THEN
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB', role_name);
+        ELSE
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD %L',
+                           role_name, password);
+        END IF;
+    ELSE
+        IF r.rolsuper OR r.rolbypassrls THEN
+            RAISE EXCEPTION 'role "%" has SUPERUSER or BYPASSRLS and cannot be an application role', role_name
+                USING ERRCODE = '42501';
+        END IF;
+        SELECT string_agg(c.oid::regclass::text, ', ') INTO owned
+          FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'
+         WHERE c.relowner = r.oid;
+        IF owned IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" owns protected tables (%) and cannot be an application role', role_name, owned
+                USING ERRCODE = '42501';
+        END IF;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenant TO %I', role_name);
+    -- Confined even without a tenant context (direct logins, autovacuum
+    -- running its objects' expressions).
+    EXECUTE format('GRANT tenant_app TO %I', role_name);
+END
+$fn$;
+COMMENT ON FUNCTION tenant.create_app_role IS 'pg_tenant: create or check a LOGIN NOSUPERUSER NOBYPASSRLS application role';
 
 -- Everything that would let one tenant see another's rows: one row per
 -- problem, no rows when the database is safe.
@@ -313,7 +372,33 @@ SELECT t.name,
               quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
   FROM tables t
   JOIN pg_index i ON i.indrelid = t.oid
- WHERE i.indisunique AND NOT (t.attnum = ANY (i.indkey::int2[]))
+ WHERE i.indisunique
+   AND NOT (t.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))  -- key columns, not INCLUDE
+UNION ALL
+SELECT t.name,
+       format('exclusion constraint %s does not include the tenant column: conflicts reveal other tenants'' values; fix: add (%s WITH =) to it',
+              quote_ident(c.conname),
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_constraint c ON c.conrelid = t.oid AND c.contype = 'x'
+ WHERE NOT (t.attnum = ANY (c.conkey))
+UNION ALL
+-- The owner of a protected table may turn its row level security off.
+SELECT t.name,
+       format('owned by %s, an application or tenant role (member of tenant_app): its sessions can ALTER the table and turn row level security off; fix: ALTER TABLE %s OWNER TO a role that never connects through the router',
+              quote_ident(o.rolname), t.name)
+  FROM tables t
+  JOIN pg_class c ON c.oid = t.oid
+  JOIN pg_roles o ON o.oid = c.relowner
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(o.oid, 'tenant_app', 'MEMBER') AND NOT o.rolsuper
+UNION ALL
+-- allow_ddl with the shared login role: one tenant's objects are everyone's.
+SELECT quote_literal(x.id),
+       format('tenant %s has allow_ddl but no role_name: the objects it creates belong to the shared login role, which other tenants'' sessions can alter or drop; fix: SELECT tenant.alter_tenant(%L, role_name => ''<its own role>'')',
+              x.id, x.id)
+  FROM tenant.tenants x
+ WHERE x.allow_ddl AND x.role_name IS NULL
 UNION ALL
 -- Monitoring rights that reach across tenants.
 SELECT quote_ident(r.rolname),
@@ -340,3 +425,24 @@ SELECT quote_ident(r.rolname),
 ORDER BY 1, 2
 $fn$;
 COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
+
+-- The application roles of 0.1.0: those tenant.create_app_role granted the
+-- tenant schema to, and the tenants' own roles.
+DO $grant$
+DECLARE
+    r name;
+BEGIN
+    FOR r IN
+        SELECT a.rolname
+          FROM pg_namespace n, aclexplode(n.nspacl) x
+          JOIN pg_roles a ON a.oid = x.grantee
+         WHERE n.nspname = 'tenant' AND x.privilege_type = 'USAGE' AND NOT a.rolsuper
+           AND a.rolname NOT IN ('tenant_admin', 'tenant_router', 'tenant_app')
+        UNION
+        SELECT t.role_name FROM tenant.tenants t JOIN pg_roles a ON a.rolname = t.role_name
+         WHERE NOT a.rolsuper
+    LOOP
+        EXECUTE format('GRANT tenant_app TO %I', r);
+    END LOOP;
+END
+$grant$;

@@ -156,9 +156,15 @@ pub struct Router {
 /// The config file of a test router: `extra` holds top-level TOML lines.
 pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
     let c = cluster();
+    // The router has no bypass users by default; the tests use postgres.
+    let bypass = if extra.contains("bypass_users") {
+        ""
+    } else {
+        "bypass_users = [\"postgres\"]\n"
+    };
     format!(
         "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_signing_key_file = \"{}\"\n\
-         admin_listen = \"127.0.0.1:{admin_port}\"\n{extra}\n\
+         admin_listen = \"127.0.0.1:{admin_port}\"\n{bypass}{extra}\n\
          [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
         c.port, c.key_file, c.sock, c.port
     )
