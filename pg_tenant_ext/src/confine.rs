@@ -403,9 +403,9 @@ unsafe fn check_before_lock(node: *mut pg_sys::Node) {
             return;
         }
         deny(&format!(
-            "{what} on {}: it has no privilege there, and the lock this takes would block \
-             every tenant sharing the table",
-            rel_name(rel)
+            "{}: it lacks the privilege, and the lock PostgreSQL takes before checking would \
+             block every tenant sharing the table",
+            what.replace("{}", &rel_name(rel))
         ));
     };
     let foreign_keys = |constraints: *mut pg_sys::List| {
@@ -416,7 +416,7 @@ unsafe fn check_before_lock(node: *mut pg_sys::Node) {
                     need(
                         (*c).pktable,
                         pg_sys::ACL_REFERENCES,
-                        "reference with a foreign key",
+                        "reference {} with a foreign key",
                     );
                 }
             }
@@ -435,24 +435,58 @@ unsafe fn check_before_lock(node: *mut pg_sys::Node) {
             }
         }
     };
+    let relations = |list: *mut pg_sys::List, what: &str| {
+        for rv in pgrx::PgList::<pg_sys::RangeVar>::from_pg(list).iter_ptr() {
+            need(rv, 0, what);
+        }
+    };
     match (*node).type_ {
+        T_CreateStatsStmt => relations(
+            (*(node as *mut pg_sys::CreateStatsStmt)).relations,
+            "CREATE STATISTICS on {}",
+        ),
         T_CreateTrigStmt => need(
             (*(node as *mut pg_sys::CreateTrigStmt)).relation,
             pg_sys::ACL_TRIGGER,
-            "CREATE TRIGGER",
+            "CREATE TRIGGER on {}",
         ),
         T_RuleStmt => need(
             (*(node as *mut pg_sys::RuleStmt)).relation,
             0,
-            "CREATE RULE",
+            "CREATE RULE on {}",
         ),
-        T_CreateStmt => elements((*(node as *mut pg_sys::CreateStmt)).tableElts),
+        T_CreateStmt => {
+            let create = node as *mut pg_sys::CreateStmt;
+            // INHERITS and PARTITION OF lock the parent before the check.
+            relations(
+                (*create).inhRelations,
+                "inherit from or make a partition of {}",
+            );
+            elements((*create).tableElts);
+        }
         T_AlterTableStmt => {
             let cmds = (*(node as *mut pg_sys::AlterTableStmt)).cmds;
             for cmd in pgrx::PgList::<pg_sys::AlterTableCmd>::from_pg(cmds).iter_ptr() {
-                if !cmd.is_null() && !(*cmd).def.is_null() {
-                    let one = pg_sys::lappend(std::ptr::null_mut(), (*cmd).def.cast());
-                    elements(one);
+                if cmd.is_null() || (*cmd).def.is_null() {
+                    continue;
+                }
+                let def = (*cmd).def;
+                match (*cmd).subtype {
+                    pg_sys::AlterTableType::AT_AttachPartition
+                    | pg_sys::AlterTableType::AT_DetachPartition
+                    | pg_sys::AlterTableType::AT_DetachPartitionFinalize => need(
+                        (*(def as *mut pg_sys::PartitionCmd)).name,
+                        0,
+                        "attach or detach {} as a partition",
+                    ),
+                    pg_sys::AlterTableType::AT_AddInherit
+                    | pg_sys::AlterTableType::AT_DropInherit => {
+                        need(def as *mut pg_sys::RangeVar, 0, "INHERIT from {}")
+                    }
+                    _ => {
+                        let one = pg_sys::lappend(std::ptr::null_mut(), def.cast());
+                        elements(one);
+                    }
                 }
             }
         }

@@ -417,16 +417,30 @@ fn current_tenant_id() -> Option<String> {
 /// context or the id is not a uuid.
 #[pg_extern(stable, parallel_safe)]
 fn current_tenant_uuid() -> Option<pgrx::Uuid> {
-    let t = tenant()?;
-    let hex: String = t.chars().filter(|c| *c != '-').collect();
-    if t.len() != 36 || hex.len() != 32 {
+    canonical_uuid(&tenant()?).map(pgrx::Uuid::from_bytes)
+}
+
+/// The bytes of `s` when it is a uuid in canonical form (lower-case
+/// 8-4-4-4-12): one tenant id per uuid, so no two tenants share a uuid.
+pub fn canonical_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: Vec<u8> = b.iter().copied().filter(|c| *c != b'-').collect();
+    if hex.len() != 32
+        || !hex
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    {
         return None;
     }
     let mut bytes = [0u8; 16];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (i, out) in bytes.iter_mut().enumerate() {
+        let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).ok()?;
+        *out = u8::from_str_radix(pair, 16).ok()?;
     }
-    Some(pgrx::Uuid::from_bytes(bytes))
+    Some(bytes)
 }
 
 /// The tenant id as a bigint, for integer tenant columns; NULL when there
@@ -443,6 +457,21 @@ fn current_tenant_bigint() -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_canonical_uuids_map_to_a_uuid() {
+        let u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        assert!(canonical_uuid(u).is_some());
+        for other in [
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11----",
+            "a0eebc99-9c0b4-ef8-bb6d-6bb9bd380a11",
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+        ] {
+            assert_eq!(canonical_uuid(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn state_round_trip() {

@@ -52,7 +52,7 @@ fn eligibility(relid: pg_sys::Oid) -> Eligibility {
                   JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid AND a.attnum > 0 \
                                                  AND NOT a.attisdropped \
                  WHERE p.polrelid = $1 AND p.polname = 'pg_tenant_isolation' \
-                   AND p.polcmd = '*' AND p.polpermissive \
+                   AND p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}' \
                    AND tenant._context_expr(a.atttypid::pg_catalog.regtype) IS NOT NULL \
                    AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = \
                        pg_catalog.format('(%s = ( SELECT %s AS %s))', \

@@ -74,12 +74,20 @@ fn op_name(op: pg_sys::CmdType::Type) -> (&'static str, u8) {
 /// ModifyTable nodes of writable CTEs (which sit atop subplans).
 unsafe fn plan_writes(stmt: *mut pg_sys::PlannedStmt) -> Vec<pg_sys::CmdType::Type> {
     let mut out = vec![(*stmt).commandType];
+    let mut nodes = vec![(*stmt).planTree];
     if (*stmt).hasModifyingCTE {
         let subplans = pgrx::PgList::<pg_sys::Plan>::from_pg((*stmt).subplans);
-        for p in subplans.iter_ptr() {
-            if !p.is_null() && (*p).type_ == pg_sys::NodeTag::T_ModifyTable {
-                out.push((*(p as *mut pg_sys::ModifyTable)).operation);
-            }
+        nodes.extend(subplans.iter_ptr());
+    }
+    for p in nodes {
+        if p.is_null() || (*p).type_ != pg_sys::NodeTag::T_ModifyTable {
+            continue;
+        }
+        let mt = p as *mut pg_sys::ModifyTable;
+        out.push((*mt).operation);
+        // INSERT ... ON CONFLICT DO UPDATE updates.
+        if (*mt).onConflictAction == pg_sys::OnConflictAction::ONCONFLICT_UPDATE {
+            out.push(pg_sys::CmdType::CMD_UPDATE);
         }
     }
     out

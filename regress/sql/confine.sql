@@ -148,6 +148,13 @@ CREATE TABLE ddlco_fk (id int REFERENCES docs (id));
 CREATE TABLE ddlco_fk2 (id int, FOREIGN KEY (id) REFERENCES docs (id));
 CREATE TABLE ddlco_fk3 (id int);
 ALTER TABLE ddlco_fk3 ADD FOREIGN KEY (id) REFERENCES docs (id);
+CREATE TABLE ddlco_part PARTITION OF docs DEFAULT;
+CREATE TABLE ddlco_inh (x int) INHERITS (docs);
+CREATE TABLE ddlco_pp (id int, tenant_id text, body text) PARTITION BY LIST (id);
+ALTER TABLE ddlco_pp ATTACH PARTITION docs FOR VALUES IN (1);
+ALTER TABLE ddlco_fk3 INHERIT docs;
+CREATE STATISTICS ddlco_st ON id, tenant_id FROM docs;
+DROP TABLE ddlco_pp;
 -- On its own tables: allowed.
 CREATE TABLE ddlco_parent (id int PRIMARY KEY);
 CREATE TABLE ddlco_child (id int REFERENCES ddlco_parent (id));
@@ -191,6 +198,30 @@ CREATE TABLE ddlco_own (x int);
 ALTER TABLE ddlco_own ADD COLUMN y int;
 TRUNCATE ddlco_own;
 DROP TABLE ddlco_own;
+
+-- uuid tenant columns: only the canonical form of a uuid is that uuid, so
+-- no second tenant id can map onto another tenant's uuid.
+\c - postgres
+SET client_min_messages = warning;
+SELECT (tenant.create_tenant('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')).id;
+SELECT (tenant.create_tenant('a0eebc999c0b4ef8bb6d6bb9bd380a11----')).id;
+CREATE TABLE cf_uuid (id int, tenant_id uuid NOT NULL);
+SELECT tenant.protect('cf_uuid');
+INSERT INTO cf_uuid VALUES (1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+GRANT SELECT, INSERT ON cf_uuid TO regress_app;
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('a0eebc999c0b4ef8bb6d6bb9bd380a11----', 1);
+SELECT tenant.current_tenant_uuid(), count(*) AS sees FROM cf_uuid;
+INSERT INTO cf_uuid (id) VALUES (2);
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1);
+SELECT tenant.current_tenant_uuid(), count(*) AS sees FROM cf_uuid;
+\c - postgres
+SET client_min_messages = warning;
+DROP TABLE cf_uuid;
+SELECT tenant.drop_tenant('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), tenant.drop_tenant('a0eebc999c0b4ef8bb6d6bb9bd380a11----');
 
 -- Other roles may still change their own settings.
 \c - regress_plain

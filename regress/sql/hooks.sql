@@ -8,6 +8,7 @@ CREATE TABLE hk (id serial PRIMARY KEY, tenant_id text NOT NULL, v int);
 SELECT tenant.protect('hk');
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON hk TO regress_app;
 GRANT USAGE ON SEQUENCE hk_id_seq TO regress_app;
+SELECT (tenant.create_tenant('noupdate', allowed_operations => '{select,insert}')).id;
 INSERT INTO hk (tenant_id, v) VALUES ('viewer', 1), ('viewer', 2), ('nodelete', 1), ('acme', 1);
 
 -- A tenant without allow_ddl: no DDL, however it is wrapped.
@@ -66,6 +67,17 @@ DELETE FROM hk WHERE v = 12;
 WITH w AS (DELETE FROM hk RETURNING v) SELECT count(*) FROM w;
 MERGE INTO hk USING (SELECT 11 AS v) s ON hk.v = s.v WHEN MATCHED THEN UPDATE SET v = 0;
 SELECT v FROM hk ORDER BY v;
+
+-- A tenant without update cannot update through an upsert either.
+\c - regress_app
+SET client_min_messages = error;
+SELECT regress.enter('noupdate', 1);
+INSERT INTO hk (id, v) VALUES (1000, 1) RETURNING tenant_id, v;
+INSERT INTO hk (id, v) VALUES (1000, 2) ON CONFLICT (id) DO UPDATE SET v = 2;
+WITH w AS (INSERT INTO hk (id, v) VALUES (1000, 3) ON CONFLICT (id) DO UPDATE SET v = 3 RETURNING v)
+SELECT count(*) FROM w;
+INSERT INTO hk (id, v) VALUES (1000, 4) ON CONFLICT (id) DO NOTHING;
+SELECT id, v FROM hk ORDER BY id;
 
 -- Without a context the hooks stand aside (RLS still hides every row),
 -- and superusers are untouched.
