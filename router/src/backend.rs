@@ -15,6 +15,8 @@ pub struct Backend {
     pub stream: Stream,
     /// Bytes read from Postgres and not yet relayed.
     pub buf: BytesMut,
+    /// Its BackendKeyData (pid, secret key), once PostAuth has read it.
+    pub key: Option<(i32, i32)>,
 }
 
 impl Backend {
@@ -29,6 +31,7 @@ impl Backend {
         Ok(Backend {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
+            key: None,
         })
     }
 
@@ -62,6 +65,7 @@ impl Backend {
                 }
                 b'Z' => {
                     out.extend_from_slice(&frame);
+                    self.key = key;
                     return key.ok_or(SessionError::Injection(
                         "PostgreSQL sent no BackendKeyData".into(),
                     ));
