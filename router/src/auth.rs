@@ -10,42 +10,53 @@ use crate::backend::Backend;
 use crate::codec::MAX_PREAUTH_LEN;
 use crate::error::{AuthError, SessionError};
 use crate::frontend::Frontend;
-
-const AUTH_OK: i32 = 0;
-const CLEARTEXT: i32 = 3;
-const MD5: i32 = 5;
-const SASL: i32 = 10;
-const SASL_CONTINUE: i32 = 11;
-const SASL_FINAL: i32 = 12;
+use crate::protocol::typed;
+use postgres_protocol::message::backend::Message;
 
 /// Relay until AuthenticationOk (which is forwarded too).
 pub async fn relay(client: &mut Frontend, server: &mut Backend) -> Result<(), SessionError> {
     loop {
         let frame = server.read_frame().await?;
-        match frame[0] {
-            b'R' if frame.len() >= 9 => {
-                let code = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+        let tag = frame[0];
+        // NegotiateProtocolVersion (not in postgres-protocol's enum) and
+        // notices pass through.
+        if tag == b'v' || tag == b'N' {
+            client.send(&frame).await?;
+            continue;
+        }
+        let unsupported = |m: &'static str| -> SessionError { AuthError::Unsupported(m).into() };
+        match typed(&frame) {
+            Some(Message::AuthenticationOk) => {
                 client.send(&frame).await?;
-                match code {
-                    AUTH_OK => return Ok(()),
-                    CLEARTEXT | MD5 | SASL | SASL_CONTINUE => {
-                        let reply = client.read_frame(MAX_PREAUTH_LEN).await?;
-                        if reply[0] != b'p' {
-                            return Err(AuthError::UnexpectedClientMessage(reply[0] as char).into());
-                        }
-                        server.send(&reply).await?;
-                    }
-                    SASL_FINAL => {}
-                    other => return Err(AuthError::Unsupported(other).into()),
-                }
+                return Ok(());
             }
-            b'E' => {
+            Some(
+                Message::AuthenticationCleartextPassword
+                | Message::AuthenticationMd5Password(_)
+                | Message::AuthenticationSasl(_)
+                | Message::AuthenticationSaslContinue(_),
+            ) => {
+                client.send(&frame).await?;
+                let reply = client.read_frame(MAX_PREAUTH_LEN).await?;
+                if reply[0] != b'p' {
+                    return Err(AuthError::UnexpectedClientMessage(reply[0] as char).into());
+                }
+                server.send(&reply).await?;
+            }
+            Some(Message::AuthenticationSaslFinal(_)) => client.send(&frame).await?,
+            Some(Message::ErrorResponse(_)) => {
                 client.send(&frame).await?;
                 return Err(AuthError::Refused(crate::protocol::error_summary(frame)).into());
             }
-            // NegotiateProtocolVersion and notices pass through.
-            b'v' | b'N' => client.send(&frame).await?,
-            other => return Err(AuthError::UnexpectedServerMessage(other as char).into()),
+            Some(Message::AuthenticationGss | Message::AuthenticationGssContinue(_)) => {
+                return Err(unsupported("GSSAPI"))
+            }
+            Some(Message::AuthenticationSspi) => return Err(unsupported("SSPI")),
+            Some(Message::AuthenticationKerberosV5) => return Err(unsupported("Kerberos V5")),
+            Some(Message::AuthenticationScmCredential) => {
+                return Err(unsupported("SCM credential"))
+            }
+            _ => return Err(AuthError::UnexpectedServerMessage(tag as char).into()),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::error::SessionError;
 use crate::protocol;
 use crate::transport::Stream;
 use bytes::{BufMut, BytesMut};
+use postgres_protocol::message::backend::Message;
 use tokio::io::AsyncWriteExt;
 
 pub struct Backend {
@@ -57,10 +58,10 @@ impl Backend {
         loop {
             let frame = self.read_frame().await?;
             match frame[0] {
-                b'K' if frame.len() == 13 => {
-                    let pid = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
-                    let k = i32::from_be_bytes([frame[9], frame[10], frame[11], frame[12]]);
-                    key = Some((pid, k));
+                b'K' => {
+                    if let Some(Message::BackendKeyData(k)) = protocol::typed(&frame) {
+                        key = Some((k.process_id(), k.secret_key()));
+                    }
                     out.extend_from_slice(&frame);
                 }
                 b'Z' => {

@@ -107,7 +107,7 @@ pub enum AuthError {
     #[error("PostgreSQL refused authentication: {0}")]
     Refused(String),
     #[error("authentication method {0} is not supported through tenant-router")]
-    Unsupported(i32),
+    Unsupported(&'static str),
     #[error("expected a password message from the client, got '{0}'")]
     UnexpectedClientMessage(char),
     #[error("unexpected message '{0}' from PostgreSQL during authentication")]

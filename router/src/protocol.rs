@@ -138,6 +138,15 @@ pub fn cancel_request(pid: i32, key: i32) -> [u8; 16] {
     out
 }
 
+/// A whole backend message (handshake phases), typed by postgres-protocol;
+/// None for a tag it does not know (NegotiateProtocolVersion) or a
+/// malformed body.
+pub fn typed(frame: &BytesMut) -> Option<postgres_protocol::message::backend::Message> {
+    postgres_protocol::message::backend::Message::parse(&mut frame.clone())
+        .ok()
+        .flatten()
+}
+
 /// Encode a simple Query.
 pub fn query(sql: &str) -> BytesMut {
     let mut q = BytesMut::with_capacity(sql.len() + 6);
