@@ -14,7 +14,7 @@
 
 use crate::catalog::{CatalogError, TenantInfo};
 use crate::metrics::TenantSnapshot;
-use crate::server::Shared;
+use crate::shared::Shared;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -286,6 +286,7 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .catalog_up
         .set(i64::from(shared.catalog.is_connected().await));
     shared.limits.export_active();
+    shared.metrics.clients.set(shared.open_clients() as i64);
     (
         [(
             header::CONTENT_TYPE,

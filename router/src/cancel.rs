@@ -3,10 +3,11 @@
 //! are dropped silently, as Postgres does.
 
 use crate::protocol;
+use crate::transport::Stream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Live backends' keys, each with the upstream address it lives on (a
 /// reload may change the upstream for new sessions only).
@@ -54,29 +55,31 @@ impl CancelRegistry {
         self.upstream_of(pid, key).is_some()
     }
 
-    /// Send a CancelRequest for a live session's backend.
-    pub async fn forward(&self, pid: i32, key: i32) {
+    /// Send a CancelRequest for a live session's backend; false when the
+    /// key is unknown (the request is dropped, as Postgres does).
+    pub async fn forward(&self, pid: i32, key: i32) -> bool {
         let Some(upstream) = self.upstream_of(pid, key) else {
             tracing::info!(
                 backend_pid = pid,
                 "cancel request with an unknown key dropped"
             );
-            return;
+            return false;
         };
-        match TcpStream::connect(&upstream).await {
+        match Stream::connect(&upstream, Duration::from_secs(5)).await {
             Ok(mut s) => {
                 let _ = s.write_all(&protocol::cancel_request(pid, key)).await;
                 // Postgres closes the connection once it has signaled the
                 // backend: wait for that, so callers know it was delivered.
                 let mut sink = [0u8; 64];
                 let delivered = async { while s.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), delivered).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), delivered).await;
                 tracing::info!(backend_pid = pid, "cancel request forwarded");
             }
             Err(e) => {
                 tracing::warn!(backend_pid = pid, error = %e, "cannot forward cancel request")
             }
         }
+        true
     }
 }
 

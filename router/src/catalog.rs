@@ -1,24 +1,41 @@
 //! The tenant catalog as the router sees it: one connection of the
-//! router's own role reading `tenant.router_catalog($1)`, a moka cache with
-//! a TTL (and a shorter one for unknown tenants), and `LISTEN
-//! pg_tenant_catalog` to drop a tenant from the cache the moment it changes.
+//! router's own role reading `tenant.router_catalog($1)`, owned by one
+//! worker task that
 //!
-//! Fail-closed: when the catalog cannot be read, cached tenants keep
-//! working until their TTL and everything else is refused.
+//! - connects on its own, with backoff, and reconnects the same way when
+//!   the connection drops (no lookup needed to bring it back);
+//! - `LISTEN pg_tenant_catalog`s, and on every (re)connection tells the
+//!   listener that anything may have changed, so rows in use are re-read;
+//! - answers lookups in batches: every lookup waiting when a query starts
+//!   shares the next one (`unnest($1)`), so a flood of names costs one
+//!   query per round trip, not one per name.
+//!
+//! A lookup always asks Postgres (a new connection sees a change at once);
+//! the cache of known rows (TTL `cache_ttl_ms`) answers only while the
+//! catalog cannot be read. Unknown names are remembered for
+//! `negative_ttl_ms`, or until a notification names them. Fail-closed:
+//! with the catalog down, cached tenants keep working until their TTL and
+//! everything else is refused.
 
 use crate::config::Catalog as CatalogConfig;
 use futures_util::StreamExt;
 use moka::future::Cache;
-use moka::Expiry;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 /// Channel the extension notifies on every catalog change.
 pub const CHANNEL: &str = "pg_tenant_catalog";
 /// Connect timeout of the catalog connection when its URL sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnect backoff: first and longest wait.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Most names answered by one query.
+const BATCH: usize = 512;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
@@ -43,41 +60,42 @@ pub struct TenantInfo {
 
 type Entry = Option<Arc<TenantInfo>>;
 
-struct TtlPolicy {
-    known: Duration,
-    unknown: Duration,
+/// Called with the payload of every catalog notification (`"*"`: anything
+/// may have changed).
+pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
+
+enum Request {
+    Lookup(String, oneshot::Sender<Result<Entry, CatalogError>>),
+    List(oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>),
+    Check(oneshot::Sender<Result<(), CatalogError>>),
 }
 
-impl Expiry<String, Entry> for TtlPolicy {
-    fn expire_after_create(&self, _k: &String, v: &Entry, _now: Instant) -> Option<Duration> {
-        Some(if v.is_some() {
-            self.known
-        } else {
-            self.unknown
-        })
+impl Request {
+    fn fail(self, e: CatalogError) {
+        match self {
+            Request::Lookup(_, tx) => drop(tx.send(Err(e))),
+            Request::List(tx) => drop(tx.send(Err(e))),
+            Request::Check(tx) => drop(tx.send(Err(e))),
+        }
     }
 }
 
-struct Conn {
-    client: Option<Client>,
-    /// Earliest time of the next connection attempt (backoff).
-    next_attempt: Instant,
-    backoff: Duration,
-}
-
-/// Called with the payload of every catalog notification.
-pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
-
 pub struct Catalog {
     url: String,
-    listener: std::sync::OnceLock<Listener>,
-    cache: Cache<String, Entry>,
-    conn: Mutex<Conn>,
+    listener: OnceLock<Listener>,
+    /// Known rows, for when the catalog cannot be read.
+    known: Cache<String, Arc<TenantInfo>>,
+    /// Names the catalog does not know.
+    unknown: Cache<String, ()>,
+    requests: mpsc::Sender<Request>,
+    inbox: std::sync::Mutex<Option<mpsc::Receiver<Request>>>,
+    connected: AtomicBool,
+    /// Queries run (lookups, lists, checks).
+    queries: OnceLock<prometheus::IntCounter>,
 }
 
-const QUERY: &str = "SELECT id, enabled, isolation, database_name, schema_name, max_connections, \
-                     qps_limit, burst_multiplier, max_query_ms, max_result_bytes \
-                     FROM tenant.router_catalog($1)";
+const COLUMNS: &str = "r.id, r.enabled, r.isolation, r.database_name, r.schema_name, \
+     r.max_connections, r.qps_limit, r.burst_multiplier, r.max_query_ms, r.max_result_bytes";
 
 fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
     TenantInfo {
@@ -96,40 +114,33 @@ fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
 
 impl Catalog {
     pub fn new(cfg: &CatalogConfig) -> Arc<Catalog> {
-        let cache = Cache::builder()
-            .max_capacity(100_000)
-            .expire_after(TtlPolicy {
-                known: Duration::from_millis(cfg.cache_ttl_ms),
-                unknown: Duration::from_millis(cfg.negative_ttl_ms),
-            })
-            .build();
+        let (tx, rx) = mpsc::channel(4096);
         Arc::new(Catalog {
             url: cfg.url.clone(),
-            listener: std::sync::OnceLock::new(),
-            cache,
-            conn: Mutex::new(Conn {
-                client: None,
-                next_attempt: Instant::now(),
-                backoff: Duration::from_millis(100),
-            }),
+            listener: OnceLock::new(),
+            known: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(cfg.cache_ttl_ms.max(1)))
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(cfg.negative_ttl_ms.max(1)))
+                .build(),
+            requests: tx,
+            inbox: std::sync::Mutex::new(Some(rx)),
+            connected: AtomicBool::new(false),
+            queries: OnceLock::new(),
         })
     }
 
-    /// The tenant's row, `None` for an unknown tenant. Concurrent lookups
-    /// of one id share a single query; errors are not cached.
-    pub async fn lookup(self: &Arc<Self>, id: &str) -> Result<Entry, CatalogError> {
-        let this = self.clone();
-        let key = id.to_owned();
-        self.cache
-            .try_get_with(key.clone(), async move { this.fetch(&key).await })
-            .await
-            .map_err(|e| (*e).clone())
-    }
-
-    /// Whether the catalog connection is up (for readiness checks).
-    pub async fn is_connected(&self) -> bool {
-        let conn = self.conn.lock().await;
-        conn.client.as_ref().is_some_and(|c| !c.is_closed())
+    /// Start the worker (once; inside a tokio runtime). `queries` counts
+    /// the catalog queries it runs.
+    pub fn start(self: &Arc<Self>, queries: prometheus::IntCounter) {
+        let _ = self.queries.set(queries);
+        let rx = self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(rx) = rx {
+            tokio::spawn(worker(Arc::downgrade(self), rx));
+        }
     }
 
     /// Register the one function told of every change (after the cache
@@ -138,94 +149,172 @@ impl Catalog {
         let _ = self.listener.set(f);
     }
 
-    /// Drop one tenant (or, with `"*"`, all) from the cache.
-    pub async fn invalidate(&self, payload: &str) {
-        if payload == "*" {
-            self.cache.invalidate_all();
-        } else {
-            self.cache.invalidate(payload).await;
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, CatalogError>>) -> Request,
+    ) -> Result<T, CatalogError> {
+        let (tx, rx) = oneshot::channel();
+        let gone = || CatalogError::Unavailable("catalog worker stopped".into());
+        self.requests.send(make(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// The tenant's row now, `None` for an unknown tenant. While the
+    /// catalog cannot be read, a row cached within its TTL.
+    pub async fn lookup(&self, id: &str) -> Result<Entry, CatalogError> {
+        if self.unknown.get(id).await.is_some() {
+            return Ok(None);
+        }
+        match self.ask(|tx| Request::Lookup(id.to_owned(), tx)).await {
+            Ok(e) => Ok(e),
+            Err(e) => match self.known.get(id).await {
+                Some(row) => {
+                    tracing::debug!(tenant = id, error = %e, "catalog down: using the cached row");
+                    Ok(Some(row))
+                }
+                None => Err(e),
+            },
         }
     }
 
     /// Every tenant in the catalog (for the admin API), read now.
-    pub async fn list(self: &Arc<Self>) -> Result<Vec<TenantInfo>, CatalogError> {
-        let mut conn = self.conn.lock().await;
-        let client = self.ensure_connected(&mut conn).await?;
-        match client.query(QUERY, &[&None::<String>]).await {
-            Ok(rows) => Ok(rows.iter().map(row_info).collect()),
-            Err(e) => Err(self.query_failed(&mut conn, e)),
+    pub async fn list(&self) -> Result<Vec<TenantInfo>, CatalogError> {
+        self.ask(Request::List).await
+    }
+
+    /// A trivial query (readiness check).
+    pub async fn check(&self) -> Result<(), CatalogError> {
+        self.ask(Request::Check).await
+    }
+
+    /// Whether the catalog connection is up.
+    pub async fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Forget one tenant (or, with `"*"`, all) as unknown.
+    pub async fn invalidate(&self, payload: &str) {
+        if payload == "*" {
+            self.unknown.invalidate_all();
+        } else {
+            self.unknown.invalidate(payload).await;
         }
     }
 
-    /// Connect if needed and run a trivial query (readiness check).
-    pub async fn check(self: &Arc<Self>) -> Result<(), CatalogError> {
-        let mut conn = self.conn.lock().await;
-        let client = self.ensure_connected(&mut conn).await?;
-        match client.simple_query("SELECT 1").await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.query_failed(&mut conn, e)),
+    fn counted(&self) {
+        if let Some(q) = self.queries.get() {
+            q.inc();
         }
     }
 
-    fn query_failed(&self, conn: &mut Conn, e: tokio_postgres::Error) -> CatalogError {
-        tracing::warn!(error = %e, "catalog query failed; will reconnect");
-        conn.client = None;
-        CatalogError::Unavailable(e.to_string())
+    async fn tell(&self, payload: &str) {
+        self.invalidate(payload).await;
+        if let Some(l) = self.listener.get() {
+            l(payload);
+        }
     }
 
-    /// The live client, connecting (with backoff) when there is none.
-    async fn ensure_connected<'c>(
-        self: &Arc<Self>,
-        conn: &'c mut Conn,
-    ) -> Result<&'c Client, CatalogError> {
-        if conn.client.as_ref().is_none_or(|c| c.is_closed()) {
-            conn.client = None;
-            if Instant::now() < conn.next_attempt {
-                return Err(CatalogError::Unavailable("reconnecting".into()));
-            }
-            match self.connect().await {
-                Ok(c) => {
-                    tracing::info!("catalog connection established");
-                    conn.client = Some(c);
-                    conn.backoff = Duration::from_millis(100);
-                    // Rows cached before the outage may have missed
-                    // notifications: forget them, and tell the listener
-                    // that anything may have changed.
-                    self.cache.invalidate_all();
-                    if let Some(l) = self.listener.get() {
-                        l("*");
+    /// Answer a batch of lookups with one query.
+    async fn serve_lookups(
+        &self,
+        client: &Client,
+        batch: Vec<(String, oneshot::Sender<Result<Entry, CatalogError>>)>,
+    ) {
+        let mut waiting: HashMap<String, Vec<oneshot::Sender<Result<Entry, CatalogError>>>> =
+            HashMap::new();
+        for (id, tx) in batch {
+            waiting.entry(id).or_default().push(tx);
+        }
+        let ids: Vec<&str> = waiting.keys().map(String::as_str).collect();
+        self.counted();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM unnest($1::text[]) AS q(id) \
+             CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r"
+        );
+        let result = client.query(&sql, &[&ids]).await;
+        match result {
+            Ok(rows) => {
+                let mut found: HashMap<String, Arc<TenantInfo>> = rows
+                    .iter()
+                    .map(|r| {
+                        let i = row_info(r);
+                        (i.id.clone(), Arc::new(i))
+                    })
+                    .collect();
+                for (id, txs) in waiting {
+                    let entry = found.remove(&id);
+                    match &entry {
+                        Some(row) => self.known.insert(id, row.clone()).await,
+                        None => {
+                            self.known.invalidate(&id).await;
+                            self.unknown.insert(id, ()).await;
+                        }
+                    }
+                    for tx in txs {
+                        let _ = tx.send(Ok(entry.clone()));
                     }
                 }
-                Err(e) => {
-                    conn.next_attempt = Instant::now() + conn.backoff;
-                    conn.backoff = (conn.backoff * 2).min(Duration::from_secs(5));
-                    tracing::warn!(error = %e, retry_in = ?conn.backoff, "catalog connection failed");
-                    return Err(CatalogError::Unavailable(e.to_string()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog query failed");
+                let e = CatalogError::Unavailable(e.to_string());
+                for tx in waiting.into_values().flatten() {
+                    let _ = tx.send(Err(e.clone()));
                 }
             }
         }
-        conn.client
-            .as_ref()
-            .ok_or_else(|| CatalogError::Unavailable("no connection".into()))
     }
 
-    async fn fetch(self: &Arc<Self>, id: &str) -> Result<Entry, CatalogError> {
-        let mut conn = self.conn.lock().await;
-        let client = self.ensure_connected(&mut conn).await?;
-        match client.query_opt(QUERY, &[&id]).await {
-            Ok(row) => Ok(row.map(|r| Arc::new(row_info(&r)))),
-            Err(e) => Err(self.query_failed(&mut conn, e)),
+    async fn serve(&self, client: &Client, first: Request, rx: &mut mpsc::Receiver<Request>) {
+        let mut lookups = Vec::new();
+        let mut others = Vec::new();
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Lookup(id, tx) => lookups.push((id, tx)),
+                other => others.push(other),
+            }
+            if lookups.len() + others.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !lookups.is_empty() {
+            self.serve_lookups(client, lookups).await;
+        }
+        for req in others {
+            self.counted();
+            match req {
+                Request::List(tx) => {
+                    let sql = format!("SELECT {COLUMNS} FROM tenant.router_catalog(NULL) AS r");
+                    let r = client.query(&sql, &[]).await;
+                    let _ = tx.send(
+                        r.map(|rows| rows.iter().map(row_info).collect())
+                            .map_err(|e| CatalogError::Unavailable(e.to_string())),
+                    );
+                }
+                Request::Check(tx) => {
+                    let r = client.simple_query("SELECT 1").await;
+                    let _ = tx.send(
+                        r.map(|_| ())
+                            .map_err(|e| CatalogError::Unavailable(e.to_string())),
+                    );
+                }
+                Request::Lookup(..) => {}
+            }
         }
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<Client, tokio_postgres::Error> {
+    /// Connect, start relaying notifications, LISTEN. The receiver
+    /// resolves when the connection is gone.
+    async fn connect(
+        self: &Arc<Self>,
+    ) -> Result<(Client, oneshot::Receiver<()>), tokio_postgres::Error> {
         let mut config: tokio_postgres::Config = self.url.parse()?;
         if config.get_connect_timeout().is_none() {
-            // An unreachable catalog must not hold the connection lock (and
-            // every lookup behind it) for the kernel's TCP timeout.
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let (client, mut connection) = config.connect(NoTls).await?;
+        let (closed_tx, closed_rx) = oneshot::channel::<()>();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -234,10 +323,7 @@ impl Catalog {
                     Ok(AsyncMessage::Notification(n)) => {
                         let Some(cat) = weak.upgrade() else { break };
                         tracing::debug!(tenant = n.payload(), "catalog change notified");
-                        cat.invalidate(n.payload()).await;
-                        if let Some(l) = cat.listener.get() {
-                            l(n.payload());
-                        }
+                        cat.tell(n.payload()).await;
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -246,10 +332,61 @@ impl Catalog {
                     }
                 }
             }
-            // Cached rows stay valid until their TTL; the next lookup of
-            // anything else reconnects (with backoff).
+            drop(closed_tx);
         });
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        Ok(client)
+        Ok((client, closed_rx))
+    }
+}
+
+/// The catalog's worker: connect (with backoff), serve requests, reconnect
+/// when the connection drops; ends when every request sender is gone.
+async fn worker(cat: std::sync::Weak<Catalog>, mut rx: mpsc::Receiver<Request>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let Some(c) = cat.upgrade() else { return };
+        let (client, mut closed) = match c.connect().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "catalog connection failed");
+                let err = CatalogError::Unavailable(e.to_string());
+                drop(c);
+                // Requests meanwhile are answered at once (cached rows serve).
+                let wait = tokio::time::sleep(backoff);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        req = rx.recv() => match req {
+                            Some(r) => r.fail(err.clone()),
+                            None => return,
+                        },
+                    }
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = BACKOFF_MIN;
+        c.connected.store(true, Ordering::Release);
+        tracing::info!("catalog connection established");
+        // Notifications may have been missed while it was down.
+        c.tell("*").await;
+        loop {
+            tokio::select! {
+                _ = &mut closed => break,
+                req = rx.recv() => match req {
+                    Some(first) => {
+                        c.serve(&client, first, &mut rx).await;
+                        if client.is_closed() {
+                            break;
+                        }
+                    }
+                    None => return,
+                },
+            }
+        }
+        c.connected.store(false, Ordering::Release);
+        tracing::warn!("catalog connection closed; reconnecting");
     }
 }

@@ -125,6 +125,9 @@ pub struct Config {
     pub startup_timeout_ms: u64,
     /// Time allowed to open the upstream connection.
     pub connect_timeout_ms: u64,
+    /// Most client connections open at once, handshakes included; more
+    /// are refused with FATAL 53300.
+    pub max_client_connections: usize,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     /// Admin HTTP API address (health, readiness, tenants, metrics);
@@ -152,6 +155,7 @@ impl Default for Config {
             bypass_users: Vec::new(),
             startup_timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
+            max_client_connections: 5_000,
             log_format: LogFormat::Text,
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
@@ -246,6 +250,10 @@ impl Config {
             kept.push("admin_listen");
             self.admin_listen = running.admin_listen.clone();
         }
+        if self.max_client_connections != running.max_client_connections {
+            kept.push("max_client_connections");
+            self.max_client_connections = running.max_client_connections;
+        }
         if self.log_format != running.log_format {
             kept.push("log_format");
             self.log_format = running.log_format;
@@ -301,6 +309,9 @@ impl Config {
         }
         if self.startup_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("timeouts must be greater than 0".into());
+        }
+        if self.max_client_connections == 0 {
+            return bad("max_client_connections must be greater than 0".into());
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());

@@ -1,10 +1,21 @@
 //! tenant-router: a tenant-aware PostgreSQL proxy. See the README.
+//!
+//! Layers, lowest first: `transport` (one stream type) → `codec` (framing,
+//! large messages streamed) → `conversation` (where a connection stands) →
+//! `frontend` (the client side) / `backend` (a server connection) →
+//! `session` (the phases) and `relay` (the transparent phase); `limits`
+//! observe the conversation.
 
 pub mod admin;
 pub mod auth;
+pub mod backend;
 pub mod cancel;
 pub mod catalog;
+pub mod codec;
 pub mod config;
+pub mod conversation;
+pub mod error;
+pub mod frontend;
 pub mod identify;
 pub mod limits;
 pub mod metrics;
@@ -12,3 +23,5 @@ pub mod protocol;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod shared;
+pub mod transport;

@@ -96,6 +96,14 @@ pub struct Metrics {
     pub draining: IntGauge,
     /// 1 while the catalog connection is up (set at each scrape).
     pub catalog_up: IntGauge,
+    /// Queries on the catalog connection (lookups are batched).
+    pub catalog_queries: IntCounter,
+    /// Client connections open (set at each scrape).
+    pub clients: IntGauge,
+    /// Client connections refused over `max_client_connections`.
+    pub clients_refused: IntCounter,
+    /// Cancel requests from clients, by outcome ("forwarded", "dropped").
+    pub cancel_requests: IntCounterVec,
 }
 
 const T: &[&str] = &["tenant"];
@@ -141,7 +149,7 @@ impl Metrics {
             statements: counter_vec(
                 &r,
                 "tenant_router_statements_total",
-                "Statements sent by the tenant's clients (Query and Execute messages).",
+                "Units sent by the tenant's clients (Query, Execute and FunctionCall messages).",
                 T,
             ),
             denied: counter_vec(
@@ -173,7 +181,7 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "tenant_router_statement_duration_seconds",
-                        "Time from a statement batch reaching the router to its ReadyForQuery.",
+                        "Time from a unit (Query, Execute, FunctionCall) reaching the router to its answer.",
                     )
                     .buckets(LATENCY_BUCKETS.to_vec()),
                     T,
@@ -212,6 +220,33 @@ impl Metrics {
                     "tenant_router_catalog_up",
                     "1 while the router's catalog connection is up.",
                 ),
+            ),
+            catalog_queries: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_catalog_queries_total",
+                    "Queries on the catalog connection (concurrent lookups share one).",
+                ),
+            ),
+            clients: register(
+                &r,
+                IntGauge::new(
+                    "tenant_router_client_connections",
+                    "Client connections open, handshakes included (max_client_connections caps it).",
+                ),
+            ),
+            clients_refused: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_client_connections_refused_total",
+                    "Client connections refused because max_client_connections were open.",
+                ),
+            ),
+            cancel_requests: counter_vec(
+                &r,
+                "tenant_router_cancel_requests_total",
+                "Cancel requests from clients, by outcome (forwarded, dropped).",
+                &["outcome"],
             ),
             registry: r,
         }

@@ -1,7 +1,7 @@
-//! PostgreSQL v3 wire framing, in one place and in two steps: find a
-//! complete frame (`Ok(None)` while incomplete, lengths checked before any
-//! allocation), then interpret it. Also the few backend messages the router
-//! writes itself (ErrorResponse, the SSL/GSS refusal byte).
+//! PostgreSQL v3 messages the router reads or writes itself: the startup
+//! packet (`Ok(None)` while incomplete, length checked before anything is
+//! read), ErrorResponse, CancelRequest, SSLRequest, and the few client
+//! messages it builds. Framing of regular messages is in `codec`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -25,6 +25,8 @@ pub enum FrameError {
     UnsupportedProtocol(u16, u16),
     #[error("malformed startup packet: {0}")]
     MalformedStartup(&'static str),
+    #[error("message '{tag}' of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { tag: char, len: usize, max: usize },
 }
 
 /// The first packet of a connection.
@@ -136,42 +138,39 @@ pub fn cancel_request(pid: i32, key: i32) -> [u8; 16] {
     out
 }
 
-/// Header of a regular (tagged) message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    pub tag: u8,
-    /// Whole frame length including the tag byte.
-    pub frame_len: usize,
+/// A whole backend message (handshake phases), typed by postgres-protocol;
+/// None for a tag it does not know (NegotiateProtocolVersion) or a
+/// malformed body.
+pub fn typed(frame: &BytesMut) -> Option<postgres_protocol::message::backend::Message> {
+    postgres_protocol::message::backend::Message::parse(&mut frame.clone())
+        .ok()
+        .flatten()
 }
 
-/// The header of the frame at the start of `buf`, if all of it is there.
-pub fn complete_frame(buf: &[u8]) -> Result<Option<Header>, FrameError> {
-    if buf.len() < 5 {
-        return Ok(None);
-    }
-    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
-        return Err(FrameError::BadLength(len));
-    }
-    if buf.len() < len + 1 {
-        return Ok(None);
-    }
-    Ok(Some(Header {
-        tag: buf[0],
-        frame_len: len + 1,
-    }))
+/// Encode a simple Query.
+pub fn query(sql: &str) -> BytesMut {
+    let mut q = BytesMut::with_capacity(sql.len() + 6);
+    q.put_u8(b'Q');
+    q.put_u32((sql.len() + 5) as u32);
+    q.put_slice(sql.as_bytes());
+    q.put_u8(0);
+    q
 }
 
-/// Split the next complete frame off `buf`.
-pub fn read_frame(buf: &mut BytesMut) -> Result<Option<(u8, Bytes)>, FrameError> {
-    match complete_frame(buf)? {
-        None => Ok(None),
-        Some(h) => {
-            let mut frame = buf.split_to(h.frame_len).freeze();
-            frame.advance(5);
-            Ok(Some((h.tag, frame)))
-        }
-    }
+/// Encode an Execute of `portal`, all rows.
+pub fn execute(portal: &str) -> BytesMut {
+    let mut q = BytesMut::with_capacity(portal.len() + 10);
+    q.put_u8(b'E');
+    q.put_u32((portal.len() + 9) as u32);
+    q.put_slice(portal.as_bytes());
+    q.put_u8(0);
+    q.put_u32(0);
+    q
+}
+
+/// Encode a ReadyForQuery with transaction status `status`.
+pub fn ready_for_query(status: u8) -> [u8; 6] {
+    [b'Z', 0, 0, 0, 5, status]
 }
 
 /// Severity of an error the router reports itself.
@@ -206,6 +205,11 @@ pub fn error_response(severity: Severity, code: &str, message: &str) -> BytesMut
 pub fn error_summary(frame: BytesMut) -> String {
     let (code, msg) = parse_error_fields(frame.freeze().slice(5..));
     format!("{msg} ({code})")
+}
+
+/// The SQLSTATE and message of a whole ErrorResponse frame.
+pub fn error_fields(frame: &[u8]) -> (String, String) {
+    parse_error_fields(Bytes::copy_from_slice(frame.get(5..).unwrap_or_default()))
 }
 
 /// The SQLSTATE and message of an ErrorResponse body.
@@ -311,39 +315,15 @@ mod tests {
     }
 
     #[test]
-    fn frames() {
-        let mut b = BytesMut::from(&b"Q\0\0\0\x0dSELECT 1\0X\0\0\0\x04"[..]);
-        assert_eq!(
-            complete_frame(&b),
-            Ok(Some(Header {
-                tag: b'Q',
-                frame_len: 14
-            }))
-        );
-        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
-        assert_eq!((tag, &body[..]), (b'Q', &b"SELECT 1\0"[..]));
-        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
-        assert_eq!((tag, body.len()), (b'X', 0));
-        assert_eq!(read_frame(&mut b), Ok(None));
-        assert_eq!(
-            complete_frame(b"Q\0\0\0\x03"),
-            Err(FrameError::BadLength(3))
-        );
-        assert_eq!(
-            complete_frame(b"Q\x7f\xff\xff\xff"),
-            Err(FrameError::BadLength(0x7fff_ffff))
-        );
-        assert_eq!(complete_frame(b"Q\0\0\0\x09abc"), Ok(None));
-    }
-
-    #[test]
     fn error_response_encoding() {
         let e = error_response(Severity::Fatal, "28000", "no such tenant");
-        let mut b = e.clone();
-        let (tag, body) = read_frame(&mut b).unwrap().unwrap();
-        assert_eq!(tag, b'E');
+        assert_eq!(e[0], b'E');
         assert_eq!(
-            parse_error_fields(body),
+            u32::from_be_bytes([e[1], e[2], e[3], e[4]]) as usize,
+            e.len() - 1
+        );
+        assert_eq!(
+            parse_error_fields(e.freeze().slice(5..)),
             ("28000".into(), "no such tenant".into())
         );
     }

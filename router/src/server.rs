@@ -8,81 +8,14 @@
 //! idle point: no statement running, no open transaction) and, after the
 //! grace period, `Stop::Now` (the rest are closed).
 
-use crate::cancel::CancelRegistry;
-use crate::catalog::Catalog;
-use crate::config::Config;
-use crate::limits::Limits;
-use crate::metrics::Metrics;
 use crate::session::Session;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+pub use crate::shared::{Shared, Stop};
+use crate::transport::Stream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
-
-/// What the listener tells sessions at shutdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// Finish what is running, then close.
-    Drain,
-    /// The grace period is over: close now.
-    Now,
-}
-
-/// What every session shares.
-pub struct Shared {
-    /// The current configuration (replaced by a reload).
-    cfg: RwLock<Arc<Config>>,
-    pub catalog: Arc<Catalog>,
-    pub cancels: Arc<CancelRegistry>,
-    pub limits: Arc<Limits>,
-    pub metrics: Arc<Metrics>,
-    draining: AtomicBool,
-}
-
-impl Shared {
-    pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
-        let catalog = Catalog::new(&cfg.catalog);
-        let metrics = Arc::new(Metrics::new());
-        let limits = Arc::new(Limits::new(metrics.clone()));
-        // A catalog change reaches live sessions' limits within a round trip.
-        let (cat, lim) = (Arc::downgrade(&catalog), Arc::downgrade(&limits));
-        catalog.set_listener(Box::new(move |id| {
-            let (cat, lim, id) = (cat.clone(), lim.clone(), id.to_owned());
-            tokio::spawn(async move {
-                if let (Some(cat), Some(lim)) = (cat.upgrade(), lim.upgrade()) {
-                    lim.refresh(&cat, &id).await;
-                }
-            });
-        }));
-        Arc::new(Shared {
-            catalog,
-            cancels: CancelRegistry::new(),
-            limits,
-            metrics,
-            cfg: RwLock::new(cfg),
-            draining: AtomicBool::new(false),
-        })
-    }
-
-    /// The configuration now; a session keeps the one it started with.
-    pub fn config(&self) -> Arc<Config> {
-        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Apply a reloaded configuration. Settings that only a restart can
-    /// change keep their running values; returns their names.
-    pub fn reload(&self, mut new: Config) -> Vec<&'static str> {
-        let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
-        let kept = new.keep_restart_only(&cfg);
-        *cfg = Arc::new(new);
-        kept
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
-    }
-}
 
 /// Serve until the first message on `stop`, then drain: sessions close as
 /// they become idle, and those still open after the configured grace
@@ -151,8 +84,11 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = socket.set_nodelay(true);
-        let session = Session::new(shared.clone(), socket);
+        let permit = shared.admit_client();
+        if permit.is_none() {
+            shared.metrics.clients_refused.inc();
+        }
+        let session = Session::new(shared.clone(), Stream::tcp(socket), permit);
         let shutdown = notify.subscribe();
         let guard = drain.clone();
         let span = tracing::info_span!(

@@ -5,96 +5,36 @@
 //!                                          \-> Transparent   (bypass users)
 //! ```
 //!
-//! Any failure before Transparent closes the client with a FATAL: there is
-//! never a usable tenant connection without its context. Draining (after
-//! SIGTERM) relays until the session is idle, then closes it with 57P01.
+//! The client side is a `Frontend`, the server side a `Backend`; the
+//! Transparent phase is the `Relay`, whose `Conversation` says when the
+//! session is idle. Any failure before Transparent closes the client with a
+//! FATAL (Postgres' own ErrorResponse when it refused the backend): there
+//! is never a usable tenant connection without its context. Draining
+//! (after SIGTERM) relays until the session is idle, then closes it with
+//! 57P01.
 
 use crate::auth;
+use crate::backend::Backend;
 use crate::cancel::CancelGuard;
-use crate::catalog::{CatalogError, TenantInfo};
-use crate::identify::{self, IdentifyError, Identity};
-use crate::limits::{ConnectionSlot, LimitError, StatementWatch, TenantCounters};
-use crate::metrics::Refusal;
-use crate::protocol::{self, FrameError, Severity, Startup};
+use crate::catalog::TenantInfo;
+use crate::error::SessionError;
+use crate::frontend::{Frontend, Opening};
+use crate::identify::{self, Identity};
+use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
+use crate::protocol::{self, Severity};
 use crate::relay::{End, Mode, Relay};
-use crate::server::{Shared, Stop};
-use bytes::{BufMut, BytesMut};
+use crate::shared::{Shared, Stop};
+use crate::transport::Stream;
+use bytes::BytesMut;
 use futures_util::task::AtomicWaker;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{broadcast, watch};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
 use tokio::time::timeout_at;
 use tracing::Instrument;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    #[error(transparent)]
-    Identify(#[from] IdentifyError),
-    #[error("tenant \"{0}\" does not exist")]
-    UnknownTenant(String),
-    #[error("tenant \"{0}\" is disabled")]
-    DisabledTenant(String),
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Limit(#[from] LimitError),
-    #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
-    Upstream { addr: String, reason: String },
-    #[error("startup and authentication did not finish within {0} ms")]
-    StartupTimeout(u64),
-    #[error("could not set the tenant context: {0}")]
-    Injection(String),
-    #[error(transparent)]
-    Auth(#[from] auth::AuthError),
-    #[error("client closed the connection")]
-    ClientGone,
-    #[error("PostgreSQL closed the connection")]
-    ServerGone,
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl SessionError {
-    /// The SQLSTATE of the FATAL the client gets, or None when there is no
-    /// one left to tell (or Postgres already told it).
-    fn sqlstate(&self) -> Option<&'static str> {
-        Some(match self {
-            SessionError::Frame(FrameError::UnsupportedProtocol(..)) => "0A000",
-            SessionError::Frame(_) => "08P01",
-            SessionError::Identify(e) => e.sqlstate(),
-            SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
-            SessionError::Catalog(_) => "57P03",
-            SessionError::Limit(e) => e.sqlstate(),
-            SessionError::Upstream { .. } => "08006",
-            SessionError::StartupTimeout(_) => "08006",
-            SessionError::Injection(_) => "08006",
-            SessionError::Auth(e) => e.sqlstate()?,
-            SessionError::ClientGone | SessionError::ServerGone | SessionError::Io(_) => {
-                return None
-            }
-        })
-    }
-
-    /// How a refused connection of a known tenant is counted (None: the
-    /// client went away, nobody refused it).
-    fn refusal(&self) -> Option<Refusal> {
-        Some(match self {
-            SessionError::Limit(_) => Refusal::MaxConnections,
-            SessionError::DisabledTenant(_) => Refusal::Disabled,
-            SessionError::Auth(auth::AuthError::Refused(_) | auth::AuthError::Unsupported(_)) => {
-                Refusal::Auth
-            }
-            SessionError::ClientGone | SessionError::Io(_) => return None,
-            _ => Refusal::Error,
-        })
-    }
-}
 
 /// The phases of a connection (DESIGN.md, "The router").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,13 +55,16 @@ pub struct Traffic {
     pub to_client: u64,
 }
 
-const BUF: usize = 16 * 1024;
+/// Time a client over `max_client_connections` has to say what it wants
+/// (a cancel request is still served) before it is refused.
+const OVER_CAPACITY_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection being served.
 pub struct Session {
     shared: Arc<Shared>,
-    client: TcpStream,
-    cbuf: BytesMut,
+    client: Frontend,
+    /// The client's place under `max_client_connections` (None: over it).
+    permit: Option<OwnedSemaphorePermit>,
     phase: Phase,
     traffic: Traffic,
     cancel: Option<CancelGuard>,
@@ -135,34 +78,16 @@ pub struct Session {
     span: tracing::Span,
 }
 
-/// What the startup phase produced.
-enum Opening {
-    Cancel { pid: i32, key: i32 },
-    Startup(Vec<(String, String)>),
-}
-
-/// Read one frame from `stream` into `buf`, returning it whole (header
-/// included).
-pub(crate) async fn read_frame(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-) -> Result<Option<BytesMut>, SessionError> {
-    loop {
-        if let Some(h) = protocol::complete_frame(buf)? {
-            return Ok(Some(buf.split_to(h.frame_len)));
-        }
-        if stream.read_buf(buf).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
 impl Session {
-    pub fn new(shared: Arc<Shared>, client: TcpStream) -> Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        client: Stream,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Session {
         Session {
             shared,
-            client,
-            cbuf: BytesMut::with_capacity(BUF),
+            client: Frontend::new(client),
+            permit,
             phase: Phase::WaitStartup,
             traffic: Traffic::default(),
             cancel: None,
@@ -185,9 +110,9 @@ impl Session {
         let started = Instant::now();
         self.span = span.clone();
         let result = match self.handshake().instrument(span.clone()).await {
-            Ok(Some((mut server, sbuf))) => {
+            Ok(Some(mut server)) => {
                 self.phase = Phase::Transparent;
-                self.relay(&mut server, sbuf, shutdown).await
+                self.relay(&mut server, shutdown).await
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -200,13 +125,15 @@ impl Session {
                 }
                 _ => {}
             }
-            if let Some(code) = e.sqlstate() {
+            if let SessionError::Postgres(frame) = e {
+                let _ = self.client.stream.write_all(frame).await;
+            } else if let Some(code) = e.sqlstate() {
                 let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
-                let _ = self.client.write_all(&msg).await;
+                let _ = self.client.stream.write_all(&msg).await;
             }
             tracing::info!(parent: &span, phase = ?self.phase, error = %e, "connection refused or failed");
         }
-        let _ = self.client.shutdown().await;
+        let _ = self.client.stream.shutdown().await;
         tracing::info!(
             parent: &span,
             duration_ms = started.elapsed().as_millis() as u64,
@@ -214,24 +141,40 @@ impl Session {
             bytes_out = self.traffic.to_client,
             "connection closed"
         );
+        drop(self.permit.take());
         self.traffic
     }
 
-    /// WaitStartup to Injecting. Returns the upstream connection and what is
-    /// already buffered from it, or None for a cancel request.
-    async fn handshake(&mut self) -> Result<Option<(TcpStream, BytesMut)>, SessionError> {
+    /// WaitStartup to Injecting. Returns the backend, with what is already
+    /// buffered from it, or None for a cancel request.
+    async fn handshake(&mut self) -> Result<Option<Backend>, SessionError> {
         let cfg = self.shared.config();
-        let deadline = tokio::time::Instant::now() + cfg.startup_timeout();
+        let over_capacity = self.permit.is_none();
+        let deadline = tokio::time::Instant::now()
+            + if over_capacity {
+                OVER_CAPACITY_GRACE.min(cfg.startup_timeout())
+            } else {
+                cfg.startup_timeout()
+            };
         let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
 
         // WaitStartup
-        let params = match timeout_at(deadline, self.read_opening())
+        let params = match timeout_at(deadline, self.client.read_opening())
             .await
             .map_err(|_| timeout())??
         {
             Opening::Cancel { pid, key } => {
-                self.shared.cancels.forward(pid, key).await;
+                let forwarded = self.shared.cancels.forward(pid, key).await;
+                let outcome = if forwarded { "forwarded" } else { "dropped" };
+                self.shared
+                    .metrics
+                    .cancel_requests
+                    .with_label_values(&[outcome])
+                    .inc();
                 return Ok(None);
+            }
+            Opening::Startup(_) if over_capacity => {
+                return Err(SessionError::TooManyClients(self.shared.max_clients()))
             }
             Opening::Startup(p) => p,
         };
@@ -251,7 +194,9 @@ impl Session {
                 span.record("tenant", tenant.as_str());
                 span.record("user", user.as_str());
                 identify::screen(&params)?;
-                let info = self.tenant_info(tenant).await?;
+                let info = timeout_at(deadline, self.tenant_info(tenant))
+                    .await
+                    .map_err(|_| timeout())??;
                 self.slot = Some(
                     self.shared
                         .limits
@@ -271,24 +216,20 @@ impl Session {
 
         // Authenticating
         self.phase = Phase::Authenticating;
-        let mut server = timeout_at(deadline, connect_upstream(&cfg))
+        let mut server = timeout_at(deadline, Backend::connect(&cfg))
             .await
             .map_err(|_| timeout())??;
         server
-            .write_all(&protocol::startup_message(&upstream_params))
+            .send(&protocol::startup_message(&upstream_params))
             .await?;
-        let mut sbuf = BytesMut::with_capacity(BUF);
-        timeout_at(
-            deadline,
-            auth::relay(&mut self.client, &mut self.cbuf, &mut server, &mut sbuf),
-        )
-        .await
-        .map_err(|_| timeout())??;
+        timeout_at(deadline, auth::relay(&mut self.client, &mut server))
+            .await
+            .map_err(|_| timeout())??;
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
         self.phase = Phase::PostAuth;
         let mut out = BytesMut::with_capacity(512);
-        let (pid, key) = timeout_at(deadline, post_auth(&mut server, &mut sbuf, &mut out))
+        let (pid, key) = timeout_at(deadline, server.post_auth(&mut out))
             .await
             .map_err(|_| timeout())??;
         span.record("backend_pid", pid);
@@ -306,50 +247,23 @@ impl Session {
                 (pid, key),
             ));
             self.phase = Phase::Injecting;
-            timeout_at(
-                deadline,
-                inject(
-                    &mut server,
-                    &mut sbuf,
-                    &mut out,
-                    &info.id,
-                    pg_tenant_token::Backend {
-                        pid,
-                        cancel_key: key,
-                    },
-                    cfg.signing_key.as_ref(),
-                ),
-            )
-            .await
-            .map_err(|_| timeout())??;
+            let backend = pg_tenant_token::Backend {
+                pid,
+                cancel_key: key,
+            };
+            let token = context_token(cfg.signing_key.as_ref(), &info.id, backend)?;
+            timeout_at(deadline, server.inject(&mut out, &info.id, &token))
+                .await
+                .map_err(|_| timeout())??;
         }
-        self.client.write_all(&out).await?;
+        self.client.send(&out).await?;
         self.traffic.to_client += out.len() as u64;
         match &self.counters {
             Some(c) => c.metrics.connections.inc(),
             None => self.shared.metrics.bypass.inc(),
         }
         tracing::info!("connection ready");
-
-        Ok(Some((server, sbuf)))
-    }
-
-    async fn read_opening(&mut self) -> Result<Opening, SessionError> {
-        loop {
-            match protocol::read_startup(&mut self.cbuf)? {
-                Some(Startup::Ssl) | Some(Startup::GssEnc) => {
-                    // No TLS or GSS encryption here (yet): the client may go on in clear text.
-                    self.client.write_all(b"N").await?;
-                }
-                Some(Startup::Cancel { pid, key }) => return Ok(Opening::Cancel { pid, key }),
-                Some(Startup::Startup { params }) => return Ok(Opening::Startup(params)),
-                None => {
-                    if self.client.read_buf(&mut self.cbuf).await? == 0 {
-                        return Err(SessionError::ClientGone);
-                    }
-                }
-            }
-        }
+        Ok(Some(server))
     }
 
     /// The tenant's catalog row; a known tenant gets its counters.
@@ -367,17 +281,20 @@ impl Session {
         Ok(info)
     }
 
-    /// Transparent (and Draining): the framed relay (see `relay`), until
-    /// either side ends, the router shuts down, or an administrator
-    /// disconnects the tenant.
+    /// Transparent (and Draining): the relay (see `relay`), until either
+    /// side ends, the router shuts down, or an administrator disconnects
+    /// the tenant.
     async fn relay(
         &mut self,
-        server: &mut TcpStream,
-        sbuf: BytesMut,
+        server: &mut Backend,
         shutdown: broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
         let mut watch = self.watch.take();
-        let mut relay = Relay::new(std::mem::take(&mut self.cbuf), sbuf, watch.as_mut())?;
+        let mut relay = Relay::new(
+            std::mem::take(&mut self.client.buf),
+            std::mem::take(&mut server.buf),
+            watch.as_mut(),
+        )?;
         let interrupt = Arc::new(Interrupt::default());
         let helper = tokio::spawn(watch_interrupts(
             interrupt.clone(),
@@ -386,12 +303,13 @@ impl Session {
         ));
         /// Why the relay ended.
         enum Exit {
-            Relay(Result<End, SessionError>),
+            Relay(Result<End, crate::relay::RelayError>),
             Stop,
             Kick,
         }
         let mut mode = Mode::Serve;
-        let client = &mut self.client;
+        let client = &mut self.client.stream;
+        let server = &mut server.stream;
         let phase = &mut self.phase;
         let exit = std::future::poll_fn(|cx| {
             match interrupt.poll(cx) {
@@ -424,35 +342,42 @@ impl Session {
         Ok(())
     }
 
-    /// Close the client with FATAL 57P01, after the whole frames already
-    /// owed to it (so the FATAL starts at a frame boundary).
+    /// Close the client with FATAL 57P01, after the bytes already owed to
+    /// it, when they end at a frame boundary (otherwise the FATAL is not
+    /// sent: the client sees the connection close).
     async fn close_with(&mut self, relay: &Relay, why: &str) {
         let msg = protocol::error_response(
             Severity::Fatal,
             "57P01",
             &format!("terminating connection: {why}"),
         );
+        let whole = relay.down.framer.owes_whole_frames();
+        let client = &mut self.client.stream;
         let write = async {
-            self.client.write_all(relay.down.pending()).await?;
-            self.client.write_all(&msg).await
+            client.write_all(relay.down.pending()).await?;
+            if whole {
+                client.write_all(&msg).await?;
+            }
+            Ok::<(), std::io::Error>(())
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
         tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
     }
 }
 
-async fn connect_upstream(cfg: &crate::config::Config) -> Result<TcpStream, SessionError> {
-    let addr = &cfg.upstream;
-    let fail = |reason: String| SessionError::Upstream {
-        addr: addr.clone(),
-        reason,
-    };
-    let s = tokio::time::timeout(cfg.connect_timeout(), TcpStream::connect(addr))
-        .await
-        .map_err(|_| fail("timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    s.set_nodelay(true)?;
-    Ok(s)
+/// The token that lets this router set `tenant`'s context in `backend`.
+fn context_token(
+    key: Option<&pg_tenant_token::SigningKey>,
+    tenant: &str,
+    backend: pg_tenant_token::Backend,
+) -> Result<String, SessionError> {
+    let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
+    Ok(pg_tenant_token::sign(
+        key,
+        pg_tenant_token::Action::Set(tenant),
+        backend,
+        nonce(),
+    ))
 }
 
 /// What reached a session from outside, in rising order of precedence.
@@ -553,38 +478,6 @@ fn rewrite(
     out
 }
 
-/// Read Postgres' messages after AuthenticationOk up to ReadyForQuery:
-/// ParameterStatus, BackendKeyData and notices go into `out`, and so does
-/// the ReadyForQuery (the caller decides when to send it).
-async fn post_auth(
-    server: &mut TcpStream,
-    sbuf: &mut BytesMut,
-    out: &mut BytesMut,
-) -> Result<(i32, i32), SessionError> {
-    let mut key = None;
-    loop {
-        let frame = read_frame(server, sbuf)
-            .await?
-            .ok_or(SessionError::ServerGone)?;
-        match frame[0] {
-            b'K' if frame.len() == 13 => {
-                let pid = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
-                let k = i32::from_be_bytes([frame[9], frame[10], frame[11], frame[12]]);
-                key = Some((pid, k));
-                out.extend_from_slice(&frame);
-            }
-            b'Z' => {
-                out.extend_from_slice(&frame);
-                return key.ok_or(SessionError::Injection(
-                    "PostgreSQL sent no BackendKeyData".into(),
-                ));
-            }
-            b'E' => return Err(SessionError::Injection(protocol::error_summary(frame))),
-            _ => out.extend_from_slice(&frame),
-        }
-    }
-}
-
 /// The nonce of a fresh token: microseconds since the epoch, which only
 /// grows for a backend the router has just opened.
 fn nonce() -> u64 {
@@ -593,67 +486,4 @@ fn nonce() -> u64 {
         .map(|d| d.as_micros() as u64)
         .unwrap_or(1)
         .max(1)
-}
-
-/// Injecting: `SELECT tenant.set_context($1, $2)` with bind parameters, in
-/// one round trip; replace the held ReadyForQuery in `out` with the one
-/// that follows. Any error fails the connection.
-async fn inject(
-    server: &mut TcpStream,
-    sbuf: &mut BytesMut,
-    out: &mut BytesMut,
-    tenant: &str,
-    backend: pg_tenant_token::Backend,
-    key: Option<&pg_tenant_token::SigningKey>,
-) -> Result<(), SessionError> {
-    use postgres_protocol::message::frontend;
-    use postgres_protocol::IsNull;
-    let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
-    let token = pg_tenant_token::sign(key, pg_tenant_token::Action::Set(tenant), backend, nonce());
-    let mut req = BytesMut::with_capacity(256);
-    let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
-    frontend::parse(
-        "",
-        "SELECT tenant.set_context($1, $2)",
-        [25u32, 25u32],
-        &mut req,
-    )
-    .map_err(fail)?;
-    frontend::bind(
-        "",
-        "",
-        [0i16],
-        [tenant, token.as_str()],
-        |v, buf| {
-            buf.put_slice(v.as_bytes());
-            Ok(IsNull::No)
-        },
-        [0i16],
-        &mut req,
-    )
-    .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
-    frontend::execute("", 0, &mut req).map_err(fail)?;
-    frontend::sync(&mut req);
-    server.write_all(&req).await?;
-    // Drop the held ReadyForQuery (the last frame in `out`).
-    out.truncate(out.len() - 6);
-    let mut failure = None;
-    loop {
-        let frame = read_frame(server, sbuf)
-            .await?
-            .ok_or(SessionError::ServerGone)?;
-        match frame[0] {
-            b'E' => failure = Some(protocol::error_summary(frame)),
-            b'S' => out.extend_from_slice(&frame),
-            b'Z' => {
-                if let Some(f) = failure {
-                    return Err(SessionError::Injection(f));
-                }
-                out.extend_from_slice(&frame);
-                return Ok(());
-            }
-            // ParseComplete, BindComplete, DataRow, CommandComplete, notices.
-            _ => {}
-        }
-    }
 }

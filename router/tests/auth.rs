@@ -69,3 +69,27 @@ async fn md5_fails_for_rewritten_names_with_postgres_own_error() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), "28P01", "{e}");
 }
+
+/// When Postgres itself refuses the backend (here: the role's connection
+/// limit, 53300, raised after authentication), its SQLSTATE and message
+/// reach the client unchanged.
+#[tokio::test]
+async fn postgres_refusals_reach_the_client_unchanged() {
+    admin_sql(
+        "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_limited') THEN \
+         CREATE ROLE rt_limited LOGIN PASSWORD 'rt-secret' CONNECTION LIMIT 0; END IF; END$$",
+    );
+    let r = Router::start();
+    // Control: the same path with a role that may connect.
+    assert_eq!(
+        tenant_of(&r.url("rt_app.acme")).await.unwrap().as_deref(),
+        Some("acme")
+    );
+    let e = tenant_of(&r.url("rt_limited.acme")).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    let msg = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        msg.as_deref(),
+        Some("too many connections for role \"rt_limited\"")
+    );
+}

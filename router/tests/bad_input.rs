@@ -164,12 +164,11 @@ async fn unknown_and_malicious_tenants_get_28000_before_any_backend() {
 async fn disabled_tenant_is_refused_and_enabled_again() {
     let r = Router::start();
     admin_sql("SELECT tenant.disable_tenant('initech')");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No wait: every new connection reads the catalog.
     let e = connect(&r.url("rt_app.initech")).await.unwrap_err();
     admin_sql("SELECT tenant.enable_tenant('initech')");
     assert_eq!(sqlstate(&e), "28000", "{e}");
     assert!(e.as_db_error().unwrap().message().contains("disabled"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     connect(&r.url("rt_app.initech"))
         .await
         .expect("enabled again");
@@ -182,4 +181,123 @@ async fn abrupt_client_disconnect_frees_the_backend() {
     let pid = backend_pid(&c).await;
     drop(c);
     wait_backend_gone(pid).await;
+}
+
+/// A password message is capped before it is read: a client announcing
+/// 100 MB is refused at once.
+#[tokio::test]
+async fn oversized_password_message_is_refused_before_it_is_read() {
+    let r = Router::start();
+    // Control: the right password in a normal message.
+    connect(&r.url("rt_password.acme"))
+        .await
+        .expect("cleartext password");
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    s.write_all(&startup(&[("user", "rt_password.acme"), ("database", DB)]))
+        .await
+        .unwrap();
+    let mut first = [0u8; 9];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(
+        first, *b"R\0\0\0\x08\0\0\0\x03",
+        "cleartext password requested"
+    );
+    let mut p = vec![b'p'];
+    p.extend(100_000_000u32.to_be_bytes());
+    p.extend(vec![b'x'; 1000]);
+    s.write_all(&p).await.unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let (code, msg) = fatal(&out);
+    assert_eq!(code, "08P01");
+    assert!(msg.contains("exceeds the limit of 16384 bytes"), "{msg}");
+}
+
+#[tokio::test]
+async fn max_client_connections_refuses_with_a_clear_error() {
+    let r = Router::start_with("max_client_connections = 3");
+    let open = |n: f64| {
+        let r = &r;
+        async move {
+            eventually(Duration::from_secs(5), || async {
+                sample(r, "tenant_router_client_connections").await == n
+            })
+            .await
+        }
+    };
+    // The harness's readiness probe has left.
+    assert!(open(0.0).await);
+    // Three clients that never finish their startup hold every place.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(("127.0.0.1", r.port)).await.unwrap());
+    }
+    assert!(open(3.0).await);
+    let e = connect(&r.url("rt_app.acme")).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    let msg = e.as_db_error().map(|d| d.message().to_string());
+    assert_eq!(
+        msg.as_deref(),
+        Some("too many client connections: tenant-router's max_client_connections is 3")
+    );
+    // One leaves: the next client gets its place.
+    drop(idle.pop());
+    let mut ok = None;
+    for _ in 0..50 {
+        if let Ok(c) = connect(&r.url("rt_app.acme")).await {
+            ok = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = ok.expect("accepted once a place is free");
+    assert_eq!(visible_notes(&c).await, 3);
+}
+
+/// Unknown names are looked up in batches: a flood of distinct names costs
+/// fewer catalog queries than names, the same names again cost none, and a
+/// known tenant connects meanwhile.
+#[tokio::test]
+async fn unknown_tenant_lookups_are_coalesced() {
+    let r = Router::start_catalog(
+        "",
+        &CatalogSetup {
+            negative_ttl_ms: 60_000,
+            ..CatalogSetup::default()
+        },
+    );
+    let queries = || sample(&r, "tenant_router_catalog_queries_total");
+    let names: Vec<String> = (0..300)
+        .map(|i| format!("rt_app.nobody-{i}-{}", r.port))
+        .collect();
+    let flood = |names: Vec<String>| {
+        let url = r.url("X");
+        async move {
+            let tasks: Vec<_> = names
+                .into_iter()
+                .map(|n| {
+                    let url = url.replace("user=X", &format!("user={n}"));
+                    tokio::spawn(async move { connect(&url).await.err().map(|e| sqlstate(&e)) })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap().as_deref(), Some("28000"));
+            }
+        }
+    };
+    let before = queries().await;
+    let control = tokio::spawn({
+        let url = r.url("rt_app.acme");
+        async move { visible_notes(&connect(&url).await.unwrap()).await }
+    });
+    flood(names.clone()).await;
+    assert_eq!(control.await.unwrap(), 3);
+    let first = queries().await - before;
+    println!("300 unknown names: {first} catalog queries");
+    assert!(first < 100.0, "{first} queries for 300 names");
+    let before = queries().await;
+    flood(names).await;
+    assert_eq!(queries().await - before, 0.0, "known to be unknown");
 }

@@ -3,6 +3,8 @@
 //! fixtures once (idempotently) in the database `router_test`.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -155,6 +157,27 @@ pub struct Router {
 
 /// The config file of a test router: `extra` holds top-level TOML lines.
 pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
+    router_config_with(port, admin_port, extra, &CatalogSetup::default())
+}
+
+/// How a test router reaches the catalog.
+pub struct CatalogSetup {
+    pub user: &'static str,
+    pub cache_ttl_ms: u64,
+    pub negative_ttl_ms: u64,
+}
+
+impl Default for CatalogSetup {
+    fn default() -> Self {
+        CatalogSetup {
+            user: "rt_router",
+            cache_ttl_ms: 200,
+            negative_ttl_ms: 200,
+        }
+    }
+}
+
+pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &CatalogSetup) -> String {
     let c = cluster();
     // The router has no bypass users by default; the tests use postgres.
     let bypass = if extra.contains("bypass_users") {
@@ -165,8 +188,9 @@ pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
     format!(
         "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_signing_key_file = \"{}\"\n\
          admin_listen = \"127.0.0.1:{admin_port}\"\n{bypass}{extra}\n\
-         [catalog]\nurl = \"host={} port={} user=rt_router dbname={DB}\"\ncache_ttl_ms = 200\nnegative_ttl_ms = 200\n",
-        c.port, c.key_file, c.sock, c.port
+         [catalog]\nurl = \"host={} port={} user={} dbname={DB} application_name=rt_catalog_{port}\"\n\
+         cache_ttl_ms = {}\nnegative_ttl_ms = {}\n",
+        c.port, c.key_file, c.sock, c.port, cat.user, cat.cache_ttl_ms, cat.negative_ttl_ms
     )
 }
 
@@ -182,12 +206,22 @@ impl Router {
 
     /// Start with extra TOML lines and environment variables.
     pub fn start_env(extra: &str, env: &[(&str, &str)]) -> Router {
+        Router::start_full(extra, env, &CatalogSetup::default())
+    }
+
+    /// Start with a catalog setup of its own.
+    pub fn start_catalog(extra: &str, cat: &CatalogSetup) -> Router {
+        Router::start_full(extra, &[], cat)
+    }
+
+    fn start_full(extra: &str, env: &[(&str, &str)], cat: &CatalogSetup) -> Router {
         let port = free_port();
         let admin_port = free_port();
         let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("router.toml");
-        std::fs::write(&cfg, router_config(port, admin_port, extra)).expect("write config");
+        std::fs::write(&cfg, router_config_with(port, admin_port, extra, cat))
+            .expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .arg("-c")
             .arg(&cfg)
@@ -357,4 +391,65 @@ pub fn committed_notes(body: &str) -> i64 {
         .trim()
         .parse()
         .expect("a count")
+}
+
+/// `GET /tenants/{id}/metrics` of a router, as JSON.
+pub async fn tenant_metrics(r: &Router, tenant: &str) -> serde_json::Value {
+    reqwest::get(r.admin(&format!("/tenants/{tenant}/metrics")))
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The Prometheus text of a router.
+pub async fn prometheus(r: &Router) -> String {
+    reqwest::get(r.admin("/metrics"))
+        .await
+        .expect("admin API")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// The value of one Prometheus sample (`name{labels}`), 0 when absent.
+pub async fn sample(r: &Router, series: &str) -> f64 {
+    prometheus(r)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Wait until the tenant has no open connection in the router.
+pub async fn wait_slots_free(r: &Router, tenant: &str) {
+    let start = Instant::now();
+    loop {
+        let m = tenant_metrics(r, tenant).await;
+        if m["active_connections"] == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{tenant} still holds slots: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll `f` every 50 ms until it returns true; false after `within`.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

@@ -1,0 +1,136 @@
+//! The server side of a session: one backend connection, its key data and
+//! what it sent that is not relayed yet; the steps after authentication
+//! (PostAuth, Injecting). Separate from the client side so that a later
+//! pool can keep a `Backend` at rest and hand it to another client.
+
+use crate::codec;
+use crate::config::Config;
+use crate::error::SessionError;
+use crate::protocol;
+use crate::transport::Stream;
+use bytes::{BufMut, BytesMut};
+use postgres_protocol::message::backend::Message;
+use tokio::io::AsyncWriteExt;
+
+pub struct Backend {
+    pub stream: Stream,
+    /// Bytes read from Postgres and not yet relayed.
+    pub buf: BytesMut,
+    /// Its BackendKeyData (pid, secret key), once PostAuth has read it.
+    pub key: Option<(i32, i32)>,
+}
+
+impl Backend {
+    /// Open a connection to the configured upstream.
+    pub async fn connect(cfg: &Config) -> Result<Backend, SessionError> {
+        let stream = Stream::connect(&cfg.upstream, cfg.connect_timeout())
+            .await
+            .map_err(|e| SessionError::Upstream {
+                addr: cfg.upstream.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Backend {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            key: None,
+        })
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        Ok(self.stream.write_all(bytes).await?)
+    }
+
+    /// The next whole message (Postgres is trusted up to the protocol's
+    /// own 1 GiB cap).
+    pub async fn read_frame(&mut self) -> Result<BytesMut, SessionError> {
+        codec::read_frame(&mut self.stream, &mut self.buf, protocol::MAX_MESSAGE_LEN)
+            .await?
+            .ok_or(SessionError::ServerGone)
+    }
+
+    /// PostAuth: read Postgres' messages after AuthenticationOk up to
+    /// ReadyForQuery. ParameterStatus, BackendKeyData and notices go into
+    /// `out`, and so does the ReadyForQuery (the caller decides when to
+    /// send it). An ErrorResponse (too many clients, database does not
+    /// exist...) is Postgres' own answer: it reaches the client unchanged.
+    pub async fn post_auth(&mut self, out: &mut BytesMut) -> Result<(i32, i32), SessionError> {
+        let mut key = None;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame[0] {
+                b'K' => {
+                    if let Some(Message::BackendKeyData(k)) = protocol::typed(&frame) {
+                        key = Some((k.process_id(), k.secret_key()));
+                    }
+                    out.extend_from_slice(&frame);
+                }
+                b'Z' => {
+                    out.extend_from_slice(&frame);
+                    self.key = key;
+                    return key.ok_or(SessionError::Injection(
+                        "PostgreSQL sent no BackendKeyData".into(),
+                    ));
+                }
+                b'E' => return Err(SessionError::Postgres(frame)),
+                _ => out.extend_from_slice(&frame),
+            }
+        }
+    }
+
+    /// Injecting: `SELECT tenant.set_context($1, $2)` with bind parameters,
+    /// in one round trip; replace the held ReadyForQuery in `out` with the
+    /// one that follows. Any error fails the connection.
+    pub async fn inject(
+        &mut self,
+        out: &mut BytesMut,
+        tenant: &str,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        use postgres_protocol::message::frontend;
+        use postgres_protocol::IsNull;
+        let mut req = BytesMut::with_capacity(256);
+        let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
+        frontend::parse(
+            "",
+            "SELECT tenant.set_context($1, $2)",
+            [25u32, 25u32],
+            &mut req,
+        )
+        .map_err(fail)?;
+        frontend::bind(
+            "",
+            "",
+            [0i16],
+            [tenant, token],
+            |v, buf| {
+                buf.put_slice(v.as_bytes());
+                Ok(IsNull::No)
+            },
+            [0i16],
+            &mut req,
+        )
+        .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
+        frontend::execute("", 0, &mut req).map_err(fail)?;
+        frontend::sync(&mut req);
+        self.send(&req).await?;
+        // Drop the held ReadyForQuery (the last frame in `out`).
+        out.truncate(out.len().saturating_sub(6));
+        let mut failure = None;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame[0] {
+                b'E' => failure = Some(protocol::error_summary(frame)),
+                b'S' => out.extend_from_slice(&frame),
+                b'Z' => {
+                    if let Some(f) = failure {
+                        return Err(SessionError::Injection(f));
+                    }
+                    out.extend_from_slice(&frame);
+                    return Ok(());
+                }
+                // ParseComplete, BindComplete, DataRow, CommandComplete, notices.
+                _ => {}
+            }
+        }
+    }
+}

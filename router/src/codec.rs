@@ -1,0 +1,418 @@
+//! Framing of PostgreSQL v3 messages (tag byte, 4-byte length, body), in
+//! one place:
+//!
+//! - `frame_header` finds the next frame's header (`Ok(None)` while
+//!   incomplete), checking the length against a cap before anything is
+//!   allocated for the body;
+//! - `read_frame` reads one whole frame from a stream (handshake phases,
+//!   with a cap chosen by the caller: small before authentication);
+//! - `Framer` is one direction of the relay. Frames up to `STREAM_OVER`
+//!   bytes are shown whole to an observer, which may keep, drop or replace
+//!   them; larger frames are shown by their header only and then streamed
+//!   through (or skipped) as their bytes arrive, so no message is ever held
+//!   whole and no message size can stall the relay.
+
+use crate::protocol::{FrameError, MAX_MESSAGE_LEN};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Frames longer than this (tag and length included) are streamed.
+pub const STREAM_OVER: usize = 64 * 1024;
+/// Largest message a client may send before it is authenticated.
+pub const MAX_PREAUTH_LEN: usize = 16 * 1024;
+
+/// Header of a regular (tagged) message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub tag: u8,
+    /// Whole frame length including the tag byte.
+    pub frame_len: usize,
+}
+
+/// The header of the frame at the start of `buf`, if its 5 bytes are
+/// there; an error when its length is malformed or over `max`.
+pub fn frame_header(buf: &[u8], max: usize) -> Result<Option<Header>, FrameError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if !(4..=MAX_MESSAGE_LEN).contains(&len) {
+        return Err(FrameError::BadLength(len));
+    }
+    if len > max {
+        return Err(FrameError::TooLarge {
+            tag: buf[0] as char,
+            len,
+            max,
+        });
+    }
+    Ok(Some(Header {
+        tag: buf[0],
+        frame_len: len + 1,
+    }))
+}
+
+/// The header of the frame at the start of `buf` if the whole frame is
+/// there.
+pub fn complete_frame(buf: &[u8]) -> Result<Option<Header>, FrameError> {
+    Ok(frame_header(buf, MAX_MESSAGE_LEN)?.filter(|h| buf.len() >= h.frame_len))
+}
+
+/// Why reading a frame stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Read one whole frame (header included) of at most `max` bytes from
+/// `stream`, buffering in `buf`; `Ok(None)` at end of stream.
+pub async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<BytesMut>, ReadError> {
+    loop {
+        if let Some(h) = frame_header(buf, max)? {
+            if buf.len() >= h.frame_len {
+                return Ok(Some(buf.split_to(h.frame_len)));
+            }
+            buf.reserve(h.frame_len - buf.len());
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// What an observer is shown of a frame: all of it (`whole`), or for a
+/// streamed frame only its 5-byte header.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameView<'a> {
+    pub tag: u8,
+    /// Whole frame length, tag included.
+    pub len: usize,
+    /// The whole frame, or its header.
+    pub bytes: &'a [u8],
+}
+
+impl FrameView<'_> {
+    pub fn is_whole(&self) -> bool {
+        self.bytes.len() == self.len
+    }
+
+    /// The body, when the frame is whole.
+    pub fn body(&self) -> Option<&[u8]> {
+        self.is_whole().then(|| &self.bytes[5..])
+    }
+}
+
+/// What to do with a frame on its way through.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Edit {
+    Keep,
+    Drop,
+    Replace(BytesMut),
+}
+
+/// Replace `buf[start..end]` with `with` (rare: limits only).
+fn splice(buf: &mut BytesMut, start: usize, end: usize, with: &[u8]) {
+    if start == 0 && with.is_empty() {
+        buf.advance(end);
+        return;
+    }
+    let tail = buf.split_off(end);
+    buf.truncate(start);
+    buf.extend_from_slice(with);
+    buf.extend_from_slice(&tail);
+}
+
+/// One direction of the relay: bytes read, the first `ready` of which are
+/// decided and owed to the other side.
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    ready: usize,
+    /// Bytes of a streamed, kept frame not read yet.
+    through: usize,
+    /// Bytes of a streamed, dropped frame not read yet.
+    skip: usize,
+    /// Largest frame accepted.
+    max: usize,
+}
+
+impl Framer {
+    pub fn new(buf: BytesMut) -> Framer {
+        Framer {
+            buf,
+            ready: 0,
+            through: 0,
+            skip: 0,
+            max: MAX_MESSAGE_LEN,
+        }
+    }
+
+    /// The read buffer (to read more into).
+    pub fn buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes buffered, owed or not.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes decided and not yet written on.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[..self.ready]
+    }
+
+    /// `n` pending bytes were written.
+    pub fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.ready -= n;
+    }
+
+    /// Between frames: nothing undecided buffered, no frame half through.
+    pub fn at_boundary(&self) -> bool {
+        self.buf.len() == self.ready && self.through == 0 && self.skip == 0
+    }
+
+    /// What is owed ends at a frame boundary (no streamed frame is half
+    /// written).
+    pub fn owes_whole_frames(&self) -> bool {
+        self.through == 0
+    }
+
+    /// Nothing buffered and nothing half through.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.at_boundary()
+    }
+
+    /// Append `bytes` to what is owed, at a frame boundary of the output;
+    /// false (nothing done) while a streamed frame is half written.
+    pub fn insert(&mut self, bytes: &[u8]) -> bool {
+        if self.through > 0 {
+            return false;
+        }
+        splice(&mut self.buf, self.ready, self.ready, bytes);
+        self.ready += bytes.len();
+        true
+    }
+
+    /// Decide on everything new in the buffer: whole frames (up to
+    /// `STREAM_OVER`) are shown to `observe` whole, larger ones by their
+    /// header, after which their bytes pass (or are skipped) as they come.
+    pub fn scan(
+        &mut self,
+        observe: &mut dyn FnMut(FrameView<'_>) -> Edit,
+    ) -> Result<(), FrameError> {
+        loop {
+            let avail = self.buf.len() - self.ready;
+            if self.through > 0 {
+                let n = self.through.min(avail);
+                self.ready += n;
+                self.through -= n;
+                if self.through > 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(avail);
+                splice(&mut self.buf, self.ready, self.ready + n, &[]);
+                self.skip -= n;
+                if self.skip > 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            let start = self.ready;
+            let Some(h) = frame_header(&self.buf[start..], self.max)? else {
+                return Ok(());
+            };
+            let whole = avail >= h.frame_len;
+            if !whole && h.frame_len <= STREAM_OVER {
+                self.buf.reserve(h.frame_len - avail);
+                return Ok(());
+            }
+            let shown = if whole { h.frame_len } else { 5 };
+            let edit = observe(FrameView {
+                tag: h.tag,
+                len: h.frame_len,
+                bytes: &self.buf[start..start + shown],
+            });
+            // Of this frame, the bytes in the buffer now and those to come.
+            let here = h.frame_len.min(avail);
+            let later = h.frame_len - here;
+            match edit {
+                Edit::Keep => {
+                    self.ready += here;
+                    self.through = later;
+                }
+                Edit::Drop => {
+                    splice(&mut self.buf, start, start + here, &[]);
+                    self.skip = later;
+                }
+                Edit::Replace(with) => {
+                    splice(&mut self.buf, start, start + here, &with);
+                    self.ready += with.len();
+                    self.skip = later;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![tag];
+        f.extend(((body.len() + 4) as u32).to_be_bytes());
+        f.extend(body);
+        f
+    }
+
+    fn keep_all(f: &mut Framer) -> Vec<(u8, usize, bool)> {
+        let mut seen = Vec::new();
+        f.scan(&mut |v| {
+            seen.push((v.tag, v.len, v.is_whole()));
+            Edit::Keep
+        })
+        .unwrap();
+        seen
+    }
+
+    #[test]
+    fn headers_are_checked_before_the_body_arrives() {
+        assert_eq!(frame_header(b"Q\0\0", 100), Ok(None));
+        assert_eq!(
+            frame_header(b"Q\0\0\0\x03", 100),
+            Err(FrameError::BadLength(3))
+        );
+        assert_eq!(
+            frame_header(b"Q\x7f\xff\xff\xff", usize::MAX),
+            Err(FrameError::BadLength(0x7fff_ffff))
+        );
+        assert_eq!(
+            frame_header(b"p\0\x01\0\0", 16 * 1024),
+            Err(FrameError::TooLarge {
+                tag: 'p',
+                len: 65536,
+                max: 16 * 1024
+            })
+        );
+        assert_eq!(complete_frame(b"Q\0\0\0\x09abc"), Ok(None));
+        assert_eq!(
+            complete_frame(b"Q\0\0\0\x05a"),
+            Ok(Some(Header {
+                tag: b'Q',
+                frame_len: 6
+            }))
+        );
+    }
+
+    #[test]
+    fn only_whole_small_frames_are_ready() {
+        let mut f = Framer::new(BytesMut::from(&b"Q\0\0\0\x0dSELECT 1\0Q\0\0"[..]));
+        assert_eq!(keep_all(&mut f), vec![(b'Q', 14, true)]);
+        assert_eq!(f.pending().len(), 14);
+        assert!(!f.at_boundary());
+        f.buf_mut().extend_from_slice(b"\0\x05x");
+        assert_eq!(keep_all(&mut f), vec![(b'Q', 6, true)]);
+        assert!(f.at_boundary());
+    }
+
+    #[test]
+    fn large_frames_stream_through_as_they_arrive() {
+        let big = frame(b'D', &vec![7u8; 200_000]);
+        let mut f = Framer::new(BytesMut::from(&big[..10_000]));
+        assert_eq!(keep_all(&mut f), vec![(b'D', big.len(), false)]);
+        assert_eq!(f.pending().len(), 10_000, "the prefix is owed at once");
+        f.consume(10_000);
+        f.buf_mut().extend_from_slice(&big[10_000..150_000]);
+        assert!(keep_all(&mut f).is_empty(), "no new frame");
+        assert_eq!(f.pending().len(), 140_000);
+        assert!(!f.insert(b"E"), "no insertion inside a frame");
+        f.consume(140_000);
+        f.buf_mut().extend_from_slice(&big[150_000..]);
+        f.buf_mut().extend_from_slice(&frame(b'Z', b"I"));
+        assert_eq!(keep_all(&mut f), vec![(b'Z', 6, true)]);
+        assert_eq!(f.pending().len(), big.len() - 150_000 + 6);
+        assert!(f.at_boundary());
+    }
+
+    #[test]
+    fn dropped_and_replaced_large_frames_are_skipped() {
+        let big = frame(b'Q', &vec![b'x'; 100_000]);
+        let mut input = big.clone();
+        input.extend(frame(b'S', b""));
+        for edit in [0, 1] {
+            let mut f = Framer::new(BytesMut::new());
+            let mut out = Vec::new();
+            for chunk in input.chunks(7_000) {
+                f.buf_mut().extend_from_slice(chunk);
+                f.scan(&mut |v| match (v.tag, edit) {
+                    (b'Q', 0) => Edit::Drop,
+                    (b'Q', _) => Edit::Replace(BytesMut::from(&frame(b'H', b"")[..])),
+                    _ => Edit::Keep,
+                })
+                .unwrap();
+                out.extend_from_slice(f.pending());
+                let n = f.pending().len();
+                f.consume(n);
+            }
+            let mut want = if edit == 0 { vec![] } else { frame(b'H', b"") };
+            want.extend(frame(b'S', b""));
+            assert_eq!(out, want);
+            assert!(f.is_empty());
+        }
+    }
+
+    #[test]
+    fn small_frames_are_edited_in_place() {
+        let mut input = frame(b'D', b"aa");
+        input.extend(frame(b'C', b"x\0"));
+        input.extend(frame(b'Z', b"I"));
+        let mut f = Framer::new(BytesMut::from(&input[..]));
+        f.scan(&mut |v| match v.tag {
+            b'D' => Edit::Drop,
+            b'C' => Edit::Replace(BytesMut::from(&b"E\0\0\0\x04"[..])),
+            _ => Edit::Keep,
+        })
+        .unwrap();
+        let mut want = b"E\0\0\0\x04".to_vec();
+        want.extend(frame(b'Z', b"I"));
+        assert_eq!(f.pending(), &want[..]);
+        assert!(f.insert(b"N\0\0\0\x04"));
+        assert!(f.pending().ends_with(b"N\0\0\0\x04"));
+    }
+
+    #[test]
+    fn bad_length_is_an_error() {
+        let mut f = Framer::new(BytesMut::from(&b"Q\0\0\0\x02"[..]));
+        assert_eq!(f.scan(&mut |_| Edit::Keep), Err(FrameError::BadLength(2)));
+    }
+
+    #[tokio::test]
+    async fn read_frame_caps_before_reading_the_body() {
+        let mut input: &[u8] = b"p\0\x10\0\0rest-of-a-huge-password";
+        let mut buf = BytesMut::new();
+        let e = read_frame(&mut input, &mut buf, MAX_PREAUTH_LEN)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("exceeds"), "{e}");
+        let mut input: &[u8] = b"p\0\0\0\x08abc\0X";
+        let mut buf = BytesMut::new();
+        let f = read_frame(&mut input, &mut buf, MAX_PREAUTH_LEN)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&f[..], b"p\0\0\0\x08abc\0");
+        assert_eq!(read_frame(&mut input, &mut buf, 64).await.unwrap(), None);
+    }
+}

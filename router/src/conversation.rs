@@ -1,0 +1,410 @@
+//! Where one connection's conversation stands, from the frames that pass
+//! in both directions: the single source of "idle", "in transaction" and
+//! "at rest" for drain, limits and (later) pooling.
+//!
+//! Every client message that makes Postgres run something is a *unit*: a
+//! simple Query, an Execute, a FunctionCall. A Sync is a unit too (it ends
+//! an extended-protocol batch and is answered by ReadyForQuery). Units wait
+//! in order for the server's answer:
+//!
+//! ```text
+//! Query, FunctionCall  ... ReadyForQuery            (errors: ErrorResponse, then ReadyForQuery)
+//! Execute              ... CommandComplete | EmptyQueryResponse | PortalSuspended
+//!                      ... ErrorResponse: this and every later Execute up to the next
+//!                          Sync are discarded by Postgres (it skips until Sync)
+//! Sync                 ... ReadyForQuery
+//! ```
+//!
+//! COPY has sub-states (`CopyState`): CopyInResponse, CopyOutResponse and
+//! CopyBothResponse start them; CommandComplete, ErrorResponse or
+//! ReadyForQuery end them.
+
+use crate::codec::FrameView;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// Transaction status of the last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+/// A client message Postgres answers on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Query,
+    Execute,
+    Call,
+    Sync,
+}
+
+/// COPY sub-state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyState {
+    None,
+    /// The client sends CopyData.
+    In,
+    /// The server sends CopyData.
+    Out,
+    Both,
+}
+
+/// A unit sent and not yet answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub unit: Unit,
+    /// Sequence number, unique within the connection.
+    pub seq: u64,
+    /// When it was sent.
+    pub sent: Instant,
+    /// A limit refused it: Postgres got a stand-in that fails.
+    pub denied: bool,
+}
+
+/// What a server frame meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// DataRow.
+    Row,
+    /// CopyData of a COPY TO STDOUT (or COPY BOTH).
+    CopyData,
+    /// The server's CopyDone.
+    CopyDone,
+    /// CommandComplete, EmptyQueryResponse or PortalSuspended; `Some` when
+    /// it answered an Execute.
+    StatementDone(Option<Pending>),
+    /// ErrorResponse, with the unit it failed (`None`: a Parse, Bind... or
+    /// an error outside any unit).
+    Error(Option<Pending>),
+    /// ReadyForQuery, with the Query, FunctionCall or Sync it answered.
+    Ready(Option<Pending>),
+    Other,
+}
+
+#[derive(Debug)]
+pub struct Conversation {
+    pending: VecDeque<Pending>,
+    next_seq: u64,
+    /// When the first pending unit became first: a unit's clock starts
+    /// when the ones before it are answered.
+    front_since: Instant,
+    /// Extended-protocol messages sent since the last Sync.
+    open_batch: bool,
+    /// Postgres discards everything but Sync (an extended-protocol
+    /// message failed and no Sync was sent since).
+    skipping: bool,
+    status: TxStatus,
+    copy: CopyState,
+    terminated: bool,
+}
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Conversation {
+            pending: VecDeque::new(),
+            next_seq: 0,
+            front_since: Instant::now(),
+            open_batch: false,
+            skipping: false,
+            status: TxStatus::Idle,
+            copy: CopyState::None,
+            terminated: false,
+        }
+    }
+}
+
+impl Conversation {
+    /// The unit a client frame starts, if it runs something: Query,
+    /// Execute, FunctionCall. None while Postgres skips until Sync.
+    pub fn starts(&self, tag: u8) -> Option<Unit> {
+        if self.skipping {
+            return None;
+        }
+        match tag {
+            b'Q' => Some(Unit::Query),
+            b'E' => Some(Unit::Execute),
+            b'F' => Some(Unit::Call),
+            _ => None,
+        }
+    }
+
+    /// A client frame went to Postgres (`denied`: as a failing stand-in).
+    pub fn client_sent(&mut self, tag: u8, denied: bool) {
+        match tag {
+            b'Q' | b'F' | b'E' if self.skipping => {}
+            b'Q' => self.push(Unit::Query, denied),
+            b'F' => self.push(Unit::Call, denied),
+            b'E' => {
+                self.open_batch = true;
+                self.push(Unit::Execute, denied);
+            }
+            b'S' => {
+                self.open_batch = false;
+                self.skipping = false;
+                self.push(Unit::Sync, false);
+            }
+            b'P' | b'B' | b'D' | b'C' | b'H' => self.open_batch = true,
+            b'X' => self.terminated = true,
+            // CopyData, CopyDone, CopyFail: part of a running unit.
+            _ => {}
+        }
+    }
+
+    fn push(&mut self, unit: Unit, denied: bool) {
+        let now = Instant::now();
+        if self.pending.is_empty() {
+            self.front_since = now;
+        }
+        self.pending.push_back(Pending {
+            unit,
+            seq: self.next_seq,
+            sent: now,
+            denied,
+        });
+        self.next_seq += 1;
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        let p = self.pending.pop_front();
+        self.front_since = Instant::now();
+        p
+    }
+
+    /// A server frame on its way to the client.
+    pub fn on_server(&mut self, v: FrameView<'_>) -> ServerEvent {
+        match v.tag {
+            b'D' => ServerEvent::Row,
+            b'd' if matches!(self.copy, CopyState::Out | CopyState::Both) => ServerEvent::CopyData,
+            b'c' => ServerEvent::CopyDone,
+            b'G' => {
+                self.copy = CopyState::In;
+                ServerEvent::Other
+            }
+            b'H' => {
+                self.copy = CopyState::Out;
+                ServerEvent::Other
+            }
+            b'W' => {
+                self.copy = CopyState::Both;
+                ServerEvent::Other
+            }
+            b'C' | b'I' | b's' => {
+                self.copy = CopyState::None;
+                let execute = self.front().is_some_and(|p| p.unit == Unit::Execute);
+                ServerEvent::StatementDone(if execute { self.pop() } else { None })
+            }
+            b'E' => {
+                self.copy = CopyState::None;
+                match self.front() {
+                    Some(p) if matches!(p.unit, Unit::Query | Unit::Call) => {
+                        ServerEvent::Error(Some(p))
+                    }
+                    _ => {
+                        // Postgres now skips to the next Sync: the Executes
+                        // before it never run.
+                        let failed = self
+                            .front()
+                            .filter(|p| p.unit == Unit::Execute)
+                            .and_then(|_| self.pop());
+                        while self.front().is_some_and(|p| p.unit == Unit::Execute) {
+                            self.pop();
+                        }
+                        if self.pending.is_empty() {
+                            self.skipping = true;
+                        }
+                        ServerEvent::Error(failed)
+                    }
+                }
+            }
+            b'Z' => {
+                self.copy = CopyState::None;
+                self.status = match v.bytes.get(5) {
+                    Some(b'T') => TxStatus::InTransaction,
+                    Some(b'E') => TxStatus::Failed,
+                    _ => TxStatus::Idle,
+                };
+                let mut answered = None;
+                while let Some(p) = self.pop() {
+                    if p.unit != Unit::Execute {
+                        answered = Some(p);
+                        break;
+                    }
+                }
+                ServerEvent::Ready(answered)
+            }
+            _ => ServerEvent::Other,
+        }
+    }
+
+    /// The unit Postgres is answering now.
+    pub fn front(&self) -> Option<Pending> {
+        self.pending.front().copied()
+    }
+
+    /// The unit Postgres is running now, and since when (its clock started
+    /// when the units before it were answered).
+    pub fn running(&self) -> Option<(Pending, Instant)> {
+        self.front()
+            .filter(|p| p.unit != Unit::Sync)
+            .map(|p| (p, self.front_since.max(p.sent)))
+    }
+
+    pub fn status(&self) -> TxStatus {
+        self.status
+    }
+
+    pub fn copy(&self) -> CopyState {
+        self.copy
+    }
+
+    /// The client sent Terminate.
+    pub fn terminated(&self) -> bool {
+        self.terminated
+    }
+
+    /// Nothing sent and unanswered, no extended batch open, not in a
+    /// transaction or COPY: the backend could be closed or handed to
+    /// another client.
+    pub fn at_rest(&self) -> bool {
+        self.pending.is_empty()
+            && !self.open_batch
+            && !self.skipping
+            && self.status == TxStatus::Idle
+            && self.copy == CopyState::None
+    }
+
+    /// Nothing sent and unanswered (a transaction may be open).
+    pub fn quiet(&self) -> bool {
+        self.pending.is_empty() && !self.open_batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(c: &mut Conversation, tag: u8, body: &[u8]) -> ServerEvent {
+        let mut f = vec![tag];
+        f.extend(((body.len() + 4) as u32).to_be_bytes());
+        f.extend(body);
+        c.on_server(FrameView {
+            tag,
+            len: f.len(),
+            bytes: &f,
+        })
+    }
+
+    fn unit(e: ServerEvent) -> Option<Unit> {
+        match e {
+            ServerEvent::StatementDone(p) | ServerEvent::Error(p) | ServerEvent::Ready(p) => {
+                p.map(|p| p.unit)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn simple_query_and_transaction_status() {
+        let mut c = Conversation::default();
+        assert!(c.at_rest());
+        c.client_sent(b'Q', false);
+        assert!(!c.at_rest());
+        assert_eq!(c.running().map(|r| r.0.unit), Some(Unit::Query));
+        assert_eq!(unit(server(&mut c, b'C', b"BEGIN\0")), None);
+        assert_eq!(unit(server(&mut c, b'Z', b"T")), Some(Unit::Query));
+        assert_eq!(c.status(), TxStatus::InTransaction);
+        assert!(c.quiet() && !c.at_rest(), "inside a transaction");
+        c.client_sent(b'Q', false);
+        server(&mut c, b'Z', b"I");
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn pipelined_executes_complete_one_by_one() {
+        let mut c = Conversation::default();
+        for t in [b'P', b'B', b'E', b'B', b'E', b'S'] {
+            c.client_sent(t, false);
+        }
+        assert!(!c.at_rest());
+        server(&mut c, b'1', b"");
+        server(&mut c, b'2', b"");
+        let first = c.running().unwrap().0.seq;
+        assert_eq!(
+            unit(server(&mut c, b'C', b"SELECT 1\0")),
+            Some(Unit::Execute)
+        );
+        assert_ne!(c.running().unwrap().0.seq, first, "the second one runs now");
+        assert_eq!(
+            unit(server(&mut c, b'C', b"SELECT 1\0")),
+            Some(Unit::Execute)
+        );
+        assert!(c.running().is_none(), "only the Sync is left");
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn an_error_discards_the_executes_up_to_sync() {
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'B', b'E', b'S', b'B', b'E'] {
+            c.client_sent(t, false);
+        }
+        assert_eq!(unit(server(&mut c, b'E', b"")), Some(Unit::Execute));
+        assert_eq!(c.front().map(|p| p.unit), Some(Unit::Sync));
+        server(&mut c, b'Z', b"I");
+        assert_eq!(c.front().map(|p| p.unit), Some(Unit::Execute));
+    }
+
+    #[test]
+    fn without_sync_postgres_skips_everything_after_an_error() {
+        let mut c = Conversation::default();
+        for t in [b'P', b'B', b'E', b'H'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'E', b"");
+        assert!(c.front().is_none());
+        assert_eq!(c.starts(b'E'), None, "skipped by Postgres: runs nothing");
+        assert_eq!(c.starts(b'Q'), None);
+        c.client_sent(b'E', false);
+        assert!(c.front().is_none());
+        c.client_sent(b'S', false);
+        assert_eq!(c.starts(b'E'), Some(Unit::Execute));
+        server(&mut c, b'Z', b"I");
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn copy_sub_states() {
+        let mut c = Conversation::default();
+        c.client_sent(b'Q', false);
+        server(&mut c, b'H', b"");
+        assert_eq!(c.copy(), CopyState::Out);
+        assert_eq!(server(&mut c, b'd', b"row"), ServerEvent::CopyData);
+        assert_eq!(server(&mut c, b'c', b""), ServerEvent::CopyDone);
+        server(&mut c, b'C', b"COPY 1\0");
+        assert_eq!(c.copy(), CopyState::None);
+        server(&mut c, b'Z', b"I");
+        c.client_sent(b'Q', false);
+        server(&mut c, b'G', b"");
+        assert_eq!(c.copy(), CopyState::In);
+        assert!(!c.at_rest());
+        c.client_sent(b'd', false);
+        c.client_sent(b'c', false);
+        server(&mut c, b'C', b"COPY 1\0");
+        server(&mut c, b'Z', b"I");
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn function_call_is_a_unit() {
+        let mut c = Conversation::default();
+        assert_eq!(c.starts(b'F'), Some(Unit::Call));
+        c.client_sent(b'F', false);
+        assert_eq!(c.running().map(|r| r.0.unit), Some(Unit::Call));
+        server(&mut c, b'V', b"");
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Call));
+        assert!(c.at_rest());
+    }
+}

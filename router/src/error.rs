@@ -1,0 +1,127 @@
+//! Why a session ended early, and what the client is told (every error
+//! type of the handshake, so that no module needs another's).
+
+use crate::catalog::CatalogError;
+use crate::codec::ReadError;
+use crate::identify::IdentifyError;
+use crate::limits::LimitError;
+use crate::metrics::Refusal;
+use crate::protocol::{self, FrameError};
+use crate::relay::RelayError;
+use bytes::BytesMut;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Identify(#[from] IdentifyError),
+    #[error("tenant \"{0}\" does not exist")]
+    UnknownTenant(String),
+    #[error("tenant \"{0}\" is disabled")]
+    DisabledTenant(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error("too many client connections: tenant-router's max_client_connections is {0}")]
+    TooManyClients(usize),
+    #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
+    Upstream { addr: String, reason: String },
+    /// Postgres refused the backend (too many clients, no such database,
+    /// shutting down...): its ErrorResponse goes to the client unchanged.
+    #[error("PostgreSQL refused the connection: {}", protocol::error_summary(.0.clone()))]
+    Postgres(BytesMut),
+    #[error("startup and authentication did not finish within {0} ms")]
+    StartupTimeout(u64),
+    #[error("could not set the tenant context: {0}")]
+    Injection(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("client closed the connection")]
+    ClientGone,
+    #[error("PostgreSQL closed the connection")]
+    ServerGone,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<ReadError> for SessionError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Frame(f) => SessionError::Frame(f),
+            ReadError::Io(i) => SessionError::Io(i),
+        }
+    }
+}
+
+impl From<RelayError> for SessionError {
+    fn from(e: RelayError) -> Self {
+        match e {
+            RelayError::Frame(f) => SessionError::Frame(f),
+            RelayError::Io(i) => SessionError::Io(i),
+        }
+    }
+}
+
+impl SessionError {
+    /// The SQLSTATE of the FATAL the client gets, or None when there is no
+    /// one left to tell (or Postgres already told it).
+    pub fn sqlstate(&self) -> Option<&'static str> {
+        Some(match self {
+            SessionError::Frame(FrameError::UnsupportedProtocol(..)) => "0A000",
+            SessionError::Frame(_) => "08P01",
+            SessionError::Identify(e) => e.sqlstate(),
+            SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
+            SessionError::Catalog(_) => "57P03",
+            SessionError::Limit(e) => e.sqlstate(),
+            SessionError::TooManyClients(_) => "53300",
+            SessionError::Upstream { .. } => "08006",
+            SessionError::StartupTimeout(_) => "08006",
+            SessionError::Injection(_) => "08006",
+            SessionError::Auth(e) => e.sqlstate()?,
+            SessionError::Postgres(_)
+            | SessionError::ClientGone
+            | SessionError::ServerGone
+            | SessionError::Io(_) => return None,
+        })
+    }
+
+    /// How a refused connection of a known tenant is counted (None: the
+    /// client went away, nobody refused it).
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            SessionError::Limit(_) => Refusal::MaxConnections,
+            SessionError::DisabledTenant(_) => Refusal::Disabled,
+            SessionError::Auth(AuthError::Refused(_) | AuthError::Unsupported(_)) => Refusal::Auth,
+            SessionError::ClientGone | SessionError::Io(_) => return None,
+            _ => Refusal::Error,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Postgres refused (wrong password, no such role...): its own
+    /// ErrorResponse was already forwarded to the client.
+    #[error("PostgreSQL refused authentication: {0}")]
+    Refused(String),
+    #[error("authentication method {0} is not supported through tenant-router")]
+    Unsupported(&'static str),
+    #[error("expected a password message from the client, got '{0}'")]
+    UnexpectedClientMessage(char),
+    #[error("unexpected message '{0}' from PostgreSQL during authentication")]
+    UnexpectedServerMessage(char),
+}
+
+impl AuthError {
+    pub fn sqlstate(&self) -> Option<&'static str> {
+        match self {
+            AuthError::Refused(_) => None,
+            AuthError::Unsupported(_) => Some("28000"),
+            AuthError::UnexpectedClientMessage(_) | AuthError::UnexpectedServerMessage(_) => {
+                Some("08P01")
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Per-tenant limits the router enforces across all of a tenant's
+//! connections through this router. Values come from the catalog
+//! (`tenant.router_catalog`); 0 means unlimited.
+//!
+//! This module is the registry: every tenant's counters, connection slots
+//! (`max_connections`) and the published catalog row. Each statement limit
+//! is its own policy observing the conversation (`conversation`):
+//!
+//! - `qps`: `qps_limit` with `burst_multiplier`, a token bucket per tenant
+//!   (`bucket`), charged once per unit that runs (Query, Execute,
+//!   FunctionCall);
+//! - `duration`: `max_query_ms`, timed per running unit;
+//! - `result_size`: `max_result_bytes`, DataRow and COPY OUT data per unit;
+//!
+//! and `watch` puts them together for one session.
+
+mod bucket;
+pub mod duration;
+pub mod qps;
+pub mod result_size;
+pub mod watch;
+
+pub use watch::StatementWatch;
+
+use crate::catalog::{Catalog, TenantInfo};
+use crate::metrics::{Metrics, TenantMetrics};
+use bucket::TokenBucket;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LimitError {
+    #[error("too many connections for tenant \"{tenant}\": its max_connections is {max}")]
+    TooManyConnections { tenant: String, max: i32 },
+}
+
+impl LimitError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            LimitError::TooManyConnections { .. } => "53300",
+        }
+    }
+}
+
+/// Live counters of one tenant.
+#[derive(Debug)]
+pub struct TenantCounters {
+    active: AtomicU32,
+    /// The QPS bucket, shared by all the tenant's connections.
+    bucket: Mutex<TokenBucket>,
+    /// The tenant's latest catalog row, and a version bumped on each change.
+    row: Mutex<Option<Arc<TenantInfo>>>,
+    pub(crate) version: AtomicU64,
+    /// What the admin API shows.
+    pub metrics: TenantMetrics,
+    /// Bumped to close every session of the tenant.
+    disconnect: tokio::sync::watch::Sender<u64>,
+}
+
+impl TenantCounters {
+    pub fn new(metrics: TenantMetrics) -> TenantCounters {
+        TenantCounters {
+            active: AtomicU32::new(0),
+            bucket: Mutex::new(TokenBucket::default()),
+            row: Mutex::new(None),
+            version: AtomicU64::new(0),
+            metrics,
+            disconnect: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// A receiver that fires when the tenant's sessions must close.
+    pub fn disconnect_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.disconnect.subscribe()
+    }
+
+    /// Close every session of the tenant; returns how many were open.
+    pub fn disconnect_all(&self) -> u32 {
+        // Count first: woken sessions free their slots at once.
+        let open = self.active();
+        self.disconnect.send_modify(|v| *v += 1);
+        open
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Make `info` the tenant's current limits for every session.
+    /// Every connection publishes the row it looked up; an unchanged row
+    /// (the same cached `Arc`) bumps nothing, so live sessions are not made
+    /// to re-read their limits on every new connection.
+    pub fn publish(&self, info: Arc<TenantInfo>) {
+        let mut row = self.row.lock().unwrap_or_else(|p| p.into_inner());
+        if row.as_ref().is_some_and(|r| Arc::ptr_eq(r, &info)) {
+            return;
+        }
+        *row = Some(info);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn current(&self) -> (u64, Option<Arc<TenantInfo>>) {
+        let v = self.version.load(Ordering::Acquire);
+        (
+            v,
+            self.row.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        )
+    }
+
+    /// Take one token from the tenant's bucket: `qps` tokens a second, at
+    /// most `qps * burst` saved up.
+    pub fn take_token(&self, qps: i32, burst: f32) -> bool {
+        if qps <= 0 {
+            return true;
+        }
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        b.take(qps, burst, std::time::Instant::now())
+    }
+}
+
+/// Holds one of a tenant's connection slots; frees it on drop, however the
+/// session ends.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    counters: Arc<TenantCounters>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.counters.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Every tenant's counters. Entries are created only for tenants the
+/// catalog knows, and removed when they leave it, so the map (and the
+/// tenant-labelled metrics) is bounded by the catalog.
+pub struct Limits {
+    tenants: Mutex<HashMap<String, Arc<TenantCounters>>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(Arc::new(Metrics::new()))
+    }
+}
+
+impl Limits {
+    pub fn new(metrics: Arc<Metrics>) -> Limits {
+        Limits {
+            tenants: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// The tenant's counters, created on first use. Call only for tenants
+    /// the catalog knows.
+    pub fn counters(&self, tenant: &str) -> Arc<TenantCounters> {
+        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(TenantCounters::new(self.metrics.tenant(tenant))))
+            .clone()
+    }
+
+    /// The tenant's counters if it has had any connection.
+    pub fn get(&self, tenant: &str) -> Option<Arc<TenantCounters>> {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(tenant).cloned()
+    }
+
+    /// Set every known tenant's open-connections gauge (at scrape time;
+    /// under the map lock, so a tenant being forgotten does not come back).
+    pub fn export_active(&self) {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in map.iter() {
+            self.metrics.set_active(id, c.active());
+        }
+    }
+
+    /// A tenant left the catalog: close its sessions, drop its counters and
+    /// its metric series.
+    pub fn forget(&self, tenant: &str) {
+        let gone = {
+            let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            self.metrics.forget(tenant);
+            map.remove(tenant)
+        };
+        if let Some(c) = gone {
+            let n = c.disconnect_all();
+            tracing::info!(
+                tenant,
+                closed = n,
+                "tenant dropped from the catalog: counters removed, sessions closed"
+            );
+        }
+    }
+
+    /// Re-read changed tenants (`"*"`: all known) from the catalog and
+    /// publish their rows, so live sessions apply new limits at their next
+    /// statement. Called on every catalog notification.
+    pub async fn refresh(&self, catalog: &Arc<Catalog>, id: &str) {
+        let ids: Vec<String> = if id == "*" {
+            self.tenants
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned()
+                .collect()
+        } else {
+            vec![id.to_owned()]
+        };
+        for id in ids {
+            match catalog.lookup(&id).await {
+                Ok(Some(info)) => {
+                    if let Some(c) = self.get(&id) {
+                        c.publish(info);
+                    }
+                }
+                Ok(None) => self.forget(&id),
+                Err(_) => {} // catalog down: keep what is known
+            }
+        }
+    }
+
+    /// Take a connection slot, or refuse when `max` (> 0) are in use.
+    pub fn acquire_connection(&self, tenant: &str, max: i32) -> Result<ConnectionSlot, LimitError> {
+        let counters = self.counters(tenant);
+        let mut cur = counters.active.load(Ordering::Acquire);
+        loop {
+            if max > 0 && cur >= max as u32 {
+                return Err(LimitError::TooManyConnections {
+                    tenant: tenant.to_owned(),
+                    max,
+                });
+            }
+            match counters.active.compare_exchange(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(ConnectionSlot { counters }),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_counted_and_freed() {
+        let l = Limits::default();
+        let a = l.acquire_connection("acme", 2).unwrap();
+        let _b = l.acquire_connection("acme", 2).unwrap();
+        assert_eq!(
+            l.acquire_connection("acme", 2).unwrap_err(),
+            LimitError::TooManyConnections {
+                tenant: "acme".into(),
+                max: 2
+            }
+        );
+        // Other tenants are unaffected.
+        let _g = l.acquire_connection("globex", 1).unwrap();
+        drop(a);
+        assert_eq!(l.counters("acme").active(), 1);
+        let _c = l.acquire_connection("acme", 2).unwrap();
+        // 0 is unlimited.
+        let many: Vec<_> = (0..50)
+            .map(|_| l.acquire_connection("free", 0).unwrap())
+            .collect();
+        assert_eq!(l.counters("free").active(), 50);
+        drop(many);
+        assert_eq!(l.counters("free").active(), 0);
+    }
+
+    #[test]
+    fn concurrent_acquires_never_exceed_the_limit() {
+        let l = Arc::new(Limits::default());
+        let held: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..10)
+                            .filter_map(|_| l.acquire_connection("t", 5).ok())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(held.len(), 5);
+        assert_eq!(l.counters("t").active(), 5);
+    }
+}

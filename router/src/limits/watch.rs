@@ -1,0 +1,299 @@
+//! One tenant session's limits, observing its conversation. The relay
+//! shows the watch every client frame before it goes (`on_client`: pass,
+//! replace with a stand-in, or answer locally) and every server frame with
+//! what it meant (`on_server`: keep, drop or replace). Over
+//! `max_query_ms` or `max_result_bytes`, the backend gets a CancelRequest,
+//! no more rows of that unit are relayed, and the client gets an error
+//! naming the limit instead of Postgres' "canceling statement due to user
+//! request" (or instead of the completion of a unit that finished before
+//! the cancel landed).
+
+use super::duration::QueryTimer;
+use super::qps;
+use super::result_size::ResultSize;
+use super::TenantCounters;
+use crate::cancel::CancelRegistry;
+use crate::codec::{Edit, FrameView};
+use crate::conversation::{Conversation, ServerEvent, Unit};
+use crate::metrics::Denial;
+use crate::protocol::{self, Severity};
+use bytes::BytesMut;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::Duration;
+
+/// What to do with a client frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientVerdict {
+    /// Forward it.
+    Pass,
+    /// A limit refused it: forward this failing stand-in instead.
+    StandIn(BytesMut),
+    /// A limit refused it: drop it; the answer is in `local_reply`.
+    Answer,
+}
+
+/// Why the watch stopped a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trip {
+    Duration,
+    ResultSize,
+}
+
+pub struct StatementWatch {
+    tenant: String,
+    counters: Arc<TenantCounters>,
+    seen_version: u64,
+    qps: i32,
+    burst: f32,
+    max_query: Option<Duration>,
+    max_result_bytes: u64,
+    timer: QueryTimer,
+    result: ResultSize,
+    /// The unit a limit stopped, and why.
+    tripped: Option<(Trip, u64)>,
+    /// Whether the client was told.
+    reported: bool,
+    /// Replies the router owes the client (a denied Query while idle).
+    pub local_reply: BytesMut,
+    /// Relayed bytes already added to the tenant's counters.
+    accounted: (u64, u64),
+    cancels: Arc<CancelRegistry>,
+    backend: (i32, i32),
+    /// A CancelRequest on its way; the client's next frames wait for it.
+    cancel_in_flight: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StatementWatch {
+    /// The watch of one tenant session; limits come from `counters` and are
+    /// re-read at each unit whenever the catalog published a change.
+    pub fn new(
+        tenant: &str,
+        counters: Arc<TenantCounters>,
+        cancels: Arc<CancelRegistry>,
+        backend: (i32, i32),
+    ) -> StatementWatch {
+        let mut w = StatementWatch {
+            tenant: tenant.to_owned(),
+            counters,
+            seen_version: u64::MAX,
+            qps: 0,
+            burst: 1.0,
+            max_query: None,
+            max_result_bytes: 0,
+            timer: QueryTimer::default(),
+            result: ResultSize::default(),
+            tripped: None,
+            reported: false,
+            local_reply: BytesMut::new(),
+            accounted: (0, 0),
+            cancels,
+            backend,
+            cancel_in_flight: None,
+        };
+        w.refresh();
+        w
+    }
+
+    /// Pick up published limit changes (one atomic load when there are none).
+    fn refresh(&mut self) {
+        if self.counters.version.load(Ordering::Acquire) == self.seen_version {
+            return;
+        }
+        let (v, row) = self.counters.current();
+        self.seen_version = v;
+        if let Some(i) = row {
+            self.qps = i.qps_limit;
+            self.burst = i.burst_multiplier;
+            self.max_query =
+                (i.max_query_ms > 0).then(|| Duration::from_millis(i.max_query_ms as u64));
+            self.max_result_bytes = i.max_result_bytes.max(0) as u64;
+        }
+    }
+
+    /// A client frame about to go to Postgres.
+    pub fn on_client(&mut self, v: FrameView<'_>, conv: &Conversation) -> ClientVerdict {
+        let Some(unit) = conv.starts(v.tag) else {
+            return ClientVerdict::Pass;
+        };
+        self.refresh();
+        self.counters.metrics.statements.inc();
+        if qps::is_transaction_end(v, conv) || self.counters.take_token(self.qps, self.burst) {
+            return ClientVerdict::Pass;
+        }
+        self.counters.metrics.denied(Denial::QpsLimit);
+        let msg = qps::message(&self.tenant, self.qps);
+        tracing::info!(tenant = %self.tenant, unit = ?unit, "statement refused: qps_limit");
+        if unit == Unit::Query && conv.at_rest() {
+            self.counters.metrics.errors.inc();
+            self.local_reply.extend_from_slice(&qps::local_reply(&msg));
+            return ClientVerdict::Answer;
+        }
+        ClientVerdict::StandIn(qps::stand_in(unit, &msg))
+    }
+
+    /// After a frame went either way: time what runs now.
+    pub fn follow(&mut self, conv: &Conversation) {
+        self.timer.follow(conv, self.max_query);
+    }
+
+    fn stopped(&self, seq: Option<u64>, why: Trip) -> bool {
+        seq.is_some() && self.tripped.map(|(w, s)| (w, Some(s))) == Some((why, seq))
+    }
+
+    /// A server frame on its way to the client; `ev` is what it meant to
+    /// the conversation (already updated).
+    pub fn on_server(&mut self, v: FrameView<'_>, ev: ServerEvent, conv: &Conversation) -> Edit {
+        let front = conv.front().map(|p| p.seq);
+        let edit = match ev {
+            ServerEvent::Row | ServerEvent::CopyData => {
+                if self.stopped(front, Trip::ResultSize) {
+                    Edit::Drop
+                } else if self.result.add(front, v.len, self.max_result_bytes) {
+                    if let Some(seq) = front {
+                        self.trip(Trip::ResultSize, seq);
+                    }
+                    Edit::Drop
+                } else {
+                    Edit::Keep
+                }
+            }
+            ServerEvent::CopyDone if self.stopped(front, Trip::ResultSize) => Edit::Drop,
+            ServerEvent::StatementDone(p) => {
+                if let Some(p) = p {
+                    self.counters.metrics.observe(p.sent.elapsed());
+                }
+                let seq = p.map(|p| p.seq).or(front);
+                if self.stopped(seq, Trip::ResultSize) && !self.reported {
+                    self.reported = true;
+                    self.counters.metrics.errors.inc();
+                    Edit::Replace(self.error(Trip::ResultSize))
+                } else {
+                    Edit::Keep
+                }
+            }
+            ServerEvent::Error(p) => {
+                self.counters.metrics.errors.inc();
+                match p {
+                    Some(p) if p.denied && p.unit == Unit::Execute => {
+                        Edit::Replace(protocol::error_response(
+                            Severity::Error,
+                            "53400",
+                            &qps::message(&self.tenant, self.qps),
+                        ))
+                    }
+                    Some(p) if !self.reported && self.tripped.is_some_and(|t| t.1 == p.seq) => {
+                        let code = v.body().map(|_| protocol::error_fields(v.bytes).0);
+                        match (self.tripped, code.as_deref()) {
+                            (Some((why, _)), Some("57014")) => {
+                                self.reported = true;
+                                Edit::Replace(self.error(why))
+                            }
+                            _ => Edit::Keep,
+                        }
+                    }
+                    _ => Edit::Keep,
+                }
+            }
+            ServerEvent::Ready(Some(p)) if p.unit != Unit::Sync => {
+                self.counters.metrics.observe(p.sent.elapsed());
+                Edit::Keep
+            }
+            _ => Edit::Keep,
+        };
+        // The stopped unit is answered: the next starts afresh.
+        if self
+            .tripped
+            .is_some_and(|(_, s)| Some(s) != conv.front().map(|p| p.seq))
+        {
+            self.tripped = None;
+            self.reported = false;
+        }
+        edit
+    }
+
+    fn trip(&mut self, why: Trip, seq: u64) {
+        if self.tripped.is_some_and(|t| t.1 == seq) {
+            return;
+        }
+        self.tripped = Some((why, seq));
+        self.reported = false;
+        self.counters.metrics.denied(match why {
+            Trip::Duration => Denial::MaxQueryMs,
+            Trip::ResultSize => Denial::MaxResultBytes,
+        });
+        let (cancels, (pid, key)) = (self.cancels.clone(), self.backend);
+        tracing::info!(tenant = %self.tenant, backend_pid = pid, reason = ?why, "statement limit exceeded; canceling");
+        self.cancel_in_flight = Some(tokio::spawn(async move {
+            cancels.forward(pid, key).await;
+        }));
+    }
+
+    /// Poll the duration timer (registers the waker while armed); a unit
+    /// still running when it fires is canceled.
+    pub fn poll_deadline(&mut self, cx: &mut Context<'_>, conv: &Conversation) {
+        if let Some(seq) = self.timer.poll_expired(cx) {
+            if conv.front().is_some_and(|p| p.seq == seq) {
+                self.trip(Trip::Duration, seq);
+            }
+        }
+    }
+
+    /// Whether client frames may go on to Postgres: not while a cancel
+    /// this watch sent is still being delivered. A cancel that reaches an
+    /// idle backend is ignored by Postgres; one that arrived after the
+    /// client's next statement started would cancel that statement instead.
+    pub fn poll_client_open(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.cancel_in_flight.as_mut() {
+            None => true,
+            Some(h) => {
+                if Pin::new(h).poll(cx).is_ready() {
+                    self.cancel_in_flight = None;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn error(&self, why: Trip) -> BytesMut {
+        match why {
+            Trip::ResultSize => protocol::error_response(
+                Severity::Error,
+                "54000",
+                &format!(
+                    "result too large: tenant \"{}\" exceeded its max_result_bytes of {} bytes",
+                    self.tenant, self.max_result_bytes
+                ),
+            ),
+            Trip::Duration => protocol::error_response(
+                Severity::Error,
+                "57014",
+                &format!(
+                    "canceling statement: tenant \"{}\" exceeded its max_query_ms of {} ms",
+                    self.tenant,
+                    self.max_query.map(|d| d.as_millis()).unwrap_or(0)
+                ),
+            ),
+        }
+    }
+
+    /// Add the relay's byte counts (totals so far) to the tenant's counters.
+    pub fn account(&mut self, bytes_in: u64, bytes_out: u64) {
+        if (bytes_in, bytes_out) == self.accounted {
+            return;
+        }
+        let m = &self.counters.metrics;
+        m.bytes_in.inc_by(bytes_in - self.accounted.0);
+        m.bytes_out.inc_by(bytes_out - self.accounted.1);
+        self.accounted = (bytes_in, bytes_out);
+    }
+}
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
