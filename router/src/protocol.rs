@@ -230,9 +230,58 @@ pub fn parse_error_fields(mut body: Bytes) -> (String, String) {
     (code, msg)
 }
 
+/// A NotificationResponse (`A`) whose channel starts with `prefix`, with
+/// the prefix taken off; None for anything else (including a malformed
+/// frame, which is left as Postgres sent it). pg_tenant namespaces tenant
+/// channels as `<tenant>:<channel>`; the router hands the application back
+/// the name it listened on.
+pub fn unprefix_notification(frame: &[u8], prefix: &[u8]) -> Option<BytesMut> {
+    // 'A', int32 length, int32 pid, channel NUL, payload NUL
+    if frame.len() < 11 || frame[0] != b'A' {
+        return None;
+    }
+    let body = &frame[9..];
+    let end = body.iter().position(|b| *b == 0)?;
+    let channel = body[..end].strip_prefix(prefix)?;
+    let rest = &body[end..];
+    let len = 4 + 4 + channel.len() + rest.len();
+    let mut out = BytesMut::with_capacity(1 + len);
+    out.put_u8(b'A');
+    out.put_u32(u32::try_from(len).ok()?);
+    out.extend_from_slice(&frame[5..9]);
+    out.extend_from_slice(channel);
+    out.extend_from_slice(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn notification(pid: u32, channel: &str, payload: &str) -> BytesMut {
+        let mut f = BytesMut::new();
+        f.put_u8(b'A');
+        f.put_u32((4 + 4 + channel.len() + 1 + payload.len() + 1) as u32);
+        f.put_u32(pid);
+        f.extend_from_slice(channel.as_bytes());
+        f.put_u8(0);
+        f.extend_from_slice(payload.as_bytes());
+        f.put_u8(0);
+        f
+    }
+
+    #[test]
+    fn tenant_prefix_comes_off_notifications() {
+        let f = notification(42, "acme:jobs", "p:1");
+        let out = unprefix_notification(&f, b"acme:").unwrap();
+        assert_eq!(&out[..], &notification(42, "jobs", "p:1")[..]);
+        // Another prefix, another message type, a truncated frame: untouched.
+        assert!(unprefix_notification(&f, b"globex:").is_none());
+        assert!(unprefix_notification(b"Z\0\0\0\x05I", b"acme:").is_none());
+        assert!(unprefix_notification(&f[..12], b"acme:").is_none());
+        let no_nul = &f[..9 + "acme:jobs".len()];
+        assert!(unprefix_notification(no_nul, b"acme:").is_none());
+    }
 
     fn startup_bytes(code: u32, body: &[u8]) -> BytesMut {
         let mut b = BytesMut::new();

@@ -89,7 +89,18 @@ fn server_frame(
         Some(w) => {
             let edit = w.on_server(v, ev, conv);
             w.follow(conv);
-            edit
+            match edit {
+                // pg_tenant delivers a tenant's notifications on
+                // `<tenant>:<channel>`: give the application its own name.
+                Edit::Keep if v.tag == b'A' && v.is_whole() => {
+                    let prefix = format!("{}:", w.tenant());
+                    match crate::protocol::unprefix_notification(v.bytes, prefix.as_bytes()) {
+                        Some(frame) => Edit::Replace(frame),
+                        None => Edit::Keep,
+                    }
+                }
+                edit => edit,
+            }
         }
         None => Edit::Keep,
     }

@@ -70,6 +70,11 @@ pub struct StatementWatch {
 impl StatementWatch {
     /// The watch of one tenant session; limits come from `counters` and are
     /// re-read at each unit whenever the catalog published a change.
+    /// The tenant this watch belongs to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     pub fn new(
         tenant: &str,
         counters: Arc<TenantCounters>,
