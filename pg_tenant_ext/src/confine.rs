@@ -114,6 +114,12 @@ fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
         pg_sys::F_PG_STAT_GET_BACKEND_CLIENT_PORT,
         pg_sys::F_PG_STAT_GET_PROGRESS_INFO,
         pg_sys::F_PG_LOCK_STATUS,
+        pg_sys::F_PG_BLOCKING_PIDS,
+        pg_sys::F_PG_SAFE_SNAPSHOT_BLOCKING_PIDS,
+        pg_sys::F_PG_STAT_GET_BACKEND_IDSET,
+        pg_sys::F_PG_STAT_GET_BACKEND_PID,
+        pg_sys::F_PG_STAT_GET_BACKEND_DBID,
+        pg_sys::F_PG_STAT_GET_BACKEND_USERID,
     ];
     let signals: &[u32] = &[pg_sys::F_PG_CANCEL_BACKEND, pg_sys::F_PG_TERMINATE_BACKEND];
     let lo_read: &[u32] = &[

@@ -135,6 +135,19 @@ pub unsafe fn copy_from(
     {
         return false; // no RLS in the way: PostgreSQL's COPY as usual
     }
+    // Lock the table and every partition (as INSERT would) before looking
+    // at policies and triggers: nothing can change them under the COPY.
+    let lockmode = pg_sys::RowExclusiveLock as i32;
+    let rel = pg_sys::table_openrv((*stmt).relation, lockmode);
+    if (*rel).rd_id != relid {
+        // Renamed or replaced between the lookup and the lock: start over
+        // on PostgreSQL's own path (which refuses RLS tables).
+        pg_sys::table_close(rel, lockmode);
+        return false;
+    }
+    pg_sys::ffi::pg_guard_ffi_boundary(|| {
+        find_all_inheritors(relid, lockmode, std::ptr::null_mut())
+    });
     let name = rel_name(relid);
     let hint = "Protect the table with tenant.protect() only, or load with INSERT.";
     let e = eligibility(relid);
@@ -166,19 +179,12 @@ pub unsafe fn copy_from(
         );
     }
     if e.check_fn == pg_sys::InvalidOid {
-        return false;
-    }
-    let lockmode = pg_sys::RowExclusiveLock as i32;
-    let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
-    (*pstate).p_sourcetext = query_string;
-    (*pstate).p_queryEnv = query_env;
-    let rel = pg_sys::table_openrv((*stmt).relation, lockmode);
-    if (*rel).rd_id != relid {
-        // Renamed or replaced between the lookup and the lock: start over
-        // on PostgreSQL's own path (which refuses RLS tables).
         pg_sys::table_close(rel, lockmode);
         return false;
     }
+    let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+    (*pstate).p_sourcetext = query_string;
+    (*pstate).p_queryEnv = query_env;
     // DoCopy's permission check, as the session's own user: INSERT on the
     // table or on every named column.
     let nsitem = pg_sys::addRangeTableEntryForRelation(
@@ -237,6 +243,16 @@ pub unsafe fn copy_from(
         (*qc).nprocessed = processed;
     }
     true
+}
+
+unsafe extern "C-unwind" {
+    /// catalog/pg_inherits.h (not among pgrx's bindings): the relation and
+    /// all its partitions and children, each locked in `lockmode`.
+    fn find_all_inheritors(
+        parent: pg_sys::Oid,
+        lockmode: i32,
+        numparents: *mut *mut pg_sys::List,
+    ) -> *mut pg_sys::List;
 }
 
 /// Internal, for COPY FROM into protected tables: true when a row's tenant

@@ -57,6 +57,8 @@ SELECT regress.enter('acme', 1);
 SELECT query FROM pg_stat_activity;
 SELECT count(*) FROM pg_locks;
 SELECT pg_stat_get_backend_activity(1);
+SELECT pg_blocking_pids(pg_backend_pid());
+SELECT count(*) FROM pg_stat_get_backend_idset();
 SELECT pg_cancel_backend(pg_backend_pid());
 SELECT pg_terminate_backend(0);
 -- Not through a view or a DO block either.
