@@ -28,6 +28,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// A client's TLS, terminated here.
     ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS to PostgreSQL, originated here.
+    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// Left behind while a TCP stream is being upgraded; every I/O fails.
     Upgrading,
 }
@@ -41,6 +43,7 @@ macro_rules! each {
         match $self {
             Stream::Tcp($s) => $e,
             Stream::ServerTls($s) => $e,
+            Stream::ClientTls($s) => $e,
             Stream::Upgrading => Poll::Ready(Err(upgrading())),
         }
     };
@@ -73,6 +76,46 @@ impl Stream {
         let tls = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await?;
         *self = Stream::ServerTls(Box::new(tls));
         Ok(())
+    }
+
+    /// Ask PostgreSQL for TLS (SSLRequest) on this fresh TCP stream and,
+    /// when it answers 'S', do the handshake for `host`. Returns false when
+    /// it answered 'N' (the stream stays cleartext).
+    pub async fn request_tls(
+        &mut self,
+        cfg: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> io::Result<bool> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Stream::Tcp(tcp) = self else {
+            return Err(io::Error::other(
+                "TLS requested on a stream that is not plain TCP",
+            ));
+        };
+        let mut req = [0u8; 8];
+        req[..4].copy_from_slice(&8i32.to_be_bytes());
+        req[4..].copy_from_slice(&80877103i32.to_be_bytes());
+        tcp.write_all(&req).await?;
+        match tcp.read_u8().await? {
+            b'N' => return Ok(false),
+            b'S' => {}
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected answer {other:#04x} to SSLRequest"),
+                ))
+            }
+        }
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let Stream::Tcp(tcp) = std::mem::replace(self, Stream::Upgrading) else {
+            return Err(io::Error::other("stream changed during the SSLRequest"));
+        };
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await?;
+        *self = Stream::ClientTls(Box::new(tls));
+        Ok(true)
     }
 
     /// The first byte the peer sent, without consuming it (None at EOF or
@@ -136,6 +179,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Tcp(s) => s.is_write_vectored(),
             Stream::ServerTls(s) => s.is_write_vectored(),
+            Stream::ClientTls(s) => s.is_write_vectored(),
             Stream::Upgrading => false,
         }
     }
