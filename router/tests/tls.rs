@@ -249,6 +249,14 @@ fn channel_binding_require_gets_a_clear_error() {
 
 /// A TLS client that trusts `ca`, with ALPN `postgresql` or none.
 fn client_config(ca: &Path, alpn: bool) -> Arc<rustls::ClientConfig> {
+    client_config_versions(ca, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+fn client_config_versions(
+    ca: &Path,
+    alpn: bool,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in tenant_router::tls::read_certs(ca, "CA").expect("CA") {
         roots.add(c).expect("add CA");
@@ -256,7 +264,7 @@ fn client_config(ca: &Path, alpn: bool) -> Arc<rustls::ClientConfig> {
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
+    .with_protocol_versions(versions)
     .expect("versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
@@ -271,10 +279,80 @@ type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 /// PostgreSQL 17 `sslnegotiation=direct`: TLS from the first byte.
 async fn direct_tls(port: u16, ca: &Path, alpn: bool) -> std::io::Result<Tls> {
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tls_over(tcp, client_config(ca, alpn)).await
+}
+
+async fn tls_over(
+    tcp: tokio::net::TcpStream,
+    cfg: Arc<rustls::ClientConfig>,
+) -> std::io::Result<Tls> {
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-    tokio_rustls::TlsConnector::from(client_config(ca, alpn))
+    tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await
+}
+
+fn ssl_request() -> Vec<u8> {
+    let mut req = 8i32.to_be_bytes().to_vec();
+    req.extend_from_slice(&80877103i32.to_be_bytes());
+    req
+}
+
+#[tokio::test]
+async fn tls_1_2_and_a_large_result_over_tls() {
+    let pki = Pki::new();
+    let (c, k) = pki.server("server", false);
+    let r = Router::start_with(&tls_section(&c, &k, ""));
+    let cfg = client_config_versions(&pki.ca_file(), true, &[&rustls::version::TLS12]);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .expect("connect");
+    let mut s = tls_over(tcp, cfg).await.expect("TLS 1.2 handshake");
+    assert_eq!(
+        s.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    start(&mut s, "rt_trust.acme").await.expect("startup");
+    let big = query(&mut s, "SELECT repeat('x', 3000000)")
+        .await
+        .expect("row");
+    assert_eq!(big.len(), 3_000_000);
+    assert_eq!(query(&mut s, TENANT).await.as_deref(), Ok("acme"));
+    assert!(sample(&r, "tenant_router_connections_tls_total{version=\"1.2\"}").await >= 1.0);
+}
+
+#[tokio::test]
+async fn sslrequest_with_trailing_bytes_is_refused_and_gssenc_gets_n() {
+    let pki = Pki::new();
+    let (c, k) = pki.server("server", false);
+    let r = Router::start_with(&tls_section(&c, &k, ""));
+    // GSSENCRequest: 'N', then SSLRequest: 'S' and a handshake (control).
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .expect("connect");
+    let mut gss = 8i32.to_be_bytes().to_vec();
+    gss.extend_from_slice(&80877104i32.to_be_bytes());
+    tcp.write_all(&gss).await.expect("send");
+    assert_eq!(tcp.read_u8().await.expect("answer"), b'N');
+    tcp.write_all(&ssl_request()).await.expect("send");
+    assert_eq!(tcp.read_u8().await.expect("answer"), b'S');
+    let mut s = tls_over(tcp, client_config(&pki.ca_file(), false))
+        .await
+        .expect("handshake");
+    start(&mut s, "rt_trust.acme").await.expect("startup");
+    // Bytes after the SSLRequest, before the handshake: refused
+    // (CVE-2021-23222), never read as if they came through TLS.
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .expect("connect");
+    let mut req = ssl_request();
+    req.extend_from_slice(b"Q\0\0\0\x0dSELECT 1\0");
+    tcp.write_all(&req).await.expect("send");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    assert_eq!(rest.first(), Some(&b'S'));
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("data received after SSLRequest"), "{text}");
 }
 
 /// Read one message (tag, body); None at EOF.
