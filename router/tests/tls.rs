@@ -586,6 +586,28 @@ async fn upstream_verify_full_against_postgres_with_tls() {
     let wrong = Router::start_with(&upstream(&other.ca_file()));
     let refused = connect(&wrong.url("rt_trust.acme")).await.err();
     cluster_tls(None).await;
+    // PostgreSQL without TLS: prefer goes on in cleartext, require refuses.
+    let prefers = Router::start_with("[tls]\nupstream_tls = \"prefer\"\n");
+    let c = connect(&prefers.url("rt_trust.acme"))
+        .await
+        .expect("prefer");
+    assert_eq!(
+        c.query_one(TENANT, &[])
+            .await
+            .expect("query")
+            .get::<_, Option<String>>(0)
+            .as_deref(),
+        Some("acme")
+    );
+    let require = Router::start_with("[tls]\nupstream_tls = \"require\"\n");
+    let Err(e) = connect(&require.url("rt_trust.acme")).await else {
+        panic!("upstream_tls = require connected to a PostgreSQL without TLS");
+    };
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("does not accept TLS"), "{e:?}");
     assert_eq!(result, Ok((true, Some("acme".to_string()))));
     assert_eq!(disable.as_deref(), Ok("acme"));
     let e = prefer.unwrap_err();
