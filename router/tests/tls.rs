@@ -546,7 +546,19 @@ async fn upstream_verify_full_against_postgres_with_tls() {
             ca.display()
         )
     };
-    let r = Router::start_with(&upstream(&pki.ca_file()));
+    admin_sql(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_router_tcp') THEN \
+         CREATE ROLE rt_router_tcp LOGIN PASSWORD '{PASSWORD}' IN ROLE tenant_router; END IF; END $$"
+    ));
+    // The catalog over TCP, so that it uses upstream_tls too.
+    let r = Router::start_catalog(
+        &upstream(&pki.ca_file()),
+        &CatalogSetup {
+            user: "rt_router_tcp",
+            tcp_host: Some("localhost"),
+            ..CatalogSetup::default()
+        },
+    );
     let result = async {
         let c = connect(&r.url("rt_trust.acme"))
             .await
@@ -559,7 +571,16 @@ async fn upstream_verify_full_against_postgres_with_tls() {
         // Tenant sessions cannot read pg_stat_ssl: ask as postgres.
         let pid = backend_pid(&c).await;
         let ssl = admin_sql(&format!("SELECT ssl FROM pg_stat_ssl WHERE pid = {pid}"));
-        Ok::<(bool, Option<String>), String>((ssl.trim() == "t", tenant))
+        let catalog_ssl = admin_sql(&format!(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'rt_catalog_{}'",
+            r.port
+        ));
+        Ok::<(bool, bool, Option<String>), String>((
+            ssl.trim() == "t",
+            catalog_ssl.trim() == "t",
+            tenant,
+        ))
     }
     .await;
     // TLS on both sides with SCRAM: libpq's default channel_binding=prefer
@@ -608,7 +629,7 @@ async fn upstream_verify_full_against_postgres_with_tls() {
         .map(|d| d.message().to_string())
         .unwrap_or_default();
     assert!(msg.contains("does not accept TLS"), "{e:?}");
-    assert_eq!(result, Ok((true, Some("acme".to_string()))));
+    assert_eq!(result, Ok((true, true, Some("acme".to_string()))));
     assert_eq!(disable.as_deref(), Ok("acme"));
     let e = prefer.unwrap_err();
     assert!(e.contains("channel binding negotiation error"), "{e}");
