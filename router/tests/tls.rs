@@ -76,6 +76,12 @@ impl Pki {
     }
 }
 
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// `[tls]` (and any other section) lines for a router.
 fn tls_section(cert: &Path, key: &Path, extra: &str) -> String {
     format!(
