@@ -21,14 +21,29 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Open a connection to the configured upstream.
+    /// Open a connection to the configured upstream, with TLS as
+    /// `tls.upstream_tls` says.
     pub async fn connect(cfg: &Config) -> Result<Backend, SessionError> {
-        let stream = Stream::connect(&cfg.upstream, cfg.connect_timeout())
+        let fail = |reason: String| SessionError::Upstream {
+            addr: cfg.upstream.clone(),
+            reason,
+        };
+        let mut stream = Stream::connect(&cfg.upstream, cfg.connect_timeout())
             .await
-            .map_err(|e| SessionError::Upstream {
-                addr: cfg.upstream.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| fail(e.to_string()))?;
+        if let Some(tls) = &cfg.tls.client {
+            let host = crate::tls::upstream_host(&cfg.upstream);
+            let on =
+                tokio::time::timeout(cfg.connect_timeout(), stream.request_tls(tls.clone(), host))
+                    .await
+                    .map_err(|_| fail("TLS handshake timed out".into()))?
+                    .map_err(|e| fail(format!("TLS: {e}")))?;
+            if !on && cfg.tls.upstream_tls != crate::tls::UpstreamTls::Prefer {
+                return Err(fail(
+                    "PostgreSQL does not accept TLS (tls.upstream_tls requires it)".into(),
+                ));
+            }
+        }
         Ok(Backend {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),

@@ -82,6 +82,11 @@ impl Request {
 
 pub struct Catalog {
     url: String,
+    /// TLS to the catalog (`tls.upstream_tls`, read at start).
+    tls: Option<(
+        Arc<tokio_rustls::rustls::ClientConfig>,
+        crate::tls::UpstreamTls,
+    )>,
     listener: OnceLock<Listener>,
     /// Known rows, for when the catalog cannot be read.
     known: Cache<String, Arc<TenantInfo>>,
@@ -113,10 +118,11 @@ fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
 }
 
 impl Catalog {
-    pub fn new(cfg: &CatalogConfig) -> Arc<Catalog> {
+    pub fn new(cfg: &CatalogConfig, tls: &crate::tls::TlsSettings) -> Arc<Catalog> {
         let (tx, rx) = mpsc::channel(4096);
         Arc::new(Catalog {
             url: cfg.url.clone(),
+            tls: tls.client.clone().map(|c| (c, tls.upstream_tls)),
             listener: OnceLock::new(),
             known: Cache::builder()
                 .max_capacity(100_000)
@@ -306,14 +312,16 @@ impl Catalog {
 
     /// Connect, start relaying notifications, LISTEN. The receiver
     /// resolves when the connection is gone.
-    async fn connect(
+    /// Run the connection in a task that hands notifications to the
+    /// listener; the receiver completes when the connection ends.
+    fn drive<S, T>(
         self: &Arc<Self>,
-    ) -> Result<(Client, oneshot::Receiver<()>), tokio_postgres::Error> {
-        let mut config: tokio_postgres::Config = self.url.parse()?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let (client, mut connection) = config.connect(NoTls).await?;
+        mut connection: tokio_postgres::Connection<S, T>,
+    ) -> oneshot::Receiver<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (closed_tx, closed_rx) = oneshot::channel::<()>();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -334,6 +342,37 @@ impl Catalog {
             }
             drop(closed_tx);
         });
+        closed_rx
+    }
+
+    async fn connect(
+        self: &Arc<Self>,
+    ) -> Result<(Client, oneshot::Receiver<()>), tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let tcp = config
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        let (client, closed_rx) = match &self.tls {
+            // TLS applies to TCP hosts; a Unix socket stays as it is.
+            Some((tls, mode)) if tcp => {
+                config.ssl_mode(if *mode == crate::tls::UpstreamTls::Prefer {
+                    tokio_postgres::config::SslMode::Prefer
+                } else {
+                    tokio_postgres::config::SslMode::Require
+                });
+                let make = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let (client, connection) = config.connect(make).await?;
+                (client, self.drive(connection))
+            }
+            _ => {
+                let (client, connection) = config.connect(NoTls).await?;
+                (client, self.drive(connection))
+            }
+        };
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         Ok((client, closed_rx))
     }

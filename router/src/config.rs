@@ -26,6 +26,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("context signing key file {path}: {source}")]
     BadKey {
         path: PathBuf,
@@ -68,6 +70,11 @@ pub struct Identify {
     /// Database to connect to when the tenant came from the database name
     /// and its catalog row names none.
     pub default_database: String,
+    /// TLS server-name (SNI) pattern with one `{tenant}`, e.g.
+    /// `"{tenant}.db.example.com"`; empty disables identification by SNI.
+    /// When it matches, it names the tenant; a user or database name that
+    /// names another tenant is refused.
+    pub sni_pattern: String,
 }
 
 impl Default for Identify {
@@ -77,6 +84,7 @@ impl Default for Identify {
             separator: ".".into(),
             database_pattern: String::new(),
             default_database: "postgres".into(),
+            sni_pattern: String::new(),
         }
     }
 }
@@ -141,6 +149,7 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     pub identify: Identify,
     pub catalog: Catalog,
+    pub tls: crate::tls::TlsSettings,
     /// The key itself, read from `context_signing_key_file` by `load`.
     #[serde(skip)]
     pub signing_key: Option<pg_tenant_token::SigningKey>,
@@ -162,6 +171,7 @@ impl Default for Config {
             shutdown_grace_ms: 30_000,
             identify: Identify::default(),
             catalog: Catalog::default(),
+            tls: crate::tls::TlsSettings::default(),
             signing_key: None,
         }
     }
@@ -211,6 +221,7 @@ impl Config {
                 .map_err(|source| ConfigError::BadKey { path, source })?,
         );
         cfg.validate()?;
+        cfg.tls.load()?;
         Ok(cfg)
     }
 
@@ -304,8 +315,14 @@ impl Config {
                 "identify.database_pattern \"{p}\" must contain {{tenant}} exactly once"
             ));
         }
-        if id.username_format == UsernameFormat::None && p.is_empty() {
-            return bad("no way to identify tenants: set identify.username_format or identify.database_pattern".into());
+        let sni = &id.sni_pattern;
+        if !sni.is_empty() && sni.matches("{tenant}").count() != 1 {
+            return bad(format!(
+                "identify.sni_pattern \"{sni}\" must contain {{tenant}} exactly once"
+            ));
+        }
+        if id.username_format == UsernameFormat::None && p.is_empty() && sni.is_empty() {
+            return bad("no way to identify tenants: set identify.username_format, identify.database_pattern or identify.sni_pattern".into());
         }
         if self.startup_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("timeouts must be greater than 0".into());

@@ -38,6 +38,14 @@ pub enum SessionError {
     Injection(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("tenant-router accepts only TLS connections (tls.client_tls = require): connect with sslmode=require or stronger")]
+    TlsRequired,
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A direct TLS handshake while client TLS is disabled: the client
+    /// speaks TLS, so it cannot read a FATAL; the connection is closed.
+    #[error("direct TLS connection refused: tls.client_tls = disable")]
+    DirectTlsRefused,
     #[error("client closed the connection")]
     ClientGone,
     #[error("PostgreSQL closed the connection")]
@@ -79,8 +87,11 @@ impl SessionError {
             SessionError::Upstream { .. } => "08006",
             SessionError::StartupTimeout(_) => "08006",
             SessionError::Injection(_) => "08006",
+            SessionError::TlsRequired => "28000",
+            SessionError::Tls(_) => "08P01",
             SessionError::Auth(e) => e.sqlstate()?,
             SessionError::Postgres(_)
+            | SessionError::DirectTlsRefused
             | SessionError::ClientGone
             | SessionError::ServerGone
             | SessionError::Io(_) => return None,

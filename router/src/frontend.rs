@@ -1,13 +1,19 @@
 //! The client side of a session: its stream, what it sent that is not
-//! relayed yet, and the startup phase (SSLRequest, GSSENCRequest,
-//! CancelRequest, StartupMessage).
+//! relayed yet, and the startup phase (SSLRequest and direct TLS,
+//! GSSENCRequest, CancelRequest, StartupMessage).
 
 use crate::codec;
 use crate::error::SessionError;
 use crate::protocol::{self, Startup};
+use crate::tls::{ClientTls, TlsSettings, ALPN_POSTGRESQL};
 use crate::transport::Stream;
 use bytes::BytesMut;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+
+/// The first byte of a TLS handshake record (a ClientHello).
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// What the startup phase produced.
 pub enum Opening {
@@ -15,10 +21,22 @@ pub enum Opening {
     Startup(Vec<(String, String)>),
 }
 
+/// The client's TLS, once terminated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// "1.2" or "1.3".
+    pub version: &'static str,
+    /// The server name the client asked for (SNI), lower case.
+    pub sni: Option<String>,
+    /// Started with a direct TLS handshake (no SSLRequest).
+    pub direct: bool,
+}
+
 pub struct Frontend {
     pub stream: Stream,
     /// Bytes read from the client and not yet relayed.
     pub buf: BytesMut,
+    pub tls: Option<TlsInfo>,
 }
 
 impl Frontend {
@@ -26,17 +44,55 @@ impl Frontend {
         Frontend {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
+            tls: None,
         }
     }
 
-    /// The first packet that is not an encryption request (refused: no TLS
-    /// here yet, the client may go on in clear text).
-    pub async fn read_opening(&mut self) -> Result<Opening, SessionError> {
+    /// The first packet that is not an encryption request. TLS is started
+    /// by an SSLRequest (answered 'S' when client TLS is on, else 'N') or
+    /// by a direct TLS handshake (PostgreSQL 17 `sslnegotiation=direct`,
+    /// ALPN `postgresql` required). GSSENCRequest always gets 'N'.
+    pub async fn read_opening(&mut self, tls: &TlsSettings) -> Result<Opening, SessionError> {
+        if self.stream.peek_first().await? == Some(TLS_HANDSHAKE) {
+            let cfg = tls.server.clone().ok_or(SessionError::DirectTlsRefused)?;
+            self.start_tls(cfg, true).await?;
+            if self.stream.tls_state().and_then(|t| t.alpn).as_deref() != Some(ALPN_POSTGRESQL) {
+                return Err(SessionError::Tls(
+                    "direct TLS connections must negotiate the ALPN protocol \"postgresql\"".into(),
+                ));
+            }
+        }
         loop {
             match protocol::read_startup(&mut self.buf)? {
-                Some(Startup::Ssl) | Some(Startup::GssEnc) => self.stream.write_all(b"N").await?,
+                Some(Startup::Ssl) => {
+                    if self.tls.is_some() {
+                        return Err(SessionError::Tls("SSLRequest inside TLS".into()));
+                    }
+                    match tls.server.clone() {
+                        Some(cfg) => {
+                            self.stream.write_all(b"S").await?;
+                            // Bytes sent after the SSLRequest and before the
+                            // handshake would be read as if encrypted
+                            // (CVE-2021-23222): refuse them.
+                            if !self.buf.is_empty() {
+                                return Err(SessionError::Tls(
+                                    "data received after SSLRequest before the TLS handshake"
+                                        .into(),
+                                ));
+                            }
+                            self.start_tls(cfg, false).await?;
+                        }
+                        None => self.stream.write_all(b"N").await?,
+                    }
+                }
+                Some(Startup::GssEnc) => self.stream.write_all(b"N").await?,
                 Some(Startup::Cancel { pid, key }) => return Ok(Opening::Cancel { pid, key }),
-                Some(Startup::Startup { params }) => return Ok(Opening::Startup(params)),
+                Some(Startup::Startup { params }) => {
+                    if self.tls.is_none() && tls.client_mode() == ClientTls::Require {
+                        return Err(SessionError::TlsRequired);
+                    }
+                    return Ok(Opening::Startup(params));
+                }
                 None => {
                     if self.stream.read_buf(&mut self.buf).await? == 0 {
                         return Err(SessionError::ClientGone);
@@ -44,6 +100,25 @@ impl Frontend {
                 }
             }
         }
+    }
+
+    async fn start_tls(
+        &mut self,
+        cfg: Arc<rustls::ServerConfig>,
+        direct: bool,
+    ) -> Result<(), SessionError> {
+        self.stream
+            .accept_tls(cfg)
+            .await
+            .map_err(|e| SessionError::Tls(format!("handshake failed: {e}")))?;
+        if let Some(t) = self.stream.tls_state() {
+            self.tls = Some(TlsInfo {
+                version: t.version,
+                sni: t.sni,
+                direct,
+            });
+        }
+        Ok(())
     }
 
     /// One whole message of at most `max` bytes.

@@ -20,6 +20,8 @@ pub enum IdentifyError {
     BadOption(String),
     #[error("replication connections are not allowed through tenant-router")]
     Replication,
+    #[error("the TLS server name names tenant \"{0}\" but the user or database name names tenant \"{1}\"")]
+    SniMismatch(String, String),
 }
 
 impl IdentifyError {
@@ -27,7 +29,9 @@ impl IdentifyError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             IdentifyError::NoUser => "08P01",
-            IdentifyError::NoTenant(..) | IdentifyError::BadTenantId(_) => "28000",
+            IdentifyError::NoTenant(..)
+            | IdentifyError::BadTenantId(_)
+            | IdentifyError::SniMismatch(..) => "28000",
             IdentifyError::Forbidden(_)
             | IdentifyError::BadOption(_)
             | IdentifyError::Replication => "42501",
@@ -65,8 +69,46 @@ fn shorten(s: &str) -> String {
         .collect()
 }
 
-/// Work out the identity from the startup parameters.
+/// Work out the identity from the TLS server name (`sni`, when the client
+/// sent one and it matches `sni_pattern`) and the startup parameters.
+///
+/// Precedence: bypass users first (untouched); then a matching server name
+/// names the tenant, and a user name or database name may name the same
+/// tenant (it is stripped as usual) or none, but never another (28000);
+/// without one, the user name, then the database name.
 pub fn identify(
+    cfg: &Identify,
+    bypass: &[String],
+    params: &[(String, String)],
+    sni: Option<&str>,
+) -> Result<Identity, IdentifyError> {
+    let named = from_names(cfg, bypass, params);
+    let Some(t) = sni.and_then(|h| tenant_from_pattern(&cfg.sni_pattern, h)) else {
+        return named;
+    };
+    if !valid_tenant_id(t) {
+        return Err(IdentifyError::BadTenantId(shorten(t)));
+    }
+    match named {
+        Ok(Identity::Tenant { tenant, .. }) if tenant != t => {
+            Err(IdentifyError::SniMismatch(t.into(), tenant))
+        }
+        Err(IdentifyError::NoTenant(..)) => Ok(Identity::Tenant {
+            tenant: t.into(),
+            user: param(params, "user").unwrap_or_default().into(),
+            from_database: false,
+        }),
+        other => other,
+    }
+}
+
+/// Whether the server name `sni` names `tenant` under the SNI pattern.
+pub fn sni_names(cfg: &Identify, sni: &str, tenant: &str) -> bool {
+    tenant_from_pattern(&cfg.sni_pattern, sni) == Some(tenant)
+}
+
+/// The identity from the user and database names alone.
+fn from_names(
     cfg: &Identify,
     bypass: &[String],
     params: &[(String, String)],
@@ -93,7 +135,7 @@ pub fn identify(
             from_database: false,
         });
     }
-    if let Some(t) = tenant_from_database(
+    if let Some(t) = tenant_from_pattern(
         &cfg.database_pattern,
         param(params, "database").unwrap_or(user),
     ) {
@@ -109,7 +151,10 @@ pub fn identify(
     Err(IdentifyError::NoTenant(shorten(user), sep.into()))
 }
 
-fn tenant_from_database<'a>(pattern: &str, db: &'a str) -> Option<&'a str> {
+/// The `{tenant}` part of `name` under `pattern` (a database name or a
+/// TLS server name); None when it does not match or the pattern is empty.
+fn tenant_from_pattern<'a>(pattern: &str, name: &'a str) -> Option<&'a str> {
+    let db = name;
     let (pre, post) = pattern.split_once("{tenant}")?;
     let t = db.strip_prefix(pre)?.strip_suffix(post)?;
     (!t.is_empty()).then_some(t)
@@ -224,9 +269,60 @@ mod tests {
     }
 
     #[test]
+    fn sni_names_the_tenant_and_must_agree() {
+        let mut c = cfg(UsernameFormat::UserTenant, "{tenant}_db");
+        c.sni_pattern = "{tenant}.db.example.com".into();
+        let t = |tenant: &str, user: &str, from_database| Identity::Tenant {
+            tenant: tenant.into(),
+            user: user.into(),
+            from_database,
+        };
+        let sni = Some("acme.db.example.com");
+        let id = |params: &[(&str, &str)], sni| identify(&c, &["postgres".into()], &p(params), sni);
+        assert_eq!(id(&[("user", "app")], sni), Ok(t("acme", "app", false)));
+        assert_eq!(
+            id(&[("user", "app.acme")], sni),
+            Ok(t("acme", "app", false))
+        );
+        assert_eq!(
+            id(&[("user", "app"), ("database", "acme_db")], sni),
+            Ok(t("acme", "app", true))
+        );
+        assert_eq!(
+            id(&[("user", "app.globex")], sni),
+            Err(IdentifyError::SniMismatch("acme".into(), "globex".into()))
+        );
+        assert_eq!(
+            id(&[("user", "app"), ("database", "globex_db")], sni),
+            Err(IdentifyError::SniMismatch("acme".into(), "globex".into()))
+        );
+        assert_eq!(
+            id(&[("user", "postgres")], sni),
+            Ok(Identity::Bypass {
+                user: "postgres".into()
+            })
+        );
+        // A server name that does not match the pattern is ignored.
+        assert_eq!(
+            id(&[("user", "app.globex")], Some("localhost")),
+            Ok(t("globex", "app", false))
+        );
+        assert!(matches!(
+            id(&[("user", "app")], Some("bad'id.db.example.com")),
+            Err(IdentifyError::BadTenantId(_))
+        ));
+        // Without a pattern, SNI is not read.
+        c.sni_pattern.clear();
+        assert!(matches!(
+            identify(&c, &[], &p(&[("user", "app")]), sni),
+            Err(IdentifyError::NoTenant(..))
+        ));
+    }
+
+    #[test]
     fn user_dot_tenant() {
         let c = cfg(UsernameFormat::UserTenant, "");
-        let id = identify(&c, &[], &p(&[("user", "app.user.acme")])).unwrap();
+        let id = identify(&c, &[], &p(&[("user", "app.user.acme")]), None).unwrap();
         assert_eq!(
             id,
             Identity::Tenant {
@@ -240,7 +336,7 @@ mod tests {
     #[test]
     fn tenant_dot_user() {
         let c = cfg(UsernameFormat::TenantUser, "");
-        let id = identify(&c, &[], &p(&[("user", "acme.app_user")])).unwrap();
+        let id = identify(&c, &[], &p(&[("user", "acme.app_user")]), None).unwrap();
         assert!(
             matches!(id, Identity::Tenant { tenant, user, .. } if tenant == "acme" && user == "app_user")
         );
@@ -249,7 +345,13 @@ mod tests {
     #[test]
     fn database_pattern() {
         let c = cfg(UsernameFormat::UserTenant, "{tenant}_db");
-        let id = identify(&c, &[], &p(&[("user", "app"), ("database", "acme_db")])).unwrap();
+        let id = identify(
+            &c,
+            &[],
+            &p(&[("user", "app"), ("database", "acme_db")]),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             id,
             Identity::Tenant {
@@ -259,7 +361,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            identify(&c, &[], &p(&[("user", "app"), ("database", "other")])),
+            identify(&c, &[], &p(&[("user", "app"), ("database", "other")]), None),
             Err(IdentifyError::NoTenant(..))
         ));
     }
@@ -269,14 +371,17 @@ mod tests {
         let c = cfg(UsernameFormat::UserTenant, "");
         let bypass = vec!["postgres".to_string()];
         assert_eq!(
-            identify(&c, &bypass, &p(&[("user", "postgres")])).unwrap(),
+            identify(&c, &bypass, &p(&[("user", "postgres")]), None).unwrap(),
             Identity::Bypass {
                 user: "postgres".into()
             }
         );
-        assert_eq!(identify(&c, &bypass, &p(&[])), Err(IdentifyError::NoUser));
+        assert_eq!(
+            identify(&c, &bypass, &p(&[]), None),
+            Err(IdentifyError::NoUser)
+        );
         assert!(matches!(
-            identify(&c, &bypass, &p(&[("user", "app")])),
+            identify(&c, &bypass, &p(&[("user", "app")]), None),
             Err(IdentifyError::NoTenant(..))
         ));
         for bad in [
@@ -286,7 +391,7 @@ mod tests {
             "app.-x",
             &format!("app.{}", "a".repeat(64)),
         ] {
-            let e = identify(&c, &bypass, &p(&[("user", bad)])).unwrap_err();
+            let e = identify(&c, &bypass, &p(&[("user", bad)]), None).unwrap_err();
             assert_eq!(e.sqlstate(), "28000", "{bad}: {e}");
         }
     }

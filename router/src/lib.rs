@@ -24,4 +24,5 @@ pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod tls;
 pub mod transport;

@@ -104,6 +104,8 @@ pub struct Metrics {
     pub clients_refused: IntCounter,
     /// Cancel requests from clients, by outcome ("forwarded", "dropped").
     pub cancel_requests: IntCounterVec,
+    /// Client connections that started a session over TLS, by `version`.
+    pub connections_tls: IntCounterVec,
 }
 
 const T: &[&str] = &["tenant"];
@@ -247,6 +249,12 @@ impl Metrics {
                 "tenant_router_cancel_requests_total",
                 "Cancel requests from clients, by outcome (forwarded, dropped).",
                 &["outcome"],
+            ),
+            connections_tls: counter_vec(
+                &r,
+                "tenant_router_connections_tls_total",
+                "Client connections that sent their StartupMessage over TLS, by TLS version (1.2, 1.3).",
+                &["version"],
             ),
             registry: r,
         }

@@ -96,7 +96,9 @@ async fn accept_loop(
             %peer,
             tenant = tracing::field::Empty,
             user = tracing::field::Empty,
-            backend_pid = tracing::field::Empty
+            backend_pid = tracing::field::Empty,
+            tls = tracing::field::Empty,
+            sni_tenant = tracing::field::Empty
         );
         tokio::spawn(async move {
             session.run(shutdown, span).await;

@@ -159,7 +159,7 @@ impl Session {
         let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
 
         // WaitStartup
-        let params = match timeout_at(deadline, self.client.read_opening())
+        let params = match timeout_at(deadline, self.client.read_opening(&cfg.tls))
             .await
             .map_err(|_| timeout())??
         {
@@ -178,8 +178,20 @@ impl Session {
             }
             Opening::Startup(p) => p,
         };
-        let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params)?;
         let span = tracing::Span::current();
+        let sni = self.client.tls.as_ref().and_then(|t| t.sni.as_deref());
+        if let Some(tls) = &self.client.tls {
+            span.record("tls", tls.version);
+            self.shared
+                .metrics
+                .connections_tls
+                .with_label_values(&[tls.version])
+                .inc();
+        }
+        let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params, sni)?;
+        let sni_tenant = matches!(&identity, Identity::Tenant { tenant, .. }
+            if sni.is_some_and(|s| identify::sni_names(&cfg.identify, s, tenant)));
+        span.record("sni_tenant", sni_tenant);
         let (upstream_params, tenant) = match &identity {
             Identity::Bypass { user } => {
                 span.record("user", user.as_str());

@@ -36,7 +36,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
-        let catalog = Catalog::new(&cfg.catalog);
+        let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         let limits = Arc::new(Limits::new(metrics.clone()));
         catalog.start(metrics.catalog_queries.clone());

@@ -152,6 +152,7 @@ async fn catalog_reconnects_on_its_own_and_rereads_rows_in_use() {
             user: "rt_router_rc",
             cache_ttl_ms: 60_000,
             negative_ttl_ms: 60_000,
+            ..CatalogSetup::default()
         },
     );
     let c = connect(&r.url("rt_app.reread")).await.unwrap();

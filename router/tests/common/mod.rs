@@ -163,6 +163,9 @@ pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
 /// How a test router reaches the catalog.
 pub struct CatalogSetup {
     pub user: &'static str,
+    /// A TCP host for the catalog URL (with `PASSWORD`); None: the
+    /// cluster's Unix socket.
+    pub tcp_host: Option<&'static str>,
     pub cache_ttl_ms: u64,
     pub negative_ttl_ms: u64,
 }
@@ -171,6 +174,7 @@ impl Default for CatalogSetup {
     fn default() -> Self {
         CatalogSetup {
             user: "rt_router",
+            tcp_host: None,
             cache_ttl_ms: 200,
             negative_ttl_ms: 200,
         }
@@ -179,6 +183,10 @@ impl Default for CatalogSetup {
 
 pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &CatalogSetup) -> String {
     let c = cluster();
+    let host = match cat.tcp_host {
+        Some(h) => format!("{h} password={PASSWORD}"),
+        None => c.sock.clone(),
+    };
     // The router has no bypass users by default; the tests use postgres.
     let bypass = if extra.contains("bypass_users") {
         ""
@@ -190,7 +198,13 @@ pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &Catalog
          admin_listen = \"127.0.0.1:{admin_port}\"\n{bypass}{extra}\n\
          [catalog]\nurl = \"host={} port={} user={} dbname={DB} application_name=rt_catalog_{port}\"\n\
          cache_ttl_ms = {}\nnegative_ttl_ms = {}\n",
-        c.port, c.key_file, c.sock, c.port, cat.user, cat.cache_ttl_ms, cat.negative_ttl_ms
+        c.port,
+        c.key_file,
+        host,
+        c.port,
+        cat.user,
+        cat.cache_ttl_ms,
+        cat.negative_ttl_ms
     )
 }
 
