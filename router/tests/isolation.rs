@@ -79,7 +79,11 @@ async fn bypass_user_sees_all_tenants() {
         .unwrap()
         .get(0);
     assert_eq!(t, None);
-    assert!(r.log_text().contains("bypass user"));
+    assert!(
+        r.wait_log("bypass user", std::time::Duration::from_secs(5)),
+        "{}",
+        r.log_text()
+    );
     // Counted, since a bypass user sees every tenant's rows.
     let metrics = reqwest::get(r.admin("/metrics"))
         .await

@@ -68,7 +68,13 @@ async fn sighup_applies_a_new_config_without_dropping_connections() {
         "{}",
         r.log_text()
     );
-    assert!(r.log_text().contains("invalid type: integer `7`"));
+    // The reason may follow on the next log lines (TOML errors span
+    // several): wait for it too.
+    assert!(
+        r.wait_log("invalid type: integer `7`", Duration::from_secs(5)),
+        "{}",
+        r.log_text()
+    );
     let still = connect(&r.url("rt_app@acme")).await.expect("kept config");
     assert_eq!(current_tenant(&still).await, "acme");
     assert!(metrics(&r)
@@ -163,6 +169,10 @@ async fn a_second_sigterm_closes_at_once() {
     let status = r.wait_exit(Duration::from_secs(5)).expect("router exited");
     assert!(status.success(), "{status}");
     assert!(start.elapsed() < Duration::from_secs(3));
-    assert!(r.log_text().contains("second stop signal"));
+    assert!(
+        r.wait_log("second stop signal", Duration::from_secs(5)),
+        "{}",
+        r.log_text()
+    );
     assert_terminated(&stuck).await;
 }
