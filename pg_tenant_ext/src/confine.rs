@@ -25,7 +25,7 @@
 //!
 //! Every refusal is ERROR 42501 naming the tenant, what was refused and why.
 
-use crate::context::{self, ContextState};
+use crate::context::{self, Backend, ContextState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::{c_void, CStr, CString};
@@ -55,9 +55,6 @@ fn deny(what: &str) -> ! {
 
 /// Per-backend cache of the `tenant_app` role's oid (0: not looked up or
 /// not there yet).
-struct Backend<T>(T);
-// SAFETY: a Postgres backend runs extension code on one thread only.
-unsafe impl<T> Sync for Backend<T> {}
 static TENANT_APP: Backend<std::cell::Cell<u32>> = Backend(std::cell::Cell::new(0));
 
 /// Whether the current user is an application role: a member of
@@ -177,9 +174,11 @@ unsafe extern "C-unwind" fn object_access(
     arg: *mut c_void,
 ) {
     if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
+        // Every function of every query passes here: the oid lists first,
+        // the role lookup of `confined` only for a function on them.
         let st = context::state();
-        if confined(&st) {
-            if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
+        if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
+            if confined(&st) {
                 let name = func_name(object_id);
                 let (action, reason) = why.split_once(": ").unwrap_or((why, ""));
                 if action.contains("()") {
@@ -355,23 +354,26 @@ unsafe fn target_kind(node: *mut pg_sys::Node) -> Option<pg_sys::ObjectType::Typ
     })
 }
 
+/// A named relation, resolved without locking (InvalidOid when missing).
+pub unsafe fn relid(rv: *mut pg_sys::RangeVar) -> pg_sys::Oid {
+    pg_sys::RangeVarGetRelidExtended(
+        rv,
+        pg_sys::NoLock as _,
+        pg_sys::RVROption::RVR_MISSING_OK,
+        None,
+        std::ptr::null_mut(),
+    )
+}
+
 /// Each relation of a LOCK or TRUNCATE statement, resolved without locking.
 unsafe fn relations(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
     pgrx::PgList::<pg_sys::RangeVar>::from_pg(list)
         .iter_ptr()
-        .map(|rv| {
-            pg_sys::RangeVarGetRelidExtended(
-                rv,
-                pg_sys::NoLock as _,
-                pg_sys::RVROption::RVR_MISSING_OK,
-                None,
-                std::ptr::null_mut(),
-            )
-        })
+        .map(|rv| relid(rv))
         .collect()
 }
 
-unsafe fn rel_name(oid: pg_sys::Oid) -> String {
+pub unsafe fn rel_name(oid: pg_sys::Oid) -> String {
     let p = pg_sys::get_rel_name(oid);
     if p.is_null() {
         return format!("relation {}", oid.to_u32());
@@ -386,20 +388,11 @@ unsafe fn rel_name(oid: pg_sys::Oid) -> String {
 unsafe fn check_before_lock(node: *mut pg_sys::Node) {
     use pg_sys::NodeTag::*;
     let user = pg_sys::GetUserId();
-    let resolve = |rv: *mut pg_sys::RangeVar| {
-        pg_sys::RangeVarGetRelidExtended(
-            rv,
-            pg_sys::NoLock as _,
-            pg_sys::RVROption::RVR_MISSING_OK,
-            None,
-            std::ptr::null_mut(),
-        )
-    };
     let need = |rv: *mut pg_sys::RangeVar, mode: u32, what: &str| {
         if rv.is_null() {
             return;
         }
-        let rel = resolve(rv);
+        let rel = relid(rv);
         if rel == pg_sys::InvalidOid || pg_sys::pg_class_ownercheck(rel, user) {
             return;
         }
@@ -568,14 +561,13 @@ const LARGE_OBJECT_RELATION_ID: u32 = 2613;
 const LARGE_OBJECT_METADATA_RELATION_ID: u32 = 2995;
 
 /// Whether a plan reads the large-object catalogs (listing every tenant's
-/// large objects) while the tenant may not use large objects.
+/// large objects) in a confined session that may not use large objects.
+/// Runs for every plan: the range table is scanned first, confinement is
+/// looked up only for a plan that touches those catalogs.
 ///
 /// # Safety
 /// `stmt` is a valid planned statement.
 pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
-    if effective(st).allow_large_objects {
-        return;
-    }
     let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);
     for rte in rtable.iter_ptr() {
         if !rte.is_null()
@@ -584,6 +576,8 @@ pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
                 (*rte).relid.to_u32(),
                 LARGE_OBJECT_RELATION_ID | LARGE_OBJECT_METADATA_RELATION_ID
             )
+            && !effective(st).allow_large_objects
+            && confined(st)
         {
             deny(&format!(
                 "read {}: large objects are shared by all tenants (allow_large_objects is off)",

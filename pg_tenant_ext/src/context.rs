@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 
 /// Per-backend cell. A backend is single-threaded, so plain cells suffice.
-struct Backend<T>(T);
+pub struct Backend<T>(pub T);
 // SAFETY: a Postgres backend runs extension code on one thread only.
 unsafe impl<T> Sync for Backend<T> {}
 

@@ -20,6 +20,7 @@
 //! PROGRAM` and server files stay as PostgreSQL has them. `read_only` and
 //! `allowed_operations` are checked before this (hooks).
 
+use crate::confine::{self, rel_name};
 use crate::context;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyElement, PgSqlErrorCode};
@@ -90,14 +91,6 @@ fn eligibility(relid: pg_sys::Oid) -> Eligibility {
     }
 }
 
-unsafe fn rel_name(relid: pg_sys::Oid) -> String {
-    let p = pg_sys::get_rel_name(relid);
-    if p.is_null() {
-        return format!("relation {}", relid.to_u32());
-    }
-    CStr::from_ptr(p).to_string_lossy().into_owned()
-}
-
 /// Run `COPY <protected table> FROM STDIN` for a tenant session. Returns
 /// false (and does nothing) for any other statement, which then takes
 /// PostgreSQL's own path.
@@ -122,13 +115,7 @@ pub unsafe fn copy_from(
     {
         return false;
     }
-    let relid = pg_sys::RangeVarGetRelidExtended(
-        (*stmt).relation,
-        pg_sys::NoLock as _,
-        pg_sys::RVROption::RVR_MISSING_OK,
-        None,
-        std::ptr::null_mut(),
-    );
+    let relid = confine::relid((*stmt).relation);
     if relid == pg_sys::InvalidOid
         || pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, true)
             != pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32

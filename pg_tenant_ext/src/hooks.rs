@@ -120,7 +120,7 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
         check_role_lock(&st);
         check_dml(&st, (*query_desc).plannedstmt);
     }
-    if !explain_only && confine::confined(&st) {
+    if !explain_only {
         confine::check_plan(&st, (*query_desc).plannedstmt);
     }
     match PREV_EXECUTOR_START {

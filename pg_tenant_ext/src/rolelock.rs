@@ -9,14 +9,11 @@
 //! make themselves (through [`allowing`]) and those parallel workers make
 //! when they copy their leader's settings.
 
-use crate::context;
+use crate::context::{self, Backend};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
 
-struct Backend<T>(T);
-// SAFETY: a Postgres backend runs extension code on one thread only.
-unsafe impl<T> Sync for Backend<T> {}
 static ALLOW: Backend<Cell<bool>> = Backend(Cell::new(false));
 
 static mut PREV_ROLE: pg_sys::GucStringCheckHook = None;
