@@ -17,6 +17,7 @@ pub mod conversation;
 pub mod error;
 pub mod frontend;
 pub mod identify;
+pub mod jwt;
 pub mod limits;
 pub mod metrics;
 pub mod protocol;
