@@ -94,7 +94,9 @@ pub enum JwtConfigError {
     },
     #[error("auth.jwt: hs256_secret_file {path} is mode {mode:04o}: it must not be readable or writable by group or others (chmod 600)")]
     SecretPermissions { path: PathBuf, mode: u32 },
-    #[error("auth.jwt: hs256_secret_file {path} holds {len} bytes: an HS256 secret needs at least 32")]
+    #[error(
+        "auth.jwt: hs256_secret_file {path} holds {len} bytes: an HS256 secret needs at least 32"
+    )]
     SecretTooShort { path: PathBuf, len: usize },
     #[error("auth.jwt: {path}: {reason}")]
     BadKey { path: PathBuf, reason: String },
@@ -120,9 +122,7 @@ impl JwtConfig {
             && self.public_key_files.is_empty()
             && self.jwks_file.is_none()
         {
-            return bad(
-                "no key: set hs256_secret_file, public_key_files or jwks_file".into(),
-            );
+            return bad("no key: set hs256_secret_file, public_key_files or jwks_file".into());
         }
         for alg in &self.algorithms {
             match alg {
@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn unknown_fields_and_algorithms_are_refused() {
         let e = JwtConfig::from_toml("allowed_role = ['a']").unwrap_err();
-        assert!(e.to_string().contains("unknown field `allowed_role`"), "{e}");
+        assert!(
+            e.to_string().contains("unknown field `allowed_role`"),
+            "{e}"
+        );
         for alg in ["none", "None", "HS257"] {
             let e = JwtConfig::from_toml(&format!("algorithms = ['{alg}']")).unwrap_err();
             assert!(e.to_string().contains("unknown variant"), "{alg}: {e}");

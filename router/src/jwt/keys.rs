@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub const MIN_SECRET_LEN: usize = 32;
 /// Largest key or JWKS file read.
 const MAX_KEY_FILE: u64 = 1 << 20;
+/// Most keys in a JWKS (a token without `kid` is tried with each key of
+/// its algorithm).
+pub const MAX_JWKS_KEYS: usize = 64;
 
 /// One verification key and the only algorithm it verifies.
 #[derive(Clone)]
@@ -131,7 +134,12 @@ fn pem_key(path: &Path, pem: &[u8]) -> Result<Key, JwtConfigError> {
         match k.try_get_as_bytes().map(<[u8]>::len) {
             Ok(65) => (Algorithm::ES256, k),
             Ok(97) => (Algorithm::ES384, k),
-            _ => return Err(bad_key(path, "EC key on an unsupported curve (P-256 or P-384)")),
+            _ => {
+                return Err(bad_key(
+                    path,
+                    "EC key on an unsupported curve (P-256 or P-384)",
+                ))
+            }
         }
     } else if let Ok(k) = DecodingKey::from_ed_pem(pem) {
         (Algorithm::EdDSA, k)
@@ -183,8 +191,21 @@ fn jwks_keys(path: &Path, text: &[u8]) -> Result<Vec<Key>, JwtConfigError> {
     struct Set {
         keys: Vec<serde_json::Value>,
     }
-    let set: Set = serde_json::from_slice(text)
-        .map_err(|e| bad_key(path, format!("not a JWKS document ({{\"keys\": [...]}}): {e}")))?;
+    let set: Set = serde_json::from_slice(text).map_err(|e| {
+        bad_key(
+            path,
+            format!("not a JWKS document ({{\"keys\": [...]}}): {e}"),
+        )
+    })?;
+    if set.keys.len() > MAX_JWKS_KEYS {
+        return Err(bad_key(
+            path,
+            format!(
+                "{} keys in the JWKS, at most {MAX_JWKS_KEYS}",
+                set.keys.len()
+            ),
+        ));
+    }
     let mut out = Vec::new();
     for (i, value) in set.keys.into_iter().enumerate() {
         let jwk: Jwk = match serde_json::from_value(value) {
@@ -253,4 +274,3 @@ fn jwks_keys(path: &Path, text: &[u8]) -> Result<Vec<Key>, JwtConfigError> {
     }
     Ok(out)
 }
-

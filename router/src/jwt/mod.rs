@@ -17,6 +17,8 @@
 
 mod config;
 mod keys;
+#[cfg(test)]
+mod tests;
 
 pub use config::{JwtConfig, JwtConfigError, MAX_LEEWAY_S};
 pub use jsonwebtoken::Algorithm;
@@ -236,7 +238,9 @@ impl JwtVerifier {
         };
         let header: Header = decode_part(h).ok_or(JwtError::Malformed("bad header"))?;
         if header.crit.is_some() {
-            return Err(JwtError::Malformed("critical header extensions are not supported"));
+            return Err(JwtError::Malformed(
+                "critical header extensions are not supported",
+            ));
         }
         let alg = Algorithm::from_str(&header.alg)
             .ok()
