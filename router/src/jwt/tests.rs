@@ -386,6 +386,21 @@ fn an_rsa_public_key_is_never_an_hmac_secret() {
 }
 
 #[test]
+fn keys_named_in_the_header_are_ignored() {
+    // An attacker's token carrying its own key (jwk), or pointing at one
+    // (jku, x5u): keys come only from the configuration.
+    let (ours, theirs) = (pair(Algorithm::EdDSA, false), pair(Algorithm::EdDSA, true));
+    let mut s = Setup::new();
+    let v = s.trust(ours).load();
+    let mut h = JwtHeader::new(Algorithm::EdDSA);
+    h.jwk = Some(theirs.jwk("mine", true));
+    h.jku = Some("https://evil.example.com/jwks.json".into());
+    h.x5u = Some("https://evil.example.com/cert.pem".into());
+    let t = encode(&h, &claims(), &theirs.encoding_key()).unwrap();
+    assert_eq!(v.verify(&t, now()), Err(JwtError::BadSignature));
+}
+
+#[test]
 fn expiry_honours_the_leeway() {
     for alg in ALGS {
         let p = pair(alg, false);
