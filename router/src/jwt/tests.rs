@@ -874,6 +874,32 @@ fn public_key_files_are_checked() {
     );
     s.cfg.algorithms = vec![Algorithm::EdDSA];
     s.load();
+    // EC keys: P-384 is ES384, P-521 is not supported.
+    s.cfg.algorithms = Vec::new();
+    for (curve, want) in [("P-384", Some(Algorithm::ES384)), ("P-521", None)] {
+        let key = s.path(&format!("{curve}.key"));
+        let k = key.to_str().unwrap();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            &format!("ec_paramgen_curve:{curve}"),
+            "-out",
+            k,
+        ]);
+        openssl(&["pkey", "-in", k, "-pubout", "-out", path.to_str().unwrap()]);
+        match want {
+            Some(alg) => {
+                let v = s.load();
+                assert_eq!(v.algorithms(), &[alg]);
+                let enc = EncodingKey::from_ec_pem(&std::fs::read(&key).unwrap()).unwrap();
+                let t = encode(&JwtHeader::new(alg), &claims(), &enc).unwrap();
+                assert!(v.verify(&t, now()).is_ok(), "{curve}");
+            }
+            None => assert!(s.load_err().contains("curve"), "{}", s.load_err()),
+        }
+    }
 }
 
 #[test]
