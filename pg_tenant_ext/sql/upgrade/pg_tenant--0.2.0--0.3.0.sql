@@ -9,7 +9,9 @@
 --   (tenant_admin), tenant.auth_secret and tenant.login_verifier
 --   (tenant_router only), tenant._scram_verifier (internal);
 -- * tenant.set_context(tenant, token, subject, claims) from a set-subject
---   token, tenant.current_subject() and tenant.current_claims().
+--   token, tenant.current_subject() and tenant.current_claims();
+-- * tenant.audit() reports application roles that are members of
+--   tenant_router or tenant_admin.
 -- The pg_tenant.subject and pg_tenant.claims settings live in the shared
 -- library, which also still runs a 0.2.0 schema until this update ran.
 \echo Use "ALTER EXTENSION pg_tenant UPDATE TO '0.3.0'" to load this file. \quit
@@ -340,3 +342,182 @@ REVOKE EXECUTE ON FUNCTION tenant._scram_verifier(text), tenant.set_password(tex
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.set_password(text, text) TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.auth_secret(text), tenant.login_verifier(text) TO tenant_router;
+
+-- Everything that would let one tenant see another's rows: one row per
+-- problem, no rows when the database is safe.
+CREATE OR REPLACE FUNCTION tenant.audit()
+RETURNS TABLE (object text, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+WITH tables AS (
+    -- tables with a tenant_id column, and tables with our policy on any column
+    SELECT c.oid, c.oid::regclass::text AS name, c.relrowsecurity, c.relforcerowsecurity,
+           coalesce(
+             (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
+             (SELECT a.attnum FROM pg_policy p JOIN pg_attribute a ON a.attrelid = c.oid
+               AND pg_get_expr(p.polqual, p.polrelid) LIKE '(' || quote_ident(a.attname) || ' = %'
+              WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation' LIMIT 1)) AS attnum
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant')
+      AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'))
+)
+SELECT name, 'row level security is not enabled' FROM tables WHERE NOT relrowsecurity
+UNION ALL
+SELECT name, 'row level security is not forced (the table owner bypasses it)' FROM tables WHERE NOT relforcerowsecurity
+UNION ALL
+SELECT name, 'no pg_tenant_isolation policy (run tenant.protect)' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+SELECT name, 'no index leads with the tenant column' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = t.attnum)
+UNION ALL
+SELECT name, format('permissive policy %I widens what tenants see', p.polname) FROM tables t
+  JOIN pg_policy p ON p.polrelid = t.oid
+ WHERE p.polpermissive AND p.polname <> 'pg_tenant_isolation'
+UNION ALL
+SELECT quote_ident(r.rolname), 'login role with ' ||
+       CASE WHEN r.rolsuper THEN 'SUPERUSER' ELSE 'BYPASSRLS' END || ' bypasses tenant isolation'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+UNION ALL
+SELECT quote_ident(t.role_name), format('tenant role of %s has SUPERUSER or BYPASSRLS', t.id)
+  FROM tenant.tenants t JOIN pg_roles r ON r.rolname = t.role_name
+ WHERE r.rolsuper OR r.rolbypassrls
+UNION ALL
+SELECT pa.parname, 'SET or ALTER SYSTEM on a pg_tenant parameter is granted to a role'
+  FROM pg_parameter_acl pa
+ WHERE pa.parname LIKE 'pg\_tenant.%' AND pa.paracl IS NOT NULL
+UNION ALL
+-- A view runs with its owner's rights: owned by a role that bypasses row
+-- level security, it returns every tenant's rows.
+SELECT DISTINCT v.oid::regclass::text,
+       format('view owned by %s (which bypasses row level security) reads protected table %s: it returns every tenant''s rows; fix: ALTER VIEW %s SET (security_invoker = true)',
+              quote_ident(o.rolname), t.name, v.oid::regclass)
+  FROM pg_class v
+  JOIN pg_roles o ON o.oid = v.relowner
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE v.relkind = 'v' AND (o.rolsuper OR o.rolbypassrls)
+   AND NOT coalesce((SELECT lower(x.option_value) IN ('true', 'on', '1', 'yes')
+                       FROM pg_options_to_table(v.reloptions) x
+                      WHERE x.option_name = 'security_invoker'), false)
+UNION ALL
+-- A materialized view stores rows without row level security.
+SELECT DISTINCT m.oid::regclass::text,
+       format('materialized view over protected table %s has no row level security: whoever can read it sees the rows it was refreshed with, across tenants; fix: drop it, or replace it with a protected table (tenant.protect) filled per tenant',
+              t.name)
+  FROM pg_class m
+  JOIN pg_rewrite rw ON rw.ev_class = m.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE m.relkind = 'm'
+UNION ALL
+-- SECURITY DEFINER functions run with their owner's rights.
+SELECT p.oid::regprocedure::text,
+       format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application roles: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE from application roles',
+              quote_ident(o.rolname), p.oid::regprocedure)
+  FROM pg_proc p
+  JOIN pg_roles o ON o.oid = p.proowner
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE p.prosecdef AND (o.rolsuper OR o.rolbypassrls)
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                      AND e.objid = p.oid AND e.deptype = 'e')
+   AND EXISTS (SELECT 1 FROM pg_roles r
+                WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+                  AND has_function_privilege(r.oid, p.oid, 'EXECUTE'))
+UNION ALL
+-- A foreign key between protected tables must carry the tenant column.
+SELECT a.name,
+       format('foreign key %s references protected table %s without pairing the tenant columns: a tenant can reference, and probe for, another tenant''s rows; fix: FOREIGN KEY (%s, ...) REFERENCES %s (%s, ...) with a unique key on the referenced side that includes the tenant column',
+              quote_ident(c.conname), b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = a.oid AND attnum = a.attnum)),
+              b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = b.oid AND attnum = b.attnum)))
+  FROM pg_constraint c
+  JOIN tables a ON a.oid = c.conrelid
+  JOIN tables b ON b.oid = c.confrelid
+ WHERE c.contype = 'f'
+   AND coalesce(array_position(c.conkey, a.attnum) IS DISTINCT FROM array_position(c.confkey, b.attnum)
+                OR array_position(c.conkey, a.attnum) IS NULL, true)
+UNION ALL
+-- Unique keys without the tenant column reveal other tenants' keys.
+SELECT t.name,
+       format('unique index %s does not include the tenant column: unique violations and ON CONFLICT reveal which keys other tenants use; fix: make the key (%s, ...)',
+              i.indexrelid::regclass,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_index i ON i.indrelid = t.oid
+ WHERE i.indisunique
+   AND NOT (t.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))  -- key columns, not INCLUDE
+UNION ALL
+SELECT t.name,
+       format('exclusion constraint %s does not include the tenant column: conflicts reveal other tenants'' values; fix: add (%s WITH =) to it',
+              quote_ident(c.conname),
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_constraint c ON c.conrelid = t.oid AND c.contype = 'x'
+ WHERE NOT (t.attnum = ANY (c.conkey))
+UNION ALL
+-- The owner of a protected table may turn its row level security off.
+SELECT t.name,
+       format('owned by %s, an application or tenant role (member of tenant_app): its sessions can ALTER the table and turn row level security off; fix: ALTER TABLE %s OWNER TO a role that never connects through the router',
+              quote_ident(o.rolname), t.name)
+  FROM tables t
+  JOIN pg_class c ON c.oid = t.oid
+  JOIN pg_roles o ON o.oid = c.relowner
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(o.oid, 'tenant_app', 'MEMBER') AND NOT o.rolsuper
+UNION ALL
+-- allow_ddl with the shared login role: one tenant's objects are everyone's.
+SELECT quote_literal(x.id),
+       format('tenant %s has allow_ddl but no role_name: the objects it creates belong to the shared login role, which other tenants'' sessions can alter or drop; fix: SELECT tenant.alter_tenant(%L, role_name => ''<its own role>'')',
+              x.id, x.id)
+  FROM tenant.tenants x
+ WHERE x.allow_ddl AND x.role_name IS NULL
+UNION ALL
+-- Monitoring rights that reach across tenants.
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_stats: it reads every tenant''s query text (pg_stat_activity, pg_stat_statements); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+UNION ALL
+-- pg_stat_statements shows a role's own statements: with a shared
+-- application role, every tenant's (normalized) statements.
+SELECT p.oid::regprocedure::text,
+       format('pg_stat_statements is executable by application role %s: tenants sharing that role read each other''s statements; fix: REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC (grant it to monitoring roles only)',
+              quote_ident(r.rolname), p.oid::regprocedure)
+  FROM pg_proc p
+  JOIN pg_depend e ON e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'
+  JOIN pg_extension x ON x.oid = e.refobjid AND x.extname = 'pg_stat_statements'
+  JOIN pg_roles r ON r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+                 AND NOT pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+ WHERE p.proname = 'pg_stat_statements' AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+UNION ALL
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_settings: it reads every server setting (tenant contexts stay safe: the server holds only public keys); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_settings', 'MEMBER')
+UNION ALL
+-- 0.3.0: the router's and the operators' rights in an application role let
+-- its tenant sessions read tenant secrets and login verifiers, or rewrite
+-- the catalog.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) is a member of %s: its tenant sessions could %s; fix: REVOKE %s FROM %s (or from the role it is a member through)',
+              g.rolname,
+              CASE g.rolname WHEN 'tenant_router' THEN 'read tenant secrets and password verifiers (tenant.auth_secret, tenant.login_verifier)'
+                             ELSE 'change tenants and their secrets (tenant.alter_tenant, tenant.set_password)' END,
+              g.rolname, quote_ident(r.rolname))
+  FROM pg_roles r
+  JOIN pg_roles g ON g.rolname IN ('tenant_router', 'tenant_admin')
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER') AND pg_has_role(r.oid, g.oid, 'MEMBER')
+ORDER BY 1, 2
+$fn$;
+COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
