@@ -15,8 +15,10 @@ CREATE SCHEMA regress;
 -- read from the server process itself.
 CREATE FUNCTION regress.signing_key_file() RETURNS text LANGUAGE sql IMMUTABLE
 RETURN :'signing_key_file';
+-- A set-subject token also signs `subject` and `claims` (after the nonce).
 CREATE FUNCTION regress.token(action text, tenant text, nonce bigint, pid int DEFAULT pg_backend_pid(),
-                              key_file text DEFAULT NULL, cancel_key int DEFAULT NULL) RETURNS text
+                              key_file text DEFAULT NULL, cancel_key int DEFAULT NULL,
+                              subject text DEFAULT NULL, claims text DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 path = key_file
@@ -28,8 +30,10 @@ import ctypes
 key_of_backend = cancel_key
 if key_of_backend is None:
     key_of_backend = ctypes.c_int32.in_dll(ctypes.CDLL(None), "MyCancelKey").value
-msg = b"\0".join(x.encode() for x in
-                 ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)])
+parts = ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)]
+if action == "set-subject":
+    parts += [subject or "", claims or ""]
+msg = b"\0".join(x.encode() for x in parts)
 return "v2.%d.%s" % (nonce, key.sign(msg).hex())
 $$;
 -- What the router does after authentication.
@@ -37,6 +41,41 @@ CREATE FUNCTION regress.enter(tenant text, nonce bigint) RETURNS text
 LANGUAGE sql AS $$ SELECT tenant.set_context(tenant, regress.token('set', tenant, nonce)) $$;
 CREATE FUNCTION regress.leave(nonce bigint) RETURNS void
 LANGUAGE sql AS $$ SELECT tenant.clear_context(regress.token('clear', NULL, nonce)) $$;
+-- The same with the end user (a router that authenticated a subject).
+CREATE FUNCTION regress.enter_subject(tenant text, nonce bigint, subject text, claims text) RETURNS text
+LANGUAGE sql AS $$
+  SELECT tenant.set_context(tenant, regress.token('set-subject', tenant, nonce, subject => subject, claims => claims),
+                            subject, claims) $$;
+-- Run a statement as the caller; its SQLSTATE and message, or 'ok'.
+CREATE FUNCTION regress.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+-- SCRAM-SHA-256 (RFC 5802/7677) in Python's hashlib, independent of
+-- PostgreSQL and of the extension: make a verifier from a password, salt
+-- and iteration count, and check a stored verifier against a password.
+CREATE FUNCTION regress.scram_verifier(password text, salt_b64 text, iterations int) RETURNS text
+LANGUAGE plpython3u AS $$
+import base64, hashlib, hmac
+salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt_b64), iterations)
+client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, salt_b64,
+    base64.b64encode(hashlib.sha256(client_key).digest()).decode(), base64.b64encode(server_key).decode())
+$$;
+CREATE FUNCTION regress.scram_verifies(verifier text, password text) RETURNS boolean
+LANGUAGE plpython3u AS $$
+import re
+m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", verifier or "")
+if not m:
+    return False
+expected = plpy.execute(plpy.prepare("SELECT regress.scram_verifier($1, $2, $3) AS v", ["text", "text", "int"]),
+                        [password, m.group(2), int(m.group(1))])[0]["v"]
+return expected == verifier
+$$;
 GRANT USAGE ON SCHEMA regress TO PUBLIC;
 
 -- Tenants: two plain ones, one with a locked role, ten for the parallel test.

@@ -61,6 +61,10 @@ CREATE TABLE tenant.tenants (
     updated_at         timestamptz NOT NULL DEFAULT now(),
     -- 0.2.0: large objects are shared by all tenants; off unless granted.
     allow_large_objects boolean NOT NULL DEFAULT false,
+    -- 0.3.0: the login roles that may take this tenant (NULL: any).
+    login_roles        text[]
+                       CONSTRAINT login_roles_listed
+                       CHECK (cardinality(login_roles) > 0 AND array_position(login_roles, NULL) IS NULL),
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation <> 'schema' OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation <> 'database' OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle <= pool_size)
@@ -81,7 +85,7 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        t.allow_ddl, t.read_only, t.allowed_operations, t.dedicated_pool,
        coalesce(t.pool_size, d.pool_size, 10)                AS pool_size,
        coalesce(t.min_idle, d.min_idle, 0)                   AS min_idle,
-       t.enabled, t.created_at, t.updated_at, t.allow_large_objects
+       t.enabled, t.created_at, t.updated_at, t.allow_large_objects, t.login_roles
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -127,6 +131,18 @@ BEGIN
     IF t.role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = t.role_name) THEN
         RAISE EXCEPTION 'role "%" does not exist', t.role_name USING ERRCODE = '42704';
     END IF;
+    IF cardinality(t.login_roles) = 0 THEN
+        RAISE EXCEPTION 'login_roles of tenant "%" is empty', t.id
+            USING ERRCODE = '22023', HINT = 'List at least one role, or reset login_roles to NULL to allow any login role.';
+    END IF;
+    FOREACH op IN ARRAY coalesce(t.login_roles, '{}') LOOP
+        IF op IS NULL THEN
+            RAISE EXCEPTION 'login_roles of tenant "%" contains NULL', t.id USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = op) THEN
+            RAISE EXCEPTION 'role "%" in login_roles does not exist', op USING ERRCODE = '42704';
+        END IF;
+    END LOOP;
 END
 $fn$;
 
@@ -149,7 +165,8 @@ CREATE FUNCTION tenant.create_tenant(
     pool_size integer DEFAULT NULL,
     min_idle integer DEFAULT NULL,
     enabled boolean DEFAULT true,
-    allow_large_objects boolean DEFAULT false
+    allow_large_objects boolean DEFAULT false,
+    login_roles text[] DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -160,7 +177,7 @@ BEGIN
              coalesce(allow_ddl, false), coalesce(read_only, false),
              coalesce(allowed_operations, '{select,insert,update,delete}'),
              coalesce(dedicated_pool, false), pool_size, min_idle, coalesce(enabled, true),
-             now(), now(), coalesce(allow_large_objects, false));
+             now(), now(), coalesce(allow_large_objects, false), login_roles);
     PERFORM tenant._validate(t);
     IF EXISTS (SELECT 1 FROM tenant.tenants x WHERE x.id = t.id) THEN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
@@ -210,7 +227,8 @@ CREATE FUNCTION tenant.alter_tenant(
     min_idle integer DEFAULT NULL,
     enabled boolean DEFAULT NULL,
     reset text[] DEFAULT '{}',
-    allow_large_objects boolean DEFAULT NULL
+    allow_large_objects boolean DEFAULT NULL,
+    login_roles text[] DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -230,6 +248,7 @@ BEGIN
             WHEN 'max_result_bytes' THEN t.max_result_bytes := NULL;
             WHEN 'pool_size' THEN t.pool_size := NULL;
             WHEN 'min_idle' THEN t.min_idle := NULL;
+            WHEN 'login_roles' THEN t.login_roles := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -251,6 +270,7 @@ BEGIN
     t.min_idle := coalesce(alter_tenant.min_idle, t.min_idle);
     t.enabled := coalesce(alter_tenant.enabled, t.enabled);
     t.allow_large_objects := coalesce(alter_tenant.allow_large_objects, t.allow_large_objects);
+    t.login_roles := coalesce(alter_tenant.login_roles, t.login_roles);
     t.updated_at := now();
     PERFORM tenant._validate(t);
     UPDATE tenant.tenants x SET
@@ -262,7 +282,7 @@ BEGIN
         read_only = t.read_only, allowed_operations = t.allowed_operations,
         dedicated_pool = t.dedicated_pool, pool_size = t.pool_size,
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
-        allow_large_objects = t.allow_large_objects
+        allow_large_objects = t.allow_large_objects, login_roles = t.login_roles
     WHERE x.id = t.id;
     IF t.role_name IS NOT NULL THEN
         EXECUTE format('GRANT tenant_app TO %I', t.role_name);
@@ -335,15 +355,15 @@ COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[]),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[]),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer),
     tenant.router_catalog(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[]),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[]),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer)
     TO tenant_admin;

@@ -232,6 +232,21 @@ SELECT quote_ident(r.rolname),
        'login role is a member of pg_read_all_settings: it reads every server setting (tenant contexts stay safe: the server holds only public keys); fix: keep it for monitoring only, never an application role'
   FROM pg_roles r
  WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_settings', 'MEMBER')
+UNION ALL
+-- 0.3.0: the router's and the operators' rights in an application role let
+-- its tenant sessions read tenant secrets and login verifiers, or rewrite
+-- the catalog.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) is a member of %s: its tenant sessions could %s; fix: REVOKE %s FROM %s (or from the role it is a member through)',
+              g.rolname,
+              CASE g.rolname WHEN 'tenant_router' THEN 'read tenant secrets and password verifiers (tenant.auth_secret, tenant.login_verifier)'
+                             ELSE 'change tenants and their secrets (tenant.alter_tenant, tenant.set_password)' END,
+              g.rolname, quote_ident(r.rolname))
+  FROM pg_roles r
+  JOIN pg_roles g ON g.rolname IN ('tenant_router', 'tenant_admin')
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER') AND pg_has_role(r.oid, g.oid, 'MEMBER')
 ORDER BY 1, 2
 $fn$;
 COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';

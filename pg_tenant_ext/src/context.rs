@@ -197,6 +197,9 @@ pub fn printable(s: &str) -> String {
 /// One catalog row as `set_context` needs it.
 struct TenantRow {
     enabled: bool,
+    /// Whether the session user may take this tenant: NULL (None) when the
+    /// tenant has no `login_roles`, else whether it is listed.
+    login_allowed: Option<bool>,
     role: Option<String>,
     allow_ddl: bool,
     read_only: bool,
@@ -251,28 +254,39 @@ pub fn as_catalog_reader<T>(f: impl FnOnce() -> T) -> T {
 /// Read the tenant's row as the bootstrap superuser (the application role
 /// has no privilege on the catalog, and must not need one), through
 /// [`as_catalog_reader`], comparing with `OPERATOR(pg_catalog.=)`.
-fn load_tenant(id: &str) -> Option<TenantRow> {
-    const Q: &str = "SELECT t.enabled, t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
+///
+/// `login_roles` (0.3.0) is read through `to_jsonb(t)`, so this library
+/// still works against the 0.2.0 table (no such column: no restriction)
+/// until `ALTER EXTENSION pg_tenant UPDATE` has run.
+fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
+    const Q: &str = "SELECT t.enabled, \
+                     CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.to_jsonb(t) \
+                       OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
+                       OPERATOR(pg_catalog.=) 'array'::pg_catalog.text \
+                     THEN (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
+                       OPERATOR(pg_catalog.?) $2::pg_catalog.text END, \
+                     t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
                      t.allowed_operations, t.allow_large_objects \
                      FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
     let row = as_catalog_reader(|| {
         Spi::connect(|client| {
-            let table = client.select(Q, Some(1), &[id.into()])?;
+            let table = client.select(Q, Some(1), &[id.into(), session_user.into()])?;
             if table.is_empty() {
                 return Ok::<_, pgrx::spi::Error>(None);
             }
             let r = table.first();
-            let names: Vec<String> = r.get::<Vec<String>>(5)?.unwrap_or_default();
+            let names: Vec<String> = r.get::<Vec<String>>(6)?.unwrap_or_default();
             Ok(Some(TenantRow {
                 enabled: r.get::<bool>(1)?.unwrap_or(false),
-                role: r.get::<String>(2)?,
-                allow_ddl: r.get::<bool>(3)?.unwrap_or(false),
-                read_only: r.get::<bool>(4)?.unwrap_or(true),
+                login_allowed: r.get::<bool>(2)?,
+                role: r.get::<String>(3)?,
+                allow_ddl: r.get::<bool>(4)?.unwrap_or(false),
+                read_only: r.get::<bool>(5)?.unwrap_or(true),
                 ops: names
                     .iter()
                     .filter_map(|n| ops::from_name(n))
                     .fold(0, |a, b| a | b),
-                allow_large_objects: r.get::<bool>(6)?.unwrap_or(false),
+                allow_large_objects: r.get::<bool>(7)?.unwrap_or(false),
             }))
         })
     });
@@ -324,15 +338,20 @@ pub fn reapply_role(role: u32) {
     }
 }
 
-/// Set this backend's tenant. Only the router can call it successfully: the
-/// token is an HMAC under `pg_tenant.context_key` of the tenant, this
-/// backend's pid and a nonce larger than any accepted before in this
-/// backend. Refuses unknown and disabled tenants. When the tenant has a
-/// role, switches to it and locks it for the rest of the session.
-/// Errors: 42501 for a bad or replayed token, an unknown or disabled tenant;
-/// 22023 for a malformed tenant id. Returns the tenant id.
-#[pg_extern(volatile, parallel_unsafe)]
-fn set_context(tenant: &str, token: &str) -> String {
+/// The name of a role, for messages and the login_roles check.
+fn role_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: GetUserNameFromId with noerr returns NULL for a dropped role.
+    let name = unsafe { pg_sys::GetUserNameFromId(oid, true) };
+    if name.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, NUL-terminated, palloc'd by Postgres.
+    unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn check_tenant_id(tenant: &str) {
     if !valid_tenant_id(tenant) {
         refuse(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -342,10 +361,16 @@ fn set_context(tenant: &str, token: &str) -> String {
             ),
         );
     }
-    let nonce = verify(Action::Set(tenant), token, tenant);
-    // The nonce is spent even if what follows fails: a token is single-use.
-    LAST_NONCE.0.set(nonce);
-    let Some(row) = load_tenant(tenant) else {
+}
+
+/// What both `set_context` forms do once the token is verified: load the
+/// tenant, refuse what must be refused, lock the role, store the context
+/// with the subject and claims ("" for none).
+fn enter(tenant: &str, subject: &str, claims: &str) -> String {
+    // SAFETY: reads of backend globals.
+    let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
+    let login = role_name(session_user);
+    let Some(row) = load_tenant(tenant, &login) else {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("tenant \"{tenant}\" does not exist"),
@@ -357,10 +382,17 @@ fn set_context(tenant: &str, token: &str) -> String {
             format!("tenant \"{tenant}\" is disabled"),
         );
     }
-    // SAFETY: reads of backend globals.
-    let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
     refuse_bypass(session_user, "login role", tenant);
     refuse_bypass(current_user, "current role", tenant);
+    if row.login_allowed == Some(false) {
+        refuse(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "session user \"{}\" is not among the login_roles of tenant \"{tenant}\"",
+                printable(&login)
+            ),
+        );
+    }
     // The role is locked in every tenant session: the tenant's own role when
     // it has one, else the login role (so SET ROLE cannot reach a role that
     // bypasses row level security).
@@ -386,13 +418,55 @@ fn set_context(tenant: &str, token: &str) -> String {
         active: true,
     };
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, &st.serialize());
+    gucs::set_suset(gucs::SUBJECT_NAME, subject);
+    gucs::set_suset(gucs::CLAIMS_NAME, claims);
     gucs::set_suset(gucs::TENANT_ID_NAME, tenant);
     tenant.to_owned()
 }
 
-/// Clear this backend's tenant (for a router that hands the backend to
-/// another client). Needs a `clear` token for this backend; unlocks and
-/// resets the role. Errors like `set_context`.
+/// Set this backend's tenant. Only the router can call it successfully: the
+/// token is the router's Ed25519 signature of the tenant, this backend's
+/// pid and cancel key and a nonce larger than any accepted before in this
+/// backend. Refuses unknown and disabled tenants, sessions whose login role
+/// bypasses row level security or is not among the tenant's `login_roles`.
+/// When the tenant has a role, switches to it and locks it for the rest of
+/// the session. Clears any subject and claims.
+/// Errors: 42501 for a bad or replayed token, an unknown or disabled tenant;
+/// 22023 for a malformed tenant id. Returns the tenant id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_context(tenant: &str, token: &str) -> String {
+    check_tenant_id(tenant);
+    let nonce = verify(Action::Set(tenant), token, tenant);
+    // The nonce is spent even if what follows fails: a token is single-use.
+    LAST_NONCE.0.set(nonce);
+    enter(tenant, "", "")
+}
+
+/// Set this backend's tenant and the end user within it: `subject` (1 to
+/// 256 bytes) and `claims` (the text of a JSON object, `{}` for none), read
+/// back with `tenant.current_subject()` and `tenant.current_claims()`. The
+/// token must be the router's `set-subject` signature over the tenant, the
+/// backend, the nonce, the subject and the claims; every check of the
+/// 2-argument form applies. Errors: 42501 for a bad, replayed or foreign
+/// token (also one signed for another subject or other claims); 22023 for
+/// a malformed tenant id or claims that are not a JSON object.
+#[pg_extern(name = "set_context", volatile, parallel_unsafe)]
+fn set_context_subject(tenant: &str, token: &str, subject: &str, claims: &str) -> String {
+    check_tenant_id(tenant);
+    let action = Action::SetSubject {
+        tenant,
+        subject,
+        claims,
+    };
+    let nonce = verify(action, token, tenant);
+    LAST_NONCE.0.set(nonce);
+    crate::subject::check_claims(claims);
+    enter(tenant, subject, claims)
+}
+
+/// Clear this backend's tenant, subject and claims (for a router that hands
+/// the backend to another client). Needs a `clear` token for this backend;
+/// unlocks and resets the role. Errors like `set_context`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context(token: &str) {
     let current = tenant().unwrap_or_default();
@@ -402,6 +476,8 @@ fn clear_context(token: &str) {
         set_role("none");
     }
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, "");
+    gucs::set_suset(gucs::SUBJECT_NAME, "");
+    gucs::set_suset(gucs::CLAIMS_NAME, "");
     gucs::set_suset(gucs::TENANT_ID_NAME, "");
 }
 

@@ -15,6 +15,11 @@
 //! * `pg_tenant.context_state` — the locked role and the permissions loaded
 //!   by `set_context`, hidden, with the same protections and the same
 //!   transactional behaviour as the tenant id.
+//! * `pg_tenant.subject`, `pg_tenant.claims` — the end user within the
+//!   tenant and its claims (JSON object text), set only by the 4-argument
+//!   `tenant.set_context` from a `set-subject` token; exactly the
+//!   protections of the tenant id (SUSET, GUC_NO_RESET_ALL, not in samples,
+//!   serialized to parallel workers, cached by their assign hooks).
 //!
 //! The `pg_tenant` prefix is reserved: `SET pg_tenant.anything` is an
 //! error for everyone, so no placeholder can pose as one of ours.
@@ -29,8 +34,13 @@ pub static CONTEXT_PUBLIC_KEYS: GucSetting<Option<CString>> =
 pub static TENANT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_STATE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+pub static SUBJECT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub const TENANT_ID_NAME: &CStr = c"pg_tenant.tenant_id";
 pub const CONTEXT_STATE_NAME: &CStr = c"pg_tenant.context_state";
+pub const SUBJECT_NAME: &CStr = c"pg_tenant.subject";
+pub const CLAIMS_NAME: &CStr = c"pg_tenant.claims";
 
 /// Register the GUCs. Called from `_PG_init` while preloading.
 pub fn init() {
@@ -69,6 +79,28 @@ pub fn init() {
             GucFlags::NO_RESET_ALL | GucFlags::NO_SHOW_ALL,
             Some(check_context_state),
             Some(assign_context_state),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            SUBJECT_NAME,
+            c"End user (subject) of this session within its tenant, set only by tenant.set_context().",
+            c"Empty means no subject: tenant.current_subject() is then NULL.",
+            &SUBJECT,
+            GucContext::Suset,
+            GucFlags::NO_RESET_ALL | GucFlags::NOT_IN_SAMPLE_ONLY,
+            Some(check_subject),
+            Some(assign_subject),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            CLAIMS_NAME,
+            c"Claims (a JSON object) of this session's subject, set only by tenant.set_context().",
+            c"Empty means no subject: tenant.current_claims() is then NULL.",
+            &CLAIMS,
+            GucContext::Suset,
+            GucFlags::NO_RESET_ALL | GucFlags::NOT_IN_SAMPLE_ONLY,
+            Some(check_claims),
+            Some(assign_claims),
             None,
         );
         // Every other pg_tenant.* name is an error, for every role.
@@ -114,6 +146,50 @@ unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut
         CStr::from_ptr(newval).to_str().ok()
     };
     context::cache_tenant(v);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_subject(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match value_str(newval) {
+        None => newval.is_null() || (*newval).is_null(),
+        Some(v) => v.len() <= pg_tenant_token::MAX_SUBJECT_LEN,
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_subject(newval: *const c_char, _extra: *mut c_void) {
+    let v = if newval.is_null() {
+        None
+    } else {
+        CStr::from_ptr(newval).to_str().ok()
+    };
+    crate::subject::cache_subject(v);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_claims(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    match value_str(newval) {
+        None => newval.is_null() || (*newval).is_null(),
+        Some(v) => v.len() <= pg_tenant_token::MAX_CLAIMS_LEN,
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_claims(newval: *const c_char, _extra: *mut c_void) {
+    let v = if newval.is_null() {
+        None
+    } else {
+        CStr::from_ptr(newval).to_str().ok()
+    };
+    crate::subject::cache_claims(v);
 }
 
 #[pgrx::pg_guard]

@@ -3,17 +3,25 @@
 
 use pgrx::prelude::*;
 
+mod auth;
 mod confine;
 mod context;
 mod copy;
 mod gucs;
 mod hooks;
 mod rolelock;
+mod subject;
 
 pgrx::pg_module_magic!(name, version);
 
 // The catalog tables and the management functions (SQL, see sql/).
 extension_sql_file!("../sql/catalog.sql", name = "catalog", bootstrap);
+// Tenant secrets (0.3.0): the table, set_password, auth_secret, login_verifier.
+extension_sql_file!(
+    "../sql/secrets.sql",
+    name = "secrets",
+    requires = ["catalog", auth::_scram_verifier]
+);
 // RLS helpers and audit; they call the Rust functions, so they come last.
 extension_sql_file!("../sql/rls.sql", name = "rls", finalize);
 

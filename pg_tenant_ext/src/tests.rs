@@ -242,3 +242,127 @@ fn bypassrls_session_gets_no_context() {
     ))
     .unwrap();
 }
+
+fn subject_token(tenant: &str, subject: &str, claims: &str, nonce: u64) -> String {
+    token(
+        Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        },
+        nonce,
+    )
+}
+
+fn try_set_subject(
+    tenant: &str,
+    tok: &str,
+    subject: &str,
+    claims: &str,
+) -> Result<Option<String>, pgrx::spi::Error> {
+    Spi::get_one_with_args::<String>(
+        "SELECT tenant.set_context($1, $2, $3, $4)",
+        &[tenant.into(), tok.into(), subject.into(), claims.into()],
+    )
+}
+
+fn subject_and_claims() -> (Option<String>, Option<String>) {
+    Spi::get_two::<String, String>(
+        "SELECT tenant.current_subject(), tenant.current_claims()::text",
+    )
+    .expect("spi")
+}
+
+#[pg_test]
+fn set_subject_token_sets_subject_and_claims() {
+    let b = base();
+    setup_tenants();
+    assert_eq!(subject_and_claims(), (None, None));
+    let claims = r#"{"role": "editor", "big": 123456789012345678901234567890}"#;
+    let t = subject_token("acme", "alice", claims, b + 1);
+    assert_eq!(
+        try_set_subject("acme", &t, "alice", claims).unwrap(),
+        Some("acme".into())
+    );
+    assert_eq!(current(), Some("acme".into()));
+    // jsonb keeps every digit (PostgreSQL's parser, not a float).
+    assert_eq!(
+        subject_and_claims(),
+        (
+            Some("alice".into()),
+            Some(r#"{"big": 123456789012345678901234567890, "role": "editor"}"#.into())
+        )
+    );
+    // The 2-argument form clears the subject; so does clear_context.
+    try_set("globex", &token(Action::Set("globex"), b + 2)).unwrap();
+    assert_eq!(subject_and_claims(), (None, None));
+    let t = subject_token("acme", "bob", "{}", b + 3);
+    try_set_subject("acme", &t, "bob", "{}").unwrap();
+    assert_eq!(subject_and_claims(), (Some("bob".into()), Some("{}".into())));
+    Spi::run(&format!(
+        "SELECT tenant.clear_context('{}')",
+        token(Action::Clear, b + 4)
+    ))
+    .unwrap();
+    assert_eq!(subject_and_claims(), (None, None));
+    assert_eq!(current(), None);
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn plain_set_token_is_not_a_set_subject_token() {
+    let b = base();
+    setup_tenants();
+    let t = token(Action::Set("acme"), b + 1);
+    try_set_subject("acme", &t, "alice", "{}").unwrap();
+}
+
+#[pg_test(error = "invalid tenant context token: context token signature does not match")]
+fn token_for_another_subject_is_refused() {
+    let b = base();
+    setup_tenants();
+    let t = subject_token("acme", "alice", "{}", b + 1);
+    try_set_subject("acme", &t, "mallory", "{}").unwrap();
+}
+
+#[pg_test(error = "claims must be the text of a JSON object: got a JSON array")]
+fn claims_must_be_an_object() {
+    // The token crate lets only {...}-shaped claims through; the
+    // extension's own check (PostgreSQL's jsonb parser) stands behind it.
+    crate::subject::check_claims("{\"ok\": true}");
+    crate::subject::check_claims("[1, 2]");
+}
+
+#[pg_test(error = "claims must be the text of a JSON object: invalid input syntax for type json")]
+fn claims_must_parse() {
+    let b = base();
+    setup_tenants();
+    let claims = "{\"a\": }";
+    let t = subject_token("acme", "alice", claims, b + 1);
+    try_set_subject("acme", &t, "alice", claims).unwrap();
+}
+
+#[pg_test]
+fn scram_verifier_of_a_password_and_of_a_verifier() {
+    let v = Spi::get_one::<String>("SELECT tenant._scram_verifier('pencil')")
+        .unwrap()
+        .unwrap();
+    assert!(v.starts_with("SCRAM-SHA-256$4096:"), "{v}");
+    assert_eq!(crate::auth::check_scram_verifier(&v), Ok(()));
+    // A new salt every time.
+    let w = Spi::get_one::<String>("SELECT tenant._scram_verifier('pencil')")
+        .unwrap()
+        .unwrap();
+    assert_ne!(v, w);
+    // A verifier is kept as it is.
+    let kept = Spi::get_one_with_args::<String>(
+        "SELECT tenant._scram_verifier($1)",
+        &[v.as_str().into()],
+    )
+    .unwrap();
+    assert_eq!(kept, Some(v));
+}
+
+#[pg_test(error = "malformed SCRAM-SHA-256 verifier (StoredKey is not 32 bytes of base64); expected SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>")]
+fn malformed_verifier_is_refused() {
+    Spi::run("SELECT tenant._scram_verifier('SCRAM-SHA-256$4096:c2FsdA==$AAAA:AAAA')").unwrap();
+}

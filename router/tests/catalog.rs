@@ -242,7 +242,9 @@ fn pg_dump_and_restore_keep_every_tenant() {
          SELECT tenant.create_tenant('a1', qps_limit => 7);
          SELECT tenant.create_tenant('b2', read_only => true, allowed_operations => '{select}');
          SELECT tenant.create_tenant('c3', isolation => 'schema', schema_name => 's3', enabled => false);
-         SELECT tenant.set_defaults(max_connections => 42);",
+         SELECT tenant.set_defaults(max_connections => 42);
+         SELECT tenant.alter_tenant('a1', login_roles => '{postgres}');
+         SELECT tenant.set_password('b2', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=');",
     ]);
     let dump = std::env::temp_dir().join("rt_dump.sql");
     pg(&["pg_dump", "-d", "rt_dump_src", "-f", dump.to_str().unwrap()]);
@@ -257,10 +259,15 @@ fn pg_dump_and_restore_keep_every_tenant() {
         "-f",
         dump.to_str().unwrap(),
     ]);
-    let q = "SELECT string_agg(format('%s|%s|%s|%s|%s', id, qps_limit, read_only, isolation, enabled), ',' ORDER BY id) \
-             || ';' || (SELECT max_connections FROM tenant.defaults) FROM tenant.tenants";
+    let q = "SELECT string_agg(format('%s|%s|%s|%s|%s|%s', id, qps_limit, read_only, isolation, enabled, login_roles), ',' ORDER BY id) \
+             || ';' || (SELECT max_connections FROM tenant.defaults) \
+             || ';' || (SELECT string_agg(tenant_id || ':' || left(verifier, 19), ',') FROM tenant.tenant_secrets) \
+             FROM tenant.tenants";
     let src = pg(&["psql", "-X", "-tA", "-d", "rt_dump_src", "-c", q]);
     let dst = pg(&["psql", "-X", "-tA", "-d", "rt_dump_dst", "-c", q]);
-    assert_eq!(src.trim(), "a1|7|f|rls|t,b2||t|rls|t,c3||f|schema|f;42");
+    assert_eq!(
+        src.trim(),
+        "a1|7|f|rls|t|{postgres},b2||t|rls|t|,c3||f|schema|f|;42;b2:SCRAM-SHA-256$4096:"
+    );
     assert_eq!(src, dst);
 }

@@ -60,27 +60,35 @@ fn extension_schema(db: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
-    fresh_db("upgrade_old");
-    fresh_db("upgrade_new");
-    sql("upgrade_old", "CREATE EXTENSION pg_tenant VERSION '0.1.0'");
-    assert_eq!(
-        sql(
-            "upgrade_old",
-            "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant'"
-        ),
-        "0.1.0"
-    );
+/// The version `CREATE EXTENSION pg_tenant` installs.
+const CURRENT: &str = "0.3.0";
+
+fn extversion(db: &str) -> String {
     sql(
-        "upgrade_old",
+        db,
+        "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant'",
+    )
+}
+
+/// Install `from` from its frozen script, make tenants, update, check the
+/// tenants, and compare the schema with a fresh install.
+fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, new_db: &str) {
+    fresh_db(old_db);
+    fresh_db(new_db);
+    sql(
+        old_db,
+        &format!("CREATE EXTENSION pg_tenant VERSION '{from}'"),
+    );
+    assert_eq!(extversion(old_db), from);
+    sql(
+        old_db,
         "SELECT tenant.create_tenant('acme', 'Acme', max_connections => 7, qps_limit => 50); \
          SELECT tenant.create_tenant('globex', read_only => true, enabled => false); \
          SELECT tenant.set_defaults(max_query_ms => 900)",
     );
-    // An application role set up by 0.1.0 (not yet marked as one).
+    // An application role set up by the old version (0.1.0 did not mark it).
     sql(
-        "upgrade_old",
+        old_db,
         "DO $$ BEGIN \
            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'upgrade_app') THEN \
              CREATE ROLE upgrade_app LOGIN; END IF; \
@@ -88,69 +96,124 @@ fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
              REVOKE tenant_app FROM upgrade_app; END IF; END $$; \
          SELECT tenant.create_app_role('upgrade_app')",
     );
-    sql("upgrade_old", "ALTER EXTENSION pg_tenant UPDATE");
+    sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
+    assert_eq!(extversion(old_db), CURRENT);
+    // The application role is now confined without a context too.
     assert_eq!(
         sql(
-            "upgrade_old",
-            "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant'"
-        ),
-        "0.2.0"
-    );
-    // The 0.1.0 application role is now confined without a context too.
-    assert_eq!(
-        sql(
-            "upgrade_old",
+            old_db,
             "SELECT pg_has_role('upgrade_app', 'tenant_app', 'MEMBER')"
         ),
         "t"
     );
-    // Tenants and defaults kept, the new column at its default.
+    // Tenants and defaults kept, the new columns at their defaults.
     assert_eq!(
         sql(
-            "upgrade_old",
-            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', id, name, max_connections, qps_limit, \
-             read_only, enabled, allow_large_objects), ';' ORDER BY id) FROM tenant.tenants"
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, name, max_connections, qps_limit, \
+             read_only, enabled, allow_large_objects, login_roles), ';' ORDER BY id) FROM tenant.tenants"
         ),
-        "acme|Acme|7|50|f|t|f;globex|globex|||t|f|f"
+        "acme|Acme|7|50|f|t|f|;globex|globex|||t|f|f|"
     );
     assert_eq!(
         sql(
-            "upgrade_old",
+            old_db,
             "SELECT max_query_ms FROM tenant.tenant_list WHERE id = 'acme'"
         ),
         "900"
     );
-    // The updated functions work and take the new argument.
+    // The updated functions work and take the new arguments.
     assert_eq!(
         sql(
-            "upgrade_old",
+            old_db,
             "SELECT (tenant.alter_tenant('acme', allow_large_objects => true)).allow_large_objects"
         ),
         "t"
     );
-    sql("upgrade_new", "CREATE EXTENSION pg_tenant");
-    // The same application role as in the old database (its grants show in the dump).
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT (tenant.alter_tenant('acme', login_roles => '{upgrade_app}')).login_roles"
+        ),
+        "{upgrade_app}"
+    );
     sql(
-        "upgrade_new",
-        "SELECT tenant.create_app_role('upgrade_app')",
+        old_db,
+        "SELECT tenant.set_password('acme', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+         WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=')",
     );
-    let (old, new) = (
-        extension_schema("upgrade_old"),
-        extension_schema("upgrade_new"),
+    assert_eq!(
+        sql(old_db, "SELECT left(tenant.auth_secret('acme'), 19)"),
+        "SCRAM-SHA-256$4096:"
     );
-    assert!(
-        new.iter()
-            .any(|l| l.contains("CREATE FUNCTION tenant.notify")),
-        "the dump lists the extension's members"
-    );
+    sql(new_db, "CREATE EXTENSION pg_tenant");
+    assert_eq!(extversion(new_db), CURRENT);
+    // The same application role as in the old database (its grants show in the dump).
+    sql(new_db, "SELECT tenant.create_app_role('upgrade_app')");
+    let (old, new) = (extension_schema(old_db), extension_schema(new_db));
+    for member in [
+        "CREATE FUNCTION tenant.notify",
+        "CREATE FUNCTION tenant.set_password",
+        "CREATE TABLE tenant.tenant_secrets",
+    ] {
+        assert!(
+            new.iter().any(|l| l.contains(member)),
+            "the dump lists the extension's members: {member}"
+        );
+    }
     let only_old: Vec<_> = old.iter().filter(|l| !new.contains(l)).collect();
     let only_new: Vec<_> = new.iter().filter(|l| !old.contains(l)).collect();
     assert!(
         old == new,
-        "updated schema differs from a fresh install\nonly after update: {only_old:#?}\nonly in fresh install: {only_new:#?}"
+        "schema updated from {from} differs from a fresh install\nonly after update: {only_old:#?}\nonly in fresh install: {only_new:#?}"
     );
-    sql("postgres", "DROP DATABASE upgrade_old WITH (FORCE)");
-    sql("postgres", "DROP DATABASE upgrade_new WITH (FORCE)");
+    sql("postgres", &format!("DROP DATABASE {old_db} WITH (FORCE)"));
+    sql("postgres", &format!("DROP DATABASE {new_db} WITH (FORCE)"));
+}
+
+#[test]
+fn update_from_0_1_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.1.0", "upgrade_old", "upgrade_new");
+}
+
+#[test]
+fn update_from_0_2_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.2.0", "upgrade_old2", "upgrade_new2");
+}
+
+/// This library with a database still on the 0.2.0 schema (other databases
+/// of the server may be updated later, or never): the router's contexts
+/// work as before.
+#[tokio::test]
+async fn the_library_runs_a_0_2_0_schema() {
+    let db = "upgrade_lib020";
+    fresh_db(db);
+    sql(db, "CREATE EXTENSION pg_tenant VERSION '0.2.0'");
+    sql(
+        db,
+        "SELECT tenant.create_tenant('acme'); SELECT tenant.create_app_role('rt_trust')",
+    );
+    let router = common::Router::start();
+    let url = format!(
+        "host=127.0.0.1 port={} user=rt_trust.acme dbname={db}",
+        router.port
+    );
+    let client = common::connect(&url)
+        .await
+        .expect("connect through the router");
+    let row = client
+        .query_one(
+            "SELECT tenant.current_tenant_id(), (SELECT extversion FROM pg_extension \
+             WHERE extname = 'pg_tenant')",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("acme"));
+    assert_eq!(row.get::<_, String>(1), "0.2.0");
+    drop(client);
+    drop(router);
+    sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
 
 /// Installing the extension renames new files over the old ones: a running

@@ -14,7 +14,15 @@
 //! msg   = "pg_tenant/v2" NUL action NUL tenant NUL pid NUL cancel_key NUL nonce
 //!         action: "set" or "clear"; tenant is "" for "clear";
 //!         pid, cancel_key (signed 32-bit) and nonce in decimal
+//!       | "pg_tenant/v2" NUL "set-subject" NUL tenant NUL pid NUL cancel_key NUL nonce
+//!         NUL subject NUL claims
+//!         (the end user: subject 1..=256 bytes without NUL, claims the text
+//!         of a JSON object of at most 8192 bytes)
 //! ```
+//!
+//! The verb separates the domains: a "set" token never verifies as a
+//! "set-subject" token or the other way round, and subject and claims are
+//! covered by the signature, so the token string keeps its length.
 //!
 //! The backend refuses a token whose nonce is not strictly greater than the
 //! last nonce it accepted, so a token cannot be replayed in the backend it
@@ -39,6 +47,10 @@ pub const VERSION_PREFIX: &str = "v2.";
 pub const MAX_TOKEN_LEN: usize = 3 + 20 + 1 + 128;
 /// Most public keys accepted at once (a rotation window needs two).
 pub const MAX_PUBLIC_KEYS: usize = 4;
+/// Longest subject (end user) in bytes.
+pub const MAX_SUBJECT_LEN: usize = 256;
+/// Longest claims text in bytes.
+pub const MAX_CLAIMS_LEN: usize = 8192;
 
 /// Whether `id` is a tenant id: `^[a-z0-9][a-z0-9_-]{0,62}$`, the pattern
 /// the catalog's CHECK constraint enforces too. Tenant ids appear in tokens
@@ -59,6 +71,35 @@ pub enum Action<'a> {
     Set(&'a str),
     /// Clear the backend's tenant (a router reusing a backend).
     Clear,
+    /// Set the backend's tenant and the end user within it: `subject`
+    /// (1..=[`MAX_SUBJECT_LEN`] bytes, no NUL) and `claims` (the text of a
+    /// JSON object, at most [`MAX_CLAIMS_LEN`] bytes; `"{}"` for none).
+    SetSubject {
+        tenant: &'a str,
+        subject: &'a str,
+        claims: &'a str,
+    },
+}
+
+/// Check the limits of a subject and its claims: subject 1..=256 bytes
+/// without NUL; claims at most 8192 bytes, no NUL, and shaped like a JSON
+/// object (`{` ... `}` around optional white space). Whether the claims
+/// parse as JSON is for the verifier to check (the extension parses them
+/// with PostgreSQL's own jsonb parser). The router checks before signing,
+/// [`verify`] checks again.
+pub fn check_subject(subject: &str, claims: &str) -> Result<(), TokenError> {
+    let json_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let trimmed = claims.trim_matches(json_ws);
+    if subject.is_empty()
+        || subject.len() > MAX_SUBJECT_LEN
+        || subject.contains('\0')
+        || claims.len() > MAX_CLAIMS_LEN
+        || claims.contains('\0')
+        || !(trimmed.len() >= 2 && trimmed.starts_with('{') && trimmed.ends_with('}'))
+    {
+        return Err(TokenError::BadSubject);
+    }
+    Ok(())
 }
 
 /// Why a token was refused. Deliberately coarse: the caller reports
@@ -73,6 +114,8 @@ pub enum TokenError {
     BadSignature,
     /// The nonce is not greater than the last one accepted.
     Replayed,
+    /// The subject or claims are outside the limits of [`check_subject`].
+    BadSubject,
 }
 
 impl std::fmt::Display for TokenError {
@@ -82,6 +125,9 @@ impl std::fmt::Display for TokenError {
             TokenError::Malformed => "context token is malformed",
             TokenError::BadSignature => "context token signature does not match",
             TokenError::Replayed => "context token nonce was already used",
+            TokenError::BadSubject => {
+                "subject must be 1 to 256 bytes without NUL, claims the text of a JSON object of at most 8192 bytes"
+            }
         })
     }
 }
@@ -172,12 +218,26 @@ fn message(action: Action<'_>, backend: Backend, nonce: u64) -> Vec<u8> {
     let (verb, tenant) = match action {
         Action::Set(t) => ("set", t),
         Action::Clear => ("clear", ""),
+        Action::SetSubject { tenant, .. } => ("set-subject", tenant),
     };
     let Backend { pid, cancel_key } = backend;
-    format!("pg_tenant/v2\0{verb}\0{tenant}\0{pid}\0{cancel_key}\0{nonce}").into_bytes()
+    let mut msg = format!("pg_tenant/v2\0{verb}\0{tenant}\0{pid}\0{cancel_key}\0{nonce}");
+    if let Action::SetSubject {
+        subject, claims, ..
+    } = action
+    {
+        msg.push('\0');
+        msg.push_str(subject);
+        msg.push('\0');
+        msg.push_str(claims);
+    }
+    msg.into_bytes()
 }
 
-/// Mint a token for `action` in `backend` with `nonce`.
+/// Mint a token for `action` in `backend` with `nonce`. For
+/// [`Action::SetSubject`] check the subject and claims with
+/// [`check_subject`] first: a token outside the limits is refused by
+/// [`verify`].
 pub fn sign(key: &SigningKey, action: Action<'_>, backend: Backend, nonce: u64) -> String {
     let sig = key.sign(&message(action, backend, nonce));
     format!("{VERSION_PREFIX}{nonce}.{}", hex::encode(sig.to_bytes()))
@@ -218,6 +278,12 @@ pub fn verify(
 ) -> Result<u64, TokenError> {
     if keys.is_empty() {
         return Err(TokenError::NoKey);
+    }
+    if let Action::SetSubject {
+        subject, claims, ..
+    } = action
+    {
+        check_subject(subject, claims)?;
     }
     let (nonce, sig) = parse(token)?;
     let msg = message(action, backend, nonce);
@@ -386,6 +452,153 @@ mod tests {
             &"x".repeat(10_000),
         ] {
             assert_eq!(verify(&k, Action::Clear, be(7), 0, t), m, "{t}");
+        }
+    }
+
+    /// The README's SetSubject test vector (cross-checked with `openssl
+    /// pkeyutl -sign -rawin` and Python's cryptography).
+    #[test]
+    fn readme_set_subject_test_vector() {
+        let backend = Backend {
+            pid: 4242,
+            cancel_key: 987654321,
+        };
+        let action = Action::SetSubject {
+            tenant: "acme",
+            subject: "alice",
+            claims: r#"{"role":"editor"}"#,
+        };
+        assert_eq!(sign(&key(), action, backend, 2), README_SUBJECT_VECTOR);
+        assert_eq!(
+            verify(&keys(), action, backend, 1, README_SUBJECT_VECTOR),
+            Ok(2)
+        );
+    }
+
+    const README_SUBJECT_VECTOR: &str = "v2.2.4db15ef617309b6ee127ab8f0dc8e9fe921a02f23f30ede494d4d088a2a67ae4e5c20325b4416b72604d2d4d91d3a5987099d4fadbdcf7fb7b7cb9c53d1ec10d";
+
+    fn subj<'a>(tenant: &'a str, subject: &'a str, claims: &'a str) -> Action<'a> {
+        Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        }
+    }
+
+    #[test]
+    fn set_and_set_subject_are_separate_domains() {
+        let k = keys();
+        let bad = Err(TokenError::BadSignature);
+        let plain = sign(&key(), Action::Set("acme"), be(7), 5);
+        let with_subject = sign(&key(), subj("acme", "alice", "{}"), be(7), 5);
+        // Controls: each verifies as what it was signed for.
+        assert_eq!(verify(&k, Action::Set("acme"), be(7), 0, &plain), Ok(5));
+        assert_eq!(
+            verify(&k, subj("acme", "alice", "{}"), be(7), 0, &with_subject),
+            Ok(5)
+        );
+        // Crossed: refused both ways, and for clear.
+        assert_eq!(
+            verify(&k, subj("acme", "alice", "{}"), be(7), 0, &plain),
+            bad
+        );
+        assert_eq!(
+            verify(&k, Action::Set("acme"), be(7), 0, &with_subject),
+            bad
+        );
+        assert_eq!(verify(&k, Action::Clear, be(7), 0, &with_subject), bad);
+        // Same length: nothing in the token string tells them apart.
+        assert_eq!(plain.len(), with_subject.len());
+    }
+
+    #[test]
+    fn set_subject_is_bound_to_every_byte_of_subject_and_claims() {
+        let k = keys();
+        let bad = Err(TokenError::BadSignature);
+        let claims = r#"{"role":"editor","dept":7}"#;
+        let t = sign(&key(), subj("acme", "alice", claims), be(7), 5);
+        assert_eq!(
+            verify(&k, subj("acme", "alice", claims), be(7), 0, &t),
+            Ok(5)
+        );
+        for (i, _) in "alice".char_indices() {
+            let mut s = "alice".as_bytes().to_vec();
+            s[i] ^= 1;
+            let s = String::from_utf8(s).unwrap();
+            assert_eq!(verify(&k, subj("acme", &s, claims), be(7), 0, &t), bad);
+        }
+        for i in 1..claims.len() - 1 {
+            let mut c = claims.as_bytes().to_vec();
+            c[i] ^= 1;
+            let c = String::from_utf8(c).unwrap();
+            assert_eq!(
+                verify(&k, subj("acme", "alice", &c), be(7), 0, &t),
+                bad,
+                "{c}"
+            );
+        }
+        // Moving bytes between subject and claims changes the message too.
+        assert_eq!(
+            verify(
+                &k,
+                subj("acme", "alic", &format!("e\0{claims}")),
+                be(7),
+                0,
+                &t
+            ),
+            Err(TokenError::BadSubject)
+        );
+        assert_eq!(
+            verify(&k, subj("globex", "alice", claims), be(7), 0, &t),
+            bad
+        );
+        assert_eq!(verify(&k, subj("acme", "alice", claims), be(8), 0, &t), bad);
+        assert_eq!(
+            verify(&k, subj("acme", "alice", claims), be(7), 5, &t),
+            Err(TokenError::Replayed)
+        );
+    }
+
+    #[test]
+    fn subject_and_claims_limits() {
+        let long_subject = "s".repeat(MAX_SUBJECT_LEN);
+        let long_claims = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_CLAIMS_LEN - 8));
+        assert_eq!(long_claims.len(), MAX_CLAIMS_LEN);
+        for (s, c) in [
+            ("alice", "{}"),
+            ("a", " {\"k\": [1, 2]}\n"),
+            (long_subject.as_str(), "{}"),
+            ("alice", long_claims.as_str()),
+        ] {
+            assert_eq!(check_subject(s, c), Ok(()), "{s} {c}");
+            let t = sign(&key(), subj("acme", s, c), be(7), 5);
+            assert_eq!(verify(&keys(), subj("acme", s, c), be(7), 0, &t), Ok(5));
+        }
+        let too_long_subject = "s".repeat(MAX_SUBJECT_LEN + 1);
+        let too_long_claims = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_CLAIMS_LEN - 7));
+        for (s, c) in [
+            ("", "{}"),
+            ("al\0ice", "{}"),
+            (too_long_subject.as_str(), "{}"),
+            ("alice", ""),
+            ("alice", "   "),
+            ("alice", "[]"),
+            ("alice", "null"),
+            ("alice", "{"),
+            ("alice", "{\"a\":\"\0\"}"),
+            ("alice", too_long_claims.as_str()),
+        ] {
+            assert_eq!(
+                check_subject(s, c),
+                Err(TokenError::BadSubject),
+                "{s:?} {c:?}"
+            );
+            // Signed anyway: the verifier refuses it before looking at the signature.
+            let t = sign(&key(), subj("acme", s, c), be(7), 5);
+            assert_eq!(
+                verify(&keys(), subj("acme", s, c), be(7), 0, &t),
+                Err(TokenError::BadSubject)
+            );
         }
     }
 

@@ -1,0 +1,48 @@
+//! A tenant's `login_roles` (pg_tenant 0.3.0) through the router: a login
+//! role not listed gets no context, so its connection fails closed; a
+//! listed one, and any role once the list is reset, gets the tenant.
+mod common;
+use common::*;
+
+async fn tenant_of(url: &str) -> Result<Option<String>, tokio_postgres::Error> {
+    let c = connect(url).await?;
+    let row = c
+        .query_one("SELECT tenant.current_tenant_id()", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn only_listed_login_roles_get_the_tenant() {
+    admin_sql(
+        "SELECT tenant.create_tenant('lr-only') \
+         WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'lr-only'); \
+         SELECT tenant.alter_tenant('lr-only', login_roles => '{rt_app}')",
+    );
+    let r = Router::start();
+    // Not listed: refused, no session.
+    let refused = tenant_of(&r.url("rt_trust.lr-only")).await;
+    let e = refused.expect_err("rt_trust is not among lr-only's login_roles");
+    let text = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| e.to_string());
+    assert!(
+        text.contains("is not among the login_roles of tenant \"lr-only\""),
+        "{text}"
+    );
+    // Listed: the tenant.
+    assert_eq!(
+        tenant_of(&r.url("rt_app.lr-only")).await.expect("rt_app"),
+        Some("lr-only".into())
+    );
+    // Reset: any login role again.
+    admin_sql("SELECT tenant.alter_tenant('lr-only', reset => '{login_roles}')");
+    assert_eq!(
+        tenant_of(&r.url("rt_trust.lr-only"))
+            .await
+            .expect("rt_trust after reset"),
+        Some("lr-only".into())
+    );
+    admin_sql("SELECT tenant.drop_tenant('lr-only')");
+}
