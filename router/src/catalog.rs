@@ -41,6 +41,27 @@ const BATCH: usize = 512;
 pub enum CatalogError {
     #[error("tenant catalog unavailable: {0}")]
     Unavailable(String),
+    /// The installed pg_tenant predates the function (0.3.0 adds them).
+    #[error("{0} does not exist in the catalog database: tenant-router's [auth] needs pg_tenant 0.3.0 or later (ALTER EXTENSION pg_tenant UPDATE)")]
+    NoFunction(&'static str),
+}
+
+/// A secret the catalog role may read (pg_tenant 0.3.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// `tenant.auth_secret(tenant)`: the tenant's SCRAM verifier.
+    Tenant,
+    /// `tenant.login_verifier(role)`: the login role's stored password.
+    Login,
+}
+
+impl Secret {
+    fn function(self) -> &'static str {
+        match self {
+            Secret::Tenant => "tenant.auth_secret",
+            Secret::Login => "tenant.login_verifier",
+        }
+    }
 }
 
 /// One tenant's effective settings (defaults resolved by the extension).
@@ -68,6 +89,11 @@ enum Request {
     Lookup(String, oneshot::Sender<Result<Entry, CatalogError>>),
     List(oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>),
     Check(oneshot::Sender<Result<(), CatalogError>>),
+    Secret(
+        Secret,
+        String,
+        oneshot::Sender<Result<Option<String>, CatalogError>>,
+    ),
 }
 
 impl Request {
@@ -76,6 +102,7 @@ impl Request {
             Request::Lookup(_, tx) => drop(tx.send(Err(e))),
             Request::List(tx) => drop(tx.send(Err(e))),
             Request::Check(tx) => drop(tx.send(Err(e))),
+            Request::Secret(_, _, tx) => drop(tx.send(Err(e))),
         }
     }
 }
@@ -186,6 +213,13 @@ impl Catalog {
     /// Every tenant in the catalog (for the admin API), read now.
     pub async fn list(&self) -> Result<Vec<TenantInfo>, CatalogError> {
         self.ask(Request::List).await
+    }
+
+    /// A secret, read now (never cached): None when the catalog has none
+    /// for `name` (no such tenant or role, no secret, refused role).
+    pub async fn secret(&self, kind: Secret, name: &str) -> Result<Option<String>, CatalogError> {
+        self.ask(|tx| Request::Secret(kind, name.to_owned(), tx))
+            .await
     }
 
     /// A trivial query (readiness check).
@@ -304,6 +338,20 @@ impl Catalog {
                         r.map(|_| ())
                             .map_err(|e| CatalogError::Unavailable(e.to_string())),
                     );
+                }
+                Request::Secret(kind, name, tx) => {
+                    let f = kind.function();
+                    let r = client.query_one(&format!("SELECT {f}($1)"), &[&name]).await;
+                    let _ = tx.send(match r {
+                        Ok(row) => Ok(row.get::<_, Option<String>>(0)),
+                        Err(e)
+                            if e.code()
+                                == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+                        {
+                            Err(CatalogError::NoFunction(f))
+                        }
+                        Err(e) => Err(CatalogError::Unavailable(e.to_string())),
+                    });
                 }
                 Request::Lookup(..) => {}
             }

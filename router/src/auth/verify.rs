@@ -1,0 +1,203 @@
+//! The router checks the client itself, before any connection slot or
+//! backend is taken:
+//!
+//! - against a SCRAM-SHA-256 verifier (a tenant secret, the login role's
+//!   own, or a mock one for a name that has none): SCRAM-SHA-256, and
+//!   SCRAM-SHA-256-PLUS with `tls-server-end-point` over the client's TLS;
+//! - against an md5 verifier: a cleartext password (the md5 a client
+//!   computes salts with the user name it sent, `app_user.acme`, which is
+//!   not the role's), only over TLS or from a loopback peer unless
+//!   `auth.allow_cleartext_without_tls`.
+//!
+//! Nothing is sent to the client after its last message until the
+//! router has logged into PostgreSQL: the session then sends the SCRAM
+//! server-final message (if any) and AuthenticationOk.
+
+use super::scram::{ScramError, ServerExchange, Verifier};
+use super::{AuthError, Failure};
+use crate::codec::MAX_PREAUTH_LEN;
+use crate::error::SessionError;
+use crate::frontend::Frontend;
+use bytes::{BufMut, BytesMut};
+use subtle::ConstantTimeEq;
+
+/// What the client is checked against.
+pub enum Method {
+    Scram(Verifier),
+    /// `md5<hex of md5(password || role)>` of `role`.
+    Md5 {
+        stored: String,
+        role: String,
+    },
+}
+
+/// What a successful check yields.
+pub enum Proven {
+    Scram {
+        client_key: [u8; 32],
+        /// The server-final-message, sent with AuthenticationOk.
+        server_final: String,
+    },
+    /// The md5 verifier matched this cleartext password.
+    Md5,
+}
+
+/// An authentication request ('R') with `code` and `data`.
+pub fn auth_message(code: i32, data: &[u8]) -> BytesMut {
+    let mut m = BytesMut::with_capacity(9 + data.len());
+    m.put_u8(b'R');
+    m.put_i32(8 + data.len() as i32);
+    m.put_i32(code);
+    m.put_slice(data);
+    m
+}
+
+/// AuthenticationOk.
+pub fn auth_ok() -> BytesMut {
+    auth_message(0, &[])
+}
+
+/// AuthenticationSASLFinal with the server-final-message.
+pub fn sasl_final(server_final: &str) -> BytesMut {
+    auth_message(12, server_final.as_bytes())
+}
+
+/// The body of the client's next password-type message ('p').
+async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, SessionError> {
+    let mut frame = client.read_frame(MAX_PREAUTH_LEN).await?;
+    if frame.first() != Some(&b'p') {
+        return Err(
+            AuthError::UnexpectedClientMessage(frame.first().map_or('?', |b| *b as char)).into(),
+        );
+    }
+    Ok(frame.split_off(5))
+}
+
+/// Split a SASLInitialResponse body into (mechanism, data).
+fn initial_response(body: &[u8]) -> Result<(String, &[u8]), AuthError> {
+    let bad = || AuthError::Malformed("SASLInitialResponse");
+    let end = body.iter().position(|b| *b == 0).ok_or_else(bad)?;
+    let mechanism = std::str::from_utf8(&body[..end])
+        .map_err(|_| bad())?
+        .to_owned();
+    let len = body.get(end + 1..end + 5).ok_or_else(bad)?;
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    let data = body.get(end + 5..).ok_or_else(bad)?;
+    if len < 0 || len as usize != data.len() {
+        return Err(bad());
+    }
+    Ok((mechanism, data))
+}
+
+/// Run the check. `user` is the user name as the client sent it (for the
+/// failure message); `mock` is the reason when the verifier is a mock (the
+/// exchange runs as for a real one, and fails as a wrong password does).
+pub async fn check(
+    client: &mut Frontend,
+    method: &Method,
+    end_point: Option<Vec<u8>>,
+    cleartext_allowed: bool,
+    user: &str,
+    mock: Option<Failure>,
+) -> Result<Proven, SessionError> {
+    let failed = |reason| AuthError::Failed {
+        user: user.to_owned(),
+        reason,
+    };
+    match method {
+        Method::Scram(v) => {
+            let mut ex = ServerExchange::new(v.clone(), end_point);
+            let mut offer = Vec::new();
+            for m in ex.mechanisms() {
+                offer.extend_from_slice(m.as_bytes());
+                offer.push(0);
+            }
+            offer.push(0);
+            client.send(&auth_message(10, &offer)).await?;
+            let body = read_password_message(client).await?;
+            let (mechanism, data) = initial_response(&body)?;
+            let first = ex.first(&mechanism, data).map_err(AuthError::Scram)?;
+            client.send(&auth_message(11, first.as_bytes())).await?;
+            let body = read_password_message(client).await?;
+            match ex.finish(&body) {
+                Ok(_) if mock.is_some() => {
+                    Err(failed(mock.unwrap_or(Failure::WrongPassword)).into())
+                }
+                Ok((server_final, client_key)) => Ok(Proven::Scram {
+                    client_key,
+                    server_final,
+                }),
+                Err(ScramError::WrongProof) => {
+                    Err(failed(mock.unwrap_or(Failure::WrongPassword)).into())
+                }
+                Err(e) => Err(AuthError::Scram(e).into()),
+            }
+        }
+        Method::Md5 { stored, role } => {
+            if !cleartext_allowed {
+                return Err(AuthError::CleartextRefused(role.clone()).into());
+            }
+            client.send(&auth_message(3, &[])).await?;
+            let body = read_password_message(client).await?;
+            let password = body
+                .strip_suffix(&[0])
+                .filter(|p| !p.contains(&0))
+                .ok_or(AuthError::Malformed("PasswordMessage"))?;
+            if md5_matches(stored, password, role) {
+                Ok(Proven::Md5)
+            } else {
+                Err(failed(Failure::WrongPassword).into())
+            }
+        }
+    }
+}
+
+/// "md5" + hex(md5(password || role)) == stored, in constant time.
+pub fn md5_matches(stored: &str, password: &[u8], role: &str) -> bool {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(password);
+    h.update(role.as_bytes());
+    let computed = format!("md5{}", hex(&h.finalize()));
+    computed.as_bytes().ct_eq(stored.as_bytes()).into()
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_verifier_check() {
+        // md5('rt-secret' || 'rt_md5'), as PostgreSQL stores it.
+        let stored = format!("md5{}", {
+            use md5::Digest;
+            hex(&md5::Md5::digest(b"rt-secretrt_md5"))
+        });
+        assert!(md5_matches(&stored, b"rt-secret", "rt_md5"));
+        assert!(!md5_matches(&stored, b"rt-secret", "rt_md5.acme"));
+        assert!(!md5_matches(&stored, b"wrong", "rt_md5"));
+        assert!(!md5_matches("", b"", ""));
+    }
+
+    #[test]
+    fn initial_response_parsing() {
+        let mut b = b"SCRAM-SHA-256\0".to_vec();
+        b.extend_from_slice(&3i32.to_be_bytes());
+        b.extend_from_slice(b"abc");
+        let (m, d) = initial_response(&b).unwrap();
+        assert_eq!((m.as_str(), d), ("SCRAM-SHA-256", &b"abc"[..]));
+        for bad in [
+            &b""[..],
+            b"SCRAM",
+            b"SCRAM\0\0\0",
+            b"SCRAM\0\0\0\0\x09abc",
+            b"S\0\xff\xff\xff\xff",
+        ] {
+            assert!(initial_response(bad).is_err(), "{bad:?}");
+        }
+    }
+}
