@@ -7,6 +7,7 @@
 //! is dropped from the catalog (`Metrics::forget`), so `/metrics` stays
 //! bounded by the catalog however many names clients try.
 
+use crate::auth::Failure;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -84,6 +85,10 @@ pub struct Metrics {
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
     latency: HistogramVec,
+    auth_failures: IntCounterVec,
+    /// Failed authentications for names the catalog does not know, by
+    /// reason (no tenant label: the names are the client's).
+    pub unknown_auth_failures: IntCounterVec,
     /// Connections refused because the tenant is not in the catalog (no
     /// tenant label: the names are the client's).
     pub unknown_tenant: IntCounter,
@@ -189,6 +194,18 @@ impl Metrics {
                     T,
                 ),
             ),
+            auth_failures: counter_vec(
+                &r,
+                "tenant_router_auth_failures_total",
+                "Failed authentications checked by the router for the tenant, by reason.",
+                &["tenant", "reason"],
+            ),
+            unknown_auth_failures: counter_vec(
+                &r,
+                "tenant_router_unknown_tenant_auth_failures_total",
+                "Failed authentications for tenant names the catalog does not know, by reason.",
+                &["reason"],
+            ),
             unknown_tenant: register(
                 &r,
                 IntCounter::new(
@@ -271,6 +288,8 @@ impl Metrics {
             bytes_in: self.bytes_in.with_label_values(&[id]),
             bytes_out: self.bytes_out.with_label_values(&[id]),
             latency: self.latency.with_label_values(&[id]),
+            auth_failures: Failure::ALL
+                .map(|f| self.auth_failures.with_label_values(&[id, f.label()])),
             window: Mutex::new(VecDeque::new()),
         }
     }
@@ -298,6 +317,9 @@ impl Metrics {
         }
         for d in Denial::ALL {
             let _ = self.denied.remove_label_values(&[id, d.label()]);
+        }
+        for f in Failure::ALL {
+            let _ = self.auth_failures.remove_label_values(&[id, f.label()]);
         }
     }
 
@@ -327,6 +349,7 @@ pub struct TenantMetrics {
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
     latency: Histogram,
+    auth_failures: [IntCounter; 8],
     window: Mutex<VecDeque<(Instant, f64)>>,
 }
 
@@ -341,6 +364,10 @@ impl std::fmt::Debug for TenantMetrics {
 impl TenantMetrics {
     pub fn refused(&self, r: Refusal) {
         self.refused[r as usize].inc();
+    }
+
+    pub fn auth_failed(&self, f: Failure) {
+        self.auth_failures[f as usize].inc();
     }
 
     pub fn denied(&self, d: Denial) {

@@ -13,10 +13,14 @@
 //! (after SIGTERM) relays until the session is idle, then closes it with
 //! 57P01.
 
-use crate::auth;
+use crate::auth::scram::Verifier;
+use crate::auth::verify::{self, Method, Proven};
+use crate::auth::{self, AuthError, Authenticated, BackendLogin, Failure};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
+use crate::catalog::{CatalogError, Secret};
+use crate::config::{Config, LoginMode};
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
@@ -189,6 +193,7 @@ impl Session {
                 .inc();
         }
         let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params, sni)?;
+        let mut verified: Option<Verified> = None;
         let sni_tenant = matches!(&identity, Identity::Tenant { tenant, .. }
             if sni.is_some_and(|s| identify::sni_names(&cfg.identify, s, tenant)));
         span.record("sni_tenant", sni_tenant);
@@ -206,9 +211,32 @@ impl Session {
                 span.record("tenant", tenant.as_str());
                 span.record("user", user.as_str());
                 identify::screen(&params)?;
-                let info = timeout_at(deadline, self.tenant_info(tenant))
+                let known = timeout_at(deadline, self.known_tenant(tenant))
                     .await
                     .map_err(|_| timeout())??;
+                let secret = match &known {
+                    Some(_) => timeout_at(deadline, self.tenant_secret(tenant))
+                        .await
+                        .map_err(|_| timeout())??,
+                    None => None,
+                };
+                // The router checks the client itself: nothing is taken
+                // or opened for it before it has proved who it is.
+                if secret.is_some() || cfg.auth.login == LoginMode::Verify {
+                    self.phase = Phase::Authenticating;
+                    let client_user = identify::param(&params, "user").unwrap_or_default();
+                    let v = timeout_at(
+                        deadline,
+                        self.verify(&cfg, tenant, user, client_user, known.as_deref(), secret),
+                    )
+                    .await
+                    .map_err(|_| timeout())??;
+                    verified = Some(v);
+                }
+                let info = known.ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
+                if !info.enabled {
+                    return Err(SessionError::DisabledTenant(tenant.into()));
+                }
                 self.slot = Some(
                     self.shared
                         .limits
@@ -228,15 +256,40 @@ impl Session {
 
         // Authenticating
         self.phase = Phase::Authenticating;
+        // A relayed authentication holds a backend while the client
+        // answers: capped by auth.max_unauthenticated_backends.
+        let pending = match verified {
+            Some(_) => None,
+            None => Some(self.shared.admit_unauthenticated().ok_or(
+                SessionError::TooManyUnauthenticated(self.shared.max_unauthenticated()),
+            )?),
+        };
         let mut server = timeout_at(deadline, Backend::connect(&cfg))
             .await
             .map_err(|_| timeout())??;
         server
             .send(&protocol::startup_message(&upstream_params))
             .await?;
-        timeout_at(deadline, auth::relay(&mut self.client, &mut server))
-            .await
-            .map_err(|_| timeout())??;
+        let authenticated = match verified {
+            None => {
+                timeout_at(deadline, auth::relay(&mut self.client, &mut server))
+                    .await
+                    .map_err(|_| timeout())??;
+                identity_authenticated(&identity, BackendLogin::Relayed)
+            }
+            Some(v) => {
+                timeout_at(
+                    deadline,
+                    auth::login::login(&mut server, &v.who.login, &v.who.login_role),
+                )
+                .await
+                .map_err(|_| timeout())??;
+                self.client.send(&v.to_client).await?;
+                v.who
+            }
+        };
+        drop(pending);
+        tracing::debug!(login = ?authenticated.login, "authenticated");
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
         self.phase = Phase::PostAuth;
@@ -278,19 +331,166 @@ impl Session {
         Ok(Some(server))
     }
 
-    /// The tenant's catalog row; a known tenant gets its counters.
-    async fn tenant_info(&mut self, tenant: &str) -> Result<Arc<TenantInfo>, SessionError> {
-        let info = self
-            .shared
-            .catalog
-            .lookup(tenant)
-            .await?
-            .ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
-        self.counters = Some(self.shared.limits.counters(tenant));
-        if !info.enabled {
-            return Err(SessionError::DisabledTenant(tenant.into()));
+    /// The tenant's catalog row (None: unknown); a known tenant gets its
+    /// counters.
+    async fn known_tenant(
+        &mut self,
+        tenant: &str,
+    ) -> Result<Option<Arc<TenantInfo>>, SessionError> {
+        let info = self.shared.catalog.lookup(tenant).await?;
+        if info.is_some() {
+            self.counters = Some(self.shared.limits.counters(tenant));
         }
         Ok(info)
+    }
+
+    /// The tenant's secret (`tenant.auth_secret`); None also when the
+    /// installed pg_tenant predates secrets (it cannot hold one).
+    async fn tenant_secret(&self, tenant: &str) -> Result<Option<String>, SessionError> {
+        match self.shared.catalog.secret(Secret::Tenant, tenant).await {
+            Err(CatalogError::NoFunction(_)) => Ok(None),
+            r => Ok(r?),
+        }
+    }
+
+    /// The router checks the client (see `auth::verify`). Failures are
+    /// counted and logged (never a secret or a proof).
+    async fn verify(
+        &mut self,
+        cfg: &Config,
+        tenant: &str,
+        role: &str,
+        client_user: &str,
+        known: Option<&TenantInfo>,
+        secret: Option<String>,
+    ) -> Result<Verified, SessionError> {
+        let result = self
+            .verify_inner(cfg, tenant, role, client_user, known, secret)
+            .await;
+        if let Err(e) = &result {
+            let reason = match e {
+                SessionError::Auth(AuthError::Failed { reason, .. }) => Some(*reason),
+                SessionError::Auth(AuthError::CleartextRefused(_)) => {
+                    Some(Failure::CleartextRefused)
+                }
+                SessionError::Auth(AuthError::NoCredentials(_)) => Some(Failure::NoCredentials),
+                SessionError::Auth(_) | SessionError::Frame(_) => Some(Failure::Protocol),
+                SessionError::DisabledTenant(_) => Some(Failure::Disabled),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                match &self.counters {
+                    Some(c) => c.metrics.auth_failed(reason),
+                    None => {
+                        self.shared
+                            .metrics
+                            .unknown_auth_failures
+                            .with_label_values(&[reason.label()])
+                            .inc();
+                        self.shared.metrics.unknown_tenant.inc();
+                    }
+                }
+                tracing::info!(reason = reason.label(), error = %e, "authentication failed");
+            }
+        }
+        result
+    }
+
+    async fn verify_inner(
+        &mut self,
+        cfg: &Config,
+        tenant: &str,
+        role: &str,
+        client_user: &str,
+        known: Option<&TenantInfo>,
+        secret: Option<String>,
+    ) -> Result<Verified, SessionError> {
+        let mock = |reason| {
+            (
+                Method::Scram(Verifier::mock(&self.shared.mock_secret, client_user)),
+                Some(reason),
+            )
+        };
+        let tenant_secret = secret.is_some();
+        let (method, mocked) = match (known, secret) {
+            (None, _) => mock(Failure::UnknownTenant),
+            (Some(_), Some(s)) => match Verifier::parse(&s) {
+                Ok(v) => (Method::Scram(v), None),
+                Err(_) => {
+                    tracing::warn!("the tenant's secret is not a SCRAM-SHA-256 verifier: refusing");
+                    mock(Failure::WrongPassword)
+                }
+            },
+            (Some(_), None) => match self.shared.catalog.secret(Secret::Login, role).await? {
+                Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
+                    Ok(v) => (Method::Scram(v), None),
+                    Err(_) => mock(Failure::RoleRefused),
+                },
+                Some(v) if v.len() == 35 && v.starts_with("md5") => (
+                    Method::Md5 {
+                        stored: v,
+                        role: role.to_owned(),
+                    },
+                    None,
+                ),
+                _ => mock(Failure::RoleRefused),
+            },
+        };
+        let cleartext_allowed = self.client.tls.is_some()
+            || self.client.stream.peer_is_loopback()
+            || cfg.auth.allow_cleartext_without_tls;
+        let end_point = if self.client.tls.is_some() {
+            cfg.tls.end_point.clone()
+        } else {
+            None
+        };
+        let proven = verify::check(
+            &mut self.client,
+            &method,
+            end_point,
+            cleartext_allowed,
+            client_user,
+            mocked,
+        )
+        .await?;
+        if known.is_some_and(|i| !i.enabled) {
+            return Err(SessionError::DisabledTenant(tenant.into()));
+        }
+        let mut to_client = BytesMut::new();
+        if let Proven::Scram { server_final, .. } = &proven {
+            to_client.extend_from_slice(&verify::sasl_final(server_final));
+        }
+        to_client.extend_from_slice(&verify::auth_ok());
+        let login = match (&method, proven) {
+            _ if tenant_secret => match cfg.auth.credentials.password(role) {
+                Some(p) => BackendLogin::Password(p.to_owned()),
+                None => {
+                    tracing::warn!(
+                        role,
+                        "no credentials for the login role in auth.credentials_file"
+                    );
+                    return Err(AuthError::NoCredentials(role.to_owned()).into());
+                }
+            },
+            (Method::Scram(v), Proven::Scram { client_key, .. }) => BackendLogin::ClientKey {
+                client_key,
+                server_key: v.server_key,
+            },
+            (Method::Md5 { stored, .. }, _) => BackendLogin::Md5Hash(stored.clone()),
+            (Method::Scram(_), Proven::Md5) => {
+                return Err(AuthError::Malformed("unexpected md5 result").into())
+            }
+        };
+        Ok(Verified {
+            who: Authenticated {
+                tenant: tenant.to_owned(),
+                login_role: role.to_owned(),
+                subject: None,
+                expires_at: None,
+                login,
+            },
+            to_client,
+        })
     }
 
     /// Transparent (and Draining): the relay (see `relay`), until either
@@ -374,6 +574,28 @@ impl Session {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
         tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
+    }
+}
+
+/// A client the router verified: who, and what it still owes the client
+/// once PostgreSQL accepted the login (SASLFinal, AuthenticationOk).
+struct Verified {
+    who: Authenticated,
+    to_client: BytesMut,
+}
+
+/// Who a relayed authentication let in.
+fn identity_authenticated(identity: &Identity, login: BackendLogin) -> Authenticated {
+    let (tenant, role) = match identity {
+        Identity::Bypass { user } => (String::new(), user.clone()),
+        Identity::Tenant { tenant, user, .. } => (tenant.clone(), user.clone()),
+    };
+    Authenticated {
+        tenant,
+        login_role: role,
+        subject: None,
+        expires_at: None,
+        login,
     }
 }
 
