@@ -107,6 +107,10 @@ impl SessionError {
         Some(match self {
             SessionError::Limit(_) => Refusal::MaxConnections,
             SessionError::DisabledTenant(_) => Refusal::Disabled,
+            SessionError::Auth(AuthError::Failed {
+                reason: crate::auth::Failure::Disabled,
+                ..
+            }) => Refusal::Disabled,
             SessionError::Auth(_) => Refusal::Auth,
             SessionError::ClientGone | SessionError::Io(_) => return None,
             _ => Refusal::Error,

@@ -221,8 +221,12 @@ impl Session {
                     None => None,
                 };
                 // The router checks the client itself: nothing is taken
-                // or opened for it before it has proved who it is.
-                if secret.is_some() || cfg.auth.login == LoginMode::Verify {
+                // or opened for it before it has proved who it is. An
+                // unknown or disabled tenant of a relayed login gets the
+                // same (mock) exchange: nothing tells it apart from a
+                // wrong password.
+                let unusable = known.as_ref().is_none_or(|i| !i.enabled);
+                if secret.is_some() || cfg.auth.login == LoginMode::Verify || unusable {
                     self.phase = Phase::Authenticating;
                     let client_user = identify::param(&params, "user").unwrap_or_default();
                     let v = timeout_at(
@@ -421,6 +425,7 @@ impl Session {
                     mock(Failure::WrongPassword)
                 }
             },
+            (Some(_), None) if cfg.auth.login == LoginMode::Relay => mock(Failure::Disabled),
             (Some(_), None) => match self.shared.catalog.secret(Secret::Login, role).await? {
                 Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
                     Ok(v) => (Method::Scram(v), None),

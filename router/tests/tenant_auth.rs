@@ -633,6 +633,13 @@ async fn credentials_file_must_be_private() {
         "[auth]\ncredentials_file = \"{}\"",
         good.display()
     ));
+    // Control (and the router is serving, so it has its SIGHUP handler).
+    assert_eq!(
+        tenant_and_rows(&with_password(&r, "rt_app.sa_one", "one-secret"))
+            .await
+            .unwrap(),
+        ("sa_one".into(), 2)
+    );
     std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
     r.signal("HUP");
     assert!(r.wait_log("configuration reload failed", Duration::from_secs(10)));
