@@ -39,6 +39,10 @@ pub enum SessionError {
     StartupTimeout(u64),
     #[error("could not set the tenant context: {0}")]
     Injection(String),
+    /// pg_tenant refused the context for this login (42501 from
+    /// set_context: not among the tenant's login_roles, superuser...).
+    #[error("{0}")]
+    ContextRefused(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("tenant-router accepts only TLS connections (tls.client_tls = require): connect with sslmode=require or stronger")]
@@ -90,6 +94,7 @@ impl SessionError {
             SessionError::Upstream { .. } => "08006",
             SessionError::StartupTimeout(_) => "08006",
             SessionError::Injection(_) => "08006",
+            SessionError::ContextRefused(_) => "28000",
             SessionError::TlsRequired => "28000",
             SessionError::Tls(_) => "08P01",
             SessionError::Auth(e) => e.sqlstate()?,
@@ -111,7 +116,7 @@ impl SessionError {
                 reason: crate::auth::Failure::Disabled,
                 ..
             }) => Refusal::Disabled,
-            SessionError::Auth(_) => Refusal::Auth,
+            SessionError::Auth(_) | SessionError::ContextRefused(_) => Refusal::Auth,
             SessionError::ClientGone | SessionError::Io(_) => return None,
             _ => Refusal::Error,
         })

@@ -122,6 +122,10 @@ impl Session {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
+            if let (SessionError::ContextRefused(_), Some(c)) = (e, &self.counters) {
+                c.metrics.auth_failed(Failure::RoleNotAllowed);
+                tracing::info!(reason = Failure::RoleNotAllowed.label(), error = %e, "authentication failed");
+            }
             match (&self.counters, e.refusal()) {
                 (Some(c), Some(r)) if self.phase < Phase::Transparent => c.metrics.refused(r),
                 (None, _) if matches!(e, SessionError::UnknownTenant(_)) => {

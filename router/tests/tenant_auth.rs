@@ -24,7 +24,7 @@ SET client_min_messages = warning;
 DO $$
 DECLARE r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['sa_one', 'sa_two', 'sa_plain', 'sa_off', 'sa_flood'] LOOP
+  FOREACH r IN ARRAY ARRAY['sa_one', 'sa_two', 'sa_plain', 'sa_off', 'sa_flood', 'sa_roles'] LOOP
     IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
       PERFORM tenant.create_tenant(r);
     END IF;
@@ -42,6 +42,9 @@ BEGIN
 END $$;
 GRANT SELECT ON notes TO rt_flood, rt_probe;
 SELECT tenant.alter_tenant('sa_flood', max_connections => 5);
+SELECT tenant.alter_tenant('sa_roles', login_roles => ARRAY['rt_flood']);
+INSERT INTO notes (tenant_id, body) SELECT 'sa_roles', 'roles 1'
+WHERE NOT EXISTS (SELECT 1 FROM notes WHERE tenant_id = 'sa_roles');
 SELECT tenant.disable_tenant('sa_off') FROM tenant.tenants WHERE id = 'sa_off' AND enabled;
 INSERT INTO notes (tenant_id, body)
 SELECT t, t || ' ' || g FROM (VALUES ('sa_one', 2), ('sa_two', 1), ('sa_plain', 4), ('sa_flood', 2)) v(t, n),
@@ -653,5 +656,38 @@ async fn credentials_file_must_be_private() {
             .await
             .unwrap(),
         ("sa_one".into(), 2)
+    );
+}
+
+/// After authentication, a login role the tenant may not use
+/// (`login_roles`, enforced by tenant.set_context) gets a precise 28000.
+#[tokio::test]
+async fn a_role_outside_login_roles_gets_a_precise_refusal() {
+    fixtures();
+    let r = Router::start_with(&auth_section("verify", ""));
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_flood.sa_roles")).await.unwrap(),
+        ("sa_roles".into(), 1)
+    );
+    let e = tenant_and_rows(&r.url("rt_app.sa_roles"))
+        .await
+        .unwrap_err();
+    let (code, msg) = refusal(&e);
+    assert_eq!(code, "28000", "{msg}");
+    assert!(
+        msg.contains("\"rt_app\" is not among the login_roles of tenant \"sa_roles\""),
+        "{msg}"
+    );
+    let metrics = reqwest::get(r.admin("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "tenant_router_auth_failures_total{reason=\"role_not_allowed\",tenant=\"sa_roles\"} 1"
+        ),
+        "{metrics}"
     );
 }

@@ -85,6 +85,9 @@ pub enum Failure {
     /// `tenant.login_verifier` has nothing for the role (no such role, no
     /// password, not a member of tenant_app, superuser...).
     RoleRefused,
+    /// After authentication: pg_tenant refused the context (the login role
+    /// is not among the tenant's `login_roles`, or may bypass RLS).
+    RoleNotAllowed,
     NoCredentials,
     /// Cleartext would be needed but the connection is not protected.
     CleartextRefused,
@@ -95,11 +98,12 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub const ALL: [Failure; 8] = [
+    pub const ALL: [Failure; 9] = [
         Failure::WrongPassword,
         Failure::UnknownTenant,
         Failure::Disabled,
         Failure::RoleRefused,
+        Failure::RoleNotAllowed,
         Failure::NoCredentials,
         Failure::CleartextRefused,
         Failure::Protocol,
@@ -111,6 +115,7 @@ impl Failure {
             Failure::UnknownTenant => "unknown_tenant",
             Failure::Disabled => "disabled",
             Failure::RoleRefused => "role_refused",
+            Failure::RoleNotAllowed => "role_not_allowed",
             Failure::NoCredentials => "no_credentials",
             Failure::CleartextRefused => "cleartext_refused",
             Failure::Protocol => "protocol",
