@@ -13,14 +13,12 @@
 //! (after SIGTERM) relays until the session is idle, then closes it with
 //! 57P01.
 
-use crate::auth::scram::Verifier;
-use crate::auth::verify::{self, Method, Proven};
-use crate::auth::{self, AuthError, Authenticated, BackendLogin, Failure};
+use crate::auth::verify::{self, Verified};
+use crate::auth::{self, Authenticated, BackendLogin, Failure};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
-use crate::catalog::TenantInfo;
-use crate::catalog::{CatalogError, Secret};
-use crate::config::{Config, LoginMode};
+use crate::catalog::{CatalogError, Secret, TenantInfo};
+use crate::config::LoginMode;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
@@ -233,12 +231,23 @@ impl Session {
                 if secret.is_some() || cfg.auth.login == LoginMode::Verify || unusable {
                     self.phase = Phase::Authenticating;
                     let client_user = identify::param(&params, "user").unwrap_or_default();
-                    let v = timeout_at(
-                        deadline,
-                        self.verify(&cfg, tenant, user, client_user, known.as_deref(), secret),
-                    )
-                    .await
-                    .map_err(|_| timeout())??;
+                    let request = verify::Request {
+                        tenant,
+                        role: user,
+                        client_user,
+                        known: known.as_deref(),
+                        secret,
+                    };
+                    let checked = verify::authenticate(
+                        &mut self.client,
+                        &self.shared,
+                        self.counters.as_deref(),
+                        &cfg,
+                        request,
+                    );
+                    let v = timeout_at(deadline, checked)
+                        .await
+                        .map_err(|_| timeout())??;
                     verified = Some(v);
                 }
                 let info = known.ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
@@ -361,147 +370,6 @@ impl Session {
         }
     }
 
-    /// The router checks the client (see `auth::verify`). Failures are
-    /// counted and logged (never a secret or a proof).
-    async fn verify(
-        &mut self,
-        cfg: &Config,
-        tenant: &str,
-        role: &str,
-        client_user: &str,
-        known: Option<&TenantInfo>,
-        secret: Option<String>,
-    ) -> Result<Verified, SessionError> {
-        let result = self
-            .verify_inner(cfg, tenant, role, client_user, known, secret)
-            .await;
-        if let Err(e) = &result {
-            let reason = match e {
-                SessionError::Auth(AuthError::Failed { reason, .. }) => Some(*reason),
-                SessionError::Auth(AuthError::CleartextRefused(_)) => {
-                    Some(Failure::CleartextRefused)
-                }
-                SessionError::Auth(AuthError::NoCredentials(_)) => Some(Failure::NoCredentials),
-                SessionError::Auth(_) | SessionError::Frame(_) => Some(Failure::Protocol),
-                SessionError::DisabledTenant(_) => Some(Failure::Disabled),
-                _ => None,
-            };
-            if let Some(reason) = reason {
-                match &self.counters {
-                    Some(c) => c.metrics.auth_failed(reason),
-                    None => {
-                        self.shared
-                            .metrics
-                            .unknown_auth_failures
-                            .with_label_values(&[reason.label()])
-                            .inc();
-                        self.shared.metrics.unknown_tenant.inc();
-                    }
-                }
-                tracing::info!(reason = reason.label(), error = %e, "authentication failed");
-            }
-        }
-        result
-    }
-
-    async fn verify_inner(
-        &mut self,
-        cfg: &Config,
-        tenant: &str,
-        role: &str,
-        client_user: &str,
-        known: Option<&TenantInfo>,
-        secret: Option<String>,
-    ) -> Result<Verified, SessionError> {
-        let mock = |reason| {
-            (
-                Method::Scram(Verifier::mock(&self.shared.mock_secret, client_user)),
-                Some(reason),
-            )
-        };
-        let tenant_secret = secret.is_some();
-        let (method, mocked) = match (known, secret) {
-            (None, _) => mock(Failure::UnknownTenant),
-            (Some(_), Some(s)) => match Verifier::parse(&s) {
-                Ok(v) => (Method::Scram(v), None),
-                Err(_) => {
-                    tracing::warn!("the tenant's secret is not a SCRAM-SHA-256 verifier: refusing");
-                    mock(Failure::WrongPassword)
-                }
-            },
-            (Some(_), None) if cfg.auth.login == LoginMode::Relay => mock(Failure::Disabled),
-            (Some(_), None) => match self.shared.catalog.secret(Secret::Login, role).await? {
-                Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
-                    Ok(v) => (Method::Scram(v), None),
-                    Err(_) => mock(Failure::RoleRefused),
-                },
-                Some(v) if v.len() == 35 && v.starts_with("md5") => (
-                    Method::Md5 {
-                        stored: v,
-                        role: role.to_owned(),
-                    },
-                    None,
-                ),
-                _ => mock(Failure::RoleRefused),
-            },
-        };
-        let cleartext_allowed = self.client.tls.is_some()
-            || self.client.stream.peer_is_loopback()
-            || cfg.auth.allow_cleartext_without_tls;
-        let end_point = if self.client.tls.is_some() {
-            cfg.tls.end_point.clone()
-        } else {
-            None
-        };
-        let proven = verify::check(
-            &mut self.client,
-            &method,
-            end_point,
-            cleartext_allowed,
-            client_user,
-            mocked,
-        )
-        .await?;
-        if known.is_some_and(|i| !i.enabled) {
-            return Err(SessionError::DisabledTenant(tenant.into()));
-        }
-        let mut to_client = BytesMut::new();
-        if let Proven::Scram { server_final, .. } = &proven {
-            to_client.extend_from_slice(&verify::sasl_final(server_final));
-        }
-        to_client.extend_from_slice(&verify::auth_ok());
-        let login = match (&method, proven) {
-            _ if tenant_secret => match cfg.auth.credentials.password(role) {
-                Some(p) => BackendLogin::Password(p.to_owned()),
-                None => {
-                    tracing::warn!(
-                        role,
-                        "no credentials for the login role in auth.credentials_file"
-                    );
-                    return Err(AuthError::NoCredentials(role.to_owned()).into());
-                }
-            },
-            (Method::Scram(v), Proven::Scram { client_key, .. }) => BackendLogin::ClientKey {
-                client_key,
-                server_key: v.server_key,
-            },
-            (Method::Md5 { stored, .. }, _) => BackendLogin::Md5Hash(stored.clone()),
-            (Method::Scram(_), Proven::Md5) => {
-                return Err(AuthError::Malformed("unexpected md5 result").into())
-            }
-        };
-        Ok(Verified {
-            who: Authenticated {
-                tenant: tenant.to_owned(),
-                login_role: role.to_owned(),
-                subject: None,
-                expires_at: None,
-                login,
-            },
-            to_client,
-        })
-    }
-
     /// Transparent (and Draining): the relay (see `relay`), until either
     /// side ends, the router shuts down, or an administrator disconnects
     /// the tenant.
@@ -584,13 +452,6 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
         tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
     }
-}
-
-/// A client the router verified: who, and what it still owes the client
-/// once PostgreSQL accepted the login (SASLFinal, AuthenticationOk).
-struct Verified {
-    who: Authenticated,
-    to_client: BytesMut,
 }
 
 /// Who a relayed authentication let in.

@@ -64,7 +64,7 @@ impl Credentials {
             });
         }
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc_geteuid() };
+        let me = unsafe { libc::geteuid() };
         if meta.uid() != me {
             return Err(CredentialsError::Owner {
                 path: path.to_owned(),
@@ -87,11 +87,6 @@ impl Credentials {
     pub fn from_map(m: HashMap<String, String>) -> Credentials {
         Credentials(m)
     }
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 #[cfg(test)]

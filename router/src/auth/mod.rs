@@ -248,7 +248,14 @@ pub fn without_channel_binding(frame: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_channel_binding;
+    use super::{without_channel_binding, Failure};
+
+    #[test]
+    fn failure_labels_index_their_counters() {
+        for (i, f) in Failure::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{}", f.label());
+        }
+    }
 
     fn sasl(names: &[&str]) -> Vec<u8> {
         let mut body = 10i32.to_be_bytes().to_vec();

@@ -14,12 +14,36 @@
 //! server-final message (if any) and AuthenticationOk.
 
 use super::scram::{ScramError, ServerExchange, Verifier};
-use super::{AuthError, Failure};
+use super::{AuthError, Authenticated, BackendLogin, Failure};
+use crate::catalog::{Secret, TenantInfo};
 use crate::codec::MAX_PREAUTH_LEN;
+use crate::config::{Config, LoginMode};
 use crate::error::SessionError;
 use crate::frontend::Frontend;
+use crate::limits::TenantCounters;
+use crate::shared::Shared;
 use bytes::{BufMut, BytesMut};
 use subtle::ConstantTimeEq;
+
+/// Who asks to be let in.
+pub struct Request<'a> {
+    pub tenant: &'a str,
+    /// The login role (the user name without the tenant).
+    pub role: &'a str,
+    /// The user name as the client sent it (`app_user.acme`).
+    pub client_user: &'a str,
+    /// The tenant's catalog row (None: unknown).
+    pub known: Option<&'a TenantInfo>,
+    /// The tenant's secret (`tenant.auth_secret`).
+    pub secret: Option<String>,
+}
+
+/// A client the router verified: who, and what it still owes the client
+/// once PostgreSQL accepted the login (SASLFinal, AuthenticationOk).
+pub struct Verified {
+    pub who: Authenticated,
+    pub to_client: BytesMut,
+}
 
 /// What the client is checked against.
 pub enum Method {
@@ -40,6 +64,146 @@ pub enum Proven {
     },
     /// The md5 verifier matched this cleartext password.
     Md5,
+}
+
+/// Check the client as `req` says. Failures are counted (per known
+/// tenant, or in the one series of unknown names) and logged, never with
+/// a secret or a proof.
+pub async fn authenticate(
+    client: &mut Frontend,
+    shared: &Shared,
+    counters: Option<&TenantCounters>,
+    cfg: &Config,
+    req: Request<'_>,
+) -> Result<Verified, SessionError> {
+    let result = check_request(client, shared, cfg, req).await;
+    if let Err(e) = &result {
+        let reason = match e {
+            SessionError::Auth(AuthError::Failed { reason, .. }) => Some(*reason),
+            SessionError::Auth(AuthError::CleartextRefused(_)) => Some(Failure::CleartextRefused),
+            SessionError::Auth(AuthError::NoCredentials(_)) => Some(Failure::NoCredentials),
+            SessionError::Auth(_) | SessionError::Frame(_) => Some(Failure::Protocol),
+            SessionError::DisabledTenant(_) => Some(Failure::Disabled),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            match counters {
+                Some(c) => c.metrics.auth_failed(reason),
+                None => {
+                    shared
+                        .metrics
+                        .unknown_auth_failures
+                        .with_label_values(&[reason.label()])
+                        .inc();
+                    shared.metrics.unknown_tenant.inc();
+                }
+            }
+            tracing::info!(reason = reason.label(), error = %e, "authentication failed");
+        }
+    }
+    result
+}
+
+async fn check_request(
+    client: &mut Frontend,
+    shared: &Shared,
+    cfg: &Config,
+    req: Request<'_>,
+) -> Result<Verified, SessionError> {
+    let Request {
+        tenant,
+        role,
+        client_user,
+        known,
+        secret,
+    } = req;
+    let mock = |reason| {
+        (
+            Method::Scram(Verifier::mock(&shared.mock_secret, client_user)),
+            Some(reason),
+        )
+    };
+    let tenant_secret = secret.is_some();
+    let (method, mocked) = match (known, secret) {
+        (None, _) => mock(Failure::UnknownTenant),
+        (Some(_), Some(s)) => match Verifier::parse(&s) {
+            Ok(v) => (Method::Scram(v), None),
+            Err(_) => {
+                tracing::warn!("the tenant's secret is not a SCRAM-SHA-256 verifier: refusing");
+                mock(Failure::WrongPassword)
+            }
+        },
+        (Some(_), None) if cfg.auth.login == LoginMode::Relay => mock(Failure::Disabled),
+        (Some(_), None) => match shared.catalog.secret(Secret::Login, role).await? {
+            Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
+                Ok(v) => (Method::Scram(v), None),
+                Err(_) => mock(Failure::RoleRefused),
+            },
+            Some(v) if v.len() == 35 && v.starts_with("md5") => (
+                Method::Md5 {
+                    stored: v,
+                    role: role.to_owned(),
+                },
+                None,
+            ),
+            _ => mock(Failure::RoleRefused),
+        },
+    };
+    let cleartext_allowed = client.tls.is_some()
+        || client.stream.peer_is_loopback()
+        || cfg.auth.allow_cleartext_without_tls;
+    let end_point = if client.tls.is_some() {
+        cfg.tls.end_point.clone()
+    } else {
+        None
+    };
+    let proven = check(
+        client,
+        &method,
+        end_point,
+        cleartext_allowed,
+        client_user,
+        mocked,
+    )
+    .await?;
+    if known.is_some_and(|i| !i.enabled) {
+        return Err(SessionError::DisabledTenant(tenant.into()));
+    }
+    let mut to_client = BytesMut::new();
+    if let Proven::Scram { server_final, .. } = &proven {
+        to_client.extend_from_slice(&sasl_final(server_final));
+    }
+    to_client.extend_from_slice(&auth_ok());
+    let login = match (&method, proven) {
+        _ if tenant_secret => match cfg.auth.credentials.password(role) {
+            Some(p) => BackendLogin::Password(p.to_owned()),
+            None => {
+                tracing::warn!(
+                    role,
+                    "no credentials for the login role in auth.credentials_file"
+                );
+                return Err(AuthError::NoCredentials(role.to_owned()).into());
+            }
+        },
+        (Method::Scram(v), Proven::Scram { client_key, .. }) => BackendLogin::ClientKey {
+            client_key,
+            server_key: v.server_key,
+        },
+        (Method::Md5 { stored, .. }, _) => BackendLogin::Md5Hash(stored.clone()),
+        (Method::Scram(_), Proven::Md5) => {
+            return Err(AuthError::Malformed("unexpected md5 result").into())
+        }
+    };
+    Ok(Verified {
+        who: Authenticated {
+            tenant: tenant.to_owned(),
+            login_role: role.to_owned(),
+            subject: None,
+            expires_at: None,
+            login,
+        },
+        to_client,
+    })
 }
 
 /// An authentication request ('R') with `code` and `data`.
@@ -65,6 +229,10 @@ pub fn sasl_final(server_final: &str) -> BytesMut {
 /// The body of the client's next password-type message ('p').
 async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, SessionError> {
     let mut frame = client.read_frame(MAX_PREAUTH_LEN).await?;
+    // Terminate: the client gave up (no password to give, say).
+    if frame.first() == Some(&b'X') {
+        return Err(SessionError::ClientGone);
+    }
     if frame.first() != Some(&b'p') {
         return Err(
             AuthError::UnexpectedClientMessage(frame.first().map_or('?', |b| *b as char)).into(),
@@ -120,16 +288,16 @@ pub async fn check(
             client.send(&auth_message(11, first.as_bytes())).await?;
             let body = read_password_message(client).await?;
             match ex.finish(&body) {
-                Ok(_) if mock.is_some() => {
+                // A mock verifier matches no proof; should one ever match,
+                // it still fails.
+                Ok(_) | Err(ScramError::WrongProof) if mock.is_some() => {
                     Err(failed(mock.unwrap_or(Failure::WrongPassword)).into())
                 }
                 Ok((server_final, client_key)) => Ok(Proven::Scram {
                     client_key,
                     server_final,
                 }),
-                Err(ScramError::WrongProof) => {
-                    Err(failed(mock.unwrap_or(Failure::WrongPassword)).into())
-                }
+                Err(ScramError::WrongProof) => Err(failed(Failure::WrongPassword).into()),
                 Err(e) => Err(AuthError::Scram(e).into()),
             }
         }
