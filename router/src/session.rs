@@ -216,11 +216,16 @@ impl Session {
                 let known = timeout_at(deadline, self.known_tenant(tenant))
                     .await
                     .map_err(|_| timeout())??;
-                let secret = match &known {
-                    Some(_) => timeout_at(deadline, self.tenant_secret(tenant))
+                // In verify mode an unknown name costs the same catalog
+                // reads as a known one (no timing tells them apart); in
+                // relay mode unknown names stay batched and cached.
+                let secret = if known.is_some() || cfg.auth.login == LoginMode::Verify {
+                    timeout_at(deadline, self.tenant_secret(tenant))
                         .await
-                        .map_err(|_| timeout())??,
-                    None => None,
+                        .map_err(|_| timeout())??
+                        .filter(|_| known.is_some())
+                } else {
+                    None
                 };
                 // The router checks the client itself: nothing is taken
                 // or opened for it before it has proved who it is. An

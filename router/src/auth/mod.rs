@@ -18,7 +18,11 @@
 //!   `scram`) before any connection slot or backend is taken, then logs
 //!   into PostgreSQL with what the proof yields (`login`).
 //!
-//! Either way the handshake ends in one `Authenticated` value.
+//! Either way the handshake ends in one `Authenticated` value. Token
+//! logins (JWT as the password, `router/src/jwt.rs`) fit in as another
+//! `verify::Method`: the client's cleartext password message carries the
+//! token, the check fills `Authenticated::subject` and `expires_at`, and
+//! the backend login comes from the credentials file (`BackendLogin::Password`).
 
 pub mod credentials;
 pub mod login;
