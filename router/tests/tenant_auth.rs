@@ -691,3 +691,71 @@ async fn a_role_outside_login_roles_gets_a_precise_refusal() {
         "{metrics}"
     );
 }
+
+/// This host's first non-loopback IPv4 address, if it has one.
+fn non_loopback_ipv4() -> Option<String> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(str::to_owned)
+}
+
+/// An md5 role needs the client's cleartext password: asked for over TLS
+/// or from a loopback peer only, unless allow_cleartext_without_tls.
+#[tokio::test]
+async fn cleartext_for_md5_only_over_tls_or_loopback() {
+    fixtures();
+    let Some(ip) = non_loopback_ipv4() else {
+        eprintln!("skipped: this host has no non-loopback IPv4 address");
+        return;
+    };
+    let (cert, key, _, _) = certificate();
+    let tls = format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let r = Router::start_on_all_addresses(&format!("{}{tls}", auth_section("verify", "")));
+    let from = |host: &str, ssl: &str| {
+        format!(
+            "host={host} port={} user=rt_md5.acme password={PASSWORD} dbname={DB} sslmode={ssl}",
+            r.port
+        )
+    };
+    // Loopback, no TLS: allowed.
+    assert_eq!(
+        psql(&from("127.0.0.1", "disable"), "SELECT count(*) FROM notes").unwrap(),
+        "3"
+    );
+    // Another address, no TLS: refused, naming the setting.
+    let e = psql(&from(&ip, "disable"), "SELECT 1").unwrap_err();
+    assert!(
+        e.contains("is stored as md5") && e.contains("auth.allow_cleartext_without_tls"),
+        "{e}"
+    );
+    // Another address over TLS: allowed.
+    assert_eq!(
+        psql(&from(&ip, "require"), "SELECT count(*) FROM notes").unwrap(),
+        "3"
+    );
+    // SCRAM roles are not affected: no cleartext needed.
+    let scram = from(&ip, "disable").replace("rt_md5.acme", "rt_app.acme");
+    assert_eq!(psql(&scram, "SELECT count(*) FROM notes").unwrap(), "3");
+    // With the setting, cleartext is asked for anywhere.
+    let open = Router::start_on_all_addresses(&auth_section(
+        "verify",
+        "allow_cleartext_without_tls = true",
+    ));
+    let url = format!(
+        "host={ip} port={} user=rt_md5.acme password={PASSWORD} dbname={DB} sslmode=disable",
+        open.port
+    );
+    assert_eq!(psql(&url, "SELECT count(*) FROM notes").unwrap(), "3");
+}

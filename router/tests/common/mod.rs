@@ -228,14 +228,33 @@ impl Router {
         Router::start_full(extra, &[], cat)
     }
 
+    /// Start listening on every address (0.0.0.0), so that clients can
+    /// come from a non-loopback address of this host.
+    pub fn start_on_all_addresses(extra: &str) -> Router {
+        Router::start_listening(extra, &[], &CatalogSetup::default(), "0.0.0.0")
+    }
+
     fn start_full(extra: &str, env: &[(&str, &str)], cat: &CatalogSetup) -> Router {
+        Router::start_listening(extra, env, cat, "127.0.0.1")
+    }
+
+    fn start_listening(
+        extra: &str,
+        env: &[(&str, &str)],
+        cat: &CatalogSetup,
+        listen_host: &str,
+    ) -> Router {
         let port = free_port();
         let admin_port = free_port();
         let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("router.toml");
-        std::fs::write(&cfg, router_config_with(port, admin_port, extra, cat))
-            .expect("write config");
+        let text = router_config_with(port, admin_port, extra, cat).replacen(
+            "listen = \"127.0.0.1:",
+            &format!("listen = \"{listen_host}:"),
+            1,
+        );
+        std::fs::write(&cfg, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .arg("-c")
             .arg(&cfg)
