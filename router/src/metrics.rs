@@ -412,6 +412,10 @@ impl TenantMetrics {
                 auth: refused(Refusal::Auth),
                 error: refused(Refusal::Error),
             },
+            auth_failures: Failure::ALL
+                .iter()
+                .map(|f| (f.label(), self.auth_failures[*f as usize].get()))
+                .collect(),
             statements_total: self.statements.get(),
             statements_denied: Denied {
                 qps_limit: denied(Denial::QpsLimit),
@@ -448,6 +452,8 @@ pub struct TenantSnapshot {
     pub active_connections: u32,
     pub connections_total: u64,
     pub connections_refused: Refused,
+    /// Failed authentications checked by the router, by reason.
+    pub auth_failures: std::collections::BTreeMap<&'static str, u64>,
     pub statements_total: u64,
     pub statements_denied: Denied,
     pub errors_total: u64,
@@ -524,7 +530,13 @@ mod tests {
         ));
         assert!(text.contains("tenant_router_connections_active{tenant=\"acme\"} 2"));
         assert!(text.contains("tenant_router_statement_duration_seconds_count{tenant=\"acme\"} 1"));
+        a.auth_failed(Failure::WrongPassword);
+        assert!(m.render().contains(
+            "tenant_router_auth_failures_total{reason=\"wrong_password\",tenant=\"acme\"} 1"
+        ));
         let s = a.snapshot("acme", 2);
+        assert_eq!(s.auth_failures["wrong_password"], 1);
+        assert_eq!(s.auth_failures["unknown_tenant"], 0);
         assert_eq!((s.statements_total, s.statements_denied.qps_limit), (3, 1));
         assert_eq!(s.latency_ms.samples, 1);
         m.forget("acme");

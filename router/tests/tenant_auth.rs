@@ -274,6 +274,17 @@ async fn verify_mode_scram_and_md5() {
         .await
         .unwrap_err();
     assert_eq!(refusal(&e), wrong_password("rt_md5.globex"));
+    // pg_hba `password` for the role: a ClientKey cannot answer a request
+    // for the cleartext password. A clear 28000, no AuthenticationOk.
+    let e = tenant_and_rows(&r.url("rt_password.acme"))
+        .await
+        .unwrap_err();
+    let (code, msg) = refusal(&e);
+    assert_eq!(code, "28000", "{msg}");
+    assert!(
+        msg.starts_with("tenant-router cannot log into PostgreSQL as \"rt_password\""),
+        "{msg}"
+    );
     // A tenant secret wins over the role's password in verify mode too.
     assert_eq!(
         tenant_and_rows(&with_password(&r, "rt_app.sa_one", "one-secret"))
