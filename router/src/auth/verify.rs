@@ -139,6 +139,8 @@ async fn check_request(
                 mock(Failure::WrongPassword)
             }
         },
+        // Relay mode sends only a tenant with a secret, or an unusable
+        // one, here: a disabled tenant without a secret has no verifier.
         (Some(_), None) if cfg.auth.login == LoginMode::Relay => mock(Failure::Disabled),
         (Some(_), None) => match shared.catalog.secret(Secret::Login, role).await? {
             Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
