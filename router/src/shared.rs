@@ -39,6 +39,8 @@ pub struct Shared {
     /// Per-process secret of mock SCRAM salts (unknown names see the same
     /// salt on every attempt, and a different one after a restart).
     pub mock_secret: [u8; 32],
+    /// What mock exchanges for a login role look like (auth::verify).
+    pub mock_roles: moka::future::Cache<String, crate::auth::verify::MockShape>,
 }
 
 impl Shared {
@@ -67,6 +69,12 @@ impl Shared {
             unauthenticated: Arc::new(Semaphore::new(cfg.auth.max_unauthenticated_backends)),
             max_unauthenticated: cfg.auth.max_unauthenticated_backends,
             mock_secret: mock_secret(),
+            mock_roles: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_millis(
+                    cfg.catalog.negative_ttl_ms.max(1),
+                ))
+                .build(),
             cfg: RwLock::new(cfg),
             draining: AtomicBool::new(false),
         })

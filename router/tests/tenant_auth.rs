@@ -42,7 +42,7 @@ BEGIN
 END $$;
 GRANT SELECT ON notes TO rt_flood, rt_probe;
 SELECT tenant.alter_tenant('sa_flood', max_connections => 5);
-SELECT tenant.alter_tenant('sa_roles', login_roles => ARRAY['rt_flood']);
+SELECT tenant.alter_tenant('sa_roles', login_roles => ARRAY['rt_md5']);
 INSERT INTO notes (tenant_id, body) SELECT 'sa_roles', 'roles 1'
 WHERE NOT EXISTS (SELECT 1 FROM notes WHERE tenant_id = 'sa_roles');
 SELECT tenant.disable_tenant('sa_off') FROM tenant.tenants WHERE id = 'sa_off' AND enabled;
@@ -205,7 +205,47 @@ async fn scram_first<S: AsyncRead + AsyncWrite + Unpin>(
     (mechs.trim().to_owned(), body[4..].to_vec())
 }
 
+/// The salt and iterations of a SCRAM exchange as `user`.
+async fn salt_and_iterations(port: u16, user: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let c = ScramSha256::new(b"x", ChannelBinding::unsupported());
+    let (mechs, first) = scram_first(&mut s, user, &c, "SCRAM-SHA-256").await;
+    assert_eq!(mechs, "SCRAM-SHA-256", "{user}");
+    let first = String::from_utf8(first).unwrap();
+    first.split_once(",s=").unwrap().1.to_owned()
+}
+
+/// The first authentication request a client gets as `user`.
+async fn first_request(port: u16, user: &str) -> (u8, i32) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(&startup(user)).await.unwrap();
+    let (tag, body) = read_msg(&mut s).await;
+    (tag, if tag == b'R' { auth_code(&body) } else { -1 })
+}
+
 // ------------------------------------------------------------------ tests
+
+/// Relayed, an unknown tenant's mock exchange looks like PostgreSQL's for
+/// the role: SCRAM with the role's own salt, or an md5 challenge.
+#[tokio::test]
+async fn relay_mode_mocks_look_like_postgres() {
+    fixtures();
+    let r = Router::start();
+    assert_eq!(
+        salt_and_iterations(r.port, "rt_probe.nosuch").await,
+        salt_and_iterations(r.port, "rt_probe.acme").await,
+        "the role's own salt, from PostgreSQL and from the mock"
+    );
+    assert_eq!(first_request(r.port, "rt_md5.acme").await, (b'R', 5));
+    assert_eq!(first_request(r.port, "rt_md5.nosuch").await, (b'R', 5));
+    let e = connect(&r.url("rt_md5.nosuch")).await.unwrap_err();
+    assert_eq!(refusal(&e), wrong_password("rt_md5.nosuch"));
+    // Control: a known tenant of a SCRAM role connects.
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_probe.acme")).await.unwrap(),
+        ("acme".into(), 3)
+    );
+}
 
 #[tokio::test]
 async fn a_tenant_secret_opens_only_its_tenant() {
@@ -335,26 +375,19 @@ async fn unknown_disabled_and_refused_names_look_like_a_wrong_password() {
     );
     assert_eq!(visible_notes(&control).await, 3);
 
-    // Mock exchanges look like real ones: the same mechanisms, and the
-    // same salt and iterations on every attempt for one name.
-    let mut firsts = Vec::new();
-    for user in [
-        "rt_app.nosuch",
-        "rt_app.nosuch",
-        "rt_app.nosuch2",
-        "rt_app.acme",
-    ] {
-        let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
-        let c = ScramSha256::new(b"x", ChannelBinding::unsupported());
-        let (mechs, first) = scram_first(&mut s, user, &c, "SCRAM-SHA-256").await;
-        assert_eq!(mechs, "SCRAM-SHA-256", "{user}");
-        let first = String::from_utf8(first).unwrap();
-        let salt_iter = first.split_once(",s=").unwrap().1.to_owned();
-        firsts.push(salt_iter);
+    // Mock exchanges look like real ones: the same mechanisms, and what a
+    // real tenant of the role shows. For a role with a SCRAM verifier, its
+    // own salt and iterations whatever the tenant name; for a name that is
+    // no usable role, a mock salt of its own, the same on every attempt.
+    let real = salt_and_iterations(r.port, "rt_probe.acme").await;
+    for user in ["rt_probe.nosuch", "rt_probe.nosuch2"] {
+        assert_eq!(salt_and_iterations(r.port, user).await, real, "{user}");
     }
-    assert_eq!(firsts[0], firsts[1], "same name, same salt");
-    assert_ne!(firsts[0], firsts[2], "another name, another salt");
-    assert!(firsts.iter().all(|f| f.ends_with(",i=4096")), "{firsts:?}");
+    let nobody = salt_and_iterations(r.port, "nobody.acme").await;
+    assert_eq!(salt_and_iterations(r.port, "nobody.nosuch").await, nobody);
+    assert_ne!(nobody, real);
+    assert_ne!(salt_and_iterations(r.port, "nobody2.acme").await, nobody);
+    assert!(nobody.ends_with(",i=4096"), "{nobody}");
 
     // Counted per known tenant with a reason, unknown names in one series.
     let metrics = reqwest::get(r.admin("/metrics"))
@@ -677,7 +710,7 @@ async fn a_role_outside_login_roles_gets_a_precise_refusal() {
     fixtures();
     let r = Router::start_with(&auth_section("verify", ""));
     assert_eq!(
-        tenant_and_rows(&r.url("rt_flood.sa_roles")).await.unwrap(),
+        tenant_and_rows(&r.url("rt_md5.sa_roles")).await.unwrap(),
         ("sa_roles".into(), 1)
     );
     let e = tenant_and_rows(&r.url("rt_app.sa_roles"))

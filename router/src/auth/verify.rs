@@ -15,7 +15,7 @@
 
 use super::scram::{ScramError, ServerExchange, Verifier};
 use super::{AuthError, Authenticated, BackendLogin, Failure};
-use crate::catalog::{Secret, TenantInfo};
+use crate::catalog::{CatalogError, Secret, TenantInfo};
 use crate::codec::MAX_PREAUTH_LEN;
 use crate::config::{Config, LoginMode};
 use crate::error::SessionError;
@@ -53,6 +53,9 @@ pub enum Method {
         stored: String,
         role: String,
     },
+    /// Mock only: PostgreSQL's md5 challenge (a random salt), which no
+    /// answer passes.
+    Md5Challenge,
 }
 
 /// What a successful check yields.
@@ -117,44 +120,43 @@ async fn check_request(
         known,
         secret,
     } = req;
-    let mock = |reason| {
-        (
-            Method::Scram(Verifier::mock(&shared.mock_secret, client_user)),
-            Some(reason),
-        )
-    };
     let tenant_secret = secret.is_some();
+    // What the role's own verifier is (read now: never cached).
+    let role_method = |v: Option<String>| match v {
+        Some(v) if v.starts_with("SCRAM-SHA-256$") => Verifier::parse(&v).ok().map(Method::Scram),
+        Some(v) if v.len() == 35 && v.starts_with("md5") => Some(Method::Md5 {
+            stored: v,
+            role: role.to_owned(),
+        }),
+        _ => None,
+    };
     let (method, mocked) = match (known, secret) {
-        (None, _) => {
-            if cfg.auth.login == LoginMode::Verify {
-                // The read a known tenant costs (its result is not used).
-                let _ = shared.catalog.secret(Secret::Login, role).await;
-            }
-            mock(Failure::UnknownTenant)
-        }
+        (None, _) => (
+            mock_method(shared, cfg, role).await,
+            Some(Failure::UnknownTenant),
+        ),
         (Some(_), Some(s)) => match Verifier::parse(&s) {
             Ok(v) => (Method::Scram(v), None),
             Err(_) => {
                 tracing::warn!("the tenant's secret is not a SCRAM-SHA-256 verifier: refusing");
-                mock(Failure::WrongPassword)
+                (
+                    mock_method(shared, cfg, role).await,
+                    Some(Failure::WrongPassword),
+                )
             }
         },
         // Relay mode sends only a tenant with a secret, or an unusable
         // one, here: a disabled tenant without a secret has no verifier.
-        (Some(_), None) if cfg.auth.login == LoginMode::Relay => mock(Failure::Disabled),
-        (Some(_), None) => match shared.catalog.secret(Secret::Login, role).await? {
-            Some(v) if v.starts_with("SCRAM-SHA-256$") => match Verifier::parse(&v) {
-                Ok(v) => (Method::Scram(v), None),
-                Err(_) => mock(Failure::RoleRefused),
-            },
-            Some(v) if v.len() == 35 && v.starts_with("md5") => (
-                Method::Md5 {
-                    stored: v,
-                    role: role.to_owned(),
-                },
-                None,
+        (Some(_), None) if cfg.auth.login == LoginMode::Relay => (
+            mock_method(shared, cfg, role).await,
+            Some(Failure::Disabled),
+        ),
+        (Some(_), None) => match role_method(shared.catalog.secret(Secret::Login, role).await?) {
+            Some(m) => (m, None),
+            None => (
+                mock_method(shared, cfg, role).await,
+                Some(Failure::RoleRefused),
             ),
-            _ => mock(Failure::RoleRefused),
         },
     };
     let cleartext_allowed = client.tls.is_some()
@@ -198,8 +200,8 @@ async fn check_request(
             server_key: v.server_key,
         },
         (Method::Md5 { stored, .. }, _) => BackendLogin::Md5Hash(stored.clone()),
-        (Method::Scram(_), Proven::Md5) => {
-            return Err(AuthError::Malformed("unexpected md5 result").into())
+        (Method::Scram(_) | Method::Md5Challenge, _) => {
+            return Err(AuthError::Malformed("unexpected authentication result").into())
         }
     };
     Ok(Verified {
@@ -212,6 +214,61 @@ async fn check_request(
         },
         to_client,
     })
+}
+
+/// What a client is checked against when nothing real can be (unknown or
+/// disabled tenant, role without a usable verifier): what a real tenant
+/// of `role` would show, so that no tenant name stands out. A role with
+/// a SCRAM verifier: its salt and iterations, with keys no proof matches;
+/// an md5 role: the cleartext request; any other name: a mock salt
+/// derived from the role name and the per-process secret. Cached per role
+/// (`catalog.negative_ttl_ms`), so a flood of names costs one read.
+async fn mock_method(shared: &Shared, cfg: &Config, role: &str) -> Method {
+    let mock = Verifier::mock(&shared.mock_secret, role);
+    let read = async {
+        match shared.catalog.secret(Secret::Login, role).await {
+            Ok(Some(v)) if v.starts_with("SCRAM-SHA-256$") => Some(match Verifier::parse(&v) {
+                Ok(real) => MockShape::Scram {
+                    salt: real.salt,
+                    iterations: real.iterations,
+                },
+                Err(_) => MockShape::Own,
+            }),
+            Ok(Some(v)) if v.starts_with("md5") => Some(MockShape::Md5),
+            Ok(_) | Err(CatalogError::NoFunction(_)) => Some(MockShape::Own),
+            // Not known now: answer, but do not remember it.
+            Err(_) => None,
+        }
+    };
+    // Concurrent attempts for one role share one read.
+    let shape = shared
+        .mock_roles
+        .optionally_get_with(role.to_owned(), read)
+        .await
+        .unwrap_or(MockShape::Own);
+    match shape {
+        MockShape::Scram { salt, iterations } => Method::Scram(Verifier {
+            salt,
+            iterations,
+            ..mock
+        }),
+        // Verify mode asks an md5 role for its cleartext password;
+        // relayed, PostgreSQL would send an md5 challenge.
+        MockShape::Md5 if cfg.auth.login == LoginMode::Verify => Method::Md5 {
+            stored: String::new(),
+            role: role.to_owned(),
+        },
+        MockShape::Md5 => Method::Md5Challenge,
+        MockShape::Own => Method::Scram(mock),
+    }
+}
+
+/// How a role's mock exchange looks (see `mock_method`).
+#[derive(Debug, Clone)]
+pub enum MockShape {
+    Scram { salt: Vec<u8>, iterations: u32 },
+    Md5,
+    Own,
 }
 
 /// An authentication request ('R') with `code` and `data`.
@@ -309,6 +366,12 @@ pub async fn check(
                 Err(e) => Err(AuthError::Scram(e).into()),
             }
         }
+        Method::Md5Challenge => {
+            let salt = super::scram::random_bytes::<4>().map_err(AuthError::Scram)?;
+            client.send(&auth_message(5, &salt)).await?;
+            read_password_message(client).await?;
+            Err(failed(mock.unwrap_or(Failure::WrongPassword)).into())
+        }
         Method::Md5 { stored, role } => {
             if !cleartext_allowed {
                 return Err(AuthError::CleartextRefused(role.clone()).into());
@@ -319,10 +382,10 @@ pub async fn check(
                 .strip_suffix(&[0])
                 .filter(|p| !p.contains(&0))
                 .ok_or(AuthError::Malformed("PasswordMessage"))?;
-            if md5_matches(stored, password, role) {
-                Ok(Proven::Md5)
-            } else {
-                Err(failed(Failure::WrongPassword).into())
+            match mock {
+                Some(reason) => Err(failed(reason).into()),
+                None if md5_matches(stored, password, role) => Ok(Proven::Md5),
+                None => Err(failed(Failure::WrongPassword).into()),
             }
         }
     }

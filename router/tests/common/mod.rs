@@ -486,3 +486,51 @@ where
     }
     false
 }
+
+/// A SCRAM-SHA-256 exchange as `user` with a made-up proof (no key
+/// derivation on this side, so a flood of them is cheap): the SQLSTATE and
+/// message of the ErrorResponse that ends it.
+pub async fn scram_refusal(port: u16, user: &str) -> (String, String) {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut m = BytesMut::new();
+    frontend::startup_message([("user", user), ("database", DB)], &mut m).expect("startup");
+    s.write_all(&m).await.expect("send");
+    loop {
+        let tag = s.read_u8().await.expect("a message");
+        let len = s.read_u32().await.expect("a length") as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).await.expect("a body");
+        let code = body
+            .get(..4)
+            .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let mut out = BytesMut::new();
+        match (tag, code) {
+            (b'R', Some(10)) => {
+                frontend::sasl_initial_response(
+                    "SCRAM-SHA-256",
+                    b"n,,n=,r=fakeclientnonce",
+                    &mut out,
+                )
+                .expect("encode");
+            }
+            (b'R', Some(11)) => {
+                let first = String::from_utf8_lossy(&body[4..]).into_owned();
+                let nonce = first
+                    .split(',')
+                    .find_map(|a| a.strip_prefix("r="))
+                    .expect("a nonce");
+                let fin =
+                    format!("c=biws,r={nonce},p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+                frontend::sasl_response(fin.as_bytes(), &mut out).expect("encode");
+            }
+            (b'E', _) => return raw::error_of(&body),
+            other => panic!("unexpected message {other:?} in a SCRAM exchange"),
+        }
+        s.write_all(&out).await.expect("send");
+    }
+}
