@@ -111,6 +111,13 @@ mod tests {
         assert_eq!(c.password("app_user"), Some("pw"));
         assert_eq!(c.password("other"), None);
         assert!(!format!("{c:?}").contains("pw\""), "{c:?}");
+        // Another owner (only root can give a file away; skipped otherwise).
+        if std::os::unix::fs::chown(&p, Some(65534), None).is_ok() {
+            let e = Credentials::load(&p).unwrap_err().to_string();
+            assert!(e.contains("is owned by uid 65534"), "{e}");
+            // SAFETY: geteuid has no preconditions.
+            std::os::unix::fs::chown(&p, Some(unsafe { libc::geteuid() }), None).unwrap();
+        }
         std::fs::write(&p, "[roles]\napp_user = 5\n").unwrap();
         let e = Credentials::load(&p).unwrap_err().to_string();
         assert!(e.contains("invalid credentials file"), "{e}");
