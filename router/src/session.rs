@@ -17,7 +17,7 @@ use crate::auth::verify::{self, Verified};
 use crate::auth::{self, Authenticated, BackendLogin, Failure};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
-use crate::catalog::{CatalogError, Secret, TenantInfo};
+use crate::catalog::TenantInfo;
 use crate::config::LoginMode;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
@@ -216,17 +216,10 @@ impl Session {
                 let known = timeout_at(deadline, self.known_tenant(tenant))
                     .await
                     .map_err(|_| timeout())??;
-                // In verify mode an unknown name costs the same catalog
-                // reads as a known one (no timing tells them apart); in
-                // relay mode unknown names stay batched and cached.
-                let secret = if known.is_some() || cfg.auth.login == LoginMode::Verify {
-                    timeout_at(deadline, self.tenant_secret(tenant))
-                        .await
-                        .map_err(|_| timeout())??
-                        .filter(|_| known.is_some())
-                } else {
-                    None
-                };
+                let secret = known
+                    .as_ref()
+                    .and_then(|i| i.auth_secret.as_ref())
+                    .map(|s| s.0.clone());
                 // The router checks the client itself: nothing is taken
                 // or opened for it before it has proved who it is. An
                 // unknown or disabled tenant of a relayed login gets the
@@ -364,15 +357,6 @@ impl Session {
             self.counters = Some(self.shared.limits.counters(tenant));
         }
         Ok(info)
-    }
-
-    /// The tenant's secret (`tenant.auth_secret`); None also when the
-    /// installed pg_tenant predates secrets (it cannot hold one).
-    async fn tenant_secret(&self, tenant: &str) -> Result<Option<String>, SessionError> {
-        match self.shared.catalog.secret(Secret::Tenant, tenant).await {
-            Err(CatalogError::NoFunction(_)) => Ok(None),
-            r => Ok(r?),
-        }
     }
 
     /// Transparent (and Draining): the relay (see `relay`), until either

@@ -803,3 +803,45 @@ async fn cleartext_for_md5_only_over_tls_or_loopback() {
     );
     assert_eq!(psql(&url, "SELECT count(*) FROM notes").unwrap(), "3");
 }
+
+/// A secret set or removed while the router runs applies to the next
+/// connection (every connection reads its tenant's row, secret included),
+/// and the admin API never shows it.
+#[tokio::test]
+async fn a_secret_applies_at_once_and_is_never_shown() {
+    fixtures();
+    admin_sql(
+        "SELECT tenant.create_tenant('sa_late') WHERE NOT EXISTS \
+         (SELECT 1 FROM tenant.tenants WHERE id = 'sa_late'); \
+         SELECT tenant.set_password('sa_late', NULL)",
+    );
+    let r = Router::start_with(&auth_section("relay", ""));
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_app.sa_late")).await.unwrap().0,
+        "sa_late"
+    );
+    admin_sql("SELECT tenant.set_password('sa_late', 'late-secret')");
+    let e = tenant_and_rows(&r.url("rt_app.sa_late")).await.unwrap_err();
+    assert_eq!(refusal(&e), wrong_password("rt_app.sa_late"));
+    assert_eq!(
+        tenant_and_rows(&with_password(&r, "rt_app.sa_late", "late-secret"))
+            .await
+            .unwrap()
+            .0,
+        "sa_late"
+    );
+    let listed = reqwest::get(r.admin("/tenants"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("\"sa_late\""), "{listed}");
+    assert!(!listed.contains("SCRAM-SHA-256"), "{listed}");
+    admin_sql("SELECT tenant.set_password('sa_late', NULL)");
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_app.sa_late")).await.unwrap().0,
+        "sa_late"
+    );
+    assert!(!r.log_text().contains("late-secret"));
+}
