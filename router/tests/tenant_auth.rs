@@ -34,11 +34,14 @@ BEGIN
     CREATE ROLE rt_flood LOGIN PASSWORD 'rt-secret';
   END IF;
   PERFORM tenant.create_app_role('rt_flood');
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_probe') THEN
-    SET LOCAL password_encryption = 'scram-sha-256';
-    CREATE ROLE rt_probe LOGIN PASSWORD 'rt-secret';
-  END IF;
-  PERFORM tenant.create_app_role('rt_probe');
+  -- One role per test that counts backends, so parallel tests do not mix.
+  FOREACH r IN ARRAY ARRAY['rt_probe', 'rt_pending'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      SET LOCAL password_encryption = 'scram-sha-256';
+      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
+    END IF;
+    PERFORM tenant.create_app_role(r);
+  END LOOP;
 END $$;
 GRANT SELECT ON notes TO rt_flood, rt_probe;
 SELECT tenant.alter_tenant('sa_flood', max_connections => 5);
@@ -229,11 +232,13 @@ async fn first_request(port: u16, user: &str) -> (u8, i32) {
 /// the role: SCRAM with the role's own salt, or an md5 challenge.
 #[tokio::test]
 async fn relay_mode_mocks_look_like_postgres() {
+    // rt_app: the roles other tests here count (rt_probe, rt_flood) are
+    // left alone.
     fixtures();
     let r = Router::start();
     assert_eq!(
-        salt_and_iterations(r.port, "rt_probe.nosuch").await,
-        salt_and_iterations(r.port, "rt_probe.acme").await,
+        salt_and_iterations(r.port, "rt_app.nosuch").await,
+        salt_and_iterations(r.port, "rt_app.acme").await,
         "the role's own salt, from PostgreSQL and from the mock"
     );
     assert_eq!(first_request(r.port, "rt_md5.acme").await, (b'R', 5));
@@ -242,7 +247,7 @@ async fn relay_mode_mocks_look_like_postgres() {
     assert_eq!(refusal(&e), wrong_password("rt_md5.nosuch"));
     // Control: a known tenant of a SCRAM role connects.
     assert_eq!(
-        tenant_and_rows(&r.url("rt_probe.acme")).await.unwrap(),
+        tenant_and_rows(&r.url("rt_app.acme")).await.unwrap(),
         ("acme".into(), 3)
     );
 }
@@ -575,19 +580,19 @@ async fn relayed_unauthenticated_backends_are_capped() {
     let mut pending = Vec::new();
     for _ in 0..3 {
         let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
-        s.write_all(&startup("rt_probe.sa_plain")).await.unwrap();
+        s.write_all(&startup("rt_pending.sa_plain")).await.unwrap();
         // PostgreSQL's challenge, relayed: a backend is held.
         let (tag, body) = read_msg(&mut s).await;
         assert_eq!((tag, auth_code(&body)), (b'R', 10));
         pending.push(s);
     }
     assert_eq!(
-        preauth_backends("rt_probe"),
+        preauth_backends("rt_pending"),
         3,
         "PostgreSQL holds their backends"
     );
     let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
-    s.write_all(&startup("rt_probe.sa_plain")).await.unwrap();
+    s.write_all(&startup("rt_pending.sa_plain")).await.unwrap();
     let (tag, body) = read_msg(&mut s).await;
     assert_eq!(tag, b'E');
     assert_eq!(
@@ -600,7 +605,7 @@ async fn relayed_unauthenticated_backends_are_capped() {
     let e = connect(&r.url("rt_app.acme")).await.unwrap_err();
     assert_eq!(sqlstate(&e), "53300", "{e}");
     assert_eq!(
-        preauth_backends("rt_probe"),
+        preauth_backends("rt_pending"),
         3,
         "the refused client opened nothing"
     );
