@@ -850,3 +850,41 @@ async fn a_secret_applies_at_once_and_is_never_shown() {
     );
     assert!(!r.log_text().contains("late-secret"));
 }
+
+/// When PostgreSQL refuses the router's own login (here: a wrong password
+/// in the credentials file), its ErrorResponse reaches the client
+/// unchanged; a malformed SCRAM message from the client is 08P01.
+#[tokio::test]
+async fn postgres_refusing_the_router_login_and_malformed_scram() {
+    fixtures();
+    let p = temp_dir("wrong-creds").join("credentials.toml");
+    std::fs::write(&p, "[roles]\nrt_app = \"not-the-password\"\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = Router::start_with(&format!("[auth]\ncredentials_file = \"{}\"", p.display()));
+    let e = tenant_and_rows(&with_password(&r, "rt_app.sa_one", "one-secret"))
+        .await
+        .unwrap_err();
+    // PostgreSQL's words: the login role, not the name the client sent.
+    assert_eq!(refusal(&e), wrong_password("rt_app"));
+    // Control: a tenant without a secret is relayed and works.
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_app.sa_plain")).await.unwrap().1,
+        4
+    );
+    // Malformed SASLInitialResponse data: 08P01, no panic, router serves on.
+    let mut s = TcpStream::connect(("127.0.0.1", r.port)).await.unwrap();
+    s.write_all(&startup("rt_app.sa_one")).await.unwrap();
+    let (tag, body) = read_msg(&mut s).await;
+    assert_eq!((tag, auth_code(&body)), (b'R', 10));
+    let mut m = BytesMut::new();
+    frontend::sasl_initial_response("SCRAM-SHA-256", b"n,,garbage", &mut m).unwrap();
+    s.write_all(&m).await.unwrap();
+    let (tag, body) = read_msg(&mut s).await;
+    assert_eq!(tag, b'E');
+    let (code, msg) = error_fields(&body);
+    assert_eq!(code, "08P01", "{msg}");
+    assert_eq!(
+        tenant_and_rows(&r.url("rt_app.sa_plain")).await.unwrap().1,
+        4
+    );
+}

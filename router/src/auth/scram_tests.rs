@@ -235,3 +235,32 @@ fn end_point_hash_follows_the_signature_algorithm() {
     assert_eq!(end_point(b"\x30\x03\x02\x01"), None);
     assert_eq!(end_point(b""), None);
 }
+
+/// Arbitrary bytes never panic the server side (a small deterministic
+/// generator: every length up to 200, many byte mixes).
+#[test]
+fn arbitrary_input_never_panics() {
+    let v = Verifier::parse(PG_VERIFIER).unwrap();
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let alphabet = b"nyp=,racsi tls-server-end-point\0\xffAZ09+/";
+    for len in 0..200usize {
+        for _ in 0..20 {
+            let msg: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let mut s = ServerExchange::new(v.clone(), Some(vec![1; 32]));
+            let _ = s.first(SCRAM_SHA_256_PLUS, &msg);
+            let _ = s.finish(&msg);
+            let mut s = ServerExchange::new(v.clone(), None);
+            if s.first(SCRAM_SHA_256, b"n,,n=,r=abc").is_ok() {
+                let _ = s.finish(&msg);
+            }
+            let _ = end_point(&msg);
+        }
+    }
+}
