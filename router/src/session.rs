@@ -5,6 +5,13 @@
 //!                                          \-> Transparent   (bypass users)
 //! ```
 //!
+//! Authenticating is one of two ways (`auth`): the router checks the
+//! client itself (verify mode, tenant secrets, and the mock exchange of
+//! unknown or disabled tenants) before it takes a connection slot or opens
+//! a backend, then logs into PostgreSQL; or PostgreSQL's exchange is
+//! relayed, on a backend counted under `auth.max_unauthenticated_backends`
+//! until it ends. Either way the session keeps one `Authenticated`.
+//!
 //! The client side is a `Frontend`, the server side a `Backend`; the
 //! Transparent phase is the `Relay`, whose `Conversation` says when the
 //! session is idle. Any failure before Transparent closes the client with a
@@ -78,6 +85,8 @@ pub struct Session {
     kick: Option<watch::Receiver<u64>>,
     /// The connection's span (peer, tenant, user, backend pid).
     span: tracing::Span,
+    /// Who authenticated, once the handshake has said so.
+    authenticated: Option<Authenticated>,
 }
 
 impl Session {
@@ -98,6 +107,7 @@ impl Session {
             watch: None,
             kick: None,
             span: tracing::Span::none(),
+            authenticated: None,
         }
     }
 
@@ -304,7 +314,7 @@ impl Session {
             }
         };
         drop(pending);
-        tracing::debug!(login = ?authenticated.login, "authenticated");
+        self.authenticated = Some(authenticated);
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
         self.phase = Phase::PostAuth;
@@ -342,7 +352,8 @@ impl Session {
             Some(c) => c.metrics.connections.inc(),
             None => self.shared.metrics.bypass.inc(),
         }
-        tracing::info!("connection ready");
+        let login = self.authenticated.as_ref().map(|a| &a.login);
+        tracing::info!(login = ?login, "connection ready");
         Ok(Some(server))
     }
 
