@@ -134,11 +134,18 @@ impl Backend {
         loop {
             let frame = self.read_frame().await?;
             match frame[0] {
-                b'E' => failure = Some(protocol::error_summary(frame)),
+                b'E' => failure = Some(frame),
                 b'S' => out.extend_from_slice(&frame),
                 b'Z' => {
                     if let Some(f) = failure {
-                        return Err(SessionError::Injection(f));
+                        // 42501: set_context refuses this session (its
+                        // login role may not use the tenant, or bypasses
+                        // row level security): an answer for the client.
+                        let (code, msg) = protocol::error_fields(&f);
+                        if code == "42501" {
+                            return Err(SessionError::ContextRefused(msg));
+                        }
+                        return Err(SessionError::Injection(protocol::error_summary(f)));
                     }
                     out.extend_from_slice(&frame);
                     return Ok(());

@@ -41,6 +41,25 @@ const BATCH: usize = 512;
 pub enum CatalogError {
     #[error("tenant catalog unavailable: {0}")]
     Unavailable(String),
+    /// The installed pg_tenant predates the function (0.3.0 adds them).
+    #[error("{0} does not exist in the catalog database: tenant-router's [auth] needs pg_tenant 0.3.0 or later (ALTER EXTENSION pg_tenant UPDATE)")]
+    NoFunction(&'static str),
+}
+
+/// A secret the catalog role may read (pg_tenant 0.3.0; a tenant's own
+/// secret comes with its row, `TenantInfo::auth_secret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// `tenant.login_verifier(role)`: the login role's stored password.
+    Login,
+}
+
+impl Secret {
+    fn function(self) -> &'static str {
+        match self {
+            Secret::Login => "tenant.login_verifier",
+        }
+    }
 }
 
 /// One tenant's effective settings (defaults resolved by the extension).
@@ -56,6 +75,20 @@ pub struct TenantInfo {
     pub burst_multiplier: f32,
     pub max_query_ms: i32,
     pub max_result_bytes: i64,
+    /// The tenant's secret (`tenant.auth_secret`, pg_tenant 0.3.0): read
+    /// with the row, never shown.
+    #[serde(skip)]
+    pub auth_secret: Option<Redacted>,
+}
+
+/// A secret kept as text; Debug shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 type Entry = Option<Arc<TenantInfo>>;
@@ -68,6 +101,11 @@ enum Request {
     Lookup(String, oneshot::Sender<Result<Entry, CatalogError>>),
     List(oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>),
     Check(oneshot::Sender<Result<(), CatalogError>>),
+    Secret(
+        Secret,
+        String,
+        oneshot::Sender<Result<Option<String>, CatalogError>>,
+    ),
 }
 
 impl Request {
@@ -76,6 +114,7 @@ impl Request {
             Request::Lookup(_, tx) => drop(tx.send(Err(e))),
             Request::List(tx) => drop(tx.send(Err(e))),
             Request::Check(tx) => drop(tx.send(Err(e))),
+            Request::Secret(_, _, tx) => drop(tx.send(Err(e))),
         }
     }
 }
@@ -95,6 +134,12 @@ pub struct Catalog {
     requests: mpsc::Sender<Request>,
     inbox: std::sync::Mutex<Option<mpsc::Receiver<Request>>>,
     connected: AtomicBool,
+    /// Whether the catalog database has `tenant.auth_secret` (checked at
+    /// each connection): lookups then read each tenant's secret too.
+    has_secrets: AtomicBool,
+    /// When `has_secrets` was last found false (re-checked at most once a
+    /// second, so an `ALTER EXTENSION pg_tenant UPDATE` is seen at once).
+    secrets_checked: std::sync::Mutex<Option<std::time::Instant>>,
     /// Queries run (lookups, lists, checks).
     queries: OnceLock<prometheus::IntCounter>,
 }
@@ -114,6 +159,11 @@ fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
         burst_multiplier: r.get(7),
         max_query_ms: r.get(8),
         max_result_bytes: r.get(9),
+        auth_secret: if r.len() > 10 {
+            r.get::<_, Option<String>>(10).map(Redacted)
+        } else {
+            None
+        },
     }
 }
 
@@ -135,6 +185,8 @@ impl Catalog {
             requests: tx,
             inbox: std::sync::Mutex::new(Some(rx)),
             connected: AtomicBool::new(false),
+            has_secrets: AtomicBool::new(false),
+            secrets_checked: std::sync::Mutex::new(None),
             queries: OnceLock::new(),
         })
     }
@@ -188,6 +240,13 @@ impl Catalog {
         self.ask(Request::List).await
     }
 
+    /// A secret, read now (never cached): None when the catalog has none
+    /// for `name` (no such tenant or role, no secret, refused role).
+    pub async fn secret(&self, kind: Secret, name: &str) -> Result<Option<String>, CatalogError> {
+        self.ask(|tx| Request::Secret(kind, name.to_owned(), tx))
+            .await
+    }
+
     /// A trivial query (readiness check).
     pub async fn check(&self) -> Result<(), CatalogError> {
         self.ask(Request::Check).await
@@ -205,6 +264,34 @@ impl Catalog {
         } else {
             self.unknown.invalidate(payload).await;
         }
+    }
+
+    /// Find out whether the catalog database has `tenant.auth_secret`
+    /// (now, or when it lacked it more than a second ago).
+    async fn check_secrets(&self, client: &Client, now: bool) {
+        if self.has_secrets.load(Ordering::Acquire) && !now {
+            return;
+        }
+        {
+            let mut last = self
+                .secrets_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !now && last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        self.counted();
+        let found = client
+            .query_one(
+                "SELECT to_regprocedure('tenant.auth_secret(text)') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false);
+        self.has_secrets.store(found, Ordering::Release);
     }
 
     fn counted(&self) {
@@ -233,8 +320,15 @@ impl Catalog {
         }
         let ids: Vec<&str> = waiting.keys().map(String::as_str).collect();
         self.counted();
+        // The secret comes with the row: no round trip of its own.
+        self.check_secrets(client, false).await;
+        let secret = if self.has_secrets.load(Ordering::Acquire) {
+            ", tenant.auth_secret(r.id)"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM unnest($1::text[]) AS q(id) \
+            "SELECT {COLUMNS}{secret} FROM unnest($1::text[]) AS q(id) \
              CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r"
         );
         let result = client.query(&sql, &[&ids]).await;
@@ -263,6 +357,10 @@ impl Catalog {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "catalog query failed");
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) {
+                    // tenant.auth_secret went away (a downgrade): ask again.
+                    self.has_secrets.store(false, Ordering::Release);
+                }
                 let e = CatalogError::Unavailable(e.to_string());
                 for tx in waiting.into_values().flatten() {
                     let _ = tx.send(Err(e.clone()));
@@ -304,6 +402,20 @@ impl Catalog {
                         r.map(|_| ())
                             .map_err(|e| CatalogError::Unavailable(e.to_string())),
                     );
+                }
+                Request::Secret(kind, name, tx) => {
+                    let f = kind.function();
+                    let r = client.query_one(&format!("SELECT {f}($1)"), &[&name]).await;
+                    let _ = tx.send(match r {
+                        Ok(row) => Ok(row.get::<_, Option<String>>(0)),
+                        Err(e)
+                            if e.code()
+                                == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+                        {
+                            Err(CatalogError::NoFunction(f))
+                        }
+                        Err(e) => Err(CatalogError::Unavailable(e.to_string())),
+                    });
                 }
                 Request::Lookup(..) => {}
             }
@@ -374,6 +486,7 @@ impl Catalog {
             }
         };
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        self.check_secrets(&client, true).await;
         Ok((client, closed_rx))
     }
 }

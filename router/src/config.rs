@@ -28,6 +28,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Credentials(#[from] crate::auth::credentials::CredentialsError),
     #[error("context signing key file {path}: {source}")]
     BadKey {
         path: PathBuf,
@@ -112,6 +114,53 @@ impl Default for Catalog {
     }
 }
 
+/// Who checks the login role's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMode {
+    /// PostgreSQL checks it; the router relays the exchange. Trusts the
+    /// application to name its own tenant.
+    #[default]
+    Relay,
+    /// The router checks it against `tenant.login_verifier(role)` before
+    /// anything is opened, then logs into PostgreSQL with what the
+    /// client's proof yields.
+    Verify,
+}
+
+/// The `[auth]` section: how clients authenticate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// `"relay"` (default) or `"verify"`.
+    pub login: LoginMode,
+    /// Allow asking a client for a cleartext password (md5 verifiers in
+    /// verify mode) over a connection that is neither TLS nor loopback.
+    pub allow_cleartext_without_tls: bool,
+    /// TOML file `[roles] role = "password"` (mode 0600 or stricter, owned
+    /// by the router's user): how the router logs into PostgreSQL for a
+    /// tenant with a secret. "" = none.
+    pub credentials_file: String,
+    /// Relay mode: most backends held at once by clients that have not
+    /// finished authenticating; more get FATAL 53300.
+    pub max_unauthenticated_backends: usize,
+    /// The passwords read from `credentials_file` by `load`.
+    #[serde(skip)]
+    pub credentials: crate::auth::credentials::Credentials,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            login: LoginMode::Relay,
+            allow_cleartext_without_tls: false,
+            credentials_file: String::new(),
+            max_unauthenticated_backends: 64,
+            credentials: Default::default(),
+        }
+    }
+}
+
 /// The whole configuration. Every field is in `router/tenant-router.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -150,6 +199,7 @@ pub struct Config {
     pub identify: Identify,
     pub catalog: Catalog,
     pub tls: crate::tls::TlsSettings,
+    pub auth: Auth,
     /// The key itself, read from `context_signing_key_file` by `load`.
     #[serde(skip)]
     pub signing_key: Option<pg_tenant_token::SigningKey>,
@@ -172,6 +222,7 @@ impl Default for Config {
             identify: Identify::default(),
             catalog: Catalog::default(),
             tls: crate::tls::TlsSettings::default(),
+            auth: Auth::default(),
             signing_key: None,
         }
     }
@@ -222,6 +273,10 @@ impl Config {
         );
         cfg.validate()?;
         cfg.tls.load()?;
+        if !cfg.auth.credentials_file.is_empty() {
+            cfg.auth.credentials =
+                crate::auth::credentials::Credentials::load(Path::new(&cfg.auth.credentials_file))?;
+        }
         Ok(cfg)
     }
 
@@ -260,6 +315,10 @@ impl Config {
         if self.admin_listen != running.admin_listen {
             kept.push("admin_listen");
             self.admin_listen = running.admin_listen.clone();
+        }
+        if self.auth.max_unauthenticated_backends != running.auth.max_unauthenticated_backends {
+            kept.push("auth.max_unauthenticated_backends");
+            self.auth.max_unauthenticated_backends = running.auth.max_unauthenticated_backends;
         }
         if self.max_client_connections != running.max_client_connections {
             kept.push("max_client_connections");
@@ -329,6 +388,9 @@ impl Config {
         }
         if self.max_client_connections == 0 {
             return bad("max_client_connections must be greater than 0".into());
+        }
+        if self.auth.max_unauthenticated_backends == 0 {
+            return bad("auth.max_unauthenticated_backends must be greater than 0".into());
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());

@@ -1,6 +1,7 @@
 //! Why a session ended early, and what the client is told (every error
 //! type of the handshake, so that no module needs another's).
 
+pub use crate::auth::AuthError;
 use crate::catalog::CatalogError;
 use crate::codec::ReadError;
 use crate::identify::IdentifyError;
@@ -26,6 +27,8 @@ pub enum SessionError {
     Limit(#[from] LimitError),
     #[error("too many client connections: tenant-router's max_client_connections is {0}")]
     TooManyClients(usize),
+    #[error("too many clients are authenticating: tenant-router's auth.max_unauthenticated_backends is {0}")]
+    TooManyUnauthenticated(usize),
     #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
     Upstream { addr: String, reason: String },
     /// Postgres refused the backend (too many clients, no such database,
@@ -36,6 +39,10 @@ pub enum SessionError {
     StartupTimeout(u64),
     #[error("could not set the tenant context: {0}")]
     Injection(String),
+    /// pg_tenant refused the context for this login (42501 from
+    /// set_context: not among the tenant's login_roles, superuser...).
+    #[error("{0}")]
+    ContextRefused(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("tenant-router accepts only TLS connections (tls.client_tls = require): connect with sslmode=require or stronger")]
@@ -83,10 +90,11 @@ impl SessionError {
             SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
             SessionError::Catalog(_) => "57P03",
             SessionError::Limit(e) => e.sqlstate(),
-            SessionError::TooManyClients(_) => "53300",
+            SessionError::TooManyClients(_) | SessionError::TooManyUnauthenticated(_) => "53300",
             SessionError::Upstream { .. } => "08006",
             SessionError::StartupTimeout(_) => "08006",
             SessionError::Injection(_) => "08006",
+            SessionError::ContextRefused(_) => "28000",
             SessionError::TlsRequired => "28000",
             SessionError::Tls(_) => "08P01",
             SessionError::Auth(e) => e.sqlstate()?,
@@ -104,35 +112,13 @@ impl SessionError {
         Some(match self {
             SessionError::Limit(_) => Refusal::MaxConnections,
             SessionError::DisabledTenant(_) => Refusal::Disabled,
-            SessionError::Auth(AuthError::Refused(_) | AuthError::Unsupported(_)) => Refusal::Auth,
+            SessionError::Auth(AuthError::Failed {
+                reason: crate::auth::Failure::Disabled,
+                ..
+            }) => Refusal::Disabled,
+            SessionError::Auth(_) | SessionError::ContextRefused(_) => Refusal::Auth,
             SessionError::ClientGone | SessionError::Io(_) => return None,
             _ => Refusal::Error,
         })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Postgres refused (wrong password, no such role...): its own
-    /// ErrorResponse was already forwarded to the client.
-    #[error("PostgreSQL refused authentication: {0}")]
-    Refused(String),
-    #[error("authentication method {0} is not supported through tenant-router")]
-    Unsupported(&'static str),
-    #[error("expected a password message from the client, got '{0}'")]
-    UnexpectedClientMessage(char),
-    #[error("unexpected message '{0}' from PostgreSQL during authentication")]
-    UnexpectedServerMessage(char),
-}
-
-impl AuthError {
-    pub fn sqlstate(&self) -> Option<&'static str> {
-        match self {
-            AuthError::Refused(_) => None,
-            AuthError::Unsupported(_) => Some("28000"),
-            AuthError::UnexpectedClientMessage(_) | AuthError::UnexpectedServerMessage(_) => {
-                Some("08P01")
-            }
-        }
     }
 }

@@ -7,6 +7,7 @@
 //! is dropped from the catalog (`Metrics::forget`), so `/metrics` stays
 //! bounded by the catalog however many names clients try.
 
+use crate::auth::Failure;
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -84,6 +85,10 @@ pub struct Metrics {
     bytes_in: IntCounterVec,
     bytes_out: IntCounterVec,
     latency: HistogramVec,
+    auth_failures: IntCounterVec,
+    /// Failed authentications for names the catalog does not know, by
+    /// reason (no tenant label: the names are the client's).
+    pub unknown_auth_failures: IntCounterVec,
     /// Connections refused because the tenant is not in the catalog (no
     /// tenant label: the names are the client's).
     pub unknown_tenant: IntCounter,
@@ -189,6 +194,18 @@ impl Metrics {
                     T,
                 ),
             ),
+            auth_failures: counter_vec(
+                &r,
+                "tenant_router_auth_failures_total",
+                "Failed authentications checked by the router for the tenant, by reason.",
+                &["tenant", "reason"],
+            ),
+            unknown_auth_failures: counter_vec(
+                &r,
+                "tenant_router_unknown_tenant_auth_failures_total",
+                "Failed authentications for tenant names the catalog does not know, by reason.",
+                &["reason"],
+            ),
             unknown_tenant: register(
                 &r,
                 IntCounter::new(
@@ -271,6 +288,8 @@ impl Metrics {
             bytes_in: self.bytes_in.with_label_values(&[id]),
             bytes_out: self.bytes_out.with_label_values(&[id]),
             latency: self.latency.with_label_values(&[id]),
+            auth_failures: Failure::ALL
+                .map(|f| self.auth_failures.with_label_values(&[id, f.label()])),
             window: Mutex::new(VecDeque::new()),
         }
     }
@@ -298,6 +317,9 @@ impl Metrics {
         }
         for d in Denial::ALL {
             let _ = self.denied.remove_label_values(&[id, d.label()]);
+        }
+        for f in Failure::ALL {
+            let _ = self.auth_failures.remove_label_values(&[id, f.label()]);
         }
     }
 
@@ -327,6 +349,7 @@ pub struct TenantMetrics {
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
     latency: Histogram,
+    auth_failures: [IntCounter; 9],
     window: Mutex<VecDeque<(Instant, f64)>>,
 }
 
@@ -341,6 +364,10 @@ impl std::fmt::Debug for TenantMetrics {
 impl TenantMetrics {
     pub fn refused(&self, r: Refusal) {
         self.refused[r as usize].inc();
+    }
+
+    pub fn auth_failed(&self, f: Failure) {
+        self.auth_failures[f as usize].inc();
     }
 
     pub fn denied(&self, d: Denial) {
@@ -385,6 +412,10 @@ impl TenantMetrics {
                 auth: refused(Refusal::Auth),
                 error: refused(Refusal::Error),
             },
+            auth_failures: Failure::ALL
+                .iter()
+                .map(|f| (f.label(), self.auth_failures[*f as usize].get()))
+                .collect(),
             statements_total: self.statements.get(),
             statements_denied: Denied {
                 qps_limit: denied(Denial::QpsLimit),
@@ -421,6 +452,8 @@ pub struct TenantSnapshot {
     pub active_connections: u32,
     pub connections_total: u64,
     pub connections_refused: Refused,
+    /// Failed authentications checked by the router, by reason.
+    pub auth_failures: std::collections::BTreeMap<&'static str, u64>,
     pub statements_total: u64,
     pub statements_denied: Denied,
     pub errors_total: u64,
@@ -497,7 +530,13 @@ mod tests {
         ));
         assert!(text.contains("tenant_router_connections_active{tenant=\"acme\"} 2"));
         assert!(text.contains("tenant_router_statement_duration_seconds_count{tenant=\"acme\"} 1"));
+        a.auth_failed(Failure::WrongPassword);
+        assert!(m.render().contains(
+            "tenant_router_auth_failures_total{reason=\"wrong_password\",tenant=\"acme\"} 1"
+        ));
         let s = a.snapshot("acme", 2);
+        assert_eq!(s.auth_failures["wrong_password"], 1);
+        assert_eq!(s.auth_failures["unknown_tenant"], 0);
         assert_eq!((s.statements_total, s.statements_denied.qps_limit), (3, 1));
         assert_eq!(s.latency_ms.samples, 1);
         m.forget("acme");

@@ -338,6 +338,7 @@ mod tests {
             burst_multiplier: 1.0,
             max_query_ms: 0,
             max_result_bytes: 0,
+            auth_secret: None,
         }));
         assert!(c.take_token(1, 1.0)); // empty the bucket
         let mut w = StatementWatch::new(

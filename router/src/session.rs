@@ -5,6 +5,13 @@
 //!                                          \-> Transparent   (bypass users)
 //! ```
 //!
+//! Authenticating is one of two ways (`auth`): the router checks the
+//! client itself (verify mode, tenant secrets, and the mock exchange of
+//! unknown or disabled tenants) before it takes a connection slot or opens
+//! a backend, then logs into PostgreSQL; or PostgreSQL's exchange is
+//! relayed, on a backend counted under `auth.max_unauthenticated_backends`
+//! until it ends. Either way the session keeps one `Authenticated`.
+//!
 //! The client side is a `Frontend`, the server side a `Backend`; the
 //! Transparent phase is the `Relay`, whose `Conversation` says when the
 //! session is idle. Any failure before Transparent closes the client with a
@@ -13,10 +20,12 @@
 //! (after SIGTERM) relays until the session is idle, then closes it with
 //! 57P01.
 
-use crate::auth;
+use crate::auth::verify::{self, Verified};
+use crate::auth::{self, Authenticated, BackendLogin, Failure};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
+use crate::config::LoginMode;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
@@ -76,6 +85,8 @@ pub struct Session {
     kick: Option<watch::Receiver<u64>>,
     /// The connection's span (peer, tenant, user, backend pid).
     span: tracing::Span,
+    /// Who authenticated, once the handshake has said so.
+    authenticated: Option<Authenticated>,
 }
 
 impl Session {
@@ -96,6 +107,7 @@ impl Session {
             watch: None,
             kick: None,
             span: tracing::Span::none(),
+            authenticated: None,
         }
     }
 
@@ -118,6 +130,10 @@ impl Session {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
+            if let (SessionError::ContextRefused(_), Some(c)) = (e, &self.counters) {
+                c.metrics.auth_failed(Failure::RoleNotAllowed);
+                tracing::info!(reason = Failure::RoleNotAllowed.label(), error = %e, "authentication failed");
+            }
             match (&self.counters, e.refusal()) {
                 (Some(c), Some(r)) if self.phase < Phase::Transparent => c.metrics.refused(r),
                 (None, _) if matches!(e, SessionError::UnknownTenant(_)) => {
@@ -189,6 +205,7 @@ impl Session {
                 .inc();
         }
         let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params, sni)?;
+        let mut verified: Option<Verified> = None;
         let sni_tenant = matches!(&identity, Identity::Tenant { tenant, .. }
             if sni.is_some_and(|s| identify::sni_names(&cfg.identify, s, tenant)));
         span.record("sni_tenant", sni_tenant);
@@ -206,9 +223,45 @@ impl Session {
                 span.record("tenant", tenant.as_str());
                 span.record("user", user.as_str());
                 identify::screen(&params)?;
-                let info = timeout_at(deadline, self.tenant_info(tenant))
+                let known = timeout_at(deadline, self.known_tenant(tenant))
                     .await
                     .map_err(|_| timeout())??;
+                let secret = known
+                    .as_ref()
+                    .and_then(|i| i.auth_secret.as_ref())
+                    .map(|s| s.0.clone());
+                // The router checks the client itself: nothing is taken
+                // or opened for it before it has proved who it is. An
+                // unknown or disabled tenant of a relayed login gets the
+                // same (mock) exchange: nothing tells it apart from a
+                // wrong password.
+                let unusable = known.as_ref().is_none_or(|i| !i.enabled);
+                if secret.is_some() || cfg.auth.login == LoginMode::Verify || unusable {
+                    self.phase = Phase::Authenticating;
+                    let client_user = identify::param(&params, "user").unwrap_or_default();
+                    let request = verify::Request {
+                        tenant,
+                        role: user,
+                        client_user,
+                        known: known.as_deref(),
+                        secret,
+                    };
+                    let checked = verify::authenticate(
+                        &mut self.client,
+                        &self.shared,
+                        self.counters.as_deref(),
+                        &cfg,
+                        request,
+                    );
+                    let v = timeout_at(deadline, checked)
+                        .await
+                        .map_err(|_| timeout())??;
+                    verified = Some(v);
+                }
+                let info = known.ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
+                if !info.enabled {
+                    return Err(SessionError::DisabledTenant(tenant.into()));
+                }
                 self.slot = Some(
                     self.shared
                         .limits
@@ -228,15 +281,40 @@ impl Session {
 
         // Authenticating
         self.phase = Phase::Authenticating;
+        // A relayed authentication holds a backend while the client
+        // answers: capped by auth.max_unauthenticated_backends.
+        let pending = match verified {
+            Some(_) => None,
+            None => Some(self.shared.admit_unauthenticated().ok_or(
+                SessionError::TooManyUnauthenticated(self.shared.max_unauthenticated()),
+            )?),
+        };
         let mut server = timeout_at(deadline, Backend::connect(&cfg))
             .await
             .map_err(|_| timeout())??;
         server
             .send(&protocol::startup_message(&upstream_params))
             .await?;
-        timeout_at(deadline, auth::relay(&mut self.client, &mut server))
-            .await
-            .map_err(|_| timeout())??;
+        let authenticated = match verified {
+            None => {
+                timeout_at(deadline, auth::relay(&mut self.client, &mut server))
+                    .await
+                    .map_err(|_| timeout())??;
+                identity_authenticated(&identity, BackendLogin::Relayed)
+            }
+            Some(v) => {
+                timeout_at(
+                    deadline,
+                    auth::login::login(&mut server, &v.who.login, &v.who.login_role),
+                )
+                .await
+                .map_err(|_| timeout())??;
+                self.client.send(&v.to_client).await?;
+                v.who
+            }
+        };
+        drop(pending);
+        self.authenticated = Some(authenticated);
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
         self.phase = Phase::PostAuth;
@@ -274,21 +352,20 @@ impl Session {
             Some(c) => c.metrics.connections.inc(),
             None => self.shared.metrics.bypass.inc(),
         }
-        tracing::info!("connection ready");
+        let login = self.authenticated.as_ref().map(|a| &a.login);
+        tracing::info!(login = ?login, "connection ready");
         Ok(Some(server))
     }
 
-    /// The tenant's catalog row; a known tenant gets its counters.
-    async fn tenant_info(&mut self, tenant: &str) -> Result<Arc<TenantInfo>, SessionError> {
-        let info = self
-            .shared
-            .catalog
-            .lookup(tenant)
-            .await?
-            .ok_or_else(|| SessionError::UnknownTenant(tenant.into()))?;
-        self.counters = Some(self.shared.limits.counters(tenant));
-        if !info.enabled {
-            return Err(SessionError::DisabledTenant(tenant.into()));
+    /// The tenant's catalog row (None: unknown); a known tenant gets its
+    /// counters.
+    async fn known_tenant(
+        &mut self,
+        tenant: &str,
+    ) -> Result<Option<Arc<TenantInfo>>, SessionError> {
+        let info = self.shared.catalog.lookup(tenant).await?;
+        if info.is_some() {
+            self.counters = Some(self.shared.limits.counters(tenant));
         }
         Ok(info)
     }
@@ -374,6 +451,21 @@ impl Session {
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
         tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
+    }
+}
+
+/// Who a relayed authentication let in.
+fn identity_authenticated(identity: &Identity, login: BackendLogin) -> Authenticated {
+    let (tenant, role) = match identity {
+        Identity::Bypass { user } => (String::new(), user.clone()),
+        Identity::Tenant { tenant, user, .. } => (tenant.clone(), user.clone()),
+    };
+    Authenticated {
+        tenant,
+        login_role: role,
+        subject: None,
+        expires_at: None,
+        login,
     }
 }
 

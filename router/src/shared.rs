@@ -32,6 +32,15 @@ pub struct Shared {
     /// handshakes included.
     clients: Arc<Semaphore>,
     max_clients: usize,
+    /// One permit per backend held by a client that has not finished
+    /// authenticating (relayed authentication; `auth.max_unauthenticated_backends`).
+    unauthenticated: Arc<Semaphore>,
+    max_unauthenticated: usize,
+    /// Per-process secret of mock SCRAM salts (unknown names see the same
+    /// salt on every attempt, and a different one after a restart).
+    pub mock_secret: [u8; 32],
+    /// What mock exchanges for a login role look like (auth::verify).
+    pub mock_roles: moka::future::Cache<String, crate::auth::verify::MockShape>,
 }
 
 impl Shared {
@@ -57,6 +66,15 @@ impl Shared {
             metrics,
             clients: Arc::new(Semaphore::new(cfg.max_client_connections)),
             max_clients: cfg.max_client_connections,
+            unauthenticated: Arc::new(Semaphore::new(cfg.auth.max_unauthenticated_backends)),
+            max_unauthenticated: cfg.auth.max_unauthenticated_backends,
+            mock_secret: mock_secret(),
+            mock_roles: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_millis(
+                    cfg.catalog.negative_ttl_ms.max(1),
+                ))
+                .build(),
             cfg: RwLock::new(cfg),
             draining: AtomicBool::new(false),
         })
@@ -82,6 +100,17 @@ impl Shared {
         self.clients.clone().try_acquire_owned().ok()
     }
 
+    /// A permit to open a backend before the client authenticated, or
+    /// None when `auth.max_unauthenticated_backends` are held.
+    pub fn admit_unauthenticated(&self) -> Option<OwnedSemaphorePermit> {
+        self.unauthenticated.clone().try_acquire_owned().ok()
+    }
+
+    /// The `auth.max_unauthenticated_backends` the router started with.
+    pub fn max_unauthenticated(&self) -> usize {
+        self.max_unauthenticated
+    }
+
     /// Client connections open now (handshakes included).
     pub fn open_clients(&self) -> usize {
         self.max_clients - self.clients.available_permits()
@@ -95,4 +124,19 @@ impl Shared {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
+}
+
+/// 32 bytes from the OS CSPRNG; should it ever fail, a hash of the time
+/// and the pid (mock salts then are merely hard to predict).
+fn mock_secret() -> [u8; 32] {
+    crate::auth::scram::random_bytes::<32>().unwrap_or_else(|_| {
+        use sha2::Digest;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut h = sha2::Sha256::new();
+        h.update(now.as_nanos().to_le_bytes());
+        h.update(std::process::id().to_le_bytes());
+        h.finalize().into()
+    })
 }

@@ -66,6 +66,10 @@ pub struct TlsSettings {
     /// The client configuration for PostgreSQL, built by `load`.
     #[serde(skip)]
     pub client: Option<Arc<rustls::ClientConfig>>,
+    /// `tls-server-end-point` channel binding data of the leaf certificate
+    /// (None: no client TLS, or a signature algorithm without a hash).
+    #[serde(skip)]
+    pub end_point: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,9 +112,14 @@ impl TlsSettings {
                 }
             )));
         }
+        self.end_point = None;
         self.server = if mode == ClientTls::Disable {
             None
         } else {
+            let chain = read_certs(Path::new(&self.cert_file), "certificate file")?;
+            self.end_point = chain
+                .first()
+                .and_then(|leaf| crate::auth::scram::end_point(leaf));
             Some(server_config(
                 Path::new(&self.cert_file),
                 Path::new(&self.key_file),

@@ -128,6 +128,17 @@ impl Stream {
         Ok((tcp.peek(&mut b).await? == 1).then_some(b[0]))
     }
 
+    /// Whether the peer is on this host (a loopback address).
+    pub fn peer_is_loopback(&self) -> bool {
+        let addr = match self {
+            Stream::Tcp(s) => s.peer_addr(),
+            Stream::ServerTls(t) => t.get_ref().0.peer_addr(),
+            Stream::ClientTls(t) => t.get_ref().0.peer_addr(),
+            Stream::Upgrading => return false,
+        };
+        addr.is_ok_and(|a| a.ip().is_loopback())
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::ServerTls(_))
     }

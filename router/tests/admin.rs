@@ -362,7 +362,7 @@ async fn dropped_tenant_disappears_from_metrics() {
     let e = connect(&r.url(&format!("rt_app.{gone}")))
         .await
         .unwrap_err();
-    assert_eq!(sqlstate(&e), "28000", "{e}");
+    assert_eq!(sqlstate(&e), "28P01", "{e}");
     let (status, _) = get_json(&r, &format!("/tenants/{gone}/metrics")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

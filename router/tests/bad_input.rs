@@ -127,20 +127,30 @@ async fn ssl_and_gss_requests_are_answered_n() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "acme");
 }
 
+/// Unknown and malformed tenant names get the same SCRAM exchange as a
+/// real tenant and end in the same 28P01 as a wrong password (a mock
+/// exchange: nothing tells an unknown tenant apart), before any backend.
 #[tokio::test]
-async fn unknown_and_malicious_tenants_get_28000_before_any_backend() {
+async fn unknown_and_malicious_tenants_look_like_a_wrong_password_before_any_backend() {
     let r = Router::start();
     let before: i64 = admin_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_app'")
         .trim()
         .parse()
         .unwrap();
-    for user in [
-        "rt_app.nope",
-        "rt_app.acme'--",
-        "rt_app.ACME",
-        "rt_app",
-        "rt_app.a;b",
-    ] {
+    // Control: PostgreSQL's own answer to a wrong password for a real tenant.
+    let e = connect(&r.url("rt_app.acme").replace(PASSWORD, "wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "28P01", "{e}");
+    let e = connect(&r.url("rt_app.nope")).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "28P01", "{e}");
+    assert_eq!(
+        e.as_db_error().map(|d| d.message()),
+        Some("password authentication failed for user \"rt_app.nope\"")
+    );
+    // Names that cannot be tenant ids, or no tenant at all: refused by
+    // identification (28000), which says nothing about the catalog.
+    for user in ["rt_app.acme'--", "rt_app.ACME", "rt_app", "rt_app.a;b"] {
         let e = connect(&r.url(user)).await.unwrap_err();
         assert_eq!(sqlstate(&e), "28000", "{user}: {e}");
     }
@@ -151,10 +161,9 @@ async fn unknown_and_malicious_tenants_get_28000_before_any_backend() {
     assert_eq!(before, after, "no backend was opened for refused tenants");
     // A flood of random tenant names: each refused, the router stays up.
     for i in 0..200 {
-        let e = connect(&r.url(&format!("rt_app.flood{i}")))
-            .await
-            .unwrap_err();
-        assert_eq!(sqlstate(&e), "28000");
+        let user = format!("rt_app.flood{i}");
+        let (code, msg) = scram_refusal(r.port, &user).await;
+        assert_eq!(code, "28P01", "{msg}");
     }
     let ok = connect(&r.url("rt_app.acme")).await.unwrap();
     assert_eq!(visible_notes(&ok).await, 3);
@@ -164,11 +173,15 @@ async fn unknown_and_malicious_tenants_get_28000_before_any_backend() {
 async fn disabled_tenant_is_refused_and_enabled_again() {
     let r = Router::start();
     admin_sql("SELECT tenant.disable_tenant('initech')");
-    // No wait: every new connection reads the catalog.
+    // No wait: every new connection reads the catalog. A disabled tenant
+    // looks like a wrong password (nothing to learn about it).
     let e = connect(&r.url("rt_app.initech")).await.unwrap_err();
     admin_sql("SELECT tenant.enable_tenant('initech')");
-    assert_eq!(sqlstate(&e), "28000", "{e}");
-    assert!(e.as_db_error().unwrap().message().contains("disabled"));
+    assert_eq!(sqlstate(&e), "28P01", "{e}");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "password authentication failed for user \"rt_app.initech\""
+    );
     connect(&r.url("rt_app.initech"))
         .await
         .expect("enabled again");
@@ -279,17 +292,14 @@ async fn unknown_tenant_lookups_are_coalesced() {
         .map(|i| format!("rt_app.nobody-{i}-{}", r.port))
         .collect();
     let flood = |names: Vec<String>| {
-        let url = r.url("X");
+        let port = r.port;
         async move {
             let tasks: Vec<_> = names
                 .into_iter()
-                .map(|n| {
-                    let url = url.replace("user=X", &format!("user={n}"));
-                    tokio::spawn(async move { connect(&url).await.err().map(|e| sqlstate(&e)) })
-                })
+                .map(|n| tokio::spawn(async move { scram_refusal(port, &n).await.0 }))
                 .collect();
             for t in tasks {
-                assert_eq!(t.await.unwrap().as_deref(), Some("28000"));
+                assert_eq!(t.await.unwrap(), "28P01");
             }
         }
     };

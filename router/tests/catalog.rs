@@ -90,7 +90,7 @@ async fn new_tenants_arrive_by_listen_and_disabling_applies_at_once() {
     );
     admin_sql("SELECT tenant.drop_tenant(id) FROM tenant.tenants WHERE id = 'late-comer'");
     let e = connect(&r.url("rt_app.late-comer")).await.unwrap_err();
-    assert_eq!(sqlstate(&e), "28000");
+    assert_eq!(sqlstate(&e), "28P01", "unknown: like a wrong password");
     admin_sql("SELECT tenant.create_tenant('late-comer')");
     assert!(
         eventually(Duration::from_secs(5), || async {
@@ -101,7 +101,7 @@ async fn new_tenants_arrive_by_listen_and_disabling_applies_at_once() {
     );
     admin_sql("SELECT tenant.disable_tenant('late-comer')");
     let e = connect(&r.url("rt_app.late-comer")).await.unwrap_err();
-    assert_eq!(sqlstate(&e), "28000", "refused on the next connection");
+    assert_eq!(sqlstate(&e), "28P01", "refused on the next connection");
     admin_sql("SELECT tenant.drop_tenant('late-comer')");
 }
 

@@ -608,6 +608,24 @@ async fn upstream_verify_full_against_postgres_with_tls() {
     };
     let prefer = psql_at(&scram("prefer"), TENANT);
     let disable = psql_at(&scram("disable"), TENANT);
+    // When the router checks the client itself (auth.login = "verify") it
+    // logs into PostgreSQL on its own ("n" flag): libpq's defaults work,
+    // and channel binding to the router's certificate too.
+    let verified = Router::start_with(&format!(
+        "{}upstream_tls = \"verify-full\"\nupstream_ca_file = \"{}\"\n\n[auth]\nlogin = \"verify\"\n",
+        tls_section(&cert, &key, ""),
+        pki.ca_file().display()
+    ));
+    let verified_scram = |cb: &str| {
+        conninfo(
+            &verified,
+            "rt_app.acme",
+            "localhost",
+            &format!("sslmode=require channel_binding={cb}"),
+        )
+    };
+    let verified_prefer = psql_at(&verified_scram("prefer"), TENANT);
+    let verified_require = psql_at(&verified_scram("require"), TENANT);
     // Control: a CA that did not sign PostgreSQL's certificate.
     let other = Pki::new();
     let wrong = Router::start_with(&upstream(&other.ca_file()));
@@ -639,6 +657,8 @@ async fn upstream_verify_full_against_postgres_with_tls() {
     assert_eq!(disable.as_deref(), Ok("acme"));
     let e = prefer.unwrap_err();
     assert!(e.contains("channel binding negotiation error"), "{e}");
+    assert_eq!(verified_prefer.as_deref(), Ok("acme"));
+    assert_eq!(verified_require.as_deref(), Ok("acme"));
     let e = refused.expect("an unknown CA is refused");
     assert_eq!(sqlstate(&e), "08006", "{e:?}");
     let msg = e

@@ -56,6 +56,7 @@ fn info(max_query_ms: i32, max_result_bytes: i64, qps_limit: i32) -> TenantInfo 
         burst_multiplier: 1.0,
         max_query_ms,
         max_result_bytes,
+        auth_secret: None,
     }
 }
 

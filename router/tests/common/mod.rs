@@ -228,14 +228,33 @@ impl Router {
         Router::start_full(extra, &[], cat)
     }
 
+    /// Start listening on every address (0.0.0.0), so that clients can
+    /// come from a non-loopback address of this host.
+    pub fn start_on_all_addresses(extra: &str) -> Router {
+        Router::start_listening(extra, &[], &CatalogSetup::default(), "0.0.0.0")
+    }
+
     fn start_full(extra: &str, env: &[(&str, &str)], cat: &CatalogSetup) -> Router {
+        Router::start_listening(extra, env, cat, "127.0.0.1")
+    }
+
+    fn start_listening(
+        extra: &str,
+        env: &[(&str, &str)],
+        cat: &CatalogSetup,
+        listen_host: &str,
+    ) -> Router {
         let port = free_port();
         let admin_port = free_port();
         let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("router.toml");
-        std::fs::write(&cfg, router_config_with(port, admin_port, extra, cat))
-            .expect("write config");
+        let text = router_config_with(port, admin_port, extra, cat).replacen(
+            "listen = \"127.0.0.1:",
+            &format!("listen = \"{listen_host}:"),
+            1,
+        );
+        std::fs::write(&cfg, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .arg("-c")
             .arg(&cfg)
@@ -466,4 +485,52 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// A SCRAM-SHA-256 exchange as `user` with a made-up proof (no key
+/// derivation on this side, so a flood of them is cheap): the SQLSTATE and
+/// message of the ErrorResponse that ends it.
+pub async fn scram_refusal(port: u16, user: &str) -> (String, String) {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut m = BytesMut::new();
+    frontend::startup_message([("user", user), ("database", DB)], &mut m).expect("startup");
+    s.write_all(&m).await.expect("send");
+    loop {
+        let tag = s.read_u8().await.expect("a message");
+        let len = s.read_u32().await.expect("a length") as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).await.expect("a body");
+        let code = body
+            .get(..4)
+            .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let mut out = BytesMut::new();
+        match (tag, code) {
+            (b'R', Some(10)) => {
+                frontend::sasl_initial_response(
+                    "SCRAM-SHA-256",
+                    b"n,,n=,r=fakeclientnonce",
+                    &mut out,
+                )
+                .expect("encode");
+            }
+            (b'R', Some(11)) => {
+                let first = String::from_utf8_lossy(&body[4..]).into_owned();
+                let nonce = first
+                    .split(',')
+                    .find_map(|a| a.strip_prefix("r="))
+                    .expect("a nonce");
+                let fin =
+                    format!("c=biws,r={nonce},p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+                frontend::sasl_response(fin.as_bytes(), &mut out).expect("encode");
+            }
+            (b'E', _) => return raw::error_of(&body),
+            other => panic!("unexpected message {other:?} in a SCRAM exchange"),
+        }
+        s.write_all(&out).await.expect("send");
+    }
 }

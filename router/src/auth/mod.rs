@@ -1,0 +1,291 @@
+//! Authenticating. Two ways, chosen per connection:
+//!
+//! - **relayed** (`auth.login = "relay"`, tenants without a secret):
+//!   PostgreSQL's own exchange is relayed between client and server, byte
+//!   for byte, until AuthenticationOk (`relay`). Works for trust, cleartext
+//!   password, md5 and SCRAM-SHA-256 (PostgreSQL ignores the SCRAM user
+//!   name, so the rewritten user name does not matter there; md5 salts
+//!   with the user name, see the README). The client's messages are capped
+//!   at `codec::MAX_PREAUTH_LEN` bytes. SCRAM channel binding
+//!   (`SCRAM-SHA-256-PLUS`) binds to the certificate of the connection the
+//!   client sees, which ends at the router: it can never succeed through a
+//!   relay, so it is removed from the mechanisms PostgreSQL offers, and a
+//!   client that demands it fails on its own side with libpq's "channel
+//!   binding is required, but server did not offer an authentication
+//!   method that supports channel binding".
+//! - **verified by the router** (`auth.login = "verify"`, or a tenant with
+//!   a secret): the router checks the client itself (`verify`, SCRAM in
+//!   `scram`) before any connection slot or backend is taken, then logs
+//!   into PostgreSQL with what the proof yields (`login`).
+//!
+//! Either way the handshake ends in one `Authenticated` value. Token
+//! logins (JWT as the password, `router/src/jwt.rs`) fit in as another
+//! `verify::Method`: the client's cleartext password message carries the
+//! token, the check fills `Authenticated::subject` and `expires_at`, and
+//! the backend login comes from the credentials file (`BackendLogin::Password`).
+
+pub mod credentials;
+pub mod login;
+pub mod scram;
+pub mod verify;
+
+use crate::backend::Backend;
+use crate::codec::MAX_PREAUTH_LEN;
+use crate::error::SessionError;
+use crate::frontend::Frontend;
+use crate::protocol::typed;
+use postgres_protocol::message::backend::Message;
+
+/// Who authenticated, and how the router logs into PostgreSQL for them.
+/// The one value the handshake produces (JWT logins will fill `subject`
+/// and `expires_at`).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub tenant: String,
+    /// The role PostgreSQL sees (the user name without the tenant).
+    pub login_role: String,
+    /// (subject, claims as JSON) of a token login.
+    pub subject: Option<(String, String)>,
+    /// When the credential stops being valid (token logins).
+    pub expires_at: Option<std::time::SystemTime>,
+    pub login: BackendLogin,
+}
+
+/// What the router answers PostgreSQL's authentication request with.
+#[derive(Clone)]
+pub enum BackendLogin {
+    /// PostgreSQL's exchange was relayed to the client.
+    Relayed,
+    /// SCRAM with the client's ClientKey (and the ServerKey that checks
+    /// PostgreSQL's signature), from a verified SCRAM exchange.
+    ClientKey {
+        client_key: [u8; 32],
+        server_key: [u8; 32],
+    },
+    /// An md5 challenge answered from the stored `md5<hex>` hash.
+    Md5Hash(String),
+    /// A password (credentials file): cleartext, md5 or SCRAM.
+    Password(String),
+}
+
+impl std::fmt::Debug for BackendLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendLogin::Relayed => "Relayed",
+            BackendLogin::ClientKey { .. } => "ClientKey",
+            BackendLogin::Md5Hash(_) => "Md5Hash",
+            BackendLogin::Password(_) => "Password",
+        })
+    }
+}
+
+/// Why an authentication failed (the `reason` label of
+/// `tenant_router_auth_failures_total`, and the log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    WrongPassword,
+    UnknownTenant,
+    Disabled,
+    /// `tenant.login_verifier` has nothing for the role (no such role, no
+    /// password, not a member of tenant_app, superuser...).
+    RoleRefused,
+    /// After authentication: pg_tenant refused the context (the login role
+    /// is not among the tenant's `login_roles`, or may bypass RLS).
+    RoleNotAllowed,
+    NoCredentials,
+    /// Cleartext would be needed but the connection is not protected.
+    CleartextRefused,
+    /// A malformed or out-of-order message.
+    Protocol,
+    /// Reserved for token logins.
+    Expired,
+}
+
+impl Failure {
+    pub const ALL: [Failure; 9] = [
+        Failure::WrongPassword,
+        Failure::UnknownTenant,
+        Failure::Disabled,
+        Failure::RoleRefused,
+        Failure::RoleNotAllowed,
+        Failure::NoCredentials,
+        Failure::CleartextRefused,
+        Failure::Protocol,
+        Failure::Expired,
+    ];
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::WrongPassword => "wrong_password",
+            Failure::UnknownTenant => "unknown_tenant",
+            Failure::Disabled => "disabled",
+            Failure::RoleRefused => "role_refused",
+            Failure::RoleNotAllowed => "role_not_allowed",
+            Failure::NoCredentials => "no_credentials",
+            Failure::CleartextRefused => "cleartext_refused",
+            Failure::Protocol => "protocol",
+            Failure::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Postgres refused (wrong password, no such role...): its own
+    /// ErrorResponse was already forwarded to the client.
+    #[error("PostgreSQL refused authentication: {0}")]
+    Refused(String),
+    #[error("authentication method {0} is not supported through tenant-router")]
+    Unsupported(&'static str),
+    #[error("expected a password message from the client, got '{0}'")]
+    UnexpectedClientMessage(char),
+    #[error("unexpected message '{0}' from PostgreSQL during authentication")]
+    UnexpectedServerMessage(char),
+    /// The router's own check failed: the same words whatever the reason,
+    /// so that a client learns nothing about tenants or roles.
+    #[error("password authentication failed for user \"{user}\"")]
+    Failed { user: String, reason: Failure },
+    /// A malformed SCRAM message from the client.
+    #[error("{0}")]
+    Scram(scram::ScramError),
+    #[error("malformed authentication message: {0}")]
+    Malformed(&'static str),
+    #[error("the password of login role \"{0}\" is stored as md5, which tenant-router can check only with a cleartext password; it asks for one only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
+    CleartextRefused(String),
+    #[error("no credentials for login role \"{0}\" (auth.credentials_file)")]
+    NoCredentials(String),
+    /// Logging into PostgreSQL failed on the router's side.
+    #[error("tenant-router cannot log into PostgreSQL as \"{role}\": {reason}")]
+    Backend { role: String, reason: String },
+}
+
+impl AuthError {
+    pub fn sqlstate(&self) -> Option<&'static str> {
+        match self {
+            AuthError::Refused(_) => None,
+            AuthError::Failed { .. } => Some("28P01"),
+            AuthError::Scram(e) => Some(e.sqlstate()),
+            AuthError::Unsupported(_)
+            | AuthError::CleartextRefused(_)
+            | AuthError::NoCredentials(_)
+            | AuthError::Backend { .. } => Some("28000"),
+            AuthError::UnexpectedClientMessage(_)
+            | AuthError::UnexpectedServerMessage(_)
+            | AuthError::Malformed(_) => Some("08P01"),
+        }
+    }
+}
+
+/// Relay until AuthenticationOk (which is forwarded too).
+pub async fn relay(client: &mut Frontend, server: &mut Backend) -> Result<(), SessionError> {
+    loop {
+        let frame = server.read_frame().await?;
+        let tag = frame[0];
+        // NegotiateProtocolVersion (not in postgres-protocol's enum) and
+        // notices pass through.
+        if tag == b'v' || tag == b'N' {
+            client.send(&frame).await?;
+            continue;
+        }
+        let unsupported = |m: &'static str| -> SessionError { AuthError::Unsupported(m).into() };
+        match typed(&frame) {
+            Some(Message::AuthenticationOk) => {
+                client.send(&frame).await?;
+                return Ok(());
+            }
+            Some(
+                Message::AuthenticationCleartextPassword
+                | Message::AuthenticationMd5Password(_)
+                | Message::AuthenticationSasl(_)
+                | Message::AuthenticationSaslContinue(_),
+            ) => {
+                match without_channel_binding(&frame) {
+                    Some(stripped) => client.send(&stripped).await?,
+                    None => client.send(&frame).await?,
+                }
+                let reply = client.read_frame(MAX_PREAUTH_LEN).await?;
+                if reply[0] != b'p' {
+                    return Err(AuthError::UnexpectedClientMessage(reply[0] as char).into());
+                }
+                server.send(&reply).await?;
+            }
+            Some(Message::AuthenticationSaslFinal(_)) => client.send(&frame).await?,
+            Some(Message::ErrorResponse(_)) => {
+                client.send(&frame).await?;
+                return Err(AuthError::Refused(crate::protocol::error_summary(frame)).into());
+            }
+            Some(Message::AuthenticationGss | Message::AuthenticationGssContinue(_)) => {
+                return Err(unsupported("GSSAPI"))
+            }
+            Some(Message::AuthenticationSspi) => return Err(unsupported("SSPI")),
+            Some(Message::AuthenticationKerberosV5) => return Err(unsupported("Kerberos V5")),
+            Some(Message::AuthenticationScmCredential) => {
+                return Err(unsupported("SCM credential"))
+            }
+            _ => return Err(AuthError::UnexpectedServerMessage(tag as char).into()),
+        }
+    }
+}
+
+/// For an AuthenticationSASL message that offers `*-PLUS` mechanisms, the
+/// same message without them (None: nothing to strip, or not that message).
+pub fn without_channel_binding(frame: &[u8]) -> Option<Vec<u8>> {
+    // 'R', length, 10 (AuthenticationSASL), names each NUL-ended, then NUL.
+    let body = frame.get(9..)?;
+    if frame.first() != Some(&b'R') || frame.get(5..9)? != 10i32.to_be_bytes() {
+        return None;
+    }
+    let names: Vec<&[u8]> = body.split(|b| *b == 0).filter(|n| !n.is_empty()).collect();
+    if !names.iter().any(|n| n.ends_with(b"-PLUS")) {
+        return None;
+    }
+    let mut out = vec![b'R', 0, 0, 0, 0];
+    out.extend_from_slice(&10i32.to_be_bytes());
+    for n in names.iter().filter(|n| !n.ends_with(b"-PLUS")) {
+        out.extend_from_slice(n);
+        out.push(0);
+    }
+    out.push(0);
+    let len = (out.len() - 1) as i32;
+    out[1..5].copy_from_slice(&len.to_be_bytes());
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{without_channel_binding, Failure};
+
+    #[test]
+    fn failure_labels_index_their_counters() {
+        for (i, f) in Failure::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{}", f.label());
+        }
+    }
+
+    fn sasl(names: &[&str]) -> Vec<u8> {
+        let mut body = 10i32.to_be_bytes().to_vec();
+        for n in names {
+            body.extend_from_slice(n.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut f = vec![b'R'];
+        f.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        f.extend_from_slice(&body);
+        f
+    }
+
+    #[test]
+    fn plus_mechanisms_are_stripped() {
+        let offered = sasl(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]);
+        assert_eq!(
+            without_channel_binding(&offered),
+            Some(sasl(&["SCRAM-SHA-256"]))
+        );
+        assert_eq!(without_channel_binding(&sasl(&["SCRAM-SHA-256"])), None);
+        // Not AuthenticationSASL (SASLContinue, code 11): untouched.
+        let mut cont = offered.clone();
+        cont[8] = 11;
+        assert_eq!(without_channel_binding(&cont), None);
+        assert_eq!(without_channel_binding(b"R"), None);
+    }
+}
