@@ -100,23 +100,25 @@ impl Backend {
         out: &mut BytesMut,
         tenant: &str,
         token: &str,
+        subject: Option<(&str, &str)>,
     ) -> Result<(), SessionError> {
         use postgres_protocol::message::frontend;
         use postgres_protocol::IsNull;
         let mut req = BytesMut::with_capacity(256);
         let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
-        frontend::parse(
-            "",
-            "SELECT tenant.set_context($1, $2)",
-            [25u32, 25u32],
-            &mut req,
-        )
-        .map_err(fail)?;
+        let (sql, values): (&str, Vec<&str>) = match subject {
+            None => ("SELECT tenant.set_context($1, $2)", vec![tenant, token]),
+            Some((subject, claims)) => (
+                "SELECT tenant.set_context($1, $2, $3, $4)",
+                vec![tenant, token, subject, claims],
+            ),
+        };
+        frontend::parse("", sql, values.iter().map(|_| 25u32), &mut req).map_err(fail)?;
         frontend::bind(
             "",
             "",
             [0i16],
-            [tenant, token],
+            values,
             |v, buf| {
                 buf.put_slice(v.as_bytes());
                 Ok(IsNull::No)

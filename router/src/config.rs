@@ -30,6 +30,8 @@ pub enum ConfigError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Credentials(#[from] crate::auth::credentials::CredentialsError),
+    #[error("auth.jwt: {0}")]
+    Jwt(#[from] crate::jwt::JwtConfigError),
     #[error("context signing key file {path}: {source}")]
     BadKey {
         path: PathBuf,
@@ -147,6 +149,12 @@ pub struct Auth {
     /// The passwords read from `credentials_file` by `load`.
     #[serde(skip)]
     pub credentials: crate::auth::credentials::Credentials,
+    /// `[auth.jwt]`: a JWT as the password, for the user name `jwt.user`
+    /// (docs/jwt.md). None: off.
+    pub jwt: Option<crate::jwt::JwtConfig>,
+    /// The keys of `jwt`, read by `load` (so a reload re-reads them).
+    #[serde(skip)]
+    pub jwt_verifier: Option<crate::jwt::JwtVerifier>,
 }
 
 impl Default for Auth {
@@ -157,6 +165,8 @@ impl Default for Auth {
             credentials_file: String::new(),
             max_unauthenticated_backends: 64,
             credentials: Default::default(),
+            jwt: None,
+            jwt_verifier: None,
         }
     }
 }
@@ -277,6 +287,9 @@ impl Config {
             cfg.auth.credentials =
                 crate::auth::credentials::Credentials::load(Path::new(&cfg.auth.credentials_file))?;
         }
+        if let Some(jwt) = &cfg.auth.jwt {
+            cfg.auth.jwt_verifier = Some(crate::jwt::JwtVerifier::load(jwt)?);
+        }
         Ok(cfg)
     }
 
@@ -392,6 +405,20 @@ impl Config {
         if self.auth.max_unauthenticated_backends == 0 {
             return bad("auth.max_unauthenticated_backends must be greater than 0".into());
         }
+        if let Some(jwt) = &self.auth.jwt {
+            if self.bypass_users.contains(&jwt.user) {
+                return bad(format!(
+                    "auth.jwt.user \"{}\" is also a bypass user: pick another name",
+                    jwt.user
+                ));
+            }
+            if jwt.user.contains(&self.identify.separator) {
+                return bad(format!(
+                    "auth.jwt.user \"{}\" contains the tenant separator \"{}\"",
+                    jwt.user, self.identify.separator
+                ));
+            }
+        }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
         }
@@ -445,6 +472,27 @@ mod tests {
         cfg.signing_key = Some(test_key());
         cfg.validate().unwrap();
         assert_eq!(cfg.identify.username_format, UsernameFormat::UserTenant);
+    }
+
+    #[test]
+    fn jwt_user_may_not_be_a_bypass_user_or_hold_the_separator() {
+        let mut cfg = valid();
+        cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+            user: "postgres".into(),
+            ..Default::default()
+        });
+        cfg.bypass_users = vec!["postgres".into()];
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("is also a bypass user"), "{e}");
+        cfg.bypass_users.clear();
+        cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+            user: "jwt.acme".into(),
+            ..Default::default()
+        });
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("contains the tenant separator"), "{e}");
+        cfg.auth.jwt = Some(crate::jwt::JwtConfig::default());
+        cfg.validate().expect("the default user name is fine");
     }
 
     #[test]

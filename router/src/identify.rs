@@ -102,6 +102,11 @@ pub fn identify(
     }
 }
 
+/// The tenant the server name `sni` names under the SNI pattern, if any.
+pub fn sni_tenant<'a>(cfg: &Identify, sni: &'a str) -> Option<&'a str> {
+    tenant_from_pattern(&cfg.sni_pattern, sni)
+}
+
 /// Whether the server name `sni` names `tenant` under the SNI pattern.
 pub fn sni_names(cfg: &Identify, sni: &str, tenant: &str) -> bool {
     tenant_from_pattern(&cfg.sni_pattern, sni) == Some(tenant)

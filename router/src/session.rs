@@ -195,7 +195,8 @@ impl Session {
             Opening::Startup(p) => p,
         };
         let span = tracing::Span::current();
-        let sni = self.client.tls.as_ref().and_then(|t| t.sni.as_deref());
+        let sni_owned = self.client.tls.as_ref().and_then(|t| t.sni.clone());
+        let sni = sni_owned.as_deref();
         if let Some(tls) = &self.client.tls {
             span.record("tls", tls.version);
             self.shared
@@ -204,8 +205,32 @@ impl Session {
                 .with_label_values(&[tls.version])
                 .inc();
         }
-        let identity = identify::identify(&cfg.identify, &cfg.bypass_users, &params, sni)?;
+        // A token login: the JWT names the tenant and the role, so it is
+        // checked before anything else (nothing is looked up for a client
+        // whose token does not verify).
+        let token_login = cfg
+            .auth
+            .jwt_verifier
+            .as_ref()
+            .filter(|v| identify::param(&params, "user") == Some(v.user()));
         let mut verified: Option<Verified> = None;
+        let identity = match token_login {
+            Some(v) => {
+                self.phase = Phase::Authenticating;
+                let checked = auth::jwt::authenticate(&mut self.client, &self.shared, &cfg, v);
+                let checked = timeout_at(deadline, checked)
+                    .await
+                    .map_err(|_| timeout())??;
+                let identity = Identity::Tenant {
+                    tenant: checked.who.tenant.clone(),
+                    user: checked.who.login_role.clone(),
+                    from_database: false,
+                };
+                verified = Some(checked);
+                identity
+            }
+            None => identify::identify(&cfg.identify, &cfg.bypass_users, &params, sni)?,
+        };
         let sni_tenant = matches!(&identity, Identity::Tenant { tenant, .. }
             if sni.is_some_and(|s| identify::sni_names(&cfg.identify, s, tenant)));
         span.record("sni_tenant", sni_tenant);
@@ -236,7 +261,9 @@ impl Session {
                 // same (mock) exchange: nothing tells it apart from a
                 // wrong password.
                 let unusable = known.as_ref().is_none_or(|i| !i.enabled);
-                if secret.is_some() || cfg.auth.login == LoginMode::Verify || unusable {
+                let must_verify =
+                    secret.is_some() || cfg.auth.login == LoginMode::Verify || unusable;
+                if verified.is_none() && must_verify {
                     self.phase = Phase::Authenticating;
                     let client_user = identify::param(&params, "user").unwrap_or_default();
                     let request = verify::Request {
@@ -341,8 +368,13 @@ impl Session {
                 pid,
                 cancel_key: key,
             };
-            let token = context_token(cfg.signing_key.as_ref(), &info.id, backend)?;
-            timeout_at(deadline, server.inject(&mut out, &info.id, &token))
+            let subject = self
+                .authenticated
+                .as_ref()
+                .and_then(|a| a.subject.as_ref())
+                .map(|(s, c)| (s.as_str(), c.as_str()));
+            let token = context_token(cfg.signing_key.as_ref(), &info.id, subject, backend)?;
+            timeout_at(deadline, server.inject(&mut out, &info.id, &token, subject))
                 .await
                 .map_err(|_| timeout())??;
         }
@@ -385,16 +417,29 @@ impl Session {
             watch.as_mut(),
         )?;
         let interrupt = Arc::new(Interrupt::default());
+        // A token login ends when its token does (auth.jwt.end_session_at_expiry).
+        let expires = self
+            .authenticated
+            .as_ref()
+            .and_then(|a| a.expires_at)
+            .map(|at| {
+                let left = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default();
+                tokio::time::Instant::now() + left
+            });
         let helper = tokio::spawn(watch_interrupts(
             interrupt.clone(),
             shutdown,
             self.kick.take(),
+            expires,
         ));
         /// Why the relay ended.
         enum Exit {
             Relay(Result<End, crate::relay::RelayError>),
             Stop,
             Kick,
+            Expired,
         }
         let mut mode = Mode::Serve;
         let client = &mut self.client.stream;
@@ -404,6 +449,7 @@ impl Session {
             match interrupt.poll(cx) {
                 Signal::Stop => return Poll::Ready(Exit::Stop),
                 Signal::Kick => return Poll::Ready(Exit::Kick),
+                Signal::Expired => return Poll::Ready(Exit::Expired),
                 Signal::Drain if mode == Mode::Serve => {
                     *phase = Phase::Draining;
                     mode = Mode::StopWhenIdle;
@@ -418,26 +464,30 @@ impl Session {
         helper.abort();
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
-        let why = match exit {
+        let (code, why) = match exit {
             Exit::Relay(r) => match r? {
                 End::Client => return Ok(()),
                 End::Server => return Err(SessionError::ServerGone),
-                End::Idle => "tenant-router is shutting down",
+                End::Idle => ("57P01", "tenant-router is shutting down"),
             },
-            Exit::Stop => "tenant-router is shutting down",
-            Exit::Kick => "an administrator disconnected this tenant's connections",
+            Exit::Stop => ("57P01", "tenant-router is shutting down"),
+            Exit::Kick => (
+                "57P01",
+                "an administrator disconnected this tenant's connections",
+            ),
+            Exit::Expired => ("28000", "the JWT this session logged in with has expired"),
         };
-        self.close_with(&relay, why).await;
+        self.close_with(&relay, code, why).await;
         Ok(())
     }
 
-    /// Close the client with FATAL 57P01, after the bytes already owed to
+    /// Close the client with FATAL `code`, after the bytes already owed to
     /// it, when they end at a frame boundary (otherwise the FATAL is not
     /// sent: the client sees the connection close).
-    async fn close_with(&mut self, relay: &Relay, why: &str) {
+    async fn close_with(&mut self, relay: &Relay, code: &str, why: &str) {
         let msg = protocol::error_response(
             Severity::Fatal,
-            "57P01",
+            code,
             &format!("terminating connection: {why}"),
         );
         let whole = relay.down.framer.owes_whole_frames();
@@ -470,18 +520,24 @@ fn identity_authenticated(identity: &Identity, login: BackendLogin) -> Authentic
 }
 
 /// The token that lets this router set `tenant`'s context in `backend`.
+/// With a subject (token logins), the token also binds the subject and
+/// the claims JSON.
 fn context_token(
     key: Option<&pg_tenant_token::SigningKey>,
     tenant: &str,
+    subject: Option<(&str, &str)>,
     backend: pg_tenant_token::Backend,
 ) -> Result<String, SessionError> {
     let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
-    Ok(pg_tenant_token::sign(
-        key,
-        pg_tenant_token::Action::Set(tenant),
-        backend,
-        nonce(),
-    ))
+    let action = match subject {
+        None => pg_tenant_token::Action::Set(tenant),
+        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        },
+    };
+    Ok(pg_tenant_token::sign(key, action, backend, nonce()))
 }
 
 /// What reached a session from outside, in rising order of precedence.
@@ -495,6 +551,8 @@ enum Signal {
     Stop,
     /// An administrator disconnected the tenant.
     Kick,
+    /// The session's token expired.
+    Expired,
 }
 
 /// A session's interrupt flag. A helper task waits on the router's stop
@@ -519,7 +577,8 @@ impl Interrupt {
             0 => Signal::None,
             1 => Signal::Drain,
             2 => Signal::Stop,
-            _ => Signal::Kick,
+            3 => Signal::Kick,
+            _ => Signal::Expired,
         }
     }
 }
@@ -528,7 +587,15 @@ async fn watch_interrupts(
     interrupt: Arc<Interrupt>,
     mut shutdown: broadcast::Receiver<Stop>,
     mut kick: Option<watch::Receiver<u64>>,
+    expires: Option<tokio::time::Instant>,
 ) {
+    let expiry = async {
+        match expires {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(expiry);
     loop {
         let kicked = async {
             let fired = match kick.as_mut() {
@@ -548,6 +615,7 @@ async fn watch_interrupts(
                 }
             },
             _ = kicked => return interrupt.raise(Signal::Kick),
+            _ = &mut expiry => return interrupt.raise(Signal::Expired),
         }
     }
 }

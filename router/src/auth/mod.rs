@@ -18,13 +18,16 @@
 //!   `scram`) before any connection slot or backend is taken, then logs
 //!   into PostgreSQL with what the proof yields (`login`).
 //!
-//! Either way the handshake ends in one `Authenticated` value. Token
-//! logins (JWT as the password, `router/src/jwt.rs`) fit in as another
-//! `verify::Method`: the client's cleartext password message carries the
-//! token, the check fills `Authenticated::subject` and `expires_at`, and
-//! the backend login comes from the credentials file (`BackendLogin::Password`).
+//! - **token logins** (`[auth.jwt]`, for the user name `auth.jwt.user`):
+//!   the client's cleartext password is a JWT, checked by the router
+//!   (`jwt`, keys and rules in `crate::jwt`); it fills
+//!   `Authenticated::subject` and `expires_at`, and the backend login comes
+//!   from the credentials file (`BackendLogin::Password`).
+//!
+//! Every way ends in one `Authenticated` value.
 
 pub mod credentials;
+pub mod jwt;
 pub mod login;
 pub mod scram;
 pub mod verify;
@@ -153,6 +156,11 @@ pub enum AuthError {
     CleartextRefused(String),
     #[error("no credentials for login role \"{0}\" (auth.credentials_file)")]
     NoCredentials(String),
+    /// A token login's JWT was refused (never echoes the token).
+    #[error("JWT authentication failed: {0}")]
+    Jwt(crate::jwt::JwtError),
+    #[error("a JWT travels as a cleartext password: tenant-router accepts one only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
+    TokenNeedsProtection,
     /// Logging into PostgreSQL failed on the router's side.
     #[error("tenant-router cannot log into PostgreSQL as \"{role}\": {reason}")]
     Backend { role: String, reason: String },
@@ -164,6 +172,8 @@ impl AuthError {
             AuthError::Refused(_) => None,
             AuthError::Failed { .. } => Some("28P01"),
             AuthError::Scram(e) => Some(e.sqlstate()),
+            AuthError::Jwt(e) => Some(e.sqlstate()),
+            AuthError::TokenNeedsProtection => Some("28000"),
             AuthError::Unsupported(_)
             | AuthError::CleartextRefused(_)
             | AuthError::NoCredentials(_)

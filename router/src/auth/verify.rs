@@ -292,7 +292,7 @@ pub fn sasl_final(server_final: &str) -> BytesMut {
 }
 
 /// The body of the client's next password-type message ('p').
-async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, SessionError> {
+pub(super) async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, SessionError> {
     let mut frame = client.read_frame(MAX_PREAUTH_LEN).await?;
     // Terminate: the client gave up (no password to give, say).
     if frame.first() == Some(&b'X') {
