@@ -5,6 +5,11 @@
 #                         vs   SELECT v FROM plain_rows WHERE tenant_id = 't42' AND id = :id   (no RLS)
 #   (b) sequential count:      SELECT count(*) FROM rls_rows                  (index scans off, no parallelism)
 #                         vs   SELECT count(*) FROM plain_rows WHERE tenant_id = 't42'
+#   (c) per-user point lookup: SELECT v FROM user_rows WHERE id = :id         (tenant policy + per-user policy
+#                              on tenant.current_subject(), end user u7 of t42, logged in with a JWT)
+#                         vs   SELECT v FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7' AND id = :id
+#   (d) per-user count:        SELECT count(*) FROM user_rows                 (index on (tenant_id, owner))
+#                         vs   SELECT count(*) FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7'
 # Both sides run through tenant-router as bench_trust.t42 (so both pay the
 # same proxy cost), with pgbench, alternating A/B rounds; the ratio is
 # explicit-filter TPS / policy TPS (1.00 = no overhead; target <= 1.10).
@@ -24,9 +29,20 @@ cat > "$OUT/router-rls.toml" <<TOML
 listen = "127.0.0.1:$RPORT"
 upstream = "127.0.0.1:$PGPORT"
 context_signing_key_file = "$PG_TENANT_KEY_FILE"
+[auth]
+credentials_file = "$OUT/rls-credentials.toml"
+[auth.jwt]
+hs256_secret_file = "$OUT/rls-jwt.secret"
+allowed_roles = ["bench_trust"]
 [catalog]
 url = "host=$PG_TENANT_SOCK port=$PGPORT user=bench_router dbname=bench"
 TOML
+# (c), (d) log in as end user u7 of t42 with a JWT (bench_trust is trust in
+# pg_hba.conf, so the credentials file's password is not checked).
+printf '[roles]\nbench_trust = "unused"\n' > "$OUT/rls-credentials.toml"
+head -c 48 /dev/urandom | base64 > "$OUT/rls-jwt.secret"
+chmod 600 "$OUT/rls-credentials.toml" "$OUT/rls-jwt.secret"
+JWT=$(python3 -c 'import jwt, sys, time; print(jwt.encode({"sub": "u7", "tenant": "t42", "role": "bench_trust", "exp": int(time.time()) + 7200}, open(sys.argv[1], "rb").read().rstrip(b"\n"), algorithm="HS256"))' "$OUT/rls-jwt.secret")
 target/release/tenant-router -c "$OUT/router-rls.toml" 2>"$OUT/router-rls.log" &
 ROUTER=$!
 trap 'kill $ROUTER 2>/dev/null || true' EXIT
@@ -35,11 +51,17 @@ printf '\\set id random(1, 1000000)\nSELECT v FROM rls_rows WHERE id = :id;\n' >
 printf "\\\\set id random(1, 1000000)\nSELECT v FROM plain_rows WHERE tenant_id = 't42' AND id = :id;\n" > "$OUT/a_plain.sql"
 echo "SELECT count(*) FROM rls_rows;" > "$OUT/b_policy.sql"
 echo "SELECT count(*) FROM plain_rows WHERE tenant_id = 't42';" > "$OUT/b_plain.sql"
+printf '\\set id random(1, 1000000)\nSELECT v FROM user_rows WHERE id = :id;\n' > "$OUT/c_policy.sql"
+printf "\\\\set id random(1, 1000000)\nSELECT v FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7' AND id = :id;\n" > "$OUT/c_plain.sql"
+echo "SELECT count(*) FROM user_rows;" > "$OUT/d_policy.sql"
+echo "SELECT count(*) FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7';" > "$OUT/d_plain.sql"
 SEQ_OPTS="-c enable_indexscan=off -c enable_bitmapscan=off -c enable_indexonlyscan=off -c max_parallel_workers_per_gather=0"
 
 tps() { # script, extra PGOPTIONS, clients
-  PGOPTIONS="$2" pgbench -n -M prepared -T "$SECS" -c "$3" -j "$3" -f "$OUT/$1" \
-    -h 127.0.0.1 -p "$RPORT" -U bench_trust.t42 bench 2>/dev/null \
+  local user=bench_trust.t42
+  case $1 in c_*|d_*) user=jwt ;; esac
+  PGPASSWORD=${JWT} PGOPTIONS="$2" pgbench -n -M prepared -T "$SECS" -c "$3" -j "$3" -f "$OUT/$1" \
+    -h 127.0.0.1 -p "$RPORT" -U "$user" bench 2>/dev/null \
     | awk '/^tps = /{printf "%.1f", $3}'
 }
 run_pair() { # name, opts, clients
@@ -56,3 +78,5 @@ echo "| query | policy TPS | explicit filter TPS | ratio |"
 echo "| --- | ---: | ---: | ---: |"
 run_pair a "" 2 "(a) point lookup by id, 2 clients"
 run_pair b "$SEQ_OPTS" 1 "(b) sequential count, 1 client"
+run_pair c "" 2 "(c) per-user point lookup, 2 clients"
+run_pair d "" 2 "(d) per-user count, 2 clients"
