@@ -132,29 +132,41 @@ async fn ssl_and_gss_requests_are_answered_n() {
 /// exchange: nothing tells an unknown tenant apart), before any backend.
 #[tokio::test]
 async fn unknown_and_malicious_tenants_look_like_a_wrong_password_before_any_backend() {
+    // A role of this test's own: the backend counts are not mixed with
+    // the other tests of this file, which run at the same time.
+    admin_sql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_badin') THEN \
+           CREATE ROLE rt_badin LOGIN PASSWORD 'rt-secret'; END IF; END $$; \
+         SELECT tenant.create_app_role('rt_badin'); GRANT SELECT ON notes TO rt_badin",
+    );
     let r = Router::start();
-    let before: i64 = admin_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_app'")
+    let before: i64 = admin_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_badin'")
         .trim()
         .parse()
         .unwrap();
     // Control: PostgreSQL's own answer to a wrong password for a real tenant.
-    let e = connect(&r.url("rt_app.acme").replace(PASSWORD, "wrong"))
+    let e = connect(&r.url("rt_badin.acme").replace(PASSWORD, "wrong"))
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), "28P01", "{e}");
-    let e = connect(&r.url("rt_app.nope")).await.unwrap_err();
+    let e = connect(&r.url("rt_badin.nope")).await.unwrap_err();
     assert_eq!(sqlstate(&e), "28P01", "{e}");
     assert_eq!(
         e.as_db_error().map(|d| d.message()),
-        Some("password authentication failed for user \"rt_app.nope\"")
+        Some("password authentication failed for user \"rt_badin.nope\"")
     );
     // Names that cannot be tenant ids, or no tenant at all: refused by
     // identification (28000), which says nothing about the catalog.
-    for user in ["rt_app.acme'--", "rt_app.ACME", "rt_app", "rt_app.a;b"] {
+    for user in [
+        "rt_badin.acme'--",
+        "rt_badin.ACME",
+        "rt_badin",
+        "rt_badin.a;b",
+    ] {
         let e = connect(&r.url(user)).await.unwrap_err();
         assert_eq!(sqlstate(&e), "28000", "{user}: {e}");
     }
-    let after: i64 = admin_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_app'")
+    let after: i64 = admin_sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_badin'")
         .trim()
         .parse()
         .unwrap();
