@@ -349,7 +349,7 @@ pub struct TenantMetrics {
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
     latency: Histogram,
-    auth_failures: [IntCounter; 9],
+    auth_failures: [IntCounter; Failure::ALL.len()],
     window: Mutex<VecDeque<(Instant, f64)>>,
 }
 

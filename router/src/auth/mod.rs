@@ -100,12 +100,10 @@ pub enum Failure {
     CleartextRefused,
     /// A malformed or out-of-order message.
     Protocol,
-    /// Reserved for token logins.
-    Expired,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 9] = [
+    pub const ALL: [Failure; 8] = [
         Failure::WrongPassword,
         Failure::UnknownTenant,
         Failure::Disabled,
@@ -114,7 +112,6 @@ impl Failure {
         Failure::NoCredentials,
         Failure::CleartextRefused,
         Failure::Protocol,
-        Failure::Expired,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -126,7 +123,6 @@ impl Failure {
             Failure::NoCredentials => "no_credentials",
             Failure::CleartextRefused => "cleartext_refused",
             Failure::Protocol => "protocol",
-            Failure::Expired => "expired",
         }
     }
 }
