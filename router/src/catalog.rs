@@ -267,10 +267,13 @@ impl Catalog {
     }
 
     /// Find out whether the catalog database has `tenant.auth_secret`
-    /// (now, or when it lacked it more than a second ago).
-    async fn check_secrets(&self, client: &Client, now: bool) {
+    /// (now, or when it lacked it more than a second ago). An error leaves
+    /// the answer as it was and is returned: a lookup must never go on
+    /// without secrets because the check failed (it would let a role's own
+    /// password open a tenant that has a secret).
+    async fn check_secrets(&self, client: &Client, now: bool) -> Result<(), tokio_postgres::Error> {
         if self.has_secrets.load(Ordering::Acquire) && !now {
-            return;
+            return Ok(());
         }
         {
             let mut last = self
@@ -278,7 +281,7 @@ impl Catalog {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if !now && last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                return;
+                return Ok(());
             }
             *last = Some(std::time::Instant::now());
         }
@@ -289,9 +292,21 @@ impl Catalog {
                 &[],
             )
             .await
-            .map(|r| r.get::<_, bool>(0))
-            .unwrap_or(false);
-        self.has_secrets.store(found, Ordering::Release);
+            .and_then(|r| r.try_get::<_, bool>(0));
+        match found {
+            Ok(found) => {
+                self.has_secrets.store(found, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Not answered: the next lookup asks again.
+                *self
+                    .secrets_checked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+                Err(e)
+            }
+        }
     }
 
     fn counted(&self) {
@@ -321,7 +336,14 @@ impl Catalog {
         let ids: Vec<&str> = waiting.keys().map(String::as_str).collect();
         self.counted();
         // The secret comes with the row: no round trip of its own.
-        self.check_secrets(client, false).await;
+        if let Err(e) = self.check_secrets(client, false).await {
+            tracing::warn!(error = %e, "catalog query failed");
+            let e = CatalogError::Unavailable(e.to_string());
+            for tx in waiting.into_values().flatten() {
+                let _ = tx.send(Err(e.clone()));
+            }
+            return;
+        }
         let secret = if self.has_secrets.load(Ordering::Acquire) {
             ", tenant.auth_secret(r.id)"
         } else {
@@ -486,7 +508,9 @@ impl Catalog {
             }
         };
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        self.check_secrets(&client, true).await;
+        if let Err(e) = self.check_secrets(&client, true).await {
+            tracing::warn!(error = %e, "catalog: cannot tell whether tenant.auth_secret exists; lookups will ask again");
+        }
         Ok((client, closed_rx))
     }
 }

@@ -122,3 +122,44 @@ impl SessionError {
         })
     }
 }
+
+/// A value's text for a log line with control characters escaped (`\n`,
+/// `\u{1b}`): error messages carry names a client chose (user names,
+/// PostgreSQL's words about them), and a raw newline or terminal escape
+/// would forge or garble log lines.
+pub struct Escaped<'a, T: std::fmt::Display>(pub &'a T);
+
+impl<T: std::fmt::Display> std::fmt::Display for Escaped<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        struct Filter<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
+        impl Write for Filter<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                for c in s.chars() {
+                    if c.is_control() {
+                        write!(self.0, "{}", c.escape_default())?;
+                    } else {
+                        self.0.write_char(c)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+        write!(Filter(f), "{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod escaped_tests {
+    use super::Escaped;
+
+    #[test]
+    fn control_characters_are_escaped_in_log_text() {
+        let forged = "user\"\n2026-11-25T00:00:00Z INFO forged\u{1b}[2J";
+        assert_eq!(
+            Escaped(&forged).to_string(),
+            "user\"\\n2026-11-25T00:00:00Z INFO forged\\u{1b}[2J"
+        );
+        assert_eq!(Escaped(&"plain é").to_string(), "plain é");
+    }
+}

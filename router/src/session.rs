@@ -132,7 +132,7 @@ impl Session {
         if let Err(e) = &result {
             if let (SessionError::ContextRefused(_), Some(c)) = (e, &self.counters) {
                 c.metrics.auth_failed(Failure::RoleNotAllowed);
-                tracing::info!(reason = Failure::RoleNotAllowed.label(), error = %e, "authentication failed");
+                tracing::info!(reason = Failure::RoleNotAllowed.label(), error = %crate::error::Escaped(e), "authentication failed");
             }
             match (&self.counters, e.refusal()) {
                 (Some(c), Some(r)) if self.phase < Phase::Transparent => c.metrics.refused(r),
@@ -147,7 +147,7 @@ impl Session {
                 let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
                 let _ = self.client.stream.write_all(&msg).await;
             }
-            tracing::info!(parent: &span, phase = ?self.phase, error = %e, "connection refused or failed");
+            tracing::info!(parent: &span, phase = ?self.phase, error = %crate::error::Escaped(e), "connection refused or failed");
         }
         let _ = self.client.stream.shutdown().await;
         tracing::info!(
@@ -289,11 +289,17 @@ impl Session {
                 if !info.enabled {
                     return Err(SessionError::DisabledTenant(tenant.into()));
                 }
-                self.slot = Some(
-                    self.shared
-                        .limits
-                        .acquire_connection(tenant, info.max_connections)?,
-                );
+                // A client the router checked has proved itself: it takes
+                // its place now, before a backend is opened. A relayed one
+                // takes it once PostgreSQL has accepted it (below), so
+                // clients that never answer cannot hold a tenant's places.
+                if verified.is_some() {
+                    self.slot = Some(
+                        self.shared
+                            .limits
+                            .acquire_connection(tenant, info.max_connections)?,
+                    );
+                }
                 self.kick = self.counters.as_ref().map(|c| c.disconnect_signal());
                 let rewritten = rewrite(
                     &params,
@@ -324,7 +330,11 @@ impl Session {
             .await?;
         let authenticated = match verified {
             None => {
-                timeout_at(deadline, auth::relay(&mut self.client, &mut server))
+                let cleartext_allowed = self.client.tls.is_some()
+                    || self.client.stream.peer_is_loopback()
+                    || cfg.auth.allow_cleartext_without_tls;
+                let relayed = auth::relay(&mut self.client, &mut server, cleartext_allowed);
+                timeout_at(deadline, relayed)
                     .await
                     .map_err(|_| timeout())??;
                 identity_authenticated(&identity, BackendLogin::Relayed)
@@ -341,6 +351,13 @@ impl Session {
             }
         };
         drop(pending);
+        if let (None, Some(info)) = (&self.slot, &tenant) {
+            self.slot = Some(
+                self.shared
+                    .limits
+                    .acquire_connection(&info.id, info.max_connections)?,
+            );
+        }
         self.authenticated = Some(authenticated);
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.

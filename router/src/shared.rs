@@ -36,8 +36,10 @@ pub struct Shared {
     /// authenticating (relayed authentication; `auth.max_unauthenticated_backends`).
     unauthenticated: Arc<Semaphore>,
     max_unauthenticated: usize,
-    /// Per-process secret of mock SCRAM salts (unknown names see the same
-    /// salt on every attempt, and a different one after a restart).
+    /// Secret of mock SCRAM salts, derived from the context signing key:
+    /// an unknown name sees the same salt on every attempt, after a
+    /// restart, and from every router that shares the key (as PostgreSQL
+    /// keeps its mock salts across restarts).
     pub mock_secret: [u8; 32],
     /// What mock exchanges for a login role look like (auth::verify).
     pub mock_roles: moka::future::Cache<String, crate::auth::verify::MockShape>,
@@ -68,7 +70,7 @@ impl Shared {
             max_clients: cfg.max_client_connections,
             unauthenticated: Arc::new(Semaphore::new(cfg.auth.max_unauthenticated_backends)),
             max_unauthenticated: cfg.auth.max_unauthenticated_backends,
-            mock_secret: mock_secret(),
+            mock_secret: mock_secret(cfg.signing_key.as_ref()),
             mock_roles: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_millis(
@@ -126,9 +128,18 @@ impl Shared {
     }
 }
 
-/// 32 bytes from the OS CSPRNG; should it ever fail, a hash of the time
-/// and the pid (mock salts then are merely hard to predict).
-fn mock_secret() -> [u8; 32] {
+/// SHA-256 of a label and the signing key's secret bytes (a one-way
+/// function of the key: the mock secret tells nothing about it). Without a
+/// key (never in a validated config), 32 bytes from the OS CSPRNG, or a
+/// hash of the time and the pid should that fail.
+fn mock_secret(key: Option<&pg_tenant_token::SigningKey>) -> [u8; 32] {
+    use sha2::Digest;
+    if let Some(key) = key {
+        let mut h = sha2::Sha256::new();
+        h.update(b"pg_tenant router mock salt secret\0");
+        h.update(key.to_bytes());
+        return h.finalize().into();
+    }
     crate::auth::scram::random_bytes::<32>().unwrap_or_else(|_| {
         use sha2::Digest;
         let now = std::time::SystemTime::now()

@@ -6,13 +6,13 @@
 //! when the token does. Clients: tokio-postgres, psql, and psycopg with a
 //! token minted by PyJWT.
 mod common;
+use common::wire::temp_dir;
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,17 +49,6 @@ fn fixtures() {
         cluster();
         admin_sql(FIXTURES);
     });
-}
-
-fn temp_dir(what: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "tenant-jwt-{what}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn openssl(args: &[&str]) {

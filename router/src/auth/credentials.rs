@@ -55,7 +55,10 @@ impl Credentials {
             path: path.to_owned(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read)?;
+        // Checked and read through one open file: replacing the path
+        // between the check and the read changes nothing.
+        let mut file = std::fs::File::open(path).map_err(read)?;
+        let meta = file.metadata().map_err(read)?;
         let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(CredentialsError::Mode {
@@ -72,12 +75,21 @@ impl Credentials {
                 me,
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read)?;
-        let file: File = toml::from_str(&text).map_err(|e| CredentialsError::Parse {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(read)?;
+        // TOML's own message may quote the value (a password): say where,
+        // and what is expected, instead.
+        let parsed: File = toml::from_str(&text).map_err(|e| CredentialsError::Parse {
             path: path.to_owned(),
-            reason: e.message().to_owned(),
+            reason: format!(
+                "{}expected a [roles] table of role = \"password\" strings",
+                e.span()
+                    .and_then(|s| text.get(..s.start))
+                    .map(|before| format!("line {}: ", before.matches('\n').count() + 1))
+                    .unwrap_or_default()
+            ),
         })?;
-        Ok(Credentials(file.roles))
+        Ok(Credentials(parsed.roles))
     }
 
     pub fn password(&self, role: &str) -> Option<&str> {
@@ -118,9 +130,13 @@ mod tests {
             // SAFETY: geteuid has no preconditions.
             std::os::unix::fs::chown(&p, Some(unsafe { libc::geteuid() }), None).unwrap();
         }
-        std::fs::write(&p, "[roles]\napp_user = 5\n").unwrap();
+        // A value of the wrong type is never quoted back (it may be a
+        // password); the line is.
+        std::fs::write(&p, "[roles]\napp_user = 98765432123\n").unwrap();
         let e = Credentials::load(&p).unwrap_err().to_string();
         assert!(e.contains("invalid credentials file"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        assert!(!e.contains("98765432123"), "{e}");
         std::fs::write(&p, "[rolez]\n").unwrap();
         assert!(Credentials::load(&p).is_err());
         let e = Credentials::load(&dir.join("missing"))

@@ -44,7 +44,7 @@ pub async fn authenticate(
                 .unknown_auth_failures
                 .with_label_values(&[reason])
                 .inc();
-            tracing::info!(reason, error = %e, "token authentication failed");
+            tracing::info!(reason, error = %crate::error::Escaped(e), "token authentication failed");
         }
     }
     result

@@ -155,6 +155,8 @@ pub enum AuthError {
     /// A token login's JWT was refused (never echoes the token).
     #[error("JWT authentication failed: {0}")]
     Jwt(crate::jwt::JwtError),
+    #[error("PostgreSQL asks this login for a cleartext password, which tenant-router passes on only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
+    CleartextRelayRefused,
     #[error("a JWT travels as a cleartext password: tenant-router accepts one only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
     TokenNeedsProtection,
     /// Logging into PostgreSQL failed on the router's side.
@@ -169,7 +171,7 @@ impl AuthError {
             AuthError::Failed { .. } => Some("28P01"),
             AuthError::Scram(e) => Some(e.sqlstate()),
             AuthError::Jwt(e) => Some(e.sqlstate()),
-            AuthError::TokenNeedsProtection => Some("28000"),
+            AuthError::TokenNeedsProtection | AuthError::CleartextRelayRefused => Some("28000"),
             AuthError::Unsupported(_)
             | AuthError::CleartextRefused(_)
             | AuthError::NoCredentials(_)
@@ -181,8 +183,16 @@ impl AuthError {
     }
 }
 
-/// Relay until AuthenticationOk (which is forwarded too).
-pub async fn relay(client: &mut Frontend, server: &mut Backend) -> Result<(), SessionError> {
+/// Relay until AuthenticationOk (which is forwarded too). PostgreSQL's
+/// request for a cleartext password is relayed only when
+/// `cleartext_allowed` (client TLS, a loopback peer, or
+/// `auth.allow_cleartext_without_tls`): PostgreSQL sees the router's
+/// address, so its `hostssl` rules cannot protect the client's side.
+pub async fn relay(
+    client: &mut Frontend,
+    server: &mut Backend,
+    cleartext_allowed: bool,
+) -> Result<(), SessionError> {
     loop {
         let frame = server.read_frame().await?;
         let tag = frame[0];
@@ -197,6 +207,9 @@ pub async fn relay(client: &mut Frontend, server: &mut Backend) -> Result<(), Se
             Some(Message::AuthenticationOk) => {
                 client.send(&frame).await?;
                 return Ok(());
+            }
+            Some(Message::AuthenticationCleartextPassword) if !cleartext_allowed => {
+                return Err(AuthError::CleartextRelayRefused.into());
             }
             Some(
                 Message::AuthenticationCleartextPassword

@@ -101,7 +101,7 @@ pub async fn authenticate(
                     shared.metrics.unknown_tenant.inc();
                 }
             }
-            tracing::info!(reason = reason.label(), error = %e, "authentication failed");
+            tracing::info!(reason = reason.label(), error = %crate::error::Escaped(e), "authentication failed");
         }
     }
     result
@@ -162,17 +162,23 @@ async fn check_request(
     let cleartext_allowed = client.tls.is_some()
         || client.stream.peer_is_loopback()
         || cfg.auth.allow_cleartext_without_tls;
-    let end_point = if client.tls.is_some() {
+    // In relay mode PostgreSQL answers a tenant without a secret: the mock
+    // for an unknown or disabled one must look the same, without -PLUS
+    // (stripped from a relay) and in PostgreSQL's words, which name the
+    // login role, not the name the client sent.
+    let as_relayed = cfg.auth.login == LoginMode::Relay && !tenant_secret;
+    let end_point = if client.tls.is_some() && !as_relayed {
         cfg.tls.end_point.clone()
     } else {
         None
     };
+    let shown_user = if as_relayed { role } else { client_user };
     let proven = check(
         client,
         &method,
         end_point,
         cleartext_allowed,
-        client_user,
+        shown_user,
         mocked,
     )
     .await?;
