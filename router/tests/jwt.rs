@@ -145,16 +145,9 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Claims of a valid token for `tenant` and `sub`, with `changes` merged.
-fn claims(tenant: &str, sub: &str, changes: Value) -> Value {
-    let mut c = json!({
-        "sub": sub,
-        "tenant": tenant,
-        "role": "rt_jwt",
-        "email": format!("{sub}@example.com"),
-        "exp": now() + 300,
-    });
-    if let (Some(m), Some(ch)) = (c.as_object_mut(), changes.as_object()) {
+/// `base` with `changes` merged in (a null removes the claim).
+fn merge(mut base: Value, changes: Value) -> Value {
+    if let (Some(m), Some(ch)) = (base.as_object_mut(), changes.as_object()) {
         for (k, v) in ch {
             if v.is_null() {
                 m.remove(k);
@@ -163,7 +156,19 @@ fn claims(tenant: &str, sub: &str, changes: Value) -> Value {
             }
         }
     }
-    c
+    base
+}
+
+/// Claims of a valid token for `tenant` and `sub`, with `changes` merged.
+fn claims(tenant: &str, sub: &str, changes: Value) -> Value {
+    let base = json!({
+        "sub": sub,
+        "tenant": tenant,
+        "role": "rt_jwt",
+        "email": format!("{sub}@example.com"),
+        "exp": now() + 300,
+    });
+    merge(base, changes)
 }
 
 fn url(r: &Router, token: &str) -> String {
@@ -282,21 +287,9 @@ async fn every_bad_token_is_refused_before_anything_is_opened() {
         &s.config("issuer = \"https://idp.test/\"\naudience = [\"pg-tenant\"]\nleeway_s = 30"),
     );
     let good = |changes: Value| {
-        let mut c = claims(
-            "acme",
-            "carol",
-            json!({"iss": "https://idp.test/", "aud": "pg-tenant", "role": "rt_jwt_probe"}),
-        );
-        if let (Some(m), Some(ch)) = (c.as_object_mut(), changes.as_object()) {
-            for (k, v) in ch {
-                if v.is_null() {
-                    m.remove(k);
-                } else {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        c
+        let issued =
+            json!({"iss": "https://idp.test/", "aud": "pg-tenant", "role": "rt_jwt_probe"});
+        merge(claims("acme", "carol", issued), changes)
     };
     let before = backends("rt_jwt_probe");
     let (other_key, _) = ed25519(&s.dir, "other");
