@@ -351,7 +351,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     t tenant.tenants;
 BEGIN
-    SELECT * INTO t FROM tenant.tenants x WHERE x.id = tenant_id FOR UPDATE;
+    SELECT * INTO t FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'tenant "%" does not exist', tenant_id USING ERRCODE = '42704';
     END IF;
@@ -451,8 +451,8 @@ CREATE FUNCTION tenant.drop_tenant(id text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     PERFORM tenant._get(id);
-    DELETE FROM tenant.tenants x WHERE x.id = drop_tenant.id;
-    PERFORM pg_notify('pg_tenant_catalog', drop_tenant.id);
+    DELETE FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) drop_tenant.id;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', drop_tenant.id);
 END
 $fn$;
 COMMENT ON FUNCTION tenant.drop_tenant IS 'pg_tenant: remove a tenant from the catalog (its rows stay)';
@@ -484,7 +484,7 @@ BEGIN
     DELETE FROM tenant.defaults;
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
         max_query_ms, max_result_bytes, pool_size, min_idle) RETURNING * INTO d;
-    PERFORM pg_notify('pg_tenant_catalog', '*');
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
     RETURN d;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
     RAISE EXCEPTION 'invalid tenant defaults: %', SQLERRM USING ERRCODE = '22023';
@@ -501,7 +501,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f
     SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
            l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes
     FROM tenant.tenant_list l
-    WHERE only_id IS NULL OR l.id = only_id
+    WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
     ORDER BY l.id
 $fn$;
 COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits for tenant-router (granted to tenant_router)';

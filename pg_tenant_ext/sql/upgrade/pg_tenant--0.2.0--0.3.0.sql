@@ -250,6 +250,65 @@ BEGIN
 END
 $fn$;
 
+-- Unchanged functions whose bodies now name their operators and functions
+-- with pg_catalog too (CREATE OR REPLACE keeps their privileges).
+CREATE OR REPLACE FUNCTION tenant._get(tenant_id text) RETURNS tenant.tenants
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t tenant.tenants;
+BEGIN
+    SELECT * INTO t FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', tenant_id USING ERRCODE = '42704';
+    END IF;
+    RETURN t;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenant.drop_tenant(id text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    PERFORM tenant._get(id);
+    DELETE FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) drop_tenant.id;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', drop_tenant.id);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenant.set_defaults(
+    max_connections integer DEFAULT 100,
+    qps_limit integer DEFAULT 0,
+    burst_multiplier real DEFAULT 1.0,
+    max_query_ms integer DEFAULT 0,
+    max_result_bytes bigint DEFAULT 0,
+    pool_size integer DEFAULT 10,
+    min_idle integer DEFAULT 0
+) RETURNS tenant.defaults
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d tenant.defaults;
+BEGIN
+    DELETE FROM tenant.defaults;
+    INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
+        max_query_ms, max_result_bytes, pool_size, min_idle) RETURNING * INTO d;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
+    RETURN d;
+EXCEPTION WHEN check_violation OR not_null_violation THEN
+    RAISE EXCEPTION 'invalid tenant defaults: %', SQLERRM USING ERRCODE = '22023';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
+RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
+               schema_name text, max_connections integer, qps_limit integer,
+               burst_multiplier real, max_query_ms integer, max_result_bytes bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
+           l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes
+    FROM tenant.tenant_list l
+    WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
+    ORDER BY l.id
+$fn$;
+
 -- New trailing argument: drop the old signatures (enable/disable depend on
 -- alter_tenant) and create them again. Their privileges are kept: what an
 -- operator granted or revoked on the old functions (and what pg_dump counts
