@@ -243,7 +243,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
         WHEN a.rolreplication THEN 'has REPLICATION'
         WHEN a.rolcreaterole THEN 'has CREATEROLE'
         WHEN a.rolcreatedb THEN 'has CREATEDB'
-        WHEN a.rolname OPERATOR(pg_catalog.=) ANY ('{tenant_admin,tenant_router}'::pg_catalog.name[])
+        WHEN a.rolname OPERATOR(pg_catalog.=) ANY ('{pg_execute_server_program,pg_write_server_files,pg_read_server_files,pg_read_all_data,pg_write_all_data,pg_signal_backend,pg_monitor,pg_read_all_settings,pg_read_all_stats,pg_stat_scan_tables,pg_checkpoint,pg_database_owner,tenant_admin,tenant_router}'::pg_catalog.name[])
             THEN pg_catalog.format('is %s', a.rolname)
         ELSE (SELECT pg_catalog.format('is a member of %s%s', pg_catalog.quote_ident(g.rolname),
                      CASE WHEN g.rolsuper THEN ' (SUPERUSER)'

@@ -298,13 +298,15 @@ COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation pro
 
 -- Create (or check) an application role: LOGIN NOSUPERUSER NOBYPASSRLS,
 -- with the grants the tenant context needs. An existing role is checked,
--- not changed: a superuser, a BYPASSRLS role or the owner of a protected
+-- not changed: a superuser, a BYPASSRLS role, a role with any other right
+-- beyond a tenant (tenant._role_problem) or the owner of a protected
 -- table cannot be an application role.
 CREATE FUNCTION tenant.create_app_role(role_name name, password text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     r pg_roles;
     owned text;
+    problem text;
 BEGIN
     SELECT * INTO r FROM pg_roles WHERE rolname = role_name;
     IF NOT FOUND THEN
@@ -317,6 +319,11 @@ BEGIN
     ELSE
         IF r.rolsuper OR r.rolbypassrls THEN
             RAISE EXCEPTION 'role "%" has SUPERUSER or BYPASSRLS and cannot be an application role', role_name
+                USING ERRCODE = '42501';
+        END IF;
+        problem := tenant._role_problem(r.oid);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" % and cannot be an application role: its sessions would reach beyond their tenant', role_name, problem
                 USING ERRCODE = '42501';
         END IF;
         SELECT string_agg(c.oid::regclass::text, ', ') INTO owned

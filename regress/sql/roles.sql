@@ -21,6 +21,10 @@ SELECT regress.try($$SELECT tenant.alter_tenant('acme', role_name => 'pg_monitor
 SELECT r AS role, pg_has_role(r, 'tenant_app', 'MEMBER') AS made_app_role
   FROM unnest('{tenant_router,tenant_admin,pg_monitor,regress_plain}'::name[]) r;
 SELECT count(*) AS tenants_made FROM tenant.tenants WHERE id LIKE 'r-%';
+-- tenant.create_app_role refuses such roles too (it would GRANT tenant_app).
+SELECT regress.try($$SELECT tenant.create_app_role('pg_monitor')$$) AS app_role_pg_monitor;
+SELECT regress.try($$SELECT tenant.create_app_role('regress_dbaapp')$$) AS app_role_createrole;
+SELECT pg_has_role('pg_monitor', 'tenant_app', 'MEMBER') AS pg_monitor_made_app_role;
 -- Control: an application role works.
 CREATE ROLE regress_ddl2 NOLOGIN IN ROLE tenant_app;
 GRANT USAGE, CREATE ON SCHEMA public TO regress_ddl2;

@@ -191,7 +191,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
         WHEN a.rolreplication THEN 'has REPLICATION'
         WHEN a.rolcreaterole THEN 'has CREATEROLE'
         WHEN a.rolcreatedb THEN 'has CREATEDB'
-        WHEN a.rolname OPERATOR(pg_catalog.=) ANY ('{tenant_admin,tenant_router}'::pg_catalog.name[])
+        WHEN a.rolname OPERATOR(pg_catalog.=) ANY ('{pg_execute_server_program,pg_write_server_files,pg_read_server_files,pg_read_all_data,pg_write_all_data,pg_signal_backend,pg_monitor,pg_read_all_settings,pg_read_all_stats,pg_stat_scan_tables,pg_checkpoint,pg_database_owner,tenant_admin,tenant_router}'::pg_catalog.name[])
             THEN pg_catalog.format('is %s', a.rolname)
         ELSE (SELECT pg_catalog.format('is a member of %s%s', pg_catalog.quote_ident(g.rolname),
                      CASE WHEN g.rolsuper THEN ' (SUPERUSER)'
@@ -835,3 +835,49 @@ SELECT quote_ident(r.rolname),
 ORDER BY 1, 2
 $fn$;
 COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
+
+-- Create (or check) an application role: LOGIN NOSUPERUSER NOBYPASSRLS,
+-- with the grants the tenant context needs. An existing role is checked,
+-- not changed: a superuser, a BYPASSRLS role, a role with any other right
+-- beyond a tenant (tenant._role_problem) or the owner of a protected
+-- table cannot be an application role.
+CREATE OR REPLACE FUNCTION tenant.create_app_role(role_name name, password text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r pg_roles;
+    owned text;
+    problem text;
+BEGIN
+    SELECT * INTO r FROM pg_roles WHERE rolname = role_name;
+    IF NOT FOUND THEN
+        IF password IS NULL THEN
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB', role_name);
+        ELSE
+            EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD %L',
+                           role_name, password);
+        END IF;
+    ELSE
+        IF r.rolsuper OR r.rolbypassrls THEN
+            RAISE EXCEPTION 'role "%" has SUPERUSER or BYPASSRLS and cannot be an application role', role_name
+                USING ERRCODE = '42501';
+        END IF;
+        problem := tenant._role_problem(r.oid);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" % and cannot be an application role: its sessions would reach beyond their tenant', role_name, problem
+                USING ERRCODE = '42501';
+        END IF;
+        SELECT string_agg(c.oid::regclass::text, ', ') INTO owned
+          FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'
+         WHERE c.relowner = r.oid;
+        IF owned IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" owns protected tables (%) and cannot be an application role', role_name, owned
+                USING ERRCODE = '42501';
+        END IF;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA tenant TO %I', role_name);
+    -- Confined even without a tenant context (direct logins, autovacuum
+    -- running its objects' expressions).
+    EXECUTE format('GRANT tenant_app TO %I', role_name);
+END
+$fn$;
+COMMENT ON FUNCTION tenant.create_app_role IS 'pg_tenant: create or check a LOGIN NOSUPERUSER NOBYPASSRLS application role';
