@@ -91,6 +91,20 @@ SELECT regress.try($$CREATE ROLE regress_nope$$) AS create_role;
 SET client_min_messages = warning;
 -- Unconfined roles (operators) keep the raw channel.
 SELECT tenant.notify('pg_tenant_catalog', '*') AS operator_notify;
+-- Code a tenant wrote that ANALYZE (or autovacuum) runs as the table's
+-- owner, without a context: refused when the owner is an application role.
+CREATE FUNCTION regress.notify_expr(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN PERFORM tenant.notify('globex:jobs', 'from an index expression'); RETURN x; END $$;
+CREATE TABLE notify_idx (x int);
+CREATE INDEX ON notify_idx (regress.notify_expr(x));
+INSERT INTO notify_idx SELECT generate_series(1, 10);
+ALTER TABLE notify_idx OWNER TO regress_inherit;
+ANALYZE notify_idx;
+-- Control: owned by a role that is not confined, the expression runs.
+ALTER TABLE notify_idx OWNER TO postgres;
+ANALYZE notify_idx;
+DROP TABLE notify_idx;
+DROP FUNCTION regress.notify_expr(int);
 
 -- login_verifier: NULL for an application role that is a member (directly
 -- or not) of a role with rights beyond a tenant, or has CREATEROLE or
