@@ -81,12 +81,18 @@ GRANT USAGE ON SCHEMA regress TO PUBLIC;
 -- Tenants: two plain ones, one with a locked role, ten for the parallel test.
 SELECT tenant.create_tenant('acme', 'Acme Corp') IS NOT NULL AS created;
 SELECT tenant.create_tenant('globex', 'Globex') IS NOT NULL AS created;
-CREATE ROLE regress_initech NOLOGIN;
+-- A tenant role must already be an application role (a member of
+-- tenant_app): create_tenant grants nothing.
+CREATE ROLE regress_initech NOLOGIN IN ROLE tenant_app;
 SELECT tenant.create_tenant('initech', role_name => 'regress_initech') IS NOT NULL AS created;
 SELECT count(tenant.create_tenant('t' || i)) FROM generate_series(0, 9) i;
 
 -- The application role, as a user would create it.
 SELECT tenant.create_app_role('regress_app');
+-- The shared login role is a member of the tenant roles (set_context
+-- switches to them) without inheriting their privileges: set_context
+-- refuses an inheriting one.
+ALTER ROLE regress_app NOINHERIT;
 GRANT regress_initech TO regress_app;
 GRANT USAGE, CREATE ON SCHEMA public TO regress_app;
 

@@ -1,16 +1,103 @@
 -- pg_tenant catalog: tenants, defaults, management functions.
 -- Constraints live in the tables, so even a superuser's raw INSERT cannot
 -- store nonsense; the functions add clear messages on top.
+--
+-- This script runs with search_path = tenant: every function, operator and
+-- type in its DDL (constraints, defaults, views, DO blocks) is qualified
+-- with pg_catalog, and the function bodies pin search_path = pg_catalog,
+-- pg_temp and qualify the names they use too.
+
+-- The schema `tenant` must be the extension's alone. CREATE EXTENSION uses
+-- an existing schema of that name as it is: one owned by another role (who
+-- could replace or drop our objects later), one where others may create
+-- objects, or one already holding objects that are not ours (a function
+-- `tenant.cardinality(text[])` beats pg_catalog's polymorphic one while
+-- this script runs with search_path = tenant, and would then run as a
+-- superuser) is refused before anything is created. Every name below is
+-- schema-qualified for the same reason.
+DO $schema_check$
+DECLARE
+    nsp pg_catalog.oid;
+    owner_name pg_catalog.name;
+    owner_super pg_catalog.bool;
+    creators pg_catalog.text;
+    foreign_objects pg_catalog.text;
+BEGIN
+    SELECT n.oid, r.rolname, r.rolsuper INTO nsp, owner_name, owner_super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_authid r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'tenant'::pg_catalog.name;
+    IF NOT owner_super THEN
+        RAISE EXCEPTION 'schema "tenant" is owned by role "%", which is not a superuser: pg_tenant will not install into it', owner_name
+            USING ERRCODE = '55000',
+                  HINT = pg_catalog.format('Someone else created the schema "tenant" in this database; whoever owns it could replace or drop the extension''s objects. Check what it holds (\dn+ tenant, \df tenant.*), then DROP SCHEMA tenant CASCADE (or ALTER SCHEMA tenant OWNER TO a superuser and remove what %s put there) and run CREATE EXTENSION pg_tenant again.', pg_catalog.quote_ident(owner_name));
+    END IF;
+    SELECT pg_catalog.string_agg(DISTINCT coalesce(pg_catalog.quote_ident(g.rolname), 'PUBLIC'), ', ') INTO creators
+      FROM pg_catalog.pg_namespace n,
+           LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_authid g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'::pg_catalog.text
+       AND a.grantee OPERATOR(pg_catalog.<>) n.nspowner
+       AND NOT coalesce(g.rolsuper, false);
+    IF creators IS NOT NULL THEN
+        RAISE EXCEPTION 'roles other than its owner may create objects in schema "tenant" (%): pg_tenant will not install into it', creators
+            USING ERRCODE = '55000',
+                  HINT = 'REVOKE CREATE ON SCHEMA tenant FROM them (and PUBLIC), remove what they created, and try again.';
+    END IF;
+    -- Objects in the schema that are neither members of this extension nor
+    -- parts of one (row types, indexes). While CREATE EXTENSION runs its
+    -- first statement, the extension has no members yet: then every object
+    -- is foreign.
+    WITH RECURSIVE members(classid, objid) AS (
+        SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid
+         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND x.extname OPERATOR(pg_catalog.=) 'pg_tenant'::pg_catalog.name
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char"
+        UNION
+        SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
+          JOIN members m ON d.refclassid OPERATOR(pg_catalog.=) m.classid
+                        AND d.refobjid OPERATOR(pg_catalog.=) m.objid
+         WHERE d.deptype OPERATOR(pg_catalog.=) ANY ('{i,a}'::pg_catalog."char"[])
+    ), objects(classid, objid) AS (
+        SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_class o WHERE o.relnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_proc o WHERE o.pronamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_type o WHERE o.typnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_operator o WHERE o.oprnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_collation'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_collation o WHERE o.collnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_conversion'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_conversion o WHERE o.connamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_opclass'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_opclass o WHERE o.opcnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_opfamily'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_opfamily o WHERE o.opfnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_ts_config'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_ts_config o WHERE o.cfgnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_ts_dict o WHERE o.dictnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_ts_parser'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_ts_parser o WHERE o.prsnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_ts_template'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_ts_template o WHERE o.tmplnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_statistic_ext o WHERE o.stxnamespace OPERATOR(pg_catalog.=) nsp
+        UNION ALL SELECT 'pg_catalog.pg_extension'::pg_catalog.regclass, o.oid FROM pg_catalog.pg_extension o
+         WHERE o.extnamespace OPERATOR(pg_catalog.=) nsp AND o.extname OPERATOR(pg_catalog.<>) 'pg_tenant'::pg_catalog.name
+    )
+    SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(o.classid, o.objid, 0), ', ') INTO foreign_objects
+      FROM objects o
+     WHERE NOT EXISTS (SELECT FROM members m WHERE m.classid OPERATOR(pg_catalog.=) o.classid
+                                               AND m.objid OPERATOR(pg_catalog.=) o.objid);
+    IF foreign_objects IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "tenant" holds objects that do not belong to pg_tenant: %', foreign_objects
+            USING ERRCODE = '55000',
+                  HINT = 'Objects in the extension''s schema would be found by its SQL while it runs as a superuser. Move them to another schema (ALTER ... SET SCHEMA) or drop them, then try again.';
+    END IF;
+END
+$schema_check$;
 
 DO $roles$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_admin') THEN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenant_admin'::pg_catalog.name) THEN
         CREATE ROLE tenant_admin NOLOGIN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_router') THEN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenant_router'::pg_catalog.name) THEN
         CREATE ROLE tenant_router NOLOGIN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'tenant_app'::pg_catalog.name) THEN
         CREATE ROLE tenant_app NOLOGIN;
     END IF;
 END
@@ -23,51 +110,52 @@ COMMENT ON ROLE tenant_router IS 'pg_tenant: may read tenant.router_catalog() (g
 -- defaults of tenant.tenant_list apply. Kept out of CREATE EXTENSION's own
 -- inserts so pg_dump/restore of this table never collides.
 CREATE TABLE tenant.defaults (
-    singleton        boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    max_connections  integer NOT NULL DEFAULT 100 CHECK (max_connections >= 0),
-    qps_limit        integer NOT NULL DEFAULT 0   CHECK (qps_limit >= 0),
-    burst_multiplier real    NOT NULL DEFAULT 1.0 CHECK (burst_multiplier >= 1),
-    max_query_ms     integer NOT NULL DEFAULT 0   CHECK (max_query_ms >= 0),
-    max_result_bytes bigint  NOT NULL DEFAULT 0   CHECK (max_result_bytes >= 0),
-    pool_size        integer NOT NULL DEFAULT 10  CHECK (pool_size >= 1),
-    min_idle         integer NOT NULL DEFAULT 0   CHECK (min_idle >= 0)
+    singleton        pg_catalog.bool   PRIMARY KEY DEFAULT true CHECK (singleton),
+    max_connections  pg_catalog.int4   NOT NULL DEFAULT 100 CHECK (max_connections OPERATOR(pg_catalog.>=) 0),
+    qps_limit        pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (qps_limit OPERATOR(pg_catalog.>=) 0),
+    burst_multiplier pg_catalog.float4 NOT NULL DEFAULT 1.0 CHECK (burst_multiplier OPERATOR(pg_catalog.>=) 1),
+    max_query_ms     pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (max_query_ms OPERATOR(pg_catalog.>=) 0),
+    max_result_bytes pg_catalog.int8   NOT NULL DEFAULT 0   CHECK (max_result_bytes OPERATOR(pg_catalog.>=) 0),
+    pool_size        pg_catalog.int4   NOT NULL DEFAULT 10  CHECK (pool_size OPERATOR(pg_catalog.>=) 1),
+    min_idle         pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (min_idle OPERATOR(pg_catalog.>=) 0)
 );
 COMMENT ON TABLE tenant.defaults IS 'pg_tenant: defaults for NULL tenant limits (0 = unlimited)';
 
 CREATE TABLE tenant.tenants (
-    id                 text PRIMARY KEY
-                       CONSTRAINT tenant_id_pattern CHECK (id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
-    name               text NOT NULL,
-    isolation          text NOT NULL DEFAULT 'rls'
-                       CONSTRAINT isolation_kind CHECK (isolation IN ('rls', 'schema', 'database')),
-    database_name      name,
-    schema_name        name,
-    role_name          name,
-    max_connections    integer CHECK (max_connections >= 0),
-    qps_limit          integer CHECK (qps_limit >= 0),
-    burst_multiplier   real    CHECK (burst_multiplier >= 1),
-    max_query_ms       integer CHECK (max_query_ms >= 0),
-    max_result_bytes   bigint  CHECK (max_result_bytes >= 0),
-    allow_ddl          boolean NOT NULL DEFAULT false,
-    read_only          boolean NOT NULL DEFAULT false,
-    allowed_operations text[]  NOT NULL DEFAULT '{select,insert,update,delete}'
+    id                 pg_catalog.text PRIMARY KEY
+                       CONSTRAINT tenant_id_pattern CHECK (id OPERATOR(pg_catalog.~) '^[a-z0-9][a-z0-9_-]{0,62}$'::pg_catalog.text),
+    name               pg_catalog.text NOT NULL,
+    isolation          pg_catalog.text NOT NULL DEFAULT 'rls'
+                       CONSTRAINT isolation_kind CHECK (isolation OPERATOR(pg_catalog.=) ANY (ARRAY['rls'::pg_catalog.text, 'schema'::pg_catalog.text, 'database'::pg_catalog.text])),
+    database_name      pg_catalog.name,
+    schema_name        pg_catalog.name,
+    role_name          pg_catalog.name,
+    max_connections    pg_catalog.int4   CHECK (max_connections OPERATOR(pg_catalog.>=) 0),
+    qps_limit          pg_catalog.int4   CHECK (qps_limit OPERATOR(pg_catalog.>=) 0),
+    burst_multiplier   pg_catalog.float4 CHECK (burst_multiplier OPERATOR(pg_catalog.>=) 1),
+    max_query_ms       pg_catalog.int4   CHECK (max_query_ms OPERATOR(pg_catalog.>=) 0),
+    max_result_bytes   pg_catalog.int8   CHECK (max_result_bytes OPERATOR(pg_catalog.>=) 0),
+    allow_ddl          pg_catalog.bool NOT NULL DEFAULT false,
+    read_only          pg_catalog.bool NOT NULL DEFAULT false,
+    allowed_operations pg_catalog.text[] NOT NULL DEFAULT '{select,insert,update,delete}'
                        CONSTRAINT known_operations
-                       CHECK (allowed_operations <@ '{select,insert,update,delete}'::text[]),
-    dedicated_pool     boolean NOT NULL DEFAULT false,
-    pool_size          integer CHECK (pool_size >= 1),
-    min_idle           integer CHECK (min_idle >= 0),
-    enabled            boolean NOT NULL DEFAULT true,
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now(),
+                       CHECK (allowed_operations OPERATOR(pg_catalog.<@) '{select,insert,update,delete}'::pg_catalog.text[]),
+    dedicated_pool     pg_catalog.bool NOT NULL DEFAULT false,
+    pool_size          pg_catalog.int4 CHECK (pool_size OPERATOR(pg_catalog.>=) 1),
+    min_idle           pg_catalog.int4 CHECK (min_idle OPERATOR(pg_catalog.>=) 0),
+    enabled            pg_catalog.bool NOT NULL DEFAULT true,
+    created_at         pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at         pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- 0.2.0: large objects are shared by all tenants; off unless granted.
-    allow_large_objects boolean NOT NULL DEFAULT false,
+    allow_large_objects pg_catalog.bool NOT NULL DEFAULT false,
     -- 0.3.0: the login roles that may take this tenant (NULL: any).
-    login_roles        text[]
+    login_roles        pg_catalog.text[]
                        CONSTRAINT login_roles_listed
-                       CHECK (cardinality(login_roles) > 0 AND array_position(login_roles, NULL) IS NULL),
-    CONSTRAINT schema_isolation_needs_schema CHECK (isolation <> 'schema' OR schema_name IS NOT NULL),
-    CONSTRAINT database_isolation_needs_database CHECK (isolation <> 'database' OR database_name IS NOT NULL),
-    CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle <= pool_size)
+                       CHECK (pg_catalog.cardinality(login_roles) OPERATOR(pg_catalog.>) 0
+                              AND pg_catalog.array_position(login_roles, NULL::pg_catalog.text) IS NULL),
+    CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
+    CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
+    CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
 );
 COMMENT ON TABLE tenant.tenants IS 'pg_tenant: one row per tenant; manage with tenant.create_tenant() and friends';
 
@@ -91,56 +179,124 @@ LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
 
 -- Validation shared by create_tenant and alter_tenant. Raises 22023 with a
--- message naming the field; never interpolates into SQL.
+-- message naming the field; never interpolates into SQL. Checks the row as
+-- it will be stored; the roles it names are checked by tenant._check_roles,
+-- only when a call sets them (a stored role that was renamed or dropped
+-- since must not block disable_tenant).
 CREATE FUNCTION tenant._validate(t tenant.tenants) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-    op text;
+    op pg_catalog.text;
 BEGIN
-    IF t.id IS NULL OR t.id !~ '^[a-z0-9][a-z0-9_-]{0,62}$' THEN
+    IF t.id IS NULL OR t.id OPERATOR(pg_catalog.!~) '^[a-z0-9][a-z0-9_-]{0,62}$' THEN
         RAISE EXCEPTION 'invalid tenant id "%"', t.id
             USING ERRCODE = '22023',
                   HINT = 'Tenant ids are 1-63 characters of a-z, 0-9, "_" and "-", starting with a letter or digit.';
     END IF;
-    IF t.isolation NOT IN ('rls', 'schema', 'database') THEN
+    IF NOT t.isolation OPERATOR(pg_catalog.=) ANY ('{rls,schema,database}'::pg_catalog.text[]) THEN
         RAISE EXCEPTION 'unknown isolation "%" for tenant "%"', t.isolation, t.id
             USING ERRCODE = '22023', HINT = 'Use rls, schema or database.';
     END IF;
-    IF t.isolation = 'schema' AND t.schema_name IS NULL THEN
+    IF t.isolation OPERATOR(pg_catalog.=) 'schema' AND t.schema_name IS NULL THEN
         RAISE EXCEPTION 'tenant "%" uses schema isolation but has no schema_name', t.id USING ERRCODE = '22023';
     END IF;
-    IF t.isolation = 'database' AND t.database_name IS NULL THEN
+    IF t.isolation OPERATOR(pg_catalog.=) 'database' AND t.database_name IS NULL THEN
         RAISE EXCEPTION 'tenant "%" uses database isolation but has no database_name', t.id USING ERRCODE = '22023';
     END IF;
-    IF t.max_connections < 0 THEN RAISE EXCEPTION 'max_connections must be >= 0, got %', t.max_connections USING ERRCODE = '22023'; END IF;
-    IF t.qps_limit < 0 THEN RAISE EXCEPTION 'qps_limit must be >= 0, got %', t.qps_limit USING ERRCODE = '22023'; END IF;
-    IF t.burst_multiplier < 1 THEN RAISE EXCEPTION 'burst_multiplier must be >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
-    IF t.max_query_ms < 0 THEN RAISE EXCEPTION 'max_query_ms must be >= 0, got %', t.max_query_ms USING ERRCODE = '22023'; END IF;
-    IF t.max_result_bytes < 0 THEN RAISE EXCEPTION 'max_result_bytes must be >= 0, got %', t.max_result_bytes USING ERRCODE = '22023'; END IF;
-    IF t.pool_size < 1 THEN RAISE EXCEPTION 'pool_size must be >= 1, got %', t.pool_size USING ERRCODE = '22023'; END IF;
-    IF t.min_idle < 0 THEN RAISE EXCEPTION 'min_idle must be >= 0, got %', t.min_idle USING ERRCODE = '22023'; END IF;
-    IF t.min_idle > t.pool_size THEN
+    IF t.max_connections OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_connections must be >= 0, got %', t.max_connections USING ERRCODE = '22023'; END IF;
+    IF t.qps_limit OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'qps_limit must be >= 0, got %', t.qps_limit USING ERRCODE = '22023'; END IF;
+    IF t.burst_multiplier OPERATOR(pg_catalog.<) 1::pg_catalog.float4 THEN RAISE EXCEPTION 'burst_multiplier must be >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
+    IF t.max_query_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_query_ms must be >= 0, got %', t.max_query_ms USING ERRCODE = '22023'; END IF;
+    IF t.max_result_bytes OPERATOR(pg_catalog.<) 0::pg_catalog.int8 THEN RAISE EXCEPTION 'max_result_bytes must be >= 0, got %', t.max_result_bytes USING ERRCODE = '22023'; END IF;
+    IF t.pool_size OPERATOR(pg_catalog.<) 1 THEN RAISE EXCEPTION 'pool_size must be >= 1, got %', t.pool_size USING ERRCODE = '22023'; END IF;
+    IF t.min_idle OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'min_idle must be >= 0, got %', t.min_idle USING ERRCODE = '22023'; END IF;
+    IF t.min_idle OPERATOR(pg_catalog.>) t.pool_size THEN
         RAISE EXCEPTION 'min_idle (%) must not exceed pool_size (%)', t.min_idle, t.pool_size USING ERRCODE = '22023';
     END IF;
-    FOREACH op IN ARRAY coalesce(t.allowed_operations, '{}') LOOP
-        IF op IS NULL OR op NOT IN ('select', 'insert', 'update', 'delete') THEN
+    FOREACH op IN ARRAY coalesce(t.allowed_operations, '{}'::pg_catalog.text[]) LOOP
+        IF op IS NULL OR NOT op OPERATOR(pg_catalog.=) ANY ('{select,insert,update,delete}'::pg_catalog.text[]) THEN
             RAISE EXCEPTION 'unknown operation "%" in allowed_operations', op
                 USING ERRCODE = '22023', HINT = 'Use select, insert, update and delete.';
         END IF;
     END LOOP;
-    IF t.role_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = t.role_name) THEN
-        RAISE EXCEPTION 'role "%" does not exist', t.role_name USING ERRCODE = '42704';
-    END IF;
-    IF cardinality(t.login_roles) = 0 THEN
+    IF pg_catalog.cardinality(t.login_roles) OPERATOR(pg_catalog.=) 0 THEN
         RAISE EXCEPTION 'login_roles of tenant "%" is empty', t.id
             USING ERRCODE = '22023', HINT = 'List at least one role, or reset login_roles to NULL to allow any login role.';
     END IF;
-    FOREACH op IN ARRAY coalesce(t.login_roles, '{}') LOOP
-        IF op IS NULL THEN
-            RAISE EXCEPTION 'login_roles of tenant "%" contains NULL', t.id USING ERRCODE = '22023';
+    IF pg_catalog.array_position(t.login_roles, NULL::pg_catalog.text) IS NOT NULL THEN
+        RAISE EXCEPTION 'login_roles of tenant "%" contains NULL', t.id USING ERRCODE = '22023';
+    END IF;
+END
+$fn$;
+
+-- Why a role must not be an application or tenant role, or NULL when it
+-- may: SUPERUSER, BYPASSRLS, REPLICATION, CREATEROLE or CREATEDB, itself or
+-- through any role it is a member of (directly or not, with or without
+-- INHERIT: SET ROLE reaches them), or membership in a role whose rights
+-- reach across tenants (server files and programs, all data, signals,
+-- monitoring, the database's owner, tenant_admin, tenant_router).
+CREATE FUNCTION tenant._role_problem(r pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT CASE
+        WHEN a.rolsuper THEN 'has SUPERUSER'
+        WHEN a.rolbypassrls THEN 'has BYPASSRLS'
+        WHEN a.rolreplication THEN 'has REPLICATION'
+        WHEN a.rolcreaterole THEN 'has CREATEROLE'
+        WHEN a.rolcreatedb THEN 'has CREATEDB'
+        WHEN a.rolname OPERATOR(pg_catalog.=) ANY ('{pg_execute_server_program,pg_write_server_files,pg_read_server_files,pg_read_all_data,pg_write_all_data,pg_signal_backend,pg_monitor,pg_read_all_settings,pg_read_all_stats,pg_stat_scan_tables,pg_checkpoint,pg_database_owner,tenant_admin,tenant_router}'::pg_catalog.name[])
+            THEN pg_catalog.format('is %s', a.rolname)
+        ELSE (SELECT pg_catalog.format('is a member of %s%s', pg_catalog.quote_ident(g.rolname),
+                     CASE WHEN g.rolsuper THEN ' (SUPERUSER)'
+                          WHEN g.rolbypassrls THEN ' (BYPASSRLS)'
+                          WHEN g.rolreplication THEN ' (REPLICATION)'
+                          WHEN g.rolcreaterole THEN ' (CREATEROLE)'
+                          WHEN g.rolcreatedb THEN ' (CREATEDB)'
+                          ELSE '' END)
+                FROM pg_catalog.pg_roles g
+               WHERE g.oid OPERATOR(pg_catalog.<>) a.oid
+                 AND (g.rolsuper OR g.rolbypassrls OR g.rolreplication OR g.rolcreaterole OR g.rolcreatedb
+                      OR g.rolname OPERATOR(pg_catalog.=) ANY ('{pg_execute_server_program,pg_write_server_files,pg_read_server_files,pg_read_all_data,pg_write_all_data,pg_signal_backend,pg_monitor,pg_read_all_settings,pg_read_all_stats,pg_stat_scan_tables,pg_checkpoint,pg_database_owner,tenant_admin,tenant_router}'::pg_catalog.name[]))
+                 AND pg_catalog.pg_has_role(a.oid, g.oid, 'MEMBER')
+               ORDER BY g.rolname
+               LIMIT 1)
+    END
+    FROM pg_catalog.pg_roles a
+    WHERE a.oid OPERATOR(pg_catalog.=) r
+$fn$;
+COMMENT ON FUNCTION tenant._role_problem IS 'pg_tenant: why a role must not be an application or tenant role (NULL: it may be one)';
+
+-- The roles a create_tenant or alter_tenant call names: role_name must be
+-- an application role (a member of tenant_app: tenant.create_app_role or
+-- GRANT tenant_app) without rights beyond its tenant; each of login_roles
+-- must exist.
+CREATE FUNCTION tenant._check_roles(role_name pg_catalog.name, login_roles pg_catalog.text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    r pg_catalog.oid;
+    problem pg_catalog.text;
+    l pg_catalog.text;
+BEGIN
+    IF role_name IS NOT NULL THEN
+        SELECT x.oid INTO r FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) role_name;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = '42704';
         END IF;
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = op) THEN
-            RAISE EXCEPTION 'role "%" in login_roles does not exist', op USING ERRCODE = '42704';
+        IF role_name OPERATOR(pg_catalog.=) 'tenant_app'::pg_catalog.name
+           OR NOT pg_catalog.pg_has_role(r, 'tenant_app'::pg_catalog.name, 'MEMBER') THEN
+            RAISE EXCEPTION 'role "%" is not an application role (a member of tenant_app) and cannot be a tenant role', role_name
+                USING ERRCODE = '22023',
+                      HINT = pg_catalog.format('Make it one first: GRANT tenant_app TO %I (a superuser or a role with CREATEROLE), or create it with tenant.create_app_role(%L).', role_name, role_name);
+        END IF;
+        problem := tenant._role_problem(r);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" % and cannot be a tenant role: its tenant sessions would reach beyond their tenant', role_name, problem
+                USING ERRCODE = '42501',
+                      HINT = 'Use a NOLOGIN role made for this tenant, a member of tenant_app and of no privileged role.';
+        END IF;
+    END IF;
+    FOREACH l IN ARRAY coalesce(login_roles, '{}'::pg_catalog.text[]) LOOP
+        IF l IS NOT NULL AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) l) THEN
+            RAISE EXCEPTION 'role "%" in login_roles does not exist', l USING ERRCODE = '42704';
         END IF;
     END LOOP;
 END
@@ -175,18 +331,16 @@ BEGIN
     t := ROW(id, coalesce(name, id), isolation, database_name, schema_name, role_name,
              max_connections, qps_limit, burst_multiplier, max_query_ms, max_result_bytes,
              coalesce(allow_ddl, false), coalesce(read_only, false),
-             coalesce(allowed_operations, '{select,insert,update,delete}'),
+             coalesce(allowed_operations, '{select,insert,update,delete}'::pg_catalog.text[]),
              coalesce(dedicated_pool, false), pool_size, min_idle, coalesce(enabled, true),
-             now(), now(), coalesce(allow_large_objects, false), login_roles);
+             pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles);
     PERFORM tenant._validate(t);
-    IF EXISTS (SELECT 1 FROM tenant.tenants x WHERE x.id = t.id) THEN
+    PERFORM tenant._check_roles(t.role_name, t.login_roles);
+    IF EXISTS (SELECT FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) t.id) THEN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
     END IF;
     INSERT INTO tenant.tenants SELECT t.*;
-    IF t.role_name IS NOT NULL THEN
-        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
-    END IF;
-    PERFORM pg_notify('pg_tenant_catalog', t.id);
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END
 $fn$;
@@ -197,7 +351,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     t tenant.tenants;
 BEGIN
-    SELECT * INTO t FROM tenant.tenants x WHERE x.id = tenant_id FOR UPDATE;
+    SELECT * INTO t FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) tenant_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'tenant "%" does not exist', tenant_id USING ERRCODE = '42704';
     END IF;
@@ -233,10 +387,10 @@ CREATE FUNCTION tenant.alter_tenant(
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     t tenant.tenants;
-    f text;
+    f pg_catalog.text;
 BEGIN
     t := tenant._get(id);
-    FOREACH f IN ARRAY coalesce(reset, '{}') LOOP
+    FOREACH f IN ARRAY coalesce(reset, '{}'::pg_catalog.text[]) LOOP
         CASE f
             WHEN 'database_name' THEN t.database_name := NULL;
             WHEN 'schema_name' THEN t.schema_name := NULL;
@@ -271,8 +425,11 @@ BEGIN
     t.enabled := coalesce(alter_tenant.enabled, t.enabled);
     t.allow_large_objects := coalesce(alter_tenant.allow_large_objects, t.allow_large_objects);
     t.login_roles := coalesce(alter_tenant.login_roles, t.login_roles);
-    t.updated_at := now();
+    t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
+    -- Only the roles this call sets: stored ones may have been renamed or
+    -- dropped since, and must not block disable_tenant.
+    PERFORM tenant._check_roles(alter_tenant.role_name, alter_tenant.login_roles);
     UPDATE tenant.tenants x SET
         name = t.name, isolation = t.isolation, database_name = t.database_name,
         schema_name = t.schema_name, role_name = t.role_name,
@@ -283,11 +440,8 @@ BEGIN
         dedicated_pool = t.dedicated_pool, pool_size = t.pool_size,
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
         allow_large_objects = t.allow_large_objects, login_roles = t.login_roles
-    WHERE x.id = t.id;
-    IF t.role_name IS NOT NULL THEN
-        EXECUTE format('GRANT tenant_app TO %I', t.role_name);
-    END IF;
-    PERFORM pg_notify('pg_tenant_catalog', t.id);
+    WHERE x.id OPERATOR(pg_catalog.=) t.id;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
 END
 $fn$;
@@ -297,8 +451,8 @@ CREATE FUNCTION tenant.drop_tenant(id text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     PERFORM tenant._get(id);
-    DELETE FROM tenant.tenants x WHERE x.id = drop_tenant.id;
-    PERFORM pg_notify('pg_tenant_catalog', drop_tenant.id);
+    DELETE FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) drop_tenant.id;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', drop_tenant.id);
 END
 $fn$;
 COMMENT ON FUNCTION tenant.drop_tenant IS 'pg_tenant: remove a tenant from the catalog (its rows stay)';
@@ -330,7 +484,7 @@ BEGIN
     DELETE FROM tenant.defaults;
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
         max_query_ms, max_result_bytes, pool_size, min_idle) RETURNING * INTO d;
-    PERFORM pg_notify('pg_tenant_catalog', '*');
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
     RETURN d;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
     RAISE EXCEPTION 'invalid tenant defaults: %', SQLERRM USING ERRCODE = '22023';
@@ -347,7 +501,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f
     SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
            l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes
     FROM tenant.tenant_list l
-    WHERE only_id IS NULL OR l.id = only_id
+    WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
     ORDER BY l.id
 $fn$;
 COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits for tenant-router (granted to tenant_router)';
@@ -355,6 +509,7 @@ COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
+    tenant._check_roles(name, text[]),
     tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[]),
     tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[]),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),

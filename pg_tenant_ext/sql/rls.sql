@@ -247,19 +247,66 @@ SELECT quote_ident(r.rolname),
  WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
    AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
    AND pg_has_role(r.oid, 'tenant_app', 'MEMBER') AND pg_has_role(r.oid, g.oid, 'MEMBER')
+UNION ALL
+-- 0.3.0: other rights that reach beyond a tenant (tenant._role_problem);
+-- SUPERUSER, BYPASSRLS, tenant_router and tenant_admin are reported above.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) %s: its sessions could reach beyond their tenant, and tenant.login_verifier gives the router no verifier for it; fix: REVOKE the role or ALTER ROLE %s NO<attribute>, whichever the report names',
+              tenant._role_problem(r.oid), quote_ident(r.rolname))
+  FROM pg_roles r
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND NOT r.rolbypassrls
+   AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')
+   AND NOT pg_has_role(r.oid, 'tenant_router', 'MEMBER') AND NOT pg_has_role(r.oid, 'tenant_admin', 'MEMBER')
+   AND tenant._role_problem(r.oid) IS NOT NULL
+UNION ALL
+-- 0.3.0: a role that runs tenant sessions (a login role for tenants
+-- without a role_name, or a tenant's role_name) with the privileges of
+-- another tenant's role_name reaches that tenant's objects; set_context
+-- refuses it.
+SELECT DISTINCT quote_ident(e.rolname),
+       CASE WHEN e.rolcanlogin AND NOT EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname)
+            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: ALTER ROLE %s NOINHERIT (set_context still switches to a tenant''s role), or separate login roles',
+                        quote_ident(g.rolname), x.id, quote_ident(e.rolname))
+            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or ALTER ROLE %s NOINHERIT',
+                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), quote_ident(e.rolname))
+       END
+  FROM tenant.tenants x
+  JOIN pg_roles g ON g.rolname = x.role_name
+  JOIN pg_roles e ON e.oid <> g.oid AND NOT e.rolsuper
+                 AND (e.rolcanlogin OR EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname))
+ WHERE pg_has_role(e.oid, g.oid, 'USAGE')
+   AND EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(e.oid, 'tenant_app', 'MEMBER')
+UNION ALL
+-- 0.3.0: CREATE on schema public lets an application role plant functions
+-- and operators (exact-type overloads of built-ins) that an operator's
+-- default search_path finds.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) may create objects in schema public: it can plant functions and operators that win over built-ins in sessions whose search_path includes public (an operator''s); fix: REVOKE CREATE ON SCHEMA public FROM %s (or from PUBLIC), and give tenants that run DDL a schema of their own',
+              quote_ident(r.rolname))
+  FROM pg_roles r
+  JOIN pg_namespace n ON n.nspname = 'public'
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')
+   AND has_schema_privilege(r.oid, n.oid, 'CREATE')
 ORDER BY 1, 2
 $fn$;
 COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
 
 -- Create (or check) an application role: LOGIN NOSUPERUSER NOBYPASSRLS,
 -- with the grants the tenant context needs. An existing role is checked,
--- not changed: a superuser, a BYPASSRLS role or the owner of a protected
+-- not changed: a superuser, a BYPASSRLS role, a role with any other right
+-- beyond a tenant (tenant._role_problem) or the owner of a protected
 -- table cannot be an application role.
 CREATE FUNCTION tenant.create_app_role(role_name name, password text DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     r pg_roles;
     owned text;
+    problem text;
 BEGIN
     SELECT * INTO r FROM pg_roles WHERE rolname = role_name;
     IF NOT FOUND THEN
@@ -272,6 +319,11 @@ BEGIN
     ELSE
         IF r.rolsuper OR r.rolbypassrls THEN
             RAISE EXCEPTION 'role "%" has SUPERUSER or BYPASSRLS and cannot be an application role', role_name
+                USING ERRCODE = '42501';
+        END IF;
+        problem := tenant._role_problem(r.oid);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION 'role "%" % and cannot be an application role: its sessions would reach beyond their tenant', role_name, problem
                 USING ERRCODE = '42501';
         END IF;
         SELECT string_agg(c.oid::regclass::text, ', ') INTO owned

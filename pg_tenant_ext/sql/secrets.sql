@@ -12,9 +12,10 @@
 -- nothing the caller created runs with the owner's rights.
 
 CREATE TABLE tenant.tenant_secrets (
-    tenant_id  text PRIMARY KEY REFERENCES tenant.tenants (id) ON DELETE CASCADE,
-    verifier   text NOT NULL CONSTRAINT scram_verifier CHECK (verifier LIKE 'SCRAM-SHA-256$%'),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    tenant_id  pg_catalog.text PRIMARY KEY REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    verifier   pg_catalog.text NOT NULL
+               CONSTRAINT scram_verifier CHECK (verifier OPERATOR(pg_catalog.~~) 'SCRAM-SHA-256$%'::pg_catalog.text),
+    updated_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE tenant.tenant_secrets IS 'pg_tenant: SCRAM-SHA-256 verifier per tenant; set with tenant.set_password(), read only by tenant_router through tenant.auth_secret()';
 REVOKE ALL ON tenant.tenant_secrets FROM PUBLIC;
@@ -51,8 +52,13 @@ COMMENT ON FUNCTION tenant.auth_secret IS 'pg_tenant: a tenant''s SCRAM-SHA-256 
 
 -- The password verifier of an application role, for the router: only for
 -- a role that can log in now, is a member of tenant_app and has none of
--- SUPERUSER, BYPASSRLS, REPLICATION. NULL in every other case, whatever
--- the reason (including a role that does not exist).
+-- SUPERUSER, BYPASSRLS, REPLICATION, CREATEROLE, CREATEDB, nor any
+-- membership that tenant._role_problem names (a superuser or BYPASSRLS
+-- role, pg_monitor, pg_read_server_files, tenant_router, ...). NULL in
+-- every other case, whatever the reason (including a role that does not
+-- exist). An md5 verifier is password-equivalent: the router can log in
+-- as that role with it, which is why only confined application roles get
+-- one.
 CREATE FUNCTION tenant.login_verifier(role text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT a.rolpassword FROM pg_catalog.pg_authid a
@@ -61,8 +67,9 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f
        AND (a.rolvaliduntil IS NULL
             OR a.rolvaliduntil OPERATOR(pg_catalog.>) pg_catalog.statement_timestamp())
        AND pg_catalog.pg_has_role(a.oid, 'tenant_app'::pg_catalog.name, 'MEMBER')
+       AND tenant._role_problem(a.oid) IS NULL
 $fn$;
-COMMENT ON FUNCTION tenant.login_verifier IS 'pg_tenant: the password verifier of an application role (LOGIN, member of tenant_app, no SUPERUSER/BYPASSRLS/REPLICATION, not expired), for tenant-router (granted to tenant_router only)';
+COMMENT ON FUNCTION tenant.login_verifier IS 'pg_tenant: the password verifier of an application role (LOGIN, member of tenant_app, not expired, nothing tenant._role_problem names), for tenant-router (granted to tenant_router only)';
 
 REVOKE EXECUTE ON FUNCTION tenant._scram_verifier(text), tenant.set_password(text, text),
     tenant.auth_secret(text), tenant.login_verifier(text)

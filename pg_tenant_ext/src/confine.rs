@@ -588,12 +588,20 @@ pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
 }
 
 /// Send a notification on the tenant's namespaced channel (`pg_notify` for
-/// tenant sessions). Without a tenant context the channel is used as is.
-/// Errors: 22023 when the namespaced channel name is longer than 63 bytes.
+/// tenant sessions). Without a tenant context the channel is used as is,
+/// for roles that are not confined (operators, the router's own role); an
+/// application role without a context is refused, like `NOTIFY`: there is
+/// no tenant to namespace by, and a raw channel (another tenant's
+/// `globex:jobs`, the router's `pg_tenant_catalog`) is not its to use.
+/// Errors: 42501 for an application role without a context; 22023 when the
+/// namespaced channel name is longer than 63 bytes.
 #[pg_extern(volatile, parallel_unsafe)]
 fn notify(channel: &str, payload: default!(Option<&str>, "NULL")) {
     let name = match context::tenant() {
         Some(t) => tenant_channel(&t, channel),
+        None if app_role() => deny(
+            "call tenant.notify(): channels are namespaced per tenant, and this session has no tenant",
+        ),
         None => channel.to_owned(),
     };
     let name = CString::new(name).unwrap_or_default();

@@ -299,6 +299,96 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
     }
 }
 
+/// Refuse a context whose effective role (`role`: the tenant's role, or the
+/// login role for a tenant without one) has the privileges of another
+/// tenant's `role_name`. PostgreSQL 15 role membership inherits privileges
+/// unless the member is NOINHERIT, so a shared login role that is a member
+/// of every tenant role (set_context needs that to switch to them) would
+/// read and alter, in one tenant's session, what another tenant created
+/// under its own role. Read as the catalog reader; role names that no
+/// longer exist are skipped.
+fn refuse_foreign_privileges(
+    tenant: &str,
+    role: pg_sys::Oid,
+    own_role: pg_sys::Oid,
+    is_login: bool,
+) {
+    const Q: &str = "SELECT t.id, r.rolname::pg_catalog.text FROM tenant.tenants t \
+                     JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) t.role_name \
+                     WHERE t.id OPERATOR(pg_catalog.<>) $1::pg_catalog.text \
+                       AND r.oid OPERATOR(pg_catalog.<>) $3::pg_catalog.int8::pg_catalog.oid \
+                       AND pg_catalog.pg_has_role($2::pg_catalog.int8::pg_catalog.oid, r.oid, 'USAGE') \
+                     ORDER BY t.id LIMIT 1";
+    let found = as_catalog_reader(|| {
+        Spi::connect(|client| {
+            let args = [
+                tenant.into(),
+                i64::from(role.to_u32()).into(),
+                i64::from(own_role.to_u32()).into(),
+            ];
+            let table = client.select(Q, Some(1), &args)?;
+            if table.is_empty() {
+                return Ok::<_, pgrx::spi::Error>(None);
+            }
+            let r = table.first();
+            Ok(Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            )))
+        })
+    });
+    let (other, other_role) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
+        Err(e) => refuse(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pg_tenant: could not read tenant catalog: {e}"),
+        ),
+    };
+    let name = role_name(role);
+    let how = if name == other_role {
+        format!("is the role of tenant \"{other}\"")
+    } else {
+        format!("has the privileges of role \"{other_role}\" of tenant \"{other}\"")
+    };
+    let fix = if is_login {
+        format!(
+            "run ALTER ROLE {} NOINHERIT (set_context still switches to a tenant's own role), \
+             or give tenants with a role_name login roles of their own",
+            quote_ident(&name)
+        )
+    } else {
+        format!(
+            "REVOKE {} FROM {}",
+            quote_ident(&other_role),
+            quote_ident(&name)
+        )
+    };
+    refuse(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "{} \"{}\" {how}: a session for tenant \"{tenant}\" would reach that tenant's objects; {fix}",
+            if is_login { "login role" } else { "tenant role" },
+            printable(&name)
+        ),
+    );
+}
+
+/// An identifier quoted like `quote_ident`.
+fn quote_ident(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_owned()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
 /// Refuse a context for a role that bypasses row level security: such a
 /// "tenant" session would see every tenant's rows.
 fn refuse_bypass(role: pg_sys::Oid, what: &str, tenant: &str) {
@@ -401,9 +491,11 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         let cname = CString::new(role).unwrap_or_default();
         let oid = unsafe { pg_sys::get_role_oid(cname.as_ptr(), false) };
         refuse_bypass(oid, "tenant role", tenant);
+        refuse_foreign_privileges(tenant, oid, oid, false);
         set_role(role);
         oid.to_u32()
     } else {
+        refuse_foreign_privileges(tenant, session_user, pg_sys::InvalidOid, true);
         if current_user != session_user || state().role != 0 {
             set_role("none");
         }

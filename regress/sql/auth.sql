@@ -163,10 +163,10 @@ SELECT tenant.set_password('acme', NULL), tenant.set_password('globex', NULL);
 -- operators' rights; the report clears once they are revoked.
 GRANT tenant_router TO regress_pw;
 GRANT tenant_admin TO regress_initech;
-SELECT * FROM tenant.audit() WHERE problem LIKE 'application role %' ORDER BY 1, 2;
+SELECT * FROM tenant.audit() WHERE problem LIKE 'application role % is a member of tenant\_%' ORDER BY 1, 2;
 REVOKE tenant_router FROM regress_pw;
 REVOKE tenant_admin FROM regress_initech;
-SELECT count(*) AS reported FROM tenant.audit() WHERE problem LIKE 'application role %';
+SELECT count(*) AS reported FROM tenant.audit() WHERE problem LIKE 'application role % is a member of tenant\_%';
 DROP ROLE regress_auth_ops, regress_auth_router, regress_pw, regress_pw_indirect, regress_pw_md5,
   regress_pw_super, regress_pw_bypass, regress_pw_repl, regress_pw_nologin, regress_pw_outsider,
   regress_pw_expired, regress_pw_valid;

@@ -277,3 +277,85 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
         "t"
     );
 }
+
+/// The update from 0.2.0 drops and re-creates create_tenant, alter_tenant,
+/// enable_tenant and disable_tenant (a new trailing argument): what an
+/// operator granted or revoked on them is kept, functions the update does
+/// not re-create keep their privileges untouched, and pg_dump still dumps
+/// the operator's changes (the extension's initial privileges stay those
+/// of a fresh install).
+#[test]
+fn update_keeps_the_privileges_an_operator_changed() {
+    let db = "upgrade_acl";
+    fresh_db(db);
+    sql(db, "CREATE EXTENSION pg_tenant VERSION '0.2.0'");
+    sql(
+        db,
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'upgrade_ops') THEN \
+           CREATE ROLE upgrade_ops NOLOGIN; END IF; END $$; \
+         REVOKE EXECUTE ON FUNCTION tenant.create_tenant(text, text, text, name, name, name, integer, \
+           integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, \
+           boolean) FROM tenant_admin; \
+         REVOKE EXECUTE ON FUNCTION tenant.drop_tenant(text), \
+           tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer) FROM tenant_admin; \
+         GRANT EXECUTE ON FUNCTION tenant.disable_tenant(text) TO upgrade_ops",
+    );
+    let privileges = || {
+        sql(
+            db,
+            "SELECT string_agg(format('%s/%s=%s', p.proname, r, has_function_privilege(r, p.oid, 'EXECUTE')), \
+             ' ' ORDER BY p.proname, r) FROM pg_proc p, unnest('{tenant_admin,upgrade_ops}'::text[]) r \
+             WHERE p.pronamespace = 'tenant'::regnamespace AND p.proname IN \
+             ('create_tenant', 'alter_tenant', 'drop_tenant', 'enable_tenant', 'disable_tenant', 'set_defaults')",
+        )
+    };
+    let before = privileges();
+    assert_eq!(
+        before,
+        "alter_tenant/tenant_admin=t alter_tenant/upgrade_ops=f \
+         create_tenant/tenant_admin=f create_tenant/upgrade_ops=f \
+         disable_tenant/tenant_admin=t disable_tenant/upgrade_ops=t \
+         drop_tenant/tenant_admin=f drop_tenant/upgrade_ops=f \
+         enable_tenant/tenant_admin=t enable_tenant/upgrade_ops=f \
+         set_defaults/tenant_admin=f set_defaults/upgrade_ops=f"
+    );
+    sql(db, "ALTER EXTENSION pg_tenant UPDATE");
+    assert_eq!(extversion(db), CURRENT);
+    assert_eq!(privileges(), before, "the update changed privileges");
+    // A plain dump carries the operator's changes (restored over a fresh
+    // install's grants, they give the same privileges again).
+    let c = cluster();
+    let out = Command::new("pg_dump")
+        .args(["-h", &c.sock, "-p", &c.port.to_string(), "-U", "postgres"])
+        .args(["--schema-only", db])
+        .output()
+        .expect("pg_dump");
+    assert!(out.status.success());
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let has = |prefix: &str, suffix: &str| {
+        dump.lines()
+            .any(|l| l.starts_with(prefix) && l.ends_with(suffix))
+    };
+    assert!(
+        has(
+            "REVOKE ALL ON FUNCTION tenant.create_tenant(",
+            "FROM tenant_admin;"
+        ),
+        "{dump}"
+    );
+    assert!(
+        has(
+            "GRANT ALL ON FUNCTION tenant.disable_tenant(",
+            "TO upgrade_ops;"
+        ),
+        "{dump}"
+    );
+    assert!(
+        !has(
+            "GRANT ALL ON FUNCTION tenant.create_tenant(",
+            "TO tenant_admin;"
+        ),
+        "{dump}"
+    );
+    sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
