@@ -46,3 +46,38 @@ async fn only_listed_login_roles_get_the_tenant() {
     );
     admin_sql("SELECT tenant.drop_tenant('lr-only')");
 }
+
+/// The issue's case: a tenant whose role_name is a login role of its own
+/// (`rt_login_a`). Logging in as `rt_login_a.<another tenant>` with that
+/// role's password must not open the other tenant: the session would run
+/// as a role that holds the first tenant's privileges. Controls: the role
+/// opens its own tenant, and the shared application role opens the other.
+#[tokio::test]
+async fn a_tenant_role_cannot_open_another_tenant() {
+    admin_sql(
+        "SELECT tenant.create_app_role('rt_login_a', 'rt-secret') \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_login_a'); \
+         GRANT SELECT ON notes TO rt_login_a; \
+         SELECT tenant.create_tenant('la-own', role_name => 'rt_login_a') \
+         WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'la-own'); \
+         SELECT tenant.create_tenant('la-other') \
+         WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'la-other')",
+    );
+    let r = Router::start();
+    let e = tenant_of(&r.url("rt_login_a.la-other"))
+        .await
+        .expect_err("rt_login_a holds la-own's privileges");
+    assert_eq!(sqlstate(&e), "28000", "{e}");
+    assert_eq!(
+        tenant_of(&r.url("rt_login_a.la-own"))
+            .await
+            .expect("own tenant"),
+        Some("la-own".into())
+    );
+    assert_eq!(
+        tenant_of(&r.url("rt_app.la-other"))
+            .await
+            .expect("shared role"),
+        Some("la-other".into())
+    );
+}
