@@ -106,18 +106,32 @@ impl Backend {
         use postgres_protocol::IsNull;
         let mut req = BytesMut::with_capacity(256);
         let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
-        let (sql, values): (&str, Vec<&str>) = match subject {
-            None => ("SELECT tenant.set_context($1, $2)", vec![tenant, token]),
+        // Text parameters are read in the client's client_encoding; the
+        // subject and the claims were signed as UTF-8, so they travel as
+        // bytea (never converted) and are decoded as UTF-8 on the server.
+        // (binary format: a bytea parameter in text format would be read
+        // in client_encoding too).
+        type Shape = (&'static str, &'static [u32], &'static [i16]);
+        let ((sql, types, formats), values): (Shape, Vec<&str>) = match subject {
+            None => (
+                ("SELECT tenant.set_context($1, $2)", &[25, 25], &[0]),
+                vec![tenant, token],
+            ),
             Some((subject, claims)) => (
-                "SELECT tenant.set_context($1, $2, $3, $4)",
+                (
+                    "SELECT tenant.set_context($1, $2, pg_catalog.convert_from($3, 'UTF8'), \
+                     pg_catalog.convert_from($4, 'UTF8'))",
+                    &[25, 25, 17, 17],
+                    &[0, 0, 1, 1],
+                ),
                 vec![tenant, token, subject, claims],
             ),
         };
-        frontend::parse("", sql, values.iter().map(|_| 25u32), &mut req).map_err(fail)?;
+        frontend::parse("", sql, types.iter().copied(), &mut req).map_err(fail)?;
         frontend::bind(
             "",
             "",
-            [0i16],
+            formats.iter().copied(),
             values,
             |v, buf| {
                 buf.put_slice(v.as_bytes());

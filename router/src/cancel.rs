@@ -21,6 +21,13 @@ pub struct CancelGuard {
     key: (i32, i32),
 }
 
+impl CancelGuard {
+    /// The backend's (pid, cancel key).
+    pub fn key(&self) -> (i32, i32) {
+        self.key
+    }
+}
+
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         if let Ok(mut keys) = self.registry.keys.lock() {

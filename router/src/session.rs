@@ -64,6 +64,9 @@ pub struct Traffic {
     pub to_client: u64,
 }
 
+/// Longest wait, when a session ends, for PostgreSQL to close its backend.
+const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);
+
 /// Time a client over `max_client_connections` has to say what it wants
 /// (a cancel request is still served) before it is refused.
 const OVER_CAPACITY_GRACE: Duration = Duration::from_secs(1);
@@ -481,21 +484,49 @@ impl Session {
         helper.abort();
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
-        let (code, why) = match exit {
-            Exit::Relay(r) => match r? {
-                End::Client => return Ok(()),
-                End::Server => return Err(SessionError::ServerGone),
-                End::Idle => ("57P01", "tenant-router is shutting down"),
-            },
-            Exit::Stop => ("57P01", "tenant-router is shutting down"),
-            Exit::Kick => (
+        let in_flight = !relay.idle(watch.as_ref());
+        let closing = match exit {
+            Exit::Relay(Err(e)) => Err(e.into()),
+            Exit::Relay(Ok(End::Client)) => Ok(None),
+            Exit::Relay(Ok(End::Server)) => return Err(SessionError::ServerGone),
+            Exit::Relay(Ok(End::Idle)) => Ok(Some(("57P01", "tenant-router is shutting down"))),
+            Exit::Stop => Ok(Some(("57P01", "tenant-router is shutting down"))),
+            Exit::Kick => Ok(Some((
                 "57P01",
                 "an administrator disconnected this tenant's connections",
-            ),
-            Exit::Expired => ("28000", "the JWT this session logged in with has expired"),
+            ))),
+            Exit::Expired => Ok(Some((
+                "28000",
+                "the JWT this session logged in with has expired",
+            ))),
         };
-        self.close_with(&relay, code, why).await;
-        Ok(())
+        if let Ok(Some((code, why))) = closing {
+            self.close_with(&relay, code, why).await;
+        }
+        self.let_backend_go(server, in_flight).await;
+        closing.map(|_| ())
+    }
+
+    /// The session is over but its backend may still be working: a
+    /// statement in flight when the client vanished, the token expired or
+    /// an administrator disconnected the tenant. Cancel that work, close
+    /// the router's side, and wait (up to `BACKEND_EXIT_WAIT`) until
+    /// PostgreSQL has closed the connection: the tenant's connection slot
+    /// is given back only then, so a client that hangs up cannot leave work
+    /// running beyond its limits (`max_connections`, `max_query_ms`).
+    async fn let_backend_go(&self, server: &mut Stream, in_flight: bool) {
+        use tokio::io::AsyncReadExt;
+        if in_flight {
+            if let Some((pid, key)) = self.cancel.as_ref().map(|c| c.key()) {
+                self.shared.cancels.forward(pid, key).await;
+            }
+        }
+        let _ = server.shutdown().await;
+        let mut sink = [0u8; 8192];
+        let gone = async { while server.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
+        if tokio::time::timeout(BACKEND_EXIT_WAIT, gone).await.is_err() {
+            tracing::warn!(parent: &self.span, "the backend did not close within {} s; its slot is given back anyway", BACKEND_EXIT_WAIT.as_secs());
+        }
     }
 
     /// Close the client with FATAL `code`, after the bytes already owed to

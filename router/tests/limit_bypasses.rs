@@ -228,3 +228,49 @@ async fn copy_to_stdout_counts_toward_max_result_bytes() {
     // The connection stays usable.
     assert_eq!(copy(&c, 2).await.unwrap(), 2 * 1001);
 }
+
+/// A client that hangs up in the middle of a statement leaves nothing
+/// running: the router cancels the statement and gives the tenant's place
+/// back only once PostgreSQL has closed the backend (before, the statement
+/// ran on, and a tenant with max_connections 1 could run any number).
+#[tokio::test]
+async fn hanging_up_mid_statement_leaves_nothing_running() {
+    admin_sql(
+        "SELECT tenant.create_tenant('lb-hangup', max_connections => 1) \
+         WHERE NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'lb-hangup')",
+    );
+    let r = Router::start();
+    // The statement carries this router's port, so no other run's can count.
+    let sql = format!("SELECT pg_sleep(31) /* hangup {} */", r.port);
+    let running = || {
+        admin_sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = '{sql}' AND state = 'active'"
+        ))
+        .trim()
+        .to_owned()
+    };
+    let mut raw = Raw::connect(r.port, "rt_trust.lb-hangup", DB)
+        .await
+        .unwrap();
+    raw.send(&raw::query(&sql)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { running() == "1" }).await,
+        "the statement runs"
+    );
+    drop(raw);
+    // The next client of the tenant gets its one place once the backend is
+    // gone, and then nothing of the first is running.
+    let start = Instant::now();
+    let next = loop {
+        match connect(&r.url("rt_trust.lb-hangup")).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert_eq!(sqlstate(&e), "53300", "{e}");
+                assert!(start.elapsed() < Duration::from_secs(10), "{e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert_eq!(running(), "0", "the hung-up statement was cancelled");
+    drop(next);
+}

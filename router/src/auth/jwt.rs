@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::SessionError;
 use crate::frontend::Frontend;
 use crate::identify::{self, IdentifyError};
-use crate::jwt::JwtVerifier;
+use crate::jwt::{JwtError, JwtVerifier};
 use crate::shared::Shared;
 use std::time::{Duration, SystemTime};
 
@@ -71,6 +71,14 @@ async fn check(
     let id = verifier
         .verify(token, SystemTime::now())
         .map_err(AuthError::Jwt)?;
+    // PostgreSQL's JSON refuses \u0000: a claim holding one would fail
+    // only after a backend is opened. Refuse it here, as a bad claim.
+    if id.claims_json.contains("\\u0000") {
+        return Err(AuthError::Jwt(JwtError::InvalidClaim(
+            "pass_claims (a NUL character)".into(),
+        ))
+        .into());
+    }
     // A TLS server name that names a tenant must name the token's.
     let sni = client.tls.as_ref().and_then(|t| t.sni.as_deref());
     if let Some(named) = sni.and_then(|s| identify::sni_tenant(&cfg.identify, s)) {
@@ -87,9 +95,11 @@ async fn check(
     Ok(Verified {
         who: Authenticated {
             login: BackendLogin::Password(password.to_owned()),
+            // An exp near the end of time never ends the session.
             expires_at: verifier
                 .end_session_at_expiry()
-                .then_some(id.expires_at + leeway),
+                .then(|| id.expires_at.checked_add(leeway))
+                .flatten(),
             subject: Some((id.subject, id.claims_json)),
             login_role: id.login_role,
             tenant: id.tenant,

@@ -281,7 +281,20 @@ impl JwtVerifier {
     fn keys_for(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&keys::Key>, JwtError> {
         let of_alg = self.keys.iter().filter(|k| k.alg == alg);
         let Some(kid) = kid else {
-            return Ok(of_alg.collect());
+            // Without a kid: the keys configured without one (key files,
+            // the secret), or the only key of that algorithm. Never every
+            // JWKS key: one unauthenticated attempt costs at most the
+            // operator's own key files, not up to 64 signature checks.
+            let unnamed: Vec<&keys::Key> = of_alg.clone().filter(|k| k.kid.is_none()).collect();
+            if !unnamed.is_empty() {
+                return Ok(unnamed);
+            }
+            let all: Vec<&keys::Key> = of_alg.collect();
+            return match all.len() {
+                1 => Ok(all),
+                0 => Err(JwtError::AlgorithmNotAllowed(format!("{alg:?}"))),
+                _ => Err(JwtError::UnknownKey("none: the token names no kid".into())),
+            };
         };
         let named: Vec<&keys::Key> = self
             .keys
