@@ -453,3 +453,35 @@ async fn the_session_ends_when_its_token_expires() {
     let long = s.token(&claims("acme", "erin", json!({})));
     assert_eq!(whoami(&r, &long).await.unwrap().1, "erin");
 }
+
+/// The subject and claims are signed as UTF-8: a client whose
+/// client_encoding is LATIN1 still gets its non-ASCII subject (before, the
+/// server read them in LATIN1 and the signature did not match). A claim
+/// holding NUL, which PostgreSQL's JSON refuses, is refused up front.
+#[tokio::test]
+async fn non_ascii_subjects_work_in_any_client_encoding() {
+    let s = Setup::new();
+    let r = Router::start_with(&s.config(""));
+    let token = s.token(&claims("acme", "café", json!({})));
+    let out = Command::new("psql")
+        .args(["-X", "-tA", "-c", "SELECT tenant.current_subject()"])
+        .arg(format!(
+            "host=127.0.0.1 port={} user=jwt dbname={DB}",
+            r.port
+        ))
+        .env("PGPASSWORD", &token)
+        .env("PGCLIENTENCODING", "LATIN1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout.trim_ascii(),
+        b"caf\xe9",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(whoami(&r, &token).await.unwrap().1, "café");
+    let nul = s.token(&claims("acme", "dan", json!({"email": "a\u{0}b"})));
+    let e = whoami(&r, &nul).await.unwrap_err();
+    assert_eq!(e.0, "28000", "{}", e.1);
+    assert!(e.1.contains("NUL"), "{}", e.1);
+}
