@@ -412,6 +412,15 @@ impl Config {
                     jwt.user
                 ));
             }
+            if let Some(role) = jwt
+                .allowed_roles
+                .iter()
+                .find(|r| self.bypass_users.contains(r))
+            {
+                return bad(format!(
+                    "auth.jwt.allowed_roles lists \"{role}\", a bypass user: a token must never select one"
+                ));
+            }
             if jwt.user.contains(&self.identify.separator) {
                 return bad(format!(
                     "auth.jwt.user \"{}\" contains the tenant separator \"{}\"",
@@ -491,6 +500,13 @@ mod tests {
         });
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("contains the tenant separator"), "{e}");
+        cfg.bypass_users = vec!["postgres".into()];
+        cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+            allowed_roles: vec!["app_user".into(), "postgres".into()],
+            ..Default::default()
+        });
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("lists \"postgres\", a bypass user"), "{e}");
         cfg.auth.jwt = Some(crate::jwt::JwtConfig::default());
         cfg.validate().expect("the default user name is fine");
     }

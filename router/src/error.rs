@@ -123,29 +123,16 @@ impl SessionError {
     }
 }
 
-/// A value's text for a log line with control characters escaped (`\n`,
-/// `\u{1b}`): error messages carry names a client chose (user names,
-/// PostgreSQL's words about them), and a raw newline or terminal escape
-/// would forge or garble log lines.
+/// A value's text for a log line, quoted, with quotes, backslashes and
+/// control characters escaped (`\"`, `\n`, `\u{1b}`): error messages
+/// carry names a client chose (user names, a JWT header's `alg` or `kid`,
+/// PostgreSQL's words about them), and a raw newline, terminal escape or
+/// `key="value"` text would forge or garble log lines.
 pub struct Escaped<'a, T: std::fmt::Display>(pub &'a T);
 
 impl<T: std::fmt::Display> std::fmt::Display for Escaped<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write;
-        struct Filter<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
-        impl Write for Filter<'_, '_> {
-            fn write_str(&mut self, s: &str) -> std::fmt::Result {
-                for c in s.chars() {
-                    if c.is_control() {
-                        write!(self.0, "{}", c.escape_default())?;
-                    } else {
-                        self.0.write_char(c)?;
-                    }
-                }
-                Ok(())
-            }
-        }
-        write!(Filter(f), "{}", self.0)
+        write!(f, "{:?}", self.0.to_string())
     }
 }
 
@@ -154,12 +141,12 @@ mod escaped_tests {
     use super::Escaped;
 
     #[test]
-    fn control_characters_are_escaped_in_log_text() {
-        let forged = "user\"\n2026-11-25T00:00:00Z INFO forged\u{1b}[2J";
+    fn log_text_is_quoted_and_escaped() {
+        let forged = "user\"\n2026-11-25T00:00:00Z INFO forged reason=\"ok\"\u{1b}[2J";
         assert_eq!(
             Escaped(&forged).to_string(),
-            "user\"\\n2026-11-25T00:00:00Z INFO forged\\u{1b}[2J"
+            "\"user\\\"\\n2026-11-25T00:00:00Z INFO forged reason=\\\"ok\\\"\\u{1b}[2J\""
         );
-        assert_eq!(Escaped(&"plain é").to_string(), "plain é");
+        assert_eq!(Escaped(&"plain é").to_string(), "\"plain é\"");
     }
 }
