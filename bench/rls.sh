@@ -10,6 +10,8 @@
 #                         vs   SELECT v FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7' AND id = :id
 #   (d) per-user count:        SELECT count(*) FROM user_rows                 (index on (tenant_id, owner))
 #                         vs   SELECT count(*) FROM plain_user_rows WHERE tenant_id = 't42' AND owner = 'u7'
+#       (plans differ: the policy's initPlan parameters give an Index Only Scan
+#        using user_rows_owner; the literals a Bitmap Heap Scan of 100 pages)
 # Both sides run through tenant-router as bench_trust.t42 (so both pay the
 # same proxy cost), with pgbench, alternating A/B rounds; the ratio is
 # explicit-filter TPS / policy TPS (1.00 = no overhead; target <= 1.10).
