@@ -160,3 +160,37 @@ fn pass_claims_are_selected_and_sorted() {
         8192
     );
 }
+
+/// A payload that repeats a key (at the top or deeper) is refused: readers
+/// that keep the first "tenant" and readers that keep the last would see
+/// different tenants. Control: the same claims without the repetition.
+#[test]
+fn a_payload_that_repeats_a_key_is_refused() {
+    let p = pair(Algorithm::HS256, false);
+    let mut s = Setup::new();
+    let v = s.trust(p).load();
+    let signed = |payload: String| {
+        let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let message = format!("{head}.{}", b64(payload.as_bytes()));
+        let sig =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &p.encoding_key(), Algorithm::HS256)
+                .unwrap();
+        format!("{message}.{sig}")
+    };
+    let exp = at(300);
+    let base = format!(r#""sub":"ann","role":"app_user","exp":{exp}"#);
+    let control = format!(r#"{{{base},"tenant":"acme","app":{{"x":1}}}}"#);
+    assert!(v.verify(&signed(control), now()).is_ok(), "control");
+    for twice in [
+        format!(r#"{{{base},"tenant":"acme","tenant":"globex"}}"#),
+        format!(r#"{{{base},"tenant":"acme","app":{{"x":1,"x":2}}}}"#),
+    ] {
+        assert_eq!(
+            v.verify(&signed(twice.clone()), now()),
+            Err(JwtError::Malformed(
+                "payload is not JSON, or an object in it repeats a key"
+            )),
+            "{twice}"
+        );
+    }
+}
