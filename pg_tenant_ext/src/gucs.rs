@@ -124,28 +124,36 @@ unsafe fn value_str<'a>(newval: *mut *mut c_char) -> Option<&'a str> {
     CStr::from_ptr(*newval).to_str().ok()
 }
 
+/// A check hook's answer: a NULL value is fine, text must pass `ok`, and
+/// anything else (not UTF-8) is refused.
+unsafe fn check_value(newval: *mut *mut c_char, ok: impl FnOnce(&str) -> bool) -> bool {
+    match value_str(newval) {
+        None => newval.is_null() || (*newval).is_null(),
+        Some(v) => ok(v),
+    }
+}
+
+/// An assign hook's value (None for NULL or text that is not UTF-8).
+unsafe fn assigned<'a>(newval: *const c_char) -> Option<&'a str> {
+    if newval.is_null() {
+        None
+    } else {
+        CStr::from_ptr(newval).to_str().ok()
+    }
+}
+
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_tenant_id(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    let raw_null = newval.is_null() || (*newval).is_null();
-    match value_str(newval) {
-        None => raw_null,
-        Some("") => true,
-        Some(v) => context::valid_tenant_id(v),
-    }
+    check_value(newval, |v| v.is_empty() || context::valid_tenant_id(v))
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut c_void) {
-    let v = if newval.is_null() {
-        None
-    } else {
-        CStr::from_ptr(newval).to_str().ok()
-    };
-    context::cache_tenant(v);
+    context::cache_tenant(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -154,20 +162,12 @@ unsafe extern "C-unwind" fn check_subject(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match value_str(newval) {
-        None => newval.is_null() || (*newval).is_null(),
-        Some(v) => v.len() <= pg_tenant_token::MAX_SUBJECT_LEN,
-    }
+    check_value(newval, |v| v.len() <= pg_tenant_token::MAX_SUBJECT_LEN)
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_subject(newval: *const c_char, _extra: *mut c_void) {
-    let v = if newval.is_null() {
-        None
-    } else {
-        CStr::from_ptr(newval).to_str().ok()
-    };
-    crate::subject::cache_subject(v);
+    crate::subject::cache_subject(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -176,20 +176,12 @@ unsafe extern "C-unwind" fn check_claims(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match value_str(newval) {
-        None => newval.is_null() || (*newval).is_null(),
-        Some(v) => v.len() <= pg_tenant_token::MAX_CLAIMS_LEN,
-    }
+    check_value(newval, |v| v.len() <= pg_tenant_token::MAX_CLAIMS_LEN)
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_claims(newval: *const c_char, _extra: *mut c_void) {
-    let v = if newval.is_null() {
-        None
-    } else {
-        CStr::from_ptr(newval).to_str().ok()
-    };
-    crate::subject::cache_claims(v);
+    crate::subject::cache_claims(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -198,10 +190,7 @@ unsafe extern "C-unwind" fn check_public_keys(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match value_str(newval) {
-        None => newval.is_null() || (*newval).is_null(),
-        Some(v) => pg_tenant_token::parse_public_keys(v).is_ok(),
-    }
+    check_value(newval, |v| pg_tenant_token::parse_public_keys(v).is_ok())
 }
 
 #[pgrx::pg_guard]
@@ -210,19 +199,12 @@ unsafe extern "C-unwind" fn check_context_state(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    match value_str(newval) {
-        None => newval.is_null() || (*newval).is_null(),
-        Some(v) => context::ContextState::parse(v).is_some(),
-    }
+    check_value(newval, |v| context::ContextState::parse(v).is_some())
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_context_state(newval: *const c_char, _extra: *mut c_void) {
-    let v = if newval.is_null() {
-        ""
-    } else {
-        CStr::from_ptr(newval).to_str().unwrap_or("")
-    };
+    let v = assigned(newval).unwrap_or("");
     context::cache_state(context::ContextState::parse(v).unwrap_or_default());
 }
 

@@ -333,9 +333,7 @@ impl Session {
             .await?;
         let authenticated = match verified {
             None => {
-                let cleartext_allowed = self.client.tls.is_some()
-                    || self.client.stream.peer_is_loopback()
-                    || cfg.auth.allow_cleartext_without_tls;
+                let cleartext_allowed = auth::cleartext_allowed(&self.client, &cfg);
                 let relayed = auth::relay(&mut self.client, &mut server, cleartext_allowed);
                 timeout_at(deadline, relayed)
                     .await

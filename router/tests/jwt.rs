@@ -6,7 +6,7 @@
 //! when the token does. Clients: tokio-postgres, psql, and psycopg with a
 //! token minted by PyJWT.
 mod common;
-use common::wire::temp_dir;
+use common::wire::{backends, temp_dir};
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -196,15 +196,6 @@ async fn whoami(
         .await
         .unwrap();
     Ok((row.get(0), row.get(1), row.get(2), visible_notes(&c).await))
-}
-
-fn backends(role: &str) -> i64 {
-    admin_sql(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"
-    ))
-    .trim()
-    .parse()
-    .unwrap()
 }
 
 #[tokio::test]

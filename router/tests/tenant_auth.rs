@@ -114,15 +114,6 @@ async fn tenant_and_rows(url: &str) -> Result<(String, i64), tokio_postgres::Err
     Ok((t.unwrap_or_default(), visible_notes(&c).await))
 }
 
-fn backends(role: &str) -> i64 {
-    admin_sql(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"
-    ))
-    .trim()
-    .parse()
-    .unwrap()
-}
-
 /// Backends of `role` still authenticating. PostgreSQL 15 shows them in
 /// no view, only in their process title ("postgres: ROLE DB HOST(PORT)
 /// authentication").

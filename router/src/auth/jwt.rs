@@ -55,19 +55,13 @@ async fn check(
     cfg: &Config,
     verifier: &JwtVerifier,
 ) -> Result<Verified, SessionError> {
-    let protected = client.tls.is_some()
-        || client.stream.peer_is_loopback()
-        || cfg.auth.allow_cleartext_without_tls;
-    if !protected {
+    if !super::cleartext_allowed(client, cfg) {
         return Err(AuthError::TokenNeedsProtection.into());
     }
     client.send(&auth_message(3, &[])).await?;
     let body = read_password_message(client).await?;
-    let token = body
-        .strip_suffix(&[0])
-        .filter(|p| !p.contains(&0))
-        .and_then(|p| std::str::from_utf8(p).ok())
-        .ok_or(AuthError::Malformed("PasswordMessage"))?;
+    let token = std::str::from_utf8(super::cleartext_password(&body)?)
+        .map_err(|_| AuthError::Malformed("PasswordMessage"))?;
     let id = verifier
         .verify(token, SystemTime::now())
         .map_err(AuthError::Jwt)?;

@@ -159,9 +159,7 @@ async fn check_request(
             ),
         },
     };
-    let cleartext_allowed = client.tls.is_some()
-        || client.stream.peer_is_loopback()
-        || cfg.auth.allow_cleartext_without_tls;
+    let cleartext_allowed = super::cleartext_allowed(client, cfg);
     // In relay mode PostgreSQL answers a tenant without a secret: the mock
     // for an unknown or disabled one must look the same, without -PLUS
     // (stripped from a relay) and in PostgreSQL's words, which name the
@@ -384,10 +382,7 @@ pub async fn check(
             }
             client.send(&auth_message(3, &[])).await?;
             let body = read_password_message(client).await?;
-            let password = body
-                .strip_suffix(&[0])
-                .filter(|p| !p.contains(&0))
-                .ok_or(AuthError::Malformed("PasswordMessage"))?;
+            let password = super::cleartext_password(&body)?;
             match mock {
                 Some(reason) => Err(failed(reason).into()),
                 None if md5_matches(stored, password, role) => Ok(Proven::Md5),

@@ -148,3 +148,13 @@ pub fn non_loopback_ipv4() -> Option<String> {
         })
         .map(str::to_owned)
 }
+
+/// Backends of `role` PostgreSQL shows (authenticated sessions).
+pub fn backends(role: &str) -> i64 {
+    super::admin_sql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"
+    ))
+    .trim()
+    .parse()
+    .unwrap()
+}
