@@ -171,6 +171,49 @@ impl Default for Auth {
     }
 }
 
+/// The `[pool]` section: backends kept and reused between clients. Only
+/// clients the router authenticated itself (verify mode, tenant secrets,
+/// JWT) are pooled: a relayed login is PostgreSQL's own exchange on a
+/// backend of the client's own. The tenant's `pool_mode` (catalog) says
+/// session or transaction; its `pool_size` is its share of a shared pool,
+/// or the size of its own with `dedicated_pool`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pool {
+    /// Pool backends at all (false: one backend per client, as before).
+    pub enabled: bool,
+    /// Backends of one shared pool: (upstream, database, login role).
+    pub size: usize,
+    /// How long a client waits for a backend before FATAL 53300.
+    pub timeout_ms: u64,
+    /// An idle backend is closed after this long (0: never); a pool's
+    /// `min_idle` stay.
+    pub idle_timeout_ms: u64,
+    /// A backend is closed, instead of reused, once this old (0: never).
+    pub server_lifetime_ms: u64,
+    /// A backend idle this long is checked (one round trip) before reuse.
+    pub check_after_idle_ms: u64,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            enabled: false,
+            size: 20,
+            timeout_ms: 5_000,
+            idle_timeout_ms: 600_000,
+            server_lifetime_ms: 3_600_000,
+            check_after_idle_ms: 30_000,
+        }
+    }
+}
+
+impl Pool {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
 /// The whole configuration. Every field is in `router/tenant-router.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,6 +253,7 @@ pub struct Config {
     pub catalog: Catalog,
     pub tls: crate::tls::TlsSettings,
     pub auth: Auth,
+    pub pool: Pool,
     /// The key itself, read from `context_signing_key_file` by `load`.
     #[serde(skip)]
     pub signing_key: Option<pg_tenant_token::SigningKey>,
@@ -233,6 +277,7 @@ impl Default for Config {
             catalog: Catalog::default(),
             tls: crate::tls::TlsSettings::default(),
             auth: Auth::default(),
+            pool: Pool::default(),
             signing_key: None,
         }
     }
@@ -427,6 +472,9 @@ impl Config {
                     jwt.user, self.identify.separator
                 ));
             }
+        }
+        if self.pool.size == 0 || self.pool.timeout_ms == 0 {
+            return bad("pool.size and pool.timeout_ms must be greater than 0".into());
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
