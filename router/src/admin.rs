@@ -7,6 +7,7 @@
 //! | `GET /tenants`                   | every catalog tenant: limits and counters   |
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
+//! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
 //! | `GET /metrics`                   | Prometheus text exposition                  |
 //!
 //! With `admin_token` set, every route but /health and /ready needs
@@ -99,6 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/tenants", get(tenants))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
+        .route("/pools", get(pools))
         .route("/metrics", get(prometheus))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
@@ -279,6 +281,10 @@ async fn disconnect(
     Ok(Json(json!({ "tenant": id, "disconnected": n })))
 }
 
+async fn pools(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "pools": app.shared.pools.counts() }))
+}
+
 async fn prometheus(State(app): State<AppState>) -> Response {
     let shared = &app.shared;
     shared
@@ -287,6 +293,7 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .set(i64::from(shared.catalog.is_connected().await));
     shared.limits.export_active();
     shared.metrics.clients.set(shared.open_clients() as i64);
+    shared.pools.export();
     (
         [(
             header::CONTENT_TYPE,

@@ -18,6 +18,15 @@ pub struct Backend {
     pub buf: BytesMut,
     /// Its BackendKeyData (pid, secret key), once PostAuth has read it.
     pub key: Option<(i32, i32)>,
+    /// The parameters PostgreSQL reported (ParameterStatus), as of the last
+    /// exchange the router itself ran (a pooled client is sent these).
+    pub params: Vec<(String, String)>,
+    /// When the connection was opened.
+    pub opened: std::time::Instant,
+    /// The nonce of the last context token signed for this backend.
+    nonce: u64,
+    /// The tenant whose context the router last set here (pooled backends).
+    pub served: Option<String>,
 }
 
 impl Backend {
@@ -48,6 +57,10 @@ impl Backend {
             stream,
             buf: BytesMut::with_capacity(16 * 1024),
             key: None,
+            params: Vec::new(),
+            opened: std::time::Instant::now(),
+            nonce: 0,
+            served: None,
         })
     }
 
@@ -73,6 +86,10 @@ impl Backend {
         loop {
             let frame = self.read_frame().await?;
             match frame[0] {
+                b'S' => {
+                    self.note_parameter(&frame);
+                    out.extend_from_slice(&frame);
+                }
                 b'K' => {
                     if let Some(Message::BackendKeyData(k)) = protocol::typed(&frame) {
                         key = Some((k.process_id(), k.secret_key()));
@@ -92,6 +109,56 @@ impl Backend {
         }
     }
 
+    /// Remember a ParameterStatus.
+    pub fn note_parameter(&mut self, frame: &[u8]) {
+        if let Some((name, value)) = protocol::parameter_status(frame) {
+            match self.params.iter_mut().find(|(n, _)| *n == name) {
+                Some(p) => p.1 = value,
+                None => self.params.push((name, value)),
+            }
+        }
+    }
+
+    /// A nonce for the next context token of this backend: the clock in
+    /// microseconds, and always above the last one (two tokens signed in
+    /// the same microsecond must still grow).
+    pub fn next_nonce(&mut self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(1);
+        self.nonce = now.max(self.nonce + 1);
+        self.nonce
+    }
+
+    /// Send `req` (the router's own messages, ending in `readies`
+    /// ReadyForQuery answers) and read until the last ReadyForQuery.
+    /// ParameterStatus is remembered; returns the first ErrorResponse, if
+    /// any, and the last transaction status.
+    pub async fn exchange(
+        &mut self,
+        req: &[u8],
+        mut readies: usize,
+    ) -> Result<(Option<BytesMut>, u8), SessionError> {
+        self.send(req).await?;
+        let mut failure = None;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame[0] {
+                b'E' if failure.is_none() => failure = Some(frame),
+                b'S' => self.note_parameter(&frame),
+                b'Z' => {
+                    readies = readies.saturating_sub(1);
+                    if readies == 0 {
+                        return Ok((failure, frame.get(5).copied().unwrap_or(b'I')));
+                    }
+                }
+                // Parse/Bind/CommandComplete, rows, notices.
+                _ => {}
+            }
+        }
+    }
+
     /// Injecting: `SELECT tenant.set_context($1, $2)` with bind parameters,
     /// in one round trip; replace the held ReadyForQuery in `out` with the
     /// one that follows. Any error fails the connection.
@@ -102,47 +169,9 @@ impl Backend {
         token: &str,
         subject: Option<(&str, &str)>,
     ) -> Result<(), SessionError> {
-        use postgres_protocol::message::frontend;
-        use postgres_protocol::IsNull;
         let mut req = BytesMut::with_capacity(256);
-        let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
-        // Text parameters are read in the client's client_encoding; the
-        // subject and the claims were signed as UTF-8, so they travel as
-        // bytea (never converted) and are decoded as UTF-8 on the server.
-        // (binary format: a bytea parameter in text format would be read
-        // in client_encoding too).
-        type Shape = (&'static str, &'static [u32], &'static [i16]);
-        let ((sql, types, formats), values): (Shape, Vec<&str>) = match subject {
-            None => (
-                ("SELECT tenant.set_context($1, $2)", &[25, 25], &[0]),
-                vec![tenant, token],
-            ),
-            Some((subject, claims)) => (
-                (
-                    "SELECT tenant.set_context($1, $2, pg_catalog.convert_from($3, 'UTF8'), \
-                     pg_catalog.convert_from($4, 'UTF8'))",
-                    &[25, 25, 17, 17],
-                    &[0, 0, 1, 1],
-                ),
-                vec![tenant, token, subject, claims],
-            ),
-        };
-        frontend::parse("", sql, types.iter().copied(), &mut req).map_err(fail)?;
-        frontend::bind(
-            "",
-            "",
-            formats.iter().copied(),
-            values,
-            |v, buf| {
-                buf.put_slice(v.as_bytes());
-                Ok(IsNull::No)
-            },
-            [0i16],
-            &mut req,
-        )
-        .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
-        frontend::execute("", 0, &mut req).map_err(fail)?;
-        frontend::sync(&mut req);
+        context_request(tenant, token, subject, &mut req)?;
+        postgres_protocol::message::frontend::sync(&mut req);
         self.send(&req).await?;
         // Drop the held ReadyForQuery (the last frame in `out`).
         out.truncate(out.len().saturating_sub(6));
@@ -171,4 +200,65 @@ impl Backend {
             }
         }
     }
+}
+
+/// Parse, Bind and Execute of `SELECT tenant.set_context(...)` for
+/// `tenant` (and the subject and claims of a token login), with bind
+/// parameters; the caller adds the Sync.
+pub fn context_request(
+    tenant: &str,
+    token: &str,
+    subject: Option<(&str, &str)>,
+    req: &mut BytesMut,
+) -> Result<(), SessionError> {
+    use postgres_protocol::message::frontend;
+    let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
+    // Text parameters are read in the client's client_encoding; the
+    // subject and the claims were signed as UTF-8, so they travel as
+    // bytea (never converted) and are decoded as UTF-8 on the server.
+    // (binary format: a bytea parameter in text format would be read in
+    // client_encoding too).
+    type Shape = (&'static str, &'static [u32], &'static [i16]);
+    let ((sql, types, formats), values): (Shape, Vec<&str>) = match subject {
+        None => (
+            ("SELECT tenant.set_context($1, $2)", &[25, 25], &[0]),
+            vec![tenant, token],
+        ),
+        Some((subject, claims)) => (
+            (
+                "SELECT tenant.set_context($1, $2, pg_catalog.convert_from($3, 'UTF8'), \
+                 pg_catalog.convert_from($4, 'UTF8'))",
+                &[25, 25, 17, 17],
+                &[0, 0, 1, 1],
+            ),
+            vec![tenant, token, subject, claims],
+        ),
+    };
+    frontend::parse("", sql, types.iter().copied(), req).map_err(fail)?;
+    bind_execute(formats, &values, req)
+}
+
+/// Bind (unnamed statement and portal, `values` as they are, in the given
+/// formats) and Execute.
+pub fn bind_execute(
+    formats: &[i16],
+    values: &[&str],
+    req: &mut BytesMut,
+) -> Result<(), SessionError> {
+    use postgres_protocol::message::frontend;
+    use postgres_protocol::IsNull;
+    frontend::bind(
+        "",
+        "",
+        formats.iter().copied(),
+        values.iter().copied(),
+        |v, buf| {
+            buf.put_slice(v.as_bytes());
+            Ok(IsNull::No)
+        },
+        [0i16],
+        req,
+    )
+    .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
+    frontend::execute("", 0, req).map_err(|e| SessionError::Injection(e.to_string()))
 }

@@ -79,6 +79,42 @@ pub struct TenantInfo {
     /// with the row, never shown.
     #[serde(skip)]
     pub auth_secret: Option<Redacted>,
+    /// How its backends are pooled (pg_tenant 0.4.0; earlier: defaults).
+    pub pool: PoolSettings,
+}
+
+/// `pool_mode` of a tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// A client keeps its backend until it leaves.
+    #[default]
+    Session,
+    /// A client holds a backend for one transaction at a time.
+    Transaction,
+}
+
+/// A tenant's pool settings (effective values).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PoolSettings {
+    pub mode: PoolMode,
+    /// Its own pool instead of its share of the shared one.
+    pub dedicated: bool,
+    /// Its share of a shared pool, or the size of its own.
+    pub size: i32,
+    /// Backends its own pool keeps open.
+    pub min_idle: i32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            mode: PoolMode::Session,
+            dedicated: false,
+            size: 10,
+            min_idle: 0,
+        }
+    }
 }
 
 /// A secret kept as text; Debug shows only that it is there.
@@ -140,12 +176,34 @@ pub struct Catalog {
     /// When `has_secrets` was last found false (re-checked at most once a
     /// second, so an `ALTER EXTENSION pg_tenant UPDATE` is seen at once).
     secrets_checked: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Whether `tenant.router_catalog` has the pool columns (pg_tenant
+    /// 0.4.0), checked with `has_secrets`.
+    has_pool: AtomicBool,
     /// Queries run (lookups, lists, checks).
     queries: OnceLock<prometheus::IntCounter>,
 }
 
 const COLUMNS: &str = "r.id, r.enabled, r.isolation, r.database_name, r.schema_name, \
      r.max_connections, r.qps_limit, r.burst_multiplier, r.max_query_ms, r.max_result_bytes";
+
+/// The pool columns of `tenant.router_catalog` (pg_tenant 0.4.0).
+const POOL_COLUMNS: &str = ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode";
+
+fn row_pool(r: &tokio_postgres::Row) -> PoolSettings {
+    let Ok(mode) = r.try_get::<_, String>("pool_mode") else {
+        return PoolSettings::default();
+    };
+    PoolSettings {
+        mode: if mode == "transaction" {
+            PoolMode::Transaction
+        } else {
+            PoolMode::Session
+        },
+        dedicated: r.try_get("dedicated_pool").unwrap_or(false),
+        size: r.try_get("pool_size").unwrap_or(10),
+        min_idle: r.try_get("min_idle").unwrap_or(0),
+    }
+}
 
 fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
     TenantInfo {
@@ -159,11 +217,12 @@ fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
         burst_multiplier: r.get(7),
         max_query_ms: r.get(8),
         max_result_bytes: r.get(9),
-        auth_secret: if r.len() > 10 {
-            r.get::<_, Option<String>>(10).map(Redacted)
-        } else {
-            None
-        },
+        auth_secret: r
+            .try_get::<_, Option<String>>("auth_secret")
+            .ok()
+            .flatten()
+            .map(Redacted),
+        pool: row_pool(r),
     }
 }
 
@@ -186,6 +245,7 @@ impl Catalog {
             inbox: std::sync::Mutex::new(Some(rx)),
             connected: AtomicBool::new(false),
             has_secrets: AtomicBool::new(false),
+            has_pool: AtomicBool::new(false),
             secrets_checked: std::sync::Mutex::new(None),
             queries: OnceLock::new(),
         })
@@ -272,7 +332,8 @@ impl Catalog {
     /// without secrets because the check failed (it would let a role's own
     /// password open a tenant that has a secret).
     async fn check_secrets(&self, client: &Client, now: bool) -> Result<(), tokio_postgres::Error> {
-        if self.has_secrets.load(Ordering::Acquire) && !now {
+        if self.has_secrets.load(Ordering::Acquire) && self.has_pool.load(Ordering::Acquire) && !now
+        {
             return Ok(());
         }
         {
@@ -288,14 +349,17 @@ impl Catalog {
         self.counted();
         let found = client
             .query_one(
-                "SELECT to_regprocedure('tenant.auth_secret(text)') IS NOT NULL",
+                "SELECT to_regprocedure('tenant.auth_secret(text)') IS NOT NULL, \
+                 coalesce((SELECT 'pool_mode' = ANY (proargnames) FROM pg_catalog.pg_proc \
+                   WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false)",
                 &[],
             )
             .await
-            .and_then(|r| r.try_get::<_, bool>(0));
+            .and_then(|r| Ok((r.try_get::<_, bool>(0)?, r.try_get::<_, bool>(1)?)));
         match found {
-            Ok(found) => {
-                self.has_secrets.store(found, Ordering::Release);
+            Ok((secrets, pool)) => {
+                self.has_secrets.store(secrets, Ordering::Release);
+                self.has_pool.store(pool, Ordering::Release);
                 Ok(())
             }
             Err(e) => {
@@ -306,6 +370,15 @@ impl Catalog {
                     .unwrap_or_else(|p| p.into_inner()) = None;
                 Err(e)
             }
+        }
+    }
+
+    /// The pool columns, when the installed pg_tenant has them.
+    fn pool_columns(&self) -> &'static str {
+        if self.has_pool.load(Ordering::Acquire) {
+            POOL_COLUMNS
+        } else {
+            ""
         }
     }
 
@@ -345,12 +418,13 @@ impl Catalog {
             return;
         }
         let secret = if self.has_secrets.load(Ordering::Acquire) {
-            ", tenant.auth_secret(r.id)"
+            ", tenant.auth_secret(r.id) AS auth_secret"
         } else {
             ""
         };
+        let pool = self.pool_columns();
         let sql = format!(
-            "SELECT {COLUMNS}{secret} FROM unnest($1::text[]) AS q(id) \
+            "SELECT {COLUMNS}{pool}{secret} FROM unnest($1::text[]) AS q(id) \
              CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r"
         );
         let result = client.query(&sql, &[&ids]).await;
@@ -411,7 +485,10 @@ impl Catalog {
             self.counted();
             match req {
                 Request::List(tx) => {
-                    let sql = format!("SELECT {COLUMNS} FROM tenant.router_catalog(NULL) AS r");
+                    let _ = self.check_secrets(client, false).await;
+                    let pool = self.pool_columns();
+                    let sql =
+                        format!("SELECT {COLUMNS}{pool} FROM tenant.router_catalog(NULL) AS r");
                     let r = client.query(&sql, &[]).await;
                     let _ = tx.send(
                         r.map(|rows| rows.iter().map(row_info).collect())

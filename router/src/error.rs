@@ -53,6 +53,8 @@ pub enum SessionError {
     /// speaks TLS, so it cannot read a FATAL; the connection is closed.
     #[error("direct TLS connection refused: tls.client_tls = disable")]
     DirectTlsRefused,
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
     #[error("client closed the connection")]
     ClientGone,
     #[error("PostgreSQL closed the connection")]
@@ -97,6 +99,7 @@ impl SessionError {
             SessionError::ContextRefused(_) => "28000",
             SessionError::TlsRequired => "28000",
             SessionError::Tls(_) => "08P01",
+            SessionError::Pool(e) => e.sqlstate(),
             SessionError::Auth(e) => e.sqlstate()?,
             SessionError::Postgres(_)
             | SessionError::DirectTlsRefused

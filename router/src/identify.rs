@@ -213,6 +213,37 @@ fn check_setting(assignment: &str) -> Result<(), IdentifyError> {
     Ok(())
 }
 
+/// The settings among a client's startup parameters, in order: every
+/// parameter but `user`, `database`, `replication` and protocol options
+/// (`_pq_.*`), with `options`' `-c name=value` (and `--name=value`) pairs
+/// spelled out. A pooled backend gets them with `set_config` (`screen`
+/// has refused the forbidden ones already).
+pub fn settings(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, value) in params {
+        match setting_name(key).as_str() {
+            "user" | "database" | "replication" => {}
+            n if n.starts_with("_pq_.") => {}
+            "options" => {
+                let words = split_options(value);
+                let mut it = words.iter();
+                while let Some(w) = it.next() {
+                    let pair = if w == "-c" {
+                        it.next().map(String::as_str)
+                    } else {
+                        w.strip_prefix("-c").or_else(|| w.strip_prefix("--"))
+                    };
+                    if let Some((n, v)) = pair.and_then(|p| p.split_once('=')) {
+                        out.push((n.trim().replace('-', "_"), v.to_owned()));
+                    }
+                }
+            }
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    out
+}
+
 /// Refuse startup parameters a tenant client must not send: settings of
 /// `pg_tenant.*`, `role`, `session_authorization`, a replication request,
 /// and any `options` word that is not `-c name=value` / `--name=value`.
@@ -257,6 +288,31 @@ pub fn screen(params: &[(String, String)]) -> Result<(), IdentifyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_spell_out_options_and_skip_the_rest() {
+        let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let params = vec![
+            p("user", "app.acme"),
+            p("database", "db"),
+            p("application_name", "psql"),
+            p(
+                "options",
+                "-c search_path=a,b --statement-timeout=5s -c x.y=1\\ 2",
+            ),
+            p("_pq_.compression", "on"),
+            p("replication", "false"),
+        ];
+        assert_eq!(
+            settings(&params),
+            vec![
+                p("application_name", "psql"),
+                p("search_path", "a,b"),
+                p("statement_timeout", "5s"),
+                p("x.y", "1 2"),
+            ]
+        );
+    }
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

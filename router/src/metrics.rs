@@ -111,6 +111,21 @@ pub struct Metrics {
     pub cancel_requests: IntCounterVec,
     /// Client connections that started a session over TLS, by `version`.
     pub connections_tls: IntCounterVec,
+    /// Pooled backends by `pool` and `state` ("idle", "active"), set at
+    /// each scrape.
+    pub pool_backends: IntGaugeVec,
+    /// Clients waiting for a backend, by `pool` (set at each scrape).
+    pub pool_waiting: IntGaugeVec,
+    /// Time clients waited for a pooled backend.
+    pub pool_wait: HistogramVec,
+    /// Clients refused after `pool.timeout_ms`, by `pool`.
+    pub pool_timeouts: IntCounterVec,
+    /// Pooled backends closed instead of reused, by `pool` and `reason`.
+    pub pool_discarded: IntCounterVec,
+    /// Pooled backends handed to a tenant other than their last one.
+    pub pool_switches: IntCounterVec,
+    /// Pooled backends handed out again (checkouts of an idle backend).
+    pub pool_reused: IntCounterVec,
 }
 
 const T: &[&str] = &["tenant"];
@@ -266,6 +281,61 @@ impl Metrics {
                 "tenant_router_cancel_requests_total",
                 "Cancel requests from clients, by outcome (forwarded, dropped).",
                 &["outcome"],
+            ),
+            pool_backends: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tenant_router_pool_backends",
+                        "Pooled backends by pool and state (idle, active).",
+                    ),
+                    &["pool", "state"],
+                ),
+            ),
+            pool_waiting: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "tenant_router_pool_waiting_clients",
+                        "Clients waiting for a backend of the pool.",
+                    ),
+                    &["pool"],
+                ),
+            ),
+            pool_wait: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "tenant_router_pool_wait_seconds",
+                        "Time a client waited for a backend of the pool.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["pool"],
+                ),
+            ),
+            pool_timeouts: counter_vec(
+                &r,
+                "tenant_router_pool_timeouts_total",
+                "Clients refused because no backend of the pool became free within pool.timeout_ms.",
+                &["pool"],
+            ),
+            pool_discarded: counter_vec(
+                &r,
+                "tenant_router_pool_discarded_total",
+                "Pooled backends closed instead of reused, by reason.",
+                &["pool", "reason"],
+            ),
+            pool_switches: counter_vec(
+                &r,
+                "tenant_router_pool_tenant_switches_total",
+                "Pooled backends handed to a tenant other than the one they served last.",
+                &["pool"],
+            ),
+            pool_reused: counter_vec(
+                &r,
+                "tenant_router_pool_reused_total",
+                "Pooled backends handed out again instead of opening one.",
+                &["pool"],
             ),
             connections_tls: counter_vec(
                 &r,

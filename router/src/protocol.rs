@@ -181,6 +181,34 @@ pub enum Severity {
 }
 
 /// Encode an ErrorResponse.
+/// The (name, value) of a ParameterStatus frame.
+pub fn parameter_status(frame: &[u8]) -> Option<(String, String)> {
+    let body = frame.get(5..)?;
+    let mut parts = body.split(|b| *b == 0);
+    let name = std::str::from_utf8(parts.next()?).ok()?;
+    let value = std::str::from_utf8(parts.next()?).ok()?;
+    Some((name.to_owned(), value.to_owned()))
+}
+
+/// A ParameterStatus frame.
+pub fn parameter_status_frame(name: &str, value: &str, out: &mut BytesMut) {
+    let len = 4 + name.len() + 1 + value.len() + 1;
+    out.put_u8(b'S');
+    out.put_u32(len as u32);
+    out.put_slice(name.as_bytes());
+    out.put_u8(0);
+    out.put_slice(value.as_bytes());
+    out.put_u8(0);
+}
+
+/// A BackendKeyData frame.
+pub fn backend_key_data(pid: i32, key: i32, out: &mut BytesMut) {
+    out.put_u8(b'K');
+    out.put_u32(12);
+    out.put_i32(pid);
+    out.put_i32(key);
+}
+
 pub fn error_response(severity: Severity, code: &str, message: &str) -> BytesMut {
     let sev = match severity {
         Severity::Error => "ERROR",

@@ -50,13 +50,28 @@ pub enum RelayError {
     Io(#[from] std::io::Error),
 }
 
+/// Who owns the backend, which decides where the client's Terminate goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// The session's own: Terminate is forwarded and ends it.
+    Own,
+    /// A pool's: Terminate ends the client's session but is not forwarded
+    /// (the backend goes back to its pool).
+    Pooled,
+}
+
 /// A client frame on its way: the watch decides, the conversation records
 /// what Postgres actually gets.
 fn client_frame(
     conv: &mut Conversation,
     mut watch: Option<&mut StatementWatch>,
+    ownership: Ownership,
     v: FrameView<'_>,
 ) -> Edit {
+    if v.tag == b'X' && ownership == Ownership::Pooled {
+        conv.client_sent(v.tag, false);
+        return Edit::Drop;
+    }
     let verdict = match watch.as_deref_mut() {
         Some(w) => w.on_client(v, conv),
         None => ClientVerdict::Pass,
@@ -200,6 +215,7 @@ pub struct Relay {
     /// Postgres frames on their way to the client.
     pub down: Pipe,
     pub conv: Conversation,
+    pub ownership: Ownership,
 }
 
 impl Relay {
@@ -210,15 +226,17 @@ impl Relay {
         client_buf: BytesMut,
         server_buf: BytesMut,
         mut watch: Option<&mut StatementWatch>,
+        ownership: Ownership,
     ) -> Result<Relay, FrameError> {
         let mut r = Relay {
             up: Pipe::new(client_buf),
             down: Pipe::new(server_buf),
             conv: Conversation::default(),
+            ownership,
         };
-        let Relay { up, down, conv } = &mut r;
+        let Relay { up, down, conv, .. } = &mut r;
         up.framer
-            .scan(&mut |v| client_frame(conv, watch.as_deref_mut(), v))?;
+            .scan(&mut |v| client_frame(conv, watch.as_deref_mut(), ownership, v))?;
         down.framer
             .scan(&mut |v| server_frame(conv, watch.as_deref_mut(), v))?;
         deliver_local_reply(&mut down.framer, watch);
@@ -267,13 +285,19 @@ impl Relay {
             if mode == Mode::StopWhenIdle && self.idle(watch.as_deref()) {
                 return Poll::Ready(Ok(End::Idle));
             }
-            let Relay { up, down, conv } = self;
+            let Relay {
+                up,
+                down,
+                conv,
+                ownership,
+            } = self;
+            let ownership = *ownership;
             // Hold the client's frames while the watch's cancel is on its
             // way, and after Terminate.
             let open =
                 !conv.terminated() && watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
             let a = up.step(cx, client, server, open, &mut |v| {
-                client_frame(conv, watch.as_deref_mut(), v)
+                client_frame(conv, watch.as_deref_mut(), ownership, v)
             })?;
             deliver_local_reply(&mut down.framer, watch.as_deref_mut());
             let b = down.step(cx, server, client, true, &mut |v| {
@@ -306,7 +330,13 @@ mod tests {
     use super::*;
 
     fn relay(client: &[u8], server: &[u8]) -> Relay {
-        Relay::new(BytesMut::from(client), BytesMut::from(server), None).unwrap()
+        Relay::new(
+            BytesMut::from(client),
+            BytesMut::from(server),
+            None,
+            Ownership::Own,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -339,6 +369,7 @@ mod tests {
             max_query_ms: 0,
             max_result_bytes: 0,
             auth_secret: None,
+            pool: Default::default(),
         }));
         assert!(c.take_token(1, 1.0)); // empty the bucket
         let mut w = StatementWatch::new(
@@ -349,7 +380,13 @@ mod tests {
         );
         // A client that sent its first query before ReadyForQuery.
         let early = b"Q\0\0\0\x0dSELECT 1\0";
-        let relay = Relay::new(BytesMut::from(&early[..]), BytesMut::new(), Some(&mut w)).unwrap();
+        let relay = Relay::new(
+            BytesMut::from(&early[..]),
+            BytesMut::new(),
+            Some(&mut w),
+            Ownership::Own,
+        )
+        .unwrap();
         assert_eq!(c.metrics.statements.get(), 1);
         assert!(relay.up.pending().is_empty(), "refused, not sent");
         assert_eq!(

@@ -27,6 +27,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub limits: Arc<Limits>,
     pub metrics: Arc<Metrics>,
+    /// Backend pools (`[pool]`).
+    pub pools: Arc<crate::pool::Pools>,
     pub(crate) draining: AtomicBool,
     /// One permit per client connection (`max_client_connections`),
     /// handshakes included.
@@ -61,7 +63,8 @@ impl Shared {
                 }
             });
         }));
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
+            pools: crate::pool::Pools::new(metrics.clone()),
             catalog,
             cancels: CancelRegistry::new(),
             limits,
@@ -79,7 +82,9 @@ impl Shared {
                 .build(),
             cfg: RwLock::new(cfg),
             draining: AtomicBool::new(false),
-        })
+        });
+        shared.pools.start_maintenance(Arc::downgrade(&shared));
+        shared
     }
 
     /// The configuration now; a session keeps the one it started with.

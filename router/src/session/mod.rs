@@ -29,21 +29,23 @@ use crate::config::LoginMode;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
+use crate::interrupt::{watch_interrupts, Interrupt, Signal};
 use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
+use crate::pool::Lease;
 use crate::protocol::{self, Severity};
-use crate::relay::{End, Mode, Relay};
+use crate::relay::{End, Mode, Ownership, Relay};
 use crate::shared::{Shared, Stop};
 use crate::transport::Stream;
 use bytes::BytesMut;
-use futures_util::task::AtomicWaker;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
 use tokio::time::timeout_at;
 use tracing::Instrument;
+
+mod pooled;
 
 /// The phases of a connection (DESIGN.md, "The router").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,6 +92,8 @@ pub struct Session {
     span: tracing::Span,
     /// Who authenticated, once the handshake has said so.
     authenticated: Option<Authenticated>,
+    /// The pooled backend's place in its pool (pooled sessions).
+    lease: Option<Lease>,
 }
 
 impl Session {
@@ -111,6 +115,7 @@ impl Session {
             kick: None,
             span: tracing::Span::none(),
             authenticated: None,
+            lease: None,
         }
     }
 
@@ -125,9 +130,9 @@ impl Session {
         let started = Instant::now();
         self.span = span.clone();
         let result = match self.handshake().instrument(span.clone()).await {
-            Ok(Some(mut server)) => {
+            Ok(Some(server)) => {
                 self.phase = Phase::Transparent;
-                self.relay(&mut server, shutdown).await
+                self.relay(server, shutdown).await
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -315,6 +320,15 @@ impl Session {
             }
         };
 
+        // A client the router checked itself can be served by a pooled
+        // backend (a relayed login needs a backend of its own).
+        if cfg.pool.enabled {
+            if let (Some(info), Some(v)) = (&tenant, verified.take()) {
+                let attach = self.attach_pooled(&cfg, info.clone(), v, &upstream_params, deadline);
+                return attach.await.map(Some);
+            }
+        }
+
         // Authenticating
         self.phase = Phase::Authenticating;
         // A relayed authentication holds a backend while the client
@@ -425,14 +439,19 @@ impl Session {
     /// the tenant.
     async fn relay(
         &mut self,
-        server: &mut Backend,
+        mut backend: Backend,
         shutdown: broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
         let mut watch = self.watch.take();
+        let ownership = match self.lease {
+            Some(_) => Ownership::Pooled,
+            None => Ownership::Own,
+        };
         let mut relay = Relay::new(
             std::mem::take(&mut self.client.buf),
-            std::mem::take(&mut server.buf),
+            std::mem::take(&mut backend.buf),
             watch.as_mut(),
+            ownership,
         )?;
         let interrupt = Arc::new(Interrupt::default());
         // A token login ends when its token does (auth.jwt.end_session_at_expiry).
@@ -461,7 +480,7 @@ impl Session {
         }
         let mut mode = Mode::Serve;
         let client = &mut self.client.stream;
-        let server = &mut server.stream;
+        let server = &mut backend.stream;
         let phase = &mut self.phase;
         let exit = std::future::poll_fn(|cx| {
             match interrupt.poll(cx) {
@@ -483,6 +502,11 @@ impl Session {
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
         let in_flight = !relay.idle(watch.as_ref());
+        // A pooled backend goes back only from a client that left with the
+        // conversation at rest and nothing of the server's half read.
+        let reusable = matches!(exit, Exit::Relay(Ok(End::Client)))
+            && !in_flight
+            && relay.down.framer.is_empty();
         let closing = match exit {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
@@ -501,7 +525,14 @@ impl Session {
         if let Ok(Some((code, why))) = closing {
             self.close_with(&relay, code, why).await;
         }
-        self.let_backend_go(server, in_flight).await;
+        match self.lease.take() {
+            Some(lease) if reusable => self.give_back(lease, backend).await,
+            Some(lease) => {
+                lease.pool().discarded("client_left_busy");
+                self.let_backend_go(&mut backend.stream, in_flight).await;
+            }
+            None => self.let_backend_go(&mut backend.stream, in_flight).await,
+        }
         closing.map(|_| ())
     }
 
@@ -584,86 +615,6 @@ fn context_token(
         },
     };
     Ok(pg_tenant_token::sign(key, action, backend, nonce()))
-}
-
-/// What reached a session from outside, in rising order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Signal {
-    None,
-    /// SIGTERM: close at the next idle point.
-    Drain,
-    /// The grace period is over: close now.
-    Stop,
-    /// An administrator disconnected the tenant.
-    Kick,
-    /// The session's token expired.
-    Expired,
-}
-
-/// A session's interrupt flag. A helper task waits on the router's stop
-/// broadcast and the tenant's disconnect signal and raises it; the relay
-/// checks it with one atomic load per wake-up, instead of polling a shared
-/// broadcast receiver and watch channel (each takes a lock) every time.
-#[derive(Default)]
-struct Interrupt {
-    state: AtomicU8,
-    waker: AtomicWaker,
-}
-
-impl Interrupt {
-    fn raise(&self, s: Signal) {
-        self.state.fetch_max(s as u8, Ordering::AcqRel);
-        self.waker.wake();
-    }
-
-    fn poll(&self, cx: &mut Context<'_>) -> Signal {
-        self.waker.register(cx.waker());
-        match self.state.load(Ordering::Acquire) {
-            0 => Signal::None,
-            1 => Signal::Drain,
-            2 => Signal::Stop,
-            3 => Signal::Kick,
-            _ => Signal::Expired,
-        }
-    }
-}
-
-async fn watch_interrupts(
-    interrupt: Arc<Interrupt>,
-    mut shutdown: broadcast::Receiver<Stop>,
-    mut kick: Option<watch::Receiver<u64>>,
-    expires: Option<tokio::time::Instant>,
-) {
-    let expiry = async {
-        match expires {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::pin!(expiry);
-    loop {
-        let kicked = async {
-            let fired = match kick.as_mut() {
-                Some(k) => k.changed().await.is_ok(),
-                None => false,
-            };
-            if !fired {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            stop = shutdown.recv() => match stop {
-                Ok(Stop::Drain) => interrupt.raise(Signal::Drain),
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Ok(Stop::Now) | Err(broadcast::error::RecvError::Closed) => {
-                    return interrupt.raise(Signal::Stop)
-                }
-            },
-            _ = kicked => return interrupt.raise(Signal::Kick),
-            _ = &mut expiry => return interrupt.raise(Signal::Expired),
-        }
-    }
 }
 
 /// The startup parameters Postgres gets: the tenant-free user name, and the

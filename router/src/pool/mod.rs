@@ -1,0 +1,563 @@
+//! Backend pools (README "Pooling"). A pool is keyed by (upstream,
+//! database, login role), or belongs to one tenant (`dedicated_pool`). It
+//! holds backends at rest with no tenant context (`switch::reset` ran on
+//! them) and hands them out under two rules:
+//!
+//! - **size**: at most `pool.size` backends open (a dedicated pool: the
+//!   tenant's `pool_size`);
+//! - **share**: in a shared pool a tenant holds at most its `pool_size`
+//!   backends at once, so one tenant cannot take a shared pool whole. Within
+//!   that, clients are served first come, first served: a client that
+//!   cannot be served waits in line (up to `pool.timeout_ms`), and every
+//!   backend given back goes to the first waiting client whose tenant is
+//!   under its share.
+//!
+//! A `Lease` is one backend's place in the pool, held by a session from
+//! checkout until the backend is given back (`Lease::give_back`) or, if
+//! dropped without that, closed (its place is freed). Idle backends are
+//! closed after `idle_timeout_ms` and beyond `server_lifetime_ms`; a
+//! dedicated pool keeps its tenant's `min_idle` open once it knows how to
+//! log in (the first client's login).
+
+pub mod switch;
+
+use crate::auth::BackendLogin;
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Which pool a client's backend comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub upstream: String,
+    pub database: String,
+    pub role: String,
+    /// The tenant of a dedicated pool.
+    pub dedicated: Option<String>,
+}
+
+impl PoolKey {
+    /// `role@database`, and `/tenant` for a dedicated pool (metrics, logs).
+    pub fn label(&self) -> String {
+        match &self.dedicated {
+            Some(t) => format!("{}@{}/{}", self.role, self.database, t),
+            None => format!("{}@{}", self.role, self.database),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("no backend of pool {pool} became free within {waited_ms} ms (pool size {size}; tenant \"{tenant}\" may hold {share} of it at once)")]
+    Timeout {
+        pool: String,
+        tenant: String,
+        waited_ms: u64,
+        size: usize,
+        share: usize,
+    },
+}
+
+impl PoolError {
+    pub fn sqlstate(&self) -> &'static str {
+        "53300"
+    }
+}
+
+/// What a client in line is given (generic over the backend so the rules
+/// are unit-tested without sockets).
+enum Grant<B> {
+    /// A backend at rest, and since when.
+    Idle(B, Instant),
+    /// A place: the client opens a backend.
+    Open,
+}
+
+struct Waiter<B> {
+    tenant: String,
+    share: usize,
+    tx: oneshot::Sender<Grant<B>>,
+}
+
+struct Idle<B> {
+    backend: B,
+    since: Instant,
+}
+
+struct State<B> {
+    size: usize,
+    min_idle: usize,
+    /// Backends at rest, most recently used last.
+    idle: Vec<Idle<B>>,
+    /// Backends open or being opened (idle ones included).
+    open: usize,
+    /// Backends being opened to reach `min_idle`.
+    prewarming: usize,
+    /// Backends each tenant holds (leased).
+    held: HashMap<String, usize>,
+    waiting: VecDeque<Waiter<B>>,
+    /// How to open a backend without a client (prewarming `min_idle`),
+    /// with the startup parameters: the last client's.
+    login: Option<LoginMaterial>,
+}
+
+/// How to log in without a client: the login and the startup parameters.
+type LoginMaterial = (BackendLogin, Vec<(String, String)>);
+
+impl<B> State<B> {
+    fn new(size: usize, min_idle: usize) -> State<B> {
+        State {
+            size: size.max(1),
+            min_idle: min_idle.min(size.max(1)),
+            idle: Vec::new(),
+            open: 0,
+            prewarming: 0,
+            held: HashMap::new(),
+            waiting: VecDeque::new(),
+            login: None,
+        }
+    }
+
+    fn held(&self, tenant: &str) -> usize {
+        self.held.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// A backend or a place for `tenant`, if the rules allow one now.
+    fn grant(&mut self, tenant: &str, share: usize) -> Option<Grant<B>> {
+        if self.held(tenant) >= share {
+            return None;
+        }
+        let g = if let Some(i) = self.idle.pop() {
+            Grant::Idle(i.backend, i.since)
+        } else if self.open < self.size {
+            self.open += 1;
+            Grant::Open
+        } else {
+            return None;
+        };
+        *self.held.entry(tenant.to_owned()).or_default() += 1;
+        Some(g)
+    }
+
+    fn ungrant(&mut self, tenant: &str, g: Grant<B>) {
+        self.unhold(tenant);
+        match g {
+            Grant::Idle(backend, since) => self.idle.push(Idle { backend, since }),
+            Grant::Open => self.open -= 1,
+        }
+    }
+
+    fn unhold(&mut self, tenant: &str) {
+        if let Some(n) = self.held.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(tenant);
+            }
+        }
+    }
+
+    /// Serve the clients in line, first come first served, skipping those
+    /// whose tenant holds its share.
+    fn dispatch(&mut self) {
+        let mut i = 0;
+        while i < self.waiting.len() {
+            if self.waiting[i].tx.is_closed() {
+                self.waiting.remove(i);
+                continue;
+            }
+            let (tenant, share) = (self.waiting[i].tenant.clone(), self.waiting[i].share);
+            if self.held(&tenant) >= share {
+                i += 1;
+                continue;
+            }
+            let Some(g) = self.grant(&tenant, share) else {
+                return;
+            };
+            if let Some(w) = self.waiting.remove(i) {
+                if let Err(g) = w.tx.send(g) {
+                    self.ungrant(&tenant, g);
+                }
+            }
+        }
+    }
+}
+
+/// One pool.
+pub struct Pool {
+    pub key: PoolKey,
+    label: String,
+    state: Mutex<State<Backend>>,
+    metrics: Arc<Metrics>,
+}
+
+/// A backend's place in its pool, held by one session.
+pub struct Lease {
+    pool: Arc<Pool>,
+    tenant: String,
+    /// Given back or not yet.
+    done: bool,
+}
+
+/// What `Pool::checkout` hands out.
+pub struct Checkout {
+    pub lease: Lease,
+    /// A backend at rest and how long it was idle; None: open one.
+    pub backend: Option<(Backend, Duration)>,
+    /// Time spent waiting in line.
+    pub waited: Duration,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State<Backend>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A backend (or a place to open one) for a client of `tenant`, which
+    /// may hold `share` backends of this pool at once; waits up to `wait`.
+    pub async fn checkout(
+        self: &Arc<Self>,
+        tenant: &str,
+        share: usize,
+        wait: Duration,
+    ) -> Result<Checkout, PoolError> {
+        let started = Instant::now();
+        let rx = {
+            let mut st = self.lock();
+            st.dispatch();
+            match st.grant(tenant, share) {
+                Some(g) => return Ok(self.lease(tenant, g, started)),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    st.waiting.push_back(Waiter {
+                        tenant: tenant.to_owned(),
+                        share,
+                        tx,
+                    });
+                    rx
+                }
+            }
+        };
+        let mut rx = rx;
+        match tokio::time::timeout(wait, &mut rx).await {
+            Ok(Ok(g)) => Ok(self.lease(tenant, g, started)),
+            _ => {
+                // A grant sent just before the deadline is still taken.
+                rx.close();
+                if let Ok(g) = rx.try_recv() {
+                    return Ok(self.lease(tenant, g, started));
+                }
+                let size = self.lock().size;
+                self.metrics
+                    .pool_timeouts
+                    .with_label_values(&[&self.label])
+                    .inc();
+                Err(PoolError::Timeout {
+                    pool: self.label.clone(),
+                    tenant: tenant.to_owned(),
+                    waited_ms: wait.as_millis() as u64,
+                    size,
+                    share,
+                })
+            }
+        }
+    }
+
+    fn lease(self: &Arc<Self>, tenant: &str, g: Grant<Backend>, started: Instant) -> Checkout {
+        let waited = started.elapsed();
+        self.metrics
+            .pool_wait
+            .with_label_values(&[&self.label])
+            .observe(waited.as_secs_f64());
+        let lease = Lease {
+            pool: self.clone(),
+            tenant: tenant.to_owned(),
+            done: false,
+        };
+        let backend = match g {
+            Grant::Idle(b, since) => Some((b, since.elapsed())),
+            Grant::Open => None,
+        };
+        Checkout {
+            lease,
+            backend,
+            waited,
+        }
+    }
+
+    /// Remember how to log in (for prewarming), from a client that did.
+    pub fn learn_login(&self, login: &BackendLogin, params: &[(String, String)]) {
+        if matches!(login, BackendLogin::Relayed) {
+            return;
+        }
+        self.lock().login = Some((login.clone(), params.to_vec()));
+    }
+
+    /// Count a backend closed instead of reused, and why.
+    pub fn discarded(&self, reason: &'static str) {
+        self.metrics
+            .pool_discarded
+            .with_label_values(&[&self.label, reason])
+            .inc();
+    }
+
+    /// (size, open, idle, held, waiting) now.
+    pub fn counts(&self) -> PoolCounts {
+        let st = self.lock();
+        PoolCounts {
+            pool: self.label.clone(),
+            size: st.size,
+            open: st.open,
+            idle: st.idle.len(),
+            active: st.held.values().sum(),
+            waiting: st.waiting.iter().filter(|w| !w.tx.is_closed()).count(),
+        }
+    }
+
+    /// Close idle backends past `idle_timeout` (keeping `min_idle`) or
+    /// `server_lifetime`; returns them, to be closed outside the lock.
+    fn expire(&self, cfg: &crate::config::Pool) -> Vec<Backend> {
+        let mut st = self.lock();
+        let keep = st.min_idle;
+        let idle_timeout = Duration::from_millis(cfg.idle_timeout_ms);
+        let lifetime = Duration::from_millis(cfg.server_lifetime_ms);
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < st.idle.len() {
+            let old = cfg.server_lifetime_ms > 0 && st.idle[i].backend.opened.elapsed() > lifetime;
+            let unused = cfg.idle_timeout_ms > 0
+                && st.idle[i].since.elapsed() > idle_timeout
+                && st.idle.len() > keep;
+            if old || unused {
+                gone.push(st.idle.remove(i).backend);
+                st.open -= 1;
+                self.discarded(if old { "lifetime" } else { "idle_timeout" });
+            } else {
+                i += 1;
+            }
+        }
+        if !gone.is_empty() {
+            st.dispatch();
+        }
+        gone
+    }
+
+    /// Places to prewarm now (`min_idle` not reached), counted as open.
+    fn prewarm_places(&self) -> Option<(usize, LoginMaterial)> {
+        let mut st = self.lock();
+        let (login, params) = st.login.clone()?;
+        let n = st
+            .min_idle
+            .saturating_sub(st.idle.len() + st.prewarming)
+            .min(st.size.saturating_sub(st.open));
+        if n == 0 {
+            return None;
+        }
+        st.open += n;
+        st.prewarming += n;
+        Some((n, (login, params)))
+    }
+
+    /// A prewarmed backend (None: it could not be opened).
+    fn put_idle(&self, b: Option<Backend>) {
+        let mut st = self.lock();
+        st.prewarming -= 1;
+        match b {
+            Some(backend) => st.idle.push(Idle {
+                backend,
+                since: Instant::now(),
+            }),
+            None => st.open -= 1,
+        }
+        st.dispatch();
+    }
+}
+
+/// A pool's numbers (admin API `/pools`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolCounts {
+    pub pool: String,
+    pub size: usize,
+    pub open: usize,
+    pub idle: usize,
+    pub active: usize,
+    pub waiting: usize,
+}
+
+impl Lease {
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The backend is at rest with no context (`switch::reset` succeeded):
+    /// it goes back to the pool.
+    pub fn give_back(mut self, backend: Backend) {
+        self.done = true;
+        let mut st = self.pool.lock();
+        st.unhold(&self.tenant);
+        st.idle.push(Idle {
+            backend,
+            since: Instant::now(),
+        });
+        st.dispatch();
+    }
+}
+
+impl Drop for Lease {
+    /// Not given back: the backend was closed; its place is free.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut st = self.pool.lock();
+        st.unhold(&self.tenant);
+        st.open -= 1;
+        st.dispatch();
+    }
+}
+
+/// Every pool of the router.
+pub struct Pools {
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Pools {
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Pools> {
+        Arc::new(Pools {
+            pools: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// The pool of `key`, made on first use; `size` and `min_idle` are
+    /// applied every time (a catalog change resizes a dedicated pool).
+    pub fn pool(self: &Arc<Self>, key: PoolKey, size: usize, min_idle: usize) -> Arc<Pool> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = pools
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    label: key.label(),
+                    key,
+                    state: Mutex::new(State::new(size, min_idle)),
+                    metrics: self.metrics.clone(),
+                })
+            })
+            .clone();
+        {
+            let mut st = pool.lock();
+            if st.size != size || st.min_idle != min_idle {
+                st.size = size.max(1);
+                st.min_idle = min_idle.min(st.size);
+                st.dispatch();
+            }
+        }
+        pool
+    }
+
+    pub fn counts(&self) -> Vec<PoolCounts> {
+        let pools: Vec<Arc<Pool>> = self
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out: Vec<PoolCounts> = pools.iter().map(|p| p.counts()).collect();
+        out.sort_by(|a, b| a.pool.cmp(&b.pool));
+        out
+    }
+
+    /// Set the pool gauges (at each scrape).
+    pub fn export(&self) {
+        for c in self.counts() {
+            let m = &self.metrics;
+            m.pool_backends
+                .with_label_values(&[&c.pool, "idle"])
+                .set(c.idle as i64);
+            m.pool_backends
+                .with_label_values(&[&c.pool, "active"])
+                .set(c.active as i64);
+            m.pool_waiting
+                .with_label_values(&[&c.pool])
+                .set(c.waiting as i64);
+        }
+    }
+
+    /// Once a second: expire idle backends and prewarm `min_idle`, until
+    /// the router goes away.
+    pub fn start_maintenance(self: &Arc<Self>, shared: Weak<crate::shared::Shared>) {
+        let pools = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (Some(pools), Some(shared)) = (pools.upgrade(), shared.upgrade()) else {
+                    return;
+                };
+                let cfg = shared.config();
+                let all: Vec<Arc<Pool>> = pools
+                    .pools
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
+                for pool in all {
+                    for b in pool.expire(&cfg.pool) {
+                        tokio::spawn(switch::close(b));
+                    }
+                    if let Some((n, (login, params))) = pool.prewarm_places() {
+                        for _ in 0..n {
+                            let (pool, cfg, login, params) =
+                                (pool.clone(), cfg.clone(), login.clone(), params.clone());
+                            tokio::spawn(async move {
+                                let b = switch::open(&cfg, &params, &login, &pool.key.role).await;
+                                if let Err(e) = &b {
+                                    tracing::warn!(pool = pool.label(), error = %e, "cannot prewarm a backend");
+                                }
+                                pool.put_idle(b.ok());
+                            });
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The pool a verified client of `tenant` uses, and the tenant's share of
+/// it.
+pub fn pool_for(
+    pools: &Arc<Pools>,
+    cfg: &Config,
+    tenant: &crate::catalog::TenantInfo,
+    database: &str,
+    role: &str,
+) -> (Arc<Pool>, usize) {
+    let share = tenant.pool.size.max(1) as usize;
+    let key = PoolKey {
+        upstream: cfg.upstream.clone(),
+        database: database.to_owned(),
+        role: role.to_owned(),
+        dedicated: tenant.pool.dedicated.then(|| tenant.id.clone()),
+    };
+    if tenant.pool.dedicated {
+        let min_idle = tenant.pool.min_idle.max(0) as usize;
+        (pools.pool(key, share, min_idle), share)
+    } else {
+        (pools.pool(key, cfg.pool.size, 0), share)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+//! What the router itself runs on a pooled backend: opening and logging
+//! in, the tenant switch (`activate`: the client's context through the
+//! signed-token path and its settings, in one round trip), the reset that
+//! makes a backend fit for any tenant (`reset`: `clear_context` with a
+//! signed token, then `DISCARD ALL`), a health check, closing.
+//!
+//! A failure of any step means the backend is closed, never reused: the
+//! caller drops it (and its `Lease`).
+
+use crate::auth::login;
+use crate::auth::BackendLogin;
+use crate::backend::{self, Backend};
+use crate::config::Config;
+use crate::error::SessionError;
+use crate::protocol;
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use tokio::io::AsyncWriteExt;
+
+/// Open a backend and log in as `role` with `login`; `params` are the
+/// startup parameters (user, database). Bounded by `startup_timeout_ms`.
+pub async fn open(
+    cfg: &Config,
+    params: &[(String, String)],
+    login: &BackendLogin,
+    role: &str,
+) -> Result<Backend, SessionError> {
+    let steps = async {
+        let mut b = Backend::connect(cfg).await?;
+        b.send(&protocol::startup_message(params)).await?;
+        login::login(&mut b, login, role).await?;
+        let mut out = BytesMut::new();
+        b.post_auth(&mut out).await?;
+        Ok(b)
+    };
+    tokio::time::timeout(cfg.startup_timeout(), steps)
+        .await
+        .map_err(|_| SessionError::Upstream {
+            addr: cfg.upstream.clone(),
+            reason: "opening a pooled backend timed out".into(),
+        })?
+}
+
+/// The signing key, or the error every step gives without one.
+fn signing_key(cfg: &Config) -> Result<&pg_tenant_token::SigningKey, SessionError> {
+    cfg.signing_key
+        .as_ref()
+        .ok_or_else(|| SessionError::Injection("no context signing key".into()))
+}
+
+fn token(
+    cfg: &Config,
+    b: &mut Backend,
+    action: pg_tenant_token::Action<'_>,
+) -> Result<String, SessionError> {
+    let (pid, cancel_key) = b
+        .key
+        .ok_or_else(|| SessionError::Injection("the backend sent no BackendKeyData".into()))?;
+    let nonce = b.next_nonce();
+    Ok(pg_tenant_token::sign(
+        signing_key(cfg)?,
+        action,
+        pg_tenant_token::Backend { pid, cancel_key },
+        nonce,
+    ))
+}
+
+/// The tenant switch: set `tenant`'s context (with the subject and claims
+/// of a token login) and then the client's `settings`
+/// (`pg_catalog.set_config(name, value, false)`, bind parameters), as one
+/// batch ending in one Sync. If `set_context` fails, PostgreSQL skips the
+/// rest of the batch; any failure is returned and the backend must be
+/// closed. 42501 (`set_context` refused: tenant disabled, role not
+/// allowed...) is `ContextRefused`; any other error is PostgreSQL's own.
+pub async fn activate(
+    cfg: &Config,
+    b: &mut Backend,
+    tenant: &str,
+    subject: Option<(&str, &str)>,
+    settings: &[(String, String)],
+) -> Result<(), SessionError> {
+    let action = match subject {
+        None => pg_tenant_token::Action::Set(tenant),
+        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        },
+    };
+    let token = token(cfg, b, action)?;
+    let mut req = BytesMut::with_capacity(512);
+    backend::context_request(tenant, &token, subject, &mut req)?;
+    if !settings.is_empty() {
+        frontend::parse(
+            "",
+            "SELECT pg_catalog.set_config($1, $2, false)",
+            [25u32, 25],
+            &mut req,
+        )
+        .map_err(|e| SessionError::Injection(e.to_string()))?;
+        for (name, value) in settings {
+            backend::bind_execute(&[0], &[name, value], &mut req)?;
+        }
+    }
+    frontend::sync(&mut req);
+    let (failure, status) = b.exchange(&req, 1).await?;
+    if let Some(f) = failure {
+        let (code, msg) = protocol::error_fields(&f);
+        return Err(if code == "42501" {
+            SessionError::ContextRefused(msg)
+        } else {
+            SessionError::Postgres(f)
+        });
+    }
+    if status != b'I' {
+        return Err(SessionError::Injection(
+            "the backend is not idle after the tenant switch".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Make the backend fit for any tenant: `tenant.clear_context(token)`
+/// (unlocks and resets the role, clears tenant, subject and claims), then
+/// `DISCARD ALL` (settings, temporary tables, prepared statements,
+/// cursors, LISTEN, advisory locks, plans, sequences). Ok only if both
+/// succeeded and the backend is idle; bounded by `connect_timeout_ms`.
+pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
+    let token = token(cfg, b, pg_tenant_token::Action::Clear)?;
+    let mut req = BytesMut::with_capacity(256);
+    frontend::parse("", "SELECT tenant.clear_context($1)", [25u32], &mut req)
+        .map_err(|e| SessionError::Injection(e.to_string()))?;
+    backend::bind_execute(&[0], &[&token], &mut req)?;
+    frontend::sync(&mut req);
+    req.extend_from_slice(&protocol::query("DISCARD ALL"));
+    let steps = b.exchange(&req, 2);
+    let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
+        .await
+        .map_err(|_| SessionError::Injection("resetting the backend timed out".into()))??;
+    if let Some(f) = failure {
+        return Err(SessionError::Injection(format!(
+            "resetting the backend failed: {}",
+            protocol::error_summary(f)
+        )));
+    }
+    if status != b'I' {
+        return Err(SessionError::Injection(
+            "the backend is not idle after its reset".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One round trip (Sync, answered by ReadyForQuery 'I') before reusing a
+/// backend that was idle a while: a backend PostgreSQL closed meanwhile
+/// fails here, not under a client.
+pub async fn check(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
+    let mut req = BytesMut::with_capacity(5);
+    frontend::sync(&mut req);
+    let steps = b.exchange(&req, 1);
+    match tokio::time::timeout(cfg.connect_timeout(), steps).await {
+        Ok(Ok((None, b'I'))) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        _ => Err(SessionError::ServerGone),
+    }
+}
+
+/// Close a backend: Terminate, then the connection.
+pub async fn close(mut b: Backend) {
+    let mut req = BytesMut::with_capacity(5);
+    frontend::terminate(&mut req);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = b.stream.write_all(&req).await;
+        let _ = b.stream.shutdown().await;
+    })
+    .await;
+}

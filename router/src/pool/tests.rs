@@ -1,0 +1,125 @@
+//! The pool's rules over a stand-in backend type (no sockets).
+
+use super::*;
+
+fn state(size: usize) -> State<u32> {
+    State::new(size, 0)
+}
+
+fn waiter(st: &mut State<u32>, tenant: &str, share: usize) -> oneshot::Receiver<Grant<u32>> {
+    let (tx, rx) = oneshot::channel();
+    st.waiting.push_back(Waiter {
+        tenant: tenant.into(),
+        share,
+        tx,
+    });
+    rx
+}
+
+fn give_back(st: &mut State<u32>, tenant: &str, b: u32) {
+    st.unhold(tenant);
+    st.idle.push(Idle {
+        backend: b,
+        since: Instant::now(),
+    });
+    st.dispatch();
+}
+
+#[test]
+fn places_up_to_the_size_then_nothing() {
+    let mut st = state(2);
+    assert!(matches!(st.grant("a", 10), Some(Grant::Open)));
+    assert!(matches!(st.grant("b", 10), Some(Grant::Open)));
+    assert!(st.grant("c", 10).is_none(), "pool full");
+    assert_eq!(st.open, 2);
+}
+
+#[test]
+fn an_idle_backend_is_handed_out_before_a_new_one_is_opened() {
+    let mut st = state(2);
+    assert!(matches!(st.grant("a", 10), Some(Grant::Open)));
+    give_back(&mut st, "a", 7);
+    match st.grant("b", 10) {
+        Some(Grant::Idle(b, _)) => assert_eq!(b, 7),
+        _ => panic!("expected the idle backend"),
+    }
+    assert_eq!(st.open, 1);
+}
+
+#[test]
+fn a_tenant_at_its_share_waits_while_others_are_served() {
+    let mut st = state(3);
+    assert!(st.grant("a", 1).is_some());
+    assert!(st.grant("a", 1).is_none(), "a holds its share");
+    assert!(st.grant("b", 1).is_some(), "b is not held back by a");
+    assert_eq!(st.held("a"), 1);
+    assert_eq!(st.held("b"), 1);
+}
+
+#[test]
+fn a_backend_given_back_goes_to_the_first_waiter_under_its_share() {
+    let mut st = state(1);
+    assert!(st.grant("a", 1).is_some());
+    // "a" waits first but holds its share; "b" waits second.
+    let mut first = waiter(&mut st, "a", 1);
+    let mut second = waiter(&mut st, "b", 1);
+    give_back(&mut st, "a", 9);
+    // "a" gave its backend back, so it is under its share again and first
+    // in line: it gets it.
+    assert!(matches!(first.try_recv(), Ok(Grant::Idle(9, _))));
+    assert!(second.try_recv().is_err(), "b still waits");
+    assert_eq!(st.held("a"), 1);
+}
+
+#[test]
+fn a_waiter_that_gave_up_is_skipped_and_nothing_leaks() {
+    let mut st = state(1);
+    assert!(st.grant("a", 5).is_some());
+    let gone = waiter(&mut st, "b", 5);
+    drop(gone);
+    let mut next = waiter(&mut st, "c", 5);
+    give_back(&mut st, "a", 3);
+    assert!(matches!(next.try_recv(), Ok(Grant::Idle(3, _))));
+    assert_eq!(st.held("b"), 0);
+    assert_eq!(st.held("c"), 1);
+    assert!(st.waiting.is_empty());
+}
+
+#[test]
+fn a_closed_backend_frees_its_place_for_a_waiter() {
+    let mut st = state(1);
+    assert!(st.grant("a", 5).is_some());
+    let mut w = waiter(&mut st, "b", 5);
+    // The lease is dropped without giving the backend back.
+    st.unhold("a");
+    st.open -= 1;
+    st.dispatch();
+    assert!(matches!(w.try_recv(), Ok(Grant::Open)));
+    assert_eq!(st.open, 1);
+}
+
+#[test]
+fn a_grant_refused_by_a_closed_receiver_is_undone() {
+    let mut st = state(1);
+    let (tx, rx) = oneshot::channel::<Grant<u32>>();
+    drop(rx);
+    let g = st.grant("a", 1).expect("a place");
+    if let Err(g) = tx.send(g) {
+        st.ungrant("a", g);
+    }
+    assert_eq!(st.open, 0);
+    assert_eq!(st.held("a"), 0);
+}
+
+#[test]
+fn pool_labels_name_role_database_and_a_dedicated_tenant() {
+    let mut k = PoolKey {
+        upstream: "127.0.0.1:5432".into(),
+        database: "app".into(),
+        role: "app_user".into(),
+        dedicated: None,
+    };
+    assert_eq!(k.label(), "app_user@app");
+    k.dedicated = Some("acme".into());
+    assert_eq!(k.label(), "app_user@app/acme");
+}
