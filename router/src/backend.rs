@@ -27,6 +27,20 @@ pub struct Backend {
     nonce: u64,
     /// The tenant whose context the router last set here (pooled backends).
     pub served: Option<String>,
+    /// The context and settings it has now (pooled backends; None: none,
+    /// after a reset).
+    pub context: Option<ContextTag>,
+    /// The named statements it holds (transaction pooling).
+    pub statements: crate::pool::prepared::BackendStatements,
+}
+
+/// Whose context a pooled backend has: tenant, end user, and the client
+/// settings applied with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextTag {
+    pub tenant: String,
+    pub subject: Option<(String, String)>,
+    pub settings: Vec<(String, String)>,
 }
 
 impl Backend {
@@ -61,6 +75,8 @@ impl Backend {
             opened: std::time::Instant::now(),
             nonce: 0,
             served: None,
+            context: None,
+            statements: Default::default(),
         })
     }
 

@@ -21,9 +21,11 @@ struct Target {
     upstream: String,
 }
 
-/// Live sessions' keys, by the (pid, key) their clients know.
+/// Live sessions' keys, by the (pid, key) their clients know; None: the
+/// session holds no backend now (transaction pooling, between
+/// transactions), and a cancel is dropped.
 pub struct CancelRegistry {
-    keys: Mutex<HashMap<(i32, i32), Target>>,
+    keys: Mutex<HashMap<(i32, i32), Option<Target>>>,
 }
 
 /// Unregisters its key when the session ends, however it ends.
@@ -70,16 +72,29 @@ impl CancelRegistry {
         if let Ok(mut keys) = self.keys.lock() {
             keys.insert(
                 client,
-                Target {
+                Some(Target {
                     pid: backend.0,
                     key: backend.1,
                     upstream: upstream.to_owned(),
-                },
+                }),
             );
         }
         CancelGuard {
             registry: self.clone(),
             key: client,
+        }
+    }
+
+    /// Point a live client key at another backend, or at none.
+    pub fn retarget(&self, client: (i32, i32), backend: Option<((i32, i32), &str)>) {
+        if let Ok(mut keys) = self.keys.lock() {
+            if let Some(t) = keys.get_mut(&client) {
+                *t = backend.map(|((pid, key), upstream)| Target {
+                    pid,
+                    key,
+                    upstream: upstream.to_owned(),
+                });
+            }
         }
     }
 
@@ -103,11 +118,11 @@ impl CancelRegistry {
     }
 
     fn target(&self, pid: i32, key: i32) -> Option<Target> {
-        self.keys.lock().ok()?.get(&(pid, key)).cloned()
+        self.keys.lock().ok()?.get(&(pid, key)).cloned().flatten()
     }
 
     pub fn is_live(&self, pid: i32, key: i32) -> bool {
-        self.target(pid, key).is_some()
+        self.keys.lock().is_ok_and(|k| k.contains_key(&(pid, key)))
     }
 
     /// Send a CancelRequest for the backend of a live session's key; false

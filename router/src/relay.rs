@@ -9,6 +9,7 @@
 use crate::codec::{Edit, FrameView, Framer};
 use crate::conversation::Conversation;
 use crate::limits::watch::{ClientVerdict, StatementWatch};
+use crate::pool::prepared::{BackendStatements, Prepared};
 use crate::protocol::FrameError;
 use crate::transport::Stream;
 use bytes::BytesMut;
@@ -33,6 +34,9 @@ pub enum End {
     /// Draining, and the session reached a point where it can be closed
     /// cleanly: nothing in flight, not in a transaction, all delivered.
     Idle,
+    /// Transaction pooling: the conversation is at rest, the backend can
+    /// go back to its pool.
+    Rest,
 }
 
 /// Whether the relay runs on or stops at the next idle point (SIGTERM).
@@ -40,6 +44,8 @@ pub enum End {
 pub enum Mode {
     Serve,
     StopWhenIdle,
+    /// Transaction pooling: stop at every point of rest (`End::Rest`).
+    DetachAtRest,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +72,38 @@ fn client_frame(
     conv: &mut Conversation,
     mut watch: Option<&mut StatementWatch>,
     ownership: Ownership,
+    statements: Option<&mut Statements>,
     v: FrameView<'_>,
 ) -> Edit {
     if v.tag == b'X' && ownership == Ownership::Pooled {
         conv.client_sent(v.tag, false);
         return Edit::Drop;
     }
+    let edit = watched_client_frame(conv, watch.as_deref_mut(), v);
+    let Some(st) = statements else {
+        return edit;
+    };
+    // Transaction pooling: the client's named statements follow it from
+    // backend to backend (pool::prepared).
+    match edit {
+        Edit::Keep if v.is_whole() => match st.client.on_client(v.bytes, &mut st.backend) {
+            Some(with) => Edit::Replace(with),
+            None => Edit::Keep,
+        },
+        Edit::Replace(with) => {
+            st.client.on_client(&with, &mut st.backend);
+            Edit::Replace(with)
+        }
+        edit => edit,
+    }
+}
+
+/// A client frame past the watch.
+fn watched_client_frame(
+    conv: &mut Conversation,
+    mut watch: Option<&mut StatementWatch>,
+    v: FrameView<'_>,
+) -> Edit {
     let verdict = match watch.as_deref_mut() {
         Some(w) => w.on_client(v, conv),
         None => ClientVerdict::Pass,
@@ -97,8 +129,15 @@ fn client_frame(
 fn server_frame(
     conv: &mut Conversation,
     watch: Option<&mut StatementWatch>,
+    statements: Option<&mut Statements>,
     v: FrameView<'_>,
 ) -> Edit {
+    if let Some(st) = statements {
+        if st.client.on_server(v.tag, &mut st.backend) {
+            // The answer to a Parse or Close the router added.
+            return Edit::Drop;
+        }
+    }
     let ev = conv.on_server(v);
     match watch {
         Some(w) => {
@@ -208,6 +247,14 @@ impl Pipe {
     }
 }
 
+/// Transaction pooling: the client's named statements and those of the
+/// backend serving it now.
+#[derive(Debug, Default)]
+pub struct Statements {
+    pub client: Prepared,
+    pub backend: BackendStatements,
+}
+
 /// Both directions of one session and where the conversation stands.
 pub struct Relay {
     /// Client frames on their way to Postgres.
@@ -216,6 +263,8 @@ pub struct Relay {
     pub down: Pipe,
     pub conv: Conversation,
     pub ownership: Ownership,
+    /// Transaction pooling only.
+    pub statements: Option<Statements>,
 }
 
 impl Relay {
@@ -225,20 +274,54 @@ impl Relay {
     pub fn new(
         client_buf: BytesMut,
         server_buf: BytesMut,
+        watch: Option<&mut StatementWatch>,
+        ownership: Ownership,
+    ) -> Result<Relay, FrameError> {
+        Relay::resume(
+            Conversation::default(),
+            None,
+            client_buf,
+            server_buf,
+            watch,
+            ownership,
+        )
+    }
+
+    /// A relay that carries on a conversation (and, with transaction
+    /// pooling, its statements) on another backend.
+    pub fn resume(
+        conv: Conversation,
+        statements: Option<Statements>,
+        client_buf: BytesMut,
+        server_buf: BytesMut,
         mut watch: Option<&mut StatementWatch>,
         ownership: Ownership,
     ) -> Result<Relay, FrameError> {
         let mut r = Relay {
             up: Pipe::new(client_buf),
             down: Pipe::new(server_buf),
-            conv: Conversation::default(),
+            conv,
             ownership,
+            statements,
         };
-        let Relay { up, down, conv, .. } = &mut r;
-        up.framer
-            .scan(&mut |v| client_frame(conv, watch.as_deref_mut(), ownership, v))?;
+        let Relay {
+            up,
+            down,
+            conv,
+            statements,
+            ..
+        } = &mut r;
+        up.framer.scan(&mut |v| {
+            client_frame(
+                conv,
+                watch.as_deref_mut(),
+                ownership,
+                statements.as_mut(),
+                v,
+            )
+        })?;
         down.framer
-            .scan(&mut |v| server_frame(conv, watch.as_deref_mut(), v))?;
+            .scan(&mut |v| server_frame(conv, watch.as_deref_mut(), statements.as_mut(), v))?;
         deliver_local_reply(&mut down.framer, watch);
         Ok(r)
     }
@@ -250,6 +333,19 @@ impl Relay {
             && self.up.framer.is_empty()
             && self.down.pending().is_empty()
             && watch.is_none_or(|w| w.local_reply.is_empty())
+    }
+
+    /// Where the relay may stop in `mode`, if it may stop now.
+    fn stop_point(&self, watch: Option<&StatementWatch>, mode: Mode) -> Option<End> {
+        match mode {
+            Mode::Serve => None,
+            Mode::StopWhenIdle => self.idle(watch).then_some(End::Idle),
+            Mode::DetachAtRest => (self.idle(watch)
+                && !self.conv.terminated()
+                && self.down.framer.is_empty()
+                && self.statements.as_ref().is_none_or(|s| s.client.settled()))
+            .then_some(End::Rest),
+        }
     }
 
     /// Relay until one side ends (or, in `Mode::StopWhenIdle`, until the
@@ -282,14 +378,15 @@ impl Relay {
             if let Some(w) = watch.as_deref_mut() {
                 w.poll_deadline(cx, &self.conv);
             }
-            if mode == Mode::StopWhenIdle && self.idle(watch.as_deref()) {
-                return Poll::Ready(Ok(End::Idle));
+            if let Some(end) = self.stop_point(watch.as_deref(), mode) {
+                return Poll::Ready(Ok(end));
             }
             let Relay {
                 up,
                 down,
                 conv,
                 ownership,
+                statements,
             } = self;
             let ownership = *ownership;
             // Hold the client's frames while the watch's cancel is on its
@@ -297,11 +394,17 @@ impl Relay {
             let open =
                 !conv.terminated() && watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
             let a = up.step(cx, client, server, open, &mut |v| {
-                client_frame(conv, watch.as_deref_mut(), ownership, v)
+                client_frame(
+                    conv,
+                    watch.as_deref_mut(),
+                    ownership,
+                    statements.as_mut(),
+                    v,
+                )
             })?;
             deliver_local_reply(&mut down.framer, watch.as_deref_mut());
             let b = down.step(cx, server, client, true, &mut |v| {
-                server_frame(conv, watch.as_deref_mut(), v)
+                server_frame(conv, watch.as_deref_mut(), statements.as_mut(), v)
             })?;
             if (up.eof || conv.terminated()) && up.pending().is_empty() {
                 return Poll::Ready(Ok(End::Client));
@@ -310,8 +413,8 @@ impl Relay {
                 return Poll::Ready(Ok(End::Server));
             }
             if !a && !b {
-                if mode == Mode::StopWhenIdle && self.idle(watch.as_deref()) {
-                    return Poll::Ready(Ok(End::Idle));
+                if let Some(end) = self.stop_point(watch.as_deref(), mode) {
+                    return Poll::Ready(Ok(end));
                 }
                 // A unit sent just now arms the timer: register its waker.
                 if let Some(w) = watch.as_deref_mut() {

@@ -288,6 +288,12 @@ impl StatementWatch {
     }
 
     /// Add the relay's byte counts (totals so far) to the tenant's counters.
+    /// A new relay starts counting from zero (transaction pooling: one
+    /// relay per transaction).
+    pub fn restart_accounting(&mut self) {
+        self.accounted = (0, 0);
+    }
+
     pub fn account(&mut self, bytes_in: u64, bytes_out: u64) {
         if (bytes_in, bytes_out) == self.accounted {
             return;

@@ -19,6 +19,7 @@
 //! dedicated pool keeps its tenant's `min_idle` open once it knows how to
 //! log in (the first client's login).
 
+pub mod prepared;
 pub mod switch;
 
 use crate::auth::BackendLogin;
@@ -68,6 +69,19 @@ impl PoolError {
     }
 }
 
+/// Whether a backend at rest already serves a tenant (its context is
+/// kept between transactions): such a backend is handed to that tenant's
+/// clients first.
+pub trait Affine {
+    fn serves(&self, tenant: &str) -> bool;
+}
+
+impl Affine for Backend {
+    fn serves(&self, tenant: &str) -> bool {
+        self.context.as_ref().is_some_and(|c| c.tenant == tenant)
+    }
+}
+
 /// What a client in line is given (generic over the backend so the rules
 /// are unit-tested without sockets).
 enum Grant<B> {
@@ -108,7 +122,7 @@ struct State<B> {
 /// How to log in without a client: the login and the startup parameters.
 type LoginMaterial = (BackendLogin, Vec<(String, String)>);
 
-impl<B> State<B> {
+impl<B: Affine> State<B> {
     fn new(size: usize, min_idle: usize) -> State<B> {
         State {
             size: size.max(1),
@@ -131,7 +145,13 @@ impl<B> State<B> {
         if self.held(tenant) >= share {
             return None;
         }
-        let g = if let Some(i) = self.idle.pop() {
+        let g = if !self.idle.is_empty() {
+            let at = self
+                .idle
+                .iter()
+                .rposition(|i| i.backend.serves(tenant))
+                .unwrap_or(self.idle.len() - 1);
+            let i = self.idle.remove(at);
             Grant::Idle(i.backend, i.since)
         } else if self.open < self.size {
             self.open += 1;

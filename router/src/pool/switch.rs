@@ -120,6 +120,47 @@ pub async fn activate(
     Ok(())
 }
 
+/// Another client of the same tenant and end user (transaction pooling):
+/// its settings instead of the last client's. `RESET ALL` (the context is
+/// not a resettable setting) and `set_config` for each of `settings`.
+pub async fn resettle(
+    cfg: &Config,
+    b: &mut Backend,
+    settings: &[(String, String)],
+) -> Result<(), SessionError> {
+    let mut req = protocol::query("RESET ALL");
+    let mut readies = 1;
+    if !settings.is_empty() {
+        frontend::parse(
+            "",
+            "SELECT pg_catalog.set_config($1, $2, false)",
+            [25u32, 25],
+            &mut req,
+        )
+        .map_err(|e| SessionError::Injection(e.to_string()))?;
+        for (name, value) in settings {
+            backend::bind_execute(&[0], &[name, value], &mut req)?;
+        }
+        frontend::sync(&mut req);
+        readies = 2;
+    }
+    let steps = b.exchange(&req, readies);
+    let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
+        .await
+        .map_err(|_| {
+            SessionError::Injection("applying the client's settings timed out".into())
+        })??;
+    if let Some(f) = failure {
+        return Err(SessionError::Postgres(f));
+    }
+    if status != b'I' {
+        return Err(SessionError::Injection(
+            "the backend is not idle after applying the client's settings".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Make the backend fit for any tenant: `tenant.clear_context(token)`
 /// (unlocks and resets the role, clears tenant, subject and claims), then
 /// `DISCARD ALL` (settings, temporary tables, prepared statements,

@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// A stand-in backend: the tenant it serves is its number's parity.
+impl Affine for u32 {
+    fn serves(&self, tenant: &str) -> bool {
+        (tenant == "even") == (self % 2 == 0)
+    }
+}
+
 fn state(size: usize) -> State<u32> {
     State::new(size, 0)
 }
@@ -122,4 +129,19 @@ fn pool_labels_name_role_database_and_a_dedicated_tenant() {
     assert_eq!(k.label(), "app_user@app");
     k.dedicated = Some("acme".into());
     assert_eq!(k.label(), "app_user@app/acme");
+}
+
+#[test]
+fn a_backend_already_serving_the_tenant_is_handed_out_first() {
+    let mut st = state(3);
+    for _ in 0..3 {
+        assert!(st.grant("x", 10).is_some());
+    }
+    give_back(&mut st, "x", 2);
+    give_back(&mut st, "x", 3);
+    give_back(&mut st, "x", 5);
+    // "even" gets 2 although 5 was given back last.
+    assert!(matches!(st.grant("even", 10), Some(Grant::Idle(2, _))));
+    // Without a match, the most recently used.
+    assert!(matches!(st.grant("even", 10), Some(Grant::Idle(5, _))));
 }

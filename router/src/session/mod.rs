@@ -26,6 +26,7 @@ use crate::backend::Backend;
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
 use crate::config::LoginMode;
+use crate::conversation::Conversation;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
@@ -33,7 +34,7 @@ use crate::interrupt::{watch_interrupts, Interrupt, Signal};
 use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
 use crate::pool::Lease;
 use crate::protocol::{self, Severity};
-use crate::relay::{End, Mode, Ownership, Relay};
+use crate::relay::{End, Mode, Ownership, Relay, Statements};
 use crate::shared::{Shared, Stop};
 use crate::transport::Stream;
 use bytes::BytesMut;
@@ -66,6 +67,22 @@ pub struct Traffic {
     pub to_client: u64,
 }
 
+/// Why the relay stopped.
+enum Exit {
+    Relay(Result<End, crate::relay::RelayError>),
+    Stop,
+    Kick,
+    Expired,
+}
+
+/// The FATALs the router closes a session with.
+const SHUTTING_DOWN: (&str, &str) = ("57P01", "tenant-router is shutting down");
+const KICKED: (&str, &str) = (
+    "57P01",
+    "an administrator disconnected this tenant's connections",
+);
+const EXPIRED: (&str, &str) = ("28000", "the JWT this session logged in with has expired");
+
 /// Longest wait, when a session ends, for PostgreSQL to close its backend.
 const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -92,8 +109,11 @@ pub struct Session {
     span: tracing::Span,
     /// Who authenticated, once the handshake has said so.
     authenticated: Option<Authenticated>,
-    /// The pooled backend's place in its pool (pooled sessions).
+    /// The pooled backend's place in its pool (pooled sessions, while a
+    /// backend is attached).
     lease: Option<Lease>,
+    /// A pooled client: what brings it a backend.
+    pooled: Option<pooled::PooledClient>,
 }
 
 impl Session {
@@ -116,6 +136,7 @@ impl Session {
             span: tracing::Span::none(),
             authenticated: None,
             lease: None,
+            pooled: None,
         }
     }
 
@@ -436,23 +457,15 @@ impl Session {
 
     /// Transparent (and Draining): the relay (see `relay`), until either
     /// side ends, the router shuts down, or an administrator disconnects
-    /// the tenant.
+    /// the tenant. With transaction pooling, one relay per transaction: at
+    /// each point of rest the backend goes back to its pool, and the next
+    /// message of the client brings one (`pooled`).
     async fn relay(
         &mut self,
-        mut backend: Backend,
+        backend: Backend,
         shutdown: broadcast::Receiver<Stop>,
     ) -> Result<(), SessionError> {
         let mut watch = self.watch.take();
-        let ownership = match self.lease {
-            Some(_) => Ownership::Pooled,
-            None => Ownership::Own,
-        };
-        let mut relay = Relay::new(
-            std::mem::take(&mut self.client.buf),
-            std::mem::take(&mut backend.buf),
-            watch.as_mut(),
-            ownership,
-        )?;
         let interrupt = Arc::new(Interrupt::default());
         // A token login ends when its token does (auth.jwt.end_session_at_expiry).
         let expires = self
@@ -471,18 +484,81 @@ impl Session {
             self.kick.take(),
             expires,
         ));
-        /// Why the relay ended.
-        enum Exit {
-            Relay(Result<End, crate::relay::RelayError>),
-            Stop,
-            Kick,
-            Expired,
-        }
-        let mut mode = Mode::Serve;
+        let transactions = self.transaction_pooling();
+        let mut conv = Conversation::default();
+        let mut statements = transactions.then(Statements::default);
+        let mut attached = Some(backend);
+        let result = loop {
+            let mut backend = match attached.take() {
+                Some(b) => b,
+                None => match self.between_transactions(&interrupt).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                },
+            };
+            if let Some(st) = statements.as_mut() {
+                st.backend = std::mem::take(&mut backend.statements);
+            }
+            let ownership = match self.lease {
+                Some(_) => Ownership::Pooled,
+                None => Ownership::Own,
+            };
+            if let Some(w) = watch.as_mut() {
+                w.restart_accounting();
+            }
+            let relay = Relay::resume(
+                std::mem::take(&mut conv),
+                statements.take(),
+                std::mem::take(&mut self.client.buf),
+                std::mem::take(&mut backend.buf),
+                watch.as_mut(),
+                ownership,
+            );
+            let mut relay = match relay {
+                Ok(r) => r,
+                Err(e) => break Err(e.into()),
+            };
+            let mode = if transactions {
+                Mode::DetachAtRest
+            } else {
+                Mode::Serve
+            };
+            let exit = self
+                .run_relay(&mut relay, &mut backend, &mut watch, &interrupt, mode)
+                .await;
+            self.traffic.from_client += relay.up.bytes;
+            self.traffic.to_client += relay.down.bytes;
+            if matches!(exit, Exit::Relay(Ok(End::Rest))) {
+                // Transaction pooling: the backend goes back, context and
+                // statements kept; the client keeps its conversation.
+                conv = std::mem::take(&mut relay.conv);
+                if let Some(mut st) = relay.statements.take() {
+                    backend.statements = std::mem::take(&mut st.backend);
+                    statements = Some(st);
+                }
+                self.detach(backend);
+                continue;
+            }
+            break self.end_relay(relay, backend, &watch, exit).await;
+        };
+        helper.abort();
+        result
+    }
+
+    /// Relay until the relay stops (`mode`) or an interrupt arrives.
+    async fn run_relay(
+        &mut self,
+        relay: &mut Relay,
+        backend: &mut Backend,
+        watch: &mut Option<StatementWatch>,
+        interrupt: &Interrupt,
+        mut mode: Mode,
+    ) -> Exit {
         let client = &mut self.client.stream;
         let server = &mut backend.stream;
         let phase = &mut self.phase;
-        let exit = std::future::poll_fn(|cx| {
+        std::future::poll_fn(|cx| {
             match interrupt.poll(cx) {
                 Signal::Stop => return Poll::Ready(Exit::Stop),
                 Signal::Kick => return Poll::Ready(Exit::Kick),
@@ -491,16 +567,26 @@ impl Session {
                     *phase = Phase::Draining;
                     mode = Mode::StopWhenIdle;
                 }
-                Signal::Drain | Signal::None => {}
+                Signal::Drain => *phase = Phase::Draining,
+                Signal::None => {}
             }
             relay
                 .poll(cx, client, server, watch.as_mut(), mode)
                 .map(Exit::Relay)
         })
-        .await;
-        helper.abort();
-        self.traffic.from_client += relay.up.bytes;
-        self.traffic.to_client += relay.down.bytes;
+        .await
+    }
+
+    /// The relay ended for good: tell the client why (if it is still
+    /// there), and give the backend back (a pooled one whose client left at
+    /// rest) or let it go.
+    async fn end_relay(
+        &mut self,
+        relay: Relay,
+        mut backend: Backend,
+        watch: &Option<StatementWatch>,
+        exit: Exit,
+    ) -> Result<(), SessionError> {
         let in_flight = !relay.idle(watch.as_ref());
         // A pooled backend goes back only from a client that left with the
         // conversation at rest and nothing of the server's half read.
@@ -510,17 +596,10 @@ impl Session {
         let closing = match exit {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
-            Exit::Relay(Ok(End::Server)) => return Err(SessionError::ServerGone),
-            Exit::Relay(Ok(End::Idle)) => Ok(Some(("57P01", "tenant-router is shutting down"))),
-            Exit::Stop => Ok(Some(("57P01", "tenant-router is shutting down"))),
-            Exit::Kick => Ok(Some((
-                "57P01",
-                "an administrator disconnected this tenant's connections",
-            ))),
-            Exit::Expired => Ok(Some((
-                "28000",
-                "the JWT this session logged in with has expired",
-            ))),
+            Exit::Relay(Ok(End::Server)) => Err(SessionError::ServerGone),
+            Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
+            Exit::Kick => Ok(Some(KICKED)),
+            Exit::Expired => Ok(Some(EXPIRED)),
         };
         if let Ok(Some((code, why))) = closing {
             self.close_with(&relay, code, why).await;

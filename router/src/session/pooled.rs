@@ -2,29 +2,64 @@
 //! verified the client, a backend comes from the tenant's pool instead of
 //! a new login, gets the client's context and settings (`pool::switch`),
 //! and the client gets the startup answer PostgreSQL would have sent, with
-//! a cancel key of the router's. When the client leaves with its
-//! conversation at rest, the backend is reset and given back; otherwise it
-//! is closed.
+//! a cancel key of the router's.
+//!
+//! Session pooling: when the client leaves with its conversation at rest,
+//! the backend is reset and given back; otherwise it is closed.
+//! Transaction pooling: at every point of rest the backend goes back with
+//! its context (`detach`); the client's next message brings a backend
+//! again (`between_transactions`), switched only as far as needed.
 
-use super::{Phase, Session};
+use super::{Phase, Session, EXPIRED, KICKED, SHUTTING_DOWN};
 use crate::auth::verify::Verified;
-use crate::backend::Backend;
-use crate::catalog::TenantInfo;
+use crate::auth::BackendLogin;
+use crate::backend::{Backend, ContextTag};
+use crate::catalog::{PoolMode, TenantInfo};
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::identify;
+use crate::interrupt::{Interrupt, Signal};
 use crate::limits::StatementWatch;
-use crate::pool::{self, switch, Lease};
-use crate::protocol;
+use crate::pool::{self, switch, Lease, Pool};
+use crate::protocol::{self, Severity};
 use bytes::BytesMut;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::time::timeout_at;
+use tokio::io::AsyncWriteExt;
+
+/// What a pooled client needs to get a backend, again and again.
+pub(super) struct PooledClient {
+    mode: PoolMode,
+    pool: Arc<Pool>,
+    /// The tenant's share of the pool.
+    share: usize,
+    /// The context and settings its backend must have.
+    wanted: ContextTag,
+    /// How to open a backend for it.
+    login: BackendLogin,
+    login_params: Vec<(String, String)>,
+    role: String,
+    /// The cancel key the client was given.
+    client_key: (i32, i32),
+}
+
+/// Bytes read ahead for a client between transactions (it holds no
+/// backend and should hold no large buffers either).
+const IDLE_READ: usize = 512;
 
 impl Session {
+    pub(super) fn transaction_pooling(&self) -> bool {
+        self.pooled
+            .as_ref()
+            .is_some_and(|p| p.mode == PoolMode::Transaction)
+    }
+
     /// Authenticating (pooled) to Transparent: a backend from the pool,
-    /// switched to this client's tenant. The pool wait is bounded by
-    /// `pool.timeout_ms`; the rest by the startup deadline.
+    /// switched to this client's tenant, and the startup answer. The pool
+    /// wait is bounded by `pool.timeout_ms`; the rest by the startup
+    /// deadline.
     pub(super) async fn attach_pooled(
         &mut self,
         cfg: &Arc<Config>,
@@ -33,82 +68,37 @@ impl Session {
         upstream_params: &[(String, String)],
         deadline: tokio::time::Instant,
     ) -> Result<Backend, SessionError> {
-        let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
         self.phase = Phase::Authenticating;
         let role = v.who.login_role.clone();
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let settings = identify::settings(upstream_params);
         let (pool, share) = pool::pool_for(&self.shared.pools, cfg, &info, &database, &role);
-        let checkout = pool.checkout(&info.id, share, cfg.pool.timeout()).await?;
-        let lease = checkout.lease;
-        let login_params = vec![
-            ("user".to_owned(), role.clone()),
-            ("database".to_owned(), database),
-        ];
-        let check_after = Duration::from_millis(cfg.pool.check_after_idle_ms);
-        let reused = match checkout.backend {
-            Some((mut b, idle)) => {
-                if idle < check_after || switch::check(cfg, &mut b).await.is_ok() {
-                    Some(b)
-                } else {
-                    pool.discarded("check_failed");
-                    tokio::spawn(switch::close(b));
-                    None
-                }
-            }
-            None => None,
-        };
-        let mut backend = match reused {
-            Some(b) => {
-                self.shared
-                    .metrics
-                    .pool_reused
-                    .with_label_values(&[pool.label()])
-                    .inc();
-                b
-            }
-            None => {
-                let open = switch::open(cfg, &login_params, &v.who.login, &role);
-                timeout_at(deadline, open).await.map_err(|_| timeout())??
-            }
-        };
-        pool.learn_login(&v.who.login, &login_params);
-        if backend.served.as_deref().is_some_and(|t| t != info.id) {
-            self.shared
-                .metrics
-                .pool_switches
-                .with_label_values(&[pool.label()])
-                .inc();
-        }
-
-        // Injecting: the switch. On any failure the backend is closed (the
-        // lease, dropped with it, frees its place).
-        self.phase = Phase::Injecting;
-        let subject = v
-            .who
-            .subject
-            .as_ref()
-            .map(|(s, c)| (s.as_str(), c.as_str()));
-        let activated = timeout_at(
-            deadline,
-            switch::activate(cfg, &mut backend, &info.id, subject, &settings),
-        )
-        .await
-        .map_err(|_| timeout())
-        .and_then(|r| r);
-        if let Err(e) = activated {
-            pool.discarded("switch_failed");
-            tokio::spawn(switch::close(backend));
-            return Err(e);
-        }
-        backend.served = Some(info.id.clone());
+        let client_key = self.shared.cancels.fresh_key();
+        self.pooled = Some(PooledClient {
+            mode: info.pool.mode,
+            pool,
+            share,
+            wanted: ContextTag {
+                tenant: info.id.clone(),
+                subject: v.who.subject.clone(),
+                settings: identify::settings(upstream_params),
+            },
+            login: v.who.login.clone(),
+            login_params: vec![
+                ("user".to_owned(), role.clone()),
+                ("database".to_owned(), database),
+            ],
+            role,
+            client_key,
+        });
+        let backend = tokio::time::timeout_at(deadline, self.attach())
+            .await
+            .map_err(|_| SessionError::StartupTimeout(cfg.startup_timeout_ms))??;
         let real = backend
             .key
             .ok_or_else(|| SessionError::Injection("the backend sent no BackendKeyData".into()))?;
         self.span.record("backend_pid", real.0);
-        let client_key = self.shared.cancels.fresh_key();
         self.cancel = Some(
             self.shared
                 .cancels
@@ -136,19 +126,196 @@ impl Session {
             c.metrics.connections.inc();
         }
         self.authenticated = Some(v.who);
-        self.lease = Some(lease);
-        tracing::info!(pool = pool.label(), "connection ready (pooled)");
+        let label = self.pooled.as_ref().map(|p| p.pool.label().to_owned());
+        tracing::info!(pool = label, "connection ready (pooled)");
         Ok(backend)
     }
 
-    /// The client left with its conversation at rest: reset the backend
-    /// (`clear_context`, `DISCARD ALL`) and give it back, or close it if
-    /// the reset fails.
+    /// A backend from the client's pool with the client's context and
+    /// settings: an idle one (checked if it idled long), else a new one;
+    /// switched as far as needed. Sets `self.lease`.
+    async fn attach(&mut self) -> Result<Backend, SessionError> {
+        let cfg = self.shared.config();
+        let p = self
+            .pooled
+            .as_ref()
+            .ok_or_else(|| SessionError::Injection("not a pooled session".into()))?;
+        let pool = p.pool.clone();
+        let checkout = pool
+            .checkout(&p.wanted.tenant, p.share, cfg.pool.timeout())
+            .await?;
+        let lease = checkout.lease;
+        let check_after = Duration::from_millis(cfg.pool.check_after_idle_ms);
+        let reused = match checkout.backend {
+            Some((mut b, idle)) => {
+                if idle < check_after || switch::check(&cfg, &mut b).await.is_ok() {
+                    Some(b)
+                } else {
+                    pool.discarded("check_failed");
+                    tokio::spawn(switch::close(b));
+                    None
+                }
+            }
+            None => None,
+        };
+        let mut backend = match reused {
+            Some(b) => {
+                self.shared
+                    .metrics
+                    .pool_reused
+                    .with_label_values(&[pool.label()])
+                    .inc();
+                b
+            }
+            None => switch::open(&cfg, &p.login_params, &p.login, &p.role).await?,
+        };
+        pool.learn_login(&p.login, &p.login_params);
+        self.phase = Phase::Injecting;
+        let switched = self.switch(&cfg, &mut backend).await;
+        if let Err(e) = switched {
+            pool.discarded("switch_failed");
+            tokio::spawn(switch::close(backend));
+            return Err(e);
+        }
+        self.lease = Some(lease);
+        Ok(backend)
+    }
+
+    /// Give `backend` this client's context and settings, as cheaply as
+    /// its current ones allow: nothing when they are the same; a new set of
+    /// settings for another client of the same tenant and end user; else
+    /// a reset (when it has a context) and the full switch.
+    async fn switch(&self, cfg: &Config, backend: &mut Backend) -> Result<(), SessionError> {
+        let Some(p) = self.pooled.as_ref() else {
+            return Ok(());
+        };
+        let wanted = &p.wanted;
+        match &backend.context {
+            Some(c) if c == wanted => return Ok(()),
+            Some(c) if c.tenant == wanted.tenant && c.subject == wanted.subject => {
+                switch::resettle(cfg, backend, &wanted.settings).await?;
+                backend.context = Some(wanted.clone());
+                return Ok(());
+            }
+            Some(_) => {
+                switch::reset(cfg, backend).await?;
+                backend.context = None;
+                backend.statements.clear();
+            }
+            None => {}
+        }
+        if backend
+            .served
+            .as_deref()
+            .is_some_and(|t| t != wanted.tenant)
+        {
+            self.shared
+                .metrics
+                .pool_switches
+                .with_label_values(&[p.pool.label()])
+                .inc();
+        }
+        let subject = wanted
+            .subject
+            .as_ref()
+            .map(|(s, c)| (s.as_str(), c.as_str()));
+        switch::activate(cfg, backend, &wanted.tenant, subject, &wanted.settings).await?;
+        backend.served = Some(wanted.tenant.clone());
+        backend.context = Some(wanted.clone());
+        Ok(())
+    }
+
+    /// Transaction pooling, at a point of rest: the backend goes back to
+    /// its pool as it is (context, settings and statements kept: the next
+    /// client of the same tenant needs no switch), and cancel requests
+    /// find no backend until the next transaction.
+    pub(super) fn detach(&mut self, backend: Backend) {
+        if let (Some(c), Some(p)) = (&self.cancel, &self.pooled) {
+            debug_assert_eq!(c.key(), p.client_key);
+            self.shared.cancels.retarget(p.client_key, None);
+        }
+        match self.lease.take() {
+            Some(lease) => lease.give_back(backend),
+            None => drop(backend),
+        }
+        self.client.buf = BytesMut::new();
+        self.phase = Phase::Transparent;
+    }
+
+    /// Transaction pooling, between transactions: wait for the client's
+    /// next bytes (or an interrupt, which closes the session here: nothing
+    /// is in flight), then attach a backend. None: the session is over.
+    pub(super) async fn between_transactions(
+        &mut self,
+        interrupt: &Interrupt,
+    ) -> Result<Option<Backend>, SessionError> {
+        enum Waited {
+            Data,
+            Gone,
+            Close((&'static str, &'static str)),
+        }
+        let client = &mut self.client;
+        let waited = std::future::poll_fn(|cx| {
+            match interrupt.poll(cx) {
+                Signal::Stop | Signal::Drain => return Poll::Ready(Waited::Close(SHUTTING_DOWN)),
+                Signal::Kick => return Poll::Ready(Waited::Close(KICKED)),
+                Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),
+                Signal::None => {}
+            }
+            if client.buf.capacity() == client.buf.len() {
+                client.buf.reserve(IDLE_READ);
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut client.stream), cx, &mut client.buf) {
+                Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Waited::Gone),
+                Poll::Ready(Ok(_)) => Poll::Ready(Waited::Data),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match waited {
+            Waited::Data => {}
+            Waited::Gone => return Ok(None),
+            Waited::Close((code, why)) => {
+                let msg = protocol::error_response(
+                    Severity::Fatal,
+                    code,
+                    &format!("terminating connection: {why}"),
+                );
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    self.client.stream.write_all(&msg),
+                )
+                .await;
+                tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
+                return Ok(None);
+            }
+        }
+        let backend = self.attach().await?;
+        self.phase = Phase::Transparent;
+        if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
+            self.shared
+                .cancels
+                .retarget(p.client_key, Some((real, &p.pool.key.upstream)));
+        }
+        Ok(Some(backend))
+    }
+
+    /// The client left with its conversation at rest. Session pooling:
+    /// reset the backend (`clear_context`, `DISCARD ALL`) and give it back,
+    /// or close it if the reset fails.
     pub(super) async fn give_back(&self, lease: Lease, mut backend: Backend) {
         backend.buf = BytesMut::with_capacity(16 * 1024);
+        if self.transaction_pooling() {
+            // At rest: as at any point of rest, it goes back as it is.
+            return lease.give_back(backend);
+        }
         let cfg = self.shared.config();
         match switch::reset(&cfg, &mut backend).await {
-            Ok(()) => lease.give_back(backend),
+            Ok(()) => {
+                backend.context = None;
+                backend.statements.clear();
+                lease.give_back(backend)
+            }
             Err(e) => {
                 lease.pool().discarded("reset_failed");
                 tracing::warn!(parent: &self.span, error = %crate::error::Escaped(&e), "closing a pooled backend whose reset failed");
