@@ -269,6 +269,12 @@ async fn the_library_runs_an_old_schema(version: &str, db: &str) {
         .expect("query");
     assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("acme"));
     assert_eq!(row.get::<_, String>(1), version);
+    // No pool_mode column yet: every tenant is in session mode, so what
+    // transaction mode refuses works.
+    client
+        .batch_execute("LISTEN upgrade_jobs; SET work_mem = '8MB'; PREPARE q AS SELECT 1")
+        .await
+        .expect("session-only features on an old schema");
     drop(client);
     drop(router);
     sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
