@@ -117,7 +117,10 @@ CREATE TABLE tenant.defaults (
     max_query_ms     pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (max_query_ms OPERATOR(pg_catalog.>=) 0),
     max_result_bytes pg_catalog.int8   NOT NULL DEFAULT 0   CHECK (max_result_bytes OPERATOR(pg_catalog.>=) 0),
     pool_size        pg_catalog.int4   NOT NULL DEFAULT 10  CHECK (pool_size OPERATOR(pg_catalog.>=) 1),
-    min_idle         pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (min_idle OPERATOR(pg_catalog.>=) 0)
+    min_idle         pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (min_idle OPERATOR(pg_catalog.>=) 0),
+    -- 0.4.0: how the router pools a tenant's backends.
+    pool_mode        pg_catalog.text   NOT NULL DEFAULT 'session'
+                     CONSTRAINT pool_mode_kind CHECK (pool_mode OPERATOR(pg_catalog.=) ANY (ARRAY['session'::pg_catalog.text, 'transaction'::pg_catalog.text]))
 );
 COMMENT ON TABLE tenant.defaults IS 'pg_tenant: defaults for NULL tenant limits (0 = unlimited)';
 
@@ -153,6 +156,9 @@ CREATE TABLE tenant.tenants (
                        CONSTRAINT login_roles_listed
                        CHECK (pg_catalog.cardinality(login_roles) OPERATOR(pg_catalog.>) 0
                               AND pg_catalog.array_position(login_roles, NULL::pg_catalog.text) IS NULL),
+    -- 0.4.0: session or transaction pooling (NULL: the default).
+    pool_mode          pg_catalog.text
+                       CONSTRAINT pool_mode_kind CHECK (pool_mode OPERATOR(pg_catalog.=) ANY (ARRAY['session'::pg_catalog.text, 'transaction'::pg_catalog.text])),
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
@@ -173,7 +179,8 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        t.allow_ddl, t.read_only, t.allowed_operations, t.dedicated_pool,
        coalesce(t.pool_size, d.pool_size, 10)                AS pool_size,
        coalesce(t.min_idle, d.min_idle, 0)                   AS min_idle,
-       t.enabled, t.created_at, t.updated_at, t.allow_large_objects, t.login_roles
+       t.enabled, t.created_at, t.updated_at, t.allow_large_objects, t.login_roles,
+       coalesce(t.pool_mode, d.pool_mode, 'session')         AS pool_mode
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -225,6 +232,10 @@ BEGIN
     END IF;
     IF pg_catalog.array_position(t.login_roles, NULL::pg_catalog.text) IS NOT NULL THEN
         RAISE EXCEPTION 'login_roles of tenant "%" contains NULL', t.id USING ERRCODE = '22023';
+    END IF;
+    IF NOT t.pool_mode OPERATOR(pg_catalog.=) ANY ('{session,transaction}'::pg_catalog.text[]) THEN
+        RAISE EXCEPTION 'unknown pool_mode "%" for tenant "%"', t.pool_mode, t.id
+            USING ERRCODE = '22023', HINT = 'Use session or transaction, or reset pool_mode to NULL to use the default.';
     END IF;
 END
 $fn$;
@@ -322,7 +333,8 @@ CREATE FUNCTION tenant.create_tenant(
     min_idle integer DEFAULT NULL,
     enabled boolean DEFAULT true,
     allow_large_objects boolean DEFAULT false,
-    login_roles text[] DEFAULT NULL
+    login_roles text[] DEFAULT NULL,
+    pool_mode text DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -333,7 +345,8 @@ BEGIN
              coalesce(allow_ddl, false), coalesce(read_only, false),
              coalesce(allowed_operations, '{select,insert,update,delete}'::pg_catalog.text[]),
              coalesce(dedicated_pool, false), pool_size, min_idle, coalesce(enabled, true),
-             pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles);
+             pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles,
+             pool_mode);
     PERFORM tenant._validate(t);
     PERFORM tenant._check_roles(t.role_name, t.login_roles);
     IF EXISTS (SELECT FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) t.id) THEN
@@ -382,7 +395,8 @@ CREATE FUNCTION tenant.alter_tenant(
     enabled boolean DEFAULT NULL,
     reset text[] DEFAULT '{}',
     allow_large_objects boolean DEFAULT NULL,
-    login_roles text[] DEFAULT NULL
+    login_roles text[] DEFAULT NULL,
+    pool_mode text DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -403,6 +417,7 @@ BEGIN
             WHEN 'pool_size' THEN t.pool_size := NULL;
             WHEN 'min_idle' THEN t.min_idle := NULL;
             WHEN 'login_roles' THEN t.login_roles := NULL;
+            WHEN 'pool_mode' THEN t.pool_mode := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -425,6 +440,7 @@ BEGIN
     t.enabled := coalesce(alter_tenant.enabled, t.enabled);
     t.allow_large_objects := coalesce(alter_tenant.allow_large_objects, t.allow_large_objects);
     t.login_roles := coalesce(alter_tenant.login_roles, t.login_roles);
+    t.pool_mode := coalesce(alter_tenant.pool_mode, t.pool_mode);
     t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
     -- Only the roles this call sets: stored ones may have been renamed or
@@ -439,7 +455,8 @@ BEGIN
         read_only = t.read_only, allowed_operations = t.allowed_operations,
         dedicated_pool = t.dedicated_pool, pool_size = t.pool_size,
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
-        allow_large_objects = t.allow_large_objects, login_roles = t.login_roles
+        allow_large_objects = t.allow_large_objects, login_roles = t.login_roles,
+        pool_mode = t.pool_mode
     WHERE x.id OPERATOR(pg_catalog.=) t.id;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -475,15 +492,20 @@ CREATE FUNCTION tenant.set_defaults(
     max_query_ms integer DEFAULT 0,
     max_result_bytes bigint DEFAULT 0,
     pool_size integer DEFAULT 10,
-    min_idle integer DEFAULT 0
+    min_idle integer DEFAULT 0,
+    pool_mode text DEFAULT 'session'
 ) RETURNS tenant.defaults
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     d tenant.defaults;
 BEGIN
+    IF pool_mode IS NULL OR NOT pool_mode OPERATOR(pg_catalog.=) ANY ('{session,transaction}'::pg_catalog.text[]) THEN
+        RAISE EXCEPTION 'unknown pool_mode % for the tenant defaults', coalesce(pg_catalog.quote_literal(pool_mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use session or transaction.';
+    END IF;
     DELETE FROM tenant.defaults;
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
-        max_query_ms, max_result_bytes, pool_size, min_idle) RETURNING * INTO d;
+        max_query_ms, max_result_bytes, pool_size, min_idle, pool_mode) RETURNING * INTO d;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
     RETURN d;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
@@ -492,35 +514,38 @@ END
 $fn$;
 COMMENT ON FUNCTION tenant.set_defaults IS 'pg_tenant: defaults used where a tenant limit is NULL (0 = unlimited)';
 
--- What a router needs, nothing more: effective limits of one or all tenants.
+-- What a router needs, nothing more: effective limits and pool settings of
+-- one or all tenants (0.4.0: dedicated_pool, pool_size, min_idle, pool_mode).
 CREATE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
 RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
-               burst_multiplier real, max_query_ms integer, max_result_bytes bigint)
+               burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
+               dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
-           l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes
+           l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
+           l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode
     FROM tenant.tenant_list l
     WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
     ORDER BY l.id
 $fn$;
-COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits for tenant-router (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits and pool settings for tenant-router (granted to tenant_router)';
 
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
     tenant._check_roles(name, text[]),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[]),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer),
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text),
     tenant.router_catalog(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[]),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer)
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text)
     TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.router_catalog(text) TO tenant_router;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;

@@ -42,9 +42,10 @@ pub mod ops {
     }
 }
 
-/// What `set_context` loaded besides the tenant id: the locked role and
-/// the tenant's permissions. Serialized into `pg_tenant.context_state` as
-/// `v2:<role oid>:<allow_ddl>:<read_only>:<ops bits>:<allow_large_objects>`.
+/// What `set_context` loaded besides the tenant id: the locked role, the
+/// tenant's permissions and whether its effective `pool_mode` is
+/// `transaction`. Serialized into `pg_tenant.context_state` as
+/// `v3:<role oid>:<allow_ddl>:<read_only>:<ops bits>:<allow_large_objects>:<transaction_pool>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContextState {
     pub role: u32,
@@ -52,6 +53,8 @@ pub struct ContextState {
     pub read_only: bool,
     pub ops: u8,
     pub allow_large_objects: bool,
+    /// The tenant's effective pool_mode is `transaction` (see `pool`).
+    pub transaction_pool: bool,
     pub active: bool,
 }
 
@@ -62,6 +65,7 @@ impl ContextState {
         read_only: false,
         ops: ops::ALL,
         allow_large_objects: true,
+        transaction_pool: false,
         active: false,
     };
 
@@ -70,7 +74,7 @@ impl ContextState {
             return Some(ContextState::NONE);
         }
         let mut it = s.split(':');
-        if it.next()? != "v2" {
+        if it.next()? != "v3" {
             return None;
         }
         let role = it.next()?.parse().ok()?;
@@ -78,6 +82,7 @@ impl ContextState {
         let read_only = it.next()? == "1";
         let ops = it.next()?.parse().ok()?;
         let allow_large_objects = it.next()? == "1";
+        let transaction_pool = it.next()? == "1";
         if it.next().is_some() || ops > ops::ALL {
             return None;
         }
@@ -87,18 +92,20 @@ impl ContextState {
             read_only,
             ops,
             allow_large_objects,
+            transaction_pool,
             active: true,
         })
     }
 
     pub fn serialize(&self) -> String {
         format!(
-            "v2:{}:{}:{}:{}:{}",
+            "v3:{}:{}:{}:{}:{}:{}",
             self.role,
             self.allow_ddl as u8,
             self.read_only as u8,
             self.ops,
-            self.allow_large_objects as u8
+            self.allow_large_objects as u8,
+            self.transaction_pool as u8
         )
     }
 }
@@ -205,6 +212,8 @@ struct TenantRow {
     read_only: bool,
     ops: u8,
     allow_large_objects: bool,
+    /// The effective pool_mode is `transaction`.
+    transaction_pool: bool,
 }
 
 /// Run catalog reads as the bootstrap superuser, immune to the caller.
@@ -255,9 +264,10 @@ pub fn as_catalog_reader<T>(f: impl FnOnce() -> T) -> T {
 /// has no privilege on the catalog, and must not need one), through
 /// [`as_catalog_reader`], comparing with `OPERATOR(pg_catalog.=)`.
 ///
-/// `login_roles` (0.3.0) is read through `to_jsonb(t)`, so this library
-/// still works against the 0.2.0 table (no such column: no restriction)
-/// until `ALTER EXTENSION pg_tenant UPDATE` has run.
+/// `login_roles` (0.3.0) and `pool_mode` (0.4.0, the tenant's, else the
+/// defaults row's) are read through `to_jsonb` of the rows, so this library
+/// still works against older tables (no `login_roles`: no restriction; no
+/// `pool_mode`: session) until `ALTER EXTENSION pg_tenant UPDATE` has run.
 fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
     const Q: &str = "SELECT t.enabled, \
                      CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.to_jsonb(t) \
@@ -266,7 +276,11 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                      THEN (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
                        OPERATOR(pg_catalog.?) $2::pg_catalog.text END, \
                      t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
-                     t.allowed_operations, t.allow_large_objects \
+                     t.allowed_operations, t.allow_large_objects, \
+                     coalesce(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text, \
+                       (SELECT pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text \
+                        FROM tenant.defaults d LIMIT 1), 'session'::pg_catalog.text) \
+                       OPERATOR(pg_catalog.=) 'transaction'::pg_catalog.text \
                      FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
     let row = as_catalog_reader(|| {
         Spi::connect(|client| {
@@ -287,6 +301,7 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                     .filter_map(|n| ops::from_name(n))
                     .fold(0, |a, b| a | b),
                 allow_large_objects: r.get::<bool>(7)?.unwrap_or(false),
+                transaction_pool: r.get::<bool>(8)?.unwrap_or(false),
             }))
         })
     });
@@ -507,6 +522,7 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         read_only: row.read_only,
         ops: row.ops,
         allow_large_objects: row.allow_large_objects,
+        transaction_pool: row.transaction_pool,
         active: true,
     };
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, &st.serialize());
@@ -649,12 +665,19 @@ mod tests {
             read_only: true,
             ops: ops::SELECT | ops::INSERT,
             allow_large_objects: true,
+            transaction_pool: true,
             active: true,
         };
         assert_eq!(ContextState::parse(&s.serialize()), Some(s));
+        let session = ContextState {
+            transaction_pool: false,
+            ..s
+        };
+        assert_eq!(ContextState::parse(&session.serialize()), Some(session));
         assert_eq!(ContextState::parse(""), Some(ContextState::NONE));
-        assert_eq!(ContextState::parse("v2:1:0:0:99:0"), None);
-        assert_eq!(ContextState::parse("v1:1:0:0:1"), None);
-        assert_eq!(ContextState::parse("v2:1:0:0:1"), None);
+        assert_eq!(ContextState::parse("v3:1:0:0:99:0:0"), None);
+        assert_eq!(ContextState::parse("v2:1:0:0:1:0"), None);
+        assert_eq!(ContextState::parse("v3:1:0:0:1:0"), None);
+        assert_eq!(ContextState::parse("v3:1:0:0:1:0:1:1"), None);
     }
 }

@@ -12,6 +12,7 @@
 //! * Confinement (`confine`): what no tenant session may reach.
 //! * `SET`/`RESET` of any `pg_tenant.*` name by a non-superuser is refused
 //!   with 42501 (the prefix is reserved; `set_context` is the only writer).
+//! * Session-only features under `pool_mode = transaction` (`pool`): 0A000.
 //!
 //! Refusals are ERROR 42501 naming the tenant and the operation.
 
@@ -223,6 +224,7 @@ unsafe extern "C-unwind" fn process_utility(
         confine::check_utility((*pstmt).utilityStmt);
     }
     let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
+    crate::pool::check_utility(&st, (*pstmt).utilityStmt);
     // COPY FROM STDIN into a protected table: pg_tenant runs it (copy.rs).
     if st.active && copy::copy_from(pstmt, query_string, query_env, qc) {
         return;

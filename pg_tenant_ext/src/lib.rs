@@ -9,6 +9,7 @@ mod context;
 mod copy;
 mod gucs;
 mod hooks;
+mod pool;
 mod rolelock;
 mod subject;
 

@@ -25,6 +25,20 @@ SELECT id, enabled FROM tenant.enable_tenant('cat-a');
 SELECT id, enabled, qps_limit, max_connections FROM tenant.router_catalog('cat-a');
 SELECT tenant.alter_tenant('cat-a', reset => '{name}');
 
+-- pool_mode (0.4.0): NULL uses the default ('session' when there is none);
+-- tenant_list and router_catalog show the effective value, router_catalog
+-- after its limits: dedicated_pool, pool_size, min_idle, pool_mode.
+SELECT id, pool_mode FROM tenant.create_tenant('cat-pool', pool_mode => 'transaction', pool_size => 3, dedicated_pool => true);
+SELECT id, pool_mode FROM tenant.tenant_list WHERE id IN ('cat-a', 'cat-pool') ORDER BY id;
+SELECT pool_mode FROM tenant.set_defaults(pool_mode => 'transaction');
+SELECT id, pool_mode FROM tenant.tenant_list WHERE id IN ('cat-a', 'cat-pool') ORDER BY id;
+SELECT id, pool_mode FROM tenant.alter_tenant('cat-pool', pool_mode => 'session');
+SELECT id, pool_mode FROM tenant.alter_tenant('cat-pool', reset => '{pool_mode}');
+SELECT * FROM tenant.router_catalog('cat-pool');
+SELECT pool_mode FROM tenant.set_defaults();
+SELECT id, pool_mode FROM tenant.router_catalog('cat-pool');
+SELECT tenant.drop_tenant('cat-pool');
+
 -- Bad input: each with its error.
 \set VERBOSITY default
 SELECT tenant.create_tenant('Bad Id');
@@ -42,6 +56,14 @@ SELECT tenant.create_tenant('iso', isolation => 'database');
 SELECT tenant.create_tenant('ops', allowed_operations => '{select,truncate}');
 SELECT tenant.create_tenant('norole', role_name => 'no_such_role');
 SELECT tenant.create_tenant('pool', pool_size => 2, min_idle => 3);
+SELECT tenant.create_tenant('pm', pool_mode => 'statement');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant.alter_tenant('cat-a', pool_mode => 'Session');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant.set_defaults(pool_mode => 'statement');
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant.set_defaults(pool_mode => NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenant.alter_tenant('nope', max_connections => 1);
 SELECT tenant.drop_tenant('nope');
 SELECT tenant.enable_tenant('nope');
@@ -53,6 +75,8 @@ INSERT INTO tenant.tenants (id, name, qps_limit) VALUES ('raw', 'x', -1);
 INSERT INTO tenant.tenants (id, name, isolation) VALUES ('raw', 'x', 'schema');
 INSERT INTO tenant.tenants (id, name, allowed_operations) VALUES ('raw', 'x', '{drop}');
 UPDATE tenant.tenants SET burst_multiplier = 0 WHERE id = 'cat-a';
+INSERT INTO tenant.tenants (id, name, pool_mode) VALUES ('raw', 'x', 'statement');
+INSERT INTO tenant.defaults (pool_mode) VALUES ('statement');
 
 -- Privileges: nothing for PUBLIC; tenant_admin manages; tenant_router reads.
 \c - regress_app

@@ -49,6 +49,18 @@ ALTER EXTENSION pg_tenant UPDATE;
 ALTER SCHEMA tenant OWNER TO postgres;
 ALTER EXTENSION pg_tenant UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant';
+DROP EXTENSION pg_tenant;
+-- And on the update from 0.3.0 (whose script reads acldefault while it
+-- keeps the privileges of the functions it re-creates): refused, and the
+-- extension stays at 0.3.0; control: without the planted function it
+-- updates.
+CREATE EXTENSION pg_tenant VERSION '0.3.0';
+CREATE FUNCTION tenant.acldefault("char", oid) RETURNS aclitem[] LANGUAGE sql AS 'SELECT NULL::aclitem[]';
+ALTER EXTENSION pg_tenant UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant';
+DROP FUNCTION tenant.acldefault("char", oid);
+ALTER EXTENSION pg_tenant UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_tenant';
 \c contrib_regression postgres
 SET client_min_messages = warning;
 DROP DATABASE regress_squat;

@@ -1,6 +1,6 @@
-//! The extension's upgrade path: a database created with the frozen 0.1.0
-//! install script keeps its tenants through `ALTER EXTENSION pg_tenant
-//! UPDATE`, and ends with exactly the schema of a fresh install.
+//! The extension's upgrade path: a database created with the frozen 0.1.0,
+//! 0.2.0 or 0.3.0 install script keeps its tenants through `ALTER EXTENSION
+//! pg_tenant UPDATE`, and ends with exactly the schema of a fresh install.
 mod common;
 
 use common::{cluster, psql};
@@ -61,7 +61,7 @@ fn extension_schema(db: &str) -> Vec<String> {
 }
 
 /// The version `CREATE EXTENSION pg_tenant` installs.
-const CURRENT: &str = "0.3.0";
+const CURRENT: &str = "0.4.0";
 
 fn extversion(db: &str) -> String {
     sql(
@@ -110,10 +110,17 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     assert_eq!(
         sql(
             old_db,
-            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', id, name, max_connections, qps_limit, \
-             read_only, enabled, allow_large_objects, login_roles), ';' ORDER BY id) FROM tenant.tenants"
+            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s', id, name, max_connections, qps_limit, \
+             read_only, enabled, allow_large_objects, login_roles, pool_mode), ';' ORDER BY id) FROM tenant.tenants"
         ),
-        "acme|Acme|7|50|f|t|f|;globex|globex|||t|f|f|"
+        "acme|Acme|7|50|f|t|f||;globex|globex|||t|f|f||"
+    );
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT format('%s|%s', max_query_ms, pool_mode) FROM tenant.defaults"
+        ),
+        "900|session"
     );
     assert_eq!(
         sql(
@@ -137,6 +144,37 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         ),
         "{upgrade_app}"
     );
+    // 0.4.0: pool_mode, and the pool settings in the router's catalog.
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT (tenant.alter_tenant('acme', pool_mode => 'transaction', pool_size => 4)).pool_mode"
+        ),
+        "transaction"
+    );
+    // The re-created functions still tell routers (NOTIFY pg_tenant_catalog).
+    let notified = sql(
+        old_db,
+        "LISTEN pg_tenant_catalog; SELECT (tenant.alter_tenant('acme', min_idle => 1)).min_idle; \
+         SELECT (tenant.set_defaults(max_query_ms => 900)).pool_mode; \
+         SELECT (tenant.alter_tenant('acme', reset => '{min_idle}')).min_idle IS NULL",
+    );
+    for payload in ["\"acme\"", "\"*\""] {
+        assert!(
+            notified.contains(&format!(
+                "notification \"pg_tenant_catalog\" with payload {payload}"
+            )),
+            "{notified}"
+        );
+    }
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s', id, max_query_ms, dedicated_pool, pool_size, \
+             min_idle, pool_mode), ';' ORDER BY id) FROM tenant.router_catalog(NULL)"
+        ),
+        "acme|900|f|4|0|transaction;globex|900|f|10|0|session"
+    );
     sql(
         old_db,
         "SELECT tenant.set_password('acme', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
@@ -153,6 +191,8 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     let (old, new) = (extension_schema(old_db), extension_schema(new_db));
     for member in [
         "CREATE FUNCTION tenant.notify",
+        "CREATE FUNCTION tenant.router_catalog",
+        "CREATE TABLE tenant.defaults",
         "CREATE FUNCTION tenant.set_password",
         "CREATE TABLE tenant.tenant_secrets",
     ] {
@@ -181,14 +221,32 @@ fn update_from_0_2_0_keeps_tenants_and_matches_a_fresh_install() {
     update_keeps_tenants_and_matches_a_fresh_install("0.2.0", "upgrade_old2", "upgrade_new2");
 }
 
+#[test]
+fn update_from_0_3_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.3.0", "upgrade_old3", "upgrade_new3");
+}
+
 /// This library with a database still on the 0.2.0 schema (other databases
 /// of the server may be updated later, or never): the router's contexts
 /// work as before.
 #[tokio::test]
 async fn the_library_runs_a_0_2_0_schema() {
-    let db = "upgrade_lib020";
+    the_library_runs_an_old_schema("0.2.0", "upgrade_lib020").await;
+}
+
+/// The same with a 0.3.0 schema (no pool_mode column: every tenant is in
+/// session mode).
+#[tokio::test]
+async fn the_library_runs_a_0_3_0_schema() {
+    the_library_runs_an_old_schema("0.3.0", "upgrade_lib030").await;
+}
+
+async fn the_library_runs_an_old_schema(version: &str, db: &str) {
     fresh_db(db);
-    sql(db, "CREATE EXTENSION pg_tenant VERSION '0.2.0'");
+    sql(
+        db,
+        &format!("CREATE EXTENSION pg_tenant VERSION '{version}'"),
+    );
     sql(
         db,
         "SELECT tenant.create_tenant('acme'); SELECT tenant.create_app_role('rt_trust')",
@@ -210,7 +268,13 @@ async fn the_library_runs_a_0_2_0_schema() {
         .await
         .expect("query");
     assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("acme"));
-    assert_eq!(row.get::<_, String>(1), "0.2.0");
+    assert_eq!(row.get::<_, String>(1), version);
+    // No pool_mode column yet: every tenant is in session mode, so what
+    // transaction mode refuses works.
+    client
+        .batch_execute("LISTEN upgrade_jobs; SET work_mem = '8MB'; PREPARE q AS SELECT 1")
+        .await
+        .expect("session-only features on an old schema");
     drop(client);
     drop(router);
     sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
@@ -279,7 +343,8 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
 }
 
 /// The update from 0.2.0 drops and re-creates create_tenant, alter_tenant,
-/// enable_tenant and disable_tenant (a new trailing argument): what an
+/// enable_tenant and disable_tenant (a new trailing argument), and the one
+/// to 0.4.0 those again with set_defaults and router_catalog: what an
 /// operator granted or revoked on them is kept, functions the update does
 /// not re-create keep their privileges untouched, and pg_dump still dumps
 /// the operator's changes (the extension's initial privileges stay those
@@ -298,7 +363,8 @@ fn update_keeps_the_privileges_an_operator_changed() {
            boolean) FROM tenant_admin; \
          REVOKE EXECUTE ON FUNCTION tenant.drop_tenant(text), \
            tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer) FROM tenant_admin; \
-         GRANT EXECUTE ON FUNCTION tenant.disable_tenant(text) TO upgrade_ops",
+         GRANT EXECUTE ON FUNCTION tenant.disable_tenant(text), tenant.router_catalog(text) \
+           TO upgrade_ops",
     );
     let privileges = || {
         sql(
@@ -306,7 +372,8 @@ fn update_keeps_the_privileges_an_operator_changed() {
             "SELECT string_agg(format('%s/%s=%s', p.proname, r, has_function_privilege(r, p.oid, 'EXECUTE')), \
              ' ' ORDER BY p.proname, r) FROM pg_proc p, unnest('{tenant_admin,upgrade_ops}'::text[]) r \
              WHERE p.pronamespace = 'tenant'::regnamespace AND p.proname IN \
-             ('create_tenant', 'alter_tenant', 'drop_tenant', 'enable_tenant', 'disable_tenant', 'set_defaults')",
+             ('create_tenant', 'alter_tenant', 'drop_tenant', 'enable_tenant', 'disable_tenant', 'set_defaults', \
+             'router_catalog')",
         )
     };
     let before = privileges();
@@ -317,6 +384,7 @@ fn update_keeps_the_privileges_an_operator_changed() {
          disable_tenant/tenant_admin=t disable_tenant/upgrade_ops=t \
          drop_tenant/tenant_admin=f drop_tenant/upgrade_ops=f \
          enable_tenant/tenant_admin=t enable_tenant/upgrade_ops=f \
+         router_catalog/tenant_admin=f router_catalog/upgrade_ops=t \
          set_defaults/tenant_admin=f set_defaults/upgrade_ops=f"
     );
     sql(db, "ALTER EXTENSION pg_tenant UPDATE");
@@ -347,6 +415,20 @@ fn update_keeps_the_privileges_an_operator_changed() {
         has(
             "GRANT ALL ON FUNCTION tenant.disable_tenant(",
             "TO upgrade_ops;"
+        ),
+        "{dump}"
+    );
+    assert!(
+        has(
+            "GRANT ALL ON FUNCTION tenant.router_catalog(",
+            "TO upgrade_ops;"
+        ),
+        "{dump}"
+    );
+    assert!(
+        has(
+            "REVOKE ALL ON FUNCTION tenant.set_defaults(",
+            "FROM tenant_admin;"
         ),
         "{dump}"
     );

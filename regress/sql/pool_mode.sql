@@ -1,0 +1,159 @@
+-- pool_mode = transaction: the router hands a tenant's backend to another
+-- client of that tenant between transactions, so what outlives a
+-- transaction is refused (0A000, naming the feature, the tenant and why).
+-- Each refusal sits next to a control that succeeds: the same statement
+-- for a session-mode tenant, or the transaction-scoped form.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+-- allow_ddl: temporary tables are DDL; without it they are refused as such.
+SELECT id, pool_mode FROM tenant.create_tenant('pool-tx', pool_mode => 'transaction', allow_ddl => true);
+SELECT id, pool_mode FROM tenant.create_tenant('pool-sess', allow_ddl => true);
+-- A tenant that is transaction-mode through the defaults row.
+SELECT id, pool_mode FROM tenant.create_tenant('pool-dflt', allow_ddl => true);
+SELECT id, pool_mode FROM tenant.tenant_list WHERE id LIKE 'pool-%' ORDER BY id;
+
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT regress.enter('pool-tx', 1);
+
+-- LISTEN: refused; UNLISTEN: allowed.
+LISTEN jobs;
+\echo :LAST_ERROR_SQLSTATE
+UNLISTEN jobs;
+UNLISTEN *;
+SELECT count(*) AS listening FROM pg_listening_channels();
+
+-- DECLARE ... WITH HOLD: refused; a cursor without HOLD: allowed.
+BEGIN;
+DECLARE held CURSOR WITH HOLD FOR SELECT 1 AS x;
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+DECLARE plain CURSOR FOR SELECT 1 AS x;
+FETCH plain;
+COMMIT;
+
+-- SQL-level PREPARE: refused (protocol-level Parse is the router's).
+PREPARE q AS SELECT 1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS prepared FROM pg_prepared_statements;
+
+-- Temporary relations, in every spelling: refused.
+CREATE TEMP TABLE scratch (x int);
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMPORARY VIEW scratch_v AS SELECT 1 AS x;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMP SEQUENCE scratch_s;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TEMP TABLE scratch_as AS SELECT 1 AS x;
+\echo :LAST_ERROR_SQLSTATE
+SELECT 1 AS x INTO TEMP scratch_into;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE pg_temp.scratch_named (x int);
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN EXECUTE 'CREATE TEMP TABLE scratch_do (x int)'; END $$;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS temp_relations FROM pg_class WHERE relnamespace = pg_my_temp_schema();
+
+-- Session advisory locks, both forms: refused; the _xact_ forms: allowed.
+SELECT pg_advisory_lock(1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_advisory_lock(1, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_advisory_lock_shared(1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_advisory_lock_shared(1, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_try_advisory_lock(1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_try_advisory_lock(1, 2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_try_advisory_lock_shared(1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT pg_try_advisory_lock_shared(1, 2);
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN PERFORM pg_advisory_lock(3); END $$;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT pg_advisory_xact_lock(1), pg_advisory_xact_lock(1, 2),
+       pg_advisory_xact_lock_shared(3), pg_try_advisory_xact_lock(4),
+       pg_try_advisory_xact_lock_shared(5, 6);
+COMMIT;
+
+-- SET without LOCAL: refused; SET LOCAL, SET TRANSACTION, RESET: allowed.
+SET work_mem = '8MB';
+\echo :LAST_ERROR_SQLSTATE
+SET SESSION work_mem = '8MB';
+\echo :LAST_ERROR_SQLSTATE
+SET work_mem TO DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+SET work_mem FROM CURRENT;
+\echo :LAST_ERROR_SQLSTATE
+SET TIME ZONE 'UTC';
+\echo :LAST_ERROR_SQLSTATE
+SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN EXECUTE 'SET work_mem = ''8MB'''; END $$;
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SET LOCAL work_mem = '8MB';
+SELECT current_setting('work_mem') AS local_work_mem, current_setting('transaction_isolation') AS isolation;
+COMMIT;
+RESET work_mem;
+RESET ALL;
+SELECT current_setting('work_mem') AS work_mem;
+-- set_config(..., false) stays allowed: the router applies a client's
+-- startup parameters with it. A known leak within one tenant (the next
+-- client of this tenant on this backend sees the setting).
+SELECT set_config('work_mem', '9MB', false);
+SELECT current_setting('work_mem') AS work_mem;
+SELECT tenant.current_tenant_id(), count(*) AS rows FROM docs;
+
+-- The defaults row decides for tenants without a pool_mode of their own;
+-- set_context reads it (here: in a new backend).
+\c - postgres
+SELECT pool_mode FROM tenant.set_defaults(pool_mode => 'transaction');
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT regress.enter('pool-dflt', 1);
+LISTEN jobs;
+\echo :LAST_ERROR_SQLSTATE
+\c - postgres
+SELECT pool_mode FROM tenant.set_defaults();
+
+-- Session mode (the default): every one of them works.
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT regress.enter('pool-sess', 1);
+LISTEN jobs;
+SELECT pg_listening_channels();
+UNLISTEN jobs;
+BEGIN;
+DECLARE held CURSOR WITH HOLD FOR SELECT 1 AS x;
+COMMIT;
+FETCH held;
+CLOSE held;
+PREPARE q AS SELECT 1 AS one;
+EXECUTE q;
+DEALLOCATE q;
+CREATE TEMP TABLE scratch (x int);
+CREATE TEMPORARY VIEW scratch_v AS SELECT 1 AS x;
+CREATE TEMP SEQUENCE scratch_s;
+CREATE TEMP TABLE scratch_as AS SELECT 1 AS x;
+SELECT 1 AS x INTO TEMP scratch_into;
+CREATE TABLE pg_temp.scratch_named (x int);
+SELECT count(*) AS temp_relations FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind IN ('r', 'v', 'S');
+DISCARD TEMP;
+SELECT pg_advisory_lock(1), pg_advisory_lock(1, 2), pg_try_advisory_lock_shared(3);
+SELECT pg_advisory_unlock_all();
+SET work_mem = '8MB';
+SET TIME ZONE 'UTC';
+SELECT current_setting('work_mem') AS work_mem;
+RESET ALL;
+
+\c - postgres
+SELECT tenant.drop_tenant(id) FROM tenant.tenants WHERE id LIKE 'pool-%' ORDER BY id;
