@@ -70,7 +70,7 @@ pub enum Ownership {
 /// what Postgres actually gets.
 fn client_frame(
     conv: &mut Conversation,
-    mut watch: Option<&mut StatementWatch>,
+    watch: Option<&mut StatementWatch>,
     ownership: Ownership,
     statements: Option<&mut Statements>,
     v: FrameView<'_>,
@@ -79,7 +79,7 @@ fn client_frame(
         conv.client_sent(v.tag, false);
         return Edit::Drop;
     }
-    let edit = watched_client_frame(conv, watch.as_deref_mut(), v);
+    let edit = watched_client_frame(conv, watch, v);
     let Some(st) = statements else {
         return edit;
     };
