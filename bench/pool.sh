@@ -72,7 +72,8 @@ run_target() {
     ERR["$target|$col"]="$PB_FAILED / $PB_ABORTED"
     if [ "$PB_RC" != 0 ]; then ERR["$target|$col"]+=" rc=$PB_RC"; fi
     BE["$target|$col"]=$PB_BACKENDS
-    if [ -n "$PB_ERR" ]; then NOTE["$target|$col"]=$PB_ERR; fi
+    if [ -n "$PB_ERR" ]; then NOTE["$target|$col"]=$PB_ERR
+    elif [ "$PB_XACTS" = 0 ]; then NOTE["$target|$col"]="no transaction in ${SECS}s (pgbench's -T includes connecting its clients)"; fi
   done; done
 }
 
@@ -127,7 +128,7 @@ done
 first=1
 for t in "${targets[@]}"; do for col in "${cols[@]}"; do
   if [ -n "${NOTE["$t|$col"]:-}" ]; then
-    if [ $first = 1 ]; then echo; echo "Notes (first error line of a cell):"; first=0; fi
+    if [ $first = 1 ]; then echo; echo "Notes (a cell's first error line):"; first=0; fi
     echo "- $t, $col: ${NOTE["$t|$col"]}"
   fi
 done; done
@@ -141,7 +142,7 @@ if [ "$IDLE" -gt 0 ]; then
   set_pool_mode transaction
   p=$(free_port); start_router router-idle "$p"
   idle_clients router-idle "$ROUTER_PID" "$p" bench_pw.p1 "$IDLE"
-  label="router transaction"; [ "$HAS_POOL_MODE" = 1 ] || label="router (no pool_mode: unpooled)"
+  label="router transaction"; [ "$HAS_POOL_MODE" = 1 ] || label="router (no pool_mode column)"
   echo "| $label | $IDLE_OPEN | $IDLE_ESTAB | $IDLE_BEFORE | $IDLE_AFTER | $IDLE_KIB |"
   if [ "$IDLE_OPEN" -lt "$IDLE" ]; then echo "  router: $(cat "$OUT/router-idle.idle")"; fi
   kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
