@@ -165,7 +165,7 @@ run_pgbench() {
   for u in "${users[@]}"; do
     pgbench -n -h 127.0.0.1 -p "$port" -U "$u" -c "$each" -j "$jobs" "$@" bench \
       >"$OUT/$tag.$i.out" 2>"$OUT/$tag.$i.err" &
-    bp+=($!); i=$((i + 1))
+    bp+=($!); pids+=($!); i=$((i + 1))
   done
   PB_RC=0
   for p in "${bp[@]}"; do rc=0; wait "$p" || rc=$?; if [ "$rc" -gt "$PB_RC" ]; then PB_RC=$rc; fi; done
