@@ -75,6 +75,8 @@ fn extversion(db: &str) -> String {
 fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, new_db: &str) {
     fresh_db(old_db);
     fresh_db(new_db);
+    // Roles are the cluster's: one per test, so parallel tests never race.
+    let role = format!("upgrade_app_{}", from.replace('.', "_"));
     sql(
         old_db,
         &format!("CREATE EXTENSION pg_tenant VERSION '{from}'"),
@@ -89,12 +91,14 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     // An application role set up by the old version (0.1.0 did not mark it).
     sql(
         old_db,
-        "DO $$ BEGIN \
-           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'upgrade_app') THEN \
-             CREATE ROLE upgrade_app LOGIN; END IF; \
-           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN \
-             REVOKE tenant_app FROM upgrade_app; END IF; END $$; \
-         SELECT tenant.create_app_role('upgrade_app')",
+        &format!(
+            "DO $$ BEGIN \
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+                 CREATE ROLE {role} LOGIN; END IF; \
+               IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenant_app') THEN \
+                 REVOKE tenant_app FROM {role}; END IF; END $$; \
+             SELECT tenant.create_app_role('{role}')"
+        ),
     );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);
@@ -102,7 +106,7 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     assert_eq!(
         sql(
             old_db,
-            "SELECT pg_has_role('upgrade_app', 'tenant_app', 'MEMBER')"
+            &format!("SELECT pg_has_role('{role}', 'tenant_app', 'MEMBER')")
         ),
         "t"
     );
@@ -140,9 +144,11 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     assert_eq!(
         sql(
             old_db,
-            "SELECT (tenant.alter_tenant('acme', login_roles => '{upgrade_app}')).login_roles"
+            &format!(
+                "SELECT (tenant.alter_tenant('acme', login_roles => '{{{role}}}')).login_roles"
+            )
         ),
-        "{upgrade_app}"
+        format!("{{{role}}}")
     );
     // 0.4.0: pool_mode, and the pool settings in the router's catalog.
     assert_eq!(
@@ -187,7 +193,7 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     sql(new_db, "CREATE EXTENSION pg_tenant");
     assert_eq!(extversion(new_db), CURRENT);
     // The same application role as in the old database (its grants show in the dump).
-    sql(new_db, "SELECT tenant.create_app_role('upgrade_app')");
+    sql(new_db, &format!("SELECT tenant.create_app_role('{role}')"));
     let (old, new) = (extension_schema(old_db), extension_schema(new_db));
     for member in [
         "CREATE FUNCTION tenant.notify",
