@@ -104,7 +104,9 @@ impl Backend {
             match frame[0] {
                 b'S' => {
                     self.note_parameter(&frame);
-                    out.extend_from_slice(&frame);
+                    if !protocol::is_pg_tenant_parameter(&frame) {
+                        out.extend_from_slice(&frame);
+                    }
                 }
                 b'K' => {
                     if let Some(Message::BackendKeyData(k)) = protocol::typed(&frame) {
@@ -196,7 +198,7 @@ impl Backend {
             let frame = self.read_frame().await?;
             match frame[0] {
                 b'E' => failure = Some(frame),
-                b'S' => out.extend_from_slice(&frame),
+                b'S' if !protocol::is_pg_tenant_parameter(&frame) => out.extend_from_slice(&frame),
                 b'Z' => {
                     if let Some(f) = failure {
                         // 42501: set_context refuses this session (its

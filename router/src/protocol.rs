@@ -190,6 +190,12 @@ pub fn parameter_status(frame: &[u8]) -> Option<(String, String)> {
     Some((name.to_owned(), value.to_owned()))
 }
 
+/// A ParameterStatus of pg_tenant's own (`pg_tenant.*`): the router's
+/// business, never passed on to a client.
+pub fn is_pg_tenant_parameter(frame: &[u8]) -> bool {
+    frame.first() == Some(&b'S') && frame.get(5..).is_some_and(|b| b.starts_with(b"pg_tenant."))
+}
+
 /// A ParameterStatus frame.
 pub fn parameter_status_frame(name: &str, value: &str, out: &mut BytesMut) {
     let len = 4 + name.len() + 1 + value.len() + 1;
@@ -284,6 +290,25 @@ pub fn unprefix_notification(frame: &[u8], prefix: &[u8]) -> Option<BytesMut> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parameter_status_round_trip_and_pg_tenant_reports() {
+        let mut f = BytesMut::new();
+        parameter_status_frame("TimeZone", "UTC", &mut f);
+        assert_eq!(
+            parameter_status(&f),
+            Some(("TimeZone".into(), "UTC".into()))
+        );
+        assert!(!is_pg_tenant_parameter(&f));
+        let mut own = BytesMut::new();
+        parameter_status_frame("pg_tenant.session_settings", "{}", &mut own);
+        assert!(is_pg_tenant_parameter(&own));
+        assert_eq!(parameter_status(b"S\0\0\0\x05"), None, "truncated");
+        let mut k = BytesMut::new();
+        backend_key_data(7, -3, &mut k);
+        assert_eq!(&k[..], b"K\0\0\0\x0c\0\0\0\x07\xff\xff\xff\xfd");
+    }
+
     use super::*;
 
     fn notification(pid: u32, channel: &str, payload: &str) -> BytesMut {

@@ -72,7 +72,7 @@ fn client_frame(
     conv: &mut Conversation,
     watch: Option<&mut StatementWatch>,
     ownership: Ownership,
-    statements: Option<&mut Statements>,
+    statements: Option<&mut Carried>,
     v: FrameView<'_>,
 ) -> Edit {
     if v.tag == b'X' && ownership == Ownership::Pooled {
@@ -129,9 +129,21 @@ fn watched_client_frame(
 fn server_frame(
     conv: &mut Conversation,
     watch: Option<&mut StatementWatch>,
-    statements: Option<&mut Statements>,
+    mut statements: Option<&mut Carried>,
     v: FrameView<'_>,
 ) -> Edit {
+    if crate::protocol::is_pg_tenant_parameter(v.bytes) {
+        // pg_tenant's own reports are the router's, not the client's.
+        if let (Some(c), Some((name, value))) = (
+            statements.as_deref_mut(),
+            crate::protocol::parameter_status(v.bytes),
+        ) {
+            if name == SESSION_SETTINGS {
+                c.settings = Some(parse_settings_report(&value));
+            }
+        }
+        return Edit::Drop;
+    }
     if let Some(st) = statements {
         if st.client.on_server(v.tag, &mut st.backend) {
             // The answer to a Parse or Close the router added.
@@ -247,12 +259,33 @@ impl Pipe {
     }
 }
 
-/// Transaction pooling: the client's named statements and those of the
-/// backend serving it now.
+/// Transaction pooling: what follows a client from backend to backend,
+/// as the relay sees it: its named statements and those of the backend
+/// serving it now, and the settings it SET on that backend (pg_tenant's
+/// report, `pg_tenant.session_settings`).
 #[derive(Debug, Default)]
-pub struct Statements {
+pub struct Carried {
     pub client: Prepared,
     pub backend: BackendStatements,
+    /// The last report: setting → value (None: RESET); None: no report
+    /// during this relay.
+    pub settings: Option<Vec<(String, Option<String>)>>,
+}
+
+/// The ParameterStatus by which pg_tenant reports a transaction-pooled
+/// session's own SETs (never passed on to the client).
+pub const SESSION_SETTINGS: &str = "pg_tenant.session_settings";
+
+/// pg_tenant's report: a JSON object of setting → text or null; '' (reset)
+/// is an empty one. A malformed report counts as empty.
+pub fn parse_settings_report(value: &str) -> Vec<(String, Option<String>)> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value)
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_owned)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Both directions of one session and where the conversation stands.
@@ -264,7 +297,7 @@ pub struct Relay {
     pub conv: Conversation,
     pub ownership: Ownership,
     /// Transaction pooling only.
-    pub statements: Option<Statements>,
+    pub statements: Option<Carried>,
 }
 
 impl Relay {
@@ -291,7 +324,7 @@ impl Relay {
     /// pooling, its statements) on another backend.
     pub fn resume(
         conv: Conversation,
-        statements: Option<Statements>,
+        statements: Option<Carried>,
         client_buf: BytesMut,
         server_buf: BytesMut,
         mut watch: Option<&mut StatementWatch>,
@@ -431,6 +464,19 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_reports_parse_values_and_resets() {
+        assert_eq!(
+            parse_settings_report(r#"{"extra_float_digits":"3","search_path":null}"#),
+            vec![
+                ("extra_float_digits".to_owned(), Some("3".to_owned())),
+                ("search_path".to_owned(), None)
+            ]
+        );
+        assert!(parse_settings_report("").is_empty());
+        assert!(parse_settings_report("not json").is_empty());
+    }
 
     fn relay(client: &[u8], server: &[u8]) -> Relay {
         Relay::new(

@@ -34,7 +34,7 @@ use crate::interrupt::{watch_interrupts, Interrupt, Signal};
 use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
 use crate::pool::Lease;
 use crate::protocol::{self, Severity};
-use crate::relay::{End, Mode, Ownership, Relay, Statements};
+use crate::relay::{Carried, End, Mode, Ownership, Relay};
 use crate::shared::{Shared, Stop};
 use crate::transport::Stream;
 use bytes::BytesMut;
@@ -486,7 +486,7 @@ impl Session {
         ));
         let transactions = self.transaction_pooling();
         let mut conv = Conversation::default();
-        let mut statements = transactions.then(Statements::default);
+        let mut statements = transactions.then(Carried::default);
         let mut attached = Some(backend);
         let result = loop {
             let mut backend = match attached.take() {
@@ -535,6 +535,9 @@ impl Session {
                 conv = std::mem::take(&mut relay.conv);
                 if let Some(mut st) = relay.statements.take() {
                     backend.statements = std::mem::take(&mut st.backend);
+                    if let Some(report) = st.settings.take() {
+                        self.settings_reported(report);
+                    }
                     statements = Some(st);
                 }
                 self.detach(backend);
@@ -582,7 +585,7 @@ impl Session {
     /// rest) or let it go.
     async fn end_relay(
         &mut self,
-        relay: Relay,
+        mut relay: Relay,
         mut backend: Backend,
         watch: &Option<StatementWatch>,
         exit: Exit,
@@ -605,7 +608,13 @@ impl Session {
             self.close_with(&relay, code, why).await;
         }
         match self.lease.take() {
-            Some(lease) if reusable => self.give_back(lease, backend).await,
+            Some(lease) if reusable => {
+                let settings_changed = relay
+                    .statements
+                    .as_mut()
+                    .is_some_and(|c| c.settings.take().is_some());
+                self.give_back(lease, backend, settings_changed).await
+            }
             Some(lease) => {
                 lease.pool().discarded("client_left_busy");
                 self.let_backend_go(&mut backend.stream, in_flight).await;

@@ -35,8 +35,13 @@ pub(super) struct PooledClient {
     pool: Arc<Pool>,
     /// The tenant's share of the pool.
     share: usize,
-    /// The context and settings its backend must have.
+    /// The context and settings its backend must have: its startup
+    /// settings, then what it SET since (`session_sets`).
     wanted: ContextTag,
+    startup: Vec<(String, String)>,
+    /// Settings the client SET (transaction pooling), carried to each
+    /// backend that serves it.
+    session_sets: Vec<(String, String)>,
     /// How to open a backend for it.
     login: BackendLogin,
     login_params: Vec<(String, String)>,
@@ -75,6 +80,7 @@ impl Session {
             .to_owned();
         let (pool, share) = pool::pool_for(&self.shared.pools, cfg, &info, &database, &role);
         let client_key = self.shared.cancels.fresh_key();
+        let startup = identify::settings(upstream_params);
         self.pooled = Some(PooledClient {
             mode: info.pool.mode,
             pool,
@@ -82,8 +88,10 @@ impl Session {
             wanted: ContextTag {
                 tenant: info.id.clone(),
                 subject: v.who.subject.clone(),
-                settings: identify::settings(upstream_params),
+                settings: startup.clone(),
             },
+            startup,
+            session_sets: Vec::new(),
             login: v.who.login.clone(),
             login_params: vec![
                 ("user".to_owned(), role.clone()),
@@ -113,10 +121,13 @@ impl Session {
             client_key,
         ));
 
-        // What PostgreSQL would have said after the password.
+        // What PostgreSQL would have said after the password (pg_tenant's
+        // own reports are the router's).
         let mut out = v.to_client;
         for (name, value) in &backend.params {
-            protocol::parameter_status_frame(name, value, &mut out);
+            if !name.starts_with("pg_tenant.") {
+                protocol::parameter_status_frame(name, value, &mut out);
+            }
         }
         protocol::backend_key_data(client_key.0, client_key.1, &mut out);
         out.extend_from_slice(&protocol::ready_for_query(b'I'));
@@ -225,6 +236,29 @@ impl Session {
         Ok(())
     }
 
+    /// pg_tenant reported the settings the client SET on the backend that
+    /// served it (since the router last applied the client's settings
+    /// there): they join the settings carried to its next backends, and
+    /// the backend, when it goes back, is known to have them.
+    pub(super) fn settings_reported(&mut self, report: Vec<(String, Option<String>)>) {
+        let Some(p) = self.pooled.as_mut() else {
+            return;
+        };
+        for (name, value) in report {
+            p.session_sets
+                .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            if let Some(v) = value {
+                p.session_sets.push((name, v));
+            }
+        }
+        let mut settings = p.startup.clone();
+        for (name, value) in &p.session_sets {
+            settings.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            settings.push((name.clone(), value.clone()));
+        }
+        p.wanted.settings = settings;
+    }
+
     /// Transaction pooling, at a point of rest: the backend goes back to
     /// its pool as it is (context, settings and statements kept: the next
     /// client of the same tenant needs no switch), and cancel requests
@@ -233,6 +267,10 @@ impl Session {
         if let (Some(c), Some(p)) = (&self.cancel, &self.pooled) {
             debug_assert_eq!(c.key(), p.client_key);
             self.shared.cancels.retarget(p.client_key, None);
+        }
+        let mut backend = backend;
+        if let Some(p) = &self.pooled {
+            backend.context = Some(p.wanted.clone());
         }
         match self.lease.take() {
             Some(lease) => lease.give_back(backend),
@@ -303,9 +341,17 @@ impl Session {
     /// The client left with its conversation at rest. Session pooling:
     /// reset the backend (`clear_context`, `DISCARD ALL`) and give it back,
     /// or close it if the reset fails.
-    pub(super) async fn give_back(&self, lease: Lease, mut backend: Backend) {
+    /// `settings_changed`: the client SET something in its last transaction
+    /// (transaction pooling), which the backend's context tag does not
+    /// show: it is reset like a session-mode backend.
+    pub(super) async fn give_back(
+        &self,
+        lease: Lease,
+        mut backend: Backend,
+        settings_changed: bool,
+    ) {
         backend.buf = BytesMut::with_capacity(16 * 1024);
-        if self.transaction_pooling() {
+        if self.transaction_pooling() && !settings_changed {
             // At rest: as at any point of rest, it goes back as it is.
             return lease.give_back(backend);
         }
