@@ -127,6 +127,20 @@ impl Backend {
         }
     }
 
+    /// Whether an idle backend has said something on its own (a FATAL
+    /// before it closed: `idle_session_timeout`, a terminated backend, a
+    /// shutdown) or closed: checked without waiting, before a pooled
+    /// backend is reused.
+    pub fn unsolicited(&mut self) -> bool {
+        use futures_util::FutureExt;
+        use tokio::io::AsyncReadExt;
+        let mut probe = [0u8; 1];
+        match self.stream.read(&mut probe).now_or_never() {
+            None => false,
+            Some(_) => true,
+        }
+    }
+
     /// Remember a ParameterStatus.
     pub fn note_parameter(&mut self, frame: &[u8]) {
         if let Some((name, value)) = protocol::parameter_status(frame) {

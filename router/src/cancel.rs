@@ -7,9 +7,10 @@
 use crate::protocol;
 use crate::transport::Stream;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 
 /// Where a client's key leads: the backend's own (pid, key) and the
 /// upstream it lives on (a reload may change the upstream for new sessions
@@ -21,12 +22,25 @@ struct Target {
     upstream: String,
 }
 
-/// Live sessions' keys, by the (pid, key) their clients know; None: the
-/// session holds no backend now (transaction pooling, between
-/// transactions), and a cancel is dropped.
-pub struct CancelRegistry {
-    keys: Mutex<HashMap<(i32, i32), Option<Target>>>,
+/// One live session's key.
+struct Entry {
+    /// None: the session holds no backend now (transaction pooling,
+    /// between transactions), and a cancel is dropped.
+    target: Option<Target>,
+    /// Cancels forwarded and not yet delivered (PostgreSQL has not closed
+    /// the cancel connection).
+    in_flight: usize,
+    /// Told when `in_flight` drops to 0.
+    settled: Arc<Notify>,
 }
+
+/// Live sessions' keys, by the (pid, key) their clients know.
+pub struct CancelRegistry {
+    keys: Mutex<HashMap<(i32, i32), Entry>>,
+}
+
+/// Longest wait for cancels in flight before a backend changes hands.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// Unregisters its key when the session ends, however it ends.
 pub struct CancelGuard {
@@ -43,9 +57,7 @@ impl CancelGuard {
 
 impl Drop for CancelGuard {
     fn drop(&mut self) {
-        if let Ok(mut keys) = self.registry.keys.lock() {
-            keys.remove(&self.key);
-        }
+        self.registry.lock().remove(&self.key);
     }
 }
 
@@ -69,31 +81,67 @@ impl CancelRegistry {
         backend: (i32, i32),
         upstream: &str,
     ) -> CancelGuard {
-        if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(
-                client,
-                Some(Target {
+        self.lock().insert(
+            client,
+            Entry {
+                target: Some(Target {
                     pid: backend.0,
                     key: backend.1,
                     upstream: upstream.to_owned(),
                 }),
-            );
-        }
+                in_flight: 0,
+                settled: Arc::new(Notify::new()),
+            },
+        );
         CancelGuard {
             registry: self.clone(),
             key: client,
         }
     }
 
-    /// Point a live client key at another backend, or at none.
-    pub fn retarget(&self, client: (i32, i32), backend: Option<((i32, i32), &str)>) {
-        if let Ok(mut keys) = self.keys.lock() {
-            if let Some(t) = keys.get_mut(&client) {
-                *t = backend.map(|((pid, key), upstream)| Target {
-                    pid,
-                    key,
-                    upstream: upstream.to_owned(),
-                });
+    fn lock(&self) -> MutexGuard<'_, HashMap<(i32, i32), Entry>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Point a live client key at another backend.
+    pub fn retarget(&self, client: (i32, i32), backend: ((i32, i32), &str)) {
+        if let Some(e) = self.lock().get_mut(&client) {
+            let ((pid, key), upstream) = backend;
+            e.target = Some(Target {
+                pid,
+                key,
+                upstream: upstream.to_owned(),
+            });
+        }
+    }
+
+    /// The client's backend changes hands (transaction pooling): from now
+    /// on its key leads nowhere, and this returns once every cancel already
+    /// forwarded with it has been delivered (or after `SETTLE_WAIT`), so a
+    /// client's cancel can never land in the next client's work.
+    pub async fn detach(&self, client: (i32, i32)) {
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let settled = {
+                let mut keys = self.lock();
+                let Some(e) = keys.get_mut(&client) else {
+                    return;
+                };
+                e.target = None;
+                if e.in_flight == 0 {
+                    return;
+                }
+                e.settled.clone()
+            };
+            if tokio::time::timeout_at(deadline, settled.notified())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "a cancel request was still on its way after {} s",
+                    SETTLE_WAIT.as_secs()
+                );
+                return;
             }
         }
     }
@@ -117,25 +165,53 @@ impl CancelRegistry {
         }
     }
 
+    #[cfg(test)]
     fn target(&self, pid: i32, key: i32) -> Option<Target> {
-        self.keys.lock().ok()?.get(&(pid, key)).cloned().flatten()
+        self.lock().get(&(pid, key)).and_then(|e| e.target.clone())
     }
 
     pub fn is_live(&self, pid: i32, key: i32) -> bool {
-        self.keys.lock().is_ok_and(|k| k.contains_key(&(pid, key)))
+        self.lock().contains_key(&(pid, key))
     }
 
     /// Send a CancelRequest for the backend of a live session's key; false
     /// when the key is unknown (the request is dropped, as Postgres does).
     pub async fn forward(&self, pid: i32, key: i32) -> bool {
-        let Some(Target { pid, key, upstream }) = self.target(pid, key) else {
+        let client = (pid, key);
+        let taken = self.lock().get_mut(&client).and_then(|e| {
+            let t = e.target.clone()?;
+            e.in_flight += 1;
+            Some(t)
+        });
+        let Some(Target { pid, key, upstream }) = taken else {
             tracing::info!(
                 backend_pid = pid,
                 "cancel request with an unknown key dropped"
             );
             return false;
         };
-        match Stream::connect(&upstream, Duration::from_secs(5)).await {
+        /// Counts the cancel delivered however the forwarding ends (also
+        /// when its task is aborted).
+        struct InFlight<'a>(&'a CancelRegistry, (i32, i32));
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                if let Some(e) = self.0.lock().get_mut(&self.1) {
+                    e.in_flight -= 1;
+                    if e.in_flight == 0 {
+                        e.settled.notify_one();
+                    }
+                }
+            }
+        }
+        let _in_flight = InFlight(self, client);
+        self.deliver(pid, key, &upstream).await;
+        true
+    }
+
+    /// Send the CancelRequest and wait until PostgreSQL has closed the
+    /// connection (it does once it has signaled the backend).
+    async fn deliver(&self, pid: i32, key: i32, upstream: &str) {
+        match Stream::connect(upstream, Duration::from_secs(5)).await {
             Ok(mut s) => {
                 let _ = s.write_all(&protocol::cancel_request(pid, key)).await;
                 // Postgres closes the connection once it has signaled the
@@ -149,7 +225,6 @@ impl CancelRegistry {
                 tracing::warn!(backend_pid = pid, error = %e, "cannot forward cancel request")
             }
         }
-        true
     }
 }
 

@@ -98,6 +98,9 @@ pub struct Conversation {
     status: TxStatus,
     copy: CopyState,
     terminated: bool,
+    /// The client sent a message type that is not valid after startup:
+    /// PostgreSQL ends the session; the backend is never at rest again.
+    broken: bool,
 }
 
 impl Default for Conversation {
@@ -111,6 +114,7 @@ impl Default for Conversation {
             status: TxStatus::Idle,
             copy: CopyState::None,
             terminated: false,
+            broken: false,
         }
     }
 }
@@ -148,7 +152,10 @@ impl Conversation {
             b'P' | b'B' | b'D' | b'C' | b'H' => self.open_batch = true,
             b'X' => self.terminated = true,
             // CopyData, CopyDone, CopyFail: part of a running unit.
-            _ => {}
+            b'd' | b'c' | b'f' => {}
+            // Not a message a client may send now: PostgreSQL answers with
+            // a FATAL (later, after what is queued before it).
+            _ => self.broken = true,
         }
     }
 
@@ -268,7 +275,8 @@ impl Conversation {
     /// transaction or COPY: the backend could be closed or handed to
     /// another client.
     pub fn at_rest(&self) -> bool {
-        self.pending.is_empty()
+        !self.broken
+            && self.pending.is_empty()
             && !self.open_batch
             && !self.skipping
             && self.status == TxStatus::Idle
@@ -395,6 +403,16 @@ mod tests {
         server(&mut c, b'C', b"COPY 1\0");
         server(&mut c, b'Z', b"I");
         assert!(c.at_rest());
+    }
+
+    #[test]
+    fn an_invalid_message_type_is_never_at_rest_again() {
+        let mut c = Conversation::default();
+        c.client_sent(b'p', false);
+        assert!(!c.at_rest(), "PostgreSQL will end this session");
+        c.client_sent(b'Q', false);
+        server(&mut c, b'Z', b"I");
+        assert!(!c.at_rest());
     }
 
     #[test]

@@ -100,9 +100,6 @@ async fn accept_loop(
             tls = tracing::field::Empty,
             sni_tenant = tracing::field::Empty
         );
-        tokio::spawn(async move {
-            session.run(shutdown, span).await;
-            drop(guard);
-        });
+        tokio::spawn(session.run(shutdown, span, guard));
     }
 }

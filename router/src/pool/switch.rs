@@ -161,19 +161,31 @@ pub async fn resettle(
     Ok(())
 }
 
-/// Make the backend fit for any tenant: `tenant.clear_context(token)`
-/// (unlocks and resets the role, clears tenant, subject and claims), then
-/// `DISCARD ALL` (settings, temporary tables, prepared statements,
-/// cursors, LISTEN, advisory locks, plans, sequences). Ok only if both
-/// succeeded and the backend is idle; bounded by `connect_timeout_ms`.
+/// Make the backend fit for any tenant: `DISCARD ALL` (settings, among
+/// them any timeout the last client left, temporary objects, prepared
+/// statements, cursors, LISTEN, advisory locks, plans, sequences), then
+/// `tenant.clear_context(token)` (unlocks and resets the role, clears
+/// tenant, subject and claims) and `setseed()` with a value from the
+/// router's random source (`DISCARD ALL` keeps the random generator's state,
+/// which the last client could have seeded to predict the next one's
+/// `random()`). Ok only if every step succeeded and the backend is idle;
+/// bounded by `connect_timeout_ms`.
 pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
     let token = token(cfg, b, pg_tenant_token::Action::Clear)?;
-    let mut req = BytesMut::with_capacity(256);
+    let mut req = protocol::query("DISCARD ALL");
     frontend::parse("", "SELECT tenant.clear_context($1)", [25u32], &mut req)
         .map_err(|e| SessionError::Injection(e.to_string()))?;
     backend::bind_execute(&[0], &[&token], &mut req)?;
+    let seed = fresh_seed();
+    frontend::parse(
+        "",
+        "SELECT pg_catalog.setseed($1::pg_catalog.float8)",
+        [25u32],
+        &mut req,
+    )
+    .map_err(|e| SessionError::Injection(e.to_string()))?;
+    backend::bind_execute(&[0], &[&seed], &mut req)?;
     frontend::sync(&mut req);
-    req.extend_from_slice(&protocol::query("DISCARD ALL"));
     let steps = b.exchange(&req, 2);
     let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
         .await
@@ -190,6 +202,13 @@ pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
         ));
     }
     Ok(())
+}
+
+/// A seed for `setseed()` in [-1, 1] from the OS random source.
+fn fresh_seed() -> String {
+    let b = crate::auth::scram::random_bytes::<8>().unwrap_or([7; 8]);
+    let n = u64::from_le_bytes(b) >> 11; // 53 bits
+    format!("{}", (n as f64 / (1u64 << 52) as f64) - 1.0)
 }
 
 /// One round trip (Sync, answered by ReadyForQuery 'I') before reusing a

@@ -143,17 +143,23 @@ impl Session {
     /// Serve the connection to its end. The handshake runs inside `span`;
     /// the relay does not (entering a span on every wake-up costs more than
     /// the relay itself), and its log lines name `span` as their parent.
-    pub async fn run(
+    /// `guard` (the listener's drain guard) is held until the end.
+    pub async fn run<G: Send>(
         mut self,
         shutdown: broadcast::Receiver<Stop>,
         span: tracing::Span,
+        guard: G,
     ) -> Traffic {
         let started = Instant::now();
         self.span = span.clone();
-        let result = match self.handshake().instrument(span.clone()).await {
+        // The handshake's futures are large (authentication, TLS, the
+        // backend login): boxed, so a session waiting in its relay holds
+        // none of that memory.
+        let handshake = Box::pin(self.handshake().instrument(span.clone()));
+        let result = match handshake.await {
             Ok(Some(server)) => {
                 self.phase = Phase::Transparent;
-                self.relay(server, shutdown).await
+                Box::pin(self.relay(server, shutdown)).await
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -187,6 +193,7 @@ impl Session {
             "connection closed"
         );
         drop(self.permit.take());
+        drop(guard);
         self.traffic
     }
 
@@ -489,64 +496,92 @@ impl Session {
         let mut statements = transactions.then(Carried::default);
         let mut attached = Some(backend);
         let result = loop {
-            let mut backend = match attached.take() {
+            let backend = match attached.take() {
                 Some(b) => b,
-                None => match self.between_transactions(&interrupt).await {
+                None => match Box::pin(self.between_transactions(&interrupt)).await {
                     Ok(Some(b)) => b,
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 },
             };
-            if let Some(st) = statements.as_mut() {
-                st.backend = std::mem::take(&mut backend.statements);
-            }
-            let ownership = match self.lease {
-                Some(_) => Ownership::Pooled,
-                None => Ownership::Own,
-            };
-            if let Some(w) = watch.as_mut() {
-                w.restart_accounting();
-            }
-            let relay = Relay::resume(
-                std::mem::take(&mut conv),
-                statements.take(),
-                std::mem::take(&mut self.client.buf),
-                std::mem::take(&mut backend.buf),
-                watch.as_mut(),
-                ownership,
-            );
-            let mut relay = match relay {
-                Ok(r) => r,
-                Err(e) => break Err(e.into()),
-            };
+            // Boxed: between transactions a client holds none of the
+            // relay's memory.
             let mode = if transactions {
                 Mode::DetachAtRest
             } else {
                 Mode::Serve
             };
-            let exit = self
-                .run_relay(&mut relay, &mut backend, &mut watch, &interrupt, mode)
-                .await;
-            self.traffic.from_client += relay.up.bytes;
-            self.traffic.to_client += relay.down.bytes;
-            if matches!(exit, Exit::Relay(Ok(End::Rest))) {
-                // Transaction pooling: the backend goes back, context and
-                // statements kept; the client keeps its conversation.
-                conv = std::mem::take(&mut relay.conv);
-                if let Some(mut st) = relay.statements.take() {
-                    backend.statements = std::mem::take(&mut st.backend);
-                    if let Some(report) = st.settings.take() {
-                        self.settings_reported(report);
-                    }
-                    statements = Some(st);
-                }
-                self.detach(backend);
-                continue;
+            let one = self.relay_once(
+                backend,
+                &mut conv,
+                &mut statements,
+                &mut watch,
+                &interrupt,
+                mode,
+            );
+            match Box::pin(one).await {
+                None => continue,
+                Some(end) => break end,
             }
-            break self.end_relay(relay, backend, &watch, exit).await;
         };
         helper.abort();
         result
+    }
+
+    /// One relay on `backend`: until the session ends (Some), or, with
+    /// transaction pooling, until the conversation is at rest and the
+    /// backend went back to its pool (None).
+    async fn relay_once(
+        &mut self,
+        mut backend: Backend,
+        conv: &mut Conversation,
+        statements: &mut Option<Carried>,
+        watch: &mut Option<StatementWatch>,
+        interrupt: &Interrupt,
+        mode: Mode,
+    ) -> Option<Result<(), SessionError>> {
+        if let Some(st) = statements.as_mut() {
+            st.backend = std::mem::take(&mut backend.statements);
+        }
+        let ownership = match self.lease {
+            Some(_) => Ownership::Pooled,
+            None => Ownership::Own,
+        };
+        if let Some(w) = watch.as_mut() {
+            w.restart_accounting();
+        }
+        let relay = Relay::resume(
+            std::mem::take(conv),
+            statements.take(),
+            std::mem::take(&mut self.client.buf),
+            std::mem::take(&mut backend.buf),
+            watch.as_mut(),
+            ownership,
+        );
+        let mut relay = match relay {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let exit = self
+            .run_relay(&mut relay, &mut backend, watch, interrupt, mode)
+            .await;
+        self.traffic.from_client += relay.up.bytes;
+        self.traffic.to_client += relay.down.bytes;
+        if matches!(exit, Exit::Relay(Ok(End::Rest))) {
+            // Transaction pooling: the backend goes back, context and
+            // statements kept; the client keeps its conversation.
+            *conv = std::mem::take(&mut relay.conv);
+            if let Some(mut st) = relay.statements.take() {
+                backend.statements = std::mem::take(&mut st.backend);
+                if let Some(report) = st.settings.take() {
+                    self.settings_reported(report);
+                }
+                *statements = Some(st);
+            }
+            self.detach(backend).await;
+            return None;
+        }
+        Some(self.end_relay(relay, backend, watch, exit).await)
     }
 
     /// Relay until the relay stops (`mode`) or an interrupt arrives.

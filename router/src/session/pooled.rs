@@ -50,6 +50,18 @@ pub(super) struct PooledClient {
     client_key: (i32, i32),
 }
 
+/// Backends tried for one attach before the client gets the error.
+const ATTACH_TRIES: usize = 3;
+
+/// A failure of the backend itself (another one may do), not an answer
+/// for the client.
+fn backend_fault(e: &SessionError) -> bool {
+    matches!(
+        e,
+        SessionError::ServerGone | SessionError::Io(_) | SessionError::Injection(_)
+    )
+}
+
 /// Bytes read ahead for a client between transactions (it holds no
 /// backend and should hold no large buffers either).
 const IDLE_READ: usize = 512;
@@ -144,8 +156,24 @@ impl Session {
 
     /// A backend from the client's pool with the client's context and
     /// settings: an idle one (checked if it idled long), else a new one;
-    /// switched as far as needed. Sets `self.lease`.
+    /// switched as far as needed. Sets `self.lease`. A backend that fails
+    /// for its own reasons (closed by PostgreSQL, a reset that fails) is
+    /// closed and another one tried; what the client must hear (its
+    /// context refused, PostgreSQL refusing its settings) ends here.
     async fn attach(&mut self) -> Result<Backend, SessionError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.attach_once().await {
+                Err(e) if tries < ATTACH_TRIES && backend_fault(&e) => {
+                    tracing::info!(parent: &self.span, error = %crate::error::Escaped(&e), "a pooled backend failed; trying another");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    async fn attach_once(&mut self) -> Result<Backend, SessionError> {
         let cfg = self.shared.config();
         let p = self
             .pooled
@@ -159,7 +187,11 @@ impl Session {
         let check_after = Duration::from_millis(cfg.pool.check_after_idle_ms);
         let reused = match checkout.backend {
             Some((mut b, idle)) => {
-                if idle < check_after || switch::check(&cfg, &mut b).await.is_ok() {
+                if b.unsolicited() {
+                    pool.discarded("closed_while_idle");
+                    tokio::spawn(switch::close(b));
+                    None
+                } else if idle < check_after || switch::check(&cfg, &mut b).await.is_ok() {
                     Some(b)
                 } else {
                     pool.discarded("check_failed");
@@ -262,11 +294,13 @@ impl Session {
     /// Transaction pooling, at a point of rest: the backend goes back to
     /// its pool as it is (context, settings and statements kept: the next
     /// client of the same tenant needs no switch), and cancel requests
-    /// find no backend until the next transaction.
-    pub(super) fn detach(&mut self, backend: Backend) {
-        if let (Some(c), Some(p)) = (&self.cancel, &self.pooled) {
-            debug_assert_eq!(c.key(), p.client_key);
-            self.shared.cancels.retarget(p.client_key, None);
+    /// find no backend until the next transaction (those already on their
+    /// way are delivered first).
+    pub(super) async fn detach(&mut self, backend: Backend) {
+        if let Some(p) = &self.pooled {
+            // A cancel this client sent must land before the backend
+            // serves anyone else.
+            self.shared.cancels.detach(p.client_key).await;
         }
         let mut backend = backend;
         if let Some(p) = &self.pooled {
@@ -328,12 +362,13 @@ impl Session {
                 return Ok(None);
             }
         }
-        let backend = self.attach().await?;
+        // Boxed: a client between transactions holds none of its memory.
+        let backend = Box::pin(self.attach()).await?;
         self.phase = Phase::Transparent;
         if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
             self.shared
                 .cancels
-                .retarget(p.client_key, Some((real, &p.pool.key.upstream)));
+                .retarget(p.client_key, (real, &p.pool.key.upstream));
         }
         Ok(Some(backend))
     }
