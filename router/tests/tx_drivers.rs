@@ -73,7 +73,11 @@ fn run_driver(r: &Router, program: &str, args: &[&str]) -> Vec<String> {
 /// Statements prepared again on a backend by the router, from /metrics
 /// (switches between the two tenants).
 async fn switches(r: &Router) -> f64 {
-    sample(r, "tenant_router_pool_tenant_switches_total{pool=\"rt_txd@router_test\"}").await
+    sample(
+        r,
+        "tenant_router_pool_tenant_switches_total{pool=\"rt_txd@router_test\"}",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
