@@ -21,12 +21,24 @@
 //!   protections of the tenant id (SUSET, GUC_NO_RESET_ALL, not in samples,
 //!   serialized to parallel workers, cached by their assign hooks).
 //!
+//! * `pg_tenant.session_settings` — in a session whose tenant is pooled per
+//!   transaction, the settings the client changed with a session-level
+//!   `SET`/`RESET` on this backend since the last `RESET ALL`/`DISCARD ALL`
+//!   (or since the backend started): a JSON object from each setting's
+//!   canonical name to its value as `current_setting()` shows it, or null
+//!   for `RESET` (written by `pool::record_set`). PGC_SUSET, GUC_REPORT
+//!   (PostgreSQL sends a ParameterStatus whenever it changes: that is how
+//!   the router learns what to carry to the client's next backend), hidden
+//!   from SHOW ALL and samples, and reset by `RESET ALL`/`DISCARD ALL`.
+//!   Transactional like the `SET` it records. Readable by the session.
+//!
 //! The `pg_tenant` prefix is reserved: `SET pg_tenant.anything` is an
 //! error for everyone, so no placeholder can pose as one of ours.
 
 use crate::context;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
+use std::collections::BTreeMap;
 use std::ffi::{c_char, c_void, CStr, CString};
 
 pub static CONTEXT_PUBLIC_KEYS: GucSetting<Option<CString>> =
@@ -36,11 +48,13 @@ pub static CONTEXT_STATE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 
 pub static SUBJECT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CLAIMS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SESSION_SETTINGS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub const TENANT_ID_NAME: &CStr = c"pg_tenant.tenant_id";
 pub const CONTEXT_STATE_NAME: &CStr = c"pg_tenant.context_state";
 pub const SUBJECT_NAME: &CStr = c"pg_tenant.subject";
 pub const CLAIMS_NAME: &CStr = c"pg_tenant.claims";
+pub const SESSION_SETTINGS_NAME: &CStr = c"pg_tenant.session_settings";
 
 /// Register the GUCs. Called from `_PG_init` while preloading.
 pub fn init() {
@@ -101,6 +115,18 @@ pub fn init() {
             GucFlags::NO_RESET_ALL | GucFlags::NOT_IN_SAMPLE_ONLY,
             Some(check_claims),
             Some(assign_claims),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            SESSION_SETTINGS_NAME,
+            c"Settings this client changed with SET/RESET on this backend (transaction pooling).",
+            c"A JSON object: canonical setting name to its value, null after RESET; written by \
+              pg_tenant, reported to the router, emptied by RESET ALL and DISCARD ALL.",
+            &SESSION_SETTINGS,
+            GucContext::Suset,
+            GucFlags::REPORT | GucFlags::NO_SHOW_ALL,
+            Some(check_session_settings),
+            None,
             None,
         );
         // Every other pg_tenant.* name is an error, for every role.
@@ -206,6 +232,41 @@ unsafe extern "C-unwind" fn check_context_state(
 unsafe extern "C-unwind" fn assign_context_state(newval: *const c_char, _extra: *mut c_void) {
     let v = assigned(newval).unwrap_or("");
     context::cache_state(context::ContextState::parse(v).unwrap_or_default());
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_session_settings(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    check_value(newval, |v| {
+        v.is_empty() || parse_session_settings(v).is_some()
+    })
+}
+
+/// The recorded session settings: canonical name to value (None: `RESET`).
+pub type SessionSettings = BTreeMap<String, Option<String>>;
+
+/// Parse `pg_tenant.session_settings` (a JSON object of strings and nulls).
+pub fn parse_session_settings(v: &str) -> Option<SessionSettings> {
+    serde_json::from_str(v).ok()
+}
+
+/// The current value of `pg_tenant.session_settings` (empty when unset).
+pub fn session_settings() -> SessionSettings {
+    let raw = SESSION_SETTINGS.get();
+    let text = raw.as_deref().and_then(|s| s.to_str().ok()).unwrap_or("");
+    if text.is_empty() {
+        return SessionSettings::new();
+    }
+    parse_session_settings(text).unwrap_or_default()
+}
+
+/// Replace `pg_tenant.session_settings` (transactionally, like a `SET`).
+pub fn set_session_settings(settings: &SessionSettings) {
+    let json = serde_json::to_string(settings).expect("a map of strings serializes");
+    set_suset(SESSION_SETTINGS_NAME, &json);
 }
 
 /// Set a GUC with superuser context from trusted extension code (after a token

@@ -12,7 +12,9 @@
 //! * Confinement (`confine`): what no tenant session may reach.
 //! * `SET`/`RESET` of any `pg_tenant.*` name by a non-superuser is refused
 //!   with 42501 (the prefix is reserved; `set_context` is the only writer).
-//! * Session-only features under `pool_mode = transaction` (`pool`): 0A000.
+//! * Session-only features under `pool_mode = transaction` (`pool`): 0A000;
+//!   a session-level `SET`/`RESET` that succeeded there is recorded for the
+//!   router afterwards (`pool::record_set`).
 //!
 //! Refusals are ERROR 42501 naming the tenant and the operation.
 
@@ -218,6 +220,7 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     let st = context::state();
+    let utility = (*pstmt).utilityStmt;
     check_reserved_settings((*pstmt).utilityStmt);
     let confined = confine::confined(&st);
     if confined {
@@ -259,4 +262,5 @@ unsafe extern "C-unwind" fn process_utility(
     if reassert {
         context::reapply_role(st.role);
     }
+    crate::pool::record_set(&st, utility);
 }

@@ -17,20 +17,35 @@
 //!   `pg_try_advisory_lock`, `pg_try_advisory_lock_shared`, both forms; the
 //!   `_xact_` forms stay allowed), refused in `confine`'s function-execute
 //!   hook through [`refused_function`];
-//! * `SET` without `LOCAL` (`SET LOCAL`, `RESET` and `SET TRANSACTION` stay
-//!   allowed).
+//! * `SET SESSION CHARACTERISTICS`, and `SET ROLE` / `SET SESSION
+//!   AUTHORIZATION` without `LOCAL`.
 //!
-//! `pg_catalog.set_config(name, value, false)` stays allowed: the router
-//! applies a client's startup parameters with it once the context is set.
-//! A client can use it to leave a setting to the next client of the same
-//! tenant on that backend (a known leak within one tenant; never across
-//! tenants as long as a backend changes tenant only through
-//! `clear_context`, `DISCARD ALL`, `set_context`, as the router does).
+//! Session-level `SET` is allowed (drivers run it at connect: pgjdbc's
+//! `SET extra_float_digits = 3`, Rails, Django): `SET name = value`, `SET
+//! name TO DEFAULT`, `SET name FROM CURRENT` (and the spellings the parser
+//! turns into them: `SET TIME ZONE`, `SET SCHEMA`, `SET NAMES`) and `RESET
+//! name`. Once such a statement has succeeded, [`record_set`] records it in
+//! `pg_tenant.session_settings`: a JSON object from the setting's canonical
+//! name to its value as `current_setting()` shows it (null after `RESET`),
+//! e.g. `{"TimeZone":"UTC","extra_float_digits":"3"}`, set transactionally
+//! like the `SET` itself. That GUC is GUC_REPORT: before each ReadyForQuery
+//! whose value differs from the last one reported, PostgreSQL sends a
+//! ParameterStatus, and the router carries the client's settings to the
+//! next backends it serves the client on. `RESET ALL` and `DISCARD ALL` empty it.
+//!
+//! `pg_catalog.set_config(name, value, false)` is allowed and not recorded:
+//! the router applies a client's startup parameters with it once the
+//! context is set. A client can use it to leave a
+//! setting to the next client of the same tenant on that backend (a known
+//! leak within one tenant; never across tenants as long as a backend
+//! changes tenant only through `clear_context`, `DISCARD ALL`,
+//! `set_context`, as the router does).
 //!
 //! Refusals are ERROR 0A000 (feature_not_supported) naming the feature,
 //! the tenant and why, with a hint. Session-mode tenants are unaffected.
 
 use crate::context::{self, ContextState};
+use crate::gucs;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -163,18 +178,17 @@ pub unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) {
     }
 }
 
-/// `SET` without `LOCAL` outlives the transaction. `SET LOCAL`, `RESET`
-/// (back to the session's value), `SET TRANSACTION` and `SET TRANSACTION
-/// SNAPSHOT` (local by nature) stay allowed; `SET SESSION CHARACTERISTICS`
-/// is refused.
+/// `SET` without `LOCAL` is allowed: [`record_set`] reports it to the
+/// router, which carries it to the client's next backends. Refused: `SET
+/// SESSION CHARACTERISTICS` (not a setting the router can carry), and a
+/// session-level `SET ROLE` / `SET SESSION AUTHORIZATION` (the role is the
+/// router's and the role lock's business: the role is locked in every tenant
+/// session, so `hooks` has refused them already with 42501; this is the
+/// backstop, never to be carried to another backend). `SET LOCAL`, `RESET`, `SET
+/// TRANSACTION` and `SET TRANSACTION SNAPSHOT` stay allowed.
 unsafe fn check_set(stmt: *mut pg_sys::VariableSetStmt) {
     use pg_sys::VariableSetKind::*;
-    if (*stmt).is_local
-        || !matches!(
-            (*stmt).kind,
-            VAR_SET_VALUE | VAR_SET_DEFAULT | VAR_SET_CURRENT | VAR_SET_MULTI
-        )
-    {
+    if (*stmt).is_local {
         return;
     }
     let name = if (*stmt).name.is_null() {
@@ -182,17 +196,83 @@ unsafe fn check_set(stmt: *mut pg_sys::VariableSetStmt) {
     } else {
         CStr::from_ptr((*stmt).name).to_string_lossy().into_owned()
     };
-    if (*stmt).kind == VAR_SET_MULTI && name.starts_with("TRANSACTION") {
-        return;
-    }
-    let what = if (*stmt).kind == VAR_SET_MULTI {
-        format!("SET {name}")
-    } else {
-        format!("SET {name} (without LOCAL)")
+    let what = match (*stmt).kind {
+        VAR_SET_MULTI if name.starts_with("TRANSACTION") => return,
+        VAR_SET_MULTI => format!("SET {name}"),
+        VAR_SET_VALUE | VAR_SET_DEFAULT | VAR_SET_CURRENT
+            if matches!(
+                name.to_ascii_lowercase().as_str(),
+                "role" | "session_authorization"
+            ) =>
+        {
+            format!("SET {name} (without LOCAL)")
+        }
+        _ => return,
     };
     refuse(
         &what,
         "Use SET LOCAL (or set_config(name, value, true)) inside a transaction, or give the \
          tenant pool_mode session.",
     );
+}
+
+/// The canonical name of setting `name` and its value as `current_setting()`
+/// shows it (`None` when there is no such setting). For a setting only
+/// superusers may read, the name as given (lower case) and the value as
+/// `GetConfigOption` gives it (a valid input value, in base units).
+unsafe fn current_setting(name: &CStr) -> (String, Option<String>) {
+    let lossy = |p: *const std::ffi::c_char| {
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    let flags = pg_sys::GetConfigOptionFlags(name.as_ptr(), true);
+    if flags as u32 & pg_sys::GUC_SUPERUSER_ONLY != 0 {
+        let value = lossy(pg_sys::GetConfigOption(name.as_ptr(), true, false));
+        return (name.to_string_lossy().to_ascii_lowercase(), value);
+    }
+    let mut canonical: *const std::ffi::c_char = std::ptr::null();
+    let value = lossy(pg_sys::GetConfigOptionByName(
+        name.as_ptr(),
+        &mut canonical,
+        true,
+    ));
+    let canonical = lossy(canonical).unwrap_or_else(|| name.to_string_lossy().to_ascii_lowercase());
+    (canonical, value)
+}
+
+/// After a utility statement succeeded: in a transaction-pooled session,
+/// record a session-level `SET name ...` (its value now) or `RESET name`
+/// (null) in `pg_tenant.session_settings`, which PostgreSQL reports to the
+/// router (GUC_REPORT). Set like the `SET` itself (transactional: a rolled
+/// back `SET` rolls the record back). `SET LOCAL`, `RESET ALL` (which
+/// empties the record, a GUC like the others), `SET TRANSACTION` and the
+/// role settings are not recorded; nor is anything in session mode.
+///
+/// # Safety
+/// `node` is the utility statement ProcessUtility ran.
+pub unsafe fn record_set(st: &ContextState, node: *mut pg_sys::Node) {
+    use pg_sys::VariableSetKind::*;
+    if !transaction_pooled(st)
+        || node.is_null()
+        || (*node).type_ != pg_sys::NodeTag::T_VariableSetStmt
+    {
+        return;
+    }
+    let stmt = node as *mut pg_sys::VariableSetStmt;
+    if (*stmt).is_local || (*stmt).name.is_null() {
+        return;
+    }
+    let reset = match (*stmt).kind {
+        VAR_SET_VALUE | VAR_SET_DEFAULT | VAR_SET_CURRENT => false,
+        VAR_RESET => true,
+        _ => return,
+    };
+    let given = CStr::from_ptr((*stmt).name);
+    let lower = given.to_string_lossy().to_ascii_lowercase();
+    if lower == "role" || lower == "session_authorization" || lower.starts_with("pg_tenant.") {
+        return;
+    }
+    let (name, value) = current_setting(given);
+    let mut settings = gucs::session_settings();
+    settings.insert(name, if reset { None } else { value });
+    gucs::set_session_settings(&settings);
 }

@@ -81,34 +81,101 @@ SELECT pg_advisory_xact_lock(1), pg_advisory_xact_lock(1, 2),
        pg_try_advisory_xact_lock_shared(5, 6);
 COMMIT;
 
--- SET without LOCAL: refused; SET LOCAL, SET TRANSACTION, RESET: allowed.
-SET work_mem = '8MB';
-\echo :LAST_ERROR_SQLSTATE
-SET SESSION work_mem = '8MB';
-\echo :LAST_ERROR_SQLSTATE
-SET work_mem TO DEFAULT;
-\echo :LAST_ERROR_SQLSTATE
-SET work_mem FROM CURRENT;
-\echo :LAST_ERROR_SQLSTATE
+-- SET without LOCAL: allowed, and recorded for the router in
+-- pg_tenant.session_settings (GUC_REPORT: PostgreSQL reports every change
+-- with a ParameterStatus). The session may read it (its own settings).
+SHOW pg_tenant.session_settings;
+SET extra_float_digits = 3;
 SET TIME ZONE 'UTC';
-\echo :LAST_ERROR_SQLSTATE
-SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE;
-\echo :LAST_ERROR_SQLSTATE
-DO $$ BEGIN EXECUTE 'SET work_mem = ''8MB'''; END $$;
-\echo :LAST_ERROR_SQLSTATE
+SET search_path = public;
+SHOW pg_tenant.session_settings;
+SELECT current_setting('extra_float_digits') AS extra_float_digits,
+       current_setting('TimeZone') AS timezone, current_setting('search_path') AS search_path;
+-- RESET name: null (the router drops the setting).
+RESET search_path;
+SHOW pg_tenant.session_settings;
+-- Every spelling: SET SESSION, TO DEFAULT, FROM CURRENT, SET SCHEMA,
+-- SET NAMES, an alias (the canonical name is recorded), a custom setting,
+-- and inside a DO block.
+SET SESSION work_mem = '8MB';
+SET statement_timeout TO DEFAULT;
+BEGIN;
+SET LOCAL lock_timeout = '5s';
+SET lock_timeout FROM CURRENT;
+COMMIT;
+SET SCHEMA 'public';
+SET NAMES 'UTF8';
+SET sort_mem = '9MB';
+DO $$ BEGIN EXECUTE 'SET application_name = ''pool-do'''; END $$;
+SHOW pg_tenant.session_settings;
+-- Values are escaped as JSON: quotes, backslashes, control characters.
+SET regress_app.note = E'say "hi"\\ \n\t\x01 ok';
+SELECT current_setting('pg_tenant.session_settings')::jsonb ->> 'regress_app.note'
+       = current_setting('regress_app.note') AS escaped;
+SELECT current_setting('pg_tenant.session_settings')::jsonb - 'regress_app.note' AS settings;
+-- SET LOCAL, SET TRANSACTION and set_config(..., true) are not recorded.
 BEGIN;
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
-SET LOCAL work_mem = '8MB';
+SET LOCAL work_mem = '16MB';
+SELECT set_config('geqo', 'off', true);
 SELECT current_setting('work_mem') AS local_work_mem, current_setting('transaction_isolation') AS isolation;
+SELECT current_setting('pg_tenant.session_settings')::jsonb ->> 'work_mem' AS recorded_work_mem;
 COMMIT;
-RESET work_mem;
+SELECT current_setting('pg_tenant.session_settings')::jsonb ? 'geqo' AS geqo_recorded;
+-- A SET rolled back rolls the record back (whole transaction, savepoint).
+SELECT current_setting('pg_tenant.session_settings') AS before \gset
+BEGIN;
+SET extra_float_digits = 1;
+RESET TIME ZONE;
+SELECT current_setting('pg_tenant.session_settings')::jsonb -> 'extra_float_digits' AS in_transaction;
+ROLLBACK;
+SELECT current_setting('pg_tenant.session_settings') = :'before' AS unchanged,
+       current_setting('extra_float_digits') AS extra_float_digits;
+BEGIN;
+SAVEPOINT s;
+SET extra_float_digits = 2;
+ROLLBACK TO s;
+SET datestyle = 'ISO, DMY';
+COMMIT;
+SELECT current_setting('pg_tenant.session_settings')::jsonb - 'regress_app.note' AS settings;
+-- A SET that fails records nothing.
+SET work_mem = 'lots';
+\echo :LAST_ERROR_SQLSTATE
+SELECT current_setting('pg_tenant.session_settings')::jsonb ->> 'work_mem' AS recorded_work_mem;
+-- The record is the extension's: the tenant cannot write it.
+SET pg_tenant.session_settings = '{}';
+\echo :LAST_ERROR_SQLSTATE
+SET LOCAL pg_tenant.session_settings = '{}';
+\echo :LAST_ERROR_SQLSTATE
+RESET pg_tenant.session_settings;
+\echo :LAST_ERROR_SQLSTATE
+SELECT set_config('pg_tenant.session_settings', '{"role":"postgres"}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT set_config('pg_tenant.session_settings', '{}', true);
+\echo :LAST_ERROR_SQLSTATE
+-- Still refused: SET SESSION CHARACTERISTICS (0A000), and the role (locked
+-- in every tenant session: 42501).
+SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE;
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_initech;
+\echo :LAST_ERROR_SQLSTATE
+SET SESSION AUTHORIZATION regress_initech;
+\echo :LAST_ERROR_SQLSTATE
+SELECT current_user;
+-- RESET ALL (and DISCARD ALL) empty the record.
 RESET ALL;
-SELECT current_setting('work_mem') AS work_mem;
+SHOW pg_tenant.session_settings;
+SELECT current_setting('work_mem') AS work_mem, current_setting('extra_float_digits') AS extra_float_digits;
+SET extra_float_digits = 3;
+DISCARD ALL;
+SHOW pg_tenant.session_settings;
 -- set_config(..., false) stays allowed: the router applies a client's
 -- startup parameters with it. A known leak within one tenant (the next
 -- client of this tenant on this backend sees the setting).
 SELECT set_config('work_mem', '9MB', false);
 SELECT current_setting('work_mem') AS work_mem;
+-- ... and is not recorded.
+SHOW pg_tenant.session_settings;
 SELECT tenant.current_tenant_id(), count(*) AS rows FROM docs;
 
 -- The defaults row decides for tenants without a pool_mode of their own;
@@ -152,7 +219,10 @@ SELECT pg_advisory_lock(1), pg_advisory_lock(1, 2), pg_try_advisory_lock_shared(
 SELECT pg_advisory_unlock_all();
 SET work_mem = '8MB';
 SET TIME ZONE 'UTC';
+RESET search_path;
 SELECT current_setting('work_mem') AS work_mem;
+-- Not recorded (no report traffic in session mode).
+SHOW pg_tenant.session_settings;
 RESET ALL;
 
 \c - postgres

@@ -189,7 +189,7 @@ async fn session_only_features_are_refused_with_a_clear_error() {
     for sql in [
         "LISTEN things",
         "PREPARE p AS SELECT 1",
-        "SET search_path = public",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
         "SELECT pg_advisory_lock(1)",
     ] {
         let e = c.simple_query(sql).await.expect_err(sql);
