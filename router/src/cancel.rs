@@ -264,4 +264,50 @@ mod tests {
         drop(g);
         assert!(!r.is_live(client.0, client.1));
     }
+
+    #[tokio::test]
+    async fn a_backend_changes_hands_only_after_its_cancels_are_delivered() {
+        use tokio::net::TcpListener;
+        // A stand-in PostgreSQL that holds the cancel connection open until
+        // told to close it (PostgreSQL closes it once it signaled).
+        let pg = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = pg.local_addr().expect("addr").to_string();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = pg.accept().await.expect("accept");
+            let mut req = [0u8; 16];
+            s.read_exact(&mut req).await.expect("cancel request");
+            let _ = released.await;
+            drop(s);
+            req
+        });
+        let r = CancelRegistry::new();
+        let client = r.fresh_key();
+        let _g = r.register_as(client, (41, 42), &addr);
+        let forward = tokio::spawn({
+            let r = r.clone();
+            async move { r.forward(client.0, client.1).await }
+        });
+        // Wait until the cancel is on its way.
+        while r.lock().get(&client).is_some_and(|e| e.in_flight == 0) {
+            tokio::task::yield_now().await;
+        }
+        let mut detach = Box::pin(r.detach(client));
+        assert!(
+            futures_util::FutureExt::now_or_never(&mut detach).is_none(),
+            "a cancel is still on its way"
+        );
+        assert_eq!(r.target(client.0, client.1), None, "no new cancel is taken");
+        let _ = release.send(());
+        detach.await;
+        assert!(forward.await.expect("join"), "forwarded");
+        let req = server.await.expect("join");
+        assert_eq!(
+            &req[8..],
+            &[0, 0, 0, 41, 0, 0, 0, 42],
+            "the backend's own key"
+        );
+        // A cancel between transactions is dropped.
+        assert!(!r.forward(client.0, client.1).await);
+    }
 }

@@ -149,7 +149,10 @@ impl Conversation {
                 self.skipping = false;
                 self.push(Unit::Sync, false);
             }
-            b'P' | b'B' | b'D' | b'C' | b'H' => self.open_batch = true,
+            b'P' | b'B' | b'D' | b'C' => self.open_batch = true,
+            // Flush runs nothing and opens nothing (psycopg sends one after
+            // its pipeline's Sync).
+            b'H' => {}
             b'X' => self.terminated = true,
             // CopyData, CopyDone, CopyFail: part of a running unit.
             b'd' | b'c' | b'f' => {}
@@ -401,6 +404,18 @@ mod tests {
         c.client_sent(b'd', false);
         c.client_sent(b'c', false);
         server(&mut c, b'C', b"COPY 1\0");
+        server(&mut c, b'Z', b"I");
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn a_flush_after_sync_leaves_the_conversation_at_rest() {
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'S', b'H'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'2', b"");
+        server(&mut c, b'C', b"SELECT 1\0");
         server(&mut c, b'Z', b"I");
         assert!(c.at_rest());
     }

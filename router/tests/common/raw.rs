@@ -3,6 +3,7 @@
 //! half way.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::frontend;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,8 +21,8 @@ pub struct Raw {
 pub type Msg = (u8, Bytes);
 
 impl Raw {
-    /// Connect and authenticate (trust or cleartext `password`), up to the
-    /// first ReadyForQuery.
+    /// Connect and authenticate (trust, cleartext `password` or
+    /// SCRAM-SHA-256 with it), up to the first ReadyForQuery.
     pub async fn connect(port: u16, user: &str, db: &str) -> Result<Raw, String> {
         let s = TcpStream::connect(("127.0.0.1", port))
             .await
@@ -35,17 +36,38 @@ impl Raw {
         frontend::startup_message([("user", user), ("database", db)], &mut m)
             .map_err(|e| e.to_string())?;
         r.send(&m).await;
+        let mut scram = None;
         loop {
             let (tag, body) = r.recv().await;
-            match tag {
-                b'R' if body.len() >= 4 && body[..4] == [0, 0, 0, 3] => {
-                    let mut p = BytesMut::new();
+            let code = (tag == b'R' && body.len() >= 4)
+                .then(|| i32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+            let mut p = BytesMut::new();
+            match (tag, code) {
+                (_, Some(3)) => {
                     frontend::password_message(super::PASSWORD.as_bytes(), &mut p)
                         .map_err(|e| e.to_string())?;
                     r.send(&p).await;
                 }
-                b'E' => return Err(error_of(&body).1),
-                b'Z' => return Ok(r),
+                (_, Some(10)) => {
+                    let c =
+                        ScramSha256::new(super::PASSWORD.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response("SCRAM-SHA-256", c.message(), &mut p)
+                        .map_err(|e| e.to_string())?;
+                    r.send(&p).await;
+                    scram = Some(c);
+                }
+                (_, Some(11)) => {
+                    let c = scram.as_mut().ok_or("SASLContinue before SASL")?;
+                    c.update(&body[4..]).map_err(|e| e.to_string())?;
+                    frontend::sasl_response(c.message(), &mut p).map_err(|e| e.to_string())?;
+                    r.send(&p).await;
+                }
+                (_, Some(12)) => {
+                    let c = scram.as_mut().ok_or("SASLFinal before SASL")?;
+                    c.finish(&body[4..]).map_err(|e| e.to_string())?;
+                }
+                (b'E', _) => return Err(error_of(&body).1),
+                (b'Z', _) => return Ok(r),
                 _ => {}
             }
         }
