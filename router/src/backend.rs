@@ -135,10 +135,7 @@ impl Backend {
         use futures_util::FutureExt;
         use tokio::io::AsyncReadExt;
         let mut probe = [0u8; 1];
-        match self.stream.read(&mut probe).now_or_never() {
-            None => false,
-            Some(_) => true,
-        }
+        self.stream.read(&mut probe).now_or_never().is_some()
     }
 
     /// Remember a ParameterStatus.
