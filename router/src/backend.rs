@@ -29,7 +29,7 @@ pub struct Backend {
     pub served: Option<String>,
     /// The context and settings it has now (pooled backends; None: none,
     /// after a reset).
-    pub context: Option<ContextTag>,
+    pub context: Option<std::sync::Arc<ContextTag>>,
     /// The named statements it holds (transaction pooling).
     pub statements: crate::pool::prepared::BackendStatements,
 }

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 struct Target {
     pid: i32,
     key: i32,
-    upstream: String,
+    upstream: Arc<str>,
 }
 
 /// One live session's key.
@@ -87,7 +87,7 @@ impl CancelRegistry {
                 target: Some(Target {
                     pid: backend.0,
                     key: backend.1,
-                    upstream: upstream.to_owned(),
+                    upstream: Arc::from(upstream),
                 }),
                 in_flight: 0,
                 settled: Arc::new(Notify::new()),
@@ -104,13 +104,13 @@ impl CancelRegistry {
     }
 
     /// Point a live client key at another backend.
-    pub fn retarget(&self, client: (i32, i32), backend: ((i32, i32), &str)) {
+    pub fn retarget(&self, client: (i32, i32), backend: ((i32, i32), &Arc<str>)) {
         if let Some(e) = self.lock().get_mut(&client) {
             let ((pid, key), upstream) = backend;
             e.target = Some(Target {
                 pid,
                 key,
-                upstream: upstream.to_owned(),
+                upstream: upstream.clone(),
             });
         }
     }
@@ -254,7 +254,7 @@ mod tests {
             Some(Target {
                 pid: 77,
                 key: 88,
-                upstream: "127.0.0.1:1".into()
+                upstream: Arc::from("127.0.0.1:1")
             })
         );
         assert!(

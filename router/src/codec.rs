@@ -155,6 +155,16 @@ impl Framer {
     }
 
     /// The read buffer (to read more into).
+    /// The read buffer, for reuse, when nothing is left in it.
+    pub fn take_buf(&mut self) -> Option<BytesMut> {
+        self.is_empty().then(|| {
+            let mut b = std::mem::take(&mut self.buf);
+            b.clear();
+            self.ready = 0;
+            b
+        })
+    }
+
     pub fn buf_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
     }

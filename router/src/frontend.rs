@@ -43,7 +43,9 @@ impl Frontend {
     pub fn new(stream: Stream) -> Frontend {
         Frontend {
             stream,
-            buf: BytesMut::with_capacity(16 * 1024),
+            // Startup and authentication messages are small; the relay
+            // grows the buffer when a conversation needs more.
+            buf: BytesMut::with_capacity(1024),
             tls: None,
         }
     }

@@ -208,9 +208,13 @@ impl Pipe {
         cx: &mut Context<'_>,
         from: &mut Stream,
     ) -> Poll<std::io::Result<usize>> {
+        // Grow from what the buffer has (a pooled client's few hundred
+        // bytes) by doubling, up to BUF: small conversations never hold
+        // large buffers, large transfers read BUF at a time.
         let buf = self.framer.buf_mut();
-        if buf.capacity() - buf.len() < BUF / 4 {
-            buf.reserve(BUF);
+        let cap = buf.capacity();
+        if cap - buf.len() < (cap / 4).clamp(256, BUF / 4) {
+            buf.reserve(cap.clamp(8 * 1024, BUF));
         }
         poll_read_buf(Pin::new(from), cx, buf)
     }

@@ -185,22 +185,29 @@ impl<B: Affine> State<B> {
     fn dispatch(&mut self) {
         let mut i = 0;
         while i < self.waiting.len() {
-            if self.waiting[i].tx.is_closed() {
+            // Nothing to give: the rest wait (O(1) per release however
+            // many clients wait).
+            if self.idle.is_empty() && self.open >= self.size {
+                return;
+            }
+            let w = &self.waiting[i];
+            if w.tx.is_closed() {
                 self.waiting.remove(i);
                 continue;
             }
-            let (tenant, share) = (self.waiting[i].tenant.clone(), self.waiting[i].share);
-            if self.held(&tenant) >= share {
+            if self.held(&w.tenant) >= w.share {
                 i += 1;
                 continue;
             }
-            let Some(g) = self.grant(&tenant, share) else {
+            let Some(w) = self.waiting.remove(i) else {
                 return;
             };
-            if let Some(w) = self.waiting.remove(i) {
-                if let Err(g) = w.tx.send(g) {
-                    self.ungrant(&tenant, g);
-                }
+            let Some(g) = self.grant(&w.tenant, w.share) else {
+                self.waiting.insert(i, w);
+                return;
+            };
+            if let Err(g) = w.tx.send(g) {
+                self.ungrant(&w.tenant, g);
             }
         }
     }
@@ -212,6 +219,10 @@ pub struct Pool {
     label: String,
     state: Mutex<State<Backend>>,
     metrics: Arc<Metrics>,
+    /// This pool's series (looked up once, not per transaction).
+    wait: prometheus::Histogram,
+    pub(crate) reused: prometheus::IntCounter,
+    pub(crate) switches: prometheus::IntCounter,
 }
 
 /// A backend's place in its pool, held by one session.
@@ -292,10 +303,7 @@ impl Pool {
 
     fn lease(self: &Arc<Self>, tenant: &str, g: Grant<Backend>, started: Instant) -> Checkout {
         let waited = started.elapsed();
-        self.metrics
-            .pool_wait
-            .with_label_values(&[&self.label])
-            .observe(waited.as_secs_f64());
+        self.wait.observe(waited.as_secs_f64());
         let lease = Lease {
             pool: self.clone(),
             tenant: tenant.to_owned(),
@@ -317,7 +325,10 @@ impl Pool {
         if matches!(login, BackendLogin::Relayed) {
             return;
         }
-        self.lock().login = Some((login.clone(), params.to_vec()));
+        let mut st = self.lock();
+        if st.login.is_none() {
+            st.login = Some((login.clone(), params.to_vec()));
+        }
     }
 
     /// Count a backend closed instead of reused, and why.
@@ -464,8 +475,13 @@ impl Pools {
         let pool = pools
             .entry(key.clone())
             .or_insert_with(|| {
+                let label = key.label();
+                let m = &self.metrics;
                 Arc::new(Pool {
-                    label: key.label(),
+                    wait: m.pool_wait.with_label_values(&[&label]),
+                    reused: m.pool_reused.with_label_values(&[&label]),
+                    switches: m.pool_switches.with_label_values(&[&label]),
+                    label,
                     key,
                     state: Mutex::new(State::new(size, min_idle)),
                     metrics: self.metrics.clone(),

@@ -108,12 +108,12 @@ pub struct Session {
     /// The connection's span (peer, tenant, user, backend pid).
     span: tracing::Span,
     /// Who authenticated, once the handshake has said so.
-    authenticated: Option<Authenticated>,
+    authenticated: Option<Box<Authenticated>>,
     /// The pooled backend's place in its pool (pooled sessions, while a
     /// backend is attached).
     lease: Option<Lease>,
     /// A pooled client: what brings it a backend.
-    pooled: Option<pooled::PooledClient>,
+    pooled: Option<Box<pooled::PooledClient>>,
 }
 
 impl Session {
@@ -401,7 +401,7 @@ impl Session {
                     .acquire_connection(&info.id, info.max_connections)?,
             );
         }
-        self.authenticated = Some(authenticated);
+        self.authenticated = Some(Box::new(authenticated));
 
         // PostAuth: forward ParameterStatus and BackendKeyData, hold ReadyForQuery.
         self.phase = Phase::PostAuth;
@@ -571,6 +571,11 @@ impl Session {
             // Transaction pooling: the backend goes back, context and
             // statements kept; the client keeps its conversation.
             *conv = std::mem::take(&mut relay.conv);
+            // The backend keeps its read buffer (backends are few); the
+            // client's goes, an idle client holds none.
+            if let Some(buf) = relay.down.framer.take_buf() {
+                backend.buf = buf;
+            }
             if let Some(mut st) = relay.statements.take() {
                 backend.statements = std::mem::take(&mut st.backend);
                 if let Some(report) = st.settings.take() {

@@ -37,7 +37,7 @@ pub(super) struct PooledClient {
     share: usize,
     /// The context and settings its backend must have: its startup
     /// settings, then what it SET since (`session_sets`).
-    wanted: ContextTag,
+    wanted: Arc<ContextTag>,
     startup: Vec<(String, String)>,
     /// Settings the client SET (transaction pooling), carried to each
     /// backend that serves it.
@@ -48,6 +48,8 @@ pub(super) struct PooledClient {
     role: String,
     /// The cancel key the client was given.
     client_key: (i32, i32),
+    /// Where its backends live (for cancel routing).
+    upstream: Arc<str>,
 }
 
 /// Backends tried for one attach before the client gets the error.
@@ -93,15 +95,15 @@ impl Session {
         let (pool, share) = pool::pool_for(&self.shared.pools, cfg, &info, &database, &role);
         let client_key = self.shared.cancels.fresh_key();
         let startup = identify::settings(upstream_params);
-        self.pooled = Some(PooledClient {
+        self.pooled = Some(Box::new(PooledClient {
             mode: info.pool.mode,
             pool,
             share,
-            wanted: ContextTag {
+            wanted: Arc::new(ContextTag {
                 tenant: info.id.clone(),
                 subject: v.who.subject.clone(),
                 settings: startup.clone(),
-            },
+            }),
             startup,
             session_sets: Vec::new(),
             login: v.who.login.clone(),
@@ -111,7 +113,8 @@ impl Session {
             ],
             role,
             client_key,
-        });
+            upstream: Arc::from(cfg.upstream.as_str()),
+        }));
         let backend = tokio::time::timeout_at(deadline, self.attach())
             .await
             .map_err(|_| SessionError::StartupTimeout(cfg.startup_timeout_ms))??;
@@ -148,7 +151,7 @@ impl Session {
         if let Some(c) = &self.counters {
             c.metrics.connections.inc();
         }
-        self.authenticated = Some(v.who);
+        self.authenticated = Some(Box::new(v.who));
         let label = self.pooled.as_ref().map(|p| p.pool.label().to_owned());
         tracing::info!(pool = label, "connection ready (pooled)");
         Ok(backend)
@@ -203,11 +206,7 @@ impl Session {
         };
         let mut backend = match reused {
             Some(b) => {
-                self.shared
-                    .metrics
-                    .pool_reused
-                    .with_label_values(&[pool.label()])
-                    .inc();
+                pool.reused.inc();
                 b
             }
             None => switch::open(&cfg, &p.login_params, &p.login, &p.role).await?,
@@ -234,7 +233,7 @@ impl Session {
         };
         let wanted = &p.wanted;
         match &backend.context {
-            Some(c) if c == wanted => return Ok(()),
+            Some(c) if Arc::ptr_eq(c, wanted) || c == wanted => return Ok(()),
             Some(c) if c.tenant == wanted.tenant && c.subject == wanted.subject => {
                 switch::resettle(cfg, backend, &wanted.settings).await?;
                 backend.context = Some(wanted.clone());
@@ -252,11 +251,7 @@ impl Session {
             .as_deref()
             .is_some_and(|t| t != wanted.tenant)
         {
-            self.shared
-                .metrics
-                .pool_switches
-                .with_label_values(&[p.pool.label()])
-                .inc();
+            p.pool.switches.inc();
         }
         let subject = wanted
             .subject
@@ -288,7 +283,7 @@ impl Session {
             settings.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             settings.push((name.clone(), value.clone()));
         }
-        p.wanted.settings = settings;
+        Arc::make_mut(&mut p.wanted).settings = settings;
     }
 
     /// Transaction pooling, at a point of rest: the backend goes back to
@@ -368,7 +363,7 @@ impl Session {
         if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
             self.shared
                 .cancels
-                .retarget(p.client_key, (real, &p.pool.key.upstream));
+                .retarget(p.client_key, (real, &p.upstream));
         }
         Ok(Some(backend))
     }
