@@ -15,22 +15,23 @@ SET client_min_messages = warning;
 DO $$
 DECLARE r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_pool', 'rt_pool2', 'rt_pool3', 'rt_pool4', 'rt_pool5'] LOOP
+  FOREACH r IN ARRAY ARRAY['rt_pool', 'rt_pool2', 'rt_pool3', 'rt_pool4', 'rt_pool5', 'rt_pool6'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
       SET LOCAL password_encryption = 'scram-sha-256';
       EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
     END IF;
     PERFORM tenant.create_app_role(r);
   END LOOP;
-  FOREACH r IN ARRAY ARRAY['pl_a', 'pl_b', 'pl_small'] LOOP
+  FOREACH r IN ARRAY ARRAY['pl_a', 'pl_b', 'pl_small', 'pl_ded'] LOOP
     IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
       PERFORM tenant.create_tenant(r);
     END IF;
   END LOOP;
 END $$;
-GRANT SELECT, INSERT ON notes TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5;
-GRANT USAGE ON SEQUENCE notes_id_seq TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5;
+GRANT SELECT, INSERT ON notes TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5, rt_pool6;
+GRANT USAGE ON SEQUENCE notes_id_seq TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5, rt_pool6;
 SELECT tenant.alter_tenant('pl_small', pool_size => 1);
+SELECT tenant.alter_tenant('pl_ded', dedicated_pool => true, pool_size => 3, min_idle => 2);
 SELECT tenant.alter_tenant('pl_a', allow_ddl => true);
 INSERT INTO notes (tenant_id, body)
 SELECT t, t || ' ' || g FROM (VALUES ('pl_a', 2), ('pl_b', 5)) v(t, n), generate_series(1, n) g
@@ -289,4 +290,51 @@ async fn a_cancel_with_the_routers_key_reaches_the_pooled_backend() {
     let e = result.expect_err("canceled");
     assert_eq!(sqlstate(&e), "57014", "{e}");
     assert!(took < Duration::from_secs(20));
+}
+
+/// The numbers of one pool in `/pools`, if it exists.
+async fn pool_counts(r: &Router, label: &str) -> Option<serde_json::Value> {
+    pools(r).await["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["pool"] == label)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_pool_keeps_min_idle_and_shared_idle_backends_time_out() {
+    fixtures();
+    let r = Router::start_with(
+        "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 4\nidle_timeout_ms = 200\n",
+    );
+    // The dedicated pool learns how to log in from its first client, then
+    // keeps min_idle = 2 backends open, idle timeout or not.
+    let c = connect(&r.url("rt_pool6.pl_ded")).await.expect("pl_ded");
+    assert_eq!(tenant_of(&c).await, "pl_ded");
+    drop(c);
+    let label = "rt_pool6@router_test/pl_ded";
+    let warm = eventually(Duration::from_secs(10), || async {
+        pool_counts(&r, label)
+            .await
+            .is_some_and(|p| p["idle"] == 2 && p["size"] == 3)
+    })
+    .await;
+    assert!(warm, "min_idle not reached: {}", pools(&r).await);
+    // A shared pool has no min_idle: its idle backend is closed after
+    // idle_timeout_ms.
+    let s = connect(&r.url("rt_pool6.pl_a")).await.expect("pl_a");
+    let pid = backend_pid(&s).await;
+    drop(s);
+    wait_backend_gone(pid).await;
+    let m = prometheus(&r).await;
+    assert!(
+        m.contains("tenant_router_pool_discarded_total{pool=\"rt_pool6@router_test\",reason=\"idle_timeout\"} 1"),
+        "{m}"
+    );
+    // Control: the dedicated pool still holds its two.
+    assert_eq!(
+        pool_counts(&r, label).await.map(|p| p["idle"].clone()),
+        Some(2.into())
+    );
 }

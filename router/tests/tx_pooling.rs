@@ -15,7 +15,7 @@ SET client_min_messages = warning;
 DO $$
 DECLARE r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_tx1', 'rt_tx2', 'rt_tx3', 'rt_tx4', 'rt_tx5', 'rt_tx6', 'rt_tx7'] LOOP
+  FOREACH r IN ARRAY ARRAY['rt_tx1', 'rt_tx2', 'rt_tx3', 'rt_tx4', 'rt_tx5', 'rt_tx6', 'rt_tx7', 'rt_tx8'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
       SET LOCAL password_encryption = 'scram-sha-256';
       EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
@@ -31,6 +31,10 @@ BEGIN
   END LOOP;
   IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'tx_off') THEN
     PERFORM tenant.create_tenant('tx_off', pool_mode => 'transaction');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'tx_lim') THEN
+    PERFORM tenant.create_tenant('tx_lim', pool_mode => 'transaction', max_connections => 2,
+                                 qps_limit => 5, max_query_ms => 300);
   END IF;
 END $$;
 INSERT INTO notes (tenant_id, body)
@@ -339,4 +343,41 @@ async fn a_thousand_clients_of_ten_tenants_share_twenty_backends_without_errors(
         .parse()
         .expect("count");
     assert!(backends <= 20, "{backends} backends for 1000 clients");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_limits_hold_across_pooled_transactions() {
+    let r = tx_router(4);
+    let url = r.url("rt_tx8.tx_lim");
+    // max_connections counts client connections, pooled or not.
+    let a = connect(&url).await.expect("first");
+    let _b = connect(&url).await.expect("second");
+    let e = connect(&url).await.expect_err("max_connections is 2");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    // max_query_ms stops a statement on whichever backend runs it.
+    let e = a
+        .simple_query("SELECT pg_sleep(5)")
+        .await
+        .expect_err("over max_query_ms");
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
+    assert!(msg.contains("max_query_ms"), "{msg}");
+    // qps_limit 5 (burst 1): 20 statements at once, most refused.
+    let mut refused = 0;
+    for _ in 0..20 {
+        match a.simple_query("SELECT 1").await {
+            Ok(_) => {}
+            Err(e) if sqlstate(&e) == "53400" => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused >= 10, "only {refused} of 20 refused");
+    // Control: another tenant on the same pool is not limited.
+    let other = connect(&r.url("rt_tx8.tx9")).await.expect("tx9");
+    for _ in 0..20 {
+        other.simple_query("SELECT 1").await.expect("unlimited");
+    }
 }
