@@ -14,6 +14,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'globex') THEN
         PERFORM tenant.create_tenant('globex', 'Globex Inc', max_connections => 20);
     END IF;
+    -- Globex's clients (checked by the router: its tenant secret) share
+    -- backends per transaction.
+    IF (SELECT pool_mode IS DISTINCT FROM 'transaction' FROM tenant.tenants WHERE id = 'globex') THEN
+        PERFORM tenant.alter_tenant('globex', pool_mode => 'transaction');
+    END IF;
 END $$;
 
 -- The key includes the tenant column (tenant.audit() asks for that: a key
