@@ -338,3 +338,42 @@ async fn a_dedicated_pool_keeps_min_idle_and_shared_idle_backends_time_out() {
         Some(2.into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_past_their_lifetime_are_closed() {
+    fixtures();
+    let r = Router::start_with(
+        "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 2\n\
+         idle_timeout_ms = 0\nserver_lifetime_ms = 300\n",
+    );
+    let c = connect(&r.url("rt_pool6.pl_b")).await.expect("pl_b");
+    let pid = backend_pid(&c).await;
+    drop(c);
+    wait_backend_gone(pid).await;
+    let m = prometheus(&r).await;
+    assert!(
+        m.contains("tenant_router_pool_discarded_total{pool=\"rt_pool6@router_test\",reason=\"lifetime\"} 1"),
+        "{m}"
+    );
+    // Control: the next client gets a new backend.
+    let c = connect(&r.url("rt_pool6.pl_b")).await.expect("pl_b again");
+    assert_ne!(backend_pid(&c).await, pid);
+    assert_eq!(tenant_of(&c).await, "pl_b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_under_a_client_ends_that_session_and_frees_its_place() {
+    let r = pooled_router(1, 5_000);
+    let c = connect(&r.url("rt_pool5.pl_a")).await.expect("pl_a");
+    let pid = backend_pid(&c).await;
+    admin_sql(&format!("SELECT pg_terminate_backend({pid})"));
+    let e = c
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("its backend is gone");
+    assert!(sqlstate(&e) == "57P01" || c.is_closed(), "{e}");
+    // The pool of one is free again: the next client gets a new backend.
+    let d = connect(&r.url("rt_pool5.pl_b")).await.expect("pl_b");
+    assert_ne!(backend_pid(&d).await, pid);
+    assert_eq!(tenant_of(&d).await, "pl_b");
+}

@@ -381,3 +381,16 @@ async fn a_tenants_limits_hold_across_pooled_transactions() {
         other.simple_query("SELECT 1").await.expect("unlimited");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_between_transactions_is_replaced_unseen() {
+    let r = tx_router(1);
+    let c = connect(&r.url("rt_tx8.tx5")).await.expect("tx5");
+    let pid = backend_pid(&c).await;
+    admin_sql(&format!("SELECT pg_terminate_backend({pid})"));
+    wait_backend_gone(pid).await;
+    // Between transactions the client held no backend: its next
+    // transaction gets another one.
+    assert_eq!(tenant_and_count(&c).await, ("tx5".into(), rows_of(5)));
+    assert_ne!(backend_pid(&c).await, pid);
+}
