@@ -95,7 +95,16 @@ struct Waiter<B> {
     tenant: String,
     share: usize,
     tx: oneshot::Sender<Grant<B>>,
+    /// Times it was passed over while first in line.
+    skipped: u32,
 }
+
+/// A client first in line may be passed over, for a client of the tenant a
+/// backend given back already serves (no switch: a tenant switch costs
+/// PostgreSQL a `DISCARD ALL` and a `set_context`), at most this many
+/// times, and only for clients this far behind it.
+const AFFINITY_SKIPS: u32 = 32;
+const AFFINITY_WINDOW: usize = 64;
 
 struct Idle<B> {
     backend: B,
@@ -180,30 +189,51 @@ impl<B: Affine> State<B> {
         }
     }
 
+    /// Whether a waiting client can be served under the share rule.
+    fn eligible(&self, w: &Waiter<B>) -> bool {
+        !w.tx.is_closed() && self.held(&w.tenant) < w.share
+    }
+
     /// Serve the clients in line, first come first served, skipping those
-    /// whose tenant holds its share.
+    /// whose tenant holds its share. One exception saves tenant switches:
+    /// a backend at rest that already serves a tenant goes to a client of
+    /// that tenant a little further in line (`AFFINITY_WINDOW`), at most
+    /// `AFFINITY_SKIPS` times past the same first client (so no one
+    /// starves: under load a client waits at most that many extra grants).
     fn dispatch(&mut self) {
-        let mut i = 0;
-        while i < self.waiting.len() {
+        loop {
             // Nothing to give: the rest wait (O(1) per release however
             // many clients wait).
             if self.idle.is_empty() && self.open >= self.size {
                 return;
             }
-            let w = &self.waiting[i];
-            if w.tx.is_closed() {
-                self.waiting.remove(i);
-                continue;
+            while self.waiting.front().is_some_and(|w| w.tx.is_closed()) {
+                self.waiting.pop_front();
             }
-            if self.held(&w.tenant) >= w.share {
-                i += 1;
-                continue;
+            let Some(head) = self.waiting.iter().position(|w| self.eligible(w)) else {
+                return;
+            };
+            let mut pick = head;
+            if let Some(last) = self.idle.last() {
+                let first = &self.waiting[head];
+                if !last.backend.serves(&first.tenant) && first.skipped < AFFINITY_SKIPS {
+                    if let Some(i) = self
+                        .waiting
+                        .iter()
+                        .skip(head + 1)
+                        .take(AFFINITY_WINDOW)
+                        .position(|w| self.eligible(w) && last.backend.serves(&w.tenant))
+                    {
+                        pick = head + 1 + i;
+                        self.waiting[head].skipped += 1;
+                    }
+                }
             }
-            let Some(w) = self.waiting.remove(i) else {
+            let Some(w) = self.waiting.remove(pick) else {
                 return;
             };
             let Some(g) = self.grant(&w.tenant, w.share) else {
-                self.waiting.insert(i, w);
+                self.waiting.insert(pick, w);
                 return;
             };
             if let Err(g) = w.tx.send(g) {
@@ -271,6 +301,7 @@ impl Pool {
                         tenant: tenant.to_owned(),
                         share,
                         tx,
+                        skipped: 0,
                     });
                     rx
                 }

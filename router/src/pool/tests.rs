@@ -19,6 +19,7 @@ fn waiter(st: &mut State<u32>, tenant: &str, share: usize) -> oneshot::Receiver<
         tenant: tenant.into(),
         share,
         tx,
+        skipped: 0,
     });
     rx
 }
@@ -144,4 +145,31 @@ fn a_backend_already_serving_the_tenant_is_handed_out_first() {
     assert!(matches!(st.grant("even", 10), Some(Grant::Idle(2, _))));
     // Without a match, the most recently used.
     assert!(matches!(st.grant("even", 10), Some(Grant::Idle(5, _))));
+}
+
+#[test]
+fn a_backend_given_back_goes_to_a_client_of_its_tenant_a_little_further_in_line() {
+    let mut st = state(1);
+    assert!(st.grant("x", 10).is_some());
+    let mut odd = waiter(&mut st, "odd", 10);
+    let mut even = waiter(&mut st, "even", 10);
+    // 2 serves "even": the "even" client gets it before the "odd" one.
+    give_back(&mut st, "x", 2);
+    assert!(matches!(even.try_recv(), Ok(Grant::Idle(2, _))));
+    assert!(odd.try_recv().is_err());
+}
+
+#[test]
+fn a_client_passed_over_often_enough_is_served_first_whatever_the_backend_serves() {
+    let mut st = state(1);
+    assert!(st.grant("x", 10).is_some());
+    let mut odd = waiter(&mut st, "odd", 10);
+    st.waiting[0].skipped = AFFINITY_SKIPS;
+    let mut even = waiter(&mut st, "even", 10);
+    give_back(&mut st, "x", 2);
+    assert!(
+        matches!(odd.try_recv(), Ok(Grant::Idle(2, _))),
+        "no starvation"
+    );
+    assert!(even.try_recv().is_err());
 }
