@@ -55,6 +55,8 @@ pub enum SessionError {
     DirectTlsRefused,
     #[error(transparent)]
     Pool(#[from] crate::pool::PoolError),
+    #[error("this client SET {0}: a transaction-pooled client may SET at most 256 settings of 64 KiB in all (each is carried to every backend that serves it); use fewer, or SET LOCAL")]
+    TooManySettings(String),
     #[error("client closed the connection")]
     ClientGone,
     #[error("PostgreSQL closed the connection")]
@@ -100,6 +102,7 @@ impl SessionError {
             SessionError::TlsRequired => "28000",
             SessionError::Tls(_) => "08P01",
             SessionError::Pool(e) => e.sqlstate(),
+            SessionError::TooManySettings { .. } => "54000",
             SessionError::Auth(e) => e.sqlstate()?,
             SessionError::Postgres(_)
             | SessionError::DirectTlsRefused

@@ -132,6 +132,15 @@ fn server_frame(
     mut statements: Option<&mut Carried>,
     v: FrameView<'_>,
 ) -> Edit {
+    if v.tag == b'S' && !v.is_whole() {
+        // A ParameterStatus too large to hold whole: only pg_tenant's
+        // report can be that large (PostgreSQL's own reported settings are
+        // short). Never passed on; over the cap.
+        if let Some(c) = statements.as_deref_mut() {
+            c.settings_overflow = true;
+        }
+        return Edit::Drop;
+    }
     if crate::protocol::is_pg_tenant_parameter(v.bytes) {
         // pg_tenant's own reports are the router's, not the client's.
         if let (Some(c), Some((name, value))) = (
@@ -274,6 +283,9 @@ pub struct Carried {
     /// The last report: setting → value (None: RESET); None: no report
     /// during this relay.
     pub settings: Option<Vec<(String, Option<String>)>>,
+    /// A report too large to hold (streamed through the codec): over the
+    /// cap by itself.
+    pub settings_overflow: bool,
 }
 
 /// The ParameterStatus by which pg_tenant reports a transaction-pooled

@@ -93,7 +93,7 @@ pub async fn activate(
     if !settings.is_empty() {
         frontend::parse(
             "",
-            "SELECT pg_catalog.set_config($1, $2, false)",
+            "SELECT FROM pg_catalog.set_config($1, $2, false)",
             [25u32, 25],
             &mut req,
         )
@@ -103,7 +103,10 @@ pub async fn activate(
         }
     }
     frontend::sync(&mut req);
-    let (failure, status) = b.exchange(&req, 1).await?;
+    let steps = b.exchange(&req, 1);
+    let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
+        .await
+        .map_err(|_| SessionError::Injection("the tenant switch timed out".into()))??;
     if let Some(f) = failure {
         let (code, msg) = protocol::error_fields(&f);
         return Err(if code == "42501" {
@@ -133,7 +136,7 @@ pub async fn resettle(
     if !settings.is_empty() {
         frontend::parse(
             "",
-            "SELECT pg_catalog.set_config($1, $2, false)",
+            "SELECT FROM pg_catalog.set_config($1, $2, false)",
             [25u32, 25],
             &mut req,
         )

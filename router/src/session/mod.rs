@@ -47,6 +47,7 @@ use tokio::time::timeout_at;
 use tracing::Instrument;
 
 mod pooled;
+use pooled::MAX_SESSION_SETTINGS_BYTES;
 
 /// The phases of a connection (DESIGN.md, "The router").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -578,8 +579,22 @@ impl Session {
             }
             if let Some(mut st) = relay.statements.take() {
                 backend.statements = std::mem::take(&mut st.backend);
-                if let Some(report) = st.settings.take() {
-                    self.settings_reported(report);
+                let reported = match (st.settings_overflow, st.settings.take()) {
+                    (true, _) => Err(SessionError::TooManySettings(format!(
+                        "settings of more than {} bytes",
+                        MAX_SESSION_SETTINGS_BYTES
+                    ))),
+                    (false, Some(report)) => self.settings_reported(report),
+                    (false, None) => Ok(()),
+                };
+                if let Err(e) = reported {
+                    // The backend holds settings the router will not
+                    // carry: it is closed, and the client told why.
+                    if let Some(lease) = self.lease.take() {
+                        lease.pool().discarded("too_many_settings");
+                    }
+                    tokio::spawn(crate::pool::switch::close(backend));
+                    return Some(Err(e));
                 }
                 *statements = Some(st);
             }

@@ -52,6 +52,11 @@ pub(super) struct PooledClient {
     upstream: Arc<str>,
 }
 
+/// Most settings a transaction-pooled client may SET (and the router carry
+/// to each of its backends), and their total size.
+pub const MAX_SESSION_SETTINGS: usize = 256;
+pub const MAX_SESSION_SETTINGS_BYTES: usize = 64 * 1024;
+
 /// Backends tried for one attach before the client gets the error.
 const ATTACH_TRIES: usize = 3;
 
@@ -266,11 +271,21 @@ impl Session {
     /// pg_tenant reported the settings the client SET on the backend that
     /// served it (since the router last applied the client's settings
     /// there): they join the settings carried to its next backends, and
-    /// the backend, when it goes back, is known to have them.
-    pub(super) fn settings_reported(&mut self, report: Vec<(String, Option<String>)>) {
+    /// the backend, when it goes back, is known to have them. An empty
+    /// report is a `RESET ALL` or `DISCARD ALL`: nothing is carried any
+    /// more. Over `MAX_SESSION_SETTINGS` settings or
+    /// `MAX_SESSION_SETTINGS_BYTES` the client's session ends (54000):
+    /// every transaction would replay them all.
+    pub(super) fn settings_reported(
+        &mut self,
+        report: Vec<(String, Option<String>)>,
+    ) -> Result<(), SessionError> {
         let Some(p) = self.pooled.as_mut() else {
-            return;
+            return Ok(());
         };
+        if report.is_empty() {
+            p.session_sets.clear();
+        }
         for (name, value) in report {
             p.session_sets
                 .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
@@ -278,12 +293,20 @@ impl Session {
                 p.session_sets.push((name, v));
             }
         }
+        let bytes: usize = p.session_sets.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if p.session_sets.len() > MAX_SESSION_SETTINGS || bytes > MAX_SESSION_SETTINGS_BYTES {
+            return Err(SessionError::TooManySettings(format!(
+                "{} settings ({bytes} bytes)",
+                p.session_sets.len()
+            )));
+        }
         let mut settings = p.startup.clone();
         for (name, value) in &p.session_sets {
             settings.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             settings.push((name.clone(), value.clone()));
         }
         Arc::make_mut(&mut p.wanted).settings = settings;
+        Ok(())
     }
 
     /// Transaction pooling, at a point of rest: the backend goes back to
