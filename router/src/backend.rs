@@ -231,6 +231,22 @@ impl Backend {
     }
 }
 
+/// What a context token for `tenant` signs: the tenant, with the subject
+/// and claims of a token login.
+pub fn context_action<'a>(
+    tenant: &'a str,
+    subject: Option<(&'a str, &'a str)>,
+) -> pg_tenant_token::Action<'a> {
+    match subject {
+        None => pg_tenant_token::Action::Set(tenant),
+        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        },
+    }
+}
+
 /// Parse, Bind and Execute of `SELECT tenant.set_context(...)` for
 /// `tenant` (and the subject and claims of a token login), with bind
 /// parameters; the caller adds the Sync.

@@ -47,15 +47,6 @@ fn router() -> Router {
     )
 }
 
-async fn first(c: &tokio_postgres::Client, sql: &str) -> String {
-    for m in c.simple_query(sql).await.expect(sql) {
-        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-            return r.get(0).unwrap_or("NULL").to_owned();
-        }
-    }
-    String::new()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenants_cancels_never_reach_another_tenants_work() {
     let r = router();
@@ -112,7 +103,7 @@ async fn a_message_postgres_refuses_never_poisons_another_tenants_backend() {
     let r = router();
     let other = connect(&r.url("rt_hyg2.hyg_tb")).await.expect("other");
     assert_eq!(
-        first(&other, "SELECT tenant.current_tenant_id()").await,
+        first_value(&other, "SELECT tenant.current_tenant_id()").await,
         "hyg_tb"
     );
     let mut a = Raw::connect(r.port, "rt_hyg2.hyg_ta", DB)
@@ -127,7 +118,7 @@ async fn a_message_postgres_refuses_never_poisons_another_tenants_backend() {
     assert_eq!(raw::error_of(&body).0, "08P01");
     // The other tenant goes on (on a backend that is not the dead one).
     assert_eq!(
-        first(&other, "SELECT tenant.current_tenant_id()").await,
+        first_value(&other, "SELECT tenant.current_tenant_id()").await,
         "hyg_tb"
     );
 }
@@ -136,26 +127,26 @@ async fn a_message_postgres_refuses_never_poisons_another_tenants_backend() {
 async fn a_timeout_left_on_a_backend_never_kills_another_tenants_session() {
     let r = router();
     let a = connect(&r.url("rt_hyg3.hyg_ta")).await.expect("a");
-    let pid: i32 = first(&a, "SELECT pg_backend_pid()")
+    let pid: i32 = first_value(&a, "SELECT pg_backend_pid()")
         .await
         .parse()
         .expect("pid");
-    first(&a, "SELECT set_config('idle_session_timeout', '50', false)").await;
+    first_value(&a, "SELECT set_config('idle_session_timeout', '50', false)").await;
     // The backend, back in the pool, ends itself.
     wait_backend_gone(pid).await;
     let b = connect(&r.url("rt_hyg3.hyg_tb")).await.expect("b");
     assert_eq!(
-        first(&b, "SELECT tenant.current_tenant_id()").await,
+        first_value(&b, "SELECT tenant.current_tenant_id()").await,
         "hyg_tb"
     );
     assert_eq!(
-        first(&a, "SELECT tenant.current_tenant_id()").await,
+        first_value(&a, "SELECT tenant.current_tenant_id()").await,
         "hyg_ta"
     );
     // And a timeout left on a backend that changes tenant is reset.
-    first(&a, "SELECT set_config('statement_timeout', '1', false)").await;
+    first_value(&a, "SELECT set_config('statement_timeout', '1', false)").await;
     assert_eq!(
-        first(
+        first_value(
             &b,
             "SELECT pg_sleep(0.05)::text || tenant.current_tenant_id()"
         )
@@ -172,7 +163,7 @@ async fn the_random_generator_does_not_survive_a_tenant_switch() {
         .to_owned();
     let a = connect(&r.url("rt_hyg4.hyg_sa")).await.expect("a");
     let pid = backend_pid(&a).await;
-    first(&a, "SELECT setseed(0.42)").await;
+    first_value(&a, "SELECT setseed(0.42)").await;
     drop(a);
     let started = Instant::now();
     let b = loop {
@@ -186,11 +177,11 @@ async fn the_random_generator_does_not_survive_a_tenant_switch() {
         );
     };
     assert_ne!(
-        first(&b, "SELECT random()").await,
+        first_value(&b, "SELECT random()").await,
         seeded,
         "the seed survived"
     );
     // Control: the same seed on the same backend gives that value.
-    first(&b, "SELECT setseed(0.42)").await;
-    assert_eq!(first(&b, "SELECT random()").await, seeded);
+    first_value(&b, "SELECT setseed(0.42)").await;
+    assert_eq!(first_value(&b, "SELECT random()").await, seeded);
 }

@@ -37,19 +37,10 @@ fn router() -> Router {
     Router::start_with("[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 2\n")
 }
 
-async fn first(c: &tokio_postgres::Client, sql: &str) -> String {
-    for m in c.simple_query(sql).await.expect(sql) {
-        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-            return r.get(0).unwrap_or("NULL").to_owned();
-        }
-    }
-    String::new()
-}
-
 /// End the client's backend between transactions, so its next one runs
 /// on another.
 async fn kill_backend(c: &tokio_postgres::Client) -> i32 {
-    let pid: i32 = first(c, "SELECT pg_backend_pid()")
+    let pid: i32 = first_value(c, "SELECT pg_backend_pid()")
         .await
         .parse()
         .expect("pid");
@@ -64,11 +55,11 @@ async fn a_clients_settings_follow_it_and_reset_all_drops_them() {
     let c = connect(&r.url("rt_set1.set_a")).await.expect("set_a");
     // RESET ALL where the SETs were made drops them for good.
     c.batch_execute("SET work_mem = '6MB'").await.expect("SET");
-    assert_eq!(first(&c, "SHOW work_mem").await, "6MB");
+    assert_eq!(first_value(&c, "SHOW work_mem").await, "6MB");
     c.batch_execute("RESET ALL").await.expect("RESET ALL");
     kill_backend(&c).await;
     assert_eq!(
-        first(&c, "SHOW work_mem").await,
+        first_value(&c, "SHOW work_mem").await,
         "4MB",
         "not carried any more"
     );
@@ -78,15 +69,18 @@ async fn a_clients_settings_follow_it_and_reset_all_drops_them() {
         .expect("session SET is allowed");
     let old = kill_backend(&c).await;
     assert_eq!(
-        first(&c, "SHOW work_mem").await,
+        first_value(&c, "SHOW work_mem").await,
         "7MB",
         "carried to the next backend"
     );
-    assert_eq!(first(&c, "SHOW extra_float_digits").await, "3");
-    assert_ne!(first(&c, "SELECT pg_backend_pid()").await, old.to_string());
+    assert_eq!(first_value(&c, "SHOW extra_float_digits").await, "3");
+    assert_ne!(
+        first_value(&c, "SELECT pg_backend_pid()").await,
+        old.to_string()
+    );
     // Control: another client of the same tenant never sees them.
     let other = connect(&r.url("rt_set1.set_a")).await.expect("other");
-    assert_eq!(first(&other, "SHOW work_mem").await, "4MB");
+    assert_eq!(first_value(&other, "SHOW work_mem").await, "4MB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +105,7 @@ async fn too_many_settings_end_the_session_with_54000() {
     // Control: the other tenant on the same pool is served.
     let other = connect(&r.url("rt_set2.set_b")).await.expect("set_b");
     assert_eq!(
-        first(&other, "SELECT tenant.current_tenant_id()").await,
+        first_value(&other, "SELECT tenant.current_tenant_id()").await,
         "set_b"
     );
     // Under the cap, a client keeps its settings.
@@ -123,7 +117,7 @@ async fn too_many_settings_end_the_session_with_54000() {
     .await
     .expect("100 settings");
     kill_backend(&d).await;
-    assert_eq!(first(&d, "SHOW red.m100").await, "x");
+    assert_eq!(first_value(&d, "SHOW red.m100").await, "x");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

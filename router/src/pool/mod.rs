@@ -530,15 +530,18 @@ impl Pools {
         pool
     }
 
-    pub fn counts(&self) -> Vec<PoolCounts> {
-        let pools: Vec<Arc<Pool>> = self
-            .pools
+    /// Every pool now (the lock is not held after).
+    fn all(&self) -> Vec<Arc<Pool>> {
+        self.pools
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
-            .collect();
-        let mut out: Vec<PoolCounts> = pools.iter().map(|p| p.counts()).collect();
+            .collect()
+    }
+
+    pub fn counts(&self) -> Vec<PoolCounts> {
+        let mut out: Vec<PoolCounts> = self.all().iter().map(|p| p.counts()).collect();
         out.sort_by(|a, b| a.pool.cmp(&b.pool));
         out
     }
@@ -572,14 +575,7 @@ impl Pools {
                     return;
                 };
                 let cfg = shared.config();
-                let all: Vec<Arc<Pool>> = pools
-                    .pools
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .values()
-                    .cloned()
-                    .collect();
-                for pool in all {
+                for pool in pools.all() {
                     for b in pool.expire(&cfg.pool) {
                         tokio::spawn(switch::close(b));
                     }

@@ -79,29 +79,10 @@ pub async fn activate(
     subject: Option<(&str, &str)>,
     settings: &[(String, String)],
 ) -> Result<(), SessionError> {
-    let action = match subject {
-        None => pg_tenant_token::Action::Set(tenant),
-        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
-            tenant,
-            subject,
-            claims,
-        },
-    };
-    let token = token(cfg, b, action)?;
+    let token = token(cfg, b, backend::context_action(tenant, subject))?;
     let mut req = BytesMut::with_capacity(512);
     backend::context_request(tenant, &token, subject, &mut req)?;
-    if !settings.is_empty() {
-        frontend::parse(
-            "",
-            "SELECT FROM pg_catalog.set_config($1, $2, false)",
-            [25u32, 25],
-            &mut req,
-        )
-        .map_err(|e| SessionError::Injection(e.to_string()))?;
-        for (name, value) in settings {
-            backend::bind_execute(&[0], &[name, value], &mut req)?;
-        }
-    }
+    settings_request(settings, &mut req)?;
     frontend::sync(&mut req);
     let steps = b.exchange(&req, 1);
     let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
@@ -123,6 +104,26 @@ pub async fn activate(
     Ok(())
 }
 
+/// `SELECT FROM pg_catalog.set_config(name, value, false)` for each of
+/// `settings` (bind parameters; nothing sent back, so a batch of large
+/// settings never fills both directions at once); the caller adds Sync.
+fn settings_request(settings: &[(String, String)], req: &mut BytesMut) -> Result<(), SessionError> {
+    if settings.is_empty() {
+        return Ok(());
+    }
+    frontend::parse(
+        "",
+        "SELECT FROM pg_catalog.set_config($1, $2, false)",
+        [25u32, 25],
+        req,
+    )
+    .map_err(|e| SessionError::Injection(e.to_string()))?;
+    for (name, value) in settings {
+        backend::bind_execute(&[0], &[name, value], req)?;
+    }
+    Ok(())
+}
+
 /// Another client of the same tenant and end user (transaction pooling):
 /// its settings instead of the last client's. `RESET ALL` (the context is
 /// not a resettable setting) and `set_config` for each of `settings`.
@@ -134,16 +135,7 @@ pub async fn resettle(
     let mut req = protocol::query("RESET ALL");
     let mut readies = 1;
     if !settings.is_empty() {
-        frontend::parse(
-            "",
-            "SELECT FROM pg_catalog.set_config($1, $2, false)",
-            [25u32, 25],
-            &mut req,
-        )
-        .map_err(|e| SessionError::Injection(e.to_string()))?;
-        for (name, value) in settings {
-            backend::bind_execute(&[0], &[name, value], &mut req)?;
-        }
+        settings_request(settings, &mut req)?;
         frontend::sync(&mut req);
         readies = 2;
     }

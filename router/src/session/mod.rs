@@ -416,14 +416,7 @@ impl Session {
 
         // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
         if let Some(info) = tenant {
-            let counters = self.shared.limits.counters(&info.id);
-            counters.publish(info.clone());
-            self.watch = Some(StatementWatch::new(
-                &info.id,
-                counters,
-                self.shared.cancels.clone(),
-                (pid, key),
-            ));
+            self.watch_limits(&info, (pid, key));
             self.phase = Phase::Injecting;
             let backend = pg_tenant_token::Backend {
                 pid,
@@ -448,6 +441,19 @@ impl Session {
         let login = self.authenticated.as_ref().map(|a| &a.login);
         tracing::info!(login = ?login, "connection ready");
         Ok(Some(server))
+    }
+
+    /// The tenant's limits watch this session, whose client knows `key`
+    /// (the backend's own, or the router's for a pooled client).
+    fn watch_limits(&mut self, info: &Arc<TenantInfo>, key: (i32, i32)) {
+        let counters = self.shared.limits.counters(&info.id);
+        counters.publish(info.clone());
+        self.watch = Some(StatementWatch::new(
+            &info.id,
+            counters,
+            self.shared.cancels.clone(),
+            key,
+        ));
     }
 
     /// The tenant's catalog row (None: unknown); a known tenant gets its
@@ -749,14 +755,7 @@ fn context_token(
     backend: pg_tenant_token::Backend,
 ) -> Result<String, SessionError> {
     let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
-    let action = match subject {
-        None => pg_tenant_token::Action::Set(tenant),
-        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
-            tenant,
-            subject,
-            claims,
-        },
-    };
+    let action = crate::backend::context_action(tenant, subject);
     Ok(pg_tenant_token::sign(key, action, backend, nonce()))
 }
 

@@ -19,7 +19,6 @@ use crate::config::Config;
 use crate::error::SessionError;
 use crate::identify;
 use crate::interrupt::{Interrupt, Signal};
-use crate::limits::StatementWatch;
 use crate::pool::{self, switch, Lease, Pool};
 use crate::protocol::{self, Severity};
 use bytes::BytesMut;
@@ -132,14 +131,7 @@ impl Session {
                 .cancels
                 .register_as(client_key, real, &cfg.upstream),
         );
-        let counters = self.shared.limits.counters(&info.id);
-        counters.publish(info.clone());
-        self.watch = Some(StatementWatch::new(
-            &info.id,
-            counters,
-            self.shared.cancels.clone(),
-            client_key,
-        ));
+        self.watch_limits(&info, client_key);
 
         // What PostgreSQL would have said after the password (pg_tenant's
         // own reports are the router's).

@@ -380,6 +380,17 @@ pub async fn visible_notes(c: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
+/// The first column of the first row of a simple query, as text ("NULL"
+/// for a null, "" without rows).
+pub async fn first_value(c: &tokio_postgres::Client, sql: &str) -> String {
+    for m in c.simple_query(sql).await.expect(sql) {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            return r.get(0).unwrap_or("NULL").to_owned();
+        }
+    }
+    String::new()
+}
+
 /// The backend pid behind a client.
 pub async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
     c.query_one("SELECT pg_backend_pid()", &[])
