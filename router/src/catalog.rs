@@ -173,9 +173,10 @@ pub struct Catalog {
     /// Whether the catalog database has `tenant.auth_secret` (checked at
     /// each connection): lookups then read each tenant's secret too.
     has_secrets: AtomicBool,
-    /// When `has_secrets` was last found false (re-checked at most once a
-    /// second, so an `ALTER EXTENSION pg_tenant UPDATE` is seen at once).
-    secrets_checked: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When `has_secrets` or `has_pool` was last found false (re-checked at
+    /// most once a second, so an `ALTER EXTENSION pg_tenant UPDATE` is seen
+    /// at once).
+    schema_checked: std::sync::Mutex<Option<std::time::Instant>>,
     /// Whether `tenant.router_catalog` has the pool columns (pg_tenant
     /// 0.4.0), checked with `has_secrets`.
     has_pool: AtomicBool,
@@ -246,7 +247,7 @@ impl Catalog {
             connected: AtomicBool::new(false),
             has_secrets: AtomicBool::new(false),
             has_pool: AtomicBool::new(false),
-            secrets_checked: std::sync::Mutex::new(None),
+            schema_checked: std::sync::Mutex::new(None),
             queries: OnceLock::new(),
         })
     }
@@ -326,19 +327,20 @@ impl Catalog {
         }
     }
 
-    /// Find out whether the catalog database has `tenant.auth_secret`
-    /// (now, or when it lacked it more than a second ago). An error leaves
+    /// Find out whether the catalog database has `tenant.auth_secret` and
+    /// the pool columns of `tenant.router_catalog` (now, or when it lacked
+    /// either more than a second ago). An error leaves
     /// the answer as it was and is returned: a lookup must never go on
     /// without secrets because the check failed (it would let a role's own
     /// password open a tenant that has a secret).
-    async fn check_secrets(&self, client: &Client, now: bool) -> Result<(), tokio_postgres::Error> {
+    async fn check_schema(&self, client: &Client, now: bool) -> Result<(), tokio_postgres::Error> {
         if self.has_secrets.load(Ordering::Acquire) && self.has_pool.load(Ordering::Acquire) && !now
         {
             return Ok(());
         }
         {
             let mut last = self
-                .secrets_checked
+                .schema_checked
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if !now && last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
@@ -365,7 +367,7 @@ impl Catalog {
             Err(e) => {
                 // Not answered: the next lookup asks again.
                 *self
-                    .secrets_checked
+                    .schema_checked
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = None;
                 Err(e)
@@ -409,7 +411,7 @@ impl Catalog {
         let ids: Vec<&str> = waiting.keys().map(String::as_str).collect();
         self.counted();
         // The secret comes with the row: no round trip of its own.
-        if let Err(e) = self.check_secrets(client, false).await {
+        if let Err(e) = self.check_schema(client, false).await {
             tracing::warn!(error = %e, "catalog query failed");
             let e = CatalogError::Unavailable(e.to_string());
             for tx in waiting.into_values().flatten() {
@@ -485,7 +487,7 @@ impl Catalog {
             self.counted();
             match req {
                 Request::List(tx) => {
-                    let _ = self.check_secrets(client, false).await;
+                    let _ = self.check_schema(client, false).await;
                     let pool = self.pool_columns();
                     let sql =
                         format!("SELECT {COLUMNS}{pool} FROM tenant.router_catalog(NULL) AS r");
@@ -585,7 +587,7 @@ impl Catalog {
             }
         };
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        if let Err(e) = self.check_secrets(&client, true).await {
+        if let Err(e) = self.check_schema(&client, true).await {
             tracing::warn!(error = %e, "catalog: cannot tell whether tenant.auth_secret exists; lookups will ask again");
         }
         Ok((client, closed_rx))

@@ -202,6 +202,24 @@ fn split_options(s: &str) -> Vec<String> {
     out
 }
 
+/// The `name=value` assignments of an `options` value: `-c name=value`,
+/// `-cname=value` or `--name=value`; any other word is refused.
+fn option_assignments(value: &str) -> Result<Vec<String>, IdentifyError> {
+    let words = split_options(value);
+    let mut out = Vec::new();
+    let mut it = words.into_iter();
+    while let Some(w) = it.next() {
+        if w == "-c" {
+            out.push(it.next().ok_or(IdentifyError::BadOption(w))?);
+        } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--")) {
+            out.push(rest.to_owned());
+        } else {
+            return Err(IdentifyError::BadOption(shorten(&w)));
+        }
+    }
+    Ok(out)
+}
+
 fn check_setting(assignment: &str) -> Result<(), IdentifyError> {
     let Some((name, _)) = assignment.split_once('=') else {
         return Err(IdentifyError::BadOption(shorten(assignment)));
@@ -225,16 +243,9 @@ pub fn settings(params: &[(String, String)]) -> Vec<(String, String)> {
             "user" | "database" | "replication" => {}
             n if n.starts_with("_pq_.") => {}
             "options" => {
-                let words = split_options(value);
-                let mut it = words.iter();
-                while let Some(w) = it.next() {
-                    let pair = if w == "-c" {
-                        it.next().map(String::as_str)
-                    } else {
-                        w.strip_prefix("-c").or_else(|| w.strip_prefix("--"))
-                    };
-                    if let Some((n, v)) = pair.and_then(|p| p.split_once('=')) {
-                        out.push((n.trim().replace('-', "_"), v.to_owned()));
+                for a in option_assignments(value).unwrap_or_default() {
+                    if let Some((n, v)) = a.split_once('=') {
+                        out.push((setting_name(n), v.to_owned()));
                     }
                 }
             }
@@ -262,20 +273,8 @@ pub fn screen(params: &[(String, String)]) -> Result<(), IdentifyError> {
             }
             "replication" => {}
             "options" => {
-                let words = split_options(value);
-                let mut it = words.iter();
-                while let Some(w) = it.next() {
-                    if w == "-c" {
-                        let next = it
-                            .next()
-                            .ok_or_else(|| IdentifyError::BadOption(w.clone()))?;
-                        check_setting(next)?;
-                    } else if let Some(rest) = w.strip_prefix("-c").or_else(|| w.strip_prefix("--"))
-                    {
-                        check_setting(rest)?;
-                    } else {
-                        return Err(IdentifyError::BadOption(shorten(w)));
-                    }
+                for a in option_assignments(value)? {
+                    check_setting(&a)?;
                 }
             }
             n if forbidden(n) => return Err(IdentifyError::Forbidden(shorten(n))),

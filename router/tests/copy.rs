@@ -17,29 +17,12 @@ fn setup() {
     );
 }
 
-fn drivers() -> std::path::PathBuf {
-    repo().join("router/tests/drivers")
-}
-
 /// Run a driver program against the router as `user`; its stdout lines.
 fn run_driver(r: &Router, program: &str, args: &[&str], user: &str) -> Vec<String> {
     let port = r.port.to_string();
-    let out = Command::new(program)
-        .args(args)
-        .args(["127.0.0.1", &port, user, PASSWORD, DB])
-        .current_dir(drivers())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let mut all = args.to_vec();
+    all.extend(["127.0.0.1", port.as_str(), user, PASSWORD, DB]);
+    run_program(program, &all)
 }
 
 fn count(sql_where: &str) -> i64 {
@@ -84,7 +67,7 @@ fn drivers_bulk_load_into_protected_tables_for_their_tenant_only() {
     let jar = "/usr/share/java/postgresql.jar";
     let javac = Command::new("javac")
         .args(["-cp", jar, "-d", classes.as_str(), "CopyJdbc.java"])
-        .current_dir(drivers())
+        .current_dir(drivers_dir())
         .output()
         .expect("javac");
     assert!(

@@ -10,37 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-const FIXTURES: &str = r#"
-SET client_min_messages = warning;
-DO $$
-DECLARE r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_hyg1', 'rt_hyg2', 'rt_hyg3', 'rt_hyg4'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      SET LOCAL password_encryption = 'scram-sha-256';
-      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
-    END IF;
-    PERFORM tenant.create_app_role(r);
-  END LOOP;
-  FOREACH r IN ARRAY ARRAY['hyg_ta', 'hyg_tb'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
-      PERFORM tenant.create_tenant(r, pool_mode => 'transaction', max_connections => 0);
-    END IF;
-  END LOOP;
-  FOREACH r IN ARRAY ARRAY['hyg_sa', 'hyg_sb'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
-      PERFORM tenant.create_tenant(r, max_connections => 0);
-    END IF;
-  END LOOP;
-END $$;
-"#;
-
 /// A verifying router with one pooled backend per login role.
 fn router() -> Router {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
-        admin_sql(FIXTURES);
+        scram_app_roles(&["rt_hyg1", "rt_hyg2", "rt_hyg3", "rt_hyg4"]);
+        tenants(
+            &["hyg_ta", "hyg_tb"],
+            "pool_mode => 'transaction', max_connections => 0",
+        );
+        tenants(&["hyg_sa", "hyg_sb"], "max_connections => 0");
     });
     Router::start_with(
         "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 1\ntimeout_ms = 20000\n",

@@ -10,24 +10,12 @@ use common::*;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+const ROLES: [&str; 6] = [
+    "rt_pool", "rt_pool2", "rt_pool3", "rt_pool4", "rt_pool5", "rt_pool6",
+];
+
 const FIXTURES: &str = r#"
 SET client_min_messages = warning;
-DO $$
-DECLARE r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_pool', 'rt_pool2', 'rt_pool3', 'rt_pool4', 'rt_pool5', 'rt_pool6'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      SET LOCAL password_encryption = 'scram-sha-256';
-      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
-    END IF;
-    PERFORM tenant.create_app_role(r);
-  END LOOP;
-  FOREACH r IN ARRAY ARRAY['pl_a', 'pl_b', 'pl_small', 'pl_ded'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
-      PERFORM tenant.create_tenant(r);
-    END IF;
-  END LOOP;
-END $$;
 GRANT SELECT, INSERT ON notes TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5, rt_pool6;
 GRANT USAGE ON SEQUENCE notes_id_seq TO rt_pool, rt_pool2, rt_pool3, rt_pool4, rt_pool5, rt_pool6;
 SELECT tenant.alter_tenant('pl_small', pool_size => 1);
@@ -42,6 +30,8 @@ fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        scram_app_roles(&ROLES);
+        tenants(&["pl_a", "pl_b", "pl_small", "pl_ded"], "");
         admin_sql(FIXTURES);
     });
 }
@@ -272,15 +262,7 @@ async fn a_cancel_with_the_routers_key_reaches_the_pooled_backend() {
     });
     // Wait until the statement runs, then cancel with the key the router
     // gave the client (not the backend's own).
-    let running = eventually(Duration::from_secs(5), || async {
-        admin_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_pool5' \
-             AND query = 'SELECT pg_sleep(30)' AND state = 'active'",
-        )
-        .trim()
-            == "1"
-    })
-    .await;
+    let running = wait_running("rt_pool5", "SELECT pg_sleep(30)").await;
     assert!(running);
     token
         .cancel_query(tokio_postgres::NoTls)

@@ -11,18 +11,6 @@ use std::sync::OnceLock;
 
 const FIXTURES: &str = r#"
 SET client_min_messages = warning;
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_txd') THEN
-    SET LOCAL password_encryption = 'scram-sha-256';
-    CREATE ROLE rt_txd LOGIN PASSWORD 'rt-secret';
-  END IF;
-  PERFORM tenant.create_app_role('rt_txd');
-  IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'txd_a') THEN
-    PERFORM tenant.create_tenant('txd_a', pool_mode => 'transaction');
-    PERFORM tenant.create_tenant('txd_b', pool_mode => 'transaction');
-  END IF;
-END $$;
 GRANT SELECT ON notes TO rt_txd;
 INSERT INTO notes (tenant_id, body)
 SELECT t, t || ' ' || g FROM (VALUES ('txd_a', 3), ('txd_b', 4)) v(t, n), generate_series(1, n) g
@@ -33,41 +21,26 @@ fn router() -> Router {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        scram_app_roles(&["rt_txd"]);
+        tenants(&["txd_a", "txd_b"], "pool_mode => 'transaction'");
         admin_sql(FIXTURES);
     });
     Router::start_with("[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 1\n")
 }
 
-fn drivers() -> std::path::PathBuf {
-    repo().join("router/tests/drivers")
-}
-
 /// Run a driver program with two users; its stdout lines.
-fn run_driver(r: &Router, program: &str, args: &[&str]) -> Vec<String> {
+fn run_with_two_users(r: &Router, program: &str, args: &[&str]) -> Vec<String> {
     let port = r.port.to_string();
-    let out = Command::new(program)
-        .args(args)
-        .args([
-            "127.0.0.1",
-            &port,
-            "rt_txd.txd_a",
-            "rt_txd.txd_b",
-            PASSWORD,
-            DB,
-        ])
-        .current_dir(drivers())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    let mut all = args.to_vec();
+    all.extend([
+        "127.0.0.1",
+        port.as_str(),
+        "rt_txd.txd_a",
+        "rt_txd.txd_b",
+        PASSWORD,
+        DB,
+    ]);
+    run_program(program, &all)
 }
 
 /// Statements prepared again on a backend by the router, from /metrics
@@ -83,7 +56,7 @@ async fn switches(r: &Router) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_prepared_statements_and_pipelines_survive_every_switch() {
     let r = router();
-    let out = run_driver(&r, "python3", &["tx_psycopg.py"]);
+    let out = run_with_two_users(&r, "python3", &["tx_psycopg.py"]);
     assert_eq!(
         out,
         vec![
@@ -98,7 +71,7 @@ async fn psycopg_prepared_statements_and_pipelines_survive_every_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_postgres_named_queries_survive_every_switch() {
     let r = router();
-    let out = run_driver(&r, "node", &["tx_node.js"]);
+    let out = run_with_two_users(&r, "node", &["tx_node.js"]);
     assert_eq!(out, vec!["named txd_a=3 txd_b=4"]);
     assert!(switches(&r).await >= 40.0);
 }
@@ -112,7 +85,7 @@ async fn pgjdbc_server_prepared_statements_survive_every_switch() {
         .args(["-cp", jar, "-d"])
         .arg(&classes)
         .arg("TxJdbc.java")
-        .current_dir(drivers())
+        .current_dir(drivers_dir())
         .output()
         .expect("javac");
     assert!(
@@ -121,7 +94,7 @@ async fn pgjdbc_server_prepared_statements_survive_every_switch() {
         String::from_utf8_lossy(&javac.stderr)
     );
     let cp = format!("{jar}:{}", classes.display());
-    let out = run_driver(&r, "java", &["-cp", &cp, "TxJdbc"]);
+    let out = run_with_two_users(&r, "java", &["-cp", &cp, "TxJdbc"]);
     assert_eq!(out, vec!["prepared txd_a=3 txd_b=4"]);
     assert!(switches(&r).await >= 40.0);
 }

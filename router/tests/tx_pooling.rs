@@ -10,33 +10,14 @@ use common::*;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+const ROLES: [&str; 8] = [
+    "rt_tx1", "rt_tx2", "rt_tx3", "rt_tx4", "rt_tx5", "rt_tx6", "rt_tx7", "rt_tx8",
+];
+
 const FIXTURES: &str = r#"
 SET client_min_messages = warning;
-DO $$
-DECLARE r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_tx1', 'rt_tx2', 'rt_tx3', 'rt_tx4', 'rt_tx5', 'rt_tx6', 'rt_tx7', 'rt_tx8'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      SET LOCAL password_encryption = 'scram-sha-256';
-      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
-    END IF;
-    PERFORM tenant.create_app_role(r);
-    EXECUTE format('GRANT SELECT, INSERT ON notes TO %I', r);
-    EXECUTE format('GRANT USAGE ON SEQUENCE notes_id_seq TO %I', r);
-  END LOOP;
-  FOR i IN 0..9 LOOP
-    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'tx' || i) THEN
-      PERFORM tenant.create_tenant('tx' || i, pool_mode => 'transaction', max_connections => 0);
-    END IF;
-  END LOOP;
-  IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'tx_off') THEN
-    PERFORM tenant.create_tenant('tx_off', pool_mode => 'transaction');
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'tx_lim') THEN
-    PERFORM tenant.create_tenant('tx_lim', pool_mode => 'transaction', max_connections => 2,
-                                 qps_limit => 5, max_query_ms => 300);
-  END IF;
-END $$;
+GRANT SELECT, INSERT ON notes TO rt_tx1, rt_tx2, rt_tx3, rt_tx4, rt_tx5, rt_tx6, rt_tx7, rt_tx8;
+GRANT USAGE ON SEQUENCE notes_id_seq TO rt_tx1, rt_tx2, rt_tx3, rt_tx4, rt_tx5, rt_tx6, rt_tx7, rt_tx8;
 INSERT INTO notes (tenant_id, body)
 SELECT 'tx' || i, 'tx' || i || ' row ' || g FROM generate_series(0, 9) i, generate_series(1, i + 1) g
 WHERE NOT EXISTS (SELECT 1 FROM notes WHERE tenant_id = 'tx0');
@@ -46,6 +27,15 @@ fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        scram_app_roles(&ROLES);
+        let ten: Vec<String> = (0..10).map(|i| format!("tx{i}")).collect();
+        let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
+        tenants(&ten, "pool_mode => 'transaction', max_connections => 0");
+        tenants(&["tx_off"], "pool_mode => 'transaction'");
+        tenants(
+            &["tx_lim"],
+            "pool_mode => 'transaction', max_connections => 2, qps_limit => 5, max_query_ms => 300",
+        );
         admin_sql(FIXTURES);
     });
 }
@@ -267,15 +257,7 @@ async fn a_cancel_reaches_the_backend_of_the_moment_and_none_between_transaction
         let r = c.simple_query("SELECT pg_sleep(30)").await;
         (r.map(|_| ()), started.elapsed())
     });
-    let running = eventually(Duration::from_secs(5), || async {
-        admin_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'rt_tx6' \
-             AND query = 'SELECT pg_sleep(30)' AND state = 'active'",
-        )
-        .trim()
-            == "1"
-    })
-    .await;
+    let running = wait_running("rt_tx6", "SELECT pg_sleep(30)").await;
     assert!(running);
     token
         .cancel_query(tokio_postgres::NoTls)

@@ -8,31 +8,15 @@ use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
 
-const FIXTURES: &str = r#"
-SET client_min_messages = warning;
-DO $$
-DECLARE r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['rt_set1', 'rt_set2', 'rt_set3'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      SET LOCAL password_encryption = 'scram-sha-256';
-      EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, 'rt-secret');
-    END IF;
-    PERFORM tenant.create_app_role(r);
-  END LOOP;
-  FOREACH r IN ARRAY ARRAY['set_a', 'set_b'] LOOP
-    IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN
-      PERFORM tenant.create_tenant(r, pool_mode => 'transaction', max_connections => 0);
-    END IF;
-  END LOOP;
-END $$;
-"#;
-
 fn router() -> Router {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
-        admin_sql(FIXTURES);
+        scram_app_roles(&["rt_set1", "rt_set2", "rt_set3"]);
+        tenants(
+            &["set_a", "set_b"],
+            "pool_mode => 'transaction', max_connections => 0",
+        );
     });
     Router::start_with("[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 2\n")
 }

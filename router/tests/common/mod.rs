@@ -137,6 +137,90 @@ pub fn set_limits(tenant: &str, args: &str) {
     admin_sql(&format!("SELECT tenant.alter_tenant('{tenant}', {args})"));
 }
 
+/// A SQL array of text literals (test constants).
+fn text_array(items: &[&str]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| format!("'{}'", i.replace('\'', "''")))
+        .collect();
+    format!("ARRAY[{}]::text[]", quoted.join(", "))
+}
+
+/// Login roles with the SCRAM password `PASSWORD`, marked as application
+/// roles (`tenant.create_app_role`); those that exist are kept.
+pub fn scram_app_roles(roles: &[&str]) {
+    admin_sql(&format!(
+        "SET client_min_messages = warning; DO $$ DECLARE r text; BEGIN \
+           FOREACH r IN ARRAY {} LOOP \
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN \
+               SET LOCAL password_encryption = 'scram-sha-256'; \
+               EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, '{PASSWORD}'); \
+             END IF; \
+             PERFORM tenant.create_app_role(r); \
+           END LOOP; END $$",
+        text_array(roles)
+    ));
+}
+
+/// Tenants made with `tenant.create_tenant(id, <args>)` (`args`: named
+/// arguments, e.g. `pool_mode => 'transaction'`, or ""); those that exist
+/// are kept as they are.
+pub fn tenants(ids: &[&str], args: &str) {
+    let args = if args.is_empty() {
+        String::new()
+    } else {
+        format!(", {args}")
+    };
+    admin_sql(&format!(
+        "SET client_min_messages = warning; DO $$ DECLARE r text; BEGIN \
+           FOREACH r IN ARRAY {} LOOP \
+             IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = r) THEN \
+               PERFORM tenant.create_tenant(r{args}); \
+             END IF; \
+           END LOOP; END $$",
+        text_array(ids)
+    ));
+}
+
+/// Wait (up to 5 s) until `role` runs `query` in PostgreSQL.
+pub async fn wait_running(role: &str, query: &str) -> bool {
+    eventually(Duration::from_secs(5), || async {
+        admin_sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}' \
+             AND query = '{}' AND state = 'active'",
+            query.replace('\'', "''")
+        ))
+        .trim()
+            == "1"
+    })
+    .await
+}
+
+/// Where the driver programs live.
+pub fn drivers_dir() -> PathBuf {
+    repo().join("router/tests/drivers")
+}
+
+/// Run a driver program of `drivers_dir()` with `args`; its stdout lines
+/// (panics, with its output, unless it succeeds).
+pub fn run_program(program: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(drivers_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
