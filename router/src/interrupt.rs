@@ -24,6 +24,19 @@ pub enum Signal {
     Expired,
 }
 
+impl Signal {
+    /// `Drain` when the router is draining and nothing stronger arrived:
+    /// the shared flag is set before the broadcast goes out, so a session
+    /// never relays a client's next message once the drain has begun, even
+    /// before its helper task has passed the broadcast on.
+    pub fn or_draining(self, shared: &crate::shared::Shared) -> Signal {
+        match self {
+            Signal::None if shared.is_draining() => Signal::Drain,
+            s => s,
+        }
+    }
+}
+
 /// A session's interrupt flag. A helper task waits on the router's stop
 /// broadcast and the tenant's disconnect signal and raises it; the relay
 /// checks it with one atomic load per wake-up, instead of polling a shared

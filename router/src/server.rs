@@ -29,13 +29,16 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: mpsc::Rec
     }
     drop(listener);
     let grace = shared.config().shutdown_grace();
+    // Sessions read the flag at their next wake-up (a client's next
+    // message is never relayed once it is set), the broadcast wakes the
+    // idle ones; the log line comes after both.
+    shared.draining.store(true, Ordering::Release);
+    shared.metrics.draining.set(1);
+    let _ = notify.send(Stop::Drain);
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: no new connections; draining sessions"
     );
-    shared.draining.store(true, Ordering::Release);
-    shared.metrics.draining.set(1);
-    let _ = notify.send(Stop::Drain);
     drop(drain_tx);
     let drained = tokio::select! {
         r = tokio::time::timeout(grace, drain_rx.recv()) => {

@@ -622,8 +622,9 @@ impl Session {
         let client = &mut self.client.stream;
         let server = &mut backend.stream;
         let phase = &mut self.phase;
+        let shared = &self.shared;
         std::future::poll_fn(|cx| {
-            match interrupt.poll(cx) {
+            match interrupt.poll(cx).or_draining(shared) {
                 Signal::Stop => return Poll::Ready(Exit::Stop),
                 Signal::Kick => return Poll::Ready(Exit::Kick),
                 Signal::Expired => return Poll::Ready(Exit::Expired),

@@ -337,8 +337,9 @@ impl Session {
             Close((&'static str, &'static str)),
         }
         let client = &mut self.client;
+        let shared = &self.shared;
         let waited = std::future::poll_fn(|cx| {
-            match interrupt.poll(cx) {
+            match interrupt.poll(cx).or_draining(shared) {
                 Signal::Stop | Signal::Drain => return Poll::Ready(Waited::Close(SHUTTING_DOWN)),
                 Signal::Kick => return Poll::Ready(Waited::Close(KICKED)),
                 Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),
