@@ -36,7 +36,7 @@ pub struct Frontend {
     pub stream: Stream,
     /// Bytes read from the client and not yet relayed.
     pub buf: BytesMut,
-    pub tls: Option<TlsInfo>,
+    pub tls: Option<Box<TlsInfo>>,
 }
 
 impl Frontend {
@@ -114,11 +114,11 @@ impl Frontend {
             .await
             .map_err(|e| SessionError::Tls(format!("handshake failed: {e}")))?;
         if let Some(t) = self.stream.tls_state() {
-            self.tls = Some(TlsInfo {
+            self.tls = Some(Box::new(TlsInfo {
                 version: t.version,
                 sni: t.sni,
                 direct,
-            });
+            }));
         }
         Ok(())
     }

@@ -1,40 +1,40 @@
 //! The listener: accept connections, run one `Session` per connection in
 //! its own task with a tracing span, and on shutdown stop accepting, tell
-//! every session, and wait for them to finish (mini-redis style: a
-//! broadcast for the signal, an mpsc sender held by each task as the drain
-//! guard).
+//! every session, and wait for them to finish (mini-redis style: an mpsc
+//! sender held by each task as the drain guard; the signal is raised on
+//! every session's interrupt flag through `Shared::interrupts`).
 //!
-//! Shutdown has two steps: `Stop::Drain` (sessions close at their next
+//! Shutdown has two steps: `Signal::Drain` (sessions close at their next
 //! idle point: no statement running, no open transaction) and, after the
-//! grace period, `Stop::Now` (the rest are closed).
+//! grace period, `Signal::Stop` (the rest are closed).
 
+use crate::interrupt::Signal;
 use crate::session::Session;
-pub use crate::shared::{Shared, Stop};
+pub use crate::shared::Shared;
 use crate::transport::Stream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 /// Serve until the first message on `stop`, then drain: sessions close as
 /// they become idle, and those still open after the configured grace
 /// period (or a second message on `stop`) are closed.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: mpsc::Receiver<()>) {
-    let (notify, _) = broadcast::channel::<Stop>(2);
     let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
     tokio::select! {
-        _ = accept_loop(&listener, &shared, &notify, &drain_tx) => {}
+        _ = accept_loop(&listener, &shared, &drain_tx) => {}
         _ = stop.recv() => {}
     }
     drop(listener);
     let grace = shared.config().shutdown_grace();
     // Sessions read the flag at their next wake-up (a client's next
-    // message is never relayed once it is set), the broadcast wakes the
-    // idle ones; the log line comes after both.
+    // message is never relayed once it is set), raising their own flags
+    // wakes the idle ones; the log line comes after both.
     shared.draining.store(true, Ordering::Release);
     shared.metrics.draining.set(1);
-    let _ = notify.send(Stop::Drain);
+    shared.interrupts.raise(Signal::Drain);
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: no new connections; draining sessions"
@@ -53,7 +53,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: mpsc::Rec
         }
     };
     if !drained {
-        let _ = notify.send(Stop::Now);
+        shared.interrupts.raise(Signal::Stop);
         // Sessions still in their handshake end within the startup timeout;
         // do not wait that long.
         if tokio::time::timeout(Duration::from_secs(2), drain_rx.recv())
@@ -66,12 +66,7 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: mpsc::Rec
     tracing::info!("drained; exiting");
 }
 
-async fn accept_loop(
-    listener: &TcpListener,
-    shared: &Arc<Shared>,
-    notify: &broadcast::Sender<Stop>,
-    drain: &mpsc::Sender<()>,
-) {
+async fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, drain: &mpsc::Sender<()>) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -91,8 +86,9 @@ async fn accept_loop(
         if permit.is_none() {
             shared.metrics.clients_refused.inc();
         }
-        let session = Session::new(shared.clone(), Stream::tcp(socket), permit);
-        let shutdown = notify.subscribe();
+        // Boxed: the task holds a pointer, and the session is not copied
+        // into the task's future.
+        let session = Box::new(Session::new(shared.clone(), Stream::tcp(socket), permit));
         let guard = drain.clone();
         let span = tracing::info_span!(
             "conn",
@@ -103,6 +99,6 @@ async fn accept_loop(
             tls = tracing::field::Empty,
             sni_tenant = tracing::field::Empty
         );
-        tokio::spawn(session.run(shutdown, span, guard));
+        tokio::spawn(session.run(span, guard));
     }
 }

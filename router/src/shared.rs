@@ -10,15 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What the listener tells sessions at shutdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// Finish what is running, then close.
-    Drain,
-    /// The grace period is over: close now.
-    Now,
-}
-
 /// What every session shares.
 pub struct Shared {
     /// The current configuration (replaced by a reload).
@@ -30,6 +21,8 @@ pub struct Shared {
     /// Backend pools (`[pool]`).
     pub pools: Arc<crate::pool::Pools>,
     pub(crate) draining: AtomicBool,
+    /// Every session's interrupt flag: the listener raises drain and stop.
+    pub interrupts: crate::interrupt::Interrupts,
     /// One permit per client connection (`max_client_connections`),
     /// handshakes included.
     clients: Arc<Semaphore>,
@@ -69,6 +62,7 @@ impl Shared {
             cancels: CancelRegistry::new(),
             limits,
             metrics,
+            interrupts: crate::interrupt::Interrupts::default(),
             clients: Arc::new(Semaphore::new(cfg.max_client_connections)),
             max_clients: cfg.max_client_connections,
             unauthenticated: Arc::new(Semaphore::new(cfg.auth.max_unauthenticated_backends)),

@@ -118,6 +118,16 @@ impl Stream {
         Ok(true)
     }
 
+    /// Plain TCP: wait until the socket can be read (data, EOF or error),
+    /// holding no buffer. None on TLS, whose readiness says nothing about
+    /// the plaintext already decrypted: read it instead.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
+        match self {
+            Stream::Tcp(tcp) => Some(tcp.poll_read_ready(cx)),
+            _ => None,
+        }
+    }
+
     /// The first byte the peer sent, without consuming it (None at EOF or
     /// on a stream that is not plain TCP).
     pub async fn peek_first(&self) -> io::Result<Option<u8>> {

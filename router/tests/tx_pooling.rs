@@ -33,6 +33,10 @@ fn fixtures() {
         tenants(&ten, "pool_mode => 'transaction', max_connections => 0");
         tenants(&["tx_off"], "pool_mode => 'transaction'");
         tenants(
+            &["tx_kick", "tx_stay", "tx_quit"],
+            "pool_mode => 'transaction', max_connections => 0",
+        );
+        tenants(
             &["tx_lim"],
             "pool_mode => 'transaction', max_connections => 2, qps_limit => 5, max_query_ms => 300",
         );
@@ -375,4 +379,52 @@ async fn a_backend_killed_between_transactions_is_replaced_unseen() {
     // transaction gets another one.
     assert_eq!(tenant_and_count(&c).await, ("tx5".into(), rows_of(5)));
     assert_ne!(backend_pid(&c).await, pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_disconnect_reaches_its_clients_waiting_between_transactions() {
+    let r = tx_router(2);
+    let kicked = connect(&r.url("rt_tx2.tx_kick")).await.expect("tx_kick");
+    let stays = connect(&r.url("rt_tx2.tx_stay")).await.expect("tx_stay");
+    // Both now wait between transactions, holding no backend.
+    assert_eq!(tenant_and_count(&kicked).await.0, "tx_kick");
+    assert_eq!(tenant_and_count(&stays).await.0, "tx_stay");
+    let resp = reqwest::Client::new()
+        .post(r.admin("/tenants/tx_kick/disconnect"))
+        .send()
+        .await
+        .expect("admin API answers");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let msg = assert_terminated(&kicked).await;
+    assert!(
+        msg.contains("administrator disconnected") || kicked.is_closed(),
+        "{msg}"
+    );
+    // Control: the other tenant's idle client is untouched.
+    assert_eq!(tenant_and_count(&stays).await.0, "tx_stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_between_transactions_takes_no_backend_to_say_goodbye() {
+    let r = tx_router(1);
+    let reused = "tenant_router_pool_reused_total{pool=\"rt_tx2@router_test\"}";
+    let c = connect(&r.url("rt_tx2.tx_quit")).await.expect("tx_quit");
+    assert_eq!(tenant_and_count(&c).await.0, "tx_quit");
+    // Control: a statement takes the pool's idle backend.
+    let before = sample(&r, reused).await;
+    c.simple_query("SELECT 1").await.expect("a transaction");
+    let after_statement = sample(&r, reused).await;
+    assert_eq!(
+        after_statement,
+        before + 1.0,
+        "one checkout per transaction"
+    );
+    // Dropping the client sends Terminate: the session ends without one.
+    drop(c);
+    wait_slots_free(&r, "tx_quit").await;
+    assert_eq!(
+        sample(&r, reused).await,
+        after_statement,
+        "the Terminate took a backend from the pool"
+    );
 }

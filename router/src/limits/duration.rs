@@ -9,22 +9,15 @@ use std::task::Context;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+#[derive(Default)]
 pub struct QueryTimer {
-    timer: Pin<Box<Sleep>>,
+    /// Made when a unit is first timed: a session whose tenant has no
+    /// `max_query_ms` never holds one.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The unit the timer is set for.
     armed_for: Option<u64>,
     /// The last unit that ran out of time (it is not timed again).
     fired_for: Option<u64>,
-}
-
-impl Default for QueryTimer {
-    fn default() -> Self {
-        QueryTimer {
-            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            armed_for: None,
-            fired_for: None,
-        }
-    }
 }
 
 impl QueryTimer {
@@ -35,7 +28,11 @@ impl QueryTimer {
         match (running, limit) {
             (Some((p, since)), Some(limit)) if Some(p.seq) != self.fired_for => {
                 if self.armed_for != Some(p.seq) {
-                    self.timer.as_mut().reset(Instant::from_std(since) + limit);
+                    let deadline = Instant::from_std(since) + limit;
+                    match self.timer.as_mut() {
+                        Some(t) => t.as_mut().reset(deadline),
+                        None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                    }
                     self.armed_for = Some(p.seq);
                 }
             }
@@ -46,7 +43,7 @@ impl QueryTimer {
     /// The unit whose time ran out, once (registers the waker while armed).
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<u64> {
         let seq = self.armed_for?;
-        if self.timer.as_mut().poll(cx).is_ready() {
+        if self.timer.as_mut()?.as_mut().poll(cx).is_ready() {
             self.armed_for = None;
             self.fired_for = Some(seq);
             return Some(seq);

@@ -54,8 +54,8 @@ pub struct TenantCounters {
     pub(crate) version: AtomicU64,
     /// What the admin API shows.
     pub metrics: TenantMetrics,
-    /// Bumped to close every session of the tenant.
-    disconnect: tokio::sync::watch::Sender<u64>,
+    /// The tenant's sessions, to close them all (`disconnect_all`).
+    sessions: crate::interrupt::Interrupts,
 }
 
 impl TenantCounters {
@@ -66,20 +66,20 @@ impl TenantCounters {
             row: Mutex::new(None),
             version: AtomicU64::new(0),
             metrics,
-            disconnect: tokio::sync::watch::Sender::new(0),
+            sessions: crate::interrupt::Interrupts::default(),
         }
     }
 
-    /// A receiver that fires when the tenant's sessions must close.
-    pub fn disconnect_signal(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.disconnect.subscribe()
+    /// Make `disconnect_all` reach a session of the tenant.
+    pub fn register_session(&self, interrupt: &std::sync::Arc<crate::interrupt::Interrupt>) {
+        self.sessions.register(interrupt);
     }
 
     /// Close every session of the tenant; returns how many were open.
     pub fn disconnect_all(&self) -> u32 {
         // Count first: woken sessions free their slots at once.
         let open = self.active();
-        self.disconnect.send_modify(|v| *v += 1);
+        self.sessions.raise(crate::interrupt::Signal::Kick);
         open
     }
 

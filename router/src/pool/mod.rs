@@ -246,6 +246,8 @@ impl<B: Affine> State<B> {
 /// One pool.
 pub struct Pool {
     pub key: PoolKey,
+    /// `key.upstream`, shared with the cancel routes of its clients.
+    pub upstream: Arc<str>,
     label: String,
     state: Mutex<State<Backend>>,
     metrics: Arc<Metrics>,
@@ -351,14 +353,22 @@ impl Pool {
         }
     }
 
+    /// The startup parameters a backend of this pool logs in with.
+    pub fn login_params(&self) -> Vec<(String, String)> {
+        vec![
+            ("user".to_owned(), self.key.role.clone()),
+            ("database".to_owned(), self.key.database.clone()),
+        ]
+    }
+
     /// Remember how to log in (for prewarming), from a client that did.
-    pub fn learn_login(&self, login: &BackendLogin, params: &[(String, String)]) {
+    pub fn learn_login(&self, login: &BackendLogin) {
         if matches!(login, BackendLogin::Relayed) {
             return;
         }
         let mut st = self.lock();
         if st.login.is_none() {
-            st.login = Some((login.clone(), params.to_vec()));
+            st.login = Some((login.clone(), self.login_params()));
         }
     }
 
@@ -513,6 +523,7 @@ impl Pools {
                     reused: m.pool_reused.with_label_values(&[&label]),
                     switches: m.pool_switches.with_label_values(&[&label]),
                     label,
+                    upstream: Arc::from(key.upstream.as_str()),
                     key,
                     state: Mutex::new(State::new(size, min_idle)),
                     metrics: self.metrics.clone(),

@@ -30,19 +30,19 @@ use crate::conversation::Conversation;
 use crate::error::SessionError;
 use crate::frontend::{Frontend, Opening};
 use crate::identify::{self, Identity};
-use crate::interrupt::{watch_interrupts, Interrupt, Signal};
+use crate::interrupt::{Interrupt, Signal};
 use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
 use crate::pool::Lease;
 use crate::protocol::{self, Severity};
 use crate::relay::{Carried, End, Mode, Ownership, Relay};
-use crate::shared::{Shared, Stop};
+use crate::shared::Shared;
 use crate::transport::Stream;
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::Instrument;
 
@@ -103,9 +103,12 @@ pub struct Session {
     /// The tenant's counters, once the catalog knows the tenant.
     counters: Option<Arc<TenantCounters>>,
     slot: Option<ConnectionSlot>,
-    watch: Option<StatementWatch>,
-    /// Fires when an administrator disconnects the tenant.
-    kick: Option<watch::Receiver<u64>>,
+    /// The tenant's limits on this session (boxed: it moves between the
+    /// session and its relay).
+    watch: Option<Box<StatementWatch>>,
+    /// Raised by the router (drain, stop), an administrator (disconnect of
+    /// the tenant) and a token's expiry; registered where they reach it.
+    interrupt: Arc<Interrupt>,
     /// The connection's span (peer, tenant, user, backend pid).
     span: tracing::Span,
     /// Who authenticated, once the handshake has said so.
@@ -123,6 +126,8 @@ impl Session {
         client: Stream,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Session {
+        let interrupt = Arc::new(Interrupt::default());
+        shared.interrupts.register(&interrupt);
         Session {
             shared,
             client: Frontend::new(client),
@@ -133,7 +138,7 @@ impl Session {
             counters: None,
             slot: None,
             watch: None,
-            kick: None,
+            interrupt,
             span: tracing::Span::none(),
             authenticated: None,
             lease: None,
@@ -145,26 +150,38 @@ impl Session {
     /// the relay does not (entering a span on every wake-up costs more than
     /// the relay itself), and its log lines name `span` as their parent.
     /// `guard` (the listener's drain guard) is held until the end.
-    pub async fn run<G: Send>(
-        mut self,
-        shutdown: broadcast::Receiver<Stop>,
-        span: tracing::Span,
-        guard: G,
-    ) -> Traffic {
+    ///
+    /// The task's own future stays small (what an idle client costs): the
+    /// handshake, the relay and the closing are each boxed while they run.
+    pub async fn run<G: Send>(mut self: Box<Self>, span: tracing::Span, guard: G) -> Traffic {
         let started = Instant::now();
-        self.span = span.clone();
+        self.span = span;
         // The handshake's futures are large (authentication, TLS, the
         // backend login): boxed, so a session waiting in its relay holds
         // none of that memory.
-        let handshake = Box::pin(self.handshake().instrument(span.clone()));
-        let result = match handshake.await {
+        let span = self.span.clone();
+        // What the relay waits with is kept small too: the backend is boxed
+        // at once (a future keeps what it matched on until it ends).
+        let opened = Box::pin(self.handshake().instrument(span))
+            .await
+            .map(|server| server.map(Box::new));
+        let result = match opened {
             Ok(Some(server)) => {
                 self.phase = Phase::Transparent;
-                Box::pin(self.relay(server, shutdown)).await
+                Box::pin(self.relay(server)).await
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
+        Box::pin(self.close(result, started)).await;
+        drop(guard);
+        self.traffic
+    }
+
+    /// The session is over: count and log why, tell the client (a FATAL,
+    /// or PostgreSQL's own refusal) and close its connection.
+    async fn close(&mut self, result: Result<(), SessionError>, started: Instant) {
+        let span = self.span.clone();
         if let Err(e) = &result {
             if let (SessionError::ContextRefused(_), Some(c)) = (e, &self.counters) {
                 c.metrics.auth_failed(Failure::RoleNotAllowed);
@@ -194,8 +211,6 @@ impl Session {
             "connection closed"
         );
         drop(self.permit.take());
-        drop(guard);
-        self.traffic
     }
 
     /// WaitStartup to Injecting. Returns the backend, with what is already
@@ -337,7 +352,9 @@ impl Session {
                             .acquire_connection(tenant, info.max_connections)?,
                     );
                 }
-                self.kick = self.counters.as_ref().map(|c| c.disconnect_signal());
+                if let Some(c) = &self.counters {
+                    c.register_session(&self.interrupt);
+                }
                 let rewritten = rewrite(
                     &params,
                     user,
@@ -448,12 +465,12 @@ impl Session {
     fn watch_limits(&mut self, info: &Arc<TenantInfo>, key: (i32, i32)) {
         let counters = self.shared.limits.counters(&info.id);
         counters.publish(info.clone());
-        self.watch = Some(StatementWatch::new(
+        self.watch = Some(Box::new(StatementWatch::new(
             &info.id,
             counters,
             self.shared.cancels.clone(),
             key,
-        ));
+        )));
     }
 
     /// The tenant's catalog row (None: unknown); a known tenant gets its
@@ -474,15 +491,11 @@ impl Session {
     /// the tenant. With transaction pooling, one relay per transaction: at
     /// each point of rest the backend goes back to its pool, and the next
     /// message of the client brings one (`pooled`).
-    async fn relay(
-        &mut self,
-        backend: Backend,
-        shutdown: broadcast::Receiver<Stop>,
-    ) -> Result<(), SessionError> {
+    async fn relay(&mut self, first: Box<Backend>) -> Result<(), SessionError> {
         let mut watch = self.watch.take();
-        let interrupt = Arc::new(Interrupt::default());
+        let interrupt = self.interrupt.clone();
         // A token login ends when its token does (auth.jwt.end_session_at_expiry).
-        let expires = self
+        let expiry = self
             .authenticated
             .as_ref()
             .and_then(|a| a.expires_at)
@@ -490,21 +503,18 @@ impl Session {
                 let left = at
                     .duration_since(std::time::SystemTime::now())
                     .unwrap_or_default();
-                tokio::time::Instant::now() + left
+                tokio::spawn(crate::interrupt::expire_at(
+                    Arc::downgrade(&interrupt),
+                    tokio::time::Instant::now() + left,
+                ))
             });
-        let helper = tokio::spawn(watch_interrupts(
-            interrupt.clone(),
-            shutdown,
-            self.kick.take(),
-            expires,
-        ));
         let transactions = self.transaction_pooling();
         let mut conv = Conversation::default();
         let mut statements = transactions.then(Carried::default);
-        let mut attached = Some(backend);
+        let mut attached = Some(first);
         let result = loop {
             let backend = match attached.take() {
-                Some(b) => b,
+                Some(b) => *b,
                 None => match Box::pin(self.between_transactions(&interrupt)).await {
                     Ok(Some(b)) => b,
                     Ok(None) => break Ok(()),
@@ -518,20 +528,22 @@ impl Session {
             } else {
                 Mode::Serve
             };
-            let one = self.relay_once(
+            let one = Box::pin(self.relay_once(
                 backend,
                 &mut conv,
                 &mut statements,
                 &mut watch,
                 &interrupt,
                 mode,
-            );
-            match Box::pin(one).await {
+            ));
+            match one.await {
                 None => continue,
                 Some(end) => break end,
             }
         };
-        helper.abort();
+        if let Some(timer) = expiry {
+            timer.abort();
+        }
         result
     }
 
@@ -543,7 +555,7 @@ impl Session {
         mut backend: Backend,
         conv: &mut Conversation,
         statements: &mut Option<Carried>,
-        watch: &mut Option<StatementWatch>,
+        watch: &mut Option<Box<StatementWatch>>,
         interrupt: &Interrupt,
         mode: Mode,
     ) -> Option<Result<(), SessionError>> {
@@ -562,7 +574,7 @@ impl Session {
             statements.take(),
             std::mem::take(&mut self.client.buf),
             std::mem::take(&mut backend.buf),
-            watch.as_mut(),
+            watch.as_deref_mut(),
             ownership,
         );
         let mut relay = match relay {
@@ -615,7 +627,7 @@ impl Session {
         &mut self,
         relay: &mut Relay,
         backend: &mut Backend,
-        watch: &mut Option<StatementWatch>,
+        watch: &mut Option<Box<StatementWatch>>,
         interrupt: &Interrupt,
         mut mode: Mode,
     ) -> Exit {
@@ -636,7 +648,7 @@ impl Session {
                 Signal::None => {}
             }
             relay
-                .poll(cx, client, server, watch.as_mut(), mode)
+                .poll(cx, client, server, watch.as_deref_mut(), mode)
                 .map(Exit::Relay)
         })
         .await
@@ -649,10 +661,10 @@ impl Session {
         &mut self,
         mut relay: Relay,
         mut backend: Backend,
-        watch: &Option<StatementWatch>,
+        watch: &Option<Box<StatementWatch>>,
         exit: Exit,
     ) -> Result<(), SessionError> {
-        let in_flight = !relay.idle(watch.as_ref());
+        let in_flight = !relay.idle(watch.as_deref());
         // A pooled backend goes back only from a client that left with the
         // conversation at rest and nothing of the server's half read.
         let reusable = matches!(exit, Exit::Relay(Ok(End::Client)))

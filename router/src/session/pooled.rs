@@ -41,14 +41,10 @@ pub(super) struct PooledClient {
     /// Settings the client SET (transaction pooling), carried to each
     /// backend that serves it.
     session_sets: Vec<(String, String)>,
-    /// How to open a backend for it.
+    /// How to open a backend for it (as the pool's role, in its database).
     login: BackendLogin,
-    login_params: Vec<(String, String)>,
-    role: String,
     /// The cancel key the client was given.
     client_key: (i32, i32),
-    /// Where its backends live (for cancel routing).
-    upstream: Arc<str>,
 }
 
 /// Most settings a transaction-pooled client may SET (and the router carry
@@ -71,6 +67,9 @@ fn backend_fault(e: &SessionError) -> bool {
 /// Bytes read ahead for a client between transactions (it holds no
 /// backend and should hold no large buffers either).
 const IDLE_READ: usize = 512;
+
+/// A client's Terminate message.
+const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
 impl Session {
     pub(super) fn transaction_pooling(&self) -> bool {
@@ -111,13 +110,7 @@ impl Session {
             startup,
             session_sets: Vec::new(),
             login: v.who.login.clone(),
-            login_params: vec![
-                ("user".to_owned(), role.clone()),
-                ("database".to_owned(), database),
-            ],
-            role,
             client_key,
-            upstream: Arc::from(cfg.upstream.as_str()),
         }));
         let backend = tokio::time::timeout_at(deadline, self.attach())
             .await
@@ -206,9 +199,9 @@ impl Session {
                 pool.reused.inc();
                 b
             }
-            None => switch::open(&cfg, &p.login_params, &p.login, &p.role).await?,
+            None => switch::open(&cfg, &pool.login_params(), &p.login, &pool.key.role).await?,
         };
-        pool.learn_login(&p.login, &p.login_params);
+        pool.learn_login(&p.login);
         self.phase = Phase::Injecting;
         let switched = self.switch(&cfg, &mut backend).await;
         if let Err(e) = switched {
@@ -345,31 +338,43 @@ impl Session {
                 Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),
                 Signal::None => {}
             }
+            // An idle client holds no read buffer: on plain TCP the
+            // socket's readiness is awaited first, and the buffer is
+            // allocated only when there is something to read.
+            if client.buf.is_empty() {
+                match client.stream.poll_read_ready(cx) {
+                    Some(Poll::Pending) => return Poll::Pending,
+                    Some(Poll::Ready(Err(_))) => return Poll::Ready(Waited::Gone),
+                    Some(Poll::Ready(Ok(()))) | None => {}
+                }
+            }
             if client.buf.capacity() == client.buf.len() {
                 client.buf.reserve(IDLE_READ);
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut client.stream), cx, &mut client.buf) {
                 Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Waited::Gone),
                 Poll::Ready(Ok(_)) => Poll::Ready(Waited::Data),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    if client.buf.is_empty() {
+                        client.buf = BytesMut::new();
+                    }
+                    Poll::Pending
+                }
             }
         })
         .await;
         match waited {
+            // A Terminate at rest needs no backend: the client is leaving.
+            Waited::Data if self.client.buf[..] == TERMINATE => {
+                self.traffic.from_client += TERMINATE.len() as u64;
+                return Ok(None);
+            }
             Waited::Data => {}
             Waited::Gone => return Ok(None),
             Waited::Close((code, why)) => {
-                let msg = protocol::error_response(
-                    Severity::Fatal,
-                    code,
-                    &format!("terminating connection: {why}"),
-                );
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    self.client.stream.write_all(&msg),
-                )
-                .await;
-                tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
+                // Boxed: the wait above is what an idle client holds, and
+                // it stays small.
+                Box::pin(self.close_at_rest(code, why)).await;
                 return Ok(None);
             }
         }
@@ -379,9 +384,22 @@ impl Session {
         if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
             self.shared
                 .cancels
-                .retarget(p.client_key, (real, &p.upstream));
+                .retarget(p.client_key, (real, &p.pool.upstream));
         }
         Ok(Some(backend))
+    }
+
+    /// Close a client between transactions with FATAL `code` (nothing is
+    /// in flight).
+    async fn close_at_rest(&mut self, code: &str, why: &str) {
+        let msg = protocol::error_response(
+            Severity::Fatal,
+            code,
+            &format!("terminating connection: {why}"),
+        );
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), self.client.stream.write_all(&msg)).await;
+        tracing::info!(parent: &self.span, reason = why, "connection closed by the router");
     }
 
     /// The client left with its conversation at rest. Session pooling:
