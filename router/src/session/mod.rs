@@ -619,7 +619,9 @@ impl Session {
             self.detach(backend).await;
             return None;
         }
-        Some(self.end_relay(relay, backend, watch, exit).await)
+        // Boxed: closing is rare and its futures are large; this future is
+        // made anew for every transaction, so it stays small.
+        Some(Box::pin(self.end_relay(relay, backend, watch, exit)).await)
     }
 
     /// Relay until the relay stops (`mode`) or an interrupt arrives.
@@ -713,7 +715,7 @@ impl Session {
             }
         }
         let _ = server.shutdown().await;
-        let mut sink = [0u8; 8192];
+        let mut sink = vec![0u8; 8192];
         let gone = async { while server.read(&mut sink).await.is_ok_and(|n| n > 0) {} };
         if tokio::time::timeout(BACKEND_EXIT_WAIT, gone).await.is_err() {
             tracing::warn!(parent: &self.span, "the backend did not close within {} s; its slot is given back anyway", BACKEND_EXIT_WAIT.as_secs());

@@ -184,7 +184,8 @@ impl Session {
                     pool.discarded("closed_while_idle");
                     tokio::spawn(switch::close(b));
                     None
-                } else if idle < check_after || switch::check(&cfg, &mut b).await.is_ok() {
+                } else if idle < check_after || Box::pin(switch::check(&cfg, &mut b)).await.is_ok()
+                {
                     Some(b)
                 } else {
                     pool.discarded("check_failed");
@@ -199,7 +200,16 @@ impl Session {
                 pool.reused.inc();
                 b
             }
-            None => switch::open(&cfg, &pool.login_params(), &p.login, &pool.key.role).await?,
+            // Boxed: opening a backend is rare next to reusing one.
+            None => {
+                Box::pin(switch::open(
+                    &cfg,
+                    &pool.login_params(),
+                    &p.login,
+                    &pool.key.role,
+                ))
+                .await?
+            }
         };
         pool.learn_login(&p.login);
         self.phase = Phase::Injecting;
