@@ -15,7 +15,9 @@
 # Prints TPS (ratio to PgBouncer), errors per cell (failed transactions +
 # aborted clients) with the peak number of bench_pw backends, and memory per
 # idle authenticated client (BENCH_IDLE, 1000 connections held open) of the
-# router (transaction mode) and of PgBouncer.
+# router (transaction mode) and of PgBouncer, and for the -S cells the CPU
+# each transaction cost the proxy, PostgreSQL and pgbench (from /proc: user
+# + system time over the cell / transactions).
 #
 # Needs pg_tenant 0.4.0 (catalog column pool_mode) for the router rows:
 # without it they are n/a (the router runs once, "router session", in the
@@ -45,15 +47,16 @@ check_login tenant-router "$RPORT" bench_pw.p1
 check_login pgbouncer "$BPORT" bench_pw
 
 targets=(direct "router session" "router transaction" pgbouncer)
-declare -A TPS ERR BE NOTE
+declare -A TPS ERR BE NOTE CPU
 cols=()
 for mode in $MODES; do for c in $CLIENTS; do
   case $mode in simple) cols+=("-S c=$c") ;; connect) cols+=("-S -C c=$c") ;; esac
 done; done
 
-# cell TARGET PORT USER_BASE
+# run_target TARGET PORT USER_BASE [PROXY_PID]
 run_target() {
   local target=$1 port=$2 base=$3 mode c col k each users i tag
+  CPU_PID=${4:-}
   for mode in $MODES; do for c in $CLIENTS; do
     case $mode in simple) col="-S c=$c"; extra=() ;; connect) col="-S -C c=$c"; extra=(-C) ;; esac
     if [ "$target" = direct ] && [ "$c" -gt $((MAX_CONN - MARGIN)) ]; then
@@ -72,6 +75,7 @@ run_target() {
     ERR["$target|$col"]="$PB_FAILED / $PB_ABORTED"
     if [ "$PB_RC" != 0 ]; then ERR["$target|$col"]+=" rc=$PB_RC"; fi
     BE["$target|$col"]=$PB_BACKENDS
+    CPU["$target|$col"]=$PB_CPU
     if [ -n "$PB_ERR" ]; then NOTE["$target|$col"]=$PB_ERR
     elif [ "$PB_XACTS" = 0 ]; then NOTE["$target|$col"]="no transaction in ${SECS}s (pgbench's -T includes connecting its clients)"; fi
   done; done
@@ -80,9 +84,9 @@ run_target() {
 run_target direct "$PGPORT" bench_pw
 if [ "$HAS_POOL_MODE" = 1 ]; then
   set_pool_mode session
-  run_target "router session" "$RPORT" bench_pw.p
+  run_target "router session" "$RPORT" bench_pw.p "$ROUTER_PID"
   set_pool_mode transaction
-  run_target "router transaction" "$RPORT" bench_pw.p
+  run_target "router transaction" "$RPORT" bench_pw.p "$ROUTER_PID"
 else
   # No pool_mode in the catalog (pg_tenant < 0.4.0): run the router as it
   # is, so the script is exercised end to end; its numbers mean nothing
@@ -94,7 +98,7 @@ else
     TPS["router transaction|$col"]=n/a; ERR["router transaction|$col"]=n/a
   done
 fi
-run_target pgbouncer "$BPORT" bench_pw
+run_target pgbouncer "$BPORT" bench_pw "$BOUNCER_PID"
 
 echo
 echo "pgbench -S, ${SECS}s per cell, scale 10, SCRAM-SHA-256 everywhere, pool size ${POOL_SIZE:-20}, -j 2$( [ "$TENANTS" -gt 1 ] && echo ", clients split over $TENANTS pgbench processes/tenants"); TPS (ratio to pgbouncer)"
@@ -123,6 +127,16 @@ for t in "${targets[@]}"; do
     e=${ERR["$t|$col"]:-n/a}
     if [[ "$e" == n/a* ]]; then printf " %s |" "$e"; else printf " %s (%s) |" "$e" "${BE["$t|$col"]:-?}"; fi
   done
+  echo
+done
+echo
+echo "CPU per transaction, -S cells (microseconds): proxy / PostgreSQL / pgbench"
+scols=(); for col in "${cols[@]}"; do [[ "$col" == *-C* ]] || scols+=("$col"); done
+printf "| target |"; for col in "${scols[@]}"; do printf " %s |" "$col"; done; echo
+printf "| --- |"; for _ in "${scols[@]}"; do printf " ---: |"; done; echo
+for t in "${targets[@]}"; do
+  printf "| %s |" "$t"
+  for col in "${scols[@]}"; do printf " %s |" "${CPU["$t|$col"]:-n/a}"; done
   echo
 done
 first=1

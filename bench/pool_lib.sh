@@ -151,10 +151,25 @@ stop_backend_sampler() { # prints the peak
   awk 'NF && $1 ~ /^[0-9]+$/ && $1 > m {m = $1} END {print m + 0}' "$OUT/backends.txt"
 }
 
+# CPU time (clock ticks, user + system) of one process; of every PostgreSQL
+# process with the children they reaped (backends that exited are in the
+# postmaster's); of the children this shell reaped (the pgbench runs).
+ticks_of() { if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
+ticks_pg() {
+  local t=0 p
+  for p in $(pgrep -u postgres -x postgres); do
+    t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+ticks_reaped() { awk '{print $16 + $17}' "/proc/$$/stat"; }
+
 # run_pgbench TAG PORT CLIENTS_EACH JOBS_EACH USER... -- PGBENCH_ARGS...:
 # one pgbench per user name, at once, each with CLIENTS_EACH clients; sets
 # PB_TPS (sum), PB_XACTS, PB_FAILED, PB_ABORTED, PB_RC (worst exit code),
-# PB_ERR (first error line) and PB_BACKENDS (peak bench_pw backends).
+# PB_ERR (first error line), PB_BACKENDS (peak bench_pw backends) and
+# PB_CPU: microseconds of CPU per transaction, "proxy / PostgreSQL /
+# pgbench" (the proxy is the process $CPU_PID; 0 when unset).
 run_pgbench() {
   local tag=$1 port=$2 each=$3 jobs=$4; shift 4
   local users=() u i=0 rc
@@ -162,6 +177,7 @@ run_pgbench() {
   local bp=()
   rm -f "$OUT/$tag".*
   start_backend_sampler
+  local c0 g0 r0; c0=$(ticks_of "${CPU_PID:-}"); g0=$(ticks_pg); r0=$(ticks_reaped)
   for u in "${users[@]}"; do
     pgbench -n -h 127.0.0.1 -p "$port" -U "$u" -c "$each" -j "$jobs" "$@" bench \
       >"$OUT/$tag.$i.out" 2>"$OUT/$tag.$i.err" &
@@ -169,12 +185,18 @@ run_pgbench() {
   done
   PB_RC=0
   for p in "${bp[@]}"; do rc=0; wait "$p" || rc=$?; if [ "$rc" -gt "$PB_RC" ]; then PB_RC=$rc; fi; done
+  local c1 g1 r1; c1=$(ticks_of "${CPU_PID:-}"); g1=$(ticks_pg); r1=$(ticks_reaped)
   PB_BACKENDS=$(stop_backend_sampler)
   PB_TPS=$(cat "$OUT/$tag".*.out | awk '/^tps = /{s += $3; n++} END {if (n) printf "%.0f", s}')
   PB_XACTS=$(cat "$OUT/$tag".*.out | awk '/^number of transactions actually processed:/{s += $NF} END {print s + 0}')
   PB_FAILED=$(cat "$OUT/$tag".*.out | awk '/^number of failed transactions:/{s += $5} END {print s + 0}')
   PB_ABORTED=$(cat "$OUT/$tag".*.err | grep -c 'client [0-9]* aborted' || true)
   PB_ERR=$(cat "$OUT/$tag".*.err | grep -m1 -E 'error|FATAL' | cut -c1-200 || true)
+  local tck; tck=$(getconf CLK_TCK)
+  if [ "$PB_XACTS" -gt 0 ]; then
+    PB_CPU=$(awk -v p=$((c1 - c0)) -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$PB_XACTS" -v t="$tck" \
+      'BEGIN {u = 1e6 / t / n; printf "%.0f / %.0f / %.0f", p * u, g * u, r * u}')
+  else PB_CPU=n/a; fi
 }
 
 # idle_clients NAME PID PORT USER N: open N authenticated connections with
