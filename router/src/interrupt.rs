@@ -28,9 +28,10 @@ pub enum Signal {
 
 impl Signal {
     /// `Drain` when the router is draining and nothing stronger arrived:
-    /// the shared flag is set before the broadcast goes out, so a session
-    /// never relays a client's next message once the drain has begun, even
-    /// before its helper task has passed the broadcast on.
+    /// the shared flag is set before the sessions' own flags are raised,
+    /// so a session never relays a client's next message once the drain
+    /// has begun, even while the raise is still going through the
+    /// registry.
     pub fn or_draining(self, shared: &crate::shared::Shared) -> Signal {
         match self {
             Signal::None if shared.is_draining() => Signal::Drain,
@@ -39,10 +40,10 @@ impl Signal {
     }
 }
 
-/// A session's interrupt flag. A helper task waits on the router's stop
-/// broadcast and the tenant's disconnect signal and raises it; the relay
-/// checks it with one atomic load per wake-up, instead of polling a shared
-/// broadcast receiver and watch channel (each takes a lock) every time.
+/// A session's interrupt flag. The router (drain, stop), an administrator
+/// (a tenant's disconnect, through the tenant's registry) and a token's
+/// expiry timer raise it; the relay checks it with one atomic load per
+/// wake-up and is woken when it rises.
 #[derive(Default)]
 pub struct Interrupt {
     state: AtomicU8,
@@ -77,8 +78,10 @@ pub async fn expire_at(interrupt: Weak<Interrupt>, at: tokio::time::Instant) {
 }
 
 /// Sessions' interrupt flags that are raised together. Weak pointers: a
-/// session that ended leaves a dead entry, pruned when the list has grown
-/// to twice what was live at the last pruning.
+/// session that ended leaves a dead entry. `register` prunes them when the
+/// list has grown to twice what was live at the last pruning (64 entries
+/// at least), and `raise` drops them as it goes, so a list holds at most
+/// about twice its peak of live sessions.
 #[derive(Default)]
 pub struct Interrupts {
     inner: Mutex<Registered>,

@@ -33,7 +33,7 @@ fn fixtures() {
         tenants(&ten, "pool_mode => 'transaction', max_connections => 0");
         tenants(&["tx_off"], "pool_mode => 'transaction'");
         tenants(
-            &["tx_kick", "tx_stay", "tx_quit"],
+            &["tx_kick", "tx_kick2", "tx_stay", "tx_quit"],
             "pool_mode => 'transaction', max_connections => 0",
         );
         tenants(
@@ -427,4 +427,52 @@ async fn a_client_leaving_between_transactions_takes_no_backend_to_say_goodbye()
         after_statement,
         "the Terminate took a backend from the pool"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_disconnect_during_a_login_closes_that_session_once_it_is_in() {
+    use common::wire::{error_fields, read_msg, scram_first};
+    use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+    use postgres_protocol::message::frontend;
+    use tokio::io::AsyncWriteExt;
+    let r = tx_router(2);
+    // A client of tx_kick2 halfway through its SCRAM exchange: the router
+    // knows the tenant, the client has not proved itself yet.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", r.port))
+        .await
+        .expect("connect");
+    let mut scram = ScramSha256::new(PASSWORD.as_bytes(), ChannelBinding::unsupported());
+    let (_, server_first) = scram_first(&mut s, "rt_tx2.tx_kick2", &scram, "SCRAM-SHA-256").await;
+    let resp = reqwest::Client::new()
+        .post(r.admin("/tenants/tx_kick2/disconnect"))
+        .send()
+        .await
+        .expect("admin API answers");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    // The login completes; the session is closed before its first statement runs.
+    scram.update(&server_first).expect("server-first");
+    let mut m = bytes::BytesMut::new();
+    frontend::sasl_response(scram.message(), &mut m).expect("client-final");
+    s.write_all(&m).await.expect("send proof");
+    loop {
+        let (tag, body) = read_msg(&mut s).await;
+        match tag {
+            b'Z' => break,
+            b'E' => panic!("login refused: {:?}", error_fields(&body)),
+            _ => {}
+        }
+    }
+    let mut q = bytes::BytesMut::new();
+    frontend::query("SELECT 1", &mut q).expect("query");
+    let _ = s.write_all(&q).await;
+    let (tag, body) = read_msg(&mut s).await;
+    assert_eq!(tag, b'E', "the statement must not run");
+    let (code, msg) = error_fields(&body);
+    assert_eq!(code, "57P01", "{msg}");
+    assert!(msg.contains("administrator disconnected"), "{msg}");
+    // Control: a login of the tenant after the disconnect is served.
+    let c = connect(&r.url("rt_tx2.tx_kick2"))
+        .await
+        .expect("a later login");
+    assert_eq!(tenant_and_count(&c).await.0, "tx_kick2");
 }

@@ -352,9 +352,6 @@ impl Session {
                             .acquire_connection(tenant, info.max_connections)?,
                     );
                 }
-                if let Some(c) = &self.counters {
-                    c.register_session(&self.interrupt);
-                }
                 let rewritten = rewrite(
                     &params,
                     user,
@@ -481,7 +478,11 @@ impl Session {
     ) -> Result<Option<Arc<TenantInfo>>, SessionError> {
         let info = self.shared.catalog.lookup(tenant).await?;
         if info.is_some() {
-            self.counters = Some(self.shared.limits.counters(tenant));
+            let counters = self.shared.limits.counters(tenant);
+            // From here an administrator's disconnect of the tenant reaches
+            // this session, authentication included.
+            counters.register_session(&self.interrupt);
+            self.counters = Some(counters);
         }
         Ok(info)
     }
