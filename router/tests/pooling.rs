@@ -172,10 +172,7 @@ async fn a_client_waits_for_a_backend_then_gets_53300_naming_the_pool() {
         .await
         .expect_err("the only backend is taken");
     assert_eq!(sqlstate(&e), "53300", "{e}");
-    let msg = e
-        .as_db_error()
-        .map(|d| d.message().to_owned())
-        .unwrap_or_default();
+    let msg = db_message(&e);
     assert!(
         msg.contains("pool rt_pool2@router_test") && msg.contains("300 ms"),
         "{msg}"
@@ -199,10 +196,7 @@ async fn a_tenant_holds_no_more_than_its_share_of_a_shared_pool() {
         .await
         .expect_err("pl_small's pool_size is 1");
     assert_eq!(sqlstate(&e), "53300", "{e}");
-    let msg = e
-        .as_db_error()
-        .map(|d| d.message().to_owned())
-        .unwrap_or_default();
+    let msg = db_message(&e);
     assert!(msg.contains("\"pl_small\" may hold 1"), "{msg}");
     // Control: another tenant still gets a backend of the same pool.
     let other = connect(&r.url("rt_pool3.pl_a"))

@@ -113,10 +113,7 @@ async fn a_failed_switch_never_runs_the_statement() {
         .simple_query("INSERT INTO notes (tenant_id, body) VALUES ('tx_off', 'must not run')")
         .await
         .expect_err("the switch to a disabled tenant fails");
-    let msg = e
-        .as_db_error()
-        .map(|d| d.message().to_owned())
-        .unwrap_or_default();
+    let msg = db_message(&e);
     assert!(msg.contains("tx_off") && msg.contains("disabled"), "{e}");
     assert_eq!(
         admin_sql("SELECT count(*) FROM notes WHERE body = 'must not run'").trim(),
@@ -192,10 +189,7 @@ async fn session_only_features_are_refused_with_a_clear_error() {
     ] {
         let e = c.simple_query(sql).await.expect_err(sql);
         assert_eq!(sqlstate(&e), "0A000", "{sql}: {e}");
-        let msg = e
-            .as_db_error()
-            .map(|d| d.message().to_owned())
-            .unwrap_or_default();
+        let msg = db_message(&e);
         assert!(msg.contains("pool_mode is transaction"), "{sql}: {msg}");
     }
     // Controls: the transaction-scoped forms work.
@@ -346,10 +340,7 @@ async fn a_tenants_limits_hold_across_pooled_transactions() {
         .await
         .expect_err("over max_query_ms");
     assert_eq!(sqlstate(&e), "57014", "{e}");
-    let msg = e
-        .as_db_error()
-        .map(|d| d.message().to_owned())
-        .unwrap_or_default();
+    let msg = db_message(&e);
     assert!(msg.contains("max_query_ms"), "{msg}");
     // qps_limit 5 (burst 1): 20 statements at once, most refused.
     let mut refused = 0;

@@ -155,11 +155,10 @@ impl Session {
     /// handshake, the relay and the closing are each boxed while they run.
     pub async fn run<G: Send>(mut self: Box<Self>, span: tracing::Span, guard: G) -> Traffic {
         let started = Instant::now();
-        self.span = span;
+        self.span = span.clone();
         // The handshake's futures are large (authentication, TLS, the
         // backend login): boxed, so a session waiting in its relay holds
         // none of that memory.
-        let span = self.span.clone();
         // What the relay waits with is kept small too: the backend is boxed
         // at once (a future keeps what it matched on until it ends).
         let opened = Box::pin(self.handshake().instrument(span))
@@ -181,7 +180,6 @@ impl Session {
     /// The session is over: count and log why, tell the client (a FATAL,
     /// or PostgreSQL's own refusal) and close its connection.
     async fn close(&mut self, result: Result<(), SessionError>, started: Instant) {
-        let span = self.span.clone();
         if let Err(e) = &result {
             if let (SessionError::ContextRefused(_), Some(c)) = (e, &self.counters) {
                 c.metrics.auth_failed(Failure::RoleNotAllowed);
@@ -200,11 +198,11 @@ impl Session {
                 let msg = protocol::error_response(Severity::Fatal, code, &e.to_string());
                 let _ = self.client.stream.write_all(&msg).await;
             }
-            tracing::info!(parent: &span, phase = ?self.phase, error = %crate::error::Escaped(e), "connection refused or failed");
+            tracing::info!(parent: &self.span, phase = ?self.phase, error = %crate::error::Escaped(e), "connection refused or failed");
         }
         let _ = self.client.stream.shutdown().await;
         tracing::info!(
-            parent: &span,
+            parent: &self.span,
             duration_ms = started.elapsed().as_millis() as u64,
             bytes_in = self.traffic.from_client,
             bytes_out = self.traffic.to_client,

@@ -456,6 +456,14 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_string()).unwrap_or_default()
 }
 
+/// The message of PostgreSQL's (or the router's) ErrorResponse, or "" when
+/// the error has none.
+pub fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default()
+}
+
 /// Count rows of the protected `notes` table as the client sees it.
 pub async fn visible_notes(c: &tokio_postgres::Client) -> i64 {
     c.query_one("SELECT count(*) FROM notes", &[])
