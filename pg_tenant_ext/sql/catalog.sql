@@ -120,9 +120,20 @@ CREATE TABLE tenant.defaults (
     min_idle         pg_catalog.int4   NOT NULL DEFAULT 0   CHECK (min_idle OPERATOR(pg_catalog.>=) 0),
     -- 0.4.0: how the router pools a tenant's backends.
     pool_mode        pg_catalog.text   NOT NULL DEFAULT 'session'
-                     CONSTRAINT pool_mode_kind CHECK (pool_mode OPERATOR(pg_catalog.=) ANY (ARRAY['session'::pg_catalog.text, 'transaction'::pg_catalog.text]))
+                     CONSTRAINT pool_mode_kind CHECK (pool_mode OPERATOR(pg_catalog.=) ANY (ARRAY['session'::pg_catalog.text, 'transaction'::pg_catalog.text])),
+    -- 0.5.0: budgets of what all tenants share, enforced inside PostgreSQL
+    -- (budget.rs, advisory.rs); 0 = unlimited.
+    statement_timeout_ms           pg_catalog.int4 NOT NULL DEFAULT 300000  CHECK (statement_timeout_ms OPERATOR(pg_catalog.>=) 0),
+    idle_in_transaction_timeout_ms pg_catalog.int4 NOT NULL DEFAULT 60000   CHECK (idle_in_transaction_timeout_ms OPERATOR(pg_catalog.>=) 0),
+    work_mem_kb                    pg_catalog.int4 NOT NULL DEFAULT 65536   CHECK (work_mem_kb OPERATOR(pg_catalog.>=) 0),
+    maintenance_work_mem_kb        pg_catalog.int4 NOT NULL DEFAULT 262144  CHECK (maintenance_work_mem_kb OPERATOR(pg_catalog.>=) 0),
+    temp_file_limit_kb             pg_catalog.int4 NOT NULL DEFAULT 1048576 CHECK (temp_file_limit_kb OPERATOR(pg_catalog.>=) 0),
+    max_advisory_locks             pg_catalog.int4 NOT NULL DEFAULT 64      CHECK (max_advisory_locks OPERATOR(pg_catalog.>=) 0)
 );
 COMMENT ON TABLE tenant.defaults IS 'pg_tenant: defaults for NULL tenant limits (0 = unlimited)';
+
+-- 0.5.0: numbers for tenants' advisory lock namespaces (tenants.lock_space).
+CREATE SEQUENCE tenant.lock_space_seq AS pg_catalog.int4 MINVALUE 1;
 
 CREATE TABLE tenant.tenants (
     id                 pg_catalog.text PRIMARY KEY
@@ -159,6 +170,16 @@ CREATE TABLE tenant.tenants (
     -- 0.4.0: session or transaction pooling (NULL: the default).
     pool_mode          pg_catalog.text
                        CONSTRAINT pool_mode_kind CHECK (pool_mode OPERATOR(pg_catalog.=) ANY (ARRAY['session'::pg_catalog.text, 'transaction'::pg_catalog.text])),
+    -- 0.5.0: budgets (NULL: the default) and the tenant's advisory lock
+    -- namespace (tenant.advisory_lock and friends; unique, never reused).
+    statement_timeout_ms           pg_catalog.int4 CHECK (statement_timeout_ms OPERATOR(pg_catalog.>=) 0),
+    idle_in_transaction_timeout_ms pg_catalog.int4 CHECK (idle_in_transaction_timeout_ms OPERATOR(pg_catalog.>=) 0),
+    work_mem_kb                    pg_catalog.int4 CHECK (work_mem_kb OPERATOR(pg_catalog.>=) 0),
+    maintenance_work_mem_kb        pg_catalog.int4 CHECK (maintenance_work_mem_kb OPERATOR(pg_catalog.>=) 0),
+    temp_file_limit_kb             pg_catalog.int4 CHECK (temp_file_limit_kb OPERATOR(pg_catalog.>=) 0),
+    max_advisory_locks             pg_catalog.int4 CHECK (max_advisory_locks OPERATOR(pg_catalog.>=) 0),
+    lock_space                     pg_catalog.int4 NOT NULL DEFAULT pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass)
+                                   CONSTRAINT tenants_lock_space_key UNIQUE,
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
@@ -167,6 +188,7 @@ COMMENT ON TABLE tenant.tenants IS 'pg_tenant: one row per tenant; manage with t
 
 SELECT pg_catalog.pg_extension_config_dump('tenant.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.defaults', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.lock_space_seq', '');
 
 -- Effective limits: tenant value, else the defaults row, else built-ins.
 CREATE VIEW tenant.tenant_list AS
@@ -180,7 +202,14 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        coalesce(t.pool_size, d.pool_size, 10)                AS pool_size,
        coalesce(t.min_idle, d.min_idle, 0)                   AS min_idle,
        t.enabled, t.created_at, t.updated_at, t.allow_large_objects, t.login_roles,
-       coalesce(t.pool_mode, d.pool_mode, 'session')         AS pool_mode
+       coalesce(t.pool_mode, d.pool_mode, 'session')         AS pool_mode,
+       coalesce(t.statement_timeout_ms, d.statement_timeout_ms, 300000) AS statement_timeout_ms,
+       coalesce(t.idle_in_transaction_timeout_ms, d.idle_in_transaction_timeout_ms, 60000) AS idle_in_transaction_timeout_ms,
+       coalesce(t.work_mem_kb, d.work_mem_kb, 65536) AS work_mem_kb,
+       coalesce(t.maintenance_work_mem_kb, d.maintenance_work_mem_kb, 262144) AS maintenance_work_mem_kb,
+       coalesce(t.temp_file_limit_kb, d.temp_file_limit_kb, 1048576) AS temp_file_limit_kb,
+       coalesce(t.max_advisory_locks, d.max_advisory_locks, 64) AS max_advisory_locks,
+       t.lock_space
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -237,6 +266,12 @@ BEGIN
         RAISE EXCEPTION 'unknown pool_mode "%" for tenant "%"', t.pool_mode, t.id
             USING ERRCODE = '22023', HINT = 'Use session or transaction, or reset pool_mode to NULL to use the default.';
     END IF;
+    IF t.statement_timeout_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'statement_timeout_ms must be >= 0 (0: unlimited), got %', t.statement_timeout_ms USING ERRCODE = '22023'; END IF;
+    IF t.idle_in_transaction_timeout_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'idle_in_transaction_timeout_ms must be >= 0 (0: unlimited), got %', t.idle_in_transaction_timeout_ms USING ERRCODE = '22023'; END IF;
+    IF t.work_mem_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'work_mem_kb must be >= 0 (0: unlimited), got %', t.work_mem_kb USING ERRCODE = '22023'; END IF;
+    IF t.maintenance_work_mem_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'maintenance_work_mem_kb must be >= 0 (0: unlimited), got %', t.maintenance_work_mem_kb USING ERRCODE = '22023'; END IF;
+    IF t.temp_file_limit_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'temp_file_limit_kb must be >= 0 (0: unlimited), got %', t.temp_file_limit_kb USING ERRCODE = '22023'; END IF;
+    IF t.max_advisory_locks OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_advisory_locks must be >= 0 (0: unlimited), got %', t.max_advisory_locks USING ERRCODE = '22023'; END IF;
 END
 $fn$;
 
@@ -334,7 +369,13 @@ CREATE FUNCTION tenant.create_tenant(
     enabled boolean DEFAULT true,
     allow_large_objects boolean DEFAULT false,
     login_roles text[] DEFAULT NULL,
-    pool_mode text DEFAULT NULL
+    pool_mode text DEFAULT NULL,
+    statement_timeout_ms integer DEFAULT NULL,
+    idle_in_transaction_timeout_ms integer DEFAULT NULL,
+    work_mem_kb integer DEFAULT NULL,
+    maintenance_work_mem_kb integer DEFAULT NULL,
+    temp_file_limit_kb integer DEFAULT NULL,
+    max_advisory_locks integer DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -346,7 +387,9 @@ BEGIN
              coalesce(allowed_operations, '{select,insert,update,delete}'::pg_catalog.text[]),
              coalesce(dedicated_pool, false), pool_size, min_idle, coalesce(enabled, true),
              pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles,
-             pool_mode);
+             pool_mode, statement_timeout_ms, idle_in_transaction_timeout_ms, work_mem_kb,
+             maintenance_work_mem_kb, temp_file_limit_kb, max_advisory_locks,
+             pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass));
     PERFORM tenant._validate(t);
     PERFORM tenant._check_roles(t.role_name, t.login_roles);
     IF EXISTS (SELECT FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) t.id) THEN
@@ -396,7 +439,13 @@ CREATE FUNCTION tenant.alter_tenant(
     reset text[] DEFAULT '{}',
     allow_large_objects boolean DEFAULT NULL,
     login_roles text[] DEFAULT NULL,
-    pool_mode text DEFAULT NULL
+    pool_mode text DEFAULT NULL,
+    statement_timeout_ms integer DEFAULT NULL,
+    idle_in_transaction_timeout_ms integer DEFAULT NULL,
+    work_mem_kb integer DEFAULT NULL,
+    maintenance_work_mem_kb integer DEFAULT NULL,
+    temp_file_limit_kb integer DEFAULT NULL,
+    max_advisory_locks integer DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -418,6 +467,12 @@ BEGIN
             WHEN 'min_idle' THEN t.min_idle := NULL;
             WHEN 'login_roles' THEN t.login_roles := NULL;
             WHEN 'pool_mode' THEN t.pool_mode := NULL;
+            WHEN 'statement_timeout_ms' THEN t.statement_timeout_ms := NULL;
+            WHEN 'idle_in_transaction_timeout_ms' THEN t.idle_in_transaction_timeout_ms := NULL;
+            WHEN 'work_mem_kb' THEN t.work_mem_kb := NULL;
+            WHEN 'maintenance_work_mem_kb' THEN t.maintenance_work_mem_kb := NULL;
+            WHEN 'temp_file_limit_kb' THEN t.temp_file_limit_kb := NULL;
+            WHEN 'max_advisory_locks' THEN t.max_advisory_locks := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -441,6 +496,12 @@ BEGIN
     t.allow_large_objects := coalesce(alter_tenant.allow_large_objects, t.allow_large_objects);
     t.login_roles := coalesce(alter_tenant.login_roles, t.login_roles);
     t.pool_mode := coalesce(alter_tenant.pool_mode, t.pool_mode);
+    t.statement_timeout_ms := coalesce(alter_tenant.statement_timeout_ms, t.statement_timeout_ms);
+    t.idle_in_transaction_timeout_ms := coalesce(alter_tenant.idle_in_transaction_timeout_ms, t.idle_in_transaction_timeout_ms);
+    t.work_mem_kb := coalesce(alter_tenant.work_mem_kb, t.work_mem_kb);
+    t.maintenance_work_mem_kb := coalesce(alter_tenant.maintenance_work_mem_kb, t.maintenance_work_mem_kb);
+    t.temp_file_limit_kb := coalesce(alter_tenant.temp_file_limit_kb, t.temp_file_limit_kb);
+    t.max_advisory_locks := coalesce(alter_tenant.max_advisory_locks, t.max_advisory_locks);
     t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
     -- Only the roles this call sets: stored ones may have been renamed or
@@ -456,7 +517,10 @@ BEGIN
         dedicated_pool = t.dedicated_pool, pool_size = t.pool_size,
         min_idle = t.min_idle, enabled = t.enabled, updated_at = t.updated_at,
         allow_large_objects = t.allow_large_objects, login_roles = t.login_roles,
-        pool_mode = t.pool_mode
+        pool_mode = t.pool_mode, statement_timeout_ms = t.statement_timeout_ms,
+        idle_in_transaction_timeout_ms = t.idle_in_transaction_timeout_ms,
+        work_mem_kb = t.work_mem_kb, maintenance_work_mem_kb = t.maintenance_work_mem_kb,
+        temp_file_limit_kb = t.temp_file_limit_kb, max_advisory_locks = t.max_advisory_locks
     WHERE x.id OPERATOR(pg_catalog.=) t.id;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -493,7 +557,13 @@ CREATE FUNCTION tenant.set_defaults(
     max_result_bytes bigint DEFAULT 0,
     pool_size integer DEFAULT 10,
     min_idle integer DEFAULT 0,
-    pool_mode text DEFAULT 'session'
+    pool_mode text DEFAULT 'session',
+    statement_timeout_ms integer DEFAULT 300000,
+    idle_in_transaction_timeout_ms integer DEFAULT 60000,
+    work_mem_kb integer DEFAULT 65536,
+    maintenance_work_mem_kb integer DEFAULT 262144,
+    temp_file_limit_kb integer DEFAULT 1048576,
+    max_advisory_locks integer DEFAULT 64
 ) RETURNS tenant.defaults
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -505,7 +575,9 @@ BEGIN
     END IF;
     DELETE FROM tenant.defaults;
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
-        max_query_ms, max_result_bytes, pool_size, min_idle, pool_mode) RETURNING * INTO d;
+        max_query_ms, max_result_bytes, pool_size, min_idle, pool_mode, statement_timeout_ms,
+        idle_in_transaction_timeout_ms, work_mem_kb, maintenance_work_mem_kb, temp_file_limit_kb,
+        max_advisory_locks) RETURNING * INTO d;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
     RETURN d;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
@@ -535,17 +607,17 @@ REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
     tenant._check_roles(name, text[]),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text),
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer),
     tenant.router_catalog(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text)
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer)
     TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.router_catalog(text) TO tenant_router;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;

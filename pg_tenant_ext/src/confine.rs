@@ -97,6 +97,39 @@ fn effective(st: &ContextState) -> ContextState {
     }
 }
 
+/// PostgreSQL's advisory lock functions, every form (tenants use the
+/// tenant-scoped ones in `advisory`).
+const RAW_ADVISORY: [u32; 21] = [
+    pg_sys::F_PG_ADVISORY_LOCK_INT8,
+    pg_sys::F_PG_ADVISORY_LOCK_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT8,
+    pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT4_INT4,
+    pg_sys::F_PG_TRY_ADVISORY_LOCK_INT8,
+    pg_sys::F_PG_TRY_ADVISORY_LOCK_INT4_INT4,
+    pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT8,
+    pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_XACT_LOCK_INT8,
+    pg_sys::F_PG_ADVISORY_XACT_LOCK_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_XACT_LOCK_SHARED_INT8,
+    pg_sys::F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4,
+    pg_sys::F_PG_TRY_ADVISORY_XACT_LOCK_INT8,
+    pg_sys::F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4,
+    pg_sys::F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8,
+    pg_sys::F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_UNLOCK_INT8,
+    pg_sys::F_PG_ADVISORY_UNLOCK_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT8,
+    pg_sys::F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4,
+    pg_sys::F_PG_ADVISORY_UNLOCK_ALL,
+];
+
+/// Functions that advance or set a sequence (refused to read-only tenants).
+const SEQUENCE_WRITES: [u32; 3] = [
+    pg_sys::F_NEXTVAL,
+    pg_sys::F_SETVAL_REGCLASS_INT8,
+    pg_sys::F_SETVAL_REGCLASS_INT8_BOOL,
+];
+
 /// Why a function is out of reach of tenant sessions, if it is.
 fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
     let sessions: &[u32] = &[
@@ -117,6 +150,7 @@ fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
         pg_sys::F_PG_STAT_GET_BACKEND_PID,
         pg_sys::F_PG_STAT_GET_BACKEND_DBID,
         pg_sys::F_PG_STAT_GET_BACKEND_USERID,
+        pg_sys::F_PG_ISOLATION_TEST_SESSION_IS_BLOCKED,
     ];
     let signals: &[u32] = &[pg_sys::F_PG_CANCEL_BACKEND, pg_sys::F_PG_TERMINATE_BACKEND];
     let lo_read: &[u32] = &[
@@ -137,7 +171,15 @@ fn refused_function(oid: u32, st: &ContextState) -> Option<&'static str> {
         pg_sys::F_LO_TRUNCATE,
         pg_sys::F_LO_TRUNCATE64,
     ];
-    if sessions.contains(&oid) {
+    if RAW_ADVISORY.contains(&oid) {
+        Some(
+            "take raw advisory locks: pg_advisory_*() keys are one namespace for every tenant and \
+             uncounted; use tenant.advisory_lock(), tenant.advisory_xact_lock() and friends \
+             (the same names in schema tenant)",
+        )
+    } else if st.read_only && SEQUENCE_WRITES.contains(&oid) {
+        Some("advance or set a sequence: the tenant is read-only")
+    } else if sessions.contains(&oid) {
         Some("see other sessions: their activity is not visible to tenant sessions")
     } else if signals.contains(&oid) {
         Some("signal other sessions: tenant sessions cannot cancel or terminate backends")
@@ -177,8 +219,6 @@ unsafe extern "C-unwind" fn object_access(
         // Every function of every query passes here: the oid lists first,
         // the role lookup of `confined` only for a function on them.
         let st = context::state();
-        // Session advisory locks under pool_mode = transaction (0A000).
-        crate::pool::check_function(&st, object_id.to_u32());
         if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
             if confined(&st) {
                 let name = func_name(object_id);
@@ -499,7 +539,7 @@ unsafe fn check_before_lock(node: *mut pg_sys::Node) {
 ///
 /// # Safety
 /// `node` is the utility statement ProcessUtility was given.
-pub unsafe fn check_utility(node: *mut pg_sys::Node) {
+pub unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) {
     use pg_sys::NodeTag::*;
     let tag = (*node).type_;
     if system_command(tag) {
@@ -539,6 +579,13 @@ pub unsafe fn check_utility(node: *mut pg_sys::Node) {
                 }
             }
         }
+        // COPY <large-object catalog> TO reads it without the executor.
+        T_CopyStmt => {
+            let copy = node as *mut pg_sys::CopyStmt;
+            if !(*copy).relation.is_null() {
+                check_large_object_catalog(st, relid((*copy).relation));
+            }
+        }
         T_TruncateStmt => {
             let trunc = node as *mut pg_sys::TruncateStmt;
             for rel in relations((*trunc).relations) {
@@ -572,20 +619,25 @@ const LARGE_OBJECT_METADATA_RELATION_ID: u32 = 2995;
 pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
     let rtable = pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);
     for rte in rtable.iter_ptr() {
-        if !rte.is_null()
-            && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-            && matches!(
-                (*rte).relid.to_u32(),
-                LARGE_OBJECT_RELATION_ID | LARGE_OBJECT_METADATA_RELATION_ID
-            )
-            && !effective(st).allow_large_objects
-            && confined(st)
-        {
-            deny(&format!(
-                "read {}: large objects are shared by all tenants (allow_large_objects is off)",
-                rel_name((*rte).relid)
-            ));
+        if !rte.is_null() && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION {
+            check_large_object_catalog(st, (*rte).relid);
         }
+    }
+}
+
+/// Refuse reading a large-object catalog in a confined session that may not
+/// use large objects.
+unsafe fn check_large_object_catalog(st: &ContextState, rel: pg_sys::Oid) {
+    if matches!(
+        rel.to_u32(),
+        LARGE_OBJECT_RELATION_ID | LARGE_OBJECT_METADATA_RELATION_ID
+    ) && !effective(st).allow_large_objects
+        && confined(st)
+    {
+        deny(&format!(
+            "read {}: large objects are shared by all tenants (allow_large_objects is off)",
+            rel_name(rel)
+        ));
     }
 }
 

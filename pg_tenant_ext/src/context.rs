@@ -5,6 +5,7 @@
 //! be written by a non-superuser. Their assign hooks keep a parsed copy in
 //! this module's statics: reading the tenant costs no GUC lookup.
 
+use crate::budget::Budget;
 use crate::gucs;
 use pg_tenant_token::Action;
 use pgrx::prelude::*;
@@ -44,8 +45,9 @@ pub mod ops {
 
 /// What `set_context` loaded besides the tenant id: the locked role, the
 /// tenant's permissions and whether its effective `pool_mode` is
-/// `transaction`. Serialized into `pg_tenant.context_state` as
-/// `v3:<role oid>:<allow_ddl>:<read_only>:<ops bits>:<allow_large_objects>:<transaction_pool>`.
+/// `transaction`, and the tenant's budgets (`budget`). Serialized into
+/// `pg_tenant.context_state` as `v4:<role oid>:<allow_ddl>:<read_only>:<ops
+/// bits>:<allow_large_objects>:<transaction_pool>:<budget>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ContextState {
     pub role: u32,
@@ -55,6 +57,8 @@ pub struct ContextState {
     pub allow_large_objects: bool,
     /// The tenant's effective pool_mode is `transaction` (see `pool`).
     pub transaction_pool: bool,
+    /// Budgets of shared resources (0.5.0).
+    pub budget: Budget,
     pub active: bool,
 }
 
@@ -66,6 +70,15 @@ impl ContextState {
         ops: ops::ALL,
         allow_large_objects: true,
         transaction_pool: false,
+        budget: Budget {
+            lock_space: 0,
+            max_advisory_locks: 0,
+            statement_timeout_ms: 0,
+            idle_in_transaction_timeout_ms: 0,
+            work_mem_kb: 0,
+            maintenance_work_mem_kb: 0,
+            temp_file_limit_kb: 0,
+        },
         active: false,
     };
 
@@ -74,7 +87,7 @@ impl ContextState {
             return Some(ContextState::NONE);
         }
         let mut it = s.split(':');
-        if it.next()? != "v3" {
+        if it.next()? != "v4" {
             return None;
         }
         let role = it.next()?.parse().ok()?;
@@ -83,6 +96,7 @@ impl ContextState {
         let ops = it.next()?.parse().ok()?;
         let allow_large_objects = it.next()? == "1";
         let transaction_pool = it.next()? == "1";
+        let budget = Budget::parse(&mut it)?;
         if it.next().is_some() || ops > ops::ALL {
             return None;
         }
@@ -93,19 +107,21 @@ impl ContextState {
             ops,
             allow_large_objects,
             transaction_pool,
+            budget,
             active: true,
         })
     }
 
     pub fn serialize(&self) -> String {
         format!(
-            "v3:{}:{}:{}:{}:{}:{}",
+            "v4:{}:{}:{}:{}:{}:{}:{}",
             self.role,
             self.allow_ddl as u8,
             self.read_only as u8,
             self.ops,
             self.allow_large_objects as u8,
-            self.transaction_pool as u8
+            self.transaction_pool as u8,
+            self.budget.serialize()
         )
     }
 }
@@ -214,6 +230,7 @@ struct TenantRow {
     allow_large_objects: bool,
     /// The effective pool_mode is `transaction`.
     transaction_pool: bool,
+    budget: Budget,
 }
 
 /// Run catalog reads as the bootstrap superuser, immune to the caller.
@@ -226,19 +243,38 @@ struct TenantRow {
 /// `SET ROLE`, no deferred code). Caller-created operators, functions,
 /// casts and relations are never resolved.
 pub fn as_catalog_reader<T>(f: impl FnOnce() -> T) -> T {
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_sec = 0;
-    // SAFETY: the pair and the GUC nest level are restored below; on error
-    // AbortTransaction restores both, as it does for SECURITY DEFINER calls.
-    let nest = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_sec);
+    /// Restores the caller's user, security context and settings on every
+    /// way out, an ERROR (unwound through pgrx as a panic) included.
+    struct Restore {
+        user: pg_sys::Oid,
+        sec: i32,
+        nest: i32,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the values saved below; neither call raises
+            // an ERROR for a nest level this function opened.
+            unsafe {
+                pg_sys::AtEOXact_GUC(true, self.nest);
+                pg_sys::SetUserIdAndSecContext(self.user, self.sec);
+            }
+        }
+    }
+    let mut user = pg_sys::InvalidOid;
+    let mut sec = 0;
+    // SAFETY: the pair and the GUC nest level are restored by `Restore`.
+    let _restore = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            saved_sec
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
-        let nest = pg_sys::NewGUCNestLevel();
+        let restore = Restore {
+            user,
+            sec,
+            nest: pg_sys::NewGUCNestLevel(),
+        };
         pg_sys::set_config_option(
             c"search_path".as_ptr(),
             c"pg_catalog, pg_temp".as_ptr(),
@@ -249,39 +285,54 @@ pub fn as_catalog_reader<T>(f: impl FnOnce() -> T) -> T {
             0,
             false,
         );
-        nest
+        restore
     };
-    let out = f();
-    // SAFETY: restores the values saved above.
-    unsafe {
-        pg_sys::AtEOXact_GUC(true, nest);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_sec);
-    }
-    out
+    f()
 }
 
 /// Read the tenant's row as the bootstrap superuser (the application role
 /// has no privilege on the catalog, and must not need one), through
 /// [`as_catalog_reader`], comparing with `OPERATOR(pg_catalog.=)`.
 ///
-/// `login_roles` (0.3.0) and `pool_mode` (0.4.0, the tenant's, else the
-/// defaults row's) are read through `to_jsonb` of the rows, so this library
-/// still works against older tables (no `login_roles`: no restriction; no
-/// `pool_mode`: session) until `ALTER EXTENSION pg_tenant UPDATE` has run.
+/// Fields added after 0.2.0 (`login_roles` 0.3.0, `pool_mode` 0.4.0, the
+/// budgets and `lock_space` 0.5.0) are read through `to_jsonb` of the rows,
+/// the tenant's value, else the defaults row's, else the built-in default,
+/// so this library still works against older tables until `ALTER EXTENSION
+/// pg_tenant UPDATE` has run (no `login_roles`: no restriction; no
+/// `pool_mode`: session; no budgets: the built-in defaults).
 fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
-    const Q: &str = "SELECT t.enabled, \
-                     CASE WHEN pg_catalog.jsonb_typeof(pg_catalog.to_jsonb(t) \
-                       OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
-                       OPERATOR(pg_catalog.=) 'array'::pg_catalog.text \
-                     THEN (pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
-                       OPERATOR(pg_catalog.?) $2::pg_catalog.text END, \
-                     t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
-                     t.allowed_operations, t.allow_large_objects, \
-                     coalesce(pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text, \
-                       (SELECT pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text \
-                        FROM tenant.defaults d LIMIT 1), 'session'::pg_catalog.text) \
-                       OPERATOR(pg_catalog.=) 'transaction'::pg_catalog.text \
-                     FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text";
+    // One budget field: `coalesce(tenant's, default's, built-in)`.
+    macro_rules! field {
+        ($name:literal, $builtin:literal) => {
+            concat!(
+                "coalesce((x.j OPERATOR(pg_catalog.->>) '", $name, "')::pg_catalog.int8, ",
+                "(x.dj OPERATOR(pg_catalog.->>) '", $name, "')::pg_catalog.int8, ", $builtin, "), "
+            )
+        };
+    }
+    const Q: &str = concat!(
+        "SELECT t.enabled, \
+         CASE WHEN pg_catalog.jsonb_typeof(x.j OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
+           OPERATOR(pg_catalog.=) 'array'::pg_catalog.text \
+         THEN (x.j OPERATOR(pg_catalog.->) 'login_roles'::pg_catalog.text) \
+           OPERATOR(pg_catalog.?) $2::pg_catalog.text END, \
+         t.role_name::pg_catalog.text, t.allow_ddl, t.read_only, \
+         t.allowed_operations, t.allow_large_objects, \
+         coalesce(x.j OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text, \
+           x.dj OPERATOR(pg_catalog.->>) 'pool_mode'::pg_catalog.text, 'session'::pg_catalog.text) \
+           OPERATOR(pg_catalog.=) 'transaction'::pg_catalog.text, ",
+        field!("max_advisory_locks", "64"),
+        field!("statement_timeout_ms", "300000"),
+        field!("idle_in_transaction_timeout_ms", "60000"),
+        field!("work_mem_kb", "65536"),
+        field!("maintenance_work_mem_kb", "262144"),
+        field!("temp_file_limit_kb", "1048576"),
+        "coalesce((x.j OPERATOR(pg_catalog.->>) 'lock_space')::pg_catalog.int8, 0) \
+         FROM tenant.tenants t, \
+         LATERAL (SELECT pg_catalog.to_jsonb(t) AS j, coalesce((SELECT pg_catalog.to_jsonb(d) \
+                  FROM tenant.defaults d LIMIT 1), '{}'::pg_catalog.jsonb) AS dj) x \
+         WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text"
+    );
     let row = as_catalog_reader(|| {
         Spi::connect(|client| {
             let table = client.select(Q, Some(1), &[id.into(), session_user.into()])?;
@@ -290,6 +341,10 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
             }
             let r = table.first();
             let names: Vec<String> = r.get::<Vec<String>>(6)?.unwrap_or_default();
+            let n = |i: usize| -> Result<u32, pgrx::spi::Error> {
+                let v = r.get::<i64>(i)?.unwrap_or(0);
+                Ok(u32::try_from(v.max(0)).unwrap_or(u32::MAX))
+            };
             Ok(Some(TenantRow {
                 enabled: r.get::<bool>(1)?.unwrap_or(false),
                 login_allowed: r.get::<bool>(2)?,
@@ -302,6 +357,15 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                     .fold(0, |a, b| a | b),
                 allow_large_objects: r.get::<bool>(7)?.unwrap_or(false),
                 transaction_pool: r.get::<bool>(8)?.unwrap_or(false),
+                budget: Budget {
+                    max_advisory_locks: n(9)?,
+                    statement_timeout_ms: n(10)?,
+                    idle_in_transaction_timeout_ms: n(11)?,
+                    work_mem_kb: n(12)?,
+                    maintenance_work_mem_kb: n(13)?,
+                    temp_file_limit_kb: n(14)?,
+                    lock_space: n(15)?,
+                },
             }))
         })
     });
@@ -310,6 +374,35 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
         Err(e) => refuse(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("pg_tenant: could not read tenant catalog: {e}"),
+        ),
+    }
+}
+
+/// Why a role must not run tenant sessions (`tenant._role_problem`, the
+/// check `create_tenant` and `create_app_role` make: SUPERUSER, BYPASSRLS,
+/// REPLICATION, CREATEROLE, CREATEDB, or membership, direct or not, in a
+/// role whose rights reach across tenants), re-checked at every
+/// `set_context` so a membership granted later is refused too. None when
+/// the role is fine, or on a schema older than 0.3.0 (no such function).
+fn role_problem(role: pg_sys::Oid) -> Option<String> {
+    const Q: &str = "SELECT tenant._role_problem($1::pg_catalog.int8::pg_catalog.oid)";
+    const EXISTS: &str =
+        "SELECT pg_catalog.to_regprocedure('tenant._role_problem(pg_catalog.oid)') IS NOT NULL";
+    let found = as_catalog_reader(|| {
+        Spi::connect(|client| {
+            let exists = client.select(EXISTS, Some(1), &[])?.first().get::<bool>(1)?;
+            if exists != Some(true) {
+                return Ok::<_, pgrx::spi::Error>(None);
+            }
+            let t = client.select(Q, Some(1), &[i64::from(role.to_u32()).into()])?;
+            t.first().get::<String>(1)
+        })
+    });
+    match found {
+        Ok(p) => p,
+        Err(e) => refuse(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pg_tenant: could not check role: {e}"),
         ),
     }
 }
@@ -426,6 +519,20 @@ fn refuse_bypass(role: pg_sys::Oid, what: &str, tenant: &str) {
     }
 }
 
+/// Refuse a context for a role with rights beyond a tenant ([`role_problem`]).
+fn refuse_role_problem(role: pg_sys::Oid, what: &str, tenant: &str) {
+    if let Some(problem) = role_problem(role) {
+        refuse(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "tenant \"{tenant}\" cannot be given to a session whose {what} \"{}\" {problem}: \
+                 its sessions would reach beyond their tenant",
+                printable(&role_name(role))
+            ),
+        );
+    }
+}
+
 fn set_role(name: &str) {
     // check_role still verifies that the session user is a member of the
     // role; the role lock (rolelock) lets only this call through.
@@ -506,10 +613,13 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         let cname = CString::new(role).unwrap_or_default();
         let oid = unsafe { pg_sys::get_role_oid(cname.as_ptr(), false) };
         refuse_bypass(oid, "tenant role", tenant);
+        refuse_role_problem(oid, "tenant role", tenant);
+        refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, oid, oid, false);
         set_role(role);
         oid.to_u32()
     } else {
+        refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, session_user, pg_sys::InvalidOid, true);
         if current_user != session_user || state().role != 0 {
             set_role("none");
@@ -523,12 +633,15 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         ops: row.ops,
         allow_large_objects: row.allow_large_objects,
         transaction_pool: row.transaction_pool,
+        budget: row.budget,
         active: true,
     };
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, &st.serialize());
     gucs::set_suset(gucs::SUBJECT_NAME, subject);
     gucs::set_suset(gucs::CLAIMS_NAME, claims);
     gucs::set_suset(gucs::TENANT_ID_NAME, tenant);
+    // After the state: the ceilings' check hooks judge by it.
+    crate::budget::apply(&row.budget);
     tenant.to_owned()
 }
 
@@ -587,6 +700,7 @@ fn clear_context(token: &str) {
     gucs::set_suset(gucs::SUBJECT_NAME, "");
     gucs::set_suset(gucs::CLAIMS_NAME, "");
     gucs::set_suset(gucs::TENANT_ID_NAME, "");
+    crate::budget::apply(&Budget::default());
 }
 
 /// The tenant of this session, or NULL when no context is set.
@@ -666,6 +780,15 @@ mod tests {
             ops: ops::SELECT | ops::INSERT,
             allow_large_objects: true,
             transaction_pool: true,
+            budget: Budget {
+                lock_space: 3,
+                max_advisory_locks: 64,
+                statement_timeout_ms: 300_000,
+                idle_in_transaction_timeout_ms: 0,
+                work_mem_kb: 65536,
+                maintenance_work_mem_kb: 1,
+                temp_file_limit_kb: 2,
+            },
             active: true,
         };
         assert_eq!(ContextState::parse(&s.serialize()), Some(s));
@@ -675,9 +798,9 @@ mod tests {
         };
         assert_eq!(ContextState::parse(&session.serialize()), Some(session));
         assert_eq!(ContextState::parse(""), Some(ContextState::NONE));
-        assert_eq!(ContextState::parse("v3:1:0:0:99:0:0"), None);
-        assert_eq!(ContextState::parse("v2:1:0:0:1:0"), None);
-        assert_eq!(ContextState::parse("v3:1:0:0:1:0"), None);
-        assert_eq!(ContextState::parse("v3:1:0:0:1:0:1:1"), None);
+        assert_eq!(ContextState::parse("v4:1:0:0:99:0:0:0:0:0:0:0:0:0"), None);
+        assert_eq!(ContextState::parse("v3:1:0:0:1:0:0"), None);
+        assert_eq!(ContextState::parse("v4:1:0:0:1:0:0"), None);
+        assert_eq!(ContextState::parse("v4:1:0:0:1:0:1:0:0:0:0:0:0:0:1"), None);
     }
 }

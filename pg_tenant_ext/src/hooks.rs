@@ -21,6 +21,7 @@
 use crate::confine;
 use crate::context::{self, ops, ContextState};
 use crate::copy;
+use pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard as guard;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
@@ -115,8 +116,8 @@ fn check_dml(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+/// ExecutorStart's checks (run inside [`guard`], before the call-through).
+unsafe fn executor_start_checks(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
     let st = context::state();
     let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
     if st.active && !explain_only {
@@ -126,9 +127,41 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     if !explain_only {
         confine::check_plan(&st, (*query_desc).plannedstmt);
     }
+}
+
+// The hooks below are deliberately not #[pg_guard]: an ERROR raised by the
+// code they call through to (a `RAISE ... USING ERRCODE = 'P0123'` in a DO
+// block or a CALL) must reach the client exactly as PostgreSQL made it
+// (SQLSTATE, message, detail, hint, context, field names). pgrx's wrapped
+// `standard_*` bindings and #[pg_guard] would catch it and raise a copy
+// whose unknown SQLSTATE becomes XX000 and whose CONTEXT is gone. So our
+// own checks run inside `guard` (a Rust panic or ERROR there is reported as
+// usual, and the guard has returned before the call-through), and the
+// previous hook or the standard function is called through unwrapped
+// declarations from a frame that holds only Copy values: a longjmp passes
+// straight through it, skipping nothing that needs dropping.
+unsafe extern "C-unwind" {
+    #[link_name = "standard_ProcessUtility"]
+    fn raw_standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+    #[link_name = "standard_ExecutorStart"]
+    fn raw_standard_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32);
+}
+
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: see above; only Copy values live in this frame.
+    guard(|| executor_start_checks(query_desc, eflags));
     match PREV_EXECUTOR_START {
         Some(prev) => prev(query_desc, eflags),
-        None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        None => raw_standard_executor_start(query_desc, eflags),
     }
 }
 
@@ -207,7 +240,60 @@ unsafe fn check_reserved_settings(node: *mut pg_sys::Node) {
     }
 }
 
-#[pg_guard]
+/// What ProcessUtility's checks decided, for the call-through and after.
+#[derive(Clone, Copy)]
+struct Before {
+    /// pg_tenant ran the statement itself (COPY FROM into a protected table).
+    done: bool,
+    /// The statement to run (a copy with namespaced channels, or the original).
+    pstmt: *mut pg_sys::PlannedStmt,
+    /// The original utility statement.
+    utility: *mut pg_sys::Node,
+    /// A DISCARD ALL whose role reset must be undone.
+    reassert: bool,
+    st: ContextState,
+}
+
+unsafe fn utility_before(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    query_env: *mut pg_sys::QueryEnvironment,
+    qc: *mut pg_sys::QueryCompletion,
+) -> Before {
+    let st = context::state();
+    let utility = (*pstmt).utilityStmt;
+    check_reserved_settings(utility);
+    let confined = confine::confined(&st);
+    if confined {
+        confine::check_utility(&st, utility);
+    }
+    let reassert = st.active && check_utility(&st, utility);
+    crate::pool::check_utility(&st, utility);
+    let mut before = Before {
+        done: false,
+        pstmt,
+        utility,
+        reassert,
+        st,
+    };
+    // COPY FROM STDIN into a protected table: pg_tenant runs it (copy.rs).
+    if st.active && copy::copy_from(pstmt, query_string, query_env, qc) {
+        before.done = true;
+    } else if confined {
+        before.pstmt = confine::rewrite_channels(pstmt).unwrap_or(pstmt);
+    }
+    before
+}
+
+unsafe fn utility_after(b: Before) {
+    if b.reassert {
+        context::reapply_role(b.st.role);
+    }
+    crate::advisory::after_utility(b.utility);
+    crate::pool::after_utility(&b.st, b.utility);
+    crate::pool::record_set(&b.st, b.utility);
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
@@ -219,27 +305,14 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    let st = context::state();
-    let utility = (*pstmt).utilityStmt;
-    check_reserved_settings((*pstmt).utilityStmt);
-    let confined = confine::confined(&st);
-    if confined {
-        confine::check_utility((*pstmt).utilityStmt);
-    }
-    let reassert = st.active && check_utility(&st, (*pstmt).utilityStmt);
-    crate::pool::check_utility(&st, (*pstmt).utilityStmt);
-    // COPY FROM STDIN into a protected table: pg_tenant runs it (copy.rs).
-    if st.active && copy::copy_from(pstmt, query_string, query_env, qc) {
+    // SAFETY: see above; only Copy values live in this frame.
+    let b = guard(|| utility_before(pstmt, query_string, query_env, qc));
+    if b.done {
         return;
     }
-    let pstmt = if confined {
-        confine::rewrite_channels(pstmt).unwrap_or(pstmt)
-    } else {
-        pstmt
-    };
     match PREV_PROCESS_UTILITY {
         Some(prev) => prev(
-            pstmt,
+            b.pstmt,
             query_string,
             read_only_tree,
             context,
@@ -248,8 +321,8 @@ unsafe extern "C-unwind" fn process_utility(
             dest,
             qc,
         ),
-        None => pg_sys::standard_ProcessUtility(
-            pstmt,
+        None => raw_standard_process_utility(
+            b.pstmt,
             query_string,
             read_only_tree,
             context,
@@ -259,8 +332,5 @@ unsafe extern "C-unwind" fn process_utility(
             qc,
         ),
     }
-    if reassert {
-        context::reapply_role(st.role);
-    }
-    crate::pool::record_set(&st, utility);
+    guard(|| utility_after(b));
 }

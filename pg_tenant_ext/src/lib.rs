@@ -3,7 +3,9 @@
 
 use pgrx::prelude::*;
 
+mod advisory;
 mod auth;
+mod budget;
 mod confine;
 mod context;
 mod copy;
@@ -22,6 +24,12 @@ extension_sql_file!(
     "../sql/secrets.sql",
     name = "secrets",
     requires = ["catalog", auth::_scram_verifier]
+);
+// 0.5.0: functions a confined session creates are not executable by PUBLIC.
+extension_sql_file!(
+    "../sql/tenant_ddl.sql",
+    name = "tenant_ddl",
+    requires = ["catalog", context::current_tenant_id]
 );
 // RLS helpers and audit; they call the Rust functions, so they come last.
 extension_sql_file!("../sql/rls.sql", name = "rls", finalize);
@@ -42,6 +50,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe {
         hooks::init();
         rolelock::init();
+        budget::init();
     }
     context::set_preloaded();
 }

@@ -13,10 +13,12 @@
 //! * temporary relations: `CREATE TEMP TABLE/VIEW/SEQUENCE`, `CREATE TEMP
 //!   TABLE AS`, `SELECT INTO TEMP`, and relations created in `pg_temp` by
 //!   name;
-//! * session advisory locks (`pg_advisory_lock`, `pg_advisory_lock_shared`,
-//!   `pg_try_advisory_lock`, `pg_try_advisory_lock_shared`, both forms; the
-//!   `_xact_` forms stay allowed), refused in `confine`'s function-execute
-//!   hook through [`refused_function`];
+//!   and (0.5.0) any object left in the session's temporary schema by a
+//!   DDL statement, e.g. a table created while `SET LOCAL search_path =
+//!   pg_temp` (checked after the statement: [`after_utility`]);
+//! * session-level advisory locks (`tenant.advisory_lock` and its session
+//!   forms, `advisory`; the `_xact_` forms stay allowed; the raw
+//!   `pg_advisory_*` functions are refused to every tenant by `confine`);
 //! * `SET SESSION CHARACTERISTICS`, and `SET ROLE` / `SET SESSION
 //!   AUTHORIZATION` without `LOCAL`.
 //!
@@ -52,7 +54,7 @@ use pgrx::{PgLogLevel, PgSqlErrorCode};
 use std::ffi::CStr;
 
 /// Refuse `feature` with 0A000, the reason and `hint`.
-fn refuse(feature: &str, hint: &str) -> ! {
+pub fn refuse(feature: &str, hint: &str) -> ! {
     let tenant = context::tenant().unwrap_or_default();
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -70,39 +72,6 @@ fn refuse(feature: &str, hint: &str) -> ! {
 /// Whether the session's tenant is pooled per transaction.
 pub fn transaction_pooled(st: &ContextState) -> bool {
     st.active && st.transaction_pool
-}
-
-/// The session advisory lock functions (the `_xact_` forms are not here).
-const SESSION_ADVISORY_LOCKS: [u32; 8] = [
-    pg_sys::F_PG_ADVISORY_LOCK_INT8,
-    pg_sys::F_PG_ADVISORY_LOCK_INT4_INT4,
-    pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT8,
-    pg_sys::F_PG_ADVISORY_LOCK_SHARED_INT4_INT4,
-    pg_sys::F_PG_TRY_ADVISORY_LOCK_INT8,
-    pg_sys::F_PG_TRY_ADVISORY_LOCK_INT4_INT4,
-    pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT8,
-    pg_sys::F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4,
-];
-
-/// Refuse a session advisory lock function (by oid) in a transaction-pooled
-/// session; called for every function execution.
-pub fn check_function(st: &ContextState, oid: u32) {
-    if SESSION_ADVISORY_LOCKS.contains(&oid) && transaction_pooled(st) {
-        // SAFETY: get_func_name returns NULL or a palloc'd C string.
-        let p = unsafe { pg_sys::get_func_name(pg_sys::Oid::from(oid)) };
-        let name = if p.is_null() {
-            "a session advisory lock".to_owned()
-        } else {
-            // SAFETY: non-null, NUL-terminated.
-            let n = unsafe { CStr::from_ptr(p) }.to_string_lossy();
-            format!("{n}() (a session advisory lock)")
-        };
-        refuse(
-            &name,
-            "Use pg_advisory_xact_lock() or pg_try_advisory_xact_lock() (released at the end of \
-             the transaction), or give the tenant pool_mode session.",
-        );
-    }
 }
 
 /// Whether a relation named in a CREATE statement will be temporary:
@@ -275,4 +244,39 @@ pub unsafe fn record_set(st: &ContextState, node: *mut pg_sys::Node) {
     let mut settings = gucs::session_settings();
     settings.insert(name, if reset { None } else { value });
     gucs::set_session_settings(&settings);
+}
+
+/// After a DDL statement in a transaction-pooled session: nothing may be
+/// left in the session's temporary schema, whatever route put it there
+/// (`CREATE TEMP` and `pg_temp.` names are refused before; this catches
+/// `SET LOCAL search_path = pg_temp` followed by a plain `CREATE`, for
+/// tables, views, sequences, types and functions alike). The ERROR rolls
+/// the statement back.
+///
+/// # Safety
+/// `node` is the utility statement ProcessUtility ran.
+pub unsafe fn after_utility(st: &ContextState, node: *mut pg_sys::Node) {
+    if !transaction_pooled(st)
+        || node.is_null()
+        || pg_sys::GetCommandLogLevel(node) != pg_sys::LogStmtLevel::LOGSTMT_DDL
+    {
+        return;
+    }
+    let (mut temp, mut toast) = (pg_sys::InvalidOid, pg_sys::InvalidOid);
+    pg_sys::GetTempNamespaceState(&mut temp, &mut toast);
+    if temp == pg_sys::InvalidOid {
+        return;
+    }
+    const Q: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_class c \
+                       WHERE c.relnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_type t \
+                       WHERE t.typnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_proc p \
+                       WHERE p.pronamespace OPERATOR(pg_catalog.=) $1)";
+    let left = context::as_catalog_reader(|| {
+        pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()])
+    });
+    if matches!(left, Ok(Some(true))) {
+        refuse("creating temporary objects", TEMP_HINT);
+    }
 }

@@ -8,6 +8,17 @@
 //! 42501, except the ones `set_context`/`clear_context` and `DISCARD ALL`
 //! make themselves (through [`allowing`]) and those parallel workers make
 //! when they copy their leader's settings.
+//!
+//! The opening is a guard: it closes on every way out of [`allowing`], an
+//! ERROR in the role change included (a `SET ROLE` that fails after an
+//! administrator revoked the membership must not leave the lock open for
+//! the rest of the backend's life), and every transaction and
+//! subtransaction abort closes it too.
+//!
+//! Without a context, an application role (a member of `tenant_app`
+//! logged in directly, not through the router) may not change its role
+//! either (`SET ROLE <a tenant role>` would reach that tenant's objects):
+//! only back to itself (`RESET ROLE`, `SET ROLE NONE`).
 
 use crate::context::{self, Backend};
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -24,6 +35,8 @@ static mut PREV_SESSION_AUTH: pg_sys::GucStringCheckHook = None;
 /// # Safety
 /// Call once, from `_PG_init` while shared_preload_libraries load.
 pub unsafe fn init() {
+    pg_sys::RegisterXactCallback(Some(at_abort), std::ptr::null_mut());
+    pg_sys::RegisterSubXactCallback(Some(at_sub_abort), std::ptr::null_mut());
     let vars = pg_sys::get_guc_variables();
     let n = pg_sys::GetNumConfigOptions();
     for i in 0..n as usize {
@@ -43,12 +56,40 @@ pub unsafe fn init() {
     }
 }
 
+/// Closes the role lock again however [`allowing`] is left.
+struct Opened(bool);
+impl Drop for Opened {
+    fn drop(&mut self) {
+        ALLOW.0.set(self.0);
+    }
+}
+
 /// Run `f` with the role lock open (the extension's own role changes).
 pub fn allowing<T>(f: impl FnOnce() -> T) -> T {
-    let before = ALLOW.0.replace(true);
-    let out = f();
-    ALLOW.0.set(before);
-    out
+    let _opened = Opened(ALLOW.0.replace(true));
+    f()
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn at_abort(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    ) {
+        ALLOW.0.set(false);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn at_sub_abort(
+    event: pg_sys::SubXactEvent::Type,
+    _mine: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        ALLOW.0.set(false);
+    }
 }
 
 unsafe fn refuse(setting: &str) -> bool {
@@ -78,6 +119,9 @@ unsafe extern "C-unwind" fn check_role(
     if locked() {
         return refuse("role");
     }
+    if let Some(why) = app_role_escape(newval) {
+        return refuse_app_role(&why);
+    }
     match PREV_ROLE {
         Some(prev) => prev(newval, extra, source),
         None => true,
@@ -97,4 +141,51 @@ unsafe extern "C-unwind" fn check_session_auth(
         Some(prev) => prev(newval, extra, source),
         None => true,
     }
+}
+
+/// Without a context: whether the session user is an application role
+/// (a member of `tenant_app`, not a superuser) asking for a role other than
+/// itself. Some(session user name) when it must be refused.
+unsafe fn app_role_escape(newval: *mut *mut c_char) -> Option<String> {
+    if context::state().active
+        || ALLOW.0.get()
+        || pg_sys::InitializingParallelWorker
+        || pg_sys::ParallelWorkerNumber >= 0
+        || !pg_sys::IsTransactionState()
+        || newval.is_null()
+        || (*newval).is_null()
+    {
+        return None;
+    }
+    let target = CStr::from_ptr(*newval).to_string_lossy();
+    if target.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    let marker = pg_sys::get_role_oid(c"tenant_app".as_ptr(), true);
+    let session = pg_sys::GetSessionUserId();
+    if marker == pg_sys::InvalidOid
+        || pg_sys::superuser_arg(session)
+        || !pg_sys::is_member_of_role_nosuper(session, marker)
+    {
+        return None;
+    }
+    let name = pg_sys::GetUserNameFromId(session, true);
+    let own = if name.is_null() {
+        String::new()
+    } else {
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    };
+    (target != own).then_some(own)
+}
+
+unsafe fn refuse_app_role(login: &str) -> bool {
+    let msg = CString::new(format!(
+        "application role \"{}\" may not change its role without a tenant context: tenant roles \
+         are reached only through tenant.set_context() with a token from the router",
+        context::printable(login)
+    ))
+    .unwrap_or_default();
+    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+    pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+    false
 }

@@ -55,30 +55,43 @@ CREATE TABLE pg_temp.scratch_named (x int);
 DO $$ BEGIN EXECUTE 'CREATE TEMP TABLE scratch_do (x int)'; END $$;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS temp_relations FROM pg_class WHERE relnamespace = pg_my_temp_schema();
+-- ... also through search_path: a plain CREATE with pg_temp first (0A000,
+-- rolled back); the same CREATE with public first is allowed.
+BEGIN;
+SET LOCAL search_path = pg_temp;
+CREATE TABLE scratch_path (x int);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SET LOCAL search_path = pg_temp;
+CREATE FUNCTION scratch_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT count(*) AS temp_objects FROM pg_class WHERE relnamespace = pg_my_temp_schema();
+BEGIN;
+SET LOCAL search_path = public;
+CREATE TABLE pool_tx_regular (x int);
+DROP TABLE pool_tx_regular;
+COMMIT;
 
--- Session advisory locks, both forms: refused; the _xact_ forms: allowed.
+-- Raw advisory locks are refused to every tenant (42501: one namespace for
+-- all tenants); the tenant-scoped session forms are refused under
+-- transaction pooling (0A000); the _xact_ forms are allowed.
 SELECT pg_advisory_lock(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT pg_advisory_lock(1, 2);
+SELECT tenant.advisory_lock(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT pg_advisory_lock_shared(1);
+SELECT tenant.advisory_lock_shared(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT pg_advisory_lock_shared(1, 2);
+SELECT tenant.try_advisory_lock(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT pg_try_advisory_lock(1);
+SELECT tenant.try_advisory_lock_shared(1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT pg_try_advisory_lock(1, 2);
-\echo :LAST_ERROR_SQLSTATE
-SELECT pg_try_advisory_lock_shared(1);
-\echo :LAST_ERROR_SQLSTATE
-SELECT pg_try_advisory_lock_shared(1, 2);
-\echo :LAST_ERROR_SQLSTATE
-DO $$ BEGIN PERFORM pg_advisory_lock(3); END $$;
+DO $$ BEGIN PERFORM tenant.advisory_lock(3); END $$;
 \echo :LAST_ERROR_SQLSTATE
 BEGIN;
-SELECT pg_advisory_xact_lock(1), pg_advisory_xact_lock(1, 2),
-       pg_advisory_xact_lock_shared(3), pg_try_advisory_xact_lock(4),
-       pg_try_advisory_xact_lock_shared(5, 6);
+SELECT tenant.advisory_xact_lock(1), tenant.advisory_xact_lock_shared(3),
+       tenant.try_advisory_xact_lock(4), tenant.try_advisory_xact_lock_shared(5);
 COMMIT;
 
 -- SET without LOCAL: allowed, and recorded for the router in
@@ -215,8 +228,8 @@ SELECT 1 AS x INTO TEMP scratch_into;
 CREATE TABLE pg_temp.scratch_named (x int);
 SELECT count(*) AS temp_relations FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind IN ('r', 'v', 'S');
 DISCARD TEMP;
-SELECT pg_advisory_lock(1), pg_advisory_lock(1, 2), pg_try_advisory_lock_shared(3);
-SELECT pg_advisory_unlock_all();
+SELECT tenant.advisory_lock(1), tenant.advisory_lock(2), tenant.try_advisory_lock_shared(3);
+SELECT tenant.advisory_unlock_all();
 SET work_mem = '8MB';
 SET TIME ZONE 'UTC';
 RESET search_path;

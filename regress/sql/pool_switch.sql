@@ -24,9 +24,9 @@ INSERT INTO scratch VALUES (1);
 PREPARE q AS SELECT 42 AS answer;
 LISTEN jobs;
 SET work_mem = '7MB';
--- Taken twice: one unlock shows that pg_advisory_unlock finds a held lock.
-SELECT pg_advisory_lock(4242), pg_advisory_lock(4242);
-SELECT pg_advisory_unlock(4242) AS held;
+-- Taken twice: one unlock shows that tenant.advisory_unlock finds a held lock.
+SELECT tenant.advisory_lock(4242), tenant.advisory_lock(4242);
+SELECT tenant.advisory_unlock(4242) AS held;
 SELECT to_regclass('pg_temp.scratch') IS NOT NULL AS temp_table,
        (SELECT count(*) FROM pg_prepared_statements) AS prepared,
        pg_listening_channels() AS channel,
@@ -47,7 +47,7 @@ EXECUTE q;
 -- The advisory lock went with DISCARD ALL: unlocking it finds nothing
 -- (pg_locks is not for tenant sessions; pg_advisory_unlock answers for
 -- this backend only).
-SELECT pg_advisory_unlock(4242) AS still_held;
+SELECT tenant.advisory_unlock(4242) AS still_held;
 
 -- Nonces grow strictly within a backend: a token with the last nonce or a
 -- lower one is refused (42501), whatever its action, and changes nothing.

@@ -48,3 +48,29 @@ SELECT current_user;
 SET ROLE regress_initech;
 SELECT current_user, count(*) AS acme_rows FROM docs;
 RESET ROLE;
+
+-- The role lock stays shut when re-asserting the role fails: after an
+-- administrator removed the login role from the tenant role, DISCARD ALL
+-- cannot switch back (and fails, rolled back), and the in-statement
+-- set_config('role', ...) attack the lock exists to stop is still refused.
+\c - postgres
+CREATE FUNCTION regress.drop_membership(r regrole, m regrole) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ DELETE FROM pg_catalog.pg_auth_members WHERE roleid = r AND member = m $$;
+GRANT EXECUTE ON FUNCTION regress.drop_membership(regrole, regrole) TO regress_app;
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = error;
+SELECT regress.enter('initech', 1);
+SELECT regress.drop_membership('regress_initech', 'regress_app');
+DISCARD ALL;
+\echo :LAST_ERROR_SQLSTATE
+SELECT current_user, tenant.current_tenant_id();
+SELECT set_config('role', 'regress_app', false), count(*) FROM docs;
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN PERFORM set_config('role', 'regress_app', false); END $$;
+\echo :LAST_ERROR_SQLSTATE
+SELECT current_user, count(*) AS initech_rows FROM docs;
+\c - postgres
+GRANT regress_initech TO regress_app;
+DROP FUNCTION regress.drop_membership(regrole, regrole);

@@ -51,6 +51,7 @@ fn extension_schema(db: &str) -> Vec<String> {
         "WHERE oid = ",
         "\\restrict",
         "\\unrestrict",
+        "pg_catalog.setval('tenant.lock_space_seq'",
     ];
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -61,7 +62,7 @@ fn extension_schema(db: &str) -> Vec<String> {
 }
 
 /// The version `CREATE EXTENSION pg_tenant` installs.
-const CURRENT: &str = "0.4.0";
+const CURRENT: &str = "0.5.0";
 
 fn extversion(db: &str) -> String {
     sql(

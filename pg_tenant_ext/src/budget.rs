@@ -1,0 +1,321 @@
+//! Per-tenant budgets of what every tenant on a server shares, enforced
+//! inside PostgreSQL so they hold whatever router, pool or driver a tenant
+//! came through (catalog fields of `tenant.tenants`, defaults in
+//! `tenant.defaults`; 0 = unlimited):
+//!
+//! | catalog field                    | PostgreSQL setting                    |
+//! |----------------------------------|---------------------------------------|
+//! | `statement_timeout_ms`           | `statement_timeout`                   |
+//! | `idle_in_transaction_timeout_ms` | `idle_in_transaction_session_timeout` |
+//! | `work_mem_kb`                    | `work_mem`                            |
+//! | `maintenance_work_mem_kb`        | `maintenance_work_mem`                |
+//! | `temp_file_limit_kb`             | `temp_file_limit`                     |
+//!
+//! Each is a ceiling. `set_context` lowers the session's value to it (a
+//! timeout of 0, "none", becomes the ceiling) and lowers the value every
+//! form of reset returns to (`RESET`, `RESET ALL`, `DISCARD ALL`,
+//! `set_config(name, NULL, ...)`, `SET ... TO DEFAULT`): that reset value is
+//! set with source `PGC_S_OVERRIDE`, which is not transactional, so no
+//! rollback can lift it. A tenant may still lower a setting, or raise it up
+//! to the ceiling; anything above (or "none") is refused by a check hook
+//! wrapped around the setting's own, whatever path sets it (`SET`, `SET
+//! LOCAL`, `set_config()`, a function's `SET` clause), with 42501 naming
+//! the tenant, the setting and the ceiling. `clear_context` puts the reset
+//! values back as they were before the first tenant of the backend.
+//!
+//! Hitting a bound gives PostgreSQL's own error, to that session only:
+//! 57014 (statement timeout), FATAL 25P03 (idle in transaction), 53400
+//! (temporary file size exceeds temp_file_limit).
+//!
+//! `max_advisory_locks` and `lock_space` ride along in the context state for
+//! `advisory`.
+
+use crate::context::{self, Backend};
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::cell::Cell;
+use std::ffi::{c_void, CStr, CString};
+
+/// The budgets loaded by `set_context` (all 0 without a context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Budget {
+    /// The tenant's advisory lock namespace (`tenant.tenants.lock_space`).
+    pub lock_space: u32,
+    pub max_advisory_locks: u32,
+    pub statement_timeout_ms: u32,
+    pub idle_in_transaction_timeout_ms: u32,
+    pub work_mem_kb: u32,
+    pub maintenance_work_mem_kb: u32,
+    pub temp_file_limit_kb: u32,
+}
+
+impl Budget {
+    /// Serialized as `lock_space:max_advisory_locks:statement:idle:work:maintenance:temp`.
+    pub fn serialize(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}:{}",
+            self.lock_space,
+            self.max_advisory_locks,
+            self.statement_timeout_ms,
+            self.idle_in_transaction_timeout_ms,
+            self.work_mem_kb,
+            self.maintenance_work_mem_kb,
+            self.temp_file_limit_kb
+        )
+    }
+
+    /// Parse the 7 fields that [`Budget::serialize`] writes.
+    pub fn parse<'a>(it: &mut impl Iterator<Item = &'a str>) -> Option<Budget> {
+        let mut next = || it.next()?.parse::<u32>().ok();
+        Some(Budget {
+            lock_space: next()?,
+            max_advisory_locks: next()?,
+            statement_timeout_ms: next()?,
+            idle_in_transaction_timeout_ms: next()?,
+            work_mem_kb: next()?,
+            maintenance_work_mem_kb: next()?,
+            temp_file_limit_kb: next()?,
+        })
+    }
+}
+
+/// One governed setting.
+struct Ceiling {
+    guc: &'static CStr,
+    /// The catalog field that holds the ceiling.
+    field: &'static str,
+    unit: &'static str,
+    /// The setting's value that means "no limit" (0 for the timeouts, -1
+    /// for temp_file_limit; work_mem has none).
+    unlimited: Option<i32>,
+    of: fn(&Budget) -> u32,
+}
+
+const CEILINGS: [Ceiling; 5] = [
+    Ceiling {
+        guc: c"statement_timeout",
+        field: "statement_timeout_ms",
+        unit: "ms",
+        unlimited: Some(0),
+        of: |b| b.statement_timeout_ms,
+    },
+    Ceiling {
+        guc: c"idle_in_transaction_session_timeout",
+        field: "idle_in_transaction_timeout_ms",
+        unit: "ms",
+        unlimited: Some(0),
+        of: |b| b.idle_in_transaction_timeout_ms,
+    },
+    Ceiling {
+        guc: c"work_mem",
+        field: "work_mem_kb",
+        unit: "kB",
+        unlimited: None,
+        of: |b| b.work_mem_kb,
+    },
+    Ceiling {
+        guc: c"maintenance_work_mem",
+        field: "maintenance_work_mem_kb",
+        unit: "kB",
+        unlimited: None,
+        of: |b| b.maintenance_work_mem_kb,
+    },
+    Ceiling {
+        guc: c"temp_file_limit",
+        field: "temp_file_limit_kb",
+        unit: "kB",
+        unlimited: Some(-1),
+        of: |b| b.temp_file_limit_kb,
+    },
+];
+
+/// Whether `value` of setting `i` is within `ceiling` (0: no ceiling).
+fn within(i: usize, value: i32, ceiling: u32) -> bool {
+    ceiling == 0 || (Some(value) != CEILINGS[i].unlimited && i64::from(value) <= i64::from(ceiling))
+}
+
+/// `value` lowered to `ceiling` where it is above it (or unlimited).
+fn clamp(i: usize, value: i32, ceiling: u32) -> i32 {
+    if within(i, value, ceiling) {
+        value
+    } else {
+        i32::try_from(ceiling).unwrap_or(i32::MAX)
+    }
+}
+
+/// The settings' records (found once, at preload) and their previous check hooks.
+static mut RECORDS: [*mut pg_sys::config_int; 5] = [std::ptr::null_mut(); 5];
+static mut PREV_CHECK: [pg_sys::GucIntCheckHook; 5] = [None; 5];
+
+/// Per setting: the reset value before the first tenant of this backend
+/// lowered it (None: never lowered).
+static ORIGINAL_RESET: Backend<[Cell<Option<i32>>; 5]> = Backend([
+    Cell::new(None),
+    Cell::new(None),
+    Cell::new(None),
+    Cell::new(None),
+    Cell::new(None),
+]);
+
+/// Wrap the check hooks of the governed settings.
+///
+/// # Safety
+/// Call once, from `_PG_init` while shared_preload_libraries load.
+pub unsafe fn init() {
+    let hooks: [pg_sys::GucIntCheckHook; 5] =
+        [Some(check0), Some(check1), Some(check2), Some(check3), Some(check4)];
+    let vars = pg_sys::get_guc_variables();
+    for i in 0..pg_sys::GetNumConfigOptions() as usize {
+        let g = *vars.add(i);
+        if g.is_null() || (*g).vartype != pg_sys::config_type::PGC_INT {
+            continue;
+        }
+        let name = CStr::from_ptr((*g).name);
+        if let Some(k) = CEILINGS.iter().position(|c| c.guc == name) {
+            let rec = g as *mut pg_sys::config_int;
+            RECORDS[k] = rec;
+            PREV_CHECK[k] = (*rec).check_hook;
+            (*rec).check_hook = hooks[k];
+        }
+    }
+}
+
+fn set_int(name: &CStr, value: i32, source: pg_sys::GucSource::Type) {
+    let value = CString::new(value.to_string()).unwrap_or_default();
+    // SAFETY: NUL-terminated strings that live across the call.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            source,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            pg_sys::PGERROR as i32,
+            false,
+        );
+    }
+}
+
+/// Bring the session's settings within `budget` (all zero: put the reset
+/// values back as they were). Called by `set_context` after the new state
+/// is stored (so the check hooks already judge by it) and by
+/// `clear_context` after it is cleared.
+pub fn apply(budget: &Budget) {
+    for (i, c) in CEILINGS.iter().enumerate() {
+        // SAFETY: records found at preload; read in this backend only.
+        let rec = unsafe { RECORDS[i] };
+        if rec.is_null() {
+            continue;
+        }
+        let ceiling = (c.of)(budget);
+        let saved = &ORIGINAL_RESET.0[i];
+        // SAFETY: as above.
+        let reset = unsafe { (*rec).reset_val };
+        let original = saved.get().unwrap_or(reset);
+        let want_reset = clamp(i, original, ceiling);
+        if want_reset != reset {
+            if saved.get().is_none() {
+                saved.set(Some(reset));
+            }
+            // Not transactional (a reset value): no rollback lifts it.
+            set_int(c.guc, want_reset, pg_sys::GucSource::PGC_S_OVERRIDE);
+        }
+        // SAFETY: as above.
+        let current = unsafe { *(*rec).variable };
+        let want = clamp(i, current, ceiling);
+        if want != current {
+            set_int(c.guc, want, pg_sys::GucSource::PGC_S_SESSION);
+        }
+    }
+}
+
+/// The check hook of setting `i`: within a tenant context, a value above
+/// the tenant's ceiling is refused (42501), whatever sets it.
+unsafe fn check(
+    i: usize,
+    newval: *mut i32,
+    extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    let st = context::state();
+    let ceiling = (CEILINGS[i].of)(&st.budget);
+    let worker = pg_sys::InitializingParallelWorker || pg_sys::ParallelWorkerNumber >= 0;
+    if st.active && !worker && !newval.is_null() && !within(i, *newval, ceiling) {
+        let c = &CEILINGS[i];
+        let tenant = context::tenant().unwrap_or_default();
+        let what = if Some(*newval) == c.unlimited {
+            "no limit".to_string()
+        } else {
+            format!("{} {}", *newval, c.unit)
+        };
+        let msg = CString::new(format!(
+            "tenant \"{tenant}\" may not set {} to {what}: its ceiling is {ceiling} {} ({} in tenant.tenants)",
+            c.guc.to_string_lossy(),
+            c.unit,
+            c.field
+        ))
+        .unwrap_or_default();
+        pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        return false;
+    }
+    match PREV_CHECK[i] {
+        Some(prev) => prev(newval, extra, source),
+        None => true,
+    }
+}
+
+macro_rules! check_hook {
+    ($name:ident, $i:expr) => {
+        #[pgrx::pg_guard]
+        unsafe extern "C-unwind" fn $name(
+            newval: *mut i32,
+            extra: *mut *mut c_void,
+            source: pg_sys::GucSource::Type,
+        ) -> bool {
+            check($i, newval, extra, source)
+        }
+    };
+}
+check_hook!(check0, 0);
+check_hook!(check1, 1);
+check_hook!(check2, 2);
+check_hook!(check3, 3);
+check_hook!(check4, 4);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_values_are_clamped_to_the_ceiling() {
+        // statement_timeout: 0 means none.
+        assert_eq!(clamp(0, 0, 300_000), 300_000);
+        assert_eq!(clamp(0, 1_000, 300_000), 1_000);
+        assert_eq!(clamp(0, 400_000, 300_000), 300_000);
+        assert_eq!(clamp(0, 0, 0), 0);
+        // temp_file_limit: -1 means none.
+        assert_eq!(clamp(4, -1, 1024), 1024);
+        assert_eq!(clamp(4, 0, 1024), 0);
+        // work_mem has no "none".
+        assert_eq!(clamp(2, 4096, 65536), 4096);
+        assert_eq!(clamp(2, 131072, 65536), 65536);
+    }
+
+    #[test]
+    fn budget_round_trip() {
+        let b = Budget {
+            lock_space: 7,
+            max_advisory_locks: 64,
+            statement_timeout_ms: 1,
+            idle_in_transaction_timeout_ms: 2,
+            work_mem_kb: 3,
+            maintenance_work_mem_kb: 4,
+            temp_file_limit_kb: 5,
+        };
+        let text = b.serialize();
+        assert_eq!(Budget::parse(&mut text.split(':')), Some(b));
+        assert_eq!(Budget::parse(&mut "1:2:3".split(':')), None);
+        assert_eq!(Budget::parse(&mut "1:2:3:4:5:6:x".split(':')), None);
+    }
+}
