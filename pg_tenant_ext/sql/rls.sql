@@ -18,16 +18,46 @@ BEGIN
 END
 $fn$;
 
--- Protect a table: ENABLE + FORCE row level security, one policy for all
--- commands comparing the tenant column with (SELECT tenant.current_tenant_id())
--- (an initPlan: evaluated once per query, index-friendly), a column default
--- so inserts get the tenant automatically, and an index on the column if
--- none leads with it. Idempotent.
+-- The tenant column of a table protected by tenant.protect: the column its
+-- pg_tenant_isolation policy compares (protect writes `USING (col = (SELECT
+-- tenant.<context function>()))`). Read from the policy, not from the
+-- column default protect also sets: the policy is what isolates tenants,
+-- and a default may be changed or dropped without touching isolation.
+-- NULL when the table has no such policy.
+CREATE FUNCTION tenant._tenant_column(tbl regclass) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT a.attname
+  FROM pg_catalog.pg_policy p
+  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.polrelid
+                                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+ WHERE p.polrelid OPERATOR(pg_catalog.=) tbl
+   AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
+   AND pg_catalog.starts_with(pg_catalog.pg_get_expr(COALESCE(p.polqual, p.polwithcheck), p.polrelid),
+                              '(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname) OPERATOR(pg_catalog.||) ' = ')
+ ORDER BY a.attnum
+ LIMIT 1
+$fn$;
+
+-- Protect a table and every partition and inheritance descendant of it, at
+-- any depth, with the same column: ENABLE + FORCE row level security, one
+-- policy for all commands comparing the tenant column with (SELECT
+-- tenant.current_tenant_id()) (an initPlan: evaluated once per query,
+-- index-friendly), a column default so inserts get the tenant
+-- automatically, and an index on the column if none leads with it.
+-- Idempotent. A table's policy applies only to queries naming that table:
+-- a query naming a partition or child directly never sees the parent's
+-- policy, so each one gets its own. Partitions and children added later are
+-- protected by the event trigger pg_tenant_protect_children (below). Every
+-- policy of the tree is written before the first ALTER TABLE, so that
+-- trigger, fired by protect's own ALTER TABLE, finds the tree protected and
+-- does nothing.
 CREATE FUNCTION tenant.protect(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     att record;
     expr text;
+    rels regclass[];
+    rel regclass;
 BEGIN
     SELECT a.attnum, a.atttypid::regtype AS typ INTO att
     FROM pg_attribute a
@@ -41,43 +71,183 @@ BEGIN
         RAISE EXCEPTION 'tenant column %.% has type %, expected text, uuid or an integer type', tbl, tenant_column, att.typ
             USING ERRCODE = '42804';
     END IF;
-    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
-    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-    EXECUTE format('DROP POLICY IF EXISTS pg_tenant_isolation ON %s', tbl);
-    EXECUTE format('CREATE POLICY pg_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
-                   'USING (%I = (SELECT %s)) WITH CHECK (%I = (SELECT %s))',
-                   tbl, tenant_column, expr, tenant_column, expr);
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, tenant_column, expr);
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_index i
-        WHERE i.indrelid = tbl AND i.indkey[0] = att.attnum AND i.indpred IS NULL
-    ) THEN
-        EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+    -- The table, then its partitions and inheritance children by depth
+    -- (pg_inherits holds both; PostgreSQL forbids inheritance cycles).
+    WITH RECURSIVE tree(relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION ALL
+        SELECT i.inhrelid, t.depth + 1 FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid
+    )
+    SELECT array_agg(x.relid::regclass ORDER BY x.depth, x.relid) INTO rels
+      FROM (SELECT relid, max(depth) AS depth FROM tree GROUP BY relid) x;
+    SELECT c.oid::regclass INTO rel FROM pg_class c WHERE c.oid = ANY (rels) AND c.relkind = 'f' ORDER BY c.oid LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'foreign table % cannot be protected: row level security does not apply to foreign tables, and queries naming it directly bypass the policy of any table it is a partition or child of', rel
+            USING ERRCODE = '0A000', HINT = 'Keep foreign tables out of protected tables'' partitions and inheritance children (ALTER TABLE ... DETACH PARTITION or NO INHERIT).';
     END IF;
+    FOREACH rel IN ARRAY rels LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = 'pg_tenant_isolation') THEN
+            EXECUTE format('DROP POLICY pg_tenant_isolation ON %s', rel);
+        END IF;
+        EXECUTE format('CREATE POLICY pg_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+                       'USING (%I = (SELECT %s)) WITH CHECK (%I = (SELECT %s))',
+                       rel, tenant_column, expr, tenant_column, expr);
+    END LOOP;
+    FOREACH rel IN ARRAY rels LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', rel);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', rel, tenant_column, expr);
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = rel AND a.attname = tenant_column AND i.indpred IS NULL
+        ) THEN
+            EXECUTE format('CREATE INDEX ON %s (%I)', rel, tenant_column);
+        END IF;
+    END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION tenant.protect IS 'pg_tenant: enable, force and add the tenant RLS policy, default and index on a table';
+COMMENT ON FUNCTION tenant.protect IS 'pg_tenant: enable, force and add the tenant RLS policy, default and index on a table and all its partitions and inheritance children';
 
--- Undo tenant.protect (the index stays).
+-- Undo tenant.protect on a table and its partitions and inheritance
+-- children (the indexes stay). Refused for a table that is (or has
+-- descendants that are) also a child of a protected table outside the
+-- tree: unprotecting it would open the rows that table protects.
 CREATE FUNCTION tenant.unprotect(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    rels regclass[];
+    rel regclass;
+    parent regclass;
 BEGIN
-    EXECUTE format('DROP POLICY IF EXISTS pg_tenant_isolation ON %s', tbl);
-    EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
-    EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
-    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = tenant_column AND NOT attisdropped) THEN
-        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, tenant_column);
+    WITH RECURSIVE tree(relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION ALL
+        SELECT i.inhrelid, t.depth + 1 FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid
+    )
+    SELECT array_agg(x.relid::regclass ORDER BY x.depth, x.relid) INTO rels
+      FROM (SELECT relid, max(depth) AS depth FROM tree GROUP BY relid) x;
+    SELECT i.inhrelid::regclass, i.inhparent::regclass INTO rel, parent
+      FROM pg_inherits i
+     WHERE i.inhrelid = ANY (rels) AND NOT i.inhparent = ANY (rels)
+       AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = i.inhparent AND p.polname = 'pg_tenant_isolation')
+     ORDER BY 1, 2 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% is a partition or child of protected table %: its rows are that table''s rows', rel, parent
+            USING ERRCODE = '55000', HINT = format('Unprotect %s instead, or detach %s from it first.', parent, rel);
     END IF;
+    -- Policies first: the ALTER TABLEs below fire pg_tenant_protect_children,
+    -- which must find no protected ancestor left.
+    FOREACH rel IN ARRAY rels LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = 'pg_tenant_isolation') THEN
+            EXECUTE format('DROP POLICY pg_tenant_isolation ON %s', rel);
+        END IF;
+    END LOOP;
+    FOREACH rel IN ARRAY rels LOOP
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', rel);
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
+        IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = rel AND attname = tenant_column AND NOT attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', rel, tenant_column);
+        END IF;
+    END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION tenant.unprotect IS 'pg_tenant: remove the tenant policy and disable RLS on a table';
+COMMENT ON FUNCTION tenant.unprotect IS 'pg_tenant: remove the tenant policy and disable RLS on a table and all its partitions and inheritance children';
+
+-- Partitions and inheritance children added to a protected table later
+-- (CREATE TABLE ... PARTITION OF / INHERITS, ALTER TABLE ... ATTACH
+-- PARTITION / INHERIT, sub-partitions of those) get its protection at the
+-- end of the command that made them: tenant.protect(child, the column of
+-- its nearest protected ancestor's policy). A foreign table cannot be
+-- protected: protect refuses, and so does the command that made it a child.
+--
+-- SECURITY INVOKER: making a table a child requires owning it and the
+-- parent, so whoever ran the command may protect it; running as the
+-- extension's owner (a superuser) would give every table owner's DDL a
+-- superuser's ALTER TABLE and CREATE INDEX. Cheap for unrelated DDL: only
+-- tables in an inheritance tree are looked at, with no call into schema
+-- tenant unless one needs protecting. No recursion: it protects only tables
+-- without their pg_tenant_isolation policy, and protect writes every
+-- policy before its first ALTER TABLE fires this again. A child whose
+-- policy or flags are later changed on purpose is left alone (tenant.audit
+-- reports it). So is a child with row level security enabled and forced
+-- and no policy at all: it is closed already (no rows for anyone it
+-- applies to), and that is how pg_restore leaves a child of a protected
+-- table in another schema between its ENABLE ROW LEVEL SECURITY and its
+-- own CREATE POLICY pg_tenant_isolation, which would fail if this had
+-- written the policy first (tenant.audit reports it until protected).
+CREATE FUNCTION tenant._protect_children() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    todo record;
+    col pg_catalog.name;
+BEGIN
+    FOR todo IN
+        WITH RECURSIVE touched(relid) AS (
+            SELECT DISTINCT c.oid
+              FROM pg_catalog.pg_event_trigger_ddl_commands() d
+              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f}'::pg_catalog."char"[])
+               AND (c.relispartition OR c.relhassubclass
+                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid))
+        ), tree(relid) AS (     -- the tables the command touched and their descendants
+            SELECT relid FROM touched
+            UNION
+            SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) t.relid
+        ), ancestors(relid, anc, depth) AS (
+            SELECT i.inhrelid, i.inhparent, 1
+              FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) t.relid
+            UNION ALL
+            SELECT a.relid, i.inhparent, a.depth OPERATOR(pg_catalog.+) 1
+              FROM ancestors a JOIN pg_catalog.pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) a.anc
+        )
+        -- each table without the policy, with its nearest protected
+        -- ancestor; nearest first (protecting a table protects its
+        -- descendants)
+        SELECT x.child, x.ancestor FROM (
+            SELECT DISTINCT ON (a.relid) a.relid::pg_catalog.regclass AS child,
+                   a.anc::pg_catalog.regclass AS ancestor, a.depth
+              FROM ancestors a
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                            WHERE p.polrelid OPERATOR(pg_catalog.=) a.anc
+                              AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name)
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                                WHERE p.polrelid OPERATOR(pg_catalog.=) a.relid
+                                  AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name)
+               -- not one that is already closed (see above)
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                                WHERE c.oid OPERATOR(pg_catalog.=) a.relid
+                                  AND c.relrowsecurity AND c.relforcerowsecurity
+                                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                                                   WHERE p.polrelid OPERATOR(pg_catalog.=) a.relid))
+             ORDER BY a.relid, a.depth, a.anc) x
+         ORDER BY x.depth, x.child
+    LOOP
+        -- An earlier iteration's protect may have covered this one.
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                               WHERE p.polrelid OPERATOR(pg_catalog.=) todo.child
+                                 AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name);
+        col := tenant._tenant_column(todo.ancestor);
+        IF col IS NULL THEN
+            RAISE EXCEPTION '% is a partition or child of protected table %, whose pg_tenant_isolation policy names no tenant column pg_tenant recognizes', todo.child, todo.ancestor
+                USING ERRCODE = '55000',
+                      HINT = pg_catalog.format('Protect %s again with tenant.protect(%L, <its tenant column>) first.', todo.ancestor, todo.ancestor::pg_catalog.text);
+        END IF;
+        PERFORM tenant.protect(todo.child, col);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION tenant._protect_children IS 'pg_tenant: event trigger function protecting new partitions and inheritance children of protected tables';
+CREATE EVENT TRIGGER pg_tenant_protect_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
+    EXECUTE FUNCTION tenant._protect_children();
 
 -- Everything that would let one tenant see another's rows: one row per
 -- problem, no rows when the database is safe.
 CREATE FUNCTION tenant.audit()
 RETURNS TABLE (object text, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-WITH tables AS (
+WITH RECURSIVE tables AS (
     -- tables with a tenant_id column, and tables with our policy on any column
     SELECT c.oid, c.oid::regclass::text AS name, c.relrowsecurity, c.relforcerowsecurity,
            coalesce(
@@ -91,6 +261,11 @@ WITH tables AS (
       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant')
       AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
            OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'))
+), inheritance(child, anc, depth) AS (
+    -- every partition and inheritance child with each of its ancestors
+    SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i
+    UNION ALL
+    SELECT h.child, i.inhparent, h.depth + 1 FROM inheritance h JOIN pg_inherits i ON i.inhrelid = h.anc
 )
 SELECT name, 'row level security is not enabled' FROM tables WHERE NOT relrowsecurity
 UNION ALL
@@ -146,20 +321,94 @@ SELECT DISTINCT m.oid::regclass::text,
   JOIN tables t ON t.oid = d.refobjid
  WHERE m.relkind = 'm'
 UNION ALL
--- SECURITY DEFINER functions run with their owner's rights.
-SELECT p.oid::regprocedure::text,
-       format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application roles: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE from application roles',
-              quote_ident(o.rolname), p.oid::regprocedure)
+-- SECURITY DEFINER functions run with their owner's rights. Reachable by
+-- a login role, an application role (member of tenant_app) or a tenant's
+-- role: EXECUTE granted to PUBLIC, to the role itself, or to a role it is
+-- a member of, inherited or through SET ROLE (a NOINHERIT member). One row
+-- per function; one a login role executes with its own privileges keeps
+-- the 0.4.0 text, one reached only through a group names the role and the
+-- group (application roles first, then by name).
+SELECT f.fn, f.problem FROM (
+SELECT DISTINCT ON (p.oid) p.oid::regprocedure::text AS fn,
+       CASE WHEN r.rolcanlogin AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+            THEN format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application roles: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE from application roles',
+                        quote_ident(o.rolname), p.oid::regprocedure)
+            ELSE format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application or tenant role %s through %s: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE ON FUNCTION %s FROM %s',
+                        quote_ident(o.rolname), quote_ident(r.rolname),
+                        CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                             WHEN g.grantee = r.oid THEN 'its own grant'
+                             ELSE format('its membership in role %s', quote_ident(gr.rolname)) END,
+                        p.oid::regprocedure, p.oid::regprocedure,
+                        CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(gr.rolname) END)
+       END AS problem
   FROM pg_proc p
   JOIN pg_roles o ON o.oid = p.proowner
   JOIN pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) g
+  LEFT JOIN pg_roles gr ON gr.oid = g.grantee
+  JOIN pg_roles r ON NOT r.rolsuper AND NOT r.rolbypassrls
+                 AND (r.rolcanlogin
+                      OR EXISTS (SELECT 1 FROM tenant.tenants x WHERE x.role_name = r.rolname)
+                      OR (EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+                          AND r.rolname <> 'tenant_app' AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')))
  WHERE p.prosecdef AND (o.rolsuper OR o.rolbypassrls)
    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
                       AND e.objid = p.oid AND e.deptype = 'e')
-   AND EXISTS (SELECT 1 FROM pg_roles r
-                WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
-                  AND has_function_privilege(r.oid, p.oid, 'EXECUTE'))
+   AND g.privilege_type = 'EXECUTE'
+   AND (g.grantee = 0 OR pg_has_role(r.oid, g.grantee, 'MEMBER'))
+ ORDER BY p.oid,
+          (r.rolcanlogin AND has_function_privilege(r.oid, p.oid, 'EXECUTE')) DESC,
+          (EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+           AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')) DESC,
+          r.rolname, gr.rolname) f
+UNION ALL
+-- 0.5.0: a table's policy applies only to queries naming that table: a
+-- partition or inheritance child (any depth) of a protected table needs
+-- the same protection, or queries naming it reach every tenant's rows.
+SELECT x.child::regclass::text,
+       CASE WHEN c.relkind = 'f'
+            THEN format('foreign table is a %s of protected table %s: row level security cannot protect it, and queries naming it read and write every tenant''s rows; fix: %s',
+                        CASE WHEN c.relispartition THEN 'partition' ELSE 'child' END, x.anc::regclass,
+                        (SELECT CASE WHEN c.relispartition
+                                     THEN format('ALTER TABLE %s DETACH PARTITION %s', i.inhparent::regclass, x.child::regclass)
+                                     ELSE format('ALTER FOREIGN TABLE %s NO INHERIT %s', x.child::regclass, i.inhparent::regclass) END
+                           FROM pg_inherits i WHERE i.inhrelid = x.child ORDER BY i.inhseqno LIMIT 1))
+            ELSE format('%s of protected table %s is not protected (%s): queries naming it read and write every tenant''s rows; fix: SELECT tenant.protect(%L, %L)',
+                        CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, x.anc::regclass,
+                        concat_ws(', ',
+                                  CASE WHEN NOT c.relrowsecurity THEN 'row level security is not enabled' END,
+                                  CASE WHEN NOT c.relforcerowsecurity THEN 'not forced' END,
+                                  CASE WHEN NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = x.child AND p.polname = 'pg_tenant_isolation')
+                                       THEN 'no pg_tenant_isolation policy' END),
+                        x.child::regclass::text, coalesce(tenant._tenant_column(x.anc), '<its tenant column>'))
+       END
+  FROM (SELECT DISTINCT ON (h.child) h.child, h.anc
+          FROM inheritance h
+         WHERE EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = h.anc AND p.polname = 'pg_tenant_isolation')
+         ORDER BY h.child, h.depth, h.anc) x
+  JOIN pg_class c ON c.oid = x.child
+ WHERE NOT c.relrowsecurity OR NOT c.relforcerowsecurity
+    OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = x.child AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+-- 0.5.0: a rule's actions run with the rights of its table's owner: one
+-- that reads (or writes) a protected table as a role that bypasses its row
+-- level security (SUPERUSER, BYPASSRLS, or the protected table's owner
+-- when RLS is not forced) reaches every tenant's rows whenever any tenant
+-- fires it. View rules are reported above.
+SELECT DISTINCT format('%I on %s', rw.rulename, r.oid::regclass),
+       format('rule on %s owned by %s (which bypasses row level security on %s) reads or writes protected table %s: its actions run with the owner''s rights, so a tenant firing it reaches every tenant''s rows; fix: DROP RULE %I ON %s (use a trigger instead: it runs as the user who fires it)',
+              r.oid::regclass, quote_ident(o.rolname), t.name, t.name, rw.rulename, r.oid::regclass)
+  FROM pg_rewrite rw
+  JOIN pg_class r ON r.oid = rw.ev_class
+  JOIN pg_roles o ON o.oid = r.relowner
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+  JOIN tables t ON t.oid = d.refobjid
+  JOIN pg_class tc ON tc.oid = t.oid
+ WHERE r.relkind IN ('r', 'p', 'f')
+   AND (o.rolsuper OR o.rolbypassrls
+        OR (pg_has_role(o.oid, tc.relowner, 'USAGE') AND NOT tc.relforcerowsecurity))
 UNION ALL
 -- A foreign key between protected tables must carry the tenant column.
 SELECT a.name,

@@ -63,3 +63,49 @@ SELECT * FROM tenant.audit()
 DROP VIEW au_all_orders, au_invoker_orders;
 DROP FUNCTION au_peek();
 DROP TABLE au_child, au_parent, au_lines, au_orders;
+
+-- 0.5.0: a rule runs its actions with the rights of its table's owner. One
+-- reading a protected table as a role that bypasses its row level security
+-- (the superuser; the protected table's owner when RLS is not forced) moves
+-- every tenant's rows; one whose owner is subject to the policy does not.
+CREATE ROLE regress_au_owner NOLOGIN;
+CREATE TABLE au_orders2 (tenant_id text NOT NULL, id int);
+SELECT tenant.protect('au_orders2');
+CREATE TABLE au_unforced (tenant_id text NOT NULL, id int);
+SELECT tenant.protect('au_unforced');
+ALTER TABLE au_unforced OWNER TO regress_au_owner;
+ALTER TABLE au_unforced NO FORCE ROW LEVEL SECURITY;
+CREATE TABLE au_ping_log (org text, n bigint);
+CREATE TABLE au_pings (n int);
+CREATE RULE au_count_orders AS ON INSERT TO au_pings
+  DO ALSO INSERT INTO au_ping_log SELECT tenant_id, count(*) FROM au_orders2 GROUP BY 1;
+CREATE TABLE au_pings_owned (n int);
+ALTER TABLE au_pings_owned OWNER TO regress_au_owner;
+CREATE RULE au_count_unforced AS ON INSERT TO au_pings_owned
+  DO ALSO INSERT INTO au_ping_log SELECT tenant_id, count(*) FROM au_unforced GROUP BY 1;
+CREATE RULE au_count_forced AS ON UPDATE TO au_pings_owned
+  DO ALSO INSERT INTO au_ping_log SELECT tenant_id, count(*) FROM au_orders2 GROUP BY 1;
+SELECT * FROM tenant.audit() WHERE object LIKE '% on public.au\_%' ORDER BY 1, 2;
+DROP RULE au_count_orders ON au_pings;
+DROP RULE au_count_unforced ON au_pings_owned;
+SELECT count(*) FROM tenant.audit() WHERE object LIKE '% on public.au\_%';
+-- 0.5.0: a SECURITY DEFINER function executable only through a group: the
+-- NOINHERIT application role reaches it by SET ROLE, directly or through
+-- the tenant role regress_initech it may switch to.
+CREATE ROLE regress_au_group NOLOGIN;
+CREATE FUNCTION au_group_peek() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT count(*) FROM au_orders2 $$;
+REVOKE EXECUTE ON FUNCTION au_group_peek() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION au_group_peek() TO regress_au_group;
+SELECT count(*) AS unreachable FROM tenant.audit() WHERE object = 'public.au_group_peek()';
+GRANT regress_au_group TO regress_app;
+SELECT * FROM tenant.audit() WHERE object = 'public.au_group_peek()';
+REVOKE regress_au_group FROM regress_app;
+GRANT regress_au_group TO regress_initech;
+SELECT * FROM tenant.audit() WHERE object = 'public.au_group_peek()';
+REVOKE EXECUTE ON FUNCTION au_group_peek() FROM regress_au_group;
+SELECT count(*) FROM tenant.audit() WHERE object = 'public.au_group_peek()';
+REVOKE regress_au_group FROM regress_initech;
+DROP FUNCTION au_group_peek();
+DROP TABLE au_pings, au_pings_owned, au_ping_log, au_unforced, au_orders2;
+DROP ROLE regress_au_group, regress_au_owner;

@@ -95,14 +95,14 @@ async fn the_next_tenant_on_a_backend_finds_nothing_of_the_last() {
         "CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1); \
          SET search_path = pg_temp, public; SET application_name = 'left behind'; \
          PREPARE left_behind AS SELECT 1; LISTEN left_behind; \
-         DECLARE held CURSOR WITH HOLD FOR SELECT 1; SELECT pg_advisory_lock(4242);",
+         DECLARE held CURSOR WITH HOLD FOR SELECT 1; SELECT tenant.advisory_lock(4242);",
     )
     .await
     .expect("session state on pl_a");
     // Control: the state is really there while pl_a holds the backend.
     assert_eq!(
         admin_sql(&format!(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}"
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'userlock' AND pid = {pid}"
         ))
         .trim(),
         "1"
@@ -147,7 +147,7 @@ async fn the_next_tenant_on_a_backend_finds_nothing_of_the_last() {
     assert_eq!(leftovers.get::<_, i64>(5), 0, "cursors gone");
     assert_eq!(
         admin_sql(&format!(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = {pid}"
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'userlock' AND pid = {pid}"
         ))
         .trim(),
         "0",

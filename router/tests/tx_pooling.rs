@@ -185,7 +185,7 @@ async fn session_only_features_are_refused_with_a_clear_error() {
         "LISTEN things",
         "PREPARE p AS SELECT 1",
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-        "SELECT pg_advisory_lock(1)",
+        "SELECT tenant.advisory_lock(1)",
     ] {
         let e = c.simple_query(sql).await.expect_err(sql);
         assert_eq!(sqlstate(&e), "0A000", "{sql}: {e}");
@@ -194,7 +194,7 @@ async fn session_only_features_are_refused_with_a_clear_error() {
     }
     // Controls: the transaction-scoped forms work.
     c.batch_execute(
-        "BEGIN; SET LOCAL search_path = public; SELECT pg_advisory_xact_lock(1); COMMIT",
+        "BEGIN; SET LOCAL search_path = public; SELECT tenant.advisory_xact_lock(1); COMMIT",
     )
     .await
     .expect("transaction-scoped forms");

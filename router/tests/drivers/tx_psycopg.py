@@ -36,7 +36,7 @@ print(f"pipeline {total}")
 
 # A transaction across statements keeps one backend.
 with a.transaction():
-    a.execute("SELECT pg_advisory_xact_lock(7)")
+    a.execute("SELECT tenant.advisory_xact_lock(7)")
     pid1 = a.execute("SELECT pg_backend_pid()").fetchone()[0]
     pid2 = a.execute("SELECT pg_backend_pid()").fetchone()[0]
 print(f"transaction same_backend={pid1 == pid2}")
