@@ -165,11 +165,17 @@ unsafe fn register_xact_callback() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn at_xact_end(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+unsafe extern "C-unwind" fn at_xact_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
     use pg_sys::XactEvent::*;
     if matches!(
         event,
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_COMMIT
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PREPARE
+            | XACT_EVENT_PARALLEL_COMMIT
             | XACT_EVENT_PARALLEL_ABORT
     ) {
         if let Ok(mut h) = XACT.0.try_borrow_mut() {
@@ -279,7 +285,15 @@ mod tests {
     #[test]
     fn keys_below_2_pow_48_are_exact() {
         let mut seen = std::collections::HashSet::new();
-        for key in [0i64, 1, 2, 1 << 32, (1 << 32) + 1, (1 << 47) + 5, (1 << 48) - 1] {
+        for key in [
+            0i64,
+            1,
+            2,
+            1 << 32,
+            (1 << 32) + 1,
+            (1 << 47) + 5,
+            (1 << 48) - 1,
+        ] {
             assert!(seen.insert(key_fields(key)), "{key} collided");
         }
         assert_eq!(key_fields(5), (5, 0));

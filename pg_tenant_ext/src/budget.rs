@@ -161,8 +161,13 @@ static ORIGINAL_RESET: Backend<[Cell<Option<i32>>; 5]> = Backend([
 /// # Safety
 /// Call once, from `_PG_init` while shared_preload_libraries load.
 pub unsafe fn init() {
-    let hooks: [pg_sys::GucIntCheckHook; 5] =
-        [Some(check0), Some(check1), Some(check2), Some(check3), Some(check4)];
+    let hooks: [pg_sys::GucIntCheckHook; 5] = [
+        Some(check0),
+        Some(check1),
+        Some(check2),
+        Some(check3),
+        Some(check4),
+    ];
     let vars = pg_sys::get_guc_variables();
     for i in 0..pg_sys::GetNumConfigOptions() as usize {
         let g = *vars.add(i);

@@ -305,8 +305,14 @@ fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
     macro_rules! field {
         ($name:literal, $builtin:literal) => {
             concat!(
-                "coalesce((x.j OPERATOR(pg_catalog.->>) '", $name, "')::pg_catalog.int8, ",
-                "(x.dj OPERATOR(pg_catalog.->>) '", $name, "')::pg_catalog.int8, ", $builtin, "), "
+                "coalesce((x.j OPERATOR(pg_catalog.->>) '",
+                $name,
+                "')::pg_catalog.int8, ",
+                "(x.dj OPERATOR(pg_catalog.->>) '",
+                $name,
+                "')::pg_catalog.int8, ",
+                $builtin,
+                "), "
             )
         };
     }
@@ -390,7 +396,10 @@ fn role_problem(role: pg_sys::Oid) -> Option<String> {
         "SELECT pg_catalog.to_regprocedure('tenant._role_problem(pg_catalog.oid)') IS NOT NULL";
     let found = as_catalog_reader(|| {
         Spi::connect(|client| {
-            let exists = client.select(EXISTS, Some(1), &[])?.first().get::<bool>(1)?;
+            let exists = client
+                .select(EXISTS, Some(1), &[])?
+                .first()
+                .get::<bool>(1)?;
             if exists != Some(true) {
                 return Ok::<_, pgrx::spi::Error>(None);
             }

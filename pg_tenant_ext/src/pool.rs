@@ -273,9 +273,8 @@ pub unsafe fn after_utility(st: &ContextState, node: *mut pg_sys::Node) {
                        WHERE t.typnamespace OPERATOR(pg_catalog.=) $1) \
                      OR EXISTS (SELECT FROM pg_catalog.pg_proc p \
                        WHERE p.pronamespace OPERATOR(pg_catalog.=) $1)";
-    let left = context::as_catalog_reader(|| {
-        pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()])
-    });
+    let left =
+        context::as_catalog_reader(|| pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()]));
     if matches!(left, Ok(Some(true))) {
         refuse("creating temporary objects", TEMP_HINT);
     }

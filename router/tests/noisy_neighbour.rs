@@ -129,8 +129,11 @@ async fn lock_flood_leaves_the_other_tenant_working(r: &Router, flood: &str, cal
         .await;
         assert_eq!(n, calm);
         assert_eq!(
-            first_value(&c, "SELECT count(tenant.advisory_xact_lock(g)) FROM generate_series(1, 10) g")
-                .await,
+            first_value(
+                &c,
+                "SELECT count(tenant.advisory_xact_lock(g)) FROM generate_series(1, 10) g"
+            )
+            .await,
             "10",
             "the other tenant's own locks work"
         );
