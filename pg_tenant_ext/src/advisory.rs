@@ -28,10 +28,12 @@ use crate::context::{self, Backend, ContextState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-/// A held lock: (key, shared).
-type Held = HashSet<(i64, bool)>;
+/// Held locks: (key, shared) to how many times this session acquired it
+/// (PostgreSQL counts every acquire: a lock taken twice is held until it
+/// is released twice).
+type Held = HashMap<(i64, bool), u32>;
 
 /// Distinct locks held by this session: session-level and transaction-level.
 static SESSION: Backend<RefCell<Option<Held>>> = Backend(RefCell::new(None));
@@ -102,7 +104,7 @@ fn tenant_state(session: bool) -> ContextState {
 }
 
 fn held_count() -> usize {
-    let n = |h: &RefCell<Option<Held>>| h.borrow().as_ref().map_or(0, HashSet::len);
+    let n = |h: &RefCell<Option<Held>>| h.borrow().as_ref().map_or(0, HashMap::len);
     n(&SESSION.0) + n(&XACT.0)
 }
 
@@ -112,7 +114,7 @@ fn acquire(key: i64, shared: bool, session: bool, wait: bool) -> bool {
     let known = list
         .borrow()
         .as_ref()
-        .is_some_and(|h| h.contains(&(key, shared)));
+        .is_some_and(|h| h.contains_key(&(key, shared)));
     let cap = st.budget.max_advisory_locks as usize;
     if !known && cap != 0 && held_count() >= cap {
         let tenant = context::tenant().unwrap_or_default();
@@ -137,9 +139,11 @@ fn acquire(key: i64, shared: bool, session: bool, wait: bool) -> bool {
         // SAFETY: registers a plain function once per backend.
         unsafe { register_xact_callback() };
     }
-    list.borrow_mut()
+    *list
+        .borrow_mut()
         .get_or_insert_with(Held::new)
-        .insert((key, shared));
+        .entry((key, shared))
+        .or_insert(0) += 1;
     true
 }
 
@@ -150,7 +154,12 @@ fn release(key: i64, shared: bool) -> bool {
     let released = unsafe { pg_sys::LockRelease(&t, mode(shared), true) };
     if released {
         if let Some(h) = SESSION.0.borrow_mut().as_mut() {
-            h.remove(&(key, shared));
+            if let Some(n) = h.get_mut(&(key, shared)) {
+                *n -= 1;
+                if *n == 0 {
+                    h.remove(&(key, shared));
+                }
+            }
         }
     }
     released

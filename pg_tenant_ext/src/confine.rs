@@ -21,7 +21,9 @@
 //!   reach. `tenant.notify(channel, payload)` is the namespaced `pg_notify`.
 //! * Role-, database- and system-level commands, explicit table locks above
 //!   ROW EXCLUSIVE on non-temporary tables, `TRUNCATE` of tables with row
-//!   level security, and large-object utility commands are refused.
+//!   level security, large-object utility commands, `COPY` of the
+//!   large-object catalogs and two-phase commit (`PREPARE TRANSACTION`,
+//!   `COMMIT/ROLLBACK PREPARED`) are refused.
 //!
 //! Every refusal is ERROR 42501 naming the tenant, what was refused and why.
 
@@ -578,6 +580,23 @@ pub unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) {
                     }
                 }
             }
+        }
+        // A prepared transaction outlives the session, and the locks (a
+        // tenant's advisory locks past its budget), snapshot and slot it
+        // holds with it.
+        T_TransactionStmt
+            if matches!(
+                (*(node as *mut pg_sys::TransactionStmt)).kind,
+                pg_sys::TransactionStmtKind::TRANS_STMT_PREPARE
+                    | pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+                    | pg_sys::TransactionStmtKind::TRANS_STMT_ROLLBACK_PREPARED
+            ) =>
+        {
+            deny(&format!(
+                "run {}: a prepared transaction outlives the session with its locks, and \
+                 max_prepared_transactions is shared by every tenant",
+                command_name(node)
+            ));
         }
         // COPY <large-object catalog> TO reads it without the executor.
         T_CopyStmt => {

@@ -394,13 +394,24 @@ fn role_problem(role: pg_sys::Oid) -> Option<String> {
     const Q: &str = "SELECT tenant._role_problem($1::pg_catalog.int8::pg_catalog.oid)";
     const EXISTS: &str =
         "SELECT pg_catalog.to_regprocedure('tenant._role_problem(pg_catalog.oid)') IS NOT NULL";
+    // Whether the schema has the function, looked up once per backend (a
+    // schema older than 0.3.0 gains it only through ALTER EXTENSION UPDATE,
+    // which a session sees from its next connection on).
+    static HAS_FUNCTION: Backend<Cell<Option<bool>>> = Backend(Cell::new(None));
     let found = as_catalog_reader(|| {
         Spi::connect(|client| {
-            let exists = client
-                .select(EXISTS, Some(1), &[])?
-                .first()
-                .get::<bool>(1)?;
-            if exists != Some(true) {
+            let exists = match HAS_FUNCTION.0.get() {
+                Some(known) => known,
+                None => {
+                    let found = client
+                        .select(EXISTS, Some(1), &[])?
+                        .first()
+                        .get::<bool>(1)?;
+                    HAS_FUNCTION.0.set(Some(found == Some(true)));
+                    found == Some(true)
+                }
+            };
+            if !exists {
                 return Ok::<_, pgrx::spi::Error>(None);
             }
             let t = client.select(Q, Some(1), &[i64::from(role.to_u32()).into()])?;

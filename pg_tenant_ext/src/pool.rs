@@ -250,7 +250,9 @@ pub unsafe fn record_set(st: &ContextState, node: *mut pg_sys::Node) {
 /// left in the session's temporary schema, whatever route put it there
 /// (`CREATE TEMP` and `pg_temp.` names are refused before; this catches
 /// `SET LOCAL search_path = pg_temp` followed by a plain `CREATE`, for
-/// tables, views, sequences, types and functions alike). The ERROR rolls
+/// tables, views, sequences, types, functions, operators, collations,
+/// conversions, operator families, statistics and text search objects
+/// alike). The ERROR rolls
 /// the statement back.
 ///
 /// # Safety
@@ -272,7 +274,21 @@ pub unsafe fn after_utility(st: &ContextState, node: *mut pg_sys::Node) {
                      OR EXISTS (SELECT FROM pg_catalog.pg_type t \
                        WHERE t.typnamespace OPERATOR(pg_catalog.=) $1) \
                      OR EXISTS (SELECT FROM pg_catalog.pg_proc p \
-                       WHERE p.pronamespace OPERATOR(pg_catalog.=) $1)";
+                       WHERE p.pronamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_operator o \
+                       WHERE o.oprnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_collation l \
+                       WHERE l.collnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_conversion v \
+                       WHERE v.connamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_opfamily f \
+                       WHERE f.opfnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_statistic_ext x \
+                       WHERE x.stxnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_ts_config g \
+                       WHERE g.cfgnamespace OPERATOR(pg_catalog.=) $1) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_ts_dict d \
+                       WHERE d.dictnamespace OPERATOR(pg_catalog.=) $1)";
     let left =
         context::as_catalog_reader(|| pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()]));
     if matches!(left, Ok(Some(true))) {

@@ -71,6 +71,27 @@ SELECT tenant.advisory_lock(13);
 SELECT tenant.advisory_unlock(11) AS released;
 SELECT tenant.advisory_lock(13);
 SELECT tenant.advisory_unlock_all();
+-- A lock taken twice is held until released twice: it keeps counting.
+SELECT count(*) FROM (SELECT tenant.advisory_lock(k), tenant.advisory_lock(k), tenant.advisory_unlock(k)
+                        FROM generate_series(1, 10) k) s;
+\echo :LAST_ERROR_SQLSTATE
+-- (Session locks outlive the failed statement: keys 1 to 3 are held.)
+SELECT tenant.advisory_unlock(1) AND tenant.advisory_unlock(2) AND tenant.advisory_unlock(3) AS released;
+SELECT tenant.advisory_lock(40), tenant.advisory_lock(40), tenant.advisory_unlock(40) AS once;
+SELECT tenant.advisory_lock(41), tenant.advisory_lock(42);
+SELECT tenant.advisory_lock(43);
+\echo :LAST_ERROR_SQLSTATE
+SELECT tenant.advisory_unlock(40) AS twice;
+SELECT tenant.advisory_lock(43);
+SELECT tenant.advisory_unlock_all();
+-- Two-phase commit would carry locks past the session: refused.
+BEGIN;
+SELECT tenant.advisory_xact_lock(50);
+PREPARE TRANSACTION 'carry';
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+COMMIT PREPARED 'carry';
+\echo :LAST_ERROR_SQLSTATE
 SELECT tenant.advisory_lock(20), tenant.advisory_lock(21), tenant.advisory_lock(22);
 -- DISCARD ALL releases them (and the count with them).
 DISCARD ALL;
@@ -99,6 +120,19 @@ SET LOCAL idle_in_transaction_session_timeout = 0;
 ROLLBACK;
 SET maintenance_work_mem = '1GB';
 \echo :LAST_ERROR_SQLSTATE
+-- Memory that scales with work_mem or sits beside it: hash tables
+-- (hash_mem_multiplier, at most PostgreSQL's default 2) and temporary
+-- table buffers (temp_buffers, within the work_mem ceiling).
+SET hash_mem_multiplier = 1000;
+\echo :LAST_ERROR_SQLSTATE
+SET temp_buffers = '1GB';
+\echo :LAST_ERROR_SQLSTATE
+SET hash_mem_multiplier = 1.5;
+SET temp_buffers = '4MB';
+SHOW hash_mem_multiplier;
+SHOW temp_buffers;
+RESET hash_mem_multiplier;
+RESET temp_buffers;
 SELECT regress.big_sort();
 \echo :LAST_ERROR_SQLSTATE
 -- ... while lowering, or raising up to the ceiling, works.

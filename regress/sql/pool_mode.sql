@@ -67,6 +67,8 @@ SET LOCAL search_path = pg_temp;
 CREATE FUNCTION scratch_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+CREATE OPERATOR pg_temp.=== (function = int4eq, leftarg = int, rightarg = int);
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS temp_objects FROM pg_class WHERE relnamespace = pg_my_temp_schema();
 BEGIN;
 SET LOCAL search_path = public;

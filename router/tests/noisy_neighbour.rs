@@ -2,10 +2,10 @@
 //! through the router: a lock flood from one tenant (the attack that filled
 //! PostgreSQL's shared lock table and stopped every tenant's writes and
 //! logins) is refused past the tenant's budget while another tenant keeps
-//! writing and logging in, unpooled and pooled per transaction; tenants
-//! never share an advisory lock; PostgreSQL itself ends a tenant's idle
-//! transaction and statement at the tenant's ceilings, which the tenant
-//! cannot lift.
+//! writing and logging in, unpooled and pooled per session and per
+//! transaction; tenants never share an advisory lock; PostgreSQL itself
+//! ends a tenant's idle transaction and statement at the tenant's
+//! ceilings, which the tenant cannot lift.
 mod common;
 use common::*;
 use std::sync::OnceLock;
@@ -19,6 +19,7 @@ fn fixtures() {
         cluster();
         scram_app_roles(&ROLES);
         tenants(&["nn_flood", "nn_calm"], "max_connections => 0");
+        tenants(&["nn_sflood", "nn_scalm"], "max_connections => 0");
         tenants(
             &["nn_txflood", "nn_txcalm"],
             "pool_mode => 'transaction', max_connections => 0",
@@ -37,7 +38,9 @@ fn unpooled() -> Router {
     Router::start()
 }
 
-fn tx_pooled() -> Router {
+/// A router with pooling on (`login = "verify"`): tenants with pool_mode
+/// transaction are pooled per transaction, the others per session.
+fn pooled() -> Router {
     fixtures();
     Router::start_with(
         "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 12\ntimeout_ms = 20000\n",
@@ -155,8 +158,15 @@ async fn a_lock_flood_is_held_to_its_budget_and_other_tenants_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_flood_is_held_to_its_budget_under_session_pooling_too() {
+    // The same pooled router: these two tenants are pooled per session.
+    let r = pooled();
+    lock_flood_leaves_the_other_tenant_working(&r, "nn_sflood", "nn_scalm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_flood_is_held_to_its_budget_under_transaction_pooling_too() {
-    let r = tx_pooled();
+    let r = pooled();
     lock_flood_leaves_the_other_tenant_working(&r, "nn_txflood", "nn_txcalm").await;
 }
 
