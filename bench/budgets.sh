@@ -11,7 +11,8 @@
 # old/new rounds. Ratio = new TPS / old TPS (1.00 = free; goal >= 0.98).
 #
 #   bench/budgets.sh [OLD_REV]      (default: 3a8fa1c, the last 0.4.0 commit)
-#   BENCH_SECS (10), BENCH_ROUNDS (3)
+#   BENCH_SECS (15), BENCH_ROUNDS (5); each side is warmed up (5 s) after
+#   its restart before it is measured
 #
 # Swaps the installed pg_tenant.so while it runs (renamed into place, as
 # scripts/install-extension does; the current one is put back on exit):
@@ -20,8 +21,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OLD_REV=${1:-3a8fa1c}
-SECS=${BENCH_SECS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECS:-15}
+ROUNDS=${BENCH_ROUNDS:-5}
 export PG_TENANT_PROFILE=release PG_TENANT_DB=bench
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 LIBDIR=$($PG_CONFIG --pkglibdir)
@@ -84,24 +85,31 @@ use_side() { # old|new: that library in the cluster, a fresh router
   echo "budgets: the router did not come up" >&2; exit 1
 }
 tps() { # pgbench args...
-  pgbench -n -M prepared -T "$SECS" -c 2 -j 2 -h 127.0.0.1 -p "$RPORT" -U bench_trust.t42 "$@" bench 2>/dev/null \
+  pgbench -n -M prepared -T "${T:-$SECS}" -c 2 -j 2 -h 127.0.0.1 -p "$RPORT" -U bench_trust.t42 "$@" bench 2>/dev/null \
     | awk '/^tps = /{printf "%.1f", $3}'
 }
-declare -A SUM=([old_s]=0 [new_s]=0 [old_a]=0 [new_a]=0)
+declare -A SUM=([old_s]=0 [new_s]=0 [old_a]=0 [new_a]=0) RATIOS=([s]="" [a]="")
 for _ in $(seq "$ROUNDS"); do
+  declare -A THIS=()
   for side in old new; do
     use_side "$side"
-    SUM[${side}_s]=$(echo "${SUM[${side}_s]} + $(tps -S)" | bc -l)
-    SUM[${side}_a]=$(echo "${SUM[${side}_a]} + $(tps -f "$OUT/budgets_a.sql")" | bc -l)
+    T=3 tps -S >/dev/null; T=2 tps -f "$OUT/budgets_a.sql" >/dev/null   # warm-up after the restart
+    THIS[${side}_s]=$(tps -S)
+    THIS[${side}_a]=$(tps -f "$OUT/budgets_a.sql")
+    SUM[${side}_s]=$(echo "${SUM[${side}_s]} + ${THIS[${side}_s]}" | bc -l)
+    SUM[${side}_a]=$(echo "${SUM[${side}_a]} + ${THIS[${side}_a]}" | bc -l)
+  done
+  for q in s a; do
+    RATIOS[$q]+=" $(printf '%.3f' "$(echo "${THIS[new_$q]} / ${THIS[old_$q]}" | bc -l)")"
   done
 done
 row() { # name key
   local o n
   o=$(echo "${SUM[old_$2]} / $ROUNDS" | bc -l); n=$(echo "${SUM[new_$2]} / $ROUNDS" | bc -l)
-  printf "| %-44s | %9.1f | %9.1f | %5.3f |\n" "$1" "$o" "$n" "$(echo "$n / $o" | bc -l)"
+  printf "| %-44s | %9.1f | %9.1f | %5.3f | %s |\n" "$1" "$o" "$n" "$(echo "$n / $o" | bc -l)" "${RATIOS[$2]# }"
 }
 echo "pg_tenant budgets overhead: $OLD_REV vs $(git rev-parse --short HEAD), ${ROUNDS}x${SECS}s alternating rounds, through tenant-router"
-echo "| query | $OLD_REV TPS | this tree TPS | ratio |"
-echo "| --- | ---: | ---: | ---: |"
+echo "| query | $OLD_REV TPS | this tree TPS | ratio | ratio per round |"
+echo "| --- | ---: | ---: | ---: | --- |"
 row "(s) pgbench -S, 2 clients" s
 row "(a) RLS point lookup (bench/rls.sh a), 2 clients" a

@@ -232,9 +232,10 @@ pub unsafe fn init() {
     }
 }
 
-/// Set an int setting; `quiet`: a refusal (PostgreSQL's own check, e.g.
-/// `temp_buffers` once temporary tables were used) is only logged at DEBUG1.
-fn set_int(name: &CStr, value: i32, source: pg_sys::GucSource::Type, quiet: bool) {
+/// Set a setting with superuser context from `source`; `quiet`: a refusal
+/// (PostgreSQL's own check, e.g. `temp_buffers` once temporary tables were
+/// used) is only logged at DEBUG1.
+fn set_setting(name: &CStr, value: impl ToString, source: pg_sys::GucSource::Type, quiet: bool) {
     let value = CString::new(value.to_string()).unwrap_or_default();
     // SAFETY: NUL-terminated strings that live across the call.
     unsafe {
@@ -281,13 +282,13 @@ pub fn apply(budget: &Budget) {
                 saved.set(Some(reset));
             }
             // Not transactional (a reset value): no rollback lifts it.
-            set_int(c.guc, want_reset, pg_sys::GucSource::PGC_S_OVERRIDE, quiet);
+            set_setting(c.guc, want_reset, pg_sys::GucSource::PGC_S_OVERRIDE, quiet);
         }
         // SAFETY: as above.
         let current = unsafe { *(*rec).variable };
         let want = clamp(i, current, ceiling);
         if want != current {
-            set_int(c.guc, want, pg_sys::GucSource::PGC_S_SESSION, quiet);
+            set_setting(c.guc, want, pg_sys::GucSource::PGC_S_SESSION, quiet);
         }
     }
     apply_hash_mem(budget.work_mem_kb != 0);
@@ -362,23 +363,6 @@ static mut HASH_RECORD: *mut pg_sys::config_real = std::ptr::null_mut();
 static mut PREV_HASH_CHECK: pg_sys::GucRealCheckHook = None;
 static ORIGINAL_HASH_RESET: Backend<Cell<Option<f64>>> = Backend(Cell::new(None));
 
-fn set_real(value: f64, source: pg_sys::GucSource::Type) {
-    let value = CString::new(value.to_string()).unwrap_or_default();
-    // SAFETY: NUL-terminated strings that live across the call.
-    unsafe {
-        pg_sys::set_config_option(
-            HASH_MEM.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            source,
-            pg_sys::GucAction::GUC_ACTION_SET,
-            true,
-            pg_sys::PGERROR as i32,
-            false,
-        );
-    }
-}
-
 /// The multiplier's reset and current values within its ceiling
 /// (`bounded`), or the reset value back as it was.
 fn apply_hash_mem(bounded: bool) {
@@ -400,12 +384,22 @@ fn apply_hash_mem(bounded: bool) {
         if saved.get().is_none() {
             saved.set(Some(reset));
         }
-        set_real(want_reset, pg_sys::GucSource::PGC_S_OVERRIDE);
+        set_setting(
+            HASH_MEM,
+            want_reset,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+            false,
+        );
     }
     // SAFETY: as above.
     let current = unsafe { *(*rec).variable };
     if bounded && current > HASH_MEM_CEILING {
-        set_real(HASH_MEM_CEILING, pg_sys::GucSource::PGC_S_SESSION);
+        set_setting(
+            HASH_MEM,
+            HASH_MEM_CEILING,
+            pg_sys::GucSource::PGC_S_SESSION,
+            false,
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 use pgrx::prelude::*;
 
+mod admission;
 mod advisory;
 mod auth;
 mod budget;
@@ -12,6 +13,7 @@ mod copy;
 mod gucs;
 mod hooks;
 mod pool;
+mod refused;
 mod rolelock;
 mod subject;
 
