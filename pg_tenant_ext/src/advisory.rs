@@ -39,6 +39,14 @@ type Held = HashMap<(i64, bool), u32>;
 static SESSION: Backend<RefCell<Option<Held>>> = Backend(RefCell::new(None));
 static XACT: Backend<RefCell<Option<Held>>> = Backend(RefCell::new(None));
 
+/// A session-level lock being acquired: (lock space, key, shared). When the
+/// wait for it is cancelled (lock_timeout, statement_timeout, a cancel)
+/// just as it is granted, PostgreSQL keeps the lock (`LockErrorCleanup`,
+/// at abort) although `LockAcquire` raised an error; the abort callbacks
+/// then count it if it is held.
+static PENDING: Backend<std::cell::Cell<Option<(u32, i64, bool)>>> =
+    Backend(std::cell::Cell::new(None));
+
 fn refuse(code: PgSqlErrorCode, msg: String, hint: &str) -> ! {
     pg_sys::panic::ErrorReport::new(code, msg, "pg_tenant::advisory")
         .set_hint(hint)
@@ -93,6 +101,17 @@ fn tenant_state(session: bool) -> ContextState {
             "Give the tenant read_only => false to let it take advisory locks.",
         );
     }
+    // SAFETY: reads of backend globals.
+    if unsafe { pg_sys::ParallelWorkerNumber >= 0 || pg_sys::IsInParallelMode() } {
+        refuse(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
+            format!(
+                "tenant \"{tenant}\" cannot take advisory locks during a parallel operation: each \
+                 worker would hold locks past the session's budget"
+            ),
+            "Call tenant.advisory_* outside functions marked PARALLEL SAFE.",
+        );
+    }
     if session && crate::pool::transaction_pooled(&st) {
         crate::pool::refuse(
             "a session-level advisory lock",
@@ -130,21 +149,40 @@ fn acquire(key: i64, shared: bool, session: bool, wait: bool) -> bool {
         );
     }
     let t = tag(st.budget.lock_space, key);
+    // SAFETY: registers plain functions once per backend.
+    unsafe { register_callbacks() };
+    if session {
+        PENDING.0.set(Some((st.budget.lock_space, key, shared)));
+    }
     // SAFETY: a valid lock tag and mode; inside a transaction (SQL function).
     let got = unsafe { pg_sys::LockAcquire(&t, mode(shared), session, !wait) };
+    PENDING.0.set(None);
     if got == pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL {
         return false;
     }
-    if !session && list.borrow().is_none() {
-        // SAFETY: registers a plain function once per backend.
-        unsafe { register_xact_callback() };
-    }
+    count(list, key, shared);
+    true
+}
+
+fn count(list: &RefCell<Option<Held>>, key: i64, shared: bool) {
     *list
         .borrow_mut()
         .get_or_insert_with(Held::new)
         .entry((key, shared))
         .or_insert(0) += 1;
-    true
+}
+
+/// At a (sub)transaction abort, after PostgreSQL's `LockErrorCleanup`: a
+/// session-level lock whose acquisition raised an error but that was
+/// granted all the same is counted.
+fn settle_pending() {
+    if let Some((space, key, shared)) = PENDING.0.take() {
+        let t = tag(space, key);
+        // SAFETY: a lookup in this backend's local lock table.
+        if unsafe { pg_sys::LockHeldByMe(&t, mode(shared)) } {
+            count(&SESSION.0, key, shared);
+        }
+    }
 }
 
 fn release(key: i64, shared: bool) -> bool {
@@ -165,11 +203,24 @@ fn release(key: i64, shared: bool) -> bool {
     released
 }
 
-static XACT_CALLBACK: Backend<std::cell::Cell<bool>> = Backend(std::cell::Cell::new(false));
+static CALLBACKS: Backend<std::cell::Cell<bool>> = Backend(std::cell::Cell::new(false));
 
-unsafe fn register_xact_callback() {
-    if !XACT_CALLBACK.0.replace(true) {
+unsafe fn register_callbacks() {
+    if !CALLBACKS.0.replace(true) {
         pg_sys::RegisterXactCallback(Some(at_xact_end), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(at_sub_abort), std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_sub_abort(
+    event: pg_sys::SubXactEvent::Type,
+    _mine: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        settle_pending();
     }
 }
 
@@ -179,6 +230,9 @@ unsafe extern "C-unwind" fn at_xact_end(
     _arg: *mut std::ffi::c_void,
 ) {
     use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT) {
+        settle_pending();
+    }
     if matches!(
         event,
         XACT_EVENT_COMMIT

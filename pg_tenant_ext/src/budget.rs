@@ -309,7 +309,9 @@ unsafe fn check(
         (*RECORDS[i]).min
     };
     let ceiling = ceiling_of(i, &st.budget, min);
-    let worker = pg_sys::InitializingParallelWorker || pg_sys::ParallelWorkerNumber >= 0;
+    // A parallel worker restoring its leader's settings is exempt (they were
+    // checked in the leader); a function's SET clause run in a worker is not.
+    let worker = pg_sys::InitializingParallelWorker;
     if st.active && !worker && !newval.is_null() && !within(i, *newval, ceiling) {
         let c = &CEILINGS[i];
         let tenant = context::tenant().unwrap_or_default();
@@ -410,7 +412,9 @@ unsafe extern "C-unwind" fn check_hash_mem(
     source: pg_sys::GucSource::Type,
 ) -> bool {
     let st = context::state();
-    let worker = pg_sys::InitializingParallelWorker || pg_sys::ParallelWorkerNumber >= 0;
+    // A parallel worker restoring its leader's settings is exempt (they were
+    // checked in the leader); a function's SET clause run in a worker is not.
+    let worker = pg_sys::InitializingParallelWorker;
     if st.active
         && !worker
         && st.budget.work_mem_kb != 0

@@ -7,7 +7,8 @@
 //! wrapped: while a tenant context is active, any change is refused with
 //! 42501, except the ones `set_context`/`clear_context` and `DISCARD ALL`
 //! make themselves (through [`allowing`]) and those parallel workers make
-//! when they copy their leader's settings.
+//! when they copy their leader's settings (only then: a function's `SET
+//! role` clause run inside a worker is refused like anywhere else).
 //!
 //! The opening is a guard: it closes on every way out of [`allowing`], an
 //! ERROR in the role change included (a `SET ROLE` that fails after an
@@ -104,10 +105,7 @@ unsafe fn refuse(setting: &str) -> bool {
 }
 
 unsafe fn locked() -> bool {
-    context::state().active
-        && !ALLOW.0.get()
-        && !pg_sys::InitializingParallelWorker
-        && pg_sys::ParallelWorkerNumber < 0
+    context::state().active && !ALLOW.0.get() && !pg_sys::InitializingParallelWorker
 }
 
 #[pgrx::pg_guard]
@@ -150,7 +148,6 @@ unsafe fn app_role_escape(newval: *mut *mut c_char) -> Option<String> {
     if context::state().active
         || ALLOW.0.get()
         || pg_sys::InitializingParallelWorker
-        || pg_sys::ParallelWorkerNumber >= 0
         || !pg_sys::IsTransactionState()
         || newval.is_null()
         || (*newval).is_null()

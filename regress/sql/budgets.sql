@@ -24,6 +24,15 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT l.classid, l.objid, l.objsubid FROM pg_locks l
    WHERE l.locktype = 'userlock' AND l.pid = pg_backend_pid() $$;
 GRANT EXECUTE ON FUNCTION regress.my_userlocks() TO regress_app;
+-- Functions that lie about being PARALLEL SAFE, owned by the superuser:
+-- one reports the pid it runs in, one takes a tenant advisory lock, one
+-- lifts work_mem in its SET clause.
+CREATE FUNCTION regress.p_pid() RETURNS int LANGUAGE plpgsql PARALLEL SAFE
+  AS $$ BEGIN RETURN pg_backend_pid(); END $$;
+CREATE FUNCTION regress.p_lock(k bigint) RETURNS int LANGUAGE plpgsql PARALLEL SAFE
+  AS $$ BEGIN PERFORM tenant.advisory_xact_lock(k); RETURN 1; END $$;
+CREATE FUNCTION regress.p_mem() RETURNS text LANGUAGE sql PARALLEL SAFE SET work_mem = '1GB'
+  AS $$ SELECT current_setting('work_mem') $$;
 -- A routine that lifts work_mem in its SET clause, owned by the superuser.
 CREATE FUNCTION regress.big_sort() RETURNS text LANGUAGE sql SET work_mem = '1GB'
   AS $$ SELECT current_setting('work_mem') $$;
@@ -84,6 +93,20 @@ SELECT tenant.advisory_lock(43);
 SELECT tenant.advisory_unlock(40) AS twice;
 SELECT tenant.advisory_lock(43);
 SELECT tenant.advisory_unlock_all();
+-- In a parallel worker: no tenant advisory locks (each worker would have
+-- a budget of its own), and a function's SET clause meets the ceilings.
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT regress.p_pid() AS worker_pid \gset
+SELECT :worker_pid <> pg_backend_pid() AS ran_in_a_worker;
+SELECT regress.p_lock(60);
+\echo :LAST_ERROR_SQLSTATE
+SELECT regress.p_mem();
+\echo :LAST_ERROR_SQLSTATE
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
 -- Two-phase commit would carry locks past the session: refused.
 BEGIN;
 SELECT tenant.advisory_xact_lock(50);
@@ -286,7 +309,7 @@ CREATE FUNCTION bud_public() RETURNS int LANGUAGE sql AS 'SELECT 1';
 SELECT has_function_privilege('regress_initech', 'bud_public()', 'EXECUTE') AS public_default;
 DROP FUNCTION bud_public(), bud_secret();
 DROP PROCEDURE bud_proc();
-DROP FUNCTION regress.big_sort(), regress.fail_fn(), regress.my_userlocks();
+DROP FUNCTION regress.big_sort(), regress.fail_fn(), regress.my_userlocks(), regress.p_pid(), regress.p_lock(bigint), regress.p_mem();
 DROP PROCEDURE regress.fail_proc();
 SELECT tenant.drop_tenant(id) FROM tenant.tenants WHERE id LIKE 'bud-%' ORDER BY id;
 REVOKE ALL ON SCHEMA public FROM regress_ddl_role;
