@@ -38,6 +38,33 @@ SELECT a.attname
  LIMIT 1
 $fn$;
 
+-- Whether a table's pg_tenant_isolation policy is exactly the one
+-- tenant.protect writes: FOR ALL, TO PUBLIC, permissive, and USING and WITH
+-- CHECK both `(<col> = ( SELECT tenant.<context function>() ...))` for a
+-- tenant column of a supported type. A policy with that name that says
+-- anything else (`USING (true)`, `org_id = org_id`) does not isolate
+-- tenants: audit() reports it and pg_tenant_protect_children replaces it.
+CREATE FUNCTION tenant._isolates(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT EXISTS (
+    SELECT 1
+      FROM pg_catalog.pg_policy p
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.polrelid
+                                    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+     CROSS JOIN LATERAL (SELECT tenant._context_expr(a.atttypid::pg_catalog.regtype) AS expr) e
+     WHERE p.polrelid OPERATOR(pg_catalog.=) tbl
+       AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
+       AND p.polcmd OPERATOR(pg_catalog.=) '*'::pg_catalog."char" AND p.polpermissive
+       AND p.polroles OPERATOR(pg_catalog.=) '{0}'::pg_catalog.oid[]
+       AND e.expr IS NOT NULL
+       AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=)
+           pg_catalog.format('(%s = ( SELECT %s AS %s))', pg_catalog.quote_ident(a.attname), e.expr,
+                             pg_catalog.split_part(pg_catalog.split_part(e.expr, '.', 2), '(', 1))
+       AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) OPERATOR(pg_catalog.=)
+           pg_catalog.format('(%s = ( SELECT %s AS %s))', pg_catalog.quote_ident(a.attname), e.expr,
+                             pg_catalog.split_part(pg_catalog.split_part(e.expr, '.', 2), '(', 1)))
+$fn$;
+
 -- Protect a table and every partition and inheritance descendant of it, at
 -- any depth, with the same column: ENABLE + FORCE row level security, one
 -- policy for all commands comparing the tenant column with (SELECT
@@ -211,9 +238,7 @@ BEGIN
              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                             WHERE p.polrelid OPERATOR(pg_catalog.=) a.anc
                               AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name)
-               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-                                WHERE p.polrelid OPERATOR(pg_catalog.=) a.relid
-                                  AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name)
+               AND NOT tenant._isolates(a.relid::pg_catalog.regclass)
                -- not one that is already closed (see above)
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                                 WHERE c.oid OPERATOR(pg_catalog.=) a.relid
@@ -224,9 +249,7 @@ BEGIN
          ORDER BY x.depth, x.child
     LOOP
         -- An earlier iteration's protect may have covered this one.
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-                               WHERE p.polrelid OPERATOR(pg_catalog.=) todo.child
-                                 AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name);
+        CONTINUE WHEN tenant._isolates(todo.child);
         col := tenant._tenant_column(todo.ancestor);
         IF col IS NULL THEN
             RAISE EXCEPTION '% is a partition or child of protected table %, whose pg_tenant_isolation policy names no tenant column pg_tenant recognizes', todo.child, todo.ancestor
@@ -390,6 +413,16 @@ SELECT x.child::regclass::text,
   JOIN pg_class c ON c.oid = x.child
  WHERE NOT c.relrowsecurity OR NOT c.relforcerowsecurity
     OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = x.child AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+-- 0.5.0: a policy with protect()'s name that says something else (USING
+-- (true), org_id = org_id, a role list, a command) decides what every
+-- tenant sees in that table.
+SELECT c.oid::regclass::text,
+       format('policy pg_tenant_isolation is not the one tenant.protect writes (FOR ALL TO PUBLIC, USING and WITH CHECK comparing the tenant column with the tenant context): whatever it says decides which tenants'' rows are read and written; fix: SELECT tenant.protect(%L, %L)',
+              c.oid::regclass::text, coalesce(tenant._tenant_column(c.oid), '<its tenant column>'))
+  FROM pg_class c
+ WHERE EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation')
+   AND NOT tenant._isolates(c.oid)
 UNION ALL
 -- 0.5.0: a rule's actions run with the rights of its table's owner: one
 -- that reads (or writes) a protected table as a role that bypasses its row

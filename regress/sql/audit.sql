@@ -109,3 +109,29 @@ REVOKE regress_au_group FROM regress_initech;
 DROP FUNCTION au_group_peek();
 DROP TABLE au_pings, au_pings_owned, au_ping_log, au_unforced, au_orders2;
 DROP ROLE regress_au_group, regress_au_owner;
+
+-- 0.5.0: a policy with protect()'s name that says something else decides
+-- what every tenant sees: audit() reports it, and a partition attached
+-- with one gets protect()'s policy instead.
+\c - postgres
+SET client_min_messages = warning;
+CREATE TABLE au_lookalike (tenant_id text NOT NULL);
+SELECT tenant.protect('au_lookalike');
+ALTER POLICY pg_tenant_isolation ON au_lookalike USING (true) WITH CHECK (true);
+SELECT * FROM tenant.audit() WHERE object = 'public.au_lookalike' ORDER BY 2;
+CREATE TABLE au_lp (tenant_id text NOT NULL, k int) PARTITION BY RANGE (k);
+SELECT tenant.protect('au_lp');
+CREATE TABLE au_lp_1 (tenant_id text NOT NULL, k int);
+ALTER TABLE au_lp_1 ENABLE ROW LEVEL SECURITY;
+ALTER TABLE au_lp_1 FORCE ROW LEVEL SECURITY;
+CREATE POLICY pg_tenant_isolation ON au_lp_1 USING (true) WITH CHECK (true);
+ALTER TABLE au_lp ATTACH PARTITION au_lp_1 FOR VALUES FROM (0) TO (10);
+SELECT tenant._isolates('au_lp_1') AS replaced, pg_get_expr(polqual, polrelid) AS using_expr
+  FROM pg_policy WHERE polrelid = 'au_lp_1'::regclass;
+-- Control: tables protect() protected are not reported.
+SELECT count(*) AS lookalikes FROM tenant.audit()
+ WHERE object IN ('public.au_lp', 'public.au_lp_1') AND problem LIKE 'policy pg_tenant_isolation is not%';
+-- The fix the report names clears it.
+SELECT tenant.protect('au_lookalike');
+SELECT count(*) AS left_over FROM tenant.audit() WHERE object = 'public.au_lookalike';
+DROP TABLE au_lookalike, au_lp;
