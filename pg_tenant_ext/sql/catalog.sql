@@ -128,7 +128,11 @@ CREATE TABLE tenant.defaults (
     work_mem_kb                    pg_catalog.int4 NOT NULL DEFAULT 65536   CHECK (work_mem_kb OPERATOR(pg_catalog.>=) 0),
     maintenance_work_mem_kb        pg_catalog.int4 NOT NULL DEFAULT 262144  CHECK (maintenance_work_mem_kb OPERATOR(pg_catalog.>=) 0),
     temp_file_limit_kb             pg_catalog.int4 NOT NULL DEFAULT 1048576 CHECK (temp_file_limit_kb OPERATOR(pg_catalog.>=) 0),
-    max_advisory_locks             pg_catalog.int4 NOT NULL DEFAULT 64      CHECK (max_advisory_locks OPERATOR(pg_catalog.>=) 0)
+    max_advisory_locks             pg_catalog.int4 NOT NULL DEFAULT 64      CHECK (max_advisory_locks OPERATOR(pg_catalog.>=) 0),
+    -- 0.6.0: how long a client of tenant-router may stay idle outside a
+    -- transaction before the router closes it (FATAL 57P05, like
+    -- idle_session_timeout); enforced by the router; 0 = no limit.
+    client_idle_timeout_ms         pg_catalog.int4 NOT NULL DEFAULT 0       CHECK (client_idle_timeout_ms OPERATOR(pg_catalog.>=) 0)
 );
 COMMENT ON TABLE tenant.defaults IS 'pg_tenant: defaults for NULL tenant limits (0 = unlimited)';
 
@@ -180,6 +184,8 @@ CREATE TABLE tenant.tenants (
     max_advisory_locks             pg_catalog.int4 CHECK (max_advisory_locks OPERATOR(pg_catalog.>=) 0),
     lock_space                     pg_catalog.int4 NOT NULL DEFAULT pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass)
                                    CONSTRAINT tenants_lock_space_key UNIQUE,
+    -- 0.6.0: the router's idle-client bound (NULL: the default; 0: none).
+    client_idle_timeout_ms         pg_catalog.int4 CHECK (client_idle_timeout_ms OPERATOR(pg_catalog.>=) 0),
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
@@ -209,7 +215,8 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        coalesce(t.maintenance_work_mem_kb, d.maintenance_work_mem_kb, 262144) AS maintenance_work_mem_kb,
        coalesce(t.temp_file_limit_kb, d.temp_file_limit_kb, 1048576) AS temp_file_limit_kb,
        coalesce(t.max_advisory_locks, d.max_advisory_locks, 64) AS max_advisory_locks,
-       t.lock_space
+       t.lock_space,
+       coalesce(t.client_idle_timeout_ms, d.client_idle_timeout_ms, 0) AS client_idle_timeout_ms
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -272,6 +279,7 @@ BEGIN
     IF t.maintenance_work_mem_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'maintenance_work_mem_kb must be >= 0 (0: unlimited), got %', t.maintenance_work_mem_kb USING ERRCODE = '22023'; END IF;
     IF t.temp_file_limit_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'temp_file_limit_kb must be >= 0 (0: unlimited), got %', t.temp_file_limit_kb USING ERRCODE = '22023'; END IF;
     IF t.max_advisory_locks OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_advisory_locks must be >= 0 (0: unlimited), got %', t.max_advisory_locks USING ERRCODE = '22023'; END IF;
+    IF t.client_idle_timeout_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'client_idle_timeout_ms must be >= 0 (0: no limit), got %', t.client_idle_timeout_ms USING ERRCODE = '22023'; END IF;
 END
 $fn$;
 
@@ -375,7 +383,8 @@ CREATE FUNCTION tenant.create_tenant(
     work_mem_kb integer DEFAULT NULL,
     maintenance_work_mem_kb integer DEFAULT NULL,
     temp_file_limit_kb integer DEFAULT NULL,
-    max_advisory_locks integer DEFAULT NULL
+    max_advisory_locks integer DEFAULT NULL,
+    client_idle_timeout_ms integer DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -389,7 +398,7 @@ BEGIN
              pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles,
              pool_mode, statement_timeout_ms, idle_in_transaction_timeout_ms, work_mem_kb,
              maintenance_work_mem_kb, temp_file_limit_kb, max_advisory_locks,
-             pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass));
+             pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass), client_idle_timeout_ms);
     PERFORM tenant._validate(t);
     PERFORM tenant._check_roles(t.role_name, t.login_roles);
     IF EXISTS (SELECT FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) t.id) THEN
@@ -445,7 +454,8 @@ CREATE FUNCTION tenant.alter_tenant(
     work_mem_kb integer DEFAULT NULL,
     maintenance_work_mem_kb integer DEFAULT NULL,
     temp_file_limit_kb integer DEFAULT NULL,
-    max_advisory_locks integer DEFAULT NULL
+    max_advisory_locks integer DEFAULT NULL,
+    client_idle_timeout_ms integer DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -473,6 +483,7 @@ BEGIN
             WHEN 'maintenance_work_mem_kb' THEN t.maintenance_work_mem_kb := NULL;
             WHEN 'temp_file_limit_kb' THEN t.temp_file_limit_kb := NULL;
             WHEN 'max_advisory_locks' THEN t.max_advisory_locks := NULL;
+            WHEN 'client_idle_timeout_ms' THEN t.client_idle_timeout_ms := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -502,6 +513,7 @@ BEGIN
     t.maintenance_work_mem_kb := coalesce(alter_tenant.maintenance_work_mem_kb, t.maintenance_work_mem_kb);
     t.temp_file_limit_kb := coalesce(alter_tenant.temp_file_limit_kb, t.temp_file_limit_kb);
     t.max_advisory_locks := coalesce(alter_tenant.max_advisory_locks, t.max_advisory_locks);
+    t.client_idle_timeout_ms := coalesce(alter_tenant.client_idle_timeout_ms, t.client_idle_timeout_ms);
     t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
     -- Only the roles this call sets: stored ones may have been renamed or
@@ -520,7 +532,8 @@ BEGIN
         pool_mode = t.pool_mode, statement_timeout_ms = t.statement_timeout_ms,
         idle_in_transaction_timeout_ms = t.idle_in_transaction_timeout_ms,
         work_mem_kb = t.work_mem_kb, maintenance_work_mem_kb = t.maintenance_work_mem_kb,
-        temp_file_limit_kb = t.temp_file_limit_kb, max_advisory_locks = t.max_advisory_locks
+        temp_file_limit_kb = t.temp_file_limit_kb, max_advisory_locks = t.max_advisory_locks,
+        client_idle_timeout_ms = t.client_idle_timeout_ms
     WHERE x.id OPERATOR(pg_catalog.=) t.id;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -563,7 +576,8 @@ CREATE FUNCTION tenant.set_defaults(
     work_mem_kb integer DEFAULT 65536,
     maintenance_work_mem_kb integer DEFAULT 262144,
     temp_file_limit_kb integer DEFAULT 1048576,
-    max_advisory_locks integer DEFAULT 64
+    max_advisory_locks integer DEFAULT 64,
+    client_idle_timeout_ms integer DEFAULT 0
 ) RETURNS tenant.defaults
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -577,7 +591,7 @@ BEGIN
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
         max_query_ms, max_result_bytes, pool_size, min_idle, pool_mode, statement_timeout_ms,
         idle_in_transaction_timeout_ms, work_mem_kb, maintenance_work_mem_kb, temp_file_limit_kb,
-        max_advisory_locks) RETURNING * INTO d;
+        max_advisory_locks, client_idle_timeout_ms) RETURNING * INTO d;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
     RETURN d;
 EXCEPTION WHEN check_violation OR not_null_violation THEN
@@ -587,16 +601,18 @@ $fn$;
 COMMENT ON FUNCTION tenant.set_defaults IS 'pg_tenant: defaults used where a tenant limit is NULL (0 = unlimited)';
 
 -- What a router needs, nothing more: effective limits and pool settings of
--- one or all tenants (0.4.0: dedicated_pool, pool_size, min_idle, pool_mode).
+-- one or all tenants (0.4.0: dedicated_pool, pool_size, min_idle, pool_mode;
+-- 0.6.0: client_idle_timeout_ms).
 CREATE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
 RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
-               dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text)
+               dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
+               client_idle_timeout_ms integer)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
     SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
            l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
-           l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode
+           l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
     FROM tenant.tenant_list l
     WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
     ORDER BY l.id
@@ -607,17 +623,17 @@ REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
     tenant._check_roles(name, text[]),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer),
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer),
     tenant.router_catalog(text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
-    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer)
+    tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer)
     TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.router_catalog(text) TO tenant_router;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;

@@ -81,6 +81,10 @@ pub struct TenantInfo {
     pub auth_secret: Option<Redacted>,
     /// How its backends are pooled (pg_tenant 0.4.0; earlier: defaults).
     pub pool: PoolSettings,
+    /// How long a client may stay idle outside a transaction before the
+    /// router closes it (FATAL 57P05); 0: no limit (pg_tenant 0.6.0;
+    /// earlier: 0).
+    pub client_idle_timeout_ms: i32,
 }
 
 /// `pool_mode` of a tenant.
@@ -180,6 +184,9 @@ pub struct Catalog {
     /// Whether `tenant.router_catalog` has the pool columns (pg_tenant
     /// 0.4.0), checked with `has_secrets`.
     has_pool: AtomicBool,
+    /// Whether `tenant.router_catalog` has `client_idle_timeout_ms`
+    /// (pg_tenant 0.6.0), checked with `has_secrets`.
+    has_idle: AtomicBool,
     /// Queries run (lookups, lists, checks).
     queries: OnceLock<prometheus::IntCounter>,
 }
@@ -189,6 +196,10 @@ const COLUMNS: &str = "r.id, r.enabled, r.isolation, r.database_name, r.schema_n
 
 /// The pool columns of `tenant.router_catalog` (pg_tenant 0.4.0).
 const POOL_COLUMNS: &str = ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode";
+
+/// The pool columns and the client idle bound (pg_tenant 0.6.0).
+const POOL_AND_IDLE_COLUMNS: &str =
+    ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode, r.client_idle_timeout_ms";
 
 fn row_pool(r: &tokio_postgres::Row) -> PoolSettings {
     let Ok(mode) = r.try_get::<_, String>("pool_mode") else {
@@ -224,6 +235,8 @@ fn row_info(r: &tokio_postgres::Row) -> TenantInfo {
             .flatten()
             .map(Redacted),
         pool: row_pool(r),
+        // Absent before pg_tenant 0.6.0: no limit.
+        client_idle_timeout_ms: r.try_get::<_, i32>("client_idle_timeout_ms").unwrap_or(0),
     }
 }
 
@@ -247,6 +260,7 @@ impl Catalog {
             connected: AtomicBool::new(false),
             has_secrets: AtomicBool::new(false),
             has_pool: AtomicBool::new(false),
+            has_idle: AtomicBool::new(false),
             schema_checked: std::sync::Mutex::new(None),
             queries: OnceLock::new(),
         })
@@ -327,14 +341,18 @@ impl Catalog {
         }
     }
 
-    /// Find out whether the catalog database has `tenant.auth_secret` and
-    /// the pool columns of `tenant.router_catalog` (now, or when it lacked
-    /// either more than a second ago). An error leaves
+    /// Find out whether the catalog database has `tenant.auth_secret`, and
+    /// the pool columns and `client_idle_timeout_ms` of
+    /// `tenant.router_catalog` (now, or when it lacked any of them more
+    /// than a second ago). An error leaves
     /// the answer as it was and is returned: a lookup must never go on
     /// without secrets because the check failed (it would let a role's own
     /// password open a tenant that has a secret).
     async fn check_schema(&self, client: &Client, now: bool) -> Result<(), tokio_postgres::Error> {
-        if self.has_secrets.load(Ordering::Acquire) && self.has_pool.load(Ordering::Acquire) && !now
+        if self.has_secrets.load(Ordering::Acquire)
+            && self.has_pool.load(Ordering::Acquire)
+            && self.has_idle.load(Ordering::Acquire)
+            && !now
         {
             return Ok(());
         }
@@ -353,15 +371,24 @@ impl Catalog {
             .query_one(
                 "SELECT to_regprocedure('tenant.auth_secret(text)') IS NOT NULL, \
                  coalesce((SELECT 'pool_mode' = ANY (proargnames) FROM pg_catalog.pg_proc \
+                   WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false), \
+                 coalesce((SELECT 'client_idle_timeout_ms' = ANY (proargnames) FROM pg_catalog.pg_proc \
                    WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false)",
                 &[],
             )
             .await
-            .and_then(|r| Ok((r.try_get::<_, bool>(0)?, r.try_get::<_, bool>(1)?)));
+            .and_then(|r| {
+                Ok((
+                    r.try_get::<_, bool>(0)?,
+                    r.try_get::<_, bool>(1)?,
+                    r.try_get::<_, bool>(2)?,
+                ))
+            });
         match found {
-            Ok((secrets, pool)) => {
+            Ok((secrets, pool, idle)) => {
                 self.has_secrets.store(secrets, Ordering::Release);
                 self.has_pool.store(pool, Ordering::Release);
+                self.has_idle.store(idle, Ordering::Release);
                 Ok(())
             }
             Err(e) => {
@@ -375,9 +402,12 @@ impl Catalog {
         }
     }
 
-    /// The pool columns, when the installed pg_tenant has them.
-    fn pool_columns(&self) -> &'static str {
-        if self.has_pool.load(Ordering::Acquire) {
+    /// The pool columns and the client idle bound, as far as the installed
+    /// pg_tenant has them (0.6.0 has both).
+    fn optional_columns(&self) -> &'static str {
+        if self.has_pool.load(Ordering::Acquire) && self.has_idle.load(Ordering::Acquire) {
+            POOL_AND_IDLE_COLUMNS
+        } else if self.has_pool.load(Ordering::Acquire) {
             POOL_COLUMNS
         } else {
             ""
@@ -424,9 +454,9 @@ impl Catalog {
         } else {
             ""
         };
-        let pool = self.pool_columns();
+        let optional = self.optional_columns();
         let sql = format!(
-            "SELECT {COLUMNS}{pool}{secret} FROM unnest($1::text[]) AS q(id) \
+            "SELECT {COLUMNS}{optional}{secret} FROM unnest($1::text[]) AS q(id) \
              CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r"
         );
         let result = client.query(&sql, &[&ids]).await;
@@ -488,9 +518,9 @@ impl Catalog {
             match req {
                 Request::List(tx) => {
                     let _ = self.check_schema(client, false).await;
-                    let pool = self.pool_columns();
+                    let optional = self.optional_columns();
                     let sql =
-                        format!("SELECT {COLUMNS}{pool} FROM tenant.router_catalog(NULL) AS r");
+                        format!("SELECT {COLUMNS}{optional} FROM tenant.router_catalog(NULL) AS r");
                     let r = client.query(&sql, &[]).await;
                     let _ = tx.send(
                         r.map(|rows| rows.iter().map(row_info).collect())

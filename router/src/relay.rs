@@ -535,6 +535,7 @@ mod tests {
             max_result_bytes: 0,
             auth_secret: None,
             pool: Default::default(),
+            client_idle_timeout_ms: 0,
         }));
         assert!(c.take_token(1, 1.0)); // empty the bucket
         let mut w = StatementWatch::new(

@@ -1,6 +1,7 @@
 //! The extension's upgrade path: a database created with the frozen 0.1.0,
-//! 0.2.0 or 0.3.0 install script keeps its tenants through `ALTER EXTENSION
-//! pg_tenant UPDATE`, and ends with exactly the schema of a fresh install.
+//! 0.2.0, 0.3.0, 0.4.0 or 0.5.0 install script keeps its tenants through
+//! `ALTER EXTENSION pg_tenant UPDATE`, and ends with exactly the schema of
+//! a fresh install. The router reads a catalog of any of them.
 mod common;
 
 use common::{cluster, psql};
@@ -62,7 +63,7 @@ fn extension_schema(db: &str) -> Vec<String> {
 }
 
 /// The version `CREATE EXTENSION pg_tenant` installs.
-const CURRENT: &str = "0.5.0";
+const CURRENT: &str = "0.6.0";
 
 fn extversion(db: &str) -> String {
     sql(
@@ -134,6 +135,16 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         ),
         "900"
     );
+    // 0.6.0: client_idle_timeout_ms, NULL for every tenant, 0 in the defaults.
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT format('%s|%s', (SELECT client_idle_timeout_ms FROM tenant.defaults), \
+             (SELECT string_agg(coalesce(client_idle_timeout_ms::text, 'null'), ',' ORDER BY id) \
+              FROM tenant.tenants))"
+        ),
+        "0|null,null"
+    );
     // The updated functions work and take the new arguments.
     assert_eq!(
         sql(
@@ -174,13 +185,30 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
             "{notified}"
         );
     }
+    // 0.6.0: client_idle_timeout_ms, the tenant's or the default.
     assert_eq!(
         sql(
             old_db,
-            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s', id, max_query_ms, dedicated_pool, pool_size, \
-             min_idle, pool_mode), ';' ORDER BY id) FROM tenant.router_catalog(NULL)"
+            "SELECT (tenant.alter_tenant('acme', client_idle_timeout_ms => 30000)).client_idle_timeout_ms; \
+             SELECT (tenant.set_defaults(max_query_ms => 900, client_idle_timeout_ms => 600000)).client_idle_timeout_ms"
         ),
-        "acme|900|f|4|0|transaction;globex|900|f|10|0|session"
+        "30000\n600000"
+    );
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', id, max_query_ms, dedicated_pool, pool_size, \
+             min_idle, pool_mode, client_idle_timeout_ms), ';' ORDER BY id) FROM tenant.router_catalog(NULL)"
+        ),
+        "acme|900|f|4|0|transaction|30000;globex|900|f|10|0|session|600000"
+    );
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT (tenant.alter_tenant('acme', reset => '{client_idle_timeout_ms}')).client_idle_timeout_ms IS NULL; \
+             SELECT client_idle_timeout_ms FROM tenant.tenant_list WHERE id = 'acme'"
+        ),
+        "t\n600000"
     );
     sql(
         old_db,
@@ -231,6 +259,82 @@ fn update_from_0_2_0_keeps_tenants_and_matches_a_fresh_install() {
 #[test]
 fn update_from_0_3_0_keeps_tenants_and_matches_a_fresh_install() {
     update_keeps_tenants_and_matches_a_fresh_install("0.3.0", "upgrade_old3", "upgrade_new3");
+}
+
+#[test]
+fn update_from_0_4_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.4.0", "upgrade_old4", "upgrade_new4");
+}
+
+#[test]
+fn update_from_0_5_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.5.0", "upgrade_old5", "upgrade_new5");
+}
+
+/// The router's catalog in a database still on 0.5.0 (no
+/// client_idle_timeout_ms): every tenant reads as 0, no limit, and
+/// sessions work; after `ALTER EXTENSION pg_tenant UPDATE` the router
+/// reads the column without a restart.
+#[tokio::test]
+async fn the_router_reads_a_0_5_0_catalog_and_sees_the_update() {
+    let db = "upgrade_cat050";
+    fresh_db(db);
+    sql(db, "CREATE EXTENSION pg_tenant VERSION '0.5.0'");
+    sql(
+        db,
+        "SELECT tenant.create_tenant('acme', max_query_ms => 700); \
+         SELECT tenant.create_app_role('rt_trust')",
+    );
+    let c = cluster();
+    let catalog = format!(
+        "host={} port={} user=rt_router dbname={db} application_name=rt_catalog_upgrade",
+        c.sock, c.port
+    );
+    let router = common::Router::start_env("", &[("TENANT_ROUTER_CATALOG_URL", &catalog)]);
+    let acme = || async {
+        let body = reqwest::get(router.admin("/tenants"))
+            .await
+            .expect("admin API answers")
+            .text()
+            .await
+            .expect("body");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        v["tenants"]
+            .as_array()
+            .and_then(|l| l.iter().find(|t| t["id"] == "acme").cloned())
+            .unwrap_or_else(|| panic!("acme listed: {body}"))
+    };
+    let before = acme().await;
+    assert_eq!(before["max_query_ms"], 700, "{before}");
+    assert_eq!(before["client_idle_timeout_ms"], 0, "{before}");
+    let url = format!(
+        "host=127.0.0.1 port={} user=rt_trust.acme dbname={db}",
+        router.port
+    );
+    let client = common::connect(&url)
+        .await
+        .expect("connect through the router");
+    assert_eq!(
+        common::first_value(&client, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    drop(client);
+    sql(
+        db,
+        "ALTER EXTENSION pg_tenant UPDATE; \
+         SELECT tenant.alter_tenant('acme', client_idle_timeout_ms => 45000)",
+    );
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), || async {
+            acme().await["client_idle_timeout_ms"] == 45000
+        })
+        .await,
+        "the router reads client_idle_timeout_ms after the update: {}",
+        acme().await
+    );
+    drop(router);
+    sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
 
 /// This library with a database still on the 0.2.0 schema (other databases

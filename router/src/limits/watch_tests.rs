@@ -58,6 +58,7 @@ fn info(max_query_ms: i32, max_result_bytes: i64, qps_limit: i32) -> TenantInfo 
         max_result_bytes,
         auth_secret: None,
         pool: Default::default(),
+        client_idle_timeout_ms: 0,
     }
 }
 
