@@ -146,6 +146,13 @@ pub struct Auth {
     /// Relay mode: most backends held at once by clients that have not
     /// finished authenticating; more get FATAL 53300.
     pub max_unauthenticated_backends: usize,
+    /// Relay mode: most of those held at once by the clients of one tenant
+    /// (bypass users together count as one); more get FATAL 53300, so one
+    /// tenant's silent logins hit this before they fill the whole cap.
+    /// Unset: `DEFAULT_UNAUTHENTICATED_PER_TENANT`, or
+    /// `max_unauthenticated_backends` when that is lower
+    /// (`unauthenticated_per_tenant`).
+    pub max_unauthenticated_per_tenant: Option<usize>,
     /// The passwords read from `credentials_file` by `load`.
     #[serde(skip)]
     pub credentials: crate::auth::credentials::Credentials,
@@ -164,10 +171,23 @@ impl Default for Auth {
             allow_cleartext_without_tls: false,
             credentials_file: String::new(),
             max_unauthenticated_backends: 64,
+            max_unauthenticated_per_tenant: None,
             credentials: Default::default(),
             jwt: None,
             jwt_verifier: None,
         }
+    }
+}
+
+/// `auth.max_unauthenticated_per_tenant` when it is not set (capped by
+/// `auth.max_unauthenticated_backends`).
+pub const DEFAULT_UNAUTHENTICATED_PER_TENANT: usize = 8;
+
+impl Auth {
+    /// The effective `max_unauthenticated_per_tenant`.
+    pub fn unauthenticated_per_tenant(&self) -> usize {
+        self.max_unauthenticated_per_tenant
+            .unwrap_or(DEFAULT_UNAUTHENTICATED_PER_TENANT.min(self.max_unauthenticated_backends))
     }
 }
 
@@ -378,6 +398,10 @@ impl Config {
             kept.push("auth.max_unauthenticated_backends");
             self.auth.max_unauthenticated_backends = running.auth.max_unauthenticated_backends;
         }
+        if self.auth.max_unauthenticated_per_tenant != running.auth.max_unauthenticated_per_tenant {
+            kept.push("auth.max_unauthenticated_per_tenant");
+            self.auth.max_unauthenticated_per_tenant = running.auth.max_unauthenticated_per_tenant;
+        }
         if self.max_client_connections != running.max_client_connections {
             kept.push("max_client_connections");
             self.max_client_connections = running.max_client_connections;
@@ -449,6 +473,21 @@ impl Config {
         }
         if self.auth.max_unauthenticated_backends == 0 {
             return bad("auth.max_unauthenticated_backends must be greater than 0".into());
+        }
+        match self.auth.max_unauthenticated_per_tenant {
+            Some(0) => {
+                return bad(format!(
+                    "auth.max_unauthenticated_per_tenant must be greater than 0 (and at most auth.max_unauthenticated_backends, {})",
+                    self.auth.max_unauthenticated_backends
+                ))
+            }
+            Some(n) if n > self.auth.max_unauthenticated_backends => {
+                return bad(format!(
+                    "auth.max_unauthenticated_per_tenant ({n}) must not exceed auth.max_unauthenticated_backends ({})",
+                    self.auth.max_unauthenticated_backends
+                ))
+            }
+            _ => {}
         }
         if let Some(jwt) = &self.auth.jwt {
             if self.bypass_users.contains(&jwt.user) {
@@ -617,6 +656,41 @@ mod tests {
         c.admin_listen = String::new();
         c.validate().unwrap();
         valid().validate().unwrap();
+    }
+
+    #[test]
+    fn unauthenticated_share_is_within_the_cap() {
+        let mut c = valid();
+        assert_eq!(c.auth.unauthenticated_per_tenant(), 8, "the default");
+        c.auth.max_unauthenticated_backends = 3;
+        assert_eq!(
+            c.auth.unauthenticated_per_tenant(),
+            3,
+            "unset: never above the cap"
+        );
+        c.validate().unwrap();
+        c.auth.max_unauthenticated_per_tenant = Some(0);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("auth.max_unauthenticated_per_tenant must be greater than 0")
+                && e.contains("auth.max_unauthenticated_backends, 3"),
+            "{e}"
+        );
+        c.auth.max_unauthenticated_per_tenant = Some(4);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "auth.max_unauthenticated_per_tenant (4) must not exceed auth.max_unauthenticated_backends (3)"
+            ),
+            "{e}"
+        );
+        c.auth.max_unauthenticated_per_tenant = Some(3);
+        c.validate().unwrap();
+        assert_eq!(c.auth.unauthenticated_per_tenant(), 3);
+        let parsed =
+            Config::from_toml("[auth]\nmax_unauthenticated_per_tenant = 2", Path::new("x"))
+                .unwrap();
+        assert_eq!(parsed.auth.unauthenticated_per_tenant(), 2);
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum SessionError {
     TooManyClients(usize),
     #[error("too many clients are authenticating: tenant-router's auth.max_unauthenticated_backends is {0}")]
     TooManyUnauthenticated(usize),
+    /// One tenant's (or, for `who` = "bypass users", the bypass users')
+    /// share of the backends held by clients still authenticating is full.
+    #[error("too many clients are authenticating for {who}: tenant-router's auth.max_unauthenticated_per_tenant is {limit}")]
+    TooManyUnauthenticatedFor { who: String, limit: usize },
     #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
     Upstream { addr: String, reason: String },
     /// Postgres refused the backend (too many clients, no such database,
@@ -94,7 +98,9 @@ impl SessionError {
             SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
             SessionError::Catalog(_) => "57P03",
             SessionError::Limit(e) => e.sqlstate(),
-            SessionError::TooManyClients(_) | SessionError::TooManyUnauthenticated(_) => "53300",
+            SessionError::TooManyClients(_)
+            | SessionError::TooManyUnauthenticated(_)
+            | SessionError::TooManyUnauthenticatedFor { .. } => "53300",
             SessionError::Upstream { .. } => "08006",
             SessionError::StartupTimeout(_) => "08006",
             SessionError::Injection(_) => "08006",

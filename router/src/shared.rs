@@ -4,10 +4,12 @@
 use crate::cancel::CancelRegistry;
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::error::SessionError;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What every session shares.
@@ -27,10 +29,10 @@ pub struct Shared {
     /// handshakes included.
     clients: Arc<Semaphore>,
     max_clients: usize,
-    /// One permit per backend held by a client that has not finished
-    /// authenticating (relayed authentication; `auth.max_unauthenticated_backends`).
-    unauthenticated: Arc<Semaphore>,
-    max_unauthenticated: usize,
+    /// Backends held by clients that have not finished authenticating
+    /// (relayed authentication): `auth.max_unauthenticated_backends` in
+    /// all, `auth.max_unauthenticated_per_tenant` per tenant.
+    unauthenticated: Unauthenticated,
     /// Secret of mock SCRAM salts, derived from the context signing key:
     /// an unknown name sees the same salt on every attempt, after a
     /// restart, and from every router that shares the key (as PostgreSQL
@@ -65,8 +67,10 @@ impl Shared {
             interrupts: crate::interrupt::Interrupts::default(),
             clients: Arc::new(Semaphore::new(cfg.max_client_connections)),
             max_clients: cfg.max_client_connections,
-            unauthenticated: Arc::new(Semaphore::new(cfg.auth.max_unauthenticated_backends)),
-            max_unauthenticated: cfg.auth.max_unauthenticated_backends,
+            unauthenticated: Unauthenticated::new(
+                cfg.auth.max_unauthenticated_backends,
+                cfg.auth.unauthenticated_per_tenant(),
+            ),
             mock_secret: mock_secret(cfg.signing_key.as_ref()),
             mock_roles: moka::future::Cache::builder()
                 .max_capacity(10_000)
@@ -101,15 +105,15 @@ impl Shared {
         self.clients.clone().try_acquire_owned().ok()
     }
 
-    /// A permit to open a backend before the client authenticated, or
-    /// None when `auth.max_unauthenticated_backends` are held.
-    pub fn admit_unauthenticated(&self) -> Option<OwnedSemaphorePermit> {
-        self.unauthenticated.clone().try_acquire_owned().ok()
-    }
-
-    /// The `auth.max_unauthenticated_backends` the router started with.
-    pub fn max_unauthenticated(&self) -> usize {
-        self.max_unauthenticated
+    /// Leave to open a backend before the client authenticated, for a
+    /// tenant's client (`tenant` None: a bypass user), held until the
+    /// guard drops. Refused (53300) when `auth.max_unauthenticated_backends`
+    /// are held, or the tenant's `auth.max_unauthenticated_per_tenant`.
+    pub fn admit_unauthenticated(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<UnauthenticatedGuard, SessionError> {
+        self.unauthenticated.admit(tenant)
     }
 
     /// Client connections open now (handshakes included).
@@ -124,6 +128,79 @@ impl Shared {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Backends held by clients still authenticating, in all (a semaphore)
+/// and per tenant (counts; a tenant is in the map only while it holds
+/// one, so the map never has more entries than the cap has permits).
+/// Bypass users together count as one tenant (`None`).
+struct Unauthenticated {
+    all: Arc<Semaphore>,
+    max: usize,
+    per_tenant: usize,
+    held: Arc<Mutex<HashMap<Option<String>, usize>>>,
+}
+
+/// One client's leave to hold a backend while it authenticates: a permit
+/// of the cap and a place in its tenant's share, both freed on drop.
+pub struct UnauthenticatedGuard {
+    _permit: OwnedSemaphorePermit,
+    tenant: Option<String>,
+    held: Arc<Mutex<HashMap<Option<String>, usize>>>,
+}
+
+impl Unauthenticated {
+    fn new(max: usize, per_tenant: usize) -> Self {
+        Unauthenticated {
+            all: Arc::new(Semaphore::new(max)),
+            max,
+            per_tenant,
+            held: Arc::default(),
+        }
+    }
+
+    fn admit(&self, tenant: Option<&str>) -> Result<UnauthenticatedGuard, SessionError> {
+        let permit = self
+            .all
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SessionError::TooManyUnauthenticated(self.max))?;
+        let key = tenant.map(str::to_owned);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.get_mut(&key) {
+            Some(n) if *n >= self.per_tenant => {
+                return Err(SessionError::TooManyUnauthenticatedFor {
+                    who: match tenant {
+                        Some(t) => format!("tenant \"{t}\""),
+                        None => "bypass users".into(),
+                    },
+                    limit: self.per_tenant,
+                });
+            }
+            Some(n) => *n += 1,
+            None => {
+                held.insert(key.clone(), 1);
+            }
+        }
+        drop(held);
+        Ok(UnauthenticatedGuard {
+            _permit: permit,
+            tenant: key,
+            held: self.held.clone(),
+        })
+    }
+}
+
+impl Drop for UnauthenticatedGuard {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.tenant);
+            }
+        }
     }
 }
 
@@ -149,4 +226,59 @@ fn mock_secret(key: Option<&pg_tenant_token::SigningKey>) -> [u8; 32] {
         h.update(std::process::id().to_le_bytes());
         h.finalize().into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(r: Result<UnauthenticatedGuard, SessionError>) -> String {
+        match r {
+            Ok(_) => panic!("admitted"),
+            Err(e) => {
+                assert_eq!(e.sqlstate(), Some("53300"));
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn one_tenant_fills_its_share_not_the_cap() {
+        let u = Unauthenticated::new(5, 2);
+        let a: Vec<_> = (0..2).map(|_| u.admit(Some("acme")).unwrap()).collect();
+        assert_eq!(
+            refusal(u.admit(Some("acme"))),
+            "too many clients are authenticating for tenant \"acme\": \
+             tenant-router's auth.max_unauthenticated_per_tenant is 2"
+        );
+        // The refusal took no permit: others still get the rest of the cap.
+        let b: Vec<_> = (0..2).map(|_| u.admit(Some("globex")).unwrap()).collect();
+        let bypass = u.admit(None).unwrap();
+        assert_eq!(
+            refusal(u.admit(Some("initech"))),
+            "too many clients are authenticating: \
+             tenant-router's auth.max_unauthenticated_backends is 5"
+        );
+        drop(bypass);
+        let c = u.admit(Some("initech")).unwrap();
+        // A freed place goes back to its tenant.
+        drop(a);
+        let again = u.admit(Some("acme")).unwrap();
+        drop((b, c, again));
+        assert!(
+            u.held.lock().unwrap().is_empty(),
+            "no entry outlives its logins"
+        );
+        assert_eq!(u.all.available_permits(), 5);
+    }
+
+    #[test]
+    fn bypass_users_share_one_place() {
+        let u = Unauthenticated::new(4, 1);
+        let first = u.admit(None).unwrap();
+        assert!(refusal(u.admit(None)).contains("for bypass users"));
+        let tenant = u.admit(Some("acme")).unwrap();
+        drop((first, tenant));
+        assert!(u.held.lock().unwrap().is_empty());
+    }
 }

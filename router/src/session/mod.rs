@@ -373,12 +373,14 @@ impl Session {
         // Authenticating
         self.phase = Phase::Authenticating;
         // A relayed authentication holds a backend while the client
-        // answers: capped by auth.max_unauthenticated_backends.
+        // answers: capped by auth.max_unauthenticated_backends, and per
+        // tenant by auth.max_unauthenticated_per_tenant.
         let pending = match verified {
             Some(_) => None,
-            None => Some(self.shared.admit_unauthenticated().ok_or(
-                SessionError::TooManyUnauthenticated(self.shared.max_unauthenticated()),
-            )?),
+            None => Some(
+                self.shared
+                    .admit_unauthenticated(tenant.as_deref().map(|i| i.id.as_str()))?,
+            ),
         };
         let mut server = timeout_at(deadline, Backend::connect(&cfg))
             .await
