@@ -3,14 +3,17 @@
 //! "at rest" for drain, limits and (later) pooling.
 //!
 //! Every client message that makes Postgres run something is a *unit*: a
-//! simple Query, an Execute, a FunctionCall. A Sync is a unit too (it ends
-//! an extended-protocol batch and is answered by ReadyForQuery). Units wait
-//! in order for the server's answer:
+//! simple Query, a Bind (binding plans the statement, and planning runs
+//! immutable functions on constants), an Execute, a FunctionCall. A Sync
+//! is a unit too (it ends an extended-protocol batch, commits an implicit
+//! transaction and is answered by ReadyForQuery). Units wait in order for
+//! the server's answer:
 //!
 //! ```text
 //! Query, FunctionCall  ... ReadyForQuery            (errors: ErrorResponse, then ReadyForQuery)
+//! Bind                 ... BindComplete
 //! Execute              ... CommandComplete | EmptyQueryResponse | PortalSuspended
-//!                      ... ErrorResponse: this and every later Execute up to the next
+//! Bind, Execute        ... ErrorResponse: this and every later unit up to the next
 //!                          Sync are discarded by Postgres (it skips until Sync)
 //! Sync                 ... ReadyForQuery
 //! ```
@@ -35,6 +38,7 @@ pub enum TxStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Query,
+    Bind,
     Execute,
     Call,
     Sync,
@@ -75,12 +79,29 @@ pub enum ServerEvent {
     /// CommandComplete, EmptyQueryResponse or PortalSuspended; `Some` when
     /// it answered an Execute.
     StatementDone(Option<Pending>),
-    /// ErrorResponse, with the unit it failed (`None`: a Parse, Bind... or
-    /// an error outside any unit).
+    /// BindComplete, with the Bind it answered.
+    Bound(Option<Pending>),
+    /// ErrorResponse, with the unit it failed (`None`: a Parse, Describe...
+    /// with no unit waiting, or an error outside any unit; a Parse that
+    /// fails before a waiting Bind or Execute is reported as theirs, which
+    /// Postgres skips anyway).
     Error(Option<Pending>),
     /// ReadyForQuery, with the Query, FunctionCall or Sync it answered.
     Ready(Option<Pending>),
     Other,
+}
+
+impl ServerEvent {
+    /// The unit this frame answered or failed, if it was one's answer.
+    pub fn unit(&self) -> Option<Pending> {
+        match *self {
+            ServerEvent::StatementDone(p)
+            | ServerEvent::Bound(p)
+            | ServerEvent::Error(p)
+            | ServerEvent::Ready(p) => p,
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -120,7 +141,7 @@ impl Default for Conversation {
 }
 
 impl Conversation {
-    /// The unit a client frame starts, if it runs something: Query,
+    /// The unit a client frame starts, if it runs something: Query, Bind,
     /// Execute, FunctionCall. None while Postgres skips until Sync.
     pub fn starts(&self, tag: u8) -> Option<Unit> {
         if self.skipping {
@@ -128,6 +149,7 @@ impl Conversation {
         }
         match tag {
             b'Q' => Some(Unit::Query),
+            b'B' => Some(Unit::Bind),
             b'E' => Some(Unit::Execute),
             b'F' => Some(Unit::Call),
             _ => None,
@@ -137,9 +159,14 @@ impl Conversation {
     /// A client frame went to Postgres (`denied`: as a failing stand-in).
     pub fn client_sent(&mut self, tag: u8, denied: bool) {
         match tag {
-            b'Q' | b'F' | b'E' if self.skipping => {}
+            b'Q' | b'F' if self.skipping => {}
+            b'B' | b'E' if self.skipping => self.open_batch = true,
             b'Q' => self.push(Unit::Query, denied),
             b'F' => self.push(Unit::Call, denied),
+            b'B' => {
+                self.open_batch = true;
+                self.push(Unit::Bind, denied);
+            }
             b'E' => {
                 self.open_batch = true;
                 self.push(Unit::Execute, denied);
@@ -149,7 +176,7 @@ impl Conversation {
                 self.skipping = false;
                 self.push(Unit::Sync, false);
             }
-            b'P' | b'B' | b'D' | b'C' => self.open_batch = true,
+            b'P' | b'D' | b'C' => self.open_batch = true,
             // Flush runs nothing and opens nothing (psycopg sends one after
             // its pipeline's Sync).
             b'H' => {}
@@ -205,6 +232,10 @@ impl Conversation {
                 let execute = self.front().is_some_and(|p| p.unit == Unit::Execute);
                 ServerEvent::StatementDone(if execute { self.pop() } else { None })
             }
+            b'2' => {
+                let bind = self.front().is_some_and(|p| p.unit == Unit::Bind);
+                ServerEvent::Bound(if bind { self.pop() } else { None })
+            }
             b'E' => {
                 self.copy = CopyState::None;
                 match self.front() {
@@ -212,13 +243,14 @@ impl Conversation {
                         ServerEvent::Error(Some(p))
                     }
                     _ => {
-                        // Postgres now skips to the next Sync: the Executes
-                        // before it never run.
+                        // Postgres now skips to the next Sync: the units
+                        // before it never run (a Query or FunctionCall in
+                        // the batch included).
                         let failed = self
                             .front()
-                            .filter(|p| p.unit == Unit::Execute)
+                            .filter(|p| matches!(p.unit, Unit::Bind | Unit::Execute))
                             .and_then(|_| self.pop());
-                        while self.front().is_some_and(|p| p.unit == Unit::Execute) {
+                        while self.front().is_some_and(|p| p.unit != Unit::Sync) {
                             self.pop();
                         }
                         if self.pending.is_empty() {
@@ -237,7 +269,7 @@ impl Conversation {
                 };
                 let mut answered = None;
                 while let Some(p) = self.pop() {
-                    if p.unit != Unit::Execute {
+                    if !matches!(p.unit, Unit::Bind | Unit::Execute) {
                         answered = Some(p);
                         break;
                     }
@@ -308,12 +340,7 @@ mod tests {
     }
 
     fn unit(e: ServerEvent) -> Option<Unit> {
-        match e {
-            ServerEvent::StatementDone(p) | ServerEvent::Error(p) | ServerEvent::Ready(p) => {
-                p.map(|p| p.unit)
-            }
-            _ => None,
-        }
+        e.unit().map(|p| p.unit)
     }
 
     #[test]
@@ -339,13 +366,20 @@ mod tests {
             c.client_sent(t, false);
         }
         assert!(!c.at_rest());
+        assert_eq!(c.running().map(|r| r.0.unit), Some(Unit::Bind));
         server(&mut c, b'1', b"");
-        server(&mut c, b'2', b"");
+        assert_eq!(unit(server(&mut c, b'2', b"")), Some(Unit::Bind));
         let first = c.running().unwrap().0.seq;
         assert_eq!(
             unit(server(&mut c, b'C', b"SELECT 1\0")),
             Some(Unit::Execute)
         );
+        assert_eq!(
+            c.running().map(|r| r.0.unit),
+            Some(Unit::Bind),
+            "the second Bind runs now"
+        );
+        assert_eq!(unit(server(&mut c, b'2', b"")), Some(Unit::Bind));
         assert_ne!(c.running().unwrap().0.seq, first, "the second one runs now");
         assert_eq!(
             unit(server(&mut c, b'C', b"SELECT 1\0")),
@@ -362,10 +396,61 @@ mod tests {
         for t in [b'B', b'E', b'B', b'E', b'S', b'B', b'E'] {
             c.client_sent(t, false);
         }
-        assert_eq!(unit(server(&mut c, b'E', b"")), Some(Unit::Execute));
+        assert_eq!(unit(server(&mut c, b'E', b"")), Some(Unit::Bind));
         assert_eq!(c.front().map(|p| p.unit), Some(Unit::Sync));
         server(&mut c, b'Z', b"I");
+        assert_eq!(c.front().map(|p| p.unit), Some(Unit::Bind));
+        assert_eq!(unit(server(&mut c, b'2', b"")), Some(Unit::Bind));
         assert_eq!(c.front().map(|p| p.unit), Some(Unit::Execute));
+    }
+
+    #[test]
+    fn a_bind_is_a_unit_answered_by_bind_complete() {
+        let mut c = Conversation::default();
+        assert_eq!(c.starts(b'B'), Some(Unit::Bind));
+        for t in [b'P', b'B', b'H'] {
+            c.client_sent(t, false);
+        }
+        // Planning runs now: the Bind is timed and owns what the server
+        // sends (a notice raised while constants are folded).
+        assert_eq!(c.running().map(|r| r.0.unit), Some(Unit::Bind));
+        server(&mut c, b'1', b"");
+        assert_eq!(c.front().map(|p| p.unit), Some(Unit::Bind));
+        assert_eq!(server(&mut c, b'N', b"").unit(), None);
+        assert_eq!(unit(server(&mut c, b'2', b"")), Some(Unit::Bind));
+        assert!(c.running().is_none());
+        assert!(!c.at_rest(), "the batch is open until Sync");
+        // Bind, Sync: the Sync is answered after the Bind.
+        c.client_sent(b'S', false);
+        c.client_sent(b'B', false);
+        c.client_sent(b'S', false);
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert_eq!(unit(server(&mut c, b'E', b"")), Some(Unit::Bind));
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert!(c.at_rest());
+    }
+
+    #[test]
+    fn an_extended_error_discards_queries_and_calls_up_to_sync() {
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'Q', b'F', b'S'] {
+            c.client_sent(t, false);
+        }
+        assert_eq!(unit(server(&mut c, b'E', b"")), Some(Unit::Bind));
+        assert_eq!(c.front().map(|p| p.unit), Some(Unit::Sync));
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert!(c.at_rest());
+        // While Postgres skips, nothing sent starts a unit, Bind included.
+        for t in [b'P', b'B', b'H'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'E', b"");
+        assert_eq!(c.starts(b'B'), None);
+        c.client_sent(b'B', false);
+        assert!(c.front().is_none());
+        c.client_sent(b'S', false);
+        server(&mut c, b'Z', b"I");
+        assert!(c.at_rest());
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! `max_query_ms`: a timer on the unit Postgres is running now (a Query,
-//! an Execute, a FunctionCall; its clock starts when the units before it
-//! are answered). When it fires the watch cancels the backend.
+//! a Bind, which plans the statement, an Execute, a FunctionCall; its
+//! clock starts when the units before it are answered and stops at its
+//! answer). When it fires the watch cancels the backend. Postgres sends a
+//! Bind's or an Execute's answer only at a Flush or Sync (or when its
+//! output buffer fills), so in a pipeline a unit's clock runs on through
+//! the ones after it until that answer comes: Bind and Execute are timed
+//! together, and the cancel stops whichever of them runs (the watch names
+//! the limit in either's error).
 
 use crate::conversation::Conversation;
 use std::future::Future;

@@ -7,10 +7,15 @@
 //! is its own policy observing the conversation (`conversation`):
 //!
 //! - `qps`: `qps_limit` with `burst_multiplier`, a token bucket per tenant
-//!   (`bucket`), charged once per unit that runs (Query, Execute,
-//!   FunctionCall);
-//! - `duration`: `max_query_ms`, timed per running unit;
-//! - `result_size`: `max_result_bytes`, DataRow and COPY OUT data per unit;
+//!   (`bucket`), charged for what runs: each Query and FunctionCall, each
+//!   Bind together with the Execute of its portal right after it, each
+//!   Bind alone, each Execute with no Bind of its portal before it in the
+//!   batch; `COMMIT AND CHAIN` is charged, a lone transaction end is not;
+//! - `duration`: `max_query_ms`, timed per running unit (Query, Bind,
+//!   Execute, FunctionCall: a Bind plans, and planning folds immutable
+//!   functions);
+//! - `result_size`: `max_result_bytes`, every message a unit sends back
+//!   (rows, COPY data, notices, notifications, call results, errors...);
 //!
 //! and `watch` puts them together for one session.
 

@@ -2,11 +2,14 @@
 //! shows the watch every client frame before it goes (`on_client`: pass,
 //! replace with a stand-in, or answer locally) and every server frame with
 //! what it meant (`on_server`: keep, drop or replace). Over
-//! `max_query_ms` or `max_result_bytes`, the backend gets a CancelRequest,
-//! no more rows of that unit are relayed, and the client gets an error
-//! naming the limit instead of Postgres' "canceling statement due to user
-//! request" (or instead of the completion of a unit that finished before
-//! the cancel landed).
+//! `max_query_ms`, the backend gets a CancelRequest and the client an
+//! error naming the limit instead of Postgres' "canceling statement due to
+//! user request". Over `max_result_bytes`, the backend gets a
+//! CancelRequest (unless the unit has already stopped), nothing more the
+//! unit sends is relayed but what the protocol needs (BindComplete-,
+//! ParseComplete-like answers to other messages, ParameterStatus, COPY
+//! starts, ReadyForQuery), and the client gets the limit's error in place
+//! of the unit's completion or error (or just before its ReadyForQuery).
 
 use super::duration::QueryTimer;
 use super::qps;
@@ -14,7 +17,7 @@ use super::result_size::ResultSize;
 use super::TenantCounters;
 use crate::cancel::CancelRegistry;
 use crate::codec::{Edit, FrameView};
-use crate::conversation::{Conversation, ServerEvent, Unit};
+use crate::conversation::{Conversation, Pending, ServerEvent, Unit};
 use crate::metrics::Denial;
 use crate::protocol::{self, Severity};
 use bytes::BytesMut;
@@ -53,6 +56,8 @@ pub struct StatementWatch {
     max_result_bytes: u64,
     timer: QueryTimer,
     result: ResultSize,
+    /// What the batch's units cost so far (a Bind pays for its Execute).
+    charges: qps::Charges,
     /// The unit a limit stopped, and why.
     tripped: Option<(Trip, u64)>,
     /// Whether the client was told.
@@ -91,6 +96,7 @@ impl StatementWatch {
             max_result_bytes: 0,
             timer: QueryTimer::default(),
             result: ResultSize::default(),
+            charges: qps::Charges::default(),
             tripped: None,
             reported: false,
             local_reply: BytesMut::new(),
@@ -121,12 +127,34 @@ impl StatementWatch {
 
     /// A client frame about to go to Postgres.
     pub fn on_client(&mut self, v: FrameView<'_>, conv: &Conversation) -> ClientVerdict {
+        if v.tag == b'S' {
+            self.charges.sync();
+            return ClientVerdict::Pass;
+        }
         let Some(unit) = conv.starts(v.tag) else {
             return ClientVerdict::Pass;
         };
         self.refresh();
+        match self.charges.charge(v, unit, conv) {
+            qps::Charge::Paid => return ClientVerdict::Pass,
+            // Postgres would skip it: it goes as a stand-in all the same,
+            // so that nothing runs even if the denied one did not fail.
+            qps::Charge::Skipped => {
+                return ClientVerdict::StandIn(qps::stand_in(
+                    unit,
+                    &qps::message(&self.tenant, self.qps),
+                ))
+            }
+            qps::Charge::TransactionEnd => {
+                self.counters.metrics.statements.inc();
+                return ClientVerdict::Pass;
+            }
+            qps::Charge::Token => {}
+        }
         self.counters.metrics.statements.inc();
-        if qps::is_transaction_end(v, conv) || self.counters.take_token(self.qps, self.burst) {
+        let ran = self.counters.take_token(self.qps, self.burst);
+        self.charges.charged(v, unit, ran);
+        if ran {
             return ClientVerdict::Pass;
         }
         self.counters.metrics.denied(Denial::QpsLimit);
@@ -145,70 +173,99 @@ impl StatementWatch {
         self.timer.follow(conv, self.max_query);
     }
 
-    fn stopped(&self, seq: Option<u64>, why: Trip) -> bool {
-        seq.is_some() && self.tripped.map(|(w, s)| (w, Some(s))) == Some((why, seq))
-    }
-
     /// A server frame on its way to the client; `ev` is what it meant to
     /// the conversation (already updated).
     pub fn on_server(&mut self, v: FrameView<'_>, ev: ServerEvent, conv: &Conversation) -> Edit {
-        let front = conv.front().map(|p| p.seq);
+        // The unit the frame belongs to: the one it answered, else the one
+        // being answered now. A denied unit's stand-in runs nothing.
+        let owner = ev.unit().or_else(|| conv.front());
+        let seq = owner.filter(|p| !p.denied).map(|p| p.seq);
+        if let Some(s) = seq.filter(|_| v.tag != b'Z') {
+            if self.result.add(s, v.len, self.max_result_bytes) {
+                // After its error, its call result or its completion the
+                // unit runs nothing more: no cancel (it would hit the next).
+                let done = matches!(
+                    ev,
+                    ServerEvent::Error(_)
+                        | ServerEvent::StatementDone(Some(_))
+                        | ServerEvent::Bound(Some(_))
+                ) || v.tag == b'V';
+                self.trip(Trip::ResultSize, s, !done);
+            }
+        }
+        match ev {
+            ServerEvent::StatementDone(Some(p)) => self.counters.metrics.observe(p.sent.elapsed()),
+            ServerEvent::Ready(Some(p)) if p.unit != Unit::Sync => {
+                self.counters.metrics.observe(p.sent.elapsed())
+            }
+            _ => {}
+        }
+        let why = match self.tripped {
+            Some((why, s)) if Some(s) == seq => why,
+            _ => Trip::ResultSize,
+        };
         let edit = match ev {
-            ServerEvent::Row | ServerEvent::CopyData => {
-                if self.stopped(front, Trip::ResultSize) {
-                    Edit::Drop
-                } else if self.result.add(front, v.len, self.max_result_bytes) {
-                    if let Some(seq) = front {
-                        self.trip(Trip::ResultSize, seq);
-                    }
-                    Edit::Drop
-                } else {
-                    Edit::Keep
-                }
+            ServerEvent::Error(Some(p))
+                if p.denied
+                    && matches!(p.unit, Unit::Bind | Unit::Execute)
+                    && qps::is_stand_in_error(v.bytes) =>
+            {
+                self.counters.metrics.errors.inc();
+                Edit::Replace(protocol::error_response(
+                    Severity::Error,
+                    "53400",
+                    &qps::message(&self.tenant, self.qps),
+                ))
             }
-            ServerEvent::CopyDone if self.stopped(front, Trip::ResultSize) => Edit::Drop,
-            ServerEvent::StatementDone(p) => {
-                if let Some(p) = p {
-                    self.counters.metrics.observe(p.sent.elapsed());
-                }
-                let seq = p.map(|p| p.seq).or(front);
-                if self.stopped(seq, Trip::ResultSize) && !self.reported {
-                    self.reported = true;
-                    self.counters.metrics.errors.inc();
-                    Edit::Replace(self.error(Trip::ResultSize))
-                } else {
-                    Edit::Keep
-                }
+            // A denied Query's stand-in that could not even raise its
+            // error (25P02 in a failed transaction): the client is told
+            // why all the same.
+            ServerEvent::Error(Some(p))
+                if p.denied
+                    && matches!(p.unit, Unit::Query | Unit::Call)
+                    && v.body().is_some()
+                    && protocol::error_fields(v.bytes).0 != "53400" =>
+            {
+                self.counters.metrics.errors.inc();
+                Edit::Replace(protocol::error_response(
+                    Severity::Error,
+                    "53400",
+                    &qps::message(&self.tenant, self.qps),
+                ))
             }
+            _ if self.result.over(seq) => self.past_the_limit(v, ev, owner, why),
             ServerEvent::Error(p) => {
                 self.counters.metrics.errors.inc();
                 match p {
-                    Some(p) if p.denied && p.unit == Unit::Execute => {
-                        Edit::Replace(protocol::error_response(
-                            Severity::Error,
-                            "53400",
-                            &qps::message(&self.tenant, self.qps),
-                        ))
-                    }
                     Some(p) if !self.reported && self.tripped.is_some_and(|t| t.1 == p.seq) => {
                         let code = v.body().map(|_| protocol::error_fields(v.bytes).0);
-                        match (self.tripped, code.as_deref()) {
-                            (Some((why, _)), Some("57014")) => {
-                                self.reported = true;
-                                Edit::Replace(self.error(why))
-                            }
-                            _ => Edit::Keep,
+                        if code.as_deref() == Some("57014") {
+                            self.reported = true;
+                            Edit::Replace(self.error(why))
+                        } else {
+                            Edit::Keep
                         }
                     }
                     _ => Edit::Keep,
                 }
             }
-            ServerEvent::Ready(Some(p)) if p.unit != Unit::Sync => {
-                self.counters.metrics.observe(p.sent.elapsed());
-                Edit::Keep
-            }
             _ => Edit::Keep,
         };
+        // Postgres holds a Bind's or an Execute's answer back until a Flush
+        // or Sync: a unit timed out while its answer waited had finished,
+        // and the cancel lands in the unit after it, which is then the one
+        // stopped for running over.
+        if let (Some((Trip::Duration, s)), Some(p)) = (self.tripped, ev.unit()) {
+            let succeeded = matches!(
+                ev,
+                ServerEvent::Bound(Some(_)) | ServerEvent::StatementDone(Some(_))
+            );
+            if s == p.seq && succeeded && !self.reported {
+                if let Some(next) = conv.front().filter(|n| n.unit != Unit::Sync && !n.denied) {
+                    self.tripped = Some((Trip::Duration, next.seq));
+                }
+            }
+        }
         // The stopped unit is answered: the next starts afresh.
         if self
             .tripped
@@ -220,7 +277,53 @@ impl StatementWatch {
         edit
     }
 
-    fn trip(&mut self, why: Trip, seq: u64) {
+    /// A frame of a unit whose result went over `max_result_bytes`: only
+    /// what the protocol needs goes on, and the limit's error once, in
+    /// place of the unit's answer (or before its ReadyForQuery).
+    fn past_the_limit(
+        &mut self,
+        v: FrameView<'_>,
+        ev: ServerEvent,
+        owner: Option<Pending>,
+        why: Trip,
+    ) -> Edit {
+        match ev {
+            ServerEvent::StatementDone(_) | ServerEvent::Bound(_) | ServerEvent::Error(_) => {
+                self.report(why)
+            }
+            ServerEvent::Ready(_) => match self.report(why) {
+                Edit::Replace(mut error) => {
+                    error.extend_from_slice(v.bytes);
+                    Edit::Replace(error)
+                }
+                _ => Edit::Keep,
+            },
+            ServerEvent::Row | ServerEvent::CopyData | ServerEvent::CopyDone => Edit::Drop,
+            ServerEvent::Other => match v.tag {
+                // FunctionCallResponse: the call's answer.
+                b'V' => self.report(why),
+                // NoticeResponse, NotificationResponse.
+                b'N' | b'A' => Edit::Drop,
+                // A later statement's RowDescription in a simple Query (in
+                // a batch, RowDescription answers a Describe: it stays).
+                b'T' if owner.is_some_and(|p| p.unit == Unit::Query) => Edit::Drop,
+                _ => Edit::Keep,
+            },
+        }
+    }
+
+    /// The limit's error, the first time; after that the frame is dropped.
+    fn report(&mut self, why: Trip) -> Edit {
+        if self.reported {
+            return Edit::Drop;
+        }
+        self.reported = true;
+        self.counters.metrics.errors.inc();
+        Edit::Replace(self.error(why))
+    }
+
+    /// Stop unit `seq` for `why`; `cancel`: it may still be running.
+    fn trip(&mut self, why: Trip, seq: u64, cancel: bool) {
         if self.tripped.is_some_and(|t| t.1 == seq) {
             return;
         }
@@ -231,6 +334,10 @@ impl StatementWatch {
             Trip::ResultSize => Denial::MaxResultBytes,
         });
         let (cancels, (pid, key)) = (self.cancels.clone(), self.backend);
+        if !cancel {
+            tracing::info!(tenant = %self.tenant, backend_pid = pid, reason = ?why, "statement limit exceeded");
+            return;
+        }
         tracing::info!(tenant = %self.tenant, backend_pid = pid, reason = ?why, "statement limit exceeded; canceling");
         self.cancel_in_flight = Some(tokio::spawn(async move {
             cancels.forward(pid, key).await;
@@ -242,7 +349,7 @@ impl StatementWatch {
     pub fn poll_deadline(&mut self, cx: &mut Context<'_>, conv: &Conversation) {
         if let Some(seq) = self.timer.poll_expired(cx) {
             if conv.front().is_some_and(|p| p.seq == seq) {
-                self.trip(Trip::Duration, seq);
+                self.trip(Trip::Duration, seq, true);
             }
         }
     }
