@@ -18,6 +18,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Frames longer than this (tag and length included) are streamed.
 pub const STREAM_OVER: usize = 64 * 1024;
+/// How much of a streamed frame its observer is shown (its header and the
+/// start of its body: a Parse's statement name).
+pub const PEEK: usize = 261;
 /// Largest message a client may send before it is authenticated.
 pub const MAX_PREAUTH_LEN: usize = 16 * 1024;
 
@@ -88,7 +91,8 @@ pub async fn read_frame<S: AsyncRead + Unpin>(
 }
 
 /// What an observer is shown of a frame: all of it (`whole`), or for a
-/// streamed frame only its 5-byte header.
+/// streamed frame its start (`PEEK` bytes: the header and the body's
+/// first bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct FrameView<'a> {
     pub tag: u8,
@@ -115,6 +119,9 @@ pub enum Edit {
     Keep,
     Drop,
     Replace(BytesMut),
+    /// Send these bytes first, then the frame as it is (whole or
+    /// streamed).
+    Prepend(BytesMut),
 }
 
 /// Replace `buf[start..end]` with `with` (rare: limits only).
@@ -141,6 +148,12 @@ pub struct Framer {
     skip: usize,
     /// Largest frame accepted.
     max: usize,
+    /// Frames of this tag up to this length are held whole (above
+    /// `STREAM_OVER`): transaction pooling keeps a client's Parse.
+    hold: Option<(u8, usize)>,
+    /// The length of the frame being held whole while it arrives (the
+    /// relay reads on past its high-water mark for it).
+    want: usize,
 }
 
 impl Framer {
@@ -151,7 +164,20 @@ impl Framer {
             through: 0,
             skip: 0,
             max: MAX_MESSAGE_LEN,
+            hold: None,
+            want: 0,
         }
+    }
+
+    /// Hold frames tagged `tag` whole up to `max` bytes (larger ones are
+    /// still streamed).
+    pub fn hold_whole(&mut self, tag: u8, max: usize) {
+        self.hold = Some((tag, max.min(MAX_MESSAGE_LEN)));
+    }
+
+    /// Bytes the frame being held whole needs buffered (0: none).
+    pub fn wanted(&self) -> usize {
+        self.want
     }
 
     /// The read buffer (to read more into).
@@ -244,11 +270,23 @@ impl Framer {
                 return Ok(());
             };
             let whole = avail >= h.frame_len;
-            if !whole && h.frame_len <= STREAM_OVER {
+            let held = h.frame_len <= STREAM_OVER
+                || self
+                    .hold
+                    .is_some_and(|(tag, max)| tag == h.tag && h.frame_len <= max);
+            if !whole && held {
                 self.buf.reserve(h.frame_len - avail);
+                self.want = self.ready + h.frame_len;
                 return Ok(());
             }
-            let shown = if whole { h.frame_len } else { 5 };
+            // A streamed frame is shown with its first bytes (up to PEEK).
+            let peek = PEEK.min(h.frame_len);
+            if !whole && avail < peek {
+                self.want = self.ready + peek;
+                return Ok(());
+            }
+            self.want = 0;
+            let shown = if whole { h.frame_len } else { peek };
             let edit = observe(FrameView {
                 tag: h.tag,
                 len: h.frame_len,
@@ -270,6 +308,11 @@ impl Framer {
                     splice(&mut self.buf, start, start + here, &with);
                     self.ready += with.len();
                     self.skip = later;
+                }
+                Edit::Prepend(with) => {
+                    splice(&mut self.buf, start, start, &with);
+                    self.ready += with.len() + here;
+                    self.through = later;
                 }
             }
         }
@@ -324,6 +367,35 @@ mod tests {
                 frame_len: 6
             }))
         );
+    }
+
+    #[test]
+    fn prepended_bytes_go_before_a_frame_whole_or_streamed() {
+        let small = frame(b'B', b"abc");
+        let big = frame(b'B', &vec![7u8; STREAM_OVER + 10]);
+        for f in [&small, &big] {
+            let mut fr = Framer::new(BytesMut::new());
+            // The big one arrives in two parts: its start, then the rest.
+            let cut = if f.len() > STREAM_OVER {
+                PEEK + 3
+            } else {
+                f.len()
+            };
+            fr.buf_mut().extend_from_slice(&f[..cut]);
+            let mut shown = Vec::new();
+            fr.scan(&mut |v| {
+                shown.push((v.tag, v.bytes.len()));
+                Edit::Prepend(BytesMut::from(&b"H\0\0\0\x04"[..]))
+            })
+            .unwrap();
+            fr.buf_mut().extend_from_slice(&f[cut..]);
+            fr.scan(&mut |_| Edit::Keep).unwrap();
+            let mut want = b"H\0\0\0\x04".to_vec();
+            want.extend_from_slice(f);
+            assert_eq!(fr.pending(), &want[..]);
+            let seen = if f.len() > STREAM_OVER { PEEK } else { f.len() };
+            assert_eq!(shown, vec![(b'B', seen)]);
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! `FUZZ_ITERS=5000000 cargo test --release -p tenant-router --test fuzz -- --nocapture`
 //! (two targets: 10 million executions).
 use bytes::{BufMut, BytesMut};
-use tenant_router::codec::{Edit, FrameView, Framer, STREAM_OVER};
+use tenant_router::codec::{Edit, FrameView, Framer, PEEK, STREAM_OVER};
 use tenant_router::conversation::Conversation;
 use tenant_router::protocol::{self, FrameError};
 
@@ -181,7 +181,9 @@ fn run(chunks: &[&[u8]], salt: u64) -> (Vec<u8>, Option<FrameError>) {
     for c in chunks {
         f.buf_mut().extend_from_slice(c);
         let r = f.scan(&mut |v| {
-            assert!(v.bytes.len() == v.len || (v.bytes.len() == 5 && v.len > STREAM_OVER));
+            assert!(
+                v.bytes.len() == v.len || (v.bytes.len() == PEEK.min(v.len) && v.len > STREAM_OVER)
+            );
             conv.on_server(v);
             conv.client_sent(v.tag, false);
             decide(v, salt)
