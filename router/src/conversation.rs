@@ -65,6 +65,10 @@ pub struct Pending {
     pub sent: Instant,
     /// A limit refused it: Postgres got a stand-in that fails.
     pub denied: bool,
+    /// CopyDone and CopyFail messages the client had sent before it (a
+    /// Sync sent between a COPY's start and its end is ignored by
+    /// PostgreSQL).
+    pub copy_ends: u64,
 }
 
 /// What a server frame meant.
@@ -122,6 +126,10 @@ pub struct Conversation {
     /// The client sent a message type that is not valid after startup:
     /// PostgreSQL ends the session; the backend is never at rest again.
     broken: bool,
+    /// CopyDone and CopyFail messages sent so far.
+    copy_ends: u64,
+    /// Syncs PostgreSQL ignored (sent during COPY IN) not yet taken.
+    ignored_syncs: u64,
 }
 
 impl Default for Conversation {
@@ -136,6 +144,8 @@ impl Default for Conversation {
             copy: CopyState::None,
             terminated: false,
             broken: false,
+            copy_ends: 0,
+            ignored_syncs: 0,
         }
     }
 }
@@ -182,7 +192,8 @@ impl Conversation {
             b'H' => {}
             b'X' => self.terminated = true,
             // CopyData, CopyDone, CopyFail: part of a running unit.
-            b'd' | b'c' | b'f' => {}
+            b'd' => {}
+            b'c' | b'f' => self.copy_ends += 1,
             // Not a message a client may send now: PostgreSQL answers with
             // a FATAL (later, after what is queued before it).
             _ => self.broken = true,
@@ -199,6 +210,7 @@ impl Conversation {
             seq: self.next_seq,
             sent: now,
             denied,
+            copy_ends: self.copy_ends,
         });
         self.next_seq += 1;
     }
@@ -217,6 +229,7 @@ impl Conversation {
             b'c' => ServerEvent::CopyDone,
             b'G' => {
                 self.copy = CopyState::In;
+                self.drop_syncs_during_copy();
                 ServerEvent::Other
             }
             b'H' => {
@@ -280,6 +293,30 @@ impl Conversation {
         }
     }
 
+    /// COPY IN started for the unit in front: PostgreSQL ignores a Sync
+    /// the client sent before that COPY's CopyDone or CopyFail
+    /// (tokio-postgres sends Bind, Execute, Sync, then the data): those
+    /// Syncs will never be answered.
+    fn drop_syncs_during_copy(&mut self) {
+        let Some(start) = self.front() else {
+            return;
+        };
+        let before = self.pending.len();
+        let mut first = true;
+        self.pending.retain(|p| {
+            let keep = first || !(p.unit == Unit::Sync && p.copy_ends == start.copy_ends);
+            first = false;
+            keep
+        });
+        self.ignored_syncs += (before - self.pending.len()) as u64;
+    }
+
+    /// Syncs PostgreSQL ignored since the last call (the statement
+    /// tracking of transaction pooling counts batches by Sync).
+    pub fn take_ignored_syncs(&mut self) -> u64 {
+        std::mem::take(&mut self.ignored_syncs)
+    }
+
     /// The unit Postgres is answering now.
     pub fn front(&self) -> Option<Pending> {
         self.pending.front().copied()
@@ -316,6 +353,11 @@ impl Conversation {
             && !self.skipping
             && self.status == TxStatus::Idle
             && self.copy == CopyState::None
+    }
+
+    /// Extended-protocol messages were sent since the last Sync.
+    pub fn batch_open(&self) -> bool {
+        self.open_batch
     }
 
     /// Nothing sent and unanswered (a transaction may be open).
@@ -513,6 +555,28 @@ mod tests {
         c.client_sent(b'Q', false);
         server(&mut c, b'Z', b"I");
         assert!(!c.at_rest());
+    }
+
+    #[test]
+    fn a_sync_sent_before_copy_data_is_ignored_as_postgresql_ignores_it() {
+        // tokio-postgres' copy_in: Bind, Execute, Sync, CopyData, CopyDone, Sync.
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'S', b'd', b'c', b'S'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'2', b"");
+        server(&mut c, b'G', b"\0\0\0");
+        assert_eq!(c.take_ignored_syncs(), 1);
+        assert_eq!(c.take_ignored_syncs(), 0);
+        server(&mut c, b'C', b"COPY 1\0");
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert!(c.at_rest(), "one ReadyForQuery ends it");
+        // A Sync after the CopyDone is answered as usual.
+        c.client_sent(b'Q', false);
+        server(&mut c, b'G', b"\0\0\0");
+        c.client_sent(b'c', false);
+        c.client_sent(b'S', false);
+        assert_eq!(c.take_ignored_syncs(), 0);
     }
 
     #[test]
