@@ -24,7 +24,15 @@
 # tenants' default mode). Environment: PG_TENANT_DIR, PG_TENANT_PORT (the
 # private cluster), BENCH_SECS, BENCH_CLIENTS ("8 32 128 512"), BENCH_MODES
 # ("simple connect"), BENCH_TENANTS (1), BENCH_IDLE (1000; 0 skips),
-# POOL_SIZE (20).
+# BENCH_PREPARED (1000 asyncpg clients of the prepared-statement churn
+# line; 0 skips), POOL_SIZE (20).
+#
+# The churn line: router RSS before, at its peak and after BENCH_PREPARED
+# short-lived asyncpg clients each prepared 20 distinct named statements
+# and left, beside PgBouncer. Debian's PgBouncer is 1.18, which predates
+# max_prepared_statements (1.21): it is run with asyncpg's defaults (its
+# named statements collide or vanish: counted as errors) and with
+# statement_cache_size=0 (unnamed statements, what 1.18 requires).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/pool_lib.sh"
 SECS=${BENCH_SECS:-8}
@@ -32,6 +40,7 @@ CLIENTS=${BENCH_CLIENTS:-8 32 128 512}
 MODES=${BENCH_MODES:-simple connect}
 TENANTS=${BENCH_TENANTS:-1}
 IDLE=${BENCH_IDLE:-1000}
+PREPARED=${BENCH_PREPARED:-1000}
 MARGIN=20
 
 pool_prepare
@@ -164,5 +173,41 @@ if [ "$IDLE" -gt 0 ]; then
   idle_clients pgbouncer-idle "$BOUNCER_PID" "$p" bench_pw "$IDLE"
   echo "| pgbouncer | $IDLE_OPEN | $IDLE_ESTAB | $IDLE_BEFORE | $IDLE_AFTER | $IDLE_KIB |"
   if [ "$IDLE_OPEN" -lt "$IDLE" ]; then echo "  pgbouncer: $(cat "$OUT/pgbouncer-idle.idle")"; fi
+fi
+if [ "$PREPARED" -gt 0 ]; then
+  # Prepared-statement churn (issue #23): PREPARED asyncpg clients, each
+  # preparing 20 distinct named statements and leaving. Fresh processes.
+  echo
+  echo "Router memory after prepared-statement churn ($PREPARED asyncpg clients, 20 distinct statements each, 50 at a time, transaction pooling):"
+  echo "| target | asyncpg statement cache | clients ok | queries ok | errors | VmRSS baseline (KiB) | peak (KiB) | after the clients left (KiB) | after / baseline |"
+  echo "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
+  set_pool_mode transaction
+  churn() { # name pid port user cache
+    local name=$1 pid=$2 port=$3 user=$4 cache=$5 base peak=0 after out py r
+    psql -X -tA -h 127.0.0.1 -p "$port" -U "$user" -d bench -c "SELECT 1" >/dev/null
+    # Warm-up: 100 clients, 50 at a time, so every backend of the pool is
+    # open (and its buffers held) before the baseline.
+    python3 bench/prepared_clients.py 127.0.0.1 "$port" "$user" 100 20 "$cache" >/dev/null 2>&1 || true
+    sleep 5
+    base=$(rss_kib "$pid")
+    python3 bench/prepared_clients.py 127.0.0.1 "$port" "$user" "$PREPARED" 20 "$cache" \
+      >"$OUT/$name.churn" 2>"$OUT/$name.churn.err" &
+    py=$!; pids+=("$py")
+    while kill -0 "$py" 2>/dev/null; do
+      r=$(rss_kib "$pid"); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.2
+    done
+    wait "$py" 2>/dev/null || true
+    # The router gives freed memory back at most every 3 s after clients left.
+    sleep 5
+    after=$(rss_kib "$pid")
+    read -r cok qok errs < "$OUT/$name.churn" || { cok=0; qok=0; errs="failed: $(head -1 "$OUT/$name.churn.err")"; }
+    echo "| $name | $( [ "$cache" = 0 ] && echo "off (statement_cache_size=0)" || echo "on (default)" ) | $cok | $qok | $errs | $base | $peak | $after | $(echo "$after / $base" | bc -l | xargs printf "%.2f") |"
+  }
+  p=$(free_port); start_router router-churn "$p"
+  churn "router transaction" "$ROUTER_PID" "$p" bench_pw.p1 100
+  kill "$ROUTER_PID"; wait "$ROUTER_PID" 2>/dev/null || true
+  p=$(free_port); start_pgbouncer pgbouncer-churn "$p"
+  churn "pgbouncer $(pgbouncer --version | awk 'NR==1{print $2}')" "$BOUNCER_PID" "$p" bench_pw 100
+  churn "pgbouncer $(pgbouncer --version | awk 'NR==1{print $2}')" "$BOUNCER_PID" "$p" bench_pw 0
 fi
 exit 0

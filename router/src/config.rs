@@ -213,6 +213,21 @@ pub struct Pool {
     pub server_lifetime_ms: u64,
     /// A backend idle this long is checked (one round trip) before reuse.
     pub check_after_idle_ms: u64,
+    /// The most backends of a shared pool one tenant holds at once, as a
+    /// fraction of `size` (at least 1 backend): whatever a tenant's
+    /// `pool_size` says, a shared pool is never held whole by fewer than
+    /// 1 / `max_tenant_share` tenants. 1.0: only `pool_size` bounds it.
+    pub max_tenant_share: f64,
+    /// Transaction pooling: named statements one backend keeps; beyond,
+    /// the least recently used is closed on it.
+    pub max_prepared_statements: usize,
+    /// Transaction pooling: named statements one client may hold (a Parse
+    /// beyond gets 53400).
+    pub max_client_prepared_statements: usize,
+    /// Transaction pooling: bytes of Parse messages the router keeps for
+    /// one client (to prepare them again on another backend); also the
+    /// largest named statement. Beyond: 53400.
+    pub max_client_prepared_bytes: usize,
 }
 
 impl Default for Pool {
@@ -224,13 +239,59 @@ impl Default for Pool {
             idle_timeout_ms: 600_000,
             server_lifetime_ms: 3_600_000,
             check_after_idle_ms: 30_000,
+            max_tenant_share: 0.25,
+            max_prepared_statements: 200,
+            max_client_prepared_statements: 1_000,
+            max_client_prepared_bytes: 2 * 1024 * 1024,
         }
     }
 }
 
+/// Most bytes of statements the router may be told to keep per client.
+const MAX_HELD_STATEMENT_BYTES: usize = 256 * 1024 * 1024;
+
 impl Pool {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The statement bounds of transaction pooling.
+    pub fn statement_budget(&self) -> crate::pool::prepared::Budget {
+        crate::pool::prepared::Budget {
+            per_backend: self.max_prepared_statements,
+            per_client: self.max_client_prepared_statements,
+            client_bytes: self.max_client_prepared_bytes,
+        }
+    }
+
+    /// The most backends of a shared pool one tenant may hold at once.
+    pub fn tenant_cap(&self) -> usize {
+        ((self.size as f64 * self.max_tenant_share).floor() as usize).clamp(1, self.size.max(1))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.size == 0 || self.timeout_ms == 0 {
+            return Err("pool.size and pool.timeout_ms must be greater than 0".into());
+        }
+        if !(self.max_tenant_share > 0.0 && self.max_tenant_share <= 1.0) {
+            return Err(format!(
+                "pool.max_tenant_share {} must be greater than 0 and at most 1",
+                self.max_tenant_share
+            ));
+        }
+        if self.max_prepared_statements == 0 || self.max_client_prepared_statements == 0 {
+            return Err(
+                "pool.max_prepared_statements and pool.max_client_prepared_statements must be greater than 0"
+                    .into(),
+            );
+        }
+        if !(1024..=MAX_HELD_STATEMENT_BYTES).contains(&self.max_client_prepared_bytes) {
+            return Err(format!(
+                "pool.max_client_prepared_bytes {} must be between 1024 and {}",
+                self.max_client_prepared_bytes, MAX_HELD_STATEMENT_BYTES
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -512,8 +573,8 @@ impl Config {
                 ));
             }
         }
-        if self.pool.size == 0 || self.pool.timeout_ms == 0 {
-            return bad("pool.size and pool.timeout_ms must be greater than 0".into());
+        if let Err(m) = self.pool.validate() {
+            return bad(m);
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());

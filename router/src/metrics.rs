@@ -393,6 +393,22 @@ impl Metrics {
         }
     }
 
+    /// A pool was removed: its series go with it (`discard_reasons`: every
+    /// reason label of `pool_discarded`).
+    pub fn forget_pool(&self, label: &str, discard_reasons: &[&str]) {
+        for state in ["idle", "active"] {
+            let _ = self.pool_backends.remove_label_values(&[label, state]);
+        }
+        let _ = self.pool_waiting.remove_label_values(&[label]);
+        let _ = self.pool_wait.remove_label_values(&[label]);
+        for v in [&self.pool_timeouts, &self.pool_switches, &self.pool_reused] {
+            let _ = v.remove_label_values(&[label]);
+        }
+        for reason in discard_reasons {
+            let _ = self.pool_discarded.remove_label_values(&[label, reason]);
+        }
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = Vec::with_capacity(16 * 1024);

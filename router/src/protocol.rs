@@ -268,8 +268,14 @@ pub fn parse_error_fields(mut body: Bytes) -> (String, String) {
 /// the prefix taken off; None for anything else (including a malformed
 /// frame, which is left as Postgres sent it). pg_tenant namespaces tenant
 /// channels as `<tenant>:<channel>`; the router hands the application back
-/// the name it listened on.
-pub fn unprefix_notification(frame: &[u8], prefix: &[u8]) -> Option<BytesMut> {
+/// the name it listened on. `pid` (pooled clients): (the backend's real
+/// pid, the pid the client was given): a notification the client's own
+/// backend sent carries the pid the client knows.
+pub fn unprefix_notification(
+    frame: &[u8],
+    prefix: &[u8],
+    pid: Option<(i32, i32)>,
+) -> Option<BytesMut> {
     // 'A', int32 length, int32 pid, channel NUL, payload NUL
     if frame.len() < 11 || frame[0] != b'A' {
         return None;
@@ -282,7 +288,11 @@ pub fn unprefix_notification(frame: &[u8], prefix: &[u8]) -> Option<BytesMut> {
     let mut out = BytesMut::with_capacity(1 + len);
     out.put_u8(b'A');
     out.put_u32(u32::try_from(len).ok()?);
-    out.extend_from_slice(&frame[5..9]);
+    let sender = i32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
+    match pid {
+        Some((real, given)) if sender == real => out.put_i32(given),
+        _ => out.extend_from_slice(&frame[5..9]),
+    }
     out.extend_from_slice(channel);
     out.extend_from_slice(rest);
     Some(out)
@@ -326,14 +336,19 @@ mod tests {
     #[test]
     fn tenant_prefix_comes_off_notifications() {
         let f = notification(42, "acme:jobs", "p:1");
-        let out = unprefix_notification(&f, b"acme:").unwrap();
+        let out = unprefix_notification(&f, b"acme:", None).unwrap();
         assert_eq!(&out[..], &notification(42, "jobs", "p:1")[..]);
         // Another prefix, another message type, a truncated frame: untouched.
-        assert!(unprefix_notification(&f, b"globex:").is_none());
-        assert!(unprefix_notification(b"Z\0\0\0\x05I", b"acme:").is_none());
-        assert!(unprefix_notification(&f[..12], b"acme:").is_none());
+        assert!(unprefix_notification(&f, b"globex:", None).is_none());
+        assert!(unprefix_notification(b"Z\0\0\0\x05I", b"acme:", None).is_none());
+        assert!(unprefix_notification(&f[..12], b"acme:", None).is_none());
         let no_nul = &f[..9 + "acme:jobs".len()];
-        assert!(unprefix_notification(no_nul, b"acme:").is_none());
+        assert!(unprefix_notification(no_nul, b"acme:", None).is_none());
+        // A pooled client's own notification: the pid it was given.
+        let out = unprefix_notification(&f, b"acme:", Some((42, 7))).unwrap();
+        assert_eq!(&out[..], &notification(7, "jobs", "p:1")[..]);
+        let out = unprefix_notification(&f, b"acme:", Some((41, 7))).unwrap();
+        assert_eq!(&out[..], &notification(42, "jobs", "p:1")[..], "another's");
     }
 
     fn startup_bytes(code: u32, body: &[u8]) -> BytesMut {

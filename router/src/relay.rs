@@ -8,8 +8,12 @@
 
 use crate::codec::{Edit, FrameView, Framer};
 use crate::conversation::Conversation;
+use crate::conversation::{ServerEvent, Unit};
 use crate::limits::watch::{ClientVerdict, StatementWatch};
-use crate::pool::prepared::{BackendStatements, Prepared};
+use crate::pool::prepared::{
+    Answer, BackendStatements, ClientVerdict as StatementVerdict, Prepared,
+    ServerVerdict as StatementServer,
+};
 use crate::protocol::FrameError;
 use crate::transport::Stream;
 use bytes::BytesMut;
@@ -79,22 +83,82 @@ fn client_frame(
         conv.client_sent(v.tag, false);
         return Edit::Drop;
     }
-    let edit = watched_client_frame(conv, watch, v);
     let Some(st) = statements else {
-        return edit;
+        return watched_client_frame(conv, watch, v);
     };
+    // A simple Query or FunctionCall inside an extended batch not yet
+    // synced: the router syncs the batch first. (PostgreSQL would run it
+    // inside the batch, or skip it after an error in the batch, answering
+    // nothing: which of the two cannot be told from the answers, and a
+    // backend must never be given back before its last answer.)
+    let mut synced = None;
+    if matches!(v.tag, b'Q' | b'F') && conv.batch_open() && !conv.terminated() {
+        let sync = BytesMut::from(&SYNC[..]);
+        conv.client_sent(b'S', false);
+        let sync_view = FrameView {
+            tag: b'S',
+            len: SYNC.len(),
+            bytes: &SYNC,
+        };
+        synced = Some(match st.client.on_client(sync_view, &mut st.backend) {
+            StatementVerdict::Prepend(mut first) => {
+                first.extend_from_slice(&sync);
+                first
+            }
+            _ => sync,
+        });
+    }
+    let edit = client_frame_tracked(conv, watch, st, v);
+    match (synced, edit) {
+        (None, edit) => edit,
+        (Some(first), Edit::Keep) => Edit::Prepend(first),
+        (Some(mut first), Edit::Prepend(more)) => {
+            first.extend_from_slice(&more);
+            Edit::Prepend(first)
+        }
+        (Some(mut first), Edit::Replace(with)) => {
+            first.extend_from_slice(&with);
+            Edit::Replace(first)
+        }
+        (Some(first), Edit::Drop) => Edit::Replace(first),
+    }
+}
+
+/// A Sync message.
+const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
+
+/// A client frame of a transaction-pooled session: the watch, then the
+/// statement tracking.
+fn client_frame_tracked(
+    conv: &mut Conversation,
+    watch: Option<&mut StatementWatch>,
+    st: &mut Carried,
+    v: FrameView<'_>,
+) -> Edit {
+    let edit = watched_client_frame(conv, watch, v);
     // Transaction pooling: the client's named statements follow it from
     // backend to backend (pool::prepared).
-    match edit {
-        Edit::Keep if v.is_whole() => match st.client.on_client(v.bytes, &mut st.backend) {
-            Some(with) => Edit::Replace(with),
-            None => Edit::Keep,
-        },
+    let (verdict, sent) = match edit {
+        Edit::Keep => (st.client.on_client(v, &mut st.backend), None),
         Edit::Replace(with) => {
-            st.client.on_client(&with, &mut st.backend);
-            Edit::Replace(with)
+            let stand_in = FrameView {
+                tag: with.first().copied().unwrap_or(0),
+                len: with.len(),
+                bytes: &with,
+            };
+            (st.client.on_client(stand_in, &mut st.backend), Some(with))
         }
-        edit => edit,
+        edit => return edit,
+    };
+    match (verdict, sent) {
+        (StatementVerdict::AsIs, None) => Edit::Keep,
+        (StatementVerdict::AsIs, Some(with)) => Edit::Replace(with),
+        (StatementVerdict::Prepend(first), None) => Edit::Prepend(first),
+        (StatementVerdict::Prepend(mut first), Some(with)) => {
+            first.extend_from_slice(&with);
+            Edit::Replace(first)
+        }
+        (StatementVerdict::Instead(with), _) => Edit::Replace(with),
     }
 }
 
@@ -130,6 +194,7 @@ fn server_frame(
     conv: &mut Conversation,
     watch: Option<&mut StatementWatch>,
     mut statements: Option<&mut Carried>,
+    pid: Option<(i32, i32)>,
     v: FrameView<'_>,
 ) -> Edit {
     if v.tag == b'S' && !v.is_whole() {
@@ -153,13 +218,52 @@ fn server_frame(
         }
         return Edit::Drop;
     }
-    if let Some(st) = statements {
-        if st.client.on_server(v.tag, &mut st.backend) {
+    let ev = conv.on_server(v);
+    let mut refusal = None;
+    if let (Some(st), Some(answer)) = (statements, statement_answer(v.tag, &ev)) {
+        match st.client.on_server(v.bytes, answer, &mut st.backend) {
             // The answer to a Parse or Close the router added.
-            return Edit::Drop;
+            StatementServer::Drop => return Edit::Drop,
+            // The stand-in of a message the router refused.
+            StatementServer::Replace(error) => refusal = Some(error),
+            StatementServer::Pass => {}
+        }
+        let ignored = conv.take_ignored_syncs();
+        if ignored > 0 {
+            st.client.syncs_ignored(ignored, &mut st.backend);
         }
     }
-    let ev = conv.on_server(v);
+    let edit = server_frame_watched(conv, watch, pid, v, ev);
+    match refusal {
+        Some(error) if edit == Edit::Keep => Edit::Replace(error),
+        _ => edit,
+    }
+}
+
+/// What a server frame meant to the statement tracking (None: nothing).
+fn statement_answer(tag: u8, ev: &ServerEvent) -> Option<Answer> {
+    Some(match (tag, ev) {
+        (b'1', _) => Answer::ParseComplete,
+        (b'3', _) => Answer::CloseComplete,
+        (b'E', ServerEvent::Error(Some(p))) if matches!(p.unit, Unit::Query | Unit::Call) => {
+            Answer::SimpleError
+        }
+        (b'E', _) => Answer::ExtendedError,
+        (b'Z', ServerEvent::Ready(Some(p))) if p.unit != Unit::Sync => Answer::ReadyOther,
+        (b'Z', _) => Answer::ReadySync,
+        (b'G', _) => Answer::Other,
+        _ => return None,
+    })
+}
+
+/// A server frame past the statement tracking: the watch's say.
+fn server_frame_watched(
+    conv: &mut Conversation,
+    watch: Option<&mut StatementWatch>,
+    pid: Option<(i32, i32)>,
+    v: FrameView<'_>,
+    ev: crate::conversation::ServerEvent,
+) -> Edit {
     match watch {
         Some(w) => {
             let edit = w.on_server(v, ev, conv);
@@ -169,7 +273,7 @@ fn server_frame(
                 // `<tenant>:<channel>`: give the application its own name.
                 Edit::Keep if v.tag == b'A' && v.is_whole() => {
                     let prefix = format!("{}:", w.tenant());
-                    match crate::protocol::unprefix_notification(v.bytes, prefix.as_bytes()) {
+                    match crate::protocol::unprefix_notification(v.bytes, prefix.as_bytes(), pid) {
                         Some(frame) => Edit::Replace(frame),
                         None => Edit::Keep,
                     }
@@ -252,7 +356,9 @@ impl Pipe {
         observe: &mut dyn FnMut(FrameView<'_>) -> Edit,
     ) -> Result<bool, RelayError> {
         let mut progress = false;
-        if read && !self.eof && self.framer.buffered() < HIGH_WATER {
+        // Past the high-water mark only for a frame held whole.
+        let room = HIGH_WATER.max(self.framer.wanted());
+        if read && !self.eof && self.framer.buffered() < room {
             if let Poll::Ready(r) = self.poll_fill(cx, from) {
                 if r? == 0 {
                     self.eof = true;
@@ -288,6 +394,16 @@ pub struct Carried {
     pub settings_overflow: bool,
 }
 
+impl Carried {
+    /// A client's carried state, its statements within `budget`.
+    pub fn new(budget: crate::pool::prepared::Budget) -> Carried {
+        Carried {
+            client: Prepared::new(budget),
+            ..Carried::default()
+        }
+    }
+}
+
 /// The ParameterStatus by which pg_tenant reports a transaction-pooled
 /// session's own SETs (never passed on to the client).
 pub const SESSION_SETTINGS: &str = "pg_tenant.session_settings";
@@ -314,6 +430,9 @@ pub struct Relay {
     pub ownership: Ownership,
     /// Transaction pooling only.
     pub statements: Option<Carried>,
+    /// Pooled clients: (the backend's pid, the pid the client was given),
+    /// for its own notifications.
+    pub pid: Option<(i32, i32)>,
 }
 
 impl Relay {
@@ -329,6 +448,7 @@ impl Relay {
         Relay::resume(
             Conversation::default(),
             None,
+            None,
             client_buf,
             server_buf,
             watch,
@@ -337,21 +457,26 @@ impl Relay {
     }
 
     /// A relay that carries on a conversation (and, with transaction
-    /// pooling, its statements) on another backend.
+    /// pooling, its statements) on another backend. `pid`: see `Relay::pid`.
     pub fn resume(
         conv: Conversation,
-        statements: Option<Carried>,
+        mut statements: Option<Carried>,
+        pid: Option<(i32, i32)>,
         client_buf: BytesMut,
         server_buf: BytesMut,
         mut watch: Option<&mut StatementWatch>,
         ownership: Ownership,
     ) -> Result<Relay, FrameError> {
+        if let Some(st) = statements.as_mut() {
+            st.client.adopt(&st.backend);
+        }
         let mut r = Relay {
             up: Pipe::new(client_buf),
             down: Pipe::new(server_buf),
             conv,
             ownership,
             statements,
+            pid,
         };
         let Relay {
             up,
@@ -360,6 +485,9 @@ impl Relay {
             statements,
             ..
         } = &mut r;
+        if let Some(st) = statements.as_ref() {
+            up.framer.hold_whole(b'P', st.client.largest());
+        }
         up.framer.scan(&mut |v| {
             client_frame(
                 conv,
@@ -370,7 +498,7 @@ impl Relay {
             )
         })?;
         down.framer
-            .scan(&mut |v| server_frame(conv, watch.as_deref_mut(), statements.as_mut(), v))?;
+            .scan(&mut |v| server_frame(conv, watch.as_deref_mut(), statements.as_mut(), pid, v))?;
         deliver_local_reply(&mut down.framer, watch);
         Ok(r)
     }
@@ -436,8 +564,9 @@ impl Relay {
                 conv,
                 ownership,
                 statements,
+                pid,
             } = self;
-            let ownership = *ownership;
+            let (ownership, pid) = (*ownership, *pid);
             // Hold the client's frames while the watch's cancel is on its
             // way, and after Terminate.
             let open =
@@ -453,7 +582,7 @@ impl Relay {
             })?;
             deliver_local_reply(&mut down.framer, watch.as_deref_mut());
             let b = down.step(cx, server, client, true, &mut |v| {
-                server_frame(conv, watch.as_deref_mut(), statements.as_mut(), v)
+                server_frame(conv, watch.as_deref_mut(), statements.as_mut(), pid, v)
             })?;
             if (up.eof || conv.terminated()) && up.pending().is_empty() {
                 return Poll::Ready(Ok(End::Client));

@@ -20,14 +20,16 @@
 //! log in (the first client's login).
 
 pub mod prepared;
+mod registry;
 pub mod switch;
+
+pub use registry::{terms_for, Opening, Place, Pools, Terms};
 
 use crate::auth::BackendLogin;
 use crate::backend::Backend;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -42,6 +44,14 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
+    /// The startup parameters a backend of this key logs in with.
+    pub fn login_params(&self) -> Vec<(String, String)> {
+        vec![
+            ("user".to_owned(), self.role.clone()),
+            ("database".to_owned(), self.database.clone()),
+        ]
+    }
+
     /// `role@database`, and `/tenant` for a dedicated pool (metrics, logs).
     pub fn label(&self) -> String {
         match &self.dedicated {
@@ -51,7 +61,7 @@ impl PoolKey {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
     #[error("no backend of pool {pool} became free within {waited_ms} ms (pool size {size}; tenant \"{tenant}\" may hold {share} of it at once)")]
     Timeout {
@@ -66,6 +76,45 @@ pub enum PoolError {
 impl PoolError {
     pub fn sqlstate(&self) -> &'static str {
         "53300"
+    }
+}
+
+/// Why a pooled backend was closed instead of reused (metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    ClosedWhileIdle,
+    CheckFailed,
+    SwitchFailed,
+    ResetFailed,
+    TooManySettings,
+    ClientLeftBusy,
+    Lifetime,
+    IdleTimeout,
+}
+
+impl Discard {
+    pub const ALL: [Discard; 8] = [
+        Discard::ClosedWhileIdle,
+        Discard::CheckFailed,
+        Discard::SwitchFailed,
+        Discard::ResetFailed,
+        Discard::TooManySettings,
+        Discard::ClientLeftBusy,
+        Discard::Lifetime,
+        Discard::IdleTimeout,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Discard::ClosedWhileIdle => "closed_while_idle",
+            Discard::CheckFailed => "check_failed",
+            Discard::SwitchFailed => "switch_failed",
+            Discard::ResetFailed => "reset_failed",
+            Discard::TooManySettings => "too_many_settings",
+            Discard::ClientLeftBusy => "client_left_busy",
+            Discard::Lifetime => "lifetime",
+            Discard::IdleTimeout => "idle_timeout",
+        }
     }
 }
 
@@ -126,6 +175,9 @@ struct State<B> {
     /// How to open a backend without a client (prewarming `min_idle`),
     /// with the startup parameters: the last client's.
     login: Option<LoginMaterial>,
+    /// When a backend was last handed out or given back (an unused pool
+    /// is removed after `idle_timeout_ms`).
+    last_used: Instant,
 }
 
 /// How to log in without a client: the login and the startup parameters.
@@ -142,6 +194,7 @@ impl<B: Affine> State<B> {
             held: HashMap::new(),
             waiting: VecDeque::new(),
             login: None,
+            last_used: Instant::now(),
         }
     }
 
@@ -169,7 +222,16 @@ impl<B: Affine> State<B> {
             return None;
         };
         *self.held.entry(tenant.to_owned()).or_default() += 1;
+        self.last_used = Instant::now();
         Some(g)
+    }
+
+    /// Nothing open, nobody waiting, unused for `idle`.
+    fn unused_for(&self, idle: Duration) -> bool {
+        self.open == 0
+            && self.prewarming == 0
+            && self.waiting.iter().all(|w| w.tx.is_closed())
+            && self.last_used.elapsed() >= idle
     }
 
     fn ungrant(&mut self, tenant: &str, g: Grant<B>) {
@@ -355,10 +417,7 @@ impl Pool {
 
     /// The startup parameters a backend of this pool logs in with.
     pub fn login_params(&self) -> Vec<(String, String)> {
-        vec![
-            ("user".to_owned(), self.key.role.clone()),
-            ("database".to_owned(), self.key.database.clone()),
-        ]
+        self.key.login_params()
     }
 
     /// Remember how to log in (for prewarming), from a client that did.
@@ -373,10 +432,10 @@ impl Pool {
     }
 
     /// Count a backend closed instead of reused, and why.
-    pub fn discarded(&self, reason: &'static str) {
+    pub fn discarded(&self, reason: Discard) {
         self.metrics
             .pool_discarded
-            .with_label_values(&[&self.label, reason])
+            .with_label_values(&[&self.label, reason.label()])
             .inc();
     }
 
@@ -390,6 +449,9 @@ impl Pool {
             idle: st.idle.len(),
             active: st.held.values().sum(),
             waiting: st.waiting.iter().filter(|w| !w.tx.is_closed()).count(),
+            tenants: st.held.len(),
+            idle_statements: st.idle.iter().map(|i| i.backend.statements.len()).sum(),
+            idle_statement_bytes: st.idle.iter().map(|i| i.backend.statements.memory()).sum(),
         }
     }
 
@@ -410,7 +472,11 @@ impl Pool {
             if old || unused {
                 gone.push(st.idle.remove(i).backend);
                 st.open -= 1;
-                self.discarded(if old { "lifetime" } else { "idle_timeout" });
+                self.discarded(if old {
+                    Discard::Lifetime
+                } else {
+                    Discard::IdleTimeout
+                });
             } else {
                 i += 1;
             }
@@ -461,6 +527,12 @@ pub struct PoolCounts {
     pub idle: usize,
     pub active: usize,
     pub waiting: usize,
+    /// Tenants holding backends now.
+    pub tenants: usize,
+    /// Named statements the idle backends hold (transaction pooling), and
+    /// what tracking them costs the router in bytes.
+    pub idle_statements: usize,
+    pub idle_statement_bytes: usize,
 }
 
 impl Lease {
@@ -478,6 +550,7 @@ impl Lease {
             backend,
             since: Instant::now(),
         });
+        st.last_used = Instant::now();
         st.dispatch();
     }
 }
@@ -492,144 +565,6 @@ impl Drop for Lease {
         st.unhold(&self.tenant);
         st.open -= 1;
         st.dispatch();
-    }
-}
-
-/// Every pool of the router.
-pub struct Pools {
-    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Pools {
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Pools> {
-        Arc::new(Pools {
-            pools: Mutex::new(HashMap::new()),
-            metrics,
-        })
-    }
-
-    /// The pool of `key`, made on first use; `size` and `min_idle` are
-    /// applied every time (a catalog change resizes a dedicated pool).
-    pub fn pool(self: &Arc<Self>, key: PoolKey, size: usize, min_idle: usize) -> Arc<Pool> {
-        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        let pool = pools
-            .entry(key.clone())
-            .or_insert_with(|| {
-                let label = key.label();
-                let m = &self.metrics;
-                Arc::new(Pool {
-                    wait: m.pool_wait.with_label_values(&[&label]),
-                    reused: m.pool_reused.with_label_values(&[&label]),
-                    switches: m.pool_switches.with_label_values(&[&label]),
-                    label,
-                    upstream: Arc::from(key.upstream.as_str()),
-                    key,
-                    state: Mutex::new(State::new(size, min_idle)),
-                    metrics: self.metrics.clone(),
-                })
-            })
-            .clone();
-        {
-            let mut st = pool.lock();
-            if st.size != size || st.min_idle != min_idle {
-                st.size = size.max(1);
-                st.min_idle = min_idle.min(st.size);
-                st.dispatch();
-            }
-        }
-        pool
-    }
-
-    /// Every pool now (the lock is not held after).
-    fn all(&self) -> Vec<Arc<Pool>> {
-        self.pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    pub fn counts(&self) -> Vec<PoolCounts> {
-        let mut out: Vec<PoolCounts> = self.all().iter().map(|p| p.counts()).collect();
-        out.sort_by(|a, b| a.pool.cmp(&b.pool));
-        out
-    }
-
-    /// Set the pool gauges (at each scrape).
-    pub fn export(&self) {
-        for c in self.counts() {
-            let m = &self.metrics;
-            m.pool_backends
-                .with_label_values(&[&c.pool, "idle"])
-                .set(c.idle as i64);
-            m.pool_backends
-                .with_label_values(&[&c.pool, "active"])
-                .set(c.active as i64);
-            m.pool_waiting
-                .with_label_values(&[&c.pool])
-                .set(c.waiting as i64);
-        }
-    }
-
-    /// Once a second: expire idle backends and prewarm `min_idle`, until
-    /// the router goes away.
-    pub fn start_maintenance(self: &Arc<Self>, shared: Weak<crate::shared::Shared>) {
-        let pools = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let (Some(pools), Some(shared)) = (pools.upgrade(), shared.upgrade()) else {
-                    return;
-                };
-                let cfg = shared.config();
-                for pool in pools.all() {
-                    for b in pool.expire(&cfg.pool) {
-                        tokio::spawn(switch::close(b));
-                    }
-                    if let Some((n, (login, params))) = pool.prewarm_places() {
-                        for _ in 0..n {
-                            let (pool, cfg, login, params) =
-                                (pool.clone(), cfg.clone(), login.clone(), params.clone());
-                            tokio::spawn(async move {
-                                let b = switch::open(&cfg, &params, &login, &pool.key.role).await;
-                                if let Err(e) = &b {
-                                    tracing::warn!(pool = pool.label(), error = %e, "cannot prewarm a backend");
-                                }
-                                pool.put_idle(b.ok());
-                            });
-                        }
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// The pool a verified client of `tenant` uses, and the tenant's share of
-/// it.
-pub fn pool_for(
-    pools: &Arc<Pools>,
-    cfg: &Config,
-    tenant: &crate::catalog::TenantInfo,
-    database: &str,
-    role: &str,
-) -> (Arc<Pool>, usize) {
-    let share = tenant.pool.size.max(1) as usize;
-    let key = PoolKey {
-        upstream: cfg.upstream.clone(),
-        database: database.to_owned(),
-        role: role.to_owned(),
-        dedicated: tenant.pool.dedicated.then(|| tenant.id.clone()),
-    };
-    if tenant.pool.dedicated {
-        let min_idle = tenant.pool.min_idle.max(0) as usize;
-        (pools.pool(key, share, min_idle), share)
-    } else {
-        (pools.pool(key, cfg.pool.size, 0), share)
     }
 }
 

@@ -46,7 +46,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::timeout_at;
 use tracing::Instrument;
 
+mod busy;
+mod idle;
 mod pooled;
+use idle::{IdleTimer, IDLE_TIMEOUT};
 use pooled::MAX_SESSION_SETTINGS_BYTES;
 
 /// The phases of a connection (DESIGN.md, "The router").
@@ -74,6 +77,8 @@ enum Exit {
     Stop,
     Kick,
     Expired,
+    /// At rest longer than the tenant's `client_idle_timeout_ms`.
+    Idle,
 }
 
 /// The FATALs the router closes a session with.
@@ -470,6 +475,13 @@ impl Session {
         )));
     }
 
+    /// The tenant's `client_idle_timeout_ms` as the catalog says now
+    /// (None: no limit, or not a tenant session).
+    fn idle_timer(&self) -> Option<IdleTimer> {
+        let row = self.counters.as_ref()?.current().1?;
+        IdleTimer::new(row.client_idle_timeout_ms)
+    }
+
     /// The tenant's catalog row (None: unknown); a known tenant gets its
     /// counters.
     async fn known_tenant(
@@ -511,7 +523,8 @@ impl Session {
             });
         let transactions = self.transaction_pooling();
         let mut conv = Conversation::default();
-        let mut statements = transactions.then(Carried::default);
+        let budget = self.shared.config().pool.statement_budget();
+        let mut statements = transactions.then(|| Carried::new(budget));
         let mut attached = Some(first);
         let result = loop {
             let backend = match attached.take() {
@@ -570,9 +583,15 @@ impl Session {
         if let Some(w) = watch.as_mut() {
             w.restart_accounting();
         }
+        // A pooled client knows the router's pid, not the backend's.
+        let pid = match (&self.pooled, backend.key) {
+            (Some(p), Some((real, _))) => Some((real, p.client_key().0)),
+            _ => None,
+        };
         let relay = Relay::resume(
             std::mem::take(conv),
             statements.take(),
+            pid,
             std::mem::take(&mut self.client.buf),
             std::mem::take(&mut backend.buf),
             watch.as_deref_mut(),
@@ -582,8 +601,9 @@ impl Session {
             Ok(r) => r,
             Err(e) => return Some(Err(e.into())),
         };
+        let mut idle = self.idle_timer();
         let exit = self
-            .run_relay(&mut relay, &mut backend, watch, interrupt, mode)
+            .run_relay(&mut relay, &mut backend, watch, interrupt, &mut idle, mode)
             .await;
         self.traffic.from_client += relay.up.bytes;
         self.traffic.to_client += relay.down.bytes;
@@ -610,7 +630,9 @@ impl Session {
                     // The backend holds settings the router will not
                     // carry: it is closed, and the client told why.
                     if let Some(lease) = self.lease.take() {
-                        lease.pool().discarded("too_many_settings");
+                        lease
+                            .pool()
+                            .discarded(crate::pool::Discard::TooManySettings);
                     }
                     tokio::spawn(crate::pool::switch::close(backend));
                     return Some(Err(e));
@@ -632,6 +654,7 @@ impl Session {
         backend: &mut Backend,
         watch: &mut Option<Box<StatementWatch>>,
         interrupt: &Interrupt,
+        idle: &mut Option<IdleTimer>,
         mut mode: Mode,
     ) -> Exit {
         let client = &mut self.client.stream;
@@ -650,9 +673,19 @@ impl Session {
                 Signal::Drain => *phase = Phase::Draining,
                 Signal::None => {}
             }
-            relay
-                .poll(cx, client, server, watch.as_deref_mut(), mode)
-                .map(Exit::Relay)
+            let polled = relay.poll(cx, client, server, watch.as_deref_mut(), mode);
+            if polled.is_pending() {
+                // Checked after the relay went as far as it could: the
+                // timer is armed (its waker registered) as soon as the
+                // conversation comes to rest.
+                if let Some(t) = idle.as_mut() {
+                    let activity = relay.up.bytes + relay.up.framer.buffered() as u64;
+                    if t.expired(cx, relay.idle(watch.as_deref()), activity) {
+                        return Poll::Ready(Exit::Idle);
+                    }
+                }
+            }
+            polled.map(Exit::Relay)
         })
         .await
     }
@@ -670,7 +703,7 @@ impl Session {
         let in_flight = !relay.idle(watch.as_deref());
         // A pooled backend goes back only from a client that left with the
         // conversation at rest and nothing of the server's half read.
-        let reusable = matches!(exit, Exit::Relay(Ok(End::Client)))
+        let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle)
             && !in_flight
             && relay.down.framer.is_empty();
         let closing = match exit {
@@ -680,20 +713,26 @@ impl Session {
             Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),
+            Exit::Idle => Ok(Some(IDLE_TIMEOUT)),
         };
         if let Ok(Some((code, why))) = closing {
             self.close_with(&relay, code, why).await;
         }
         match self.lease.take() {
             Some(lease) if reusable => {
-                let settings_changed = relay
-                    .statements
-                    .as_mut()
-                    .is_some_and(|c| c.settings.take().is_some());
-                self.give_back(lease, backend, settings_changed).await
+                // Transaction pooling: the backend's statements go back
+                // with it; if an answer about them is still due (or the
+                // client SET something the backend's tag does not show),
+                // it is reset first.
+                let mut needs_reset = false;
+                if let Some(c) = relay.statements.as_mut() {
+                    needs_reset = c.settings.take().is_some() || !c.client.settled();
+                    backend.statements = std::mem::take(&mut c.backend);
+                }
+                self.give_back(lease, backend, needs_reset).await
             }
             Some(lease) => {
-                lease.pool().discarded("client_left_busy");
+                lease.pool().discarded(crate::pool::Discard::ClientLeftBusy);
                 self.let_backend_go(&mut backend.stream, in_flight).await;
             }
             None => self.let_backend_go(&mut backend.stream, in_flight).await,

@@ -10,7 +10,7 @@
 //! its context (`detach`); the client's next message brings a backend
 //! again (`between_transactions`), switched only as far as needed.
 
-use super::{Phase, Session, EXPIRED, KICKED, SHUTTING_DOWN};
+use super::{Phase, Session, EXPIRED, IDLE_TIMEOUT, KICKED, SHUTTING_DOWN};
 use crate::auth::verify::Verified;
 use crate::auth::BackendLogin;
 use crate::backend::{Backend, ContextTag};
@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::SessionError;
 use crate::identify;
 use crate::interrupt::{Interrupt, Signal};
-use crate::pool::{self, switch, Lease, Pool};
+use crate::pool::{self, switch, Discard, Lease, Place, Pool};
 use crate::protocol::{self, Severity};
 use bytes::BytesMut;
 use std::pin::Pin;
@@ -27,6 +27,24 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::time::timeout_at;
+
+/// A backend that was at rest in the pool, if it can serve: not closed by
+/// PostgreSQL meanwhile, and checked with a round trip when it idled
+/// longer than `check_after_idle_ms`; closed otherwise.
+async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Option<Backend> {
+    let check_after = Duration::from_millis(cfg.pool.check_after_idle_ms);
+    let reason = if b.unsolicited() {
+        Discard::ClosedWhileIdle
+    } else if idle < check_after || switch::check(cfg, &mut b).await.is_ok() {
+        return Some(b);
+    } else {
+        Discard::CheckFailed
+    };
+    pool.discarded(reason);
+    tokio::spawn(switch::close(b));
+    None
+}
 
 /// What a pooled client needs to get a backend, again and again.
 pub(super) struct PooledClient {
@@ -71,6 +89,13 @@ const IDLE_READ: usize = 512;
 /// A client's Terminate message.
 const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
+impl PooledClient {
+    /// The cancel key the client was given.
+    pub(super) fn client_key(&self) -> (i32, i32) {
+        self.client_key
+    }
+}
+
 impl Session {
     pub(super) fn transaction_pooling(&self) -> bool {
         self.pooled
@@ -95,13 +120,38 @@ impl Session {
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let (pool, share) = pool::pool_for(&self.shared.pools, cfg, &info, &database, &role);
+        let terms = pool::terms_for(cfg, &info, &database, &role);
+        let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
+        let place = self.shared.pools.place(
+            &terms.key,
+            terms.size,
+            terms.min_idle,
+            &info.id,
+            cfg.pool.timeout(),
+        );
+        // A pool is made only once its first backend logged in: a database
+        // or role that does not work never gets one (nor metric series).
+        let (pool, first) = match timeout_at(deadline, place).await.map_err(|_| timeout())?? {
+            Place::Pool(pool) => (pool, None),
+            Place::First(opening) => {
+                let params = terms.key.login_params();
+                let open = switch::open(cfg, &params, &v.who.login, &terms.key.role);
+                let b = timeout_at(deadline, Box::pin(open))
+                    .await
+                    .map_err(|_| timeout())??;
+                let lease = self
+                    .shared
+                    .pools
+                    .create(opening, terms.size, terms.min_idle, &info.id);
+                (lease.pool().clone(), Some((lease, b)))
+            }
+        };
         let client_key = self.shared.cancels.fresh_key();
         let startup = identify::settings(upstream_params);
         self.pooled = Some(Box::new(PooledClient {
             mode: info.pool.mode,
             pool,
-            share,
+            share: terms.share,
             wanted: Arc::new(ContextTag {
                 tenant: info.id.clone(),
                 subject: v.who.subject.clone(),
@@ -112,9 +162,9 @@ impl Session {
             login: v.who.login.clone(),
             client_key,
         }));
-        let backend = tokio::time::timeout_at(deadline, self.attach())
+        let backend = timeout_at(deadline, self.attach(first))
             .await
-            .map_err(|_| SessionError::StartupTimeout(cfg.startup_timeout_ms))??;
+            .map_err(|_| timeout())??;
         let real = backend
             .key
             .ok_or_else(|| SessionError::Injection("the backend sent no BackendKeyData".into()))?;
@@ -153,12 +203,31 @@ impl Session {
     /// for its own reasons (closed by PostgreSQL, a reset that fails) is
     /// closed and another one tried; what the client must hear (its
     /// context refused, PostgreSQL refusing its settings) ends here.
-    async fn attach(&mut self) -> Result<Backend, SessionError> {
+    /// `first`: a backend the client already opened (its pool's first),
+    /// with its place. Everything, retries included, within
+    /// `pool.timeout_ms`: past it the client gets 53300.
+    async fn attach(&mut self, first: Option<(Lease, Backend)>) -> Result<Backend, SessionError> {
+        let cfg = self.shared.config();
+        let deadline = tokio::time::Instant::now() + cfg.pool.timeout();
+        let mut first = first;
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.attach_once().await {
-                Err(e) if tries < ATTACH_TRIES && backend_fault(&e) => {
+            let once = timeout_at(deadline, self.attach_once(first.take(), deadline)).await;
+            let once = match once {
+                // The wait was what was left of pool.timeout_ms: the error
+                // names the whole.
+                Ok(Err(SessionError::Pool(_))) | Err(_) => {
+                    Err(SessionError::Pool(self.attach_timeout(&cfg)))
+                }
+                Ok(r) => r,
+            };
+            match once {
+                Err(e)
+                    if tries < ATTACH_TRIES
+                        && backend_fault(&e)
+                        && tokio::time::Instant::now() < deadline =>
+                {
                     tracing::info!(parent: &self.span, error = %crate::error::Escaped(&e), "a pooled backend failed; trying another");
                 }
                 r => return r,
@@ -166,40 +235,54 @@ impl Session {
         }
     }
 
-    async fn attach_once(&mut self) -> Result<Backend, SessionError> {
+    /// The error of an attach that did not finish within `pool.timeout_ms`.
+    fn attach_timeout(&self, cfg: &Config) -> pool::PoolError {
+        let (pool, tenant, size, share) = match &self.pooled {
+            Some(p) => (
+                p.pool.label().to_owned(),
+                p.wanted.tenant.clone(),
+                p.pool.counts().size,
+                p.share,
+            ),
+            None => (String::new(), String::new(), cfg.pool.size, 0),
+        };
+        pool::PoolError::Timeout {
+            pool,
+            tenant,
+            waited_ms: cfg.pool.timeout_ms,
+            size,
+            share,
+        }
+    }
+
+    async fn attach_once(
+        &mut self,
+        first: Option<(Lease, Backend)>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Backend, SessionError> {
         let cfg = self.shared.config();
         let p = self
             .pooled
             .as_ref()
             .ok_or_else(|| SessionError::Injection("not a pooled session".into()))?;
         let pool = p.pool.clone();
-        let checkout = pool
-            .checkout(&p.wanted.tenant, p.share, cfg.pool.timeout())
-            .await?;
-        let lease = checkout.lease;
-        let check_after = Duration::from_millis(cfg.pool.check_after_idle_ms);
-        let reused = match checkout.backend {
-            Some((mut b, idle)) => {
-                if b.unsolicited() {
-                    pool.discarded("closed_while_idle");
-                    tokio::spawn(switch::close(b));
-                    None
-                } else if idle < check_after || Box::pin(switch::check(&cfg, &mut b)).await.is_ok()
-                {
-                    Some(b)
-                } else {
-                    pool.discarded("check_failed");
-                    tokio::spawn(switch::close(b));
-                    None
+        let (lease, got) = match first {
+            Some((lease, b)) => (lease, Some(b)),
+            None => {
+                let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let checkout = pool.checkout(&p.wanted.tenant, p.share, wait).await?;
+                let reused = match checkout.backend {
+                    Some((b, idle)) => Box::pin(usable(&cfg, &pool, b, idle)).await,
+                    None => None,
+                };
+                if reused.is_some() {
+                    pool.reused.inc();
                 }
+                (checkout.lease, reused)
             }
-            None => None,
         };
-        let mut backend = match reused {
-            Some(b) => {
-                pool.reused.inc();
-                b
-            }
+        let mut backend = match got {
+            Some(b) => b,
             // Boxed: opening a backend is rare next to reusing one.
             None => {
                 Box::pin(switch::open(
@@ -215,7 +298,7 @@ impl Session {
         self.phase = Phase::Injecting;
         let switched = self.switch(&cfg, &mut backend).await;
         if let Err(e) = switched {
-            pool.discarded("switch_failed");
+            pool.discarded(Discard::SwitchFailed);
             tokio::spawn(switch::close(backend));
             return Err(e);
         }
@@ -334,11 +417,47 @@ impl Session {
         &mut self,
         interrupt: &Interrupt,
     ) -> Result<Option<Backend>, SessionError> {
+        loop {
+            // What a turned-away client sent after its Sync is already here.
+            if self.client.buf.is_empty() && !Box::pin(self.wait_for_client(interrupt)).await {
+                return Ok(None);
+            }
+            if self.client.buf.starts_with(&TERMINATE) {
+                return Ok(None);
+            }
+            // Boxed: a client between transactions holds none of its memory.
+            let backend = match Box::pin(self.attach(None)).await {
+                Ok(b) => b,
+                // No backend within pool.timeout_ms (the pool busy with
+                // other tenants' work): this client's statement fails with
+                // 53300, its session goes on.
+                Err(SessionError::Pool(e)) => {
+                    if Box::pin(self.turn_away(&e)).await? {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            self.phase = Phase::Transparent;
+            if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
+                self.shared
+                    .cancels
+                    .retarget(p.client_key, (real, &p.pool.upstream));
+            }
+            return Ok(Some(backend));
+        }
+    }
+
+    /// Wait for the client's next bytes; false: the session is over (the
+    /// client left, an interrupt or its idle timeout closed it).
+    async fn wait_for_client(&mut self, interrupt: &Interrupt) -> bool {
         enum Waited {
             Data,
             Gone,
             Close((&'static str, &'static str)),
         }
+        let mut idle = self.idle_timer();
         let client = &mut self.client;
         let shared = &self.shared;
         let waited = std::future::poll_fn(|cx| {
@@ -347,6 +466,12 @@ impl Session {
                 Signal::Kick => return Poll::Ready(Waited::Close(KICKED)),
                 Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),
                 Signal::None => {}
+            }
+            if idle
+                .as_mut()
+                .is_some_and(|t| client.buf.is_empty() && t.expired(cx, true, 0))
+            {
+                return Poll::Ready(Waited::Close(IDLE_TIMEOUT));
             }
             // An idle client holds no read buffer: on plain TCP the
             // socket's readiness is awaited first, and the buffer is
@@ -377,26 +502,17 @@ impl Session {
             // A Terminate at rest needs no backend: the client is leaving.
             Waited::Data if self.client.buf[..] == TERMINATE => {
                 self.traffic.from_client += TERMINATE.len() as u64;
-                return Ok(None);
+                false
             }
-            Waited::Data => {}
-            Waited::Gone => return Ok(None),
+            Waited::Data => true,
+            Waited::Gone => false,
             Waited::Close((code, why)) => {
                 // Boxed: the wait above is what an idle client holds, and
                 // it stays small.
                 Box::pin(self.close_at_rest(code, why)).await;
-                return Ok(None);
+                false
             }
         }
-        // Boxed: a client between transactions holds none of its memory.
-        let backend = Box::pin(self.attach()).await?;
-        self.phase = Phase::Transparent;
-        if let (Some(p), Some(real)) = (&self.pooled, backend.key) {
-            self.shared
-                .cancels
-                .retarget(p.client_key, (real, &p.pool.upstream));
-        }
-        Ok(Some(backend))
     }
 
     /// Close a client between transactions with FATAL `code` (nothing is
@@ -437,7 +553,7 @@ impl Session {
                 lease.give_back(backend)
             }
             Err(e) => {
-                lease.pool().discarded("reset_failed");
+                lease.pool().discarded(Discard::ResetFailed);
                 tracing::warn!(parent: &self.span, error = %crate::error::Escaped(&e), "closing a pooled backend whose reset failed");
                 switch::close(backend).await;
                 drop(lease);

@@ -15,6 +15,8 @@ const WAIT: Duration = Duration::from_secs(20);
 pub struct Raw {
     pub s: TcpStream,
     buf: BytesMut,
+    /// The BackendKeyData the client was given (pid, key).
+    pub key: Option<(i32, i32)>,
 }
 
 /// A server message: tag and body.
@@ -31,6 +33,7 @@ impl Raw {
         let mut r = Raw {
             s,
             buf: BytesMut::new(),
+            key: None,
         };
         let mut m = BytesMut::new();
         frontend::startup_message([("user", user), ("database", db)], &mut m)
@@ -67,6 +70,11 @@ impl Raw {
                     c.finish(&body[4..]).map_err(|e| e.to_string())?;
                 }
                 (b'E', _) => return Err(error_of(&body).1),
+                (b'K', _) if body.len() >= 8 => {
+                    let pid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    let key = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    r.key = Some((pid, key));
+                }
                 (b'Z', _) => return Ok(r),
                 _ => {}
             }

@@ -8,52 +8,181 @@
 //! are not passed on, so the client sees exactly the answers to its own
 //! messages.
 //!
+//! Everything is bounded (README "Prepared statements"):
+//!
+//! - **per backend** at most `pool.max_prepared_statements`: beyond that
+//!   the least recently used statement (not used by the batch on its way)
+//!   is closed on the backend (LRU); the backend keeps only names and
+//!   hashes, never query texts;
+//! - **per client** at most `pool.max_client_prepared_statements` named
+//!   statements of `pool.max_client_prepared_bytes` in all (the Parse
+//!   messages the router keeps to prepare them again); a Parse beyond
+//!   either gets 53400 naming the limit (PostgreSQL gets a failing
+//!   stand-in, so the answers stay in order) — never left untracked;
+//! - **when a client leaves** its statements are freed here at once, and
+//!   closed on each backend that holds them at that backend's next use
+//!   (its entries name their owner weakly).
+//!
+//! A statement name the backend may hold but whose text is not known (a
+//! Parse or Close PostgreSQL skipped after an error) is kept as *unknown*:
+//! it never matches, and is closed before that name is used again, so no
+//! Parse ever collides (42P05). Names are tracked as PostgreSQL keys them,
+//! by their first 63 bytes (`backend::key`).
+//!
 //! Which server answer belongs to which Parse or Close is tracked by
-//! position: PostgreSQL answers messages in order, and after an error it
-//! skips everything up to the next Sync, answering nothing of it.
+//! position: PostgreSQL answers messages in order, and after an error in
+//! an extended-protocol batch it skips everything (Queries included) up to
+//! the next Sync, answering nothing of it. Batches are delimited by Syncs;
+//! the relay says what each server message meant (`Answer`, from the
+//! conversation), so a Query PostgreSQL ignored or a Sync it ignored
+//! during COPY (`syncs_ignored`) never puts the count out of step.
+//! Messages too large to hold whole are seen by their first bytes (a
+//! Bind's statement name, a Close's or Describe's name) and tracked the
+//! same way.
 //!
 //! Not covered (README): the unnamed statement across transactions (it
-//! lives until the next Parse, normally in the same batch), a Parse too
-//! large to hold (over the codec's streaming threshold), and SQL-level
-//! `PREPARE`/`DEALLOCATE` (refused or left to the client).
+//! lives until the next Parse, normally in the same batch), and SQL-level
+//! `PREPARE`/`DEALLOCATE` (left to the client).
 
+mod backend;
+mod refusal;
+
+use backend::text_hash;
+pub use backend::{key, BackendStatements, NAME_KEY};
+pub use refusal::Refusal;
+
+use crate::codec::FrameView;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
-/// The named statements a backend holds: name → the Parse body after the
-/// name (query text and parameter types).
-pub type BackendStatements = HashMap<Bytes, Bytes>;
+/// The bounds (from `[pool]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Statements one backend keeps (LRU beyond).
+    pub per_backend: usize,
+    /// Named statements one client may hold.
+    pub per_client: usize,
+    /// Bytes of Parse messages one client may hold (and the largest
+    /// statement tracked).
+    pub client_bytes: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            per_backend: 200,
+            per_client: 1000,
+            client_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// What to do with a client message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientVerdict {
+    /// Send it as it is.
+    AsIs,
+    /// Send these (the router's Close/Parse) first, then it.
+    Prepend(BytesMut),
+    /// Send these instead (a refusal's stand-in).
+    Instead(BytesMut),
+}
+
+/// What a server message meant, as far as statements go (the relay tells,
+/// from the conversation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    ParseComplete,
+    CloseComplete,
+    /// An error of a simple Query or FunctionCall: nothing is skipped.
+    SimpleError,
+    /// An error in an extended-protocol batch: PostgreSQL skips to Sync.
+    ExtendedError,
+    /// ReadyForQuery answering a Sync.
+    ReadySync,
+    /// ReadyForQuery answering a Query or FunctionCall.
+    ReadyOther,
+    Other,
+}
+
+/// What to do with a server message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServerVerdict {
+    Pass,
+    /// The answer to something the router added: not passed on.
+    Drop,
+    /// A refusal's stand-in failed: the client gets this error instead.
+    Replace(BytesMut),
+}
 
 /// A Parse or Close on its way, waiting for its answer.
 #[derive(Debug)]
 struct Sent {
-    /// The batch it belongs to (Syncs, Queries and FunctionCalls sent
-    /// before it).
-    batch: u64,
+    /// Syncs sent before it: its batch.
+    group: u64,
     /// b'P' (answered by ParseComplete) or b'C' (CloseComplete).
     kind: u8,
     /// Added by the router: its answer is not passed on.
     injected: bool,
-    /// The statement a Parse prepares (None: unnamed or a Close).
+    /// The statement (its key) it prepares or closes (None: unnamed, a
+    /// portal, or a refusal's stand-in).
     name: Option<Bytes>,
 }
 
+/// A client's statement: its whole Parse frame and its text's hash.
+#[derive(Debug)]
+struct Statement {
+    parse: Bytes,
+    hash: u64,
+}
+
 /// One client's statements and the Parse/Close answers it waits for.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Prepared {
-    /// The client's named statements: name → whole Parse frame.
-    client: HashMap<Bytes, Bytes>,
+    budget: Budget,
+    /// Its statements on backends name this weakly: once the client is
+    /// gone they are closed at the backend's next use.
+    owner: Arc<()>,
+    /// The client's named statements, by key.
+    client: HashMap<Bytes, Statement>,
+    client_bytes: usize,
     waiting: VecDeque<Sent>,
-    sent_batches: u64,
-    answered_batches: u64,
+    syncs_sent: u64,
+    syncs_answered: u64,
+    /// The backend's clock when the batch on its way began: statements
+    /// used since are not evicted.
+    batch_clock: u64,
+    /// Statements of departed clients to close before the next frame.
+    owed: Vec<Bytes>,
+    /// Refusals whose stand-in's error is still to come, by batch.
+    refusals: VecDeque<(u64, Refusal)>,
     /// Statements prepared again on another backend (metric).
     pub reprepared: u64,
+    /// Statements closed on a backend to keep it within its budget.
+    pub evicted: u64,
+}
+
+impl Default for Prepared {
+    fn default() -> Self {
+        Prepared::new(Budget::default())
+    }
 }
 
 /// The first NUL-terminated string of `b` and what follows it.
 fn cstr(b: &[u8]) -> Option<(&[u8], &[u8])> {
     let end = b.iter().position(|c| *c == 0)?;
     Some((&b[..end], &b[end + 1..]))
+}
+
+/// The key of the statement name at the start of `b`, which may be cut
+/// (a streamed message): known once its end or `NAME_KEY` bytes are there.
+fn name_key(b: &[u8], whole: bool) -> Option<&[u8]> {
+    match cstr(b) {
+        Some((name, _)) => Some(key(name)),
+        None if !whole && b.len() >= NAME_KEY => Some(&b[..NAME_KEY]),
+        None => None,
+    }
 }
 
 fn close_statement(name: &[u8], out: &mut BytesMut) {
@@ -64,167 +193,380 @@ fn close_statement(name: &[u8], out: &mut BytesMut) {
     out.put_u8(0);
 }
 
+/// What becomes of a client message.
+enum Own {
+    /// It goes (after what the router added).
+    AsIs,
+    /// The router's bytes go instead of it (a refusal's stand-in).
+    Instead,
+}
+
 impl Prepared {
+    pub fn new(budget: Budget) -> Prepared {
+        Prepared {
+            budget,
+            owner: Arc::new(()),
+            client: HashMap::new(),
+            client_bytes: 0,
+            waiting: VecDeque::new(),
+            syncs_sent: 0,
+            syncs_answered: 0,
+            batch_clock: 0,
+            owed: Vec::new(),
+            refusals: VecDeque::new(),
+            reprepared: 0,
+            evicted: 0,
+        }
+    }
+
     /// No Parse or Close is waiting for its answer (the backend can be
     /// detached as far as statements go).
     pub fn settled(&self) -> bool {
         self.waiting.is_empty()
     }
 
-    /// A whole client frame about to reach a backend holding `have`.
-    /// Returns the bytes to send instead (the router's Close/Parse, then
-    /// the frame), or None to send the frame as it is.
-    pub fn on_client(&mut self, frame: &[u8], have: &mut BackendStatements) -> Option<BytesMut> {
-        let tag = *frame.first()?;
-        let body = frame.get(5..)?;
-        match tag {
-            b'P' => {
-                let (name, rest) = cstr(body)?;
-                if name.is_empty() {
-                    self.push(b'P', false, None);
-                    return None;
-                }
-                let name = Bytes::copy_from_slice(name);
-                let mut out = None;
-                if have.contains_key(&name) {
-                    // Another client's statement of that name (or this
-                    // client's from an earlier transaction): close it first.
-                    let mut b = BytesMut::with_capacity(frame.len() + name.len() + 7);
-                    close_statement(&name, &mut b);
-                    self.push(b'C', true, None);
-                    b.extend_from_slice(frame);
-                    out = Some(b);
-                }
-                have.insert(name.clone(), Bytes::copy_from_slice(rest));
-                self.client
-                    .insert(name.clone(), Bytes::copy_from_slice(frame));
-                self.push(b'P', false, Some(name));
-                out
+    /// Named statements the client holds, and the bytes kept for them.
+    pub fn held(&self) -> (usize, usize) {
+        (self.client.len(), self.client_bytes)
+    }
+
+    /// The client is served by a backend holding `have` from now on:
+    /// statements there whose client is gone (and those of unknown text)
+    /// are closed before its next message.
+    pub fn adopt(&mut self, have: &BackendStatements) {
+        self.owed = have.orphans();
+        self.batch_clock = have.clock + 1;
+    }
+
+    /// The largest Parse the client may send whole (larger ones are
+    /// streamed and, when named, refused).
+    pub fn largest(&self) -> usize {
+        self.budget.client_bytes
+    }
+
+    /// A client message (whole, or the start of a streamed one) about to
+    /// reach a backend holding `have`.
+    pub fn on_client(&mut self, v: FrameView<'_>, have: &mut BackendStatements) -> ClientVerdict {
+        let mut out = BytesMut::new();
+        for name in std::mem::take(&mut self.owed) {
+            if have
+                .held
+                .get(&name)
+                .is_some_and(|h| h.owner.strong_count() == 0)
+            {
+                have.held.remove(&name);
+                close_statement(&name, &mut out);
+                self.push(b'C', true, Some(name));
             }
-            b'B' => {
-                let (_portal, rest) = cstr(body)?;
-                let (stmt, _) = cstr(rest)?;
-                self.ensure(stmt, frame, have)
-            }
-            b'D' if body.first() == Some(&b'S') => {
-                let (stmt, _) = cstr(&body[1..])?;
-                self.ensure(stmt, frame, have)
-            }
-            b'C' => {
-                if body.first() == Some(&b'S') {
-                    if let Some((name, _)) = cstr(&body[1..]) {
-                        if !name.is_empty() {
-                            self.client.remove(name);
-                            have.remove(name);
-                        }
-                    }
-                }
-                self.push(b'C', false, None);
-                None
-            }
-            b'S' | b'Q' | b'F' => {
-                self.sent_batches += 1;
-                None
-            }
-            _ => None,
+        }
+        match self.message(v, have, &mut out) {
+            Own::AsIs if out.is_empty() => ClientVerdict::AsIs,
+            Own::AsIs => ClientVerdict::Prepend(out),
+            Own::Instead => ClientVerdict::Instead(out),
         }
     }
 
-    /// Before a Bind or Describe of `stmt`: prepare it on this backend if
-    /// it does not hold the client's version.
-    fn ensure(
-        &mut self,
-        stmt: &[u8],
-        frame: &[u8],
-        have: &mut BackendStatements,
-    ) -> Option<BytesMut> {
-        if stmt.is_empty() {
-            return None;
+    fn refuse(&mut self, why: Refusal, out: &mut BytesMut) -> Own {
+        self.refusals.push_back((self.syncs_sent, why));
+        match why {
+            Refusal::Unreadable => out.extend_from_slice(&refusal::bind_stand_in()),
+            Refusal::TooMany | Refusal::TooLarge => {
+                self.push(b'P', false, None);
+                out.extend_from_slice(&refusal::parse_stand_in());
+            }
         }
-        let parse = self.client.get(stmt)?.clone();
-        let (_, wanted) = cstr(parse.get(5..)?)?;
-        let held = have.get(stmt);
-        if held.is_some_and(|h| h.as_ref() == wanted) {
-            return None;
+        Own::Instead
+    }
+
+    fn message(
+        &mut self,
+        v: FrameView<'_>,
+        have: &mut BackendStatements,
+        out: &mut BytesMut,
+    ) -> Own {
+        let whole = v.is_whole();
+        let Some(body) = v.bytes.get(5..) else {
+            return Own::AsIs;
+        };
+        match v.tag {
+            b'P' if whole => self.parse(v.bytes, body, have, out),
+            b'P' => match cstr(body) {
+                Some((b"", _)) => {
+                    self.push(b'P', false, None);
+                    Own::AsIs
+                }
+                // Named (or a name longer than what is shown): too large
+                // to keep.
+                _ => self.refuse(Refusal::TooLarge, out),
+            },
+            b'B' => match cstr(body).map(|(_portal, rest)| name_key(rest, whole)) {
+                Some(Some(stmt)) => self.ensure(stmt, have, out),
+                Some(None) if whole => Own::AsIs,
+                _ if whole => Own::AsIs,
+                _ => self.refuse(Refusal::Unreadable, out),
+            },
+            b'D' if body.first() == Some(&b'S') => match name_key(&body[1..], whole) {
+                Some(stmt) => self.ensure(stmt, have, out),
+                None => Own::AsIs,
+            },
+            b'C' => {
+                let name = match (
+                    body.first(),
+                    name_key(body.get(1..).unwrap_or_default(), whole),
+                ) {
+                    (Some(b'S'), Some(name)) if !name.is_empty() => {
+                        if let Some(s) = self.client.remove(name) {
+                            self.client_bytes -= s.parse.len();
+                        }
+                        have.held.remove(name);
+                        Some(Bytes::copy_from_slice(name))
+                    }
+                    _ => None,
+                };
+                self.push(b'C', false, name);
+                Own::AsIs
+            }
+            b'S' => {
+                self.syncs_sent += 1;
+                self.batch_clock = have.clock + 1;
+                Own::AsIs
+            }
+            b'Q' | b'F' => {
+                self.batch_clock = have.clock + 1;
+                Own::AsIs
+            }
+            _ => Own::AsIs,
+        }
+    }
+
+    fn parse(
+        &mut self,
+        frame: &[u8],
+        body: &[u8],
+        have: &mut BackendStatements,
+        out: &mut BytesMut,
+    ) -> Own {
+        let Some((name, rest)) = cstr(body) else {
+            return Own::AsIs;
+        };
+        if name.is_empty() {
+            self.push(b'P', false, None);
+            return Own::AsIs;
+        }
+        let name = key(name);
+        let replaced = self.client.get(name).map_or(0, |s| s.parse.len());
+        let bytes = self.client_bytes - replaced + frame.len();
+        if frame.len() > self.budget.client_bytes {
+            return self.refuse(Refusal::TooLarge, out);
+        }
+        if (replaced == 0 && self.client.len() >= self.budget.per_client)
+            || bytes > self.budget.client_bytes
+        {
+            return self.refuse(Refusal::TooMany, out);
+        }
+        let name = Bytes::copy_from_slice(name);
+        let hash = text_hash(rest);
+        if have.holds(&name) {
+            // Another client's statement of that name (or this client's
+            // from an earlier transaction, or one of unknown text): close
+            // it first.
+            close_statement(&name, out);
+            self.push(b'C', true, Some(name.clone()));
+        } else {
+            self.make_room(have, out);
+        }
+        have.put(name.clone(), Some(hash), Arc::downgrade(&self.owner));
+        self.client.insert(
+            name.clone(),
+            Statement {
+                parse: Bytes::copy_from_slice(frame),
+                hash,
+            },
+        );
+        self.client_bytes = bytes;
+        self.push(b'P', false, Some(name));
+        Own::AsIs
+    }
+
+    /// Before a Bind or Describe of `stmt`: prepare it on this backend if
+    /// it does not hold the client's version. A name the client never
+    /// prepared but the backend holds (another client's) is closed first,
+    /// so PostgreSQL answers as it would to this client alone: 26000.
+    fn ensure(&mut self, stmt: &[u8], have: &mut BackendStatements, out: &mut BytesMut) -> Own {
+        if stmt.is_empty() {
+            return Own::AsIs;
+        }
+        let Some(s) = self.client.get(stmt) else {
+            if have.holds(stmt) {
+                let name = Bytes::copy_from_slice(stmt);
+                have.held.remove(stmt);
+                close_statement(&name, out);
+                self.push(b'C', true, Some(name));
+            }
+            return Own::AsIs;
+        };
+        let (hash, parse) = (s.hash, s.parse.clone());
+        let held = have.held.get(stmt).map(|h| h.hash);
+        if held == Some(Some(hash)) {
+            have.touch(stmt);
+            return Own::AsIs;
         }
         let name = Bytes::copy_from_slice(stmt);
-        let mut b = BytesMut::with_capacity(parse.len() + frame.len() + stmt.len() + 7);
         if held.is_some() {
-            close_statement(stmt, &mut b);
-            self.push(b'C', true, None);
+            close_statement(stmt, out);
+            self.push(b'C', true, Some(name.clone()));
+        } else {
+            self.make_room(have, out);
         }
-        b.extend_from_slice(&parse);
+        out.extend_from_slice(&parse);
         self.push(b'P', true, Some(name.clone()));
-        have.insert(name, Bytes::copy_from_slice(wanted));
+        have.put(name, Some(hash), Arc::downgrade(&self.owner));
         self.reprepared += 1;
-        b.extend_from_slice(frame);
-        Some(b)
+        Own::AsIs
+    }
+
+    /// Keep the backend under its budget before a statement is added:
+    /// close the least recently used ones the batch on its way has not
+    /// used (if every one is in use, the batch may go over until it ends).
+    fn make_room(&mut self, have: &mut BackendStatements, out: &mut BytesMut) {
+        while have.held.len() >= self.budget.per_backend.max(1) {
+            let Some(name) = have.least_recent(self.batch_clock) else {
+                return;
+            };
+            have.held.remove(&name);
+            close_statement(&name, out);
+            self.push(b'C', true, Some(name));
+            self.evicted += 1;
+        }
     }
 
     fn push(&mut self, kind: u8, injected: bool, name: Option<Bytes>) {
         self.waiting.push_back(Sent {
-            batch: self.sent_batches,
+            group: self.syncs_sent,
             kind,
             injected,
             name,
         });
     }
 
-    /// A server frame's tag; true: the answer to something the router
-    /// added, not passed on.
-    pub fn on_server(&mut self, tag: u8, have: &mut BackendStatements) -> bool {
-        match tag {
-            b'1' | b'3' => {
-                let want = if tag == b'1' { b'P' } else { b'C' };
-                // The oldest waiting Parse/Close of the batch being answered.
-                while let Some(front) = self.waiting.front() {
-                    if front.batch < self.answered_batches {
-                        self.waiting.pop_front();
-                        continue;
+    /// A server message (`frame`: whole, or its start) and what it meant.
+    pub fn on_server(
+        &mut self,
+        frame: &[u8],
+        answer: Answer,
+        have: &mut BackendStatements,
+    ) -> ServerVerdict {
+        match answer {
+            Answer::ParseComplete | Answer::CloseComplete => {
+                let want = if answer == Answer::ParseComplete {
+                    b'P'
+                } else {
+                    b'C'
+                };
+                self.drop_skipped(have);
+                match self.waiting.front() {
+                    Some(front) if front.kind == want => {
+                        match self.waiting.pop_front().is_some_and(|s| s.injected) {
+                            true => ServerVerdict::Drop,
+                            false => ServerVerdict::Pass,
+                        }
                     }
-                    if front.kind == want {
-                        return self.waiting.pop_front().is_some_and(|s| s.injected);
+                    // Out of step (cannot happen with PostgreSQL): pass it
+                    // on, and treat every name waited for as unknown.
+                    _ => {
+                        while !self.waiting.is_empty() {
+                            self.skipped_into(have);
+                        }
+                        ServerVerdict::Pass
                     }
-                    // Out of step (cannot happen with PostgreSQL): pass
-                    // the answer on and forget what we waited for.
-                    self.waiting.clear();
-                    return false;
                 }
-                false
             }
-            b'E' => {
-                // PostgreSQL skips the rest of the batch: nothing of it is
-                // answered, and statements it would have prepared are not
-                // there.
-                let batch = self.answered_batches;
-                while self.waiting.front().is_some_and(|s| s.batch <= batch) {
-                    if let Some(Sent {
-                        kind: b'P',
-                        name: Some(n),
-                        ..
-                    }) = self.waiting.pop_front()
+            Answer::ExtendedError | Answer::SimpleError => {
+                let verdict = self.refusal(frame);
+                if answer == Answer::ExtendedError {
+                    // PostgreSQL skips the rest of the batch: nothing of it
+                    // is answered, and what it would have prepared or
+                    // closed is in an unknown state.
+                    while self
+                        .waiting
+                        .front()
+                        .is_some_and(|s| s.group <= self.syncs_answered)
                     {
-                        have.remove(&n);
+                        self.skipped_into(have);
                     }
                 }
-                false
+                verdict
             }
-            b'Z' => {
-                self.answered_batches += 1;
-                false
+            Answer::ReadySync => {
+                self.syncs_answered += 1;
+                self.drop_skipped(have);
+                ServerVerdict::Pass
             }
-            _ => false,
+            Answer::ReadyOther | Answer::Other => ServerVerdict::Pass,
         }
     }
 
-    /// The backend's statements are gone (DISCARD ALL on a tenant switch,
-    /// or a new backend): nothing is waiting either.
-    pub fn forget_backend(&mut self) {
-        self.waiting.clear();
-        self.answered_batches = self.sent_batches;
+    /// PostgreSQL ignored `n` Syncs (sent during COPY IN): their batches
+    /// are over.
+    pub fn syncs_ignored(&mut self, n: u64, have: &mut BackendStatements) {
+        self.syncs_answered += n;
+        self.drop_skipped(have);
+    }
+
+    /// Entries of batches already over were skipped by PostgreSQL.
+    fn drop_skipped(&mut self, have: &mut BackendStatements) {
+        while self
+            .waiting
+            .front()
+            .is_some_and(|s| s.group < self.syncs_answered)
+        {
+            self.skipped_into(have);
+        }
+        while self
+            .refusals
+            .front()
+            .is_some_and(|r| r.0 < self.syncs_answered)
+        {
+            self.refusals.pop_front();
+        }
+    }
+
+    /// The client's error for a refusal's stand-in that failed.
+    fn refusal(&mut self, frame: &[u8]) -> ServerVerdict {
+        if !refusal::is_stand_ins(frame) {
+            return ServerVerdict::Pass;
+        }
+        while self
+            .refusals
+            .front()
+            .is_some_and(|r| r.0 < self.syncs_answered)
+        {
+            self.refusals.pop_front();
+        }
+        let why = self.refusals.pop_front().map_or(Refusal::TooMany, |r| r.1);
+        ServerVerdict::Replace(refusal::error(why, self.budget))
+    }
+
+    /// The oldest waiting entry was skipped by PostgreSQL: its statement
+    /// may or may not be on the backend.
+    fn skipped_into(&mut self, have: &mut BackendStatements) {
+        if let Some(Sent {
+            name: Some(n),
+            kind,
+            injected,
+            ..
+        }) = self.waiting.pop_front()
+        {
+            if kind == b'P' && !injected {
+                // PostgreSQL never prepared the client's statement.
+                if let Some(s) = self.client.remove(&n) {
+                    self.client_bytes -= s.parse.len();
+                }
+            }
+            have.unknown(n);
+        }
     }
 }
 
 #[cfg(test)]
-#[path = "prepared_tests.rs"]
 mod tests;

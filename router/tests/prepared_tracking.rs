@@ -1,0 +1,211 @@
+//! Transaction pooling keeps named statements right whatever the size or
+//! shape of the messages (the cold review of issue #23): a Bind too large
+//! to hold runs the client's own statement, a large simple Query or a
+//! Query PostgreSQL ignores after an error never puts the tracking out of
+//! step (a Query inside an unsynced batch is synced first), names PostgreSQL cuts to 63 bytes never run another client's
+//! statement, and tokio-postgres' COPY (a Sync PostgreSQL ignores) gives
+//! its backend back. Each on a pool of one backend, with a client of the
+//! same tenant as the control.
+mod common;
+use bytes::{BufMut, BytesMut};
+use common::raw::{self, Raw};
+use common::*;
+use std::sync::OnceLock;
+
+fn router() -> Router {
+    static F: OnceLock<()> = OnceLock::new();
+    F.get_or_init(|| {
+        cluster();
+        scram_app_roles(&["rt_pt"]);
+        tenants(
+            &["pt_tx"],
+            "pool_mode => 'transaction', max_connections => 0",
+        );
+        admin_sql(
+            "CREATE TABLE IF NOT EXISTS pt_copy (id bigint GENERATED ALWAYS AS IDENTITY, \
+               tenant_id text NOT NULL, n int, PRIMARY KEY (tenant_id, id)); \
+             SELECT tenant.protect('pt_copy'); \
+             GRANT SELECT, INSERT ON pt_copy TO rt_pt",
+        );
+    });
+    Router::start_with(
+        "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 1\ntimeout_ms = 3000\n",
+    )
+}
+
+fn msg(tag: u8, body: &[u8]) -> BytesMut {
+    let mut m = BytesMut::new();
+    m.put_u8(tag);
+    m.put_u32(body.len() as u32 + 4);
+    m.put_slice(body);
+    m
+}
+
+fn cstr(b: &mut BytesMut, s: &str) {
+    b.put_slice(s.as_bytes());
+    b.put_u8(0);
+}
+
+fn parse(name: &str, sql: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    cstr(&mut b, name);
+    cstr(&mut b, sql);
+    b.put_u16(0);
+    msg(b'P', &b)
+}
+
+/// Bind of `stmt` with text parameters, Execute, Sync.
+fn run(stmt: &str, params: &[&str]) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u8(0);
+    cstr(&mut b, stmt);
+    b.put_u16(0);
+    b.put_u16(params.len() as u16);
+    for p in params {
+        b.put_i32(p.len() as i32);
+        b.put_slice(p.as_bytes());
+    }
+    b.put_u16(0);
+    let mut m = msg(b'B', &b);
+    m.extend_from_slice(&msg(b'E', b"\0\0\0\0\0"));
+    m.extend_from_slice(&raw::sync());
+    m
+}
+
+async fn login(r: &Router) -> Raw {
+    Raw::connect(r.port, "rt_pt.pt_tx", DB)
+        .await
+        .expect("login")
+}
+
+/// The tags of `msgs`, and the text of the first column of the first row.
+fn tags_and_value(msgs: &[raw::Msg]) -> (String, String) {
+    let tags = msgs.iter().map(|m| m.0 as char).collect();
+    let value = msgs
+        .iter()
+        .find(|m| m.0 == b'D')
+        .map(|m| String::from_utf8_lossy(&m.1[6..]).into_owned())
+        .unwrap_or_default();
+    (tags, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_too_large_to_hold_runs_the_clients_own_statement() {
+    let r = router();
+    let mut y = login(&r).await;
+    let mut x = login(&r).await;
+    let mut m = parse("S_1", "SELECT 'Y:' || length($1::text)");
+    m.extend_from_slice(&raw::sync());
+    y.send(&m).await;
+    y.until(b'Z').await;
+    let mut m = parse("S_1", "SELECT 'X-secret:' || length($1::text)");
+    m.extend_from_slice(&run("S_1", &["abc"]));
+    x.send(&m).await;
+    assert_eq!(tags_and_value(&x.until(b'Z').await).1, "X-secret:3");
+    // Y's Bind carries a 200 KB parameter (streamed through the router).
+    let big = "p".repeat(200_000);
+    y.send(&run("S_1", &[&big])).await;
+    let (tags, value) = tags_and_value(&y.until(b'Z').await);
+    assert_eq!((tags.as_str(), value.as_str()), ("2DCZ", "Y:200000"));
+    // Control: a small Bind of Y's runs Y's too.
+    y.send(&run("S_1", &["ab"])).await;
+    assert_eq!(tags_and_value(&y.until(b'Z').await).1, "Y:2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_simple_query_leaves_prepared_statements_in_step() {
+    let r = router();
+    let mut c = login(&r).await;
+    let big = format!("SELECT 1 /* {} */", "x".repeat(1 << 20));
+    let answers = c.query(&big).await;
+    assert!(raw::errors(&answers).is_empty());
+    let mut m = parse("s2", "SELECT 2");
+    m.extend_from_slice(&run("s2", &[]));
+    c.send(&m).await;
+    assert_eq!(tags_and_value(&c.until(b'Z').await).0, "12DCZ");
+    // Run again: no extra answers, no 26000.
+    c.send(&run("s2", &[])).await;
+    assert_eq!(
+        tags_and_value(&c.until(b'Z').await),
+        ("2DCZ".to_owned(), "2".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_postgresql_ignores_after_an_error_does_not_keep_the_backend() {
+    let r = router();
+    let mut c = login(&r).await;
+    // A Query inside an unsynced batch whose Parse fails: the router
+    // syncs the batch before the Query (alone, PostgreSQL would skip the
+    // Query and the Parse after it, and which of its answers belong to
+    // what could not be told), so each part is answered on its own.
+    let mut m = parse("", "SELECT 1/0 FROM nowhere_at_all");
+    m.extend_from_slice(&raw::query("SELECT 1"));
+    m.extend_from_slice(&parse("x", "SELECT 2"));
+    m.extend_from_slice(&raw::sync());
+    c.send(&m).await;
+    let mut tags = String::new();
+    for _ in 0..3 {
+        tags.push_str(&tags_and_value(&c.until(b'Z').await).0);
+    }
+    assert_eq!(tags, "EZTDCZ1Z");
+    // The client is at rest: the pool's one backend serves another client.
+    let other = connect(&r.url("rt_pt.pt_tx")).await.expect("served");
+    other.simple_query("SELECT 1").await.expect("query");
+    // And the first one's next statements are answered in step.
+    let mut m = parse("x", "SELECT 3");
+    m.extend_from_slice(&run("x", &[]));
+    c.send(&m).await;
+    assert_eq!(
+        tags_and_value(&c.until(b'Z').await),
+        ("12DCZ".to_owned(), "3".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_postgresql_cuts_to_63_bytes_never_run_another_clients_statement() {
+    let r = router();
+    let stem = "q".repeat(63);
+    let (a_name, b_name) = (format!("{stem}_a"), format!("{stem}_b"));
+    let mut a = login(&r).await;
+    let mut b = login(&r).await;
+    let mut m = parse(&a_name, "SELECT 'A'");
+    m.extend_from_slice(&raw::sync());
+    a.send(&m).await;
+    assert!(raw::errors(&a.until(b'Z').await).is_empty());
+    let mut m = parse(&b_name, "SELECT 'B'");
+    m.extend_from_slice(&run(&b_name, &[]));
+    b.send(&m).await;
+    let answers = b.until(b'Z').await;
+    assert!(raw::errors(&answers).is_empty(), "no 42P05: {answers:?}");
+    assert_eq!(tags_and_value(&answers).1, "B");
+    a.send(&run(&a_name, &[])).await;
+    assert_eq!(tags_and_value(&a.until(b'Z').await).1, "A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_copy_in_gives_its_backend_back() {
+    use futures_util::SinkExt;
+    let r = router();
+    let c = connect(&r.url("rt_pt.pt_tx")).await.expect("copy client");
+    let sink = c
+        .copy_in("COPY pt_copy (tenant_id, n) FROM STDIN")
+        .await
+        .expect("copy_in");
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"pt_tx\t1\npt_tx\t2\n"))
+        .await
+        .expect("data");
+    assert_eq!(sink.as_mut().finish().await.expect("finish"), 2);
+    // The copy client stays connected, at rest: another client is served
+    // by the pool's one backend.
+    let other = connect(&r.url("rt_pt.pt_tx")).await.expect("served");
+    let rows = other
+        .simple_query("SELECT count(*) FROM pt_copy")
+        .await
+        .expect("query");
+    assert!(rows.len() >= 2);
+    c.simple_query("SELECT 1")
+        .await
+        .expect("copy client goes on");
+}
