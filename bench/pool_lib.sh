@@ -84,6 +84,9 @@ login = "verify"
 [pool]
 enabled = true
 size = ${POOL_SIZE:-20}
+# Compared with PgBouncer's one pool of default_pool_size: a tenant may use
+# all of it (the default cap keeps a reserve for other tenants).
+max_tenant_share = 1.0
 TOML
   TENANT_ROUTER_LOG=warn target/release/tenant-router -c "$OUT/$name.toml" 2>"$OUT/$name.log" &
   ROUTER_PID=$!

@@ -213,10 +213,11 @@ pub struct Pool {
     pub server_lifetime_ms: u64,
     /// A backend idle this long is checked (one round trip) before reuse.
     pub check_after_idle_ms: u64,
-    /// The most backends of a shared pool one tenant holds at once, as a
-    /// fraction of `size` (at least 1 backend): whatever a tenant's
-    /// `pool_size` says, a shared pool is never held whole by fewer than
-    /// 1 / `max_tenant_share` tenants. 1.0: only `pool_size` bounds it.
+    /// A tenant's cap in a shared pool, as a fraction of `size` (at least
+    /// 1 backend): past it, a tenant takes one more backend (up to its
+    /// `pool_size`) only while more than the cap's worth of places stay
+    /// free, so other tenants always find that reserve. 1.0: only
+    /// `pool_size` bounds a tenant.
     pub max_tenant_share: f64,
     /// Transaction pooling: named statements one backend keeps; beyond,
     /// the least recently used is closed on it.
@@ -264,7 +265,7 @@ impl Pool {
         }
     }
 
-    /// The most backends of a shared pool one tenant may hold at once.
+    /// A tenant's cap in a shared pool (`max_tenant_share` of it).
     pub fn tenant_cap(&self) -> usize {
         ((self.size as f64 * self.max_tenant_share).floor() as usize).clamp(1, self.size.max(1))
     }

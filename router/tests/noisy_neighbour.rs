@@ -39,12 +39,11 @@ fn unpooled() -> Router {
 }
 
 /// A router with pooling on (`login = "verify"`): tenants with pool_mode
-/// transaction are pooled per transaction, the others per session; a
-/// tenant may hold half the pool (the flood holds 4 backends).
+/// transaction are pooled per transaction, the others per session.
 fn pooled() -> Router {
     fixtures();
     Router::start_with(
-        "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 12\nmax_tenant_share = 0.5\ntimeout_ms = 20000\n",
+        "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 12\ntimeout_ms = 20000\n",
     )
 }
 

@@ -304,35 +304,41 @@ async fn made_up_database_names_get_no_pool_and_unused_pools_go_with_their_serie
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenant_cannot_hold_a_shared_pool_and_its_waiting_client_keeps_its_session() {
-    // 8 backends, at most a quarter (2) per tenant.
+    // 8 backends, a cap of a quarter (2): past it a tenant borrows only
+    // while more than 2 places stay free, so it holds at most 6.
     let r = pooled("size = 8\nmax_tenant_share = 0.25\ntimeout_ms = 600");
-    let third = connect(&r.url("rt_rb1.rb_hog")).await.expect("third");
+    let waiting = connect(&r.url("rt_rb1.rb_hog")).await.expect("waiting");
     let mut hogs = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..6 {
         let h = connect(&r.url("rt_rb1.rb_hog")).await.expect("hog");
         h.batch_execute("BEGIN; SELECT 1")
             .await
             .expect("holds a backend");
         hogs.push(h);
     }
-    // A third client of the hog tenant waits past pool.timeout_ms: its
+    // The next client of the hog tenant waits past pool.timeout_ms: its
     // statement fails with 53300, its connection stays.
-    let e = third
+    let e = waiting
         .simple_query("SELECT 1")
         .await
         .expect_err("no backend");
     assert_eq!(sqlstate(&e), "53300");
     assert!(db_message(&e).contains("rb_hog"), "{}", db_message(&e));
-    // The calm tenant is served at once, several clients at a time.
+    // The calm tenant is served at once from the reserve, two clients at
+    // a time.
     let mut calm = Vec::new();
     for _ in 0..2 {
         let c = connect(&r.url("rt_rb2.rb_calm")).await.expect("calm");
         c.batch_execute("BEGIN; SELECT 1").await.expect("calm runs");
         calm.push(c);
     }
-    // A hog commits: the waiting client's next statement runs.
+    // The calm clients finish, a hog commits: the waiting client's next
+    // statement runs.
+    for c in &calm {
+        c.batch_execute("COMMIT").await.expect("commit");
+    }
     hogs[0].batch_execute("COMMIT").await.expect("commit");
-    let rows = third.simple_query("SELECT 7").await.expect("served now");
+    let rows = waiting.simple_query("SELECT 7").await.expect("served now");
     let seven = rows.iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
         _ => None,

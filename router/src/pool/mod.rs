@@ -163,6 +163,9 @@ struct Idle<B> {
 struct State<B> {
     size: usize,
     min_idle: usize,
+    /// A tenant past this many backends takes one more only while more
+    /// than this many places stay free for the others (the reserve).
+    cap: usize,
     /// Backends at rest, most recently used last.
     idle: Vec<Idle<B>>,
     /// Backends open or being opened (idle ones included).
@@ -188,6 +191,7 @@ impl<B: Affine> State<B> {
         State {
             size: size.max(1),
             min_idle: min_idle.min(size.max(1)),
+            cap: size.max(1),
             idle: Vec::new(),
             open: 0,
             prewarming: 0,
@@ -202,9 +206,21 @@ impl<B: Affine> State<B> {
         self.held.get(tenant).copied().unwrap_or(0)
     }
 
+    /// Whether `tenant` may take one more backend now: under its share,
+    /// and, past the pool's cap, only while the places left free (not
+    /// held by any tenant) stay more than the cap, a reserve the tenants
+    /// under it can always get into.
+    fn may_take(&self, tenant: &str, share: usize) -> bool {
+        let held = self.held(tenant);
+        if held >= share {
+            return false;
+        }
+        held < self.cap || self.size.saturating_sub(self.open) + self.idle.len() > self.cap
+    }
+
     /// A backend or a place for `tenant`, if the rules allow one now.
     fn grant(&mut self, tenant: &str, share: usize) -> Option<Grant<B>> {
-        if self.held(tenant) >= share {
+        if !self.may_take(tenant, share) {
             return None;
         }
         let g = if !self.idle.is_empty() {
@@ -253,7 +269,7 @@ impl<B: Affine> State<B> {
 
     /// Whether a waiting client can be served under the share rule.
     fn eligible(&self, w: &Waiter<B>) -> bool {
-        !w.tx.is_closed() && self.held(&w.tenant) < w.share
+        !w.tx.is_closed() && self.may_take(&w.tenant, w.share)
     }
 
     /// Serve the clients in line, first come first served, skipping those

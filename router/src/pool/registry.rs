@@ -65,17 +65,18 @@ impl Pools {
 
     /// The pool of `key` if it exists, with `size` and `min_idle` applied
     /// (a catalog change resizes a dedicated pool).
-    fn existing(&self, key: &PoolKey, size: usize, min_idle: usize) -> Option<Arc<Pool>> {
+    fn existing(&self, terms: &Terms) -> Option<Arc<Pool>> {
         let pool = self
             .pools
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(key)
+            .get(&terms.key)
             .cloned()?;
         let mut st = pool.lock();
-        if st.size != size || st.min_idle != min_idle {
-            st.size = size.max(1);
-            st.min_idle = min_idle.min(st.size);
+        if st.size != terms.size || st.min_idle != terms.min_idle || st.cap != terms.cap {
+            st.size = terms.size.max(1);
+            st.min_idle = terms.min_idle.min(st.size);
+            st.cap = terms.cap.clamp(1, st.size);
             st.dispatch();
         }
         drop(st);
@@ -86,15 +87,14 @@ impl Pools {
     /// to `wait` while another client has that turn.
     pub async fn place(
         self: &Arc<Self>,
-        key: &PoolKey,
-        size: usize,
-        min_idle: usize,
+        terms: &Terms,
         tenant: &str,
         wait: Duration,
     ) -> Result<Place, PoolError> {
+        let key = &terms.key;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(pool) = self.existing(key, size, min_idle) {
+            if let Some(pool) = self.existing(terms) {
                 return Ok(Place::Pool(pool));
             }
             let turn = {
@@ -103,7 +103,7 @@ impl Pools {
                     Some(turn) => turn.clone(),
                     None => {
                         // Made meanwhile (its Opening is gone first).
-                        if let Some(pool) = self.existing(key, size, min_idle) {
+                        if let Some(pool) = self.existing(terms) {
                             return Ok(Place::Pool(pool));
                         }
                         let turn = Arc::new(tokio::sync::Mutex::new(()));
@@ -127,8 +127,8 @@ impl Pools {
                     pool: key.label(),
                     tenant: tenant.to_owned(),
                     waited_ms: wait.as_millis() as u64,
-                    size,
-                    share: size,
+                    size: terms.size,
+                    share: terms.share,
                 });
             }
         }
@@ -136,11 +136,12 @@ impl Pools {
 
     /// The pool of `opening`'s key, made now that its first backend
     /// logged in, with that backend's place held by `tenant`.
-    pub fn create(&self, opening: Opening, size: usize, min_idle: usize, tenant: &str) -> Lease {
+    pub fn create(&self, opening: Opening, terms: &Terms, tenant: &str) -> Lease {
         let key = opening.key.clone();
         let label = key.label();
         let m = &self.metrics;
-        let mut state = State::new(size, min_idle);
+        let mut state = State::new(terms.size, terms.min_idle);
+        state.cap = terms.cap.clamp(1, state.size);
         state.open = 1;
         state.held.insert(tenant.to_owned(), 1);
         let pool = Arc::new(Pool {
@@ -306,9 +307,12 @@ pub struct Terms {
     /// The pool's size and the backends it keeps open.
     pub size: usize,
     pub min_idle: usize,
-    /// The most backends of it the tenant holds at once: its `pool_size`,
-    /// and in a shared pool at most `pool.max_tenant_share` of it.
+    /// The most backends of it the tenant holds at once: its `pool_size`.
     pub share: usize,
+    /// Past this many (a shared pool: `pool.max_tenant_share` of it) a
+    /// tenant takes one more only while more places than this stay free
+    /// for the others.
+    pub cap: usize,
 }
 
 pub fn terms_for(
@@ -330,13 +334,15 @@ pub fn terms_for(
             size: pool_size,
             min_idle: tenant.pool.min_idle.max(0) as usize,
             share: pool_size,
+            cap: pool_size,
         }
     } else {
         Terms {
             key,
             size: cfg.pool.size,
             min_idle: 0,
-            share: pool_size.min(cfg.pool.tenant_cap()),
+            share: pool_size,
+            cap: cfg.pool.tenant_cap(),
         }
     }
 }

@@ -173,3 +173,29 @@ fn a_client_passed_over_often_enough_is_served_first_whatever_the_backend_serves
     );
     assert!(even.try_recv().is_err());
 }
+
+#[test]
+fn past_its_cap_a_tenant_borrows_only_while_the_reserve_stays_free() {
+    // 8 backends, cap 2: a lone tenant may use 6, the last 2 stay for
+    // the others.
+    let mut st = state(8);
+    st.cap = 2;
+    for _ in 0..6 {
+        assert!(st.grant("hog", 10).is_some());
+    }
+    assert!(st.grant("hog", 10).is_none(), "the reserve is kept");
+    // Another tenant, under the cap, gets the reserve.
+    assert!(st.grant("calm", 10).is_some());
+    assert!(st.grant("calm", 10).is_some());
+    assert!(st.grant("calm", 10).is_none(), "full");
+    // A backend given back goes to a tenant under its cap before the hog.
+    let hog = waiter(&mut st, "hog", 10);
+    let third = waiter(&mut st, "third", 10);
+    st.unhold("hog");
+    st.open -= 1;
+    st.dispatch();
+    let mut third = third;
+    assert!(third.try_recv().is_ok(), "the third tenant is served");
+    let mut hog = hog;
+    assert!(hog.try_recv().is_err(), "the hog waits");
+}

@@ -122,13 +122,10 @@ impl Session {
             .to_owned();
         let terms = pool::terms_for(cfg, &info, &database, &role);
         let timeout = || SessionError::StartupTimeout(cfg.startup_timeout_ms);
-        let place = self.shared.pools.place(
-            &terms.key,
-            terms.size,
-            terms.min_idle,
-            &info.id,
-            cfg.pool.timeout(),
-        );
+        let place = self
+            .shared
+            .pools
+            .place(&terms, &info.id, cfg.pool.timeout());
         // A pool is made only once its first backend logged in: a database
         // or role that does not work never gets one (nor metric series).
         let (pool, first) = match timeout_at(deadline, place).await.map_err(|_| timeout())?? {
@@ -139,10 +136,7 @@ impl Session {
                 let b = timeout_at(deadline, Box::pin(open))
                     .await
                     .map_err(|_| timeout())??;
-                let lease = self
-                    .shared
-                    .pools
-                    .create(opening, terms.size, terms.min_idle, &info.id);
+                let lease = self.shared.pools.create(opening, &terms, &info.id);
                 (lease.pool().clone(), Some((lease, b)))
             }
         };
