@@ -65,9 +65,11 @@ pub struct Pending {
     pub sent: Instant,
     /// A limit refused it: Postgres got a stand-in that fails.
     pub denied: bool,
-    /// CopyDone and CopyFail messages the client had sent before it (a
-    /// Sync sent between a COPY's start and its end is ignored by
-    /// PostgreSQL).
+    /// COPY messages (CopyData, CopyDone, CopyFail) the client had sent
+    /// before it: a Sync sent after a COPY's start with none between is
+    /// ignored by PostgreSQL.
+    pub copy_mark: u64,
+    /// CopyDone and CopyFail messages the client had sent before it.
     pub copy_ends: u64,
 }
 
@@ -126,8 +128,15 @@ pub struct Conversation {
     /// The client sent a message type that is not valid after startup:
     /// PostgreSQL ends the session; the backend is never at rest again.
     broken: bool,
+    /// COPY messages (CopyData, CopyDone, CopyFail) sent so far.
+    copy_mark: u64,
     /// CopyDone and CopyFail messages sent so far.
     copy_ends: u64,
+    /// The client sent CopyData and no CopyDone or CopyFail since.
+    copying: bool,
+    /// PostgreSQL started a COPY IN (CopyInResponse) whose CopyDone or
+    /// CopyFail the client has not sent yet.
+    copy_in_open: bool,
     /// Syncs PostgreSQL ignored (sent during COPY IN) not yet taken.
     ignored_syncs: u64,
 }
@@ -144,7 +153,10 @@ impl Default for Conversation {
             copy: CopyState::None,
             terminated: false,
             broken: false,
+            copy_mark: 0,
             copy_ends: 0,
+            copying: false,
+            copy_in_open: false,
             ignored_syncs: 0,
         }
     }
@@ -192,8 +204,16 @@ impl Conversation {
             b'H' => {}
             b'X' => self.terminated = true,
             // CopyData, CopyDone, CopyFail: part of a running unit.
-            b'd' => {}
-            b'c' | b'f' => self.copy_ends += 1,
+            b'd' => {
+                self.copy_mark += 1;
+                self.copying = true;
+            }
+            b'c' | b'f' => {
+                self.copy_mark += 1;
+                self.copy_ends += 1;
+                self.copying = false;
+                self.copy_in_open = false;
+            }
             // Not a message a client may send now: PostgreSQL answers with
             // a FATAL (later, after what is queued before it).
             _ => self.broken = true,
@@ -210,6 +230,7 @@ impl Conversation {
             seq: self.next_seq,
             sent: now,
             denied,
+            copy_mark: self.copy_mark,
             copy_ends: self.copy_ends,
         });
         self.next_seq += 1;
@@ -229,6 +250,8 @@ impl Conversation {
             b'c' => ServerEvent::CopyDone,
             b'G' => {
                 self.copy = CopyState::In;
+                // Open until the client ends it (it may have already).
+                self.copy_in_open = self.front().is_some_and(|p| p.copy_ends == self.copy_ends);
                 self.drop_syncs_during_copy();
                 ServerEvent::Other
             }
@@ -293,10 +316,12 @@ impl Conversation {
         }
     }
 
-    /// COPY IN started for the unit in front: PostgreSQL ignores a Sync
-    /// the client sent before that COPY's CopyDone or CopyFail
-    /// (tokio-postgres sends Bind, Execute, Sync, then the data): those
-    /// Syncs will never be answered.
+    /// COPY IN started for the unit in front: PostgreSQL ignores a Sync it
+    /// reads in COPY mode. A Sync the client sent after the COPY's start
+    /// with no COPY message between (tokio-postgres sends Bind, Execute,
+    /// Sync, then the data) is read before any data could fail the COPY:
+    /// surely ignored, never answered. (One sent after CopyData never
+    /// reaches PostgreSQL: `sync_during_copy`.)
     fn drop_syncs_during_copy(&mut self) {
         let Some(start) = self.front() else {
             return;
@@ -304,11 +329,21 @@ impl Conversation {
         let before = self.pending.len();
         let mut first = true;
         self.pending.retain(|p| {
-            let keep = first || !(p.unit == Unit::Sync && p.copy_ends == start.copy_ends);
+            let keep = first || !(p.unit == Unit::Sync && p.copy_mark == start.copy_mark);
             first = false;
             keep
         });
         self.ignored_syncs += (before - self.pending.len()) as u64;
+    }
+
+    /// A Sync now would reach PostgreSQL during COPY IN (PostgreSQL started
+    /// one, or the client has sent CopyData, and the client has not sent
+    /// its CopyDone or CopyFail yet): PostgreSQL ignores it unless the data already failed the
+    /// COPY, and which of the two cannot be told in time. The relay drops
+    /// such a Sync (exactly what PostgreSQL does when the COPY is going
+    /// well), so every Sync that reaches PostgreSQL is answered.
+    pub fn sync_during_copy(&self) -> bool {
+        self.copying || self.copy_in_open
     }
 
     /// Syncs PostgreSQL ignored since the last call (the statement
@@ -351,6 +386,17 @@ impl Conversation {
             && self.pending.is_empty()
             && !self.open_batch
             && !self.skipping
+            && self.status == TxStatus::Idle
+            && self.copy == CopyState::None
+    }
+
+    /// Nothing in flight and no transaction, but an extended batch left
+    /// without Sync (or PostgreSQL skipping to a Sync not sent yet): the
+    /// backend is held with no timer of PostgreSQL's running.
+    pub fn unsynced_idle(&self) -> bool {
+        !self.broken
+            && self.pending.is_empty()
+            && (self.open_batch || self.skipping)
             && self.status == TxStatus::Idle
             && self.copy == CopyState::None
     }
@@ -561,9 +607,15 @@ mod tests {
     fn a_sync_sent_before_copy_data_is_ignored_as_postgresql_ignores_it() {
         // tokio-postgres' copy_in: Bind, Execute, Sync, CopyData, CopyDone, Sync.
         let mut c = Conversation::default();
-        for t in [b'B', b'E', b'S', b'd', b'c', b'S'] {
+        for t in [b'B', b'E', b'S'] {
             c.client_sent(t, false);
         }
+        assert!(!c.sync_during_copy());
+        c.client_sent(b'd', false);
+        assert!(c.sync_during_copy(), "after CopyData: not sent on");
+        c.client_sent(b'c', false);
+        assert!(!c.sync_during_copy());
+        c.client_sent(b'S', false);
         server(&mut c, b'2', b"");
         server(&mut c, b'G', b"\0\0\0");
         assert_eq!(c.take_ignored_syncs(), 1);
@@ -571,12 +623,38 @@ mod tests {
         server(&mut c, b'C', b"COPY 1\0");
         assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
         assert!(c.at_rest(), "one ReadyForQuery ends it");
-        // A Sync after the CopyDone is answered as usual.
+        // In COPY IN mode (simple Query COPY), a Sync is not sent on...
         c.client_sent(b'Q', false);
         server(&mut c, b'G', b"\0\0\0");
-        c.client_sent(b'c', false);
-        c.client_sent(b'S', false);
+        assert!(c.sync_during_copy());
         assert_eq!(c.take_ignored_syncs(), 0);
+        // ...until the client's CopyDone, even before PostgreSQL answers it.
+        c.client_sent(b'c', false);
+        assert!(!c.sync_during_copy());
+        // A COPY the client ended before CopyInResponse came back.
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'd', b'c', b'S'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'2', b"");
+        server(&mut c, b'G', b"\0\0\0");
+        assert!(!c.sync_during_copy());
+    }
+
+    #[test]
+    fn a_sync_after_failing_copy_data_is_not_taken_as_ignored() {
+        // Bind, Execute, CopyData (bad), CopyDone, Query, Sync: the Query
+        // after the failed COPY is skipped by PostgreSQL up to the Sync.
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'd', b'c', b'S'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'2', b"");
+        server(&mut c, b'G', b"\0\0\0");
+        assert_eq!(c.take_ignored_syncs(), 0, "data came first: answered");
+        server(&mut c, b'E', b"");
+        assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
+        assert!(c.at_rest());
     }
 
     #[test]

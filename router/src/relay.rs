@@ -83,6 +83,11 @@ fn client_frame(
         conv.client_sent(v.tag, false);
         return Edit::Drop;
     }
+    if v.tag == b'S' && conv.sync_during_copy() {
+        // PostgreSQL ignores it when the COPY goes well: so does the
+        // router, always (see Conversation::sync_during_copy).
+        return Edit::Drop;
+    }
     let Some(st) = statements else {
         return watched_client_frame(conv, watch, v);
     };

@@ -209,3 +209,51 @@ async fn tokio_postgres_copy_in_gives_its_backend_back() {
         .await
         .expect("copy client goes on");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_sent_during_a_failing_copy_never_gives_the_backend_back_early() {
+    let r = router();
+    let mut a = login(&r).await;
+    // COPY whose data fails, a Sync before CopyDone, then Queries and a
+    // Sync. PostgreSQL would answer that Sync only because the COPY failed;
+    // the router never sends it on (as PostgreSQL ignores it when a COPY
+    // goes well), and syncs the unsynced batch before the first Query:
+    // every answer is counted, and stays with this client.
+    let mut m = parse("", "COPY pt_copy (tenant_id, n) FROM STDIN");
+    m.extend_from_slice(&msg(b'B', b"\0\0\0\0\0\0\0\0"));
+    m.extend_from_slice(&msg(b'E', b"\0\0\0\0\0"));
+    m.extend_from_slice(&msg(b'd', b"pt_tx\tnot-an-int\n"));
+    m.extend_from_slice(&raw::sync());
+    m.extend_from_slice(&msg(b'c', b""));
+    m.extend_from_slice(&raw::query("SELECT 'stale1', pg_sleep(0.3)"));
+    m.extend_from_slice(&raw::query("SELECT 'stale2'"));
+    m.extend_from_slice(&raw::sync());
+    a.send(&m).await;
+    let answers = a.until(b'Z').await;
+    let tags: String = answers.iter().map(|m| m.0 as char).collect();
+    assert!(tags.ends_with("EZ"), "{tags}");
+    assert_eq!(raw::errors(&answers), vec!["22P02".to_owned()]);
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        rest.extend(a.until(b'Z').await);
+    }
+    let rows: Vec<String> = rest
+        .iter()
+        .filter(|m| m.0 == b'D')
+        .map(|m| String::from_utf8_lossy(&m.1[6..12]).into_owned())
+        .collect();
+    assert_eq!(rows, vec!["stale1", "stale2"], "its own answers, in order");
+    // Another client of the tenant, on the pool's one backend, gets its
+    // own answer, and so does the first client next.
+    let mut b = login(&r).await;
+    let own = b.query("SELECT 'b-own'").await;
+    assert_eq!(
+        tags_and_value(&own),
+        ("TDCZ".to_owned(), "b-own".to_owned())
+    );
+    let own = a.query("SELECT 'a-own'").await;
+    assert_eq!(
+        tags_and_value(&own),
+        ("TDCZ".to_owned(), "a-own".to_owned())
+    );
+}

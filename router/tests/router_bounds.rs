@@ -388,3 +388,25 @@ async fn a_pooled_clients_own_notification_carries_the_pid_it_was_given() {
     assert_eq!(pid, given);
     assert!(note.1[4..].starts_with(b"jobs\0p1\0"), "{note:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_left_without_sync_does_not_hold_a_pooled_backend() {
+    let r = pooled("size = 1\ntimeout_ms = 20000");
+    let mut holder = Raw::connect(r.port, "rt_rb1.rb_txidle", DB)
+        .await
+        .expect("holder");
+    // Parse and Flush, no Sync: PostgreSQL answers and arms no timer.
+    let mut m = parse("", "SELECT 1");
+    m.extend_from_slice(&raw::flush());
+    holder.send(&m).await;
+    assert_eq!(holder.recv().await.0, b'1');
+    // Quiet from here: closed at the tenant's client_idle_timeout_ms...
+    let (tag, body) = holder.recv().await;
+    assert_eq!(tag, b'E');
+    let (code, msg) = raw::error_of(&body);
+    assert_eq!(code, "57P05");
+    assert!(msg.contains("without Sync"), "{msg}");
+    // ...and the pool's one backend serves the tenant's next client.
+    let next = connect(&r.url("rt_rb1.rb_txidle")).await.expect("served");
+    next.simple_query("SELECT 1").await.expect("query");
+}

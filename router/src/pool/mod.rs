@@ -406,7 +406,7 @@ impl Pool {
                     tenant: tenant.to_owned(),
                     waited_ms: wait.as_millis() as u64,
                     size,
-                    share,
+                    share: share.min(size),
                 })
             }
         }

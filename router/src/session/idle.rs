@@ -18,39 +18,69 @@ pub const IDLE_TIMEOUT: (&str, &str) = (
     "the client was idle longer than its tenant's client_idle_timeout_ms",
 );
 
-/// A timer over a client's idle time: armed while the conversation is at
-/// rest, restarted by each byte the client sends.
+/// The FATAL a transaction-pooled client is closed with when it holds its
+/// backend with an extended-protocol batch left without Sync.
+pub const UNSYNCED_TIMEOUT: (&str, &str) = (
+    "57P05",
+    "the client left an extended-protocol batch without Sync, holding a pooled backend, idle longer than its tenant's client_idle_timeout_ms (60 s when that is 0)",
+);
+
+/// How long a transaction-pooled client may hold its backend idle with a
+/// batch left without Sync when its tenant has no `client_idle_timeout_ms`
+/// (PostgreSQL arms no timer there: it has sent no ReadyForQuery).
+pub const UNSYNCED_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Where a client is idle, as far as its timers go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idleness {
+    /// Something is in flight, or a transaction is open: not idle here.
+    Busy,
+    /// At rest (`client_idle_timeout_ms`).
+    Rest,
+    /// Transaction pooling: nothing in flight and no transaction, but an
+    /// extended batch left without Sync keeps the backend.
+    Unsynced,
+}
+
+/// A timer over a client's idle time: armed while the client is idle in
+/// one of the ways above, restarted by each byte it sends.
 pub struct IdleTimer {
-    limit: Duration,
+    /// The limit at rest (None: none).
+    rest: Option<Duration>,
     sleep: Pin<Box<Sleep>>,
-    /// Client bytes seen when it was armed (None: not armed).
-    armed_at: Option<u64>,
+    /// (client bytes, idleness) when it was armed (None: not armed).
+    armed_at: Option<(u64, Idleness)>,
 }
 
 impl IdleTimer {
-    /// None when `limit_ms` is 0 (no limit).
-    pub fn new(limit_ms: i32) -> Option<IdleTimer> {
-        (limit_ms > 0).then(|| {
-            let limit = Duration::from_millis(limit_ms as u64);
-            IdleTimer {
-                limit,
-                sleep: Box::pin(tokio::time::sleep(limit)),
-                armed_at: None,
-            }
-        })
+    /// `limit_ms`: the tenant's `client_idle_timeout_ms` (0: none).
+    pub fn new(limit_ms: i32) -> IdleTimer {
+        let rest = (limit_ms > 0).then(|| Duration::from_millis(limit_ms as u64));
+        IdleTimer {
+            rest,
+            sleep: Box::pin(tokio::time::sleep(rest.unwrap_or(UNSYNCED_DEFAULT))),
+            armed_at: None,
+        }
     }
 
-    /// Whether the client has now been idle past the limit. `at_rest`: the
-    /// conversation is at rest with nothing buffered; `activity`: bytes
-    /// the client has sent so far. Registers the waker while armed.
-    pub fn expired(&mut self, cx: &mut Context<'_>, at_rest: bool, activity: u64) -> bool {
-        if !at_rest {
+    fn limit(&self, how: Idleness) -> Option<Duration> {
+        match how {
+            Idleness::Busy => None,
+            Idleness::Rest => self.rest,
+            Idleness::Unsynced => Some(self.rest.unwrap_or(UNSYNCED_DEFAULT)),
+        }
+    }
+
+    /// Whether the client has now been idle past its limit; `activity`:
+    /// bytes the client has sent so far. Registers the waker while armed.
+    pub fn expired(&mut self, cx: &mut Context<'_>, how: Idleness, activity: u64) -> bool {
+        let Some(limit) = self.limit(how) else {
             self.armed_at = None;
             return false;
-        }
-        if self.armed_at != Some(activity) {
-            self.sleep.as_mut().reset(Instant::now() + self.limit);
-            self.armed_at = Some(activity);
+        };
+        if self.armed_at != Some((activity, how)) {
+            self.sleep.as_mut().reset(Instant::now() + limit);
+            self.armed_at = Some((activity, how));
         }
         self.sleep.as_mut().poll(cx).is_ready()
     }
@@ -65,21 +95,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn fires_only_after_the_limit_at_rest_and_restarts_on_activity() {
-        assert!(IdleTimer::new(0).is_none(), "0: no limit");
-        let mut t = IdleTimer::new(100).unwrap();
-        assert!(!t.expired(&mut cx(), true, 0));
+    async fn fires_only_after_the_limit_when_idle_and_restarts_on_activity() {
+        let mut t = IdleTimer::new(100);
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 0));
         tokio::time::advance(Duration::from_millis(60)).await;
-        assert!(!t.expired(&mut cx(), true, 0));
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 0));
         // The client sent something: the clock starts again.
-        assert!(!t.expired(&mut cx(), true, 10));
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 10));
         tokio::time::advance(Duration::from_millis(60)).await;
-        assert!(!t.expired(&mut cx(), true, 10));
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 10));
         // Busy (a transaction open): never fires, and restarts after.
         tokio::time::advance(Duration::from_millis(200)).await;
-        assert!(!t.expired(&mut cx(), false, 10));
-        assert!(!t.expired(&mut cx(), true, 10));
+        assert!(!t.expired(&mut cx(), Idleness::Busy, 10));
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 10));
         tokio::time::advance(Duration::from_millis(101)).await;
-        assert!(t.expired(&mut cx(), true, 10));
+        assert!(t.expired(&mut cx(), Idleness::Rest, 10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unsynced_batch_is_bounded_even_without_a_tenant_limit() {
+        let mut t = IdleTimer::new(0);
+        assert!(!t.expired(&mut cx(), Idleness::Rest, 0));
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(
+            !t.expired(&mut cx(), Idleness::Rest, 0),
+            "0: no limit at rest"
+        );
+        assert!(!t.expired(&mut cx(), Idleness::Unsynced, 0));
+        tokio::time::advance(UNSYNCED_DEFAULT).await;
+        assert!(t.expired(&mut cx(), Idleness::Unsynced, 0));
     }
 }

@@ -49,7 +49,7 @@ use tracing::Instrument;
 mod busy;
 mod idle;
 mod pooled;
-use idle::{IdleTimer, IDLE_TIMEOUT};
+use idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
 use pooled::MAX_SESSION_SETTINGS_BYTES;
 
 /// The phases of a connection (DESIGN.md, "The router").
@@ -77,8 +77,8 @@ enum Exit {
     Stop,
     Kick,
     Expired,
-    /// At rest longer than the tenant's `client_idle_timeout_ms`.
-    Idle,
+    /// Idle longer than allowed (`session::idle`): the FATAL to send.
+    Idle((&'static str, &'static str)),
 }
 
 /// The FATALs the router closes a session with.
@@ -475,11 +475,12 @@ impl Session {
         )));
     }
 
-    /// The tenant's `client_idle_timeout_ms` as the catalog says now
-    /// (None: no limit, or not a tenant session).
+    /// The idle timer of a tenant session, with its tenant's
+    /// `client_idle_timeout_ms` as the catalog says now (None: not a
+    /// tenant session).
     fn idle_timer(&self) -> Option<IdleTimer> {
         let row = self.counters.as_ref()?.current().1?;
-        IdleTimer::new(row.client_idle_timeout_ms)
+        Some(IdleTimer::new(row.client_idle_timeout_ms))
     }
 
     /// The tenant's catalog row (None: unknown); a known tenant gets its
@@ -680,8 +681,22 @@ impl Session {
                 // conversation comes to rest.
                 if let Some(t) = idle.as_mut() {
                     let activity = relay.up.bytes + relay.up.framer.buffered() as u64;
-                    if t.expired(cx, relay.idle(watch.as_deref()), activity) {
-                        return Poll::Ready(Exit::Idle);
+                    let how = if relay.idle(watch.as_deref()) {
+                        Idleness::Rest
+                    } else if mode == Mode::DetachAtRest
+                        && relay.conv.unsynced_idle()
+                        && relay.up.framer.is_empty()
+                        && relay.down.pending().is_empty()
+                    {
+                        Idleness::Unsynced
+                    } else {
+                        Idleness::Busy
+                    };
+                    if t.expired(cx, how, activity) {
+                        return Poll::Ready(Exit::Idle(match how {
+                            Idleness::Unsynced => UNSYNCED_TIMEOUT,
+                            _ => IDLE_TIMEOUT,
+                        }));
                     }
                 }
             }
@@ -703,7 +718,7 @@ impl Session {
         let in_flight = !relay.idle(watch.as_deref());
         // A pooled backend goes back only from a client that left with the
         // conversation at rest and nothing of the server's half read.
-        let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle)
+        let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle(_))
             && !in_flight
             && relay.down.framer.is_empty();
         let closing = match exit {
@@ -713,7 +728,7 @@ impl Session {
             Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),
-            Exit::Idle => Ok(Some(IDLE_TIMEOUT)),
+            Exit::Idle(fatal) => Ok(Some(fatal)),
         };
         if let Ok(Some((code, why))) = closing {
             self.close_with(&relay, code, why).await;

@@ -10,6 +10,7 @@
 //! its context (`detach`); the client's next message brings a backend
 //! again (`between_transactions`), switched only as far as needed.
 
+use super::idle::Idleness;
 use super::{Phase, Session, EXPIRED, IDLE_TIMEOUT, KICKED, SHUTTING_DOWN};
 use crate::auth::verify::Verified;
 use crate::auth::BackendLogin;
@@ -232,12 +233,15 @@ impl Session {
     /// The error of an attach that did not finish within `pool.timeout_ms`.
     fn attach_timeout(&self, cfg: &Config) -> pool::PoolError {
         let (pool, tenant, size, share) = match &self.pooled {
-            Some(p) => (
-                p.pool.label().to_owned(),
-                p.wanted.tenant.clone(),
-                p.pool.counts().size,
-                p.share,
-            ),
+            Some(p) => {
+                let size = p.pool.counts().size;
+                (
+                    p.pool.label().to_owned(),
+                    p.wanted.tenant.clone(),
+                    size,
+                    p.share.min(size),
+                )
+            }
             None => (String::new(), String::new(), cfg.pool.size, 0),
         };
         pool::PoolError::Timeout {
@@ -463,7 +467,7 @@ impl Session {
             }
             if idle
                 .as_mut()
-                .is_some_and(|t| client.buf.is_empty() && t.expired(cx, true, 0))
+                .is_some_and(|t| client.buf.is_empty() && t.expired(cx, Idleness::Rest, 0))
             {
                 return Poll::Ready(Waited::Close(IDLE_TIMEOUT));
             }
