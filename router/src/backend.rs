@@ -164,26 +164,43 @@ impl Backend {
     /// ReadyForQuery answers) and read until the last ReadyForQuery.
     /// ParameterStatus is remembered; returns the first ErrorResponse, if
     /// any, and the last transaction status.
+    ///
+    /// Without an error, the answers must be exactly those `req` asks for
+    /// (`Answers::of`): a ParseComplete per Parse, a BindComplete per
+    /// Bind, one row and one CommandComplete per Execute (the router's own
+    /// statements each return one row), one CommandComplete per Query and
+    /// nothing else but notices, reports and notifications. Anything more
+    /// (an answer meant for a client, still on its way) fails the exchange,
+    /// and the backend is closed: it never serves anyone again.
     pub async fn exchange(
         &mut self,
         req: &[u8],
         mut readies: usize,
     ) -> Result<(Option<BytesMut>, u8), SessionError> {
         self.send(req).await?;
+        let expected = Answers::of(req, readies);
+        let mut seen = Answers::default();
         let mut failure = None;
         loop {
             let frame = self.read_frame().await?;
             match frame[0] {
                 b'E' if failure.is_none() => failure = Some(frame),
+                b'E' => {}
                 b'S' => self.note_parameter(&frame),
+                b'N' | b'A' => {}
                 b'Z' => {
+                    seen.ready += 1;
                     readies = readies.saturating_sub(1);
                     if readies == 0 {
+                        if failure.is_none() && seen != expected {
+                            return Err(SessionError::Injection(format!(
+                                "the backend's answers were not those of the router's own request (expected {expected:?}, got {seen:?})"
+                            )));
+                        }
                         return Ok((failure, frame.get(5).copied().unwrap_or(b'I')));
                     }
                 }
-                // Parse/Bind/CommandComplete, rows, notices.
-                _ => {}
+                tag => seen.note(tag),
             }
         }
     }
@@ -306,4 +323,76 @@ pub fn bind_execute(
     )
     .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
     frontend::execute("", 0, req).map_err(|e| SessionError::Injection(e.to_string()))
+}
+
+/// How many answers of each kind a request of the router's gets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Answers {
+    parsed: usize,
+    bound: usize,
+    rows: usize,
+    completed: usize,
+    ready: usize,
+    /// Anything else (a RowDescription, an empty query, COPY...): never an
+    /// answer to the router's own requests.
+    other: usize,
+}
+
+impl Answers {
+    /// What `req` (the router's messages) asks for.
+    pub fn of(req: &[u8], readies: usize) -> Answers {
+        let mut a = Answers {
+            ready: readies,
+            ..Answers::default()
+        };
+        let mut rest = req;
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            match rest[0] {
+                b'P' => a.parsed += 1,
+                b'B' => a.bound += 1,
+                b'E' => {
+                    a.rows += 1;
+                    a.completed += 1;
+                }
+                b'Q' => a.completed += 1,
+                _ => {}
+            }
+            rest = rest.get(1 + len..).unwrap_or_default();
+        }
+        a
+    }
+
+    fn note(&mut self, tag: u8) {
+        match tag {
+            b'1' => self.parsed += 1,
+            b'2' => self.bound += 1,
+            b'D' => self.rows += 1,
+            b'C' => self.completed += 1,
+            _ => self.other += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod answers_tests {
+    use super::*;
+
+    #[test]
+    fn the_answers_a_request_asks_for_are_counted_from_its_messages() {
+        let mut req = crate::protocol::query("DISCARD ALL");
+        postgres_protocol::message::frontend::parse("", "SELECT 1", [], &mut req).unwrap();
+        bind_execute(&[0], &[], &mut req).unwrap();
+        postgres_protocol::message::frontend::sync(&mut req);
+        let want = Answers::of(&req, 2);
+        let mut seen = Answers::default();
+        for t in *b"C12DC" {
+            seen.note(t);
+        }
+        seen.ready = 2;
+        assert_eq!(seen, want);
+        // A client's answer still on its way is one too many.
+        seen.note(b'T');
+        assert_ne!(seen, want);
+    }
 }
