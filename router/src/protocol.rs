@@ -264,6 +264,21 @@ pub fn parse_error_fields(mut body: Bytes) -> (String, String) {
     (code, msg)
 }
 
+/// A Bind of the unnamed portal to `statement`, with no parameters (the
+/// stand-ins of refused messages: a statement no client has).
+pub fn bind_unnamed(statement: &str) -> BytesMut {
+    let mut b = BytesMut::with_capacity(statement.len() + 16);
+    b.put_u8(b'B');
+    b.put_u32((4 + 1 + statement.len() + 1 + 6) as u32);
+    b.put_u8(0);
+    b.put_slice(statement.as_bytes());
+    b.put_u8(0);
+    b.put_i16(0); // parameter format codes
+    b.put_i16(0); // parameters
+    b.put_i16(0); // result format codes
+    b
+}
+
 /// A NotificationResponse (`A`) whose channel starts with `prefix`, with
 /// the prefix taken off; None for anything else (including a malformed
 /// frame, which is left as Postgres sent it). pg_tenant namespaces tenant

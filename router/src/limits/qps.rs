@@ -29,7 +29,7 @@
 use crate::codec::FrameView;
 use crate::conversation::{Conversation, TxStatus, Unit};
 use crate::protocol;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
@@ -197,17 +197,7 @@ pub fn is_stand_in_error(frame: &[u8]) -> bool {
 
 /// A Bind of the unnamed portal to the missing statement, no parameters.
 fn missing_statement_bind() -> BytesMut {
-    let name = missing_portal();
-    let mut b = BytesMut::with_capacity(name.len() + 13);
-    b.put_u8(b'B');
-    b.put_u32((4 + 1 + name.len() + 1 + 6) as u32);
-    b.put_u8(0);
-    b.put_slice(name.as_bytes());
-    b.put_u8(0);
-    b.put_i16(0); // parameter format codes
-    b.put_i16(0); // parameters
-    b.put_i16(0); // result format codes
-    b
+    protocol::bind_unnamed(missing_portal())
 }
 
 /// What Postgres gets instead of a denied unit.
@@ -233,6 +223,7 @@ pub fn local_reply(message: &str) -> BytesMut {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BufMut;
 
     fn view(frame: &[u8]) -> FrameView<'_> {
         FrameView {

@@ -42,15 +42,7 @@ pub fn parse_stand_in() -> BytesMut {
 
 /// A Bind of a statement no client has (26000 in PostgreSQL).
 pub fn bind_stand_in() -> BytesMut {
-    let name = marker();
-    let mut b = BytesMut::with_capacity(name.len() + 16);
-    b.put_u8(b'B');
-    b.put_u32((4 + 1 + name.len() + 1 + 6) as u32);
-    b.put_u8(0);
-    b.put_slice(name.as_bytes());
-    b.put_u8(0);
-    b.put_slice(&[0, 0, 0, 0, 0, 0]);
-    b
+    protocol::bind_unnamed(marker())
 }
 
 /// Whether an ErrorResponse is a stand-in's.
