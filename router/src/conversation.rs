@@ -139,6 +139,11 @@ pub struct Conversation {
     copy_in_open: bool,
     /// Syncs PostgreSQL ignored (sent during COPY IN) not yet taken.
     ignored_syncs: u64,
+    /// A COPY IN failed with Syncs pending that were sent after its start
+    /// and before its data: whether PostgreSQL read them inside the COPY
+    /// (ignored) or after it failed (answered) cannot be told. The
+    /// answers can no longer be matched to what asked for them.
+    lost: bool,
 }
 
 impl Default for Conversation {
@@ -158,6 +163,7 @@ impl Default for Conversation {
             copying: false,
             copy_in_open: false,
             ignored_syncs: 0,
+            lost: false,
         }
     }
 }
@@ -252,7 +258,6 @@ impl Conversation {
                 self.copy = CopyState::In;
                 // Open until the client ends it (it may have already).
                 self.copy_in_open = self.front().is_some_and(|p| p.copy_ends == self.copy_ends);
-                self.drop_syncs_during_copy();
                 ServerEvent::Other
             }
             b'H' => {
@@ -264,6 +269,11 @@ impl Conversation {
                 ServerEvent::Other
             }
             b'C' | b'I' | b's' => {
+                if self.copy == CopyState::In {
+                    // The COPY read all its input: Syncs sent before its
+                    // data were read inside it, and ignored.
+                    self.drop_syncs_read_by_copy();
+                }
                 self.copy = CopyState::None;
                 let execute = self.front().is_some_and(|p| p.unit == Unit::Execute);
                 ServerEvent::StatementDone(if execute { self.pop() } else { None })
@@ -273,6 +283,9 @@ impl Conversation {
                 ServerEvent::Bound(if bind { self.pop() } else { None })
             }
             b'E' => {
+                if self.copy == CopyState::In && self.syncs_before_copy_data() > 0 {
+                    self.lost = true;
+                }
                 self.copy = CopyState::None;
                 match self.front() {
                     Some(p) if matches!(p.unit, Unit::Query | Unit::Call) => {
@@ -316,13 +329,25 @@ impl Conversation {
         }
     }
 
-    /// COPY IN started for the unit in front: PostgreSQL ignores a Sync it
-    /// reads in COPY mode. A Sync the client sent after the COPY's start
-    /// with no COPY message between (tokio-postgres sends Bind, Execute,
-    /// Sync, then the data) is read before any data could fail the COPY:
-    /// surely ignored, never answered. (One sent after CopyData never
-    /// reaches PostgreSQL: `sync_during_copy`.)
-    fn drop_syncs_during_copy(&mut self) {
+    /// The Syncs pending after the unit in front (the COPY's) that the
+    /// client sent before any COPY message: read inside the COPY if it read
+    /// its input (tokio-postgres sends Bind, Execute, Sync, then the data),
+    /// at top level if it failed first.
+    fn syncs_before_copy_data(&self) -> usize {
+        let Some(start) = self.front() else {
+            return 0;
+        };
+        self.pending
+            .iter()
+            .skip(1)
+            .filter(|p| p.unit == Unit::Sync && p.copy_mark == start.copy_mark)
+            .count()
+    }
+
+    /// COPY IN ended with CommandComplete: PostgreSQL read it to the end,
+    /// so the Syncs sent before its data were read inside it and ignored:
+    /// never answered.
+    fn drop_syncs_read_by_copy(&mut self) {
         let Some(start) = self.front() else {
             return;
         };
@@ -334,6 +359,13 @@ impl Conversation {
             keep
         });
         self.ignored_syncs += (before - self.pending.len()) as u64;
+    }
+
+    /// A COPY IN failed with Syncs sent before its data pending: which
+    /// answers follow cannot be told (`lost`). The session's backend must
+    /// never serve anyone else; a pooled session ends.
+    pub fn lost(&self) -> bool {
+        self.lost
     }
 
     /// A Sync now would reach PostgreSQL during COPY IN (PostgreSQL started
@@ -383,6 +415,7 @@ impl Conversation {
     /// another client.
     pub fn at_rest(&self) -> bool {
         !self.broken
+            && !self.lost
             && self.pending.is_empty()
             && !self.open_batch
             && !self.skipping
@@ -395,6 +428,7 @@ impl Conversation {
     /// backend is held with no timer of PostgreSQL's running.
     pub fn unsynced_idle(&self) -> bool {
         !self.broken
+            && !self.lost
             && self.pending.is_empty()
             && (self.open_batch || self.skipping)
             && self.status == TxStatus::Idle
@@ -604,7 +638,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sync_sent_before_copy_data_is_ignored_as_postgresql_ignores_it() {
+    fn a_sync_sent_before_copy_data_is_ignored_once_the_copy_read_its_input() {
         // tokio-postgres' copy_in: Bind, Execute, Sync, CopyData, CopyDone, Sync.
         let mut c = Conversation::default();
         for t in [b'B', b'E', b'S'] {
@@ -618,16 +652,17 @@ mod tests {
         c.client_sent(b'S', false);
         server(&mut c, b'2', b"");
         server(&mut c, b'G', b"\0\0\0");
-        assert_eq!(c.take_ignored_syncs(), 1);
-        assert_eq!(c.take_ignored_syncs(), 0);
+        assert_eq!(c.take_ignored_syncs(), 0, "not yet known");
         server(&mut c, b'C', b"COPY 1\0");
+        assert_eq!(c.take_ignored_syncs(), 1, "the COPY read it");
+        assert_eq!(c.take_ignored_syncs(), 0);
         assert_eq!(unit(server(&mut c, b'Z', b"I")), Some(Unit::Sync));
         assert!(c.at_rest(), "one ReadyForQuery ends it");
+        assert!(!c.lost());
         // In COPY IN mode (simple Query COPY), a Sync is not sent on...
         c.client_sent(b'Q', false);
         server(&mut c, b'G', b"\0\0\0");
         assert!(c.sync_during_copy());
-        assert_eq!(c.take_ignored_syncs(), 0);
         // ...until the client's CopyDone, even before PostgreSQL answers it.
         c.client_sent(b'c', false);
         assert!(!c.sync_during_copy());
@@ -639,6 +674,24 @@ mod tests {
         server(&mut c, b'2', b"");
         server(&mut c, b'G', b"\0\0\0");
         assert!(!c.sync_during_copy());
+    }
+
+    #[test]
+    fn a_copy_that_fails_with_a_sync_sent_before_its_data_loses_the_conversation() {
+        // COPY ... (FREEZE) fails right after CopyInResponse, before it
+        // reads anything: PostgreSQL then answers the Sync; had it failed
+        // on data, it would have ignored it.
+        let mut c = Conversation::default();
+        for t in [b'B', b'E', b'S', b'Q'] {
+            c.client_sent(t, false);
+        }
+        server(&mut c, b'2', b"");
+        server(&mut c, b'G', b"\0\0\0");
+        server(&mut c, b'E', b"");
+        assert!(c.lost());
+        server(&mut c, b'Z', b"I");
+        assert!(!c.at_rest(), "never at rest again");
+        assert_eq!(c.take_ignored_syncs(), 0);
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum End {
     /// Transaction pooling: the conversation is at rest, the backend can
     /// go back to its pool.
     Rest,
+    /// Transaction pooling: the conversation was lost (`Conversation::
+    /// lost`): it would never come to rest, so the session ends, and its
+    /// backend is closed.
+    Lost,
 }
 
 /// Whether the relay runs on or stops at the next idle point (SIGTERM).
@@ -594,6 +598,9 @@ impl Relay {
             }
             if down.eof && down.pending().is_empty() {
                 return Poll::Ready(Ok(End::Server));
+            }
+            if mode == Mode::DetachAtRest && conv.lost() && down.pending().is_empty() {
+                return Poll::Ready(Ok(End::Lost));
             }
             if !a && !b {
                 if let Some(end) = self.stop_point(watch.as_deref(), mode) {

@@ -257,3 +257,39 @@ async fn a_sync_sent_during_a_failing_copy_never_gives_the_backend_back_early() 
         ("TDCZ".to_owned(), "a-own".to_owned())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failing_before_its_data_with_a_sync_pending_ends_the_session_and_nothing_goes_astray(
+) {
+    let r = router();
+    let mut a1 = login(&r).await;
+    // COPY ... (FREEZE) fails right after CopyInResponse, before reading
+    // anything: PostgreSQL then answers the Sync sent before the data (had
+    // it failed on data, it would have ignored it). The router cannot tell
+    // which answers follow: the session ends and its backend is closed.
+    let mut m = raw::query("COPY pt_copy (tenant_id, n) FROM STDIN (FREEZE)");
+    m.extend_from_slice(&raw::sync());
+    m.extend_from_slice(&raw::query("SELECT 'LATE-FROM-A1', pg_sleep(0.3)"));
+    a1.send(&m).await;
+    let mut got = Vec::new();
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), a1.try_recv()).await
+    {
+        got.push(msg);
+    }
+    let codes = raw::errors(&got);
+    assert_eq!(
+        codes.first().map(String::as_str),
+        Some("55000"),
+        "{codes:?}"
+    );
+    assert_eq!(codes.last().map(String::as_str), Some("08P01"), "{codes:?}");
+    // The tenant's next client, on the pool's one backend, gets its own
+    // answer.
+    let mut a2 = login(&r).await;
+    let own = a2.query("SELECT 'a2-own'").await;
+    assert_eq!(
+        tags_and_value(&own),
+        ("TDCZ".to_owned(), "a2-own".to_owned())
+    );
+}

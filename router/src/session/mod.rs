@@ -88,6 +88,10 @@ const KICKED: (&str, &str) = (
     "an administrator disconnected this tenant's connections",
 );
 const EXPIRED: (&str, &str) = ("28000", "the JWT this session logged in with has expired");
+const LOST: (&str, &str) = (
+    "08P01",
+    "a COPY failed with a Sync sent before its data, and which answers follow cannot be told: with transaction pooling the session ends (send Sync after the COPY's data, not before)",
+);
 
 /// Longest wait, when a session ends, for PostgreSQL to close its backend.
 const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -726,6 +730,7 @@ impl Session {
             Exit::Relay(Ok(End::Client)) => Ok(None),
             Exit::Relay(Ok(End::Server)) => Err(SessionError::ServerGone),
             Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
+            Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),
             Exit::Idle(fatal) => Ok(Some(fatal)),
