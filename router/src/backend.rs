@@ -172,15 +172,30 @@ impl Backend {
     /// nothing else but notices, reports and notifications. Anything more
     /// (an answer meant for a client, still on its way) fails the exchange,
     /// and the backend is closed: it never serves anyone again.
+    ///
+    /// The request ends with a batch of the router's own that echoes a
+    /// fresh random nonce (`SELECT $1::text`, one more ReadyForQuery): the
+    /// last row must be that nonce, which nothing a client sent earlier can
+    /// know. Its answers are not part of what the caller sees.
     pub async fn exchange(
         &mut self,
         req: &[u8],
-        mut readies: usize,
+        readies: usize,
     ) -> Result<(Option<BytesMut>, u8), SessionError> {
-        self.send(req).await?;
-        let expected = Answers::of(req, readies);
+        let nonce = fresh_nonce();
+        let mut full = BytesMut::with_capacity(req.len() + 64);
+        full.extend_from_slice(req);
+        postgres_protocol::message::frontend::parse("", "SELECT $1::text", [25u32], &mut full)
+            .map_err(|e| SessionError::Injection(e.to_string()))?;
+        bind_execute(&[0], &[&nonce], &mut full)?;
+        postgres_protocol::message::frontend::sync(&mut full);
+        self.send(&full).await?;
+        let expected = Answers::of(&full, readies + 1);
         let mut seen = Answers::default();
         let mut failure = None;
+        let mut last_row = BytesMut::new();
+        let mut status = b'I';
+        let mut left = readies + 1;
         loop {
             let frame = self.read_frame().await?;
             match frame[0] {
@@ -190,15 +205,24 @@ impl Backend {
                 b'N' | b'A' => {}
                 b'Z' => {
                     seen.ready += 1;
-                    readies = readies.saturating_sub(1);
-                    if readies == 0 {
-                        if failure.is_none() && seen != expected {
+                    left -= 1;
+                    if left == 1 {
+                        // The caller's last ReadyForQuery.
+                        status = frame.get(5).copied().unwrap_or(b'I');
+                    }
+                    if left == 0 {
+                        let echoed = last_row.get(11..).is_some_and(|v| v == nonce.as_bytes());
+                        if failure.is_none() && (seen != expected || !echoed) {
                             return Err(SessionError::Injection(format!(
-                                "the backend's answers were not those of the router's own request (expected {expected:?}, got {seen:?})"
+                                "the backend's answers were not those of the router's own request (expected {expected:?}, got {seen:?}, nonce echoed: {echoed})"
                             )));
                         }
-                        return Ok((failure, frame.get(5).copied().unwrap_or(b'I')));
+                        return Ok((failure, status));
                     }
+                }
+                b'D' => {
+                    seen.note(b'D');
+                    last_row = frame;
                 }
                 tag => seen.note(tag),
             }
@@ -372,6 +396,12 @@ impl Answers {
             _ => self.other += 1,
         }
     }
+}
+
+/// A fresh random nonce for an exchange (hex).
+fn fresh_nonce() -> String {
+    let b = crate::auth::scram::random_bytes::<12>().unwrap_or([9; 12]);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
