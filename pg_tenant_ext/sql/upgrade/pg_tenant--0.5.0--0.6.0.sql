@@ -441,13 +441,27 @@ RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
                dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
                client_idle_timeout_ms integer)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-    SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
-           l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
-           l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
-    FROM tenant.tenant_list l
-    WHERE only_id IS NULL OR l.id OPERATOR(pg_catalog.=) only_id
-    ORDER BY l.id
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    -- One tenant is read by its primary key, in a plan of its own (a
+    -- single query for both cases would scan, or be costed as scanning,
+    -- every tenant).
+    IF only_id IS NOT NULL THEN
+        RETURN QUERY
+        SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
+               l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
+               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+        FROM tenant.tenant_list l
+        WHERE l.id OPERATOR(pg_catalog.=) only_id;
+    ELSE
+        RETURN QUERY
+        SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
+               l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
+               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+        FROM tenant.tenant_list l
+        ORDER BY l.id;
+    END IF;
+END
 $fn$;
 COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits and pool settings for tenant-router (granted to tenant_router)';
 
