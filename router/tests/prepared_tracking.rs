@@ -7,7 +7,6 @@
 //! its backend back. Each on a pool of one backend, with a client of the
 //! same tenant as the control.
 mod common;
-use bytes::{BufMut, BytesMut};
 use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
@@ -33,45 +32,6 @@ fn router() -> Router {
     )
 }
 
-fn msg(tag: u8, body: &[u8]) -> BytesMut {
-    let mut m = BytesMut::new();
-    m.put_u8(tag);
-    m.put_u32(body.len() as u32 + 4);
-    m.put_slice(body);
-    m
-}
-
-fn cstr(b: &mut BytesMut, s: &str) {
-    b.put_slice(s.as_bytes());
-    b.put_u8(0);
-}
-
-fn parse(name: &str, sql: &str) -> BytesMut {
-    let mut b = BytesMut::new();
-    cstr(&mut b, name);
-    cstr(&mut b, sql);
-    b.put_u16(0);
-    msg(b'P', &b)
-}
-
-/// Bind of `stmt` with text parameters, Execute, Sync.
-fn run(stmt: &str, params: &[&str]) -> BytesMut {
-    let mut b = BytesMut::new();
-    b.put_u8(0);
-    cstr(&mut b, stmt);
-    b.put_u16(0);
-    b.put_u16(params.len() as u16);
-    for p in params {
-        b.put_i32(p.len() as i32);
-        b.put_slice(p.as_bytes());
-    }
-    b.put_u16(0);
-    let mut m = msg(b'B', &b);
-    m.extend_from_slice(&msg(b'E', b"\0\0\0\0\0"));
-    m.extend_from_slice(&raw::sync());
-    m
-}
-
 async fn login(r: &Router) -> Raw {
     Raw::connect(r.port, "rt_pt.pt_tx", DB)
         .await
@@ -94,21 +54,21 @@ async fn a_bind_too_large_to_hold_runs_the_clients_own_statement() {
     let r = router();
     let mut y = login(&r).await;
     let mut x = login(&r).await;
-    let mut m = parse("S_1", "SELECT 'Y:' || length($1::text)");
+    let mut m = raw::parse("S_1", "SELECT 'Y:' || length($1::text)");
     m.extend_from_slice(&raw::sync());
     y.send(&m).await;
     y.until(b'Z').await;
-    let mut m = parse("S_1", "SELECT 'X-secret:' || length($1::text)");
-    m.extend_from_slice(&run("S_1", &["abc"]));
+    let mut m = raw::parse("S_1", "SELECT 'X-secret:' || length($1::text)");
+    m.extend_from_slice(&raw::run("S_1", &["abc"]));
     x.send(&m).await;
     assert_eq!(tags_and_value(&x.until(b'Z').await).1, "X-secret:3");
     // Y's Bind carries a 200 KB parameter (streamed through the router).
     let big = "p".repeat(200_000);
-    y.send(&run("S_1", &[&big])).await;
+    y.send(&raw::run("S_1", &[&big])).await;
     let (tags, value) = tags_and_value(&y.until(b'Z').await);
     assert_eq!((tags.as_str(), value.as_str()), ("2DCZ", "Y:200000"));
     // Control: a small Bind of Y's runs Y's too.
-    y.send(&run("S_1", &["ab"])).await;
+    y.send(&raw::run("S_1", &["ab"])).await;
     assert_eq!(tags_and_value(&y.until(b'Z').await).1, "Y:2");
 }
 
@@ -119,12 +79,12 @@ async fn a_large_simple_query_leaves_prepared_statements_in_step() {
     let big = format!("SELECT 1 /* {} */", "x".repeat(1 << 20));
     let answers = c.query(&big).await;
     assert!(raw::errors(&answers).is_empty());
-    let mut m = parse("s2", "SELECT 2");
-    m.extend_from_slice(&run("s2", &[]));
+    let mut m = raw::parse("s2", "SELECT 2");
+    m.extend_from_slice(&raw::run("s2", &[]));
     c.send(&m).await;
     assert_eq!(tags_and_value(&c.until(b'Z').await).0, "12DCZ");
     // Run again: no extra answers, no 26000.
-    c.send(&run("s2", &[])).await;
+    c.send(&raw::run("s2", &[])).await;
     assert_eq!(
         tags_and_value(&c.until(b'Z').await),
         ("2DCZ".to_owned(), "2".to_owned())
@@ -139,9 +99,9 @@ async fn a_query_postgresql_ignores_after_an_error_does_not_keep_the_backend() {
     // syncs the batch before the Query (alone, PostgreSQL would skip the
     // Query and the Parse after it, and which of its answers belong to
     // what could not be told), so each part is answered on its own.
-    let mut m = parse("", "SELECT 1/0 FROM nowhere_at_all");
+    let mut m = raw::parse("", "SELECT 1/0 FROM nowhere_at_all");
     m.extend_from_slice(&raw::query("SELECT 1"));
-    m.extend_from_slice(&parse("x", "SELECT 2"));
+    m.extend_from_slice(&raw::parse("x", "SELECT 2"));
     m.extend_from_slice(&raw::sync());
     c.send(&m).await;
     let mut tags = String::new();
@@ -153,8 +113,8 @@ async fn a_query_postgresql_ignores_after_an_error_does_not_keep_the_backend() {
     let other = connect(&r.url("rt_pt.pt_tx")).await.expect("served");
     other.simple_query("SELECT 1").await.expect("query");
     // And the first one's next statements are answered in step.
-    let mut m = parse("x", "SELECT 3");
-    m.extend_from_slice(&run("x", &[]));
+    let mut m = raw::parse("x", "SELECT 3");
+    m.extend_from_slice(&raw::run("x", &[]));
     c.send(&m).await;
     assert_eq!(
         tags_and_value(&c.until(b'Z').await),
@@ -169,17 +129,17 @@ async fn names_postgresql_cuts_to_63_bytes_never_run_another_clients_statement()
     let (a_name, b_name) = (format!("{stem}_a"), format!("{stem}_b"));
     let mut a = login(&r).await;
     let mut b = login(&r).await;
-    let mut m = parse(&a_name, "SELECT 'A'");
+    let mut m = raw::parse(&a_name, "SELECT 'A'");
     m.extend_from_slice(&raw::sync());
     a.send(&m).await;
     assert!(raw::errors(&a.until(b'Z').await).is_empty());
-    let mut m = parse(&b_name, "SELECT 'B'");
-    m.extend_from_slice(&run(&b_name, &[]));
+    let mut m = raw::parse(&b_name, "SELECT 'B'");
+    m.extend_from_slice(&raw::run(&b_name, &[]));
     b.send(&m).await;
     let answers = b.until(b'Z').await;
     assert!(raw::errors(&answers).is_empty(), "no 42P05: {answers:?}");
     assert_eq!(tags_and_value(&answers).1, "B");
-    a.send(&run(&a_name, &[])).await;
+    a.send(&raw::run(&a_name, &[])).await;
     assert_eq!(tags_and_value(&a.until(b'Z').await).1, "A");
 }
 
@@ -219,12 +179,12 @@ async fn a_sync_sent_during_a_failing_copy_never_gives_the_backend_back_early() 
     // the router never sends it on (as PostgreSQL ignores it when a COPY
     // goes well), and syncs the unsynced batch before the first Query:
     // every answer is counted, and stays with this client.
-    let mut m = parse("", "COPY pt_copy (tenant_id, n) FROM STDIN");
-    m.extend_from_slice(&msg(b'B', b"\0\0\0\0\0\0\0\0"));
-    m.extend_from_slice(&msg(b'E', b"\0\0\0\0\0"));
-    m.extend_from_slice(&msg(b'd', b"pt_tx\tnot-an-int\n"));
+    let mut m = raw::parse("", "COPY pt_copy (tenant_id, n) FROM STDIN");
+    m.extend_from_slice(&raw::message(b'B', b"\0\0\0\0\0\0\0\0"));
+    m.extend_from_slice(&raw::message(b'E', b"\0\0\0\0\0"));
+    m.extend_from_slice(&raw::message(b'd', b"pt_tx\tnot-an-int\n"));
     m.extend_from_slice(&raw::sync());
-    m.extend_from_slice(&msg(b'c', b""));
+    m.extend_from_slice(&raw::message(b'c', b""));
     m.extend_from_slice(&raw::query("SELECT 'stale1', pg_sleep(0.3)"));
     m.extend_from_slice(&raw::query("SELECT 'stale2'"));
     m.extend_from_slice(&raw::sync());

@@ -7,7 +7,7 @@
 //! client's own notifications carry the pid it was given. Each attack
 //! beside a control that keeps working.
 mod common;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
@@ -40,37 +40,6 @@ fn pooled(extra: &str) -> Router {
     Router::start_with(&format!(
         "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\n{extra}\n"
     ))
-}
-
-/// A named Parse message.
-fn parse(name: &str, sql: &str) -> BytesMut {
-    let mut body = BytesMut::new();
-    body.put_slice(name.as_bytes());
-    body.put_u8(0);
-    body.put_slice(sql.as_bytes());
-    body.put_u8(0);
-    body.put_u16(0);
-    let mut m = BytesMut::new();
-    m.put_u8(b'P');
-    m.put_u32(body.len() as u32 + 4);
-    m.put_slice(&body);
-    m
-}
-
-/// Bind (unnamed portal, no parameters) of `stmt`, Execute, Sync.
-fn bind_execute_sync(stmt: &str) -> BytesMut {
-    let mut body = BytesMut::new();
-    body.put_u8(0);
-    body.put_slice(stmt.as_bytes());
-    body.put_u8(0);
-    body.put_slice(&[0, 0, 0, 0, 0, 0]);
-    let mut m = BytesMut::new();
-    m.put_u8(b'B');
-    m.put_u32(body.len() as u32 + 4);
-    m.put_slice(&body);
-    m.put_slice(b"E\0\0\0\x09\0\0\0\0\0");
-    m.put_slice(&raw::sync());
-    m
 }
 
 /// The router's resident memory, in KiB.
@@ -115,7 +84,7 @@ async fn a_named_parse_flood_is_refused_past_the_client_budget_and_freed_when_it
     for batch in 0..30 {
         let mut m = BytesMut::new();
         for i in 0..50 {
-            m.extend_from_slice(&parse(&format!("m{}", batch * 50 + i), &filler));
+            m.extend_from_slice(&raw::parse(&format!("m{}", batch * 50 + i), &filler));
         }
         m.extend_from_slice(&raw::sync());
         attacker.send(&m).await;
@@ -178,8 +147,8 @@ async fn a_departed_clients_large_statement_never_collides_or_leaks_to_another_c
     let mut first = Raw::connect(r.port, "rt_rb1.rb_tx", DB)
         .await
         .expect("first");
-    let mut m = parse("_pg3_0", &big);
-    m.extend_from_slice(&bind_execute_sync("_pg3_0"));
+    let mut m = raw::parse("_pg3_0", &big);
+    m.extend_from_slice(&raw::run("_pg3_0", &[]));
     first.send(&m).await;
     let answers = first.until(b'Z').await;
     assert!(raw::errors(&answers).is_empty(), "{answers:?}");
@@ -190,8 +159,8 @@ async fn a_departed_clients_large_statement_never_collides_or_leaks_to_another_c
     let mut next = Raw::connect(r.port, "rt_rb1.rb_tx", DB)
         .await
         .expect("next");
-    let mut m = parse("_pg3_0", "SELECT 42");
-    m.extend_from_slice(&bind_execute_sync("_pg3_0"));
+    let mut m = raw::parse("_pg3_0", "SELECT 42");
+    m.extend_from_slice(&raw::run("_pg3_0", &[]));
     next.send(&m).await;
     let answers = next.until(b'Z').await;
     assert!(raw::errors(&answers).is_empty(), "{answers:?}");
@@ -202,11 +171,11 @@ async fn a_departed_clients_large_statement_never_collides_or_leaks_to_another_c
     let mut other = Raw::connect(r.port, "rt_rb2.rb_tx", DB)
         .await
         .expect("other");
-    other.send(&bind_execute_sync("_pg3_0")).await;
+    other.send(&raw::run("_pg3_0", &[])).await;
     let answers = other.until(b'Z').await;
     assert_eq!(raw::errors(&answers), vec!["26000".to_owned()]);
     // ...while its owner still can (prepared again for it).
-    next.send(&bind_execute_sync("_pg3_0")).await;
+    next.send(&raw::run("_pg3_0", &[])).await;
     let answers = next.until(b'Z').await;
     assert!(raw::errors(&answers).is_empty(), "{answers:?}");
 }
@@ -396,7 +365,7 @@ async fn a_batch_left_without_sync_does_not_hold_a_pooled_backend() {
         .await
         .expect("holder");
     // Parse and Flush, no Sync: PostgreSQL answers and arms no timer.
-    let mut m = parse("", "SELECT 1");
+    let mut m = raw::parse("", "SELECT 1");
     m.extend_from_slice(&raw::flush());
     holder.send(&m).await;
     assert_eq!(holder.recv().await.0, b'1');

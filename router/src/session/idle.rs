@@ -47,7 +47,10 @@ pub enum Idleness {
 pub struct IdleTimer {
     /// The limit at rest (None: none).
     rest: Option<Duration>,
-    sleep: Pin<Box<Sleep>>,
+    /// Made when the timer is first armed: a session that never goes idle
+    /// in a timed way (every transaction of a tenant without a limit)
+    /// allocates nothing.
+    sleep: Option<Pin<Box<Sleep>>>,
     /// (client bytes, idleness) when it was armed (None: not armed).
     armed_at: Option<(u64, Idleness)>,
 }
@@ -58,7 +61,7 @@ impl IdleTimer {
         let rest = (limit_ms > 0).then(|| Duration::from_millis(limit_ms as u64));
         IdleTimer {
             rest,
-            sleep: Box::pin(tokio::time::sleep(rest.unwrap_or(UNSYNCED_DEFAULT))),
+            sleep: None,
             armed_at: None,
         }
     }
@@ -79,10 +82,16 @@ impl IdleTimer {
             return false;
         };
         if self.armed_at != Some((activity, how)) {
-            self.sleep.as_mut().reset(Instant::now() + limit);
+            let deadline = Instant::now() + limit;
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
             self.armed_at = Some((activity, how));
         }
-        self.sleep.as_mut().poll(cx).is_ready()
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
     }
 }
 

@@ -161,6 +161,45 @@ pub fn parse_bind_execute(sql: &str, params: &[&str]) -> BytesMut {
     m
 }
 
+/// A message: tag and body.
+pub fn message(tag: u8, body: &[u8]) -> BytesMut {
+    let mut m = BytesMut::new();
+    m.put_u8(tag);
+    m.put_u32(body.len() as u32 + 4);
+    m.put_slice(body);
+    m
+}
+
+/// A Parse of statement `name` (no parameter types).
+pub fn parse(name: &str, sql: &str) -> BytesMut {
+    let mut m = BytesMut::new();
+    frontend::parse(name, sql, [], &mut m).expect("parse");
+    m
+}
+
+/// Bind of the unnamed portal to `stmt` with text parameters, Execute,
+/// Sync.
+pub fn run(stmt: &str, params: &[&str]) -> BytesMut {
+    let mut m = BytesMut::new();
+    frontend::bind(
+        "",
+        stmt,
+        [0i16; 0],
+        params.iter().copied(),
+        |p, buf| {
+            buf.put_slice(p.as_bytes());
+            Ok(postgres_protocol::IsNull::No)
+        },
+        [0i16; 0],
+        &mut m,
+    )
+    .map_err(|_| "bind")
+    .expect("bind");
+    frontend::execute("", 0, &mut m).expect("execute");
+    frontend::sync(&mut m);
+    m
+}
+
 /// Bind (unnamed portal, unnamed statement, no parameters) + Execute.
 pub fn bind_execute() -> BytesMut {
     let mut m = BytesMut::new();

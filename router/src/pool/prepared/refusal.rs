@@ -7,7 +7,7 @@
 use super::backend::text_hash;
 use super::Budget;
 use crate::protocol::{self, Severity};
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use std::sync::OnceLock;
 
 /// Why a client's message was refused.
@@ -29,14 +29,14 @@ fn marker() -> &'static str {
 
 /// An unnamed Parse that fails at parse analysis (a column no query has).
 pub fn parse_stand_in() -> BytesMut {
-    let sql = format!("SELECT {}", marker());
-    let mut b = BytesMut::with_capacity(sql.len() + 12);
-    b.put_u8(b'P');
-    b.put_u32((4 + 1 + sql.len() + 1 + 2) as u32);
-    b.put_u8(0);
-    b.put_slice(sql.as_bytes());
-    b.put_u8(0);
-    b.put_u16(0);
+    let mut b = BytesMut::new();
+    // A short statement: encoding cannot fail.
+    let _ = postgres_protocol::message::frontend::parse(
+        "",
+        &format!("SELECT {}", marker()),
+        [],
+        &mut b,
+    );
     b
 }
 
