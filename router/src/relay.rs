@@ -45,6 +45,9 @@ pub enum End {
     /// lost`): it would never come to rest, so the session ends, and its
     /// backend is closed.
     Lost,
+    /// Transaction pooling: more than `prepared::MAX_WAITING` Parse and
+    /// Close messages wait for answers; the session ends.
+    Overflow,
 }
 
 /// Whether the relay runs on or stops at the next idle point (SIGTERM).
@@ -601,6 +604,9 @@ impl Relay {
             }
             if mode == Mode::DetachAtRest && conv.lost() && down.pending().is_empty() {
                 return Poll::Ready(Ok(End::Lost));
+            }
+            if statements.as_ref().is_some_and(|s| s.client.overflowing()) {
+                return Poll::Ready(Ok(End::Overflow));
             }
             if !a && !b {
                 if let Some(end) = self.stop_point(watch.as_deref(), mode) {

@@ -7,6 +7,7 @@
 //! its backend back. Each on a pool of one backend, with a client of the
 //! same tenant as the control.
 mod common;
+use bytes::BytesMut;
 use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
@@ -252,4 +253,41 @@ async fn a_copy_failing_before_its_data_with_a_sync_pending_ends_the_session_and
         tags_and_value(&own),
         ("TDCZ".to_owned(), "a2-own".to_owned())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_without_end_and_without_sync_end_the_session_not_the_router() {
+    let r = router();
+    let mut c = login(&r).await;
+    // A failing Parse (PostgreSQL now skips to a Sync), then Close
+    // messages without end and no Sync: each would be tracked.
+    let mut m = raw::parse("", "SELEC 1");
+    m.extend_from_slice(&raw::flush());
+    c.send(&m).await;
+    let mut got = vec![c.recv().await];
+    let mut m = BytesMut::new();
+    for _ in 0..100_001 {
+        m.extend_from_slice(&raw::message(b'C', b"Sx\0"));
+    }
+    c.send(&m).await;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), c.try_recv()).await {
+            Ok(Some(msg)) => got.push(msg),
+            Ok(None) => break,
+            Err(_) => panic!("the session did not end: {:?}", raw::errors(&got)),
+        }
+    }
+    // The FATAL 54000 may be lost to the reset of a socket closed with the
+    // client's messages unread; the session ends either way.
+    let errors = raw::errors(&got);
+    assert_eq!(
+        errors.first().map(String::as_str),
+        Some("42601"),
+        "{errors:?}"
+    );
+    assert!(errors[1..].iter().all(|e| e == "54000"), "{errors:?}");
+    // The tenant's next client is served by the pool's one backend.
+    let mut next = login(&r).await;
+    let own = next.query("SELECT 'next'").await;
+    assert_eq!(tags_and_value(&own), ("TDCZ".to_owned(), "next".to_owned()));
 }

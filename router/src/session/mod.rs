@@ -88,6 +88,10 @@ const KICKED: (&str, &str) = (
     "an administrator disconnected this tenant's connections",
 );
 const EXPIRED: (&str, &str) = ("28000", "the JWT this session logged in with has expired");
+const OVERFLOW: (&str, &str) = (
+    "54000",
+    "more than 100000 Parse and Close messages wait for their answers (send Sync): with transaction pooling tenant-router tracks each of them",
+);
 const LOST: (&str, &str) = (
     "08P01",
     "a COPY failed with a Sync sent before its data, and which answers follow cannot be told: with transaction pooling the session ends (send Sync after the COPY's data, not before)",
@@ -731,6 +735,7 @@ impl Session {
             Exit::Relay(Ok(End::Server)) => Err(SessionError::ServerGone),
             Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
             Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
+            Exit::Relay(Ok(End::Overflow)) => Ok(Some(OVERFLOW)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),
             Exit::Idle(fatal) => Ok(Some(fatal)),

@@ -78,6 +78,10 @@ impl Default for Budget {
     }
 }
 
+/// Most Parse and Close messages of a client waiting for their answers
+/// (about 5 MB of tracking); far above any driver's pipeline.
+pub const MAX_WAITING: usize = 100_000;
+
 /// What to do with a client message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientVerdict {
@@ -223,6 +227,14 @@ impl Prepared {
     /// detached as far as statements go).
     pub fn settled(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    /// More Parse and Close messages wait for their answers than
+    /// `MAX_WAITING` (a client sending them without end while PostgreSQL
+    /// skips to a Sync that never comes): the session must end, or the
+    /// router's memory would grow with what the client sends.
+    pub fn overflowing(&self) -> bool {
+        self.waiting.len() + self.refusals.len() > MAX_WAITING
     }
 
     /// Named statements the client holds, and the bytes kept for them.

@@ -509,3 +509,21 @@ fn what_a_failed_batch_sent_after_its_error_is_settled_by_its_ready_for_query() 
     assert_eq!(p.held(), (0, 0));
     assert!(backend.holds(b"b"), "kept as unknown");
 }
+
+#[test]
+fn closes_without_end_while_postgresql_skips_overflow() {
+    let mut backend = BackendStatements::new();
+    let mut p = Prepared::default();
+    p.c(&parse("", "SELEC 1"), &mut backend);
+    p.s(b'E', &mut backend);
+    for _ in 0..MAX_WAITING {
+        p.c(&close("x"), &mut backend);
+    }
+    assert!(!p.overflowing());
+    p.c(&close("x"), &mut backend);
+    assert!(p.overflowing(), "the session must end");
+    // A Sync would have settled them.
+    p.c(&sync(), &mut backend);
+    p.s(b'Z', &mut backend);
+    assert!(!p.overflowing() && p.settled());
+}
