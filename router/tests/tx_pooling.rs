@@ -418,6 +418,12 @@ async fn a_client_leaving_between_transactions_takes_no_backend_to_say_goodbye()
     let r = tx_router(1);
     let c = connect(&r.url("rt_tx2.tx_quit")).await.expect("tx_quit");
     assert_eq!(tenant_and_count(&c).await.0, "tx_quit");
+    // tokio-postgres closes the statement query_one prepared in the
+    // background (Close, Sync) once it is dropped: a statement answered
+    // after it makes sure that batch is over before counting, or the
+    // SELECT below could ride on its checkout (one checkout, two batches:
+    // the flake seen on loaded machines).
+    c.simple_query("SELECT 1").await.expect("after the Close");
     // Control: a statement takes the pool's backend. A checkout either
     // reuses the idle backend or, when it is found unusable (on a loaded
     // machine it may be), discards it and opens another: count both.
