@@ -5,6 +5,9 @@
 //! | `GET /health`                    | the process is up                           |
 //! | `GET /ready`                     | catalog and upstream answer, not draining   |
 //! | `GET /tenants`                   | every catalog tenant: limits and counters   |
+//! | `GET /tenants/{id}`              | one tenant as this router holds it: its     |
+//! |                                  | catalog row (kept since its last change)    |
+//! |                                  | and counters                                |
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
@@ -98,6 +101,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     });
     let private = Router::new()
         .route("/tenants", get(tenants))
+        .route("/tenants/{id}", get(tenant))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
         .route("/pools", get(pools))
@@ -248,6 +252,30 @@ fn snapshot(shared: &Shared, id: &str) -> TenantSnapshot {
         Some(c) => c.metrics.snapshot(id, c.active()),
         None => TenantSnapshot::empty(id),
     }
+}
+
+/// `GET /tenants/{id}`: the row new connections of the tenant get now
+/// (kept since its last change, or read), whether it has a secret (never
+/// the secret), and its counters.
+async fn tenant(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    let shared = &app.shared;
+    if !pg_tenant_token::valid_tenant_id(&id) {
+        return Err(AdminError::InvalidTenant(id));
+    }
+    let Some(row) = shared.catalog.lookup(&id).await? else {
+        return Err(AdminError::UnknownTenant(id));
+    };
+    let has_secret = row.auth_secret.is_some();
+    let mut view = serde_json::to_value(TenantView {
+        counters: snapshot(shared, &id),
+        limits: (*row).clone(),
+    })
+    .unwrap_or_default();
+    view["has_secret"] = has_secret.into();
+    Ok(Json(view))
 }
 
 /// Validate the id and check that the catalog knows it.

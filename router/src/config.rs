@@ -100,8 +100,11 @@ pub struct Catalog {
     /// libpq-style connection string of a role granted `tenant_router`,
     /// to the database where `CREATE EXTENSION pg_tenant` ran.
     pub url: String,
-    /// How long a tenant's catalog row is cached.
+    /// How long rows kept serve once the catalog connection is down.
     pub cache_ttl_ms: u64,
+    /// A kept row unused this long is forgotten (the next connection of
+    /// its tenant reads it again).
+    pub cache_idle_ms: u64,
     /// How long an unknown tenant is remembered as unknown.
     pub negative_ttl_ms: u64,
 }
@@ -111,6 +114,7 @@ impl Default for Catalog {
         Catalog {
             url: "host=127.0.0.1 port=5432 user=tenant_router dbname=postgres".into(),
             cache_ttl_ms: 5_000,
+            cache_idle_ms: 600_000,
             negative_ttl_ms: 1_000,
         }
     }
@@ -475,6 +479,7 @@ impl Config {
         let c = (&self.catalog, &running.catalog);
         if c.0.url != c.1.url
             || c.0.cache_ttl_ms != c.1.cache_ttl_ms
+            || c.0.cache_idle_ms != c.1.cache_idle_ms
             || c.0.negative_ttl_ms != c.1.negative_ttl_ms
         {
             kept.push("catalog");
@@ -579,6 +584,9 @@ impl Config {
         }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
+        }
+        if self.catalog.cache_idle_ms == 0 {
+            return bad("catalog.cache_idle_ms must be greater than 0".into());
         }
         if !self.admin_listen.is_empty() {
             let Ok(addr) = self.admin_listen.parse::<SocketAddr>() else {

@@ -103,6 +103,12 @@ pub struct Metrics {
     pub catalog_up: IntGauge,
     /// Queries on the catalog connection (lookups are batched).
     pub catalog_queries: IntCounter,
+    /// Lookups answered from rows kept since the tenant's last change.
+    pub catalog_cache_hits: IntCounter,
+    /// Catalog change notifications received.
+    pub catalog_notifications: IntCounter,
+    /// Rows of held tenants re-read after notifications.
+    pub catalog_rereads: IntCounter,
     /// Client connections open (set at each scrape).
     pub clients: IntGauge,
     /// Client connections refused over `max_client_connections`.
@@ -260,6 +266,27 @@ impl Metrics {
                 IntCounter::new(
                     "tenant_router_catalog_queries_total",
                     "Queries on the catalog connection (concurrent lookups share one).",
+                ),
+            ),
+            catalog_cache_hits: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_catalog_cache_hits_total",
+                    "Tenant lookups answered from rows kept since the tenant's last change (no query).",
+                ),
+            ),
+            catalog_notifications: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_catalog_notifications_total",
+                    "Catalog change notifications received (pg_tenant_catalog).",
+                ),
+            ),
+            catalog_rereads: register(
+                &r,
+                IntCounter::new(
+                    "tenant_router_catalog_rereads_total",
+                    "Rows of tenants the router holds, re-read in bulk after change notifications.",
                 ),
             ),
             clients: register(

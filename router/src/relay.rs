@@ -683,6 +683,7 @@ mod tests {
             auth_secret: None,
             pool: Default::default(),
             client_idle_timeout_ms: 0,
+            read_seq: 0,
         }));
         assert!(c.take_token(1, 1.0)); // empty the bucket
         let mut w = StatementWatch::new(

@@ -47,17 +47,15 @@ impl Shared {
         let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         let limits = Arc::new(Limits::new(metrics.clone()));
-        catalog.start(metrics.catalog_queries.clone());
-        // A catalog change reaches live sessions' limits within a round trip.
-        let (cat, lim) = (Arc::downgrade(&catalog), Arc::downgrade(&limits));
-        catalog.set_listener(Box::new(move |id| {
-            let (cat, lim, id) = (cat.clone(), lim.clone(), id.to_owned());
-            tokio::spawn(async move {
-                if let (Some(cat), Some(lim)) = (cat.upgrade(), lim.upgrade()) {
-                    lim.refresh(&cat, &id).await;
-                }
-            });
-        }));
+        catalog.start(crate::catalog::CatalogMetrics {
+            queries: metrics.catalog_queries.clone(),
+            cache_hits: metrics.catalog_cache_hits.clone(),
+            notifications: metrics.catalog_notifications.clone(),
+            rereads: metrics.catalog_rereads.clone(),
+        });
+        // A catalog change reaches live sessions' limits within a round
+        // trip of its notification.
+        catalog.set_holder(Arc::new(Held(Arc::downgrade(&limits))));
         let shared = Arc::new(Shared {
             pools: crate::pool::Pools::new(metrics.clone()),
             catalog,
@@ -128,6 +126,35 @@ impl Shared {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// The tenants the router holds counters for, as the catalog sees them:
+/// re-read on change, their new rows published to live sessions (a tenant
+/// dropped from the catalog: counters removed, sessions closed).
+struct Held(std::sync::Weak<Limits>);
+
+impl crate::catalog::Holder for Held {
+    fn holds(&self, id: &str) -> bool {
+        self.0.upgrade().is_some_and(|l| l.get(id).is_some())
+    }
+
+    fn held(&self) -> Vec<String> {
+        self.0.upgrade().map(|l| l.tenant_ids()).unwrap_or_default()
+    }
+
+    fn reread(&self, id: &str, row: crate::catalog::Entry) {
+        let Some(limits) = self.0.upgrade() else {
+            return;
+        };
+        match row {
+            Some(row) => {
+                if let Some(c) = limits.get(id) {
+                    c.publish(row);
+                }
+            }
+            None => limits.forget(id),
+        }
     }
 }
 

@@ -180,7 +180,7 @@ async fn unknown_and_malicious_tenants_look_like_a_wrong_password_before_any_bac
 async fn disabled_tenant_is_refused_and_enabled_again() {
     let r = Router::start();
     admin_sql("SELECT tenant.disable_tenant('initech')");
-    // No wait: every new connection reads the catalog. A disabled tenant
+    // No wait: this router has not read initech yet. A disabled tenant
     // looks like a wrong password (nothing to learn about it), in
     // PostgreSQL's words for a relayed login, which name the login role.
     let e = connect(&r.url("rt_app.initech")).await.unwrap_err();
@@ -190,6 +190,8 @@ async fn disabled_tenant_is_refused_and_enabled_again() {
         e.as_db_error().unwrap().message(),
         "password authentication failed for user \"rt_app\""
     );
+    // The row kept says disabled until the notification arrives.
+    router_sees(&r, "initech", |t| t["enabled"] == true).await;
     connect(&r.url("rt_app.initech"))
         .await
         .expect("enabled again");

@@ -27,7 +27,7 @@ pub mod watch;
 
 pub use watch::StatementWatch;
 
-use crate::catalog::{Catalog, TenantInfo};
+use crate::catalog::TenantInfo;
 use crate::metrics::{Metrics, TenantMetrics};
 use bucket::TokenBucket;
 use std::collections::HashMap;
@@ -94,11 +94,16 @@ impl TenantCounters {
 
     /// Make `info` the tenant's current limits for every session.
     /// Every connection publishes the row it looked up; an unchanged row
-    /// (the same cached `Arc`) bumps nothing, so live sessions are not made
-    /// to re-read their limits on every new connection.
+    /// (the same kept `Arc`) bumps nothing, so live sessions are not made
+    /// to re-read their limits on every new connection, and a row read
+    /// before the one published (`read_seq`) is ignored: a login that
+    /// read the catalog before a change never undoes its re-read.
     pub fn publish(&self, info: Arc<TenantInfo>) {
         let mut row = self.row.lock().unwrap_or_else(|p| p.into_inner());
-        if row.as_ref().is_some_and(|r| Arc::ptr_eq(r, &info)) {
+        if row
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, &info) || r.read_seq > info.read_seq)
+        {
             return;
         }
         *row = Some(info);
@@ -201,31 +206,15 @@ impl Limits {
         }
     }
 
-    /// Re-read changed tenants (`"*"`: all known) from the catalog and
-    /// publish their rows, so live sessions apply new limits at their next
-    /// statement. Called on every catalog notification.
-    pub async fn refresh(&self, catalog: &Arc<Catalog>, id: &str) {
-        let ids: Vec<String> = if id == "*" {
-            self.tenants
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .keys()
-                .cloned()
-                .collect()
-        } else {
-            vec![id.to_owned()]
-        };
-        for id in ids {
-            match catalog.lookup(&id).await {
-                Ok(Some(info)) => {
-                    if let Some(c) = self.get(&id) {
-                        c.publish(info);
-                    }
-                }
-                Ok(None) => self.forget(&id),
-                Err(_) => {} // catalog down: keep what is known
-            }
-        }
+    /// Every tenant with counters (what the router holds: the catalog
+    /// re-reads these when they change).
+    pub fn tenant_ids(&self) -> Vec<String> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// Take a connection slot, or refuse when `max` (> 0) are in use.

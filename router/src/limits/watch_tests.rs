@@ -59,6 +59,7 @@ fn info(max_query_ms: i32, max_result_bytes: i64, qps_limit: i32) -> TenantInfo 
         auth_secret: None,
         pool: Default::default(),
         client_idle_timeout_ms: 0,
+        read_seq: 0,
     }
 }
 

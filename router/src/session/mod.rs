@@ -474,7 +474,9 @@ impl Session {
     /// (the backend's own, or the router's for a pooled client).
     fn watch_limits(&mut self, info: &Arc<TenantInfo>, key: (i32, i32)) {
         let counters = self.shared.limits.counters(&info.id);
-        counters.publish(info.clone());
+        // A re-read that found no counters yet (the tenant changed while
+        // this login ran) left the newer row in the catalog's cache.
+        counters.publish(self.shared.catalog.newest(info.clone()));
         self.watch = Some(Box::new(StatementWatch::new(
             &info.id,
             counters,

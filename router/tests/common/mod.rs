@@ -319,7 +319,7 @@ impl Router {
         Router::start_listening(extra, &[], &CatalogSetup::default(), "0.0.0.0")
     }
 
-    fn start_full(extra: &str, env: &[(&str, &str)], cat: &CatalogSetup) -> Router {
+    pub fn start_full(extra: &str, env: &[(&str, &str)], cat: &CatalogSetup) -> Router {
         Router::start_listening(extra, env, cat, "127.0.0.1")
     }
 
@@ -557,6 +557,33 @@ pub async fn sample(r: &Router, series: &str) -> f64 {
         .lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// `GET /tenants/{id}` of a router (no admin token): the row its new
+/// connections of the tenant get now, `has_secret`, counters; or
+/// `{"error": ...}`.
+pub async fn router_row(r: &Router, tenant: &str) -> serde_json::Value {
+    reqwest::get(r.admin(&format!("/tenants/{tenant}")))
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Wait (up to 5 s) until the router's row of `tenant` satisfies `ok`: a
+/// catalog change reaches new connections once its notification reached
+/// the router.
+pub async fn router_sees(r: &Router, tenant: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let seen = eventually(Duration::from_secs(5), || async {
+        ok(&router_row(r, tenant).await)
+    })
+    .await;
+    assert!(
+        seen,
+        "the router did not see the change of {tenant}: {}",
+        router_row(r, tenant).await
+    );
 }
 
 /// Wait until the tenant has no open connection in the router.

@@ -1,0 +1,134 @@
+//! One tenant's row as `tenant.router_catalog` returns it, and how the
+//! router reads it.
+
+use std::sync::Arc;
+
+/// One tenant's effective settings (defaults resolved by the extension).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TenantInfo {
+    pub id: String,
+    pub enabled: bool,
+    pub isolation: String,
+    pub database_name: Option<String>,
+    pub schema_name: Option<String>,
+    pub max_connections: i32,
+    pub qps_limit: i32,
+    pub burst_multiplier: f32,
+    pub max_query_ms: i32,
+    pub max_result_bytes: i64,
+    /// The tenant's secret (`tenant.auth_secret`, pg_tenant 0.3.0): read
+    /// with the row, never shown.
+    #[serde(skip)]
+    pub auth_secret: Option<Redacted>,
+    /// How its backends are pooled (pg_tenant 0.4.0; earlier: defaults).
+    pub pool: PoolSettings,
+    /// How long a client may stay idle outside a transaction before the
+    /// router closes it (FATAL 57P05); 0: no limit (pg_tenant 0.6.0;
+    /// earlier: 0).
+    pub client_idle_timeout_ms: i32,
+    /// When it was read, in the order of the catalog connection's queries
+    /// (each sees every change committed before it): of two rows of a
+    /// tenant, the one with the larger number is the newer. 0: not read
+    /// from the catalog (tests).
+    #[serde(skip)]
+    pub read_seq: u64,
+}
+
+/// `pool_mode` of a tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// A client keeps its backend until it leaves.
+    #[default]
+    Session,
+    /// A client holds a backend for one transaction at a time.
+    Transaction,
+}
+
+/// A tenant's pool settings (effective values).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PoolSettings {
+    pub mode: PoolMode,
+    /// Its own pool instead of its share of the shared one.
+    pub dedicated: bool,
+    /// Its share of a shared pool, or the size of its own.
+    pub size: i32,
+    /// Backends its own pool keeps open.
+    pub min_idle: i32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            mode: PoolMode::Session,
+            dedicated: false,
+            size: 10,
+            min_idle: 0,
+        }
+    }
+}
+
+/// A secret kept as text; Debug shows only that it is there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A lookup's answer: the row, or None for a tenant the catalog does not
+/// know.
+pub type Entry = Option<Arc<TenantInfo>>;
+
+pub(super) const COLUMNS: &str = "r.id, r.enabled, r.isolation, r.database_name, r.schema_name, \
+     r.max_connections, r.qps_limit, r.burst_multiplier, r.max_query_ms, r.max_result_bytes";
+
+/// The pool columns of `tenant.router_catalog` (pg_tenant 0.4.0).
+pub(super) const POOL_COLUMNS: &str = ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode";
+
+/// The pool columns and the client idle bound (pg_tenant 0.6.0).
+pub(super) const POOL_AND_IDLE_COLUMNS: &str =
+    ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode, r.client_idle_timeout_ms";
+
+fn row_pool(r: &tokio_postgres::Row) -> PoolSettings {
+    let Ok(mode) = r.try_get::<_, String>("pool_mode") else {
+        return PoolSettings::default();
+    };
+    PoolSettings {
+        mode: if mode == "transaction" {
+            PoolMode::Transaction
+        } else {
+            PoolMode::Session
+        },
+        dedicated: r.try_get("dedicated_pool").unwrap_or(false),
+        size: r.try_get("pool_size").unwrap_or(10),
+        min_idle: r.try_get("min_idle").unwrap_or(0),
+    }
+}
+
+/// A row of `tenant.router_catalog`, read by the query numbered `seq`.
+pub(super) fn row_info(r: &tokio_postgres::Row, seq: u64) -> TenantInfo {
+    TenantInfo {
+        id: r.get(0),
+        enabled: r.get(1),
+        isolation: r.get(2),
+        database_name: r.get(3),
+        schema_name: r.get(4),
+        max_connections: r.get(5),
+        qps_limit: r.get(6),
+        burst_multiplier: r.get(7),
+        max_query_ms: r.get(8),
+        max_result_bytes: r.get(9),
+        auth_secret: r
+            .try_get::<_, Option<String>>("auth_secret")
+            .ok()
+            .flatten()
+            .map(Redacted),
+        pool: row_pool(r),
+        // Absent before pg_tenant 0.6.0: no limit.
+        client_idle_timeout_ms: r.try_get::<_, i32>("client_idle_timeout_ms").unwrap_or(0),
+        read_seq: seq,
+    }
+}
