@@ -16,6 +16,7 @@
 
 use super::row::{Entry, TenantInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,26 +26,36 @@ const MAX_ROWS: u64 = 100_000;
 const MAX_UNKNOWN: u64 = 100_000;
 
 pub(super) struct Known {
-    rows: moka::sync::Cache<String, Arc<TenantInfo>>,
-    unknown: moka::sync::Cache<String, ()>,
+    /// Rows, with the epoch they were read in.
+    rows: moka::sync::Cache<String, (u64, Arc<TenantInfo>)>,
+    /// Unknown names, with the epoch they were found unknown in.
+    unknown: moka::sync::Cache<String, u64>,
+    /// Bumped by every "anything may have changed": what was kept in an
+    /// earlier epoch is not served (nothing to walk: a flood of them
+    /// costs an increment each).
+    epoch: AtomicU64,
     state: Mutex<State>,
-    /// Raised when a tenant is queued for re-reading.
+    /// Raised when there is something to re-read.
     pub(super) wake: tokio::sync::Notify,
 }
 
 #[derive(Default)]
 struct State {
     /// Ids of the query running now; true once a notification named it
-    /// (or all) after the query began.
+    /// after the query began.
     reading: HashMap<String, bool>,
     /// Tenants to re-read, oldest first, each once (`queued`).
     stale: VecDeque<String>,
     queued: HashSet<String>,
+    /// An "anything may have changed" not yet turned into re-reads of
+    /// everything held (many of them make one pass).
+    everything: bool,
 }
 
 impl State {
     fn queue(&mut self, id: &str) {
-        if self.queued.insert(id.to_owned()) {
+        if !self.queued.contains(id) {
+            self.queued.insert(id.to_owned());
             self.stale.push_back(id.to_owned());
         }
     }
@@ -63,6 +74,7 @@ impl Known {
                 .max_capacity(MAX_UNKNOWN)
                 .time_to_live(negative_ttl.max(Duration::from_millis(1)))
                 .build(),
+            epoch: AtomicU64::new(0),
             state: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
@@ -72,40 +84,49 @@ impl Known {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The tenant's row as last read, if kept.
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The tenant's row as last read, if kept (and of this epoch).
     pub(super) fn row(&self, id: &str) -> Option<Arc<TenantInfo>> {
-        self.rows.get(id)
+        match self.rows.get(id) {
+            Some((e, row)) if e == self.epoch() => Some(row),
+            _ => None,
+        }
     }
 
     /// Whether the catalog did not know the name a moment ago.
     pub(super) fn is_unknown(&self, id: &str) -> bool {
-        self.unknown.contains_key(id)
+        self.unknown.get(id).is_some_and(|e| e == self.epoch())
     }
 
-    /// A query for these ids begins.
-    pub(super) fn begin<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+    /// A query for these ids begins; returns its epoch (for `settle`).
+    pub(super) fn begin<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> u64 {
         let mut s = self.state();
         for id in ids {
             s.reading.insert(id.to_owned(), false);
         }
+        self.epoch()
     }
 
-    /// The query's answers: kept unless a notification named the tenant
-    /// while it ran.
-    pub(super) fn settle(&self, answers: &[(String, Entry)]) {
+    /// The answers of the query begun in `epoch`: kept unless a
+    /// notification named the tenant (or everything) while it ran.
+    pub(super) fn settle(&self, epoch: u64, answers: &[(String, Entry)]) {
         let mut s = self.state();
+        let same = epoch == self.epoch();
         for (id, entry) in answers {
-            if s.reading.remove(id).unwrap_or(true) {
+            if s.reading.remove(id).unwrap_or(true) || !same {
                 continue;
             }
             match entry {
                 Some(row) => {
-                    self.rows.insert(id.clone(), row.clone());
+                    self.rows.insert(id.clone(), (epoch, row.clone()));
                     self.unknown.invalidate(id);
                 }
                 None => {
                     self.rows.invalidate(id);
-                    self.unknown.insert(id.clone(), ());
+                    self.unknown.insert(id.clone(), epoch);
                 }
             }
         }
@@ -121,27 +142,14 @@ impl Known {
 
     /// A notification named `id` (`"*"`: anything may have changed):
     /// forget what is known of it, and queue it for re-reading when the
-    /// router holds it (`holds`) or is reading it now. With `"*"`, every
-    /// row and unknown name is forgotten, and everything `held` and
-    /// being read is queued.
-    pub(super) fn changed(
-        &self,
-        id: &str,
-        holds: impl FnOnce(&str) -> bool,
-        held: impl FnOnce() -> Vec<String>,
-    ) {
+    /// router holds it (`holds`) or is reading it now. `"*"` starts a new
+    /// epoch and asks for one pass over everything held (`take_stale`).
+    /// Constant work per notification: a flood costs little.
+    pub(super) fn changed(&self, id: &str, holds: impl FnOnce(&str) -> bool) {
         if id == "*" {
-            let held = held();
             let mut s = self.state();
-            self.rows.invalidate_all();
-            self.unknown.invalidate_all();
-            let reading: Vec<String> = s.reading.keys().cloned().collect();
-            for d in s.reading.values_mut() {
-                *d = true;
-            }
-            for id in held.iter().chain(&reading) {
-                s.queue(id);
-            }
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            s.everything = true;
         } else {
             let held = holds(id);
             let mut s = self.state();
@@ -161,9 +169,32 @@ impl Known {
         self.wake.notify_one();
     }
 
-    /// Up to `n` tenants to re-read, oldest first.
-    pub(super) fn take_stale(&self, n: usize) -> Vec<String> {
+    /// Re-read `id` (a login that read it before a change the router was
+    /// not holding it for).
+    pub(super) fn recheck(&self, id: &str) {
+        self.state().queue(id);
+        self.wake.notify_one();
+    }
+
+    /// The connection is new: nothing kept from before is served, no
+    /// query of the old one is running, everything held is re-read.
+    pub(super) fn reset(&self) {
         let mut s = self.state();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        s.reading.clear();
+        s.everything = true;
+    }
+
+    /// Up to `n` tenants to re-read, oldest first; after an "anything may
+    /// have changed", everything `held` first joins the queue (once for
+    /// any number of them).
+    pub(super) fn take_stale(&self, n: usize, held: impl FnOnce() -> Vec<String>) -> Vec<String> {
+        let everything = std::mem::take(&mut self.state().everything);
+        let held = if everything { held() } else { Vec::new() };
+        let mut s = self.state();
+        for id in &held {
+            s.queue(id);
+        }
         let take = n.min(s.stale.len());
         let ids: Vec<String> = s.stale.drain(..take).collect();
         for id in &ids {
@@ -206,53 +237,86 @@ mod tests {
     }
 
     const NOBODY: fn(&str) -> bool = |_| false;
+    const NONE_HELD: fn() -> Vec<String> = Vec::new;
 
     #[test]
     fn an_answer_is_kept_and_a_notification_drops_it() {
         let k = known();
-        k.begin(["acme", "ghost"]);
-        k.settle(&[
-            ("acme".into(), Some(row("acme", 1))),
-            ("ghost".into(), None),
-        ]);
+        let e = k.begin(["acme", "ghost"]);
+        k.settle(
+            e,
+            &[
+                ("acme".into(), Some(row("acme", 1))),
+                ("ghost".into(), None),
+            ],
+        );
         assert_eq!(k.row("acme").map(|r| r.read_seq), Some(1));
         assert!(k.is_unknown("ghost"));
-        k.changed("acme", NOBODY, Vec::new);
-        k.changed("ghost", NOBODY, Vec::new);
+        k.changed("acme", NOBODY);
+        k.changed("ghost", NOBODY);
         assert!(k.row("acme").is_none());
         assert!(!k.is_unknown("ghost"));
         // Not held, not being read: nothing to re-read.
-        assert!(k.take_stale(10).is_empty());
+        assert!(k.take_stale(10, NONE_HELD).is_empty());
     }
 
     #[test]
     fn an_answer_read_across_a_change_is_not_kept_and_is_read_again() {
         let k = known();
-        k.begin(["acme", "globex"]);
+        let e = k.begin(["acme", "globex"]);
         // The change commits while the query runs.
-        k.changed("acme", NOBODY, Vec::new);
-        k.settle(&[
-            ("acme".into(), Some(row("acme", 1))),
-            ("globex".into(), Some(row("globex", 1))),
-        ]);
+        k.changed("acme", NOBODY);
+        k.settle(
+            e,
+            &[
+                ("acme".into(), Some(row("acme", 1))),
+                ("globex".into(), Some(row("globex", 1))),
+            ],
+        );
         assert!(k.row("acme").is_none(), "may predate the change");
         assert!(k.row("globex").is_some());
-        assert_eq!(k.take_stale(10), vec!["acme".to_string()]);
+        assert_eq!(k.take_stale(10, NONE_HELD), vec!["acme".to_string()]);
     }
 
     #[test]
-    fn everything_changed_drops_every_row_and_queues_what_is_held() {
+    fn everything_changed_drops_every_row_and_queues_what_is_held_once() {
         let k = known();
-        k.begin(["a", "b"]);
-        k.settle(&[("a".into(), Some(row("a", 1))), ("b".into(), None)]);
-        k.begin(["c"]);
-        k.changed("*", NOBODY, || vec!["held".into()]);
-        k.settle(&[("c".into(), Some(row("c", 2)))]);
-        assert!(k.row("a").is_none() && k.row("c").is_none());
+        let e = k.begin(["a", "b"]);
+        k.settle(e, &[("a".into(), Some(row("a", 1))), ("b".into(), None)]);
+        let e = k.begin(["c"]);
+        for _ in 0..1000 {
+            k.changed("*", NOBODY);
+        }
+        k.settle(e, &[("c".into(), Some(row("c", 2)))]);
+        assert!(
+            k.row("a").is_none() && k.row("c").is_none(),
+            "an older epoch"
+        );
         assert!(!k.is_unknown("b"));
-        let mut stale = k.take_stale(10);
-        stale.sort();
-        assert_eq!(stale, vec!["c".to_string(), "held".to_string()]);
+        let mut passes = 0;
+        let stale = k.take_stale(10, || {
+            passes += 1;
+            vec!["held".into(), "a".into()]
+        });
+        assert_eq!(stale, vec!["held".to_string(), "a".to_string()]);
+        assert_eq!(passes, 1, "a thousand of them: one pass");
+        assert!(k.take_stale(10, || panic!("no second pass")).is_empty());
+        // What is read in the new epoch is kept.
+        let e = k.begin(["a"]);
+        k.settle(e, &[("a".into(), Some(row("a", 3)))]);
+        assert_eq!(k.row("a").map(|r| r.read_seq), Some(3));
+    }
+
+    #[test]
+    fn a_new_connection_serves_nothing_kept_before() {
+        let k = known();
+        let e = k.begin(["a"]);
+        k.settle(e, &[("a".into(), Some(row("a", 1)))]);
+        let late = k.begin(["b"]);
+        k.reset();
+        k.settle(late, &[("b".into(), Some(row("b", 2)))]);
+        assert!(k.row("a").is_none() && k.row("b").is_none());
+        assert_eq!(k.take_stale(10, || vec!["a".into()]), vec!["a".to_string()]);
     }
 
     #[test]
@@ -260,26 +324,26 @@ mod tests {
         let k = known();
         for round in 0..3 {
             for i in 0..1000 {
-                k.changed(&format!("t{i}"), |id| id.ends_with('7'), Vec::new);
+                k.changed(&format!("t{i}"), |id| id.ends_with('7'));
             }
             assert_eq!(k.stale_len(), 100, "round {round}");
         }
-        let first = k.take_stale(64);
+        let first = k.take_stale(64, NONE_HELD);
         assert_eq!(first.len(), 64);
         assert_eq!(first[0], "t7");
-        assert_eq!(k.take_stale(1000).len(), 36);
+        assert_eq!(k.take_stale(1000, NONE_HELD).len(), 36);
         // Taken ids may be queued again by a later change.
-        k.changed("t7", |_| true, Vec::new);
-        assert_eq!(k.take_stale(10), vec!["t7".to_string()]);
+        k.changed("t7", |_| true);
+        assert_eq!(k.take_stale(10, NONE_HELD), vec!["t7".to_string()]);
     }
 
     #[test]
     fn a_failed_query_keeps_nothing() {
         let k = known();
-        k.begin(["acme"]);
+        let e = k.begin(["acme"]);
         k.abandon(["acme"]);
         // A late answer for an id no query reads is not kept either.
-        k.settle(&[("acme".into(), Some(row("acme", 1)))]);
+        k.settle(e, &[("acme".into(), Some(row("acme", 1)))]);
         assert!(k.row("acme").is_none());
     }
 }

@@ -207,7 +207,11 @@ impl Catalog {
         make: impl FnOnce(oneshot::Sender<Result<T, CatalogError>>) -> Request,
     ) -> Result<T, CatalogError> {
         let (tx, rx) = oneshot::channel();
-        let gone = || CatalogError::Unavailable("catalog worker stopped".into());
+        let gone = || {
+            CatalogError::Unavailable(
+                "the catalog connection was lost or did not answer in time".into(),
+            )
+        };
         self.requests.send(make(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
@@ -249,13 +253,21 @@ impl Catalog {
         }
     }
 
-    /// `row`, or the tenant's kept row if that was read later: a session
-    /// that looked its tenant up before a change publishes what the
-    /// router read after it.
+    /// The row a session publishes once its tenant's counters exist: the
+    /// kept row if it was read after `row`. When the router keeps no row
+    /// of this read (a change dropped it while this login ran, before the
+    /// router held the tenant), the tenant is re-read, so the change
+    /// reaches the session through its counters.
     pub fn newest(&self, row: Arc<TenantInfo>) -> Arc<TenantInfo> {
         match self.known.row(&row.id) {
             Some(kept) if kept.read_seq > row.read_seq => kept,
-            _ => row,
+            Some(kept) if kept.read_seq == row.read_seq => row,
+            _ => {
+                if row.read_seq > 0 {
+                    self.known.recheck(&row.id);
+                }
+                row
+            }
         }
     }
 
@@ -287,34 +299,30 @@ impl Catalog {
     }
 
     /// A notification: forget what is known of the tenant (`"*"`: of
-    /// all), and queue it for re-reading if the router holds it.
+    /// all), and queue it for re-reading if the router holds it. Runs on
+    /// the task that reads the catalog connection, for every notification:
+    /// constant work (a forged flood must not hold up the answers behind
+    /// it).
     fn changed(&self, payload: &str) {
         if let Some(m) = self.metrics.get() {
             m.notifications.inc();
         }
         let holder = self.holder.get();
-        self.known.changed(
-            payload,
-            |id| holder.is_some_and(|h| h.holds(id)),
-            || holder.map(|h| h.held()).unwrap_or_default(),
-        );
+        self.known
+            .changed(payload, |id| holder.is_some_and(|h| h.holds(id)));
+    }
+
+    /// Everything the router holds, for a pass of re-reads.
+    fn held(&self) -> Vec<String> {
+        self.holder.get().map(|h| h.held()).unwrap_or_default()
     }
 
     /// The connection is up: rows kept from before may have missed
-    /// changes, so they are dropped, and everything held is re-read.
+    /// changes, so they are not served, and everything held is re-read.
     fn came_up(&self) {
-        self.changed_all_quietly();
+        self.known.reset();
         *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Link::Up;
         self.connected.store(true, Ordering::Release);
-    }
-
-    fn changed_all_quietly(&self) {
-        let holder = self.holder.get();
-        self.known.changed(
-            "*",
-            |_| false,
-            || holder.map(|h| h.held()).unwrap_or_default(),
-        );
     }
 
     /// The connection is gone: kept rows serve for `cache_ttl_ms`.
@@ -393,7 +401,7 @@ impl Catalog {
                 if (secrets && !had.0) || (pool && !had.1) || (idle && !had.2) {
                     // pg_tenant was updated (ALTER EXTENSION sends no
                     // notification): rows kept lack what it added.
-                    self.changed_all_quietly();
+                    self.known.changed("*", |_| false);
                 }
                 self.has_secrets.store(secrets, Ordering::Release);
                 self.has_pool.store(pool, Ordering::Release);

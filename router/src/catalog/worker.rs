@@ -26,7 +26,12 @@ const BATCH: usize = 512;
 pub(super) const REREAD_BATCH: usize = 256;
 /// A connection idle this long is checked with an empty query: kept rows
 /// are trusted only while notifications can arrive.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Longest a round on the catalog connection (a batch of lookups, of
+/// re-reads, a heartbeat) or connecting (LISTEN included) may take: beyond
+/// it the connection counts as lost (a peer gone without a FIN must not
+/// keep kept rows served as current).
+const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Reply = oneshot::Sender<Result<Entry, CatalogError>>;
 
@@ -76,7 +81,7 @@ impl Catalog {
         ids: Vec<String>,
     ) -> Result<Vec<(String, Entry)>, tokio_postgres::Error> {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.known.begin(refs.iter().copied());
+        let epoch = self.known.begin(refs.iter().copied());
         let seq = self.next_seq();
         match self.read_rows(client, &refs, seq).await {
             Ok(mut found) => {
@@ -87,7 +92,7 @@ impl Catalog {
                         (id, row)
                     })
                     .collect();
-                self.known.settle(&answers);
+                self.known.settle(epoch, &answers);
                 Ok(answers)
             }
             Err(e) => {
@@ -216,25 +221,33 @@ impl Catalog {
             }
             // Logins first: everything waiting now shares one query.
             if let Ok(first) = rx.try_recv() {
-                self.serve(client, first, rx).await;
+                if !self.in_time(self.serve(client, first, rx)).await {
+                    return false;
+                }
             }
             // Then one batch of re-reads, so that a storm of changes
             // delays a login by one query at most.
-            let stale = self.known.take_stale(REREAD_BATCH);
+            let stale = self.known.take_stale(REREAD_BATCH, || self.held());
             if !stale.is_empty() {
-                self.reread(client, stale).await;
+                if !self.in_time(self.reread(client, stale)).await {
+                    return false;
+                }
                 continue;
             }
             tokio::select! {
                 biased;
                 _ = &mut *closed => return false,
                 req = rx.recv() => match req {
-                    Some(first) => self.serve(client, first, rx).await,
+                    Some(first) => {
+                        if !self.in_time(self.serve(client, first, rx)).await {
+                            return false;
+                        }
+                    }
                     None => return true,
                 },
                 _ = self.known.wake.notified() => {}
                 _ = tokio::time::sleep(HEARTBEAT) => {
-                    match tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query("")).await {
+                    match tokio::time::timeout(ROUND_TIMEOUT, client.simple_query("")).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, "catalog heartbeat failed");
@@ -248,6 +261,20 @@ impl Catalog {
                 }
             }
         }
+    }
+
+    /// Run one round within `ROUND_TIMEOUT`; false (the connection counts
+    /// as lost) when it did not finish. The lookups it was answering get
+    /// an error (their senders are dropped) and fall back on kept rows.
+    async fn in_time(&self, round: impl std::future::Future<Output = ()>) -> bool {
+        if tokio::time::timeout(ROUND_TIMEOUT, round).await.is_ok() {
+            return true;
+        }
+        tracing::warn!(
+            timeout_ms = ROUND_TIMEOUT.as_millis() as u64,
+            "catalog query did not finish in time: reconnecting"
+        );
+        false
     }
 
     /// Run the connection in a task that hands notifications over as they
@@ -281,6 +308,15 @@ impl Catalog {
             drop(closed_tx);
         });
         closed_rx
+    }
+
+    /// The connect_timeout of the catalog URL, if it sets one.
+    fn connect_timeout(&self) -> Duration {
+        self.url
+            .parse::<tokio_postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_connect_timeout().copied())
+            .unwrap_or(CONNECT_TIMEOUT)
     }
 
     /// Connect, start relaying notifications, LISTEN.
@@ -326,12 +362,22 @@ pub(super) async fn run(cat: Weak<Catalog>, mut rx: mpsc::Receiver<Request>) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let Some(c) = cat.upgrade() else { return };
-        let (client, mut closed) = match c.connect().await {
+        // The URL's connect_timeout (or CONNECT_TIMEOUT) bounds reaching
+        // the server; LISTEN and the schema check get a round more.
+        let limit = CONNECT_TIMEOUT.max(c.connect_timeout()) + ROUND_TIMEOUT;
+        let connected = match tokio::time::timeout(limit, c.connect()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "connecting (LISTEN included) took longer than {} ms",
+                limit.as_millis()
+            )),
+        };
+        let (client, mut closed) = match connected {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "catalog connection failed");
                 c.went_down();
-                let err = CatalogError::Unavailable(e.to_string());
+                let err = CatalogError::Unavailable(e);
                 drop(c);
                 // Requests meanwhile are answered at once (kept rows serve).
                 let wait = tokio::time::sleep(backoff);
