@@ -76,3 +76,13 @@ REVOKE EXECUTE ON FUNCTION tenant._scram_verifier(text), tenant.set_password(tex
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.set_password(text, text) TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.auth_secret(text), tenant.login_verifier(text) TO tenant_router;
+
+-- 0.7.0: changes of secrets notify tenant-router (tenant._notify_catalog).
+CREATE TRIGGER notify_router_insert AFTER INSERT ON tenant.tenant_secrets
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant._notify_catalog();
+CREATE TRIGGER notify_router_update AFTER UPDATE ON tenant.tenant_secrets
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant._notify_catalog();
+CREATE TRIGGER notify_router_delete AFTER DELETE ON tenant.tenant_secrets
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant._notify_catalog();
+CREATE TRIGGER notify_router_truncate AFTER TRUNCATE ON tenant.tenant_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._notify_catalog();
