@@ -5,7 +5,7 @@
 //! | `GET /health`                    | the process is up                           |
 //! | `GET /ready`                     | catalog and upstream answer, not draining   |
 //! | `GET /tenants`                   | every catalog tenant: limits and counters   |
-//! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
+//! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency (zeros when its state was dropped as idle) |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
 //! | `GET /metrics`                   | Prometheus text exposition                  |
@@ -291,15 +291,15 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .metrics
         .catalog_up
         .set(i64::from(shared.catalog.is_connected().await));
-    shared.limits.export_active();
     shared.metrics.clients.set(shared.open_clients() as i64);
     shared.pools.export();
+    // One buffer, sized up front, handed to the response and freed with it.
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        shared.metrics.render(),
+        shared.limits.render(),
     )
         .into_response()
 }

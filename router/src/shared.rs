@@ -46,6 +46,7 @@ impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
         let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
+        metrics.configure(&cfg.metrics);
         let limits = Arc::new(Limits::new(metrics.clone()));
         catalog.start(metrics.catalog_queries.clone());
         // A catalog change reaches live sessions' limits within a round trip.
@@ -82,6 +83,7 @@ impl Shared {
             draining: AtomicBool::new(false),
         });
         shared.pools.start_maintenance(Arc::downgrade(&shared));
+        shared.limits.start_sweep();
         shared
     }
 
@@ -95,6 +97,7 @@ impl Shared {
     pub fn reload(&self, mut new: Config) -> Vec<&'static str> {
         let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
         let kept = new.keep_restart_only(&cfg);
+        self.metrics.configure(&new.metrics);
         *cfg = Arc::new(new);
         kept
     }
