@@ -5,8 +5,10 @@
 //!
 //! For each entry looked at:
 //!
-//! - held by anything but the map (a session, a connection slot, a watch,
-//!   a scrape), or with a connection open: in use, its idle time restarts;
+//! - with a connection open: in use, its idle time restarts;
+//! - held by anything but the map (a login, a watch, a scrape, an admin
+//!   read): kept, its idle time running on (it restarts when a connection
+//!   slot is released and when a session takes the entry);
 //! - else, unused for `metrics.tenant_idle_ms`: removed, with its counters,
 //!   QPS bucket, latency window, session registry and series (it starts
 //!   from zero on its next connection);
@@ -110,8 +112,12 @@ impl Limits {
             let Some((_, c)) = map.get_index(i) else {
                 break;
             };
-            if Arc::strong_count(c) > 1 || c.active() > 0 {
+            if c.active() > 0 {
                 c.touch(now);
+                i += 1;
+            } else if Arc::strong_count(c) > 1 {
+                // Held for now (a login, a scrape, an admin read): kept,
+                // but that is no use of the tenant.
                 i += 1;
             } else if now.saturating_sub(c.last_used.load(Ordering::Relaxed))
                 >= settings.tenant_idle_ms

@@ -52,10 +52,12 @@ fn idle_tenants_are_dropped_and_held_ones_never() {
     // Back on its next use, from zero.
     assert_eq!(l.counters("gone").metrics.statements(), 0);
     // Released, they become idle from when they were last seen in use.
+    // Released: "held" was last used when it was taken (holding it is no
+    // use), "slot" when its connection was last seen open.
     drop((held, slot));
-    assert_eq!(l.sweep(t0 + 25_000).dropped, 1, "\"gone\" again");
-    assert_eq!(l.sweep(t0 + 29_000).dropped, 0, "in use at t0 + 20 s");
-    assert_eq!(l.sweep(t0 + 30_000).dropped, 2);
+    assert_eq!(l.sweep(t0 + 25_000).dropped, 2, "\"gone\" again, \"held\"");
+    assert_eq!(l.sweep(t0 + 29_000).dropped, 0, "a connection at t0 + 20 s");
+    assert_eq!(l.sweep(t0 + 30_000).dropped, 1);
     assert!(l.is_empty());
     assert_eq!(
         l.metrics.totals().dropped_idle.load(Ordering::Relaxed),
