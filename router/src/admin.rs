@@ -293,13 +293,17 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .set(i64::from(shared.catalog.is_connected().await));
     shared.metrics.clients.set(shared.open_clients() as i64);
     shared.pools.export();
-    // One buffer, sized up front, handed to the response and freed with it.
+    // Streamed a chunk of tenants at a time: a scrape holds one chunk.
+    let chunks = shared
+        .limits
+        .scrape()
+        .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        shared.limits.render(),
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
     )
         .into_response()
 }

@@ -235,12 +235,13 @@ impl Limits {
         self.map().keys().cloned().collect()
     }
 
-    /// The Prometheus exposition: the registry's families and every held
-    /// tenant's. The map lock is held only to copy the entries' pointers
-    /// (the sweep leaves entries alone while they are copied out).
-    pub fn render(&self) -> Vec<u8> {
+    /// The Prometheus exposition, in chunks: the registry's families, the
+    /// aggregates and every held tenant's families. The map lock is held
+    /// only to copy the entries' pointers (the sweep leaves entries alone
+    /// while the scrape holds them).
+    pub fn scrape(&self) -> crate::metrics::Scrape<Arc<TenantCounters>> {
         let tenants: Vec<Arc<TenantCounters>> = self.map().values().cloned().collect();
-        self.metrics.render(&tenants)
+        self.metrics.scrape(tenants)
     }
 
     /// A tenant left the catalog: close its sessions, drop its counters and

@@ -29,8 +29,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// A scrape larger than this asks for freed memory to be given back to
-/// the system afterwards (`take_trim`).
+/// After a scrape larger than this, the sweep gives the memory it freed
+/// back to the system (`take_trim`).
 const TRIM_AFTER_BYTES: usize = 1 << 20;
 
 /// Why a connection of a known tenant was refused (the `reason` label).
@@ -339,26 +339,98 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4): the registry's
-    /// families, then the aggregate and tenant families of `tenants`.
-    pub fn render<T: TenantSource>(&self, tenants: &[T]) -> Vec<u8> {
-        let id_bytes = tenants.iter().map(|t| t.metrics().id().len()).sum();
-        let own = tenants.iter().filter(|t| t.metrics().has_place()).count();
-        let mut out = Vec::with_capacity(render::estimate(tenants.len(), id_bytes, own + 2));
+    /// The registry's families and the aggregates: the first chunk of a
+    /// scrape.
+    pub fn head<T: TenantSource>(&self, tenants: &[T]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "cannot encode metrics");
         }
-        render::tenants(&mut out, &self.totals, tenants);
-        if out.len() > TRIM_AFTER_BYTES {
-            self.trim.store(true, Ordering::Release);
+        render::aggregates(&mut out, &self.totals, tenants);
+        out
+    }
+
+    /// The whole exposition in one buffer (tests, small sets).
+    pub fn render<T: TenantSource>(&self, tenants: &[T]) -> Vec<u8> {
+        let mut out = self.head(tenants);
+        for f in 0..render::FAMILIES {
+            render::family(&mut out, &self.totals, tenants, f, 0, tenants.len());
         }
         out
     }
 
-    /// Whether a large scrape was sent since the last call: its buffer is
-    /// freed by now, worth giving back to the system.
+    /// The Prometheus text exposition (format 0.0.4) of `tenants`, in
+    /// chunks of `render::CHUNK` tenants: a response body streams them, so
+    /// a scrape holds one chunk at a time, whatever the number of tenants.
+    pub fn scrape<T: TenantSource>(self: &Arc<Self>, tenants: Vec<T>) -> Scrape<T> {
+        let id_bytes = tenants.iter().map(|t| t.metrics().id().len()).sum();
+        Scrape {
+            metrics: self.clone(),
+            tenants,
+            id_bytes,
+            head: true,
+            family: 0,
+            from: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether a large scrape ended since the last call: what it freed is
+    /// worth giving back to the system.
     pub fn take_trim(&self) -> bool {
         self.trim.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// One scrape's chunks (an iterator: the head, then each tenant family
+/// `render::CHUNK` tenants at a time). It holds the tenants' entries until
+/// it is dropped (the sweep leaves held entries alone).
+pub struct Scrape<T: TenantSource> {
+    metrics: Arc<Metrics>,
+    tenants: Vec<T>,
+    id_bytes: usize,
+    head: bool,
+    family: usize,
+    from: usize,
+    /// Bytes given out so far.
+    bytes: usize,
+}
+
+impl<T: TenantSource> Iterator for Scrape<T> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if std::mem::take(&mut self.head) {
+            let out = self.metrics.head(&self.tenants);
+            self.bytes += out.len();
+            return Some(out);
+        }
+        let n = self.tenants.len();
+        while self.family < render::FAMILIES {
+            let to = (self.from + render::CHUNK).min(n);
+            let ids = self.id_bytes * (to - self.from) / n.max(1);
+            let mut out = Vec::with_capacity(render::estimate(to - self.from, ids));
+            let totals = &self.metrics.totals;
+            render::family(&mut out, totals, &self.tenants, self.family, self.from, to);
+            if to >= n {
+                (self.family, self.from) = (self.family + 1, 0);
+            } else {
+                self.from = to;
+            }
+            if !out.is_empty() {
+                self.bytes += out.len();
+                return Some(out);
+            }
+        }
+        None
+    }
+}
+
+impl<T: TenantSource> Drop for Scrape<T> {
+    fn drop(&mut self) {
+        if self.bytes > TRIM_AFTER_BYTES {
+            self.metrics.trim.store(true, Ordering::Release);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! The tenant families of `/metrics`, written straight into the response
-//! buffer from the tenants' atomics (Prometheus text format 0.0.4): no
-//! per-series allocation, nothing kept after the scrape.
+//! The tenant families of `/metrics`, written straight from the tenants'
+//! atomics into the response's chunks (Prometheus text format 0.0.4): no
+//! per-series allocation; a family is written `CHUNK` tenants at a time
+//! (`family`), its HELP and TYPE with the first chunk, so the streamed
+//! body is one group per family as the format requires.
 //!
 //! Per tenant the router holds state for: `connections_active`,
 //! `connections_total`, `statements_total`, `errors_total`,
@@ -211,15 +213,20 @@ fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
-/// Bytes a scrape of `tenants` (whose ids have `id_bytes` in all) will
-/// take, about: the buffer is made this big once.
-pub fn estimate(tenants: usize, id_bytes: usize, histograms: usize) -> usize {
-    // 6 series of ~60 bytes plus the id each; histogram series ~85 bytes.
-    8 * 1024 + tenants * 6 * 62 + id_bytes * 6 + histograms * histogram::SERIES * 90
+/// Tenants rendered into one chunk of a family.
+pub const CHUNK: usize = 512;
+/// The tenant families, in the order they are written.
+pub const FAMILIES: usize = 1 + PLAIN.len() + BY_REASON.len() + 1;
+
+/// Bytes a chunk of `tenants` (ids of `id_bytes` in all) takes, about: a
+/// chunk's buffer is made this big once.
+pub fn estimate(tenants: usize, id_bytes: usize) -> usize {
+    // A series is ~60 bytes plus the id.
+    256 + tenants * 64 + id_bytes
 }
 
-/// The aggregate families and every tenant family.
-pub fn tenants<T: TenantSource>(out: &mut Vec<u8>, totals: &Totals, tenants: &[T]) {
+/// The aggregate families (every series, always).
+pub fn aggregates<T: TenantSource>(out: &mut Vec<u8>, totals: &Totals, tenants: &[T]) {
     let all = &totals.all;
     header(
         out,
@@ -270,41 +277,80 @@ pub fn tenants<T: TenantSource>(out: &mut Vec<u8>, totals: &Totals, tenants: &[T
     }
     header(out, ALL_DURATION, DURATION_HELP, "histogram");
     histogram(out, ALL_DURATION, None, &totals.all_latency.load());
+}
 
-    let name = "tenant_router_connections_active";
-    header(out, name, "Open client connections of the tenant.", "gauge");
-    for t in tenants {
-        let id = t.metrics().id();
-        sample(out, name, &[("tenant", id)], u64::from(t.active()));
-    }
-    for p in &PLAIN {
-        header(out, p.tenant, p.help, "counter");
-        for t in tenants {
-            let m = t.metrics();
-            sample(out, p.tenant, &[("tenant", m.id())], load((p.get)(m.own())));
+/// Family `f` (< `FAMILIES`) of `tenants[from..to]`: its HELP and TYPE
+/// first (`from` 0), the `_other` histogram last (`to` at the end).
+pub fn family<T: TenantSource>(
+    out: &mut Vec<u8>,
+    totals: &Totals,
+    tenants: &[T],
+    f: usize,
+    from: usize,
+    to: usize,
+) {
+    let part = tenants.get(from..to).unwrap_or_default();
+    let first = from == 0;
+    match f {
+        0 => {
+            let name = "tenant_router_connections_active";
+            if first {
+                header(out, name, "Open client connections of the tenant.", "gauge");
+            }
+            for t in part {
+                let id = t.metrics().id();
+                sample(out, name, &[("tenant", id)], u64::from(t.active()));
+            }
         }
-    }
-    for r in &BY_REASON {
-        header(out, r.tenant, r.help, "counter");
-        for t in tenants {
-            let m = t.metrics();
-            for i in 0..r.len {
-                let n = load((r.get)(m.own(), i));
-                if n > 0 {
-                    let labels = [(r.label, (r.name)(i)), ("tenant", m.id())];
-                    sample(out, r.tenant, &labels, n);
+        f if f <= PLAIN.len() => {
+            let p = &PLAIN[f - 1];
+            if first {
+                header(out, p.tenant, p.help, "counter");
+            }
+            for t in part {
+                let m = t.metrics();
+                sample(out, p.tenant, &[("tenant", m.id())], load((p.get)(m.own())));
+            }
+        }
+        f if f <= PLAIN.len() + BY_REASON.len() => {
+            let r = &BY_REASON[f - 1 - PLAIN.len()];
+            if first {
+                header(out, r.tenant, r.help, "counter");
+            }
+            for t in part {
+                let m = t.metrics();
+                for i in 0..r.len {
+                    let n = load((r.get)(m.own(), i));
+                    if n > 0 {
+                        let labels = [(r.label, (r.name)(i)), ("tenant", m.id())];
+                        sample(out, r.tenant, &labels, n);
+                    }
                 }
             }
         }
-    }
-    header(out, DURATION, DURATION_HELP, "histogram");
-    for t in tenants {
-        let m = t.metrics();
-        if let Some(c) = m.own_histogram() {
-            histogram(out, DURATION, Some(m.id()), &c);
+        _ => {
+            if first {
+                header(out, DURATION, DURATION_HELP, "histogram");
+            }
+            for t in part {
+                let m = t.metrics();
+                if let Some(c) = m.own_histogram() {
+                    histogram(out, DURATION, Some(m.id()), &c);
+                }
+            }
+            if to >= tenants.len() {
+                histogram(out, DURATION, Some(OTHER), &totals.other_latency.load());
+            }
         }
     }
-    histogram(out, DURATION, Some(OTHER), &totals.other_latency.load());
+}
+
+/// The aggregate families and every tenant family, in one buffer.
+pub fn tenants<T: TenantSource>(out: &mut Vec<u8>, totals: &Totals, tenants: &[T]) {
+    aggregates(out, totals, tenants);
+    for f in 0..FAMILIES {
+        family(out, totals, tenants, f, 0, tenants.len());
+    }
 }
 
 #[cfg(test)]

@@ -204,17 +204,30 @@ fn aggregates_are_the_sums_and_outlive_the_tenants() {
 }
 
 #[test]
-fn the_buffer_estimate_covers_a_scrape() {
-    let m = Metrics::new();
-    let ts: Vec<T> = (0..500)
-        .map(|i| T(m.tenant(&format!("tenant-{i:05}")), 0))
-        .collect();
-    let out = m.render(&ts);
-    let ids = ts.iter().map(|t| t.0.id().len()).sum();
-    let guess = estimate(ts.len(), ids, 2);
+fn a_scrape_streams_small_chunks_of_the_same_text() {
+    let m = std::sync::Arc::new(Metrics::new());
+    let make = || -> Vec<T> {
+        (0..3 * CHUNK + 7)
+            .map(|i| T(m.tenant(&format!("tenant-{i:05}")), 0))
+            .collect()
+    };
+    let ts = make();
+    ts[5].0.refused(Refusal::Disabled);
+    ts[CHUNK + 1].0.observe(Duration::from_millis(1));
+    let whole = m.render(&ts);
+    let chunks: Vec<Vec<u8>> = m.scrape(ts).collect();
+    assert_eq!(chunks.concat(), whole, "the same text");
+    // The head, then per family one chunk per CHUNK tenants (4) but the
+    // empty ones: by reason, only the first (its HELP and TYPE, and here
+    // the one refusal); the histogram, the first, the one with a place
+    // and the last (_other).
+    assert_eq!(chunks.len(), 1 + 4 * 6 + 3 + 3);
+    let biggest = chunks[1..].iter().map(Vec::len).max().unwrap_or(0);
     assert!(
-        out.len() <= guess && out.len() * 2 > guess,
-        "{} bytes, estimate {guess}",
-        out.len()
+        biggest <= estimate(CHUNK, CHUNK * 11) + 4096,
+        "a chunk of {biggest} bytes"
     );
+    for c in &chunks[1..] {
+        assert!(c.len() <= c.capacity() && c.capacity() <= 64 * 1024);
+    }
 }
