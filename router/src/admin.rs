@@ -8,7 +8,7 @@
 //! | `GET /tenants/{id}`              | one tenant as this router holds it: its     |
 //! |                                  | catalog row (kept since its last change)    |
 //! |                                  | and counters                                |
-//! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
+//! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency (zeros when its state was dropped as idle) |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
 //! | `GET /metrics`                   | Prometheus text exposition                  |
@@ -319,15 +319,19 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .metrics
         .catalog_up
         .set(i64::from(shared.catalog.is_connected().await));
-    shared.limits.export_active();
     shared.metrics.clients.set(shared.open_clients() as i64);
     shared.pools.export();
+    // Streamed a chunk of tenants at a time: a scrape holds one chunk.
+    let chunks = shared
+        .limits
+        .scrape()
+        .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        shared.metrics.render(),
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
     )
         .into_response()
 }

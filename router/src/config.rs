@@ -340,6 +340,8 @@ pub struct Config {
     pub tls: crate::tls::TlsSettings,
     pub auth: Auth,
     pub pool: Pool,
+    /// `[metrics]`: series bounds and idle tenants (README "Metrics").
+    pub metrics: crate::metrics::MetricsSettings,
     /// The key itself, read from `context_signing_key_file` by `load`.
     #[serde(skip)]
     pub signing_key: Option<pg_tenant_token::SigningKey>,
@@ -364,6 +366,7 @@ impl Default for Config {
             tls: crate::tls::TlsSettings::default(),
             auth: Auth::default(),
             pool: Pool::default(),
+            metrics: crate::metrics::MetricsSettings::default(),
             signing_key: None,
         }
     }
@@ -582,6 +585,9 @@ impl Config {
         if let Err(m) = self.pool.validate() {
             return bad(m);
         }
+        if let Err(m) = self.metrics.validate() {
+            return bad(m);
+        }
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
         }
@@ -638,6 +644,11 @@ mod tests {
         cfg.signing_key = Some(test_key());
         cfg.validate().unwrap();
         assert_eq!(cfg.identify.username_format, UsernameFormat::UserTenant);
+        assert_eq!(
+            cfg.metrics,
+            crate::metrics::MetricsSettings::default(),
+            "the sample shows the defaults"
+        );
     }
 
     #[test]
@@ -674,6 +685,8 @@ mod tests {
         assert!(e.to_string().contains("unknown field `listn`"), "{e}");
         let e = Config::from_toml("[identify]\nsep = '.'", Path::new("x")).unwrap_err();
         assert!(e.to_string().contains("unknown field `sep`"), "{e}");
+        let e = Config::from_toml("[metrics]\nidle_ms = 1", Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `idle_ms`"), "{e}");
     }
 
     #[test]
@@ -725,6 +738,12 @@ mod tests {
             .contains("is not an address"));
         c.admin_listen = String::new();
         c.validate().unwrap();
+        c.metrics.tenant_idle_ms = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("metrics.tenant_idle_ms must be greater than 0"));
         valid().validate().unwrap();
     }
 

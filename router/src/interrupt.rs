@@ -132,6 +132,20 @@ impl Interrupts {
         reached
     }
 
+    /// Drop ended sessions' entries and the spare room: the registry of a
+    /// tenant with no session holds no memory.
+    pub fn compact(&self) {
+        let mut r = self.lock();
+        r.flags.retain(|w| w.strong_count() > 0);
+        r.flags.shrink_to_fit();
+        r.prune_at = (r.flags.len() * 2).max(64);
+    }
+
+    /// Bytes of the list on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.lock().flags.capacity() * std::mem::size_of::<Weak<Interrupt>>()
+    }
+
     /// Registered entries, dead ones included (tests).
     #[cfg(test)]
     fn entries(&self) -> usize {

@@ -701,7 +701,7 @@ mod tests {
             Ownership::Own,
         )
         .unwrap();
-        assert_eq!(c.metrics.statements.get(), 1);
+        assert_eq!(c.metrics.statements(), 1);
         assert!(relay.up.pending().is_empty(), "refused, not sent");
         assert_eq!(
             relay.down.pending()[0],

@@ -46,6 +46,7 @@ impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
         let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
+        metrics.configure(&cfg.metrics);
         let limits = Arc::new(Limits::new(metrics.clone()));
         catalog.start(crate::catalog::CatalogMetrics {
             queries: metrics.catalog_queries.clone(),
@@ -80,6 +81,7 @@ impl Shared {
             draining: AtomicBool::new(false),
         });
         shared.pools.start_maintenance(Arc::downgrade(&shared));
+        shared.limits.start_sweep();
         shared
     }
 
@@ -93,6 +95,7 @@ impl Shared {
     pub fn reload(&self, mut new: Config) -> Vec<&'static str> {
         let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
         let kept = new.keep_restart_only(&cfg);
+        self.metrics.configure(&new.metrics);
         *cfg = Arc::new(new);
         kept
     }
@@ -140,7 +143,7 @@ impl crate::catalog::Holder for Held {
     }
 
     fn held(&self) -> Vec<String> {
-        self.0.upgrade().map(|l| l.tenant_ids()).unwrap_or_default()
+        self.0.upgrade().map(|l| l.ids()).unwrap_or_default()
     }
 
     fn reread(&self, id: &str, row: crate::catalog::Entry) {

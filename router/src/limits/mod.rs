@@ -18,19 +18,25 @@
 //!   (rows, COPY data, notices, notifications, call results, errors...);
 //!
 //! and `watch` puts them together for one session.
+//!
+//! A tenant's state lives here while it is used: a sweep (`sweep`) drops
+//! the state of a tenant that no session holds and that was not used for
+//! `metrics.tenant_idle_ms`; its next connection starts from zero.
 
 mod bucket;
 pub mod duration;
 pub mod qps;
 pub mod result_size;
+pub mod sweep;
 pub mod watch;
 
 pub use watch::StatementWatch;
 
 use crate::catalog::TenantInfo;
-use crate::metrics::{Metrics, TenantMetrics};
+use crate::metrics::tenant::now_ms;
+use crate::metrics::{Metrics, TenantMetrics, TenantSource};
 use bucket::TokenBucket;
-use std::collections::HashMap;
+use indexmap::IndexMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -61,6 +67,8 @@ pub struct TenantCounters {
     pub metrics: TenantMetrics,
     /// The tenant's sessions, to close them all (`disconnect_all`).
     sessions: crate::interrupt::Interrupts,
+    /// When it was last taken from the map or seen in use (`now_ms`).
+    last_used: AtomicU64,
 }
 
 impl TenantCounters {
@@ -72,7 +80,12 @@ impl TenantCounters {
             version: AtomicU64::new(0),
             metrics,
             sessions: crate::interrupt::Interrupts::default(),
+            last_used: AtomicU64::new(now_ms()),
         }
+    }
+
+    fn touch(&self, now: u64) {
+        self.last_used.fetch_max(now, Ordering::Relaxed);
     }
 
     /// Make `disconnect_all` reach a session of the tenant.
@@ -138,16 +151,37 @@ pub struct ConnectionSlot {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.counters.touch(now_ms());
         self.counters.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
+impl TenantSource for Arc<TenantCounters> {
+    fn metrics(&self) -> &TenantMetrics {
+        &self.metrics
+    }
+
+    fn active(&self) -> u32 {
+        TenantCounters::active(self)
+    }
+}
+
 /// Every tenant's counters. Entries are created only for tenants the
-/// catalog knows, and removed when they leave it, so the map (and the
-/// tenant-labelled metrics) is bounded by the catalog.
+/// catalog knows, removed when they leave it or when idle (`sweep`), so
+/// the map (and the tenant-labelled metrics) is bounded by the catalog and
+/// by the tenants in use.
+///
+/// An entry that a session, a slot or a watch holds (its `Arc` is shared)
+/// is never removed by the sweep: every `Arc` is taken under the map lock
+/// (`counters`, `get`), and the sweep removes only entries held by the map
+/// alone, under the same lock. So a session always counts into the entry
+/// the map has, and `acquire_connection`, `publish` and `disconnect_all`
+/// reach it.
 pub struct Limits {
-    tenants: Mutex<HashMap<String, Arc<TenantCounters>>>,
+    tenants: Mutex<IndexMap<String, Arc<TenantCounters>>>,
     pub metrics: Arc<Metrics>,
+    /// Where the sweep goes on, and when it last reassigned histograms.
+    sweep: Mutex<sweep::Cursor>,
 }
 
 impl Default for Limits {
@@ -159,18 +193,31 @@ impl Default for Limits {
 impl Limits {
     pub fn new(metrics: Arc<Metrics>) -> Limits {
         Limits {
-            tenants: Mutex::new(HashMap::new()),
+            tenants: Mutex::new(IndexMap::new()),
             metrics,
+            sweep: Mutex::new(sweep::Cursor::default()),
         }
     }
 
-    /// The tenant's counters, created on first use. Call only for tenants
-    /// the catalog knows.
+    fn map(&self) -> std::sync::MutexGuard<'_, IndexMap<String, Arc<TenantCounters>>> {
+        self.tenants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tenant's counters, created on first use (under the map lock:
+    /// the entry returned is the map's, and stays there while it is held).
+    /// Call only for tenants the catalog knows.
     pub fn counters(&self, tenant: &str) -> Arc<TenantCounters> {
-        let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(tenant.to_owned())
-            .or_insert_with(|| Arc::new(TenantCounters::new(self.metrics.tenant(tenant))))
-            .clone()
+        let mut map = self.map();
+        let c = match map.get(tenant) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(TenantCounters::new(self.metrics.tenant(tenant)));
+                map.insert(tenant.to_owned(), c.clone());
+                c
+            }
+        };
+        c.touch(now_ms());
+        c
     }
 
     /// The tenant's counters if it has had any connection.
@@ -179,23 +226,33 @@ impl Limits {
         map.get(tenant).cloned()
     }
 
-    /// Set every known tenant's open-connections gauge (at scrape time;
-    /// under the map lock, so a tenant being forgotten does not come back).
-    pub fn export_active(&self) {
-        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, c) in map.iter() {
-            self.metrics.set_active(id, c.active());
-        }
+    /// Tenants whose state the router holds now.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    /// The ids of the tenants whose state the router holds now.
+    pub fn ids(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// The Prometheus exposition, in chunks: the registry's families, the
+    /// aggregates and every held tenant's families. The map lock is held
+    /// only to copy the entries' pointers (the sweep leaves entries alone
+    /// while the scrape holds them).
+    pub fn scrape(&self) -> crate::metrics::Scrape<Arc<TenantCounters>> {
+        let tenants: Vec<Arc<TenantCounters>> = self.map().values().cloned().collect();
+        self.metrics.scrape(tenants)
     }
 
     /// A tenant left the catalog: close its sessions, drop its counters and
     /// its metric series.
     pub fn forget(&self, tenant: &str) {
-        let gone = {
-            let mut map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-            self.metrics.forget(tenant);
-            map.remove(tenant)
-        };
+        let gone = self.map().swap_remove(tenant);
         if let Some(c) = gone {
             let n = c.disconnect_all();
             tracing::info!(
@@ -204,17 +261,6 @@ impl Limits {
                 "tenant dropped from the catalog: counters removed, sessions closed"
             );
         }
-    }
-
-    /// Every tenant with counters (what the router holds: the catalog
-    /// re-reads these when they change).
-    pub fn tenant_ids(&self) -> Vec<String> {
-        self.tenants
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
     }
 
     /// Take a connection slot, or refuse when `max` (> 0) are in use.

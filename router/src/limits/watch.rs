@@ -146,12 +146,12 @@ impl StatementWatch {
                 ))
             }
             qps::Charge::TransactionEnd => {
-                self.counters.metrics.statements.inc();
+                self.counters.metrics.statement();
                 return ClientVerdict::Pass;
             }
             qps::Charge::Token => {}
         }
-        self.counters.metrics.statements.inc();
+        self.counters.metrics.statement();
         let ran = self.counters.take_token(self.qps, self.burst);
         self.charges.charged(v, unit, ran);
         if ran {
@@ -161,7 +161,7 @@ impl StatementWatch {
         let msg = qps::message(&self.tenant, self.qps);
         tracing::info!(tenant = %self.tenant, unit = ?unit, "statement refused: qps_limit");
         if unit == Unit::Query && conv.at_rest() {
-            self.counters.metrics.errors.inc();
+            self.counters.metrics.error();
             self.local_reply.extend_from_slice(&qps::local_reply(&msg));
             return ClientVerdict::Answer;
         }
@@ -210,7 +210,7 @@ impl StatementWatch {
                     && matches!(p.unit, Unit::Bind | Unit::Execute)
                     && qps::is_stand_in_error(v.bytes) =>
             {
-                self.counters.metrics.errors.inc();
+                self.counters.metrics.error();
                 Edit::Replace(protocol::error_response(
                     Severity::Error,
                     "53400",
@@ -226,7 +226,7 @@ impl StatementWatch {
                     && v.body().is_some()
                     && protocol::error_fields(v.bytes).0 != "53400" =>
             {
-                self.counters.metrics.errors.inc();
+                self.counters.metrics.error();
                 Edit::Replace(protocol::error_response(
                     Severity::Error,
                     "53400",
@@ -235,7 +235,7 @@ impl StatementWatch {
             }
             _ if self.result.over(seq) => self.past_the_limit(v, ev, owner, why),
             ServerEvent::Error(p) => {
-                self.counters.metrics.errors.inc();
+                self.counters.metrics.error();
                 match p {
                     Some(p) if !self.reported && self.tripped.is_some_and(|t| t.1 == p.seq) => {
                         let code = v.body().map(|_| protocol::error_fields(v.bytes).0);
@@ -318,7 +318,7 @@ impl StatementWatch {
             return Edit::Drop;
         }
         self.reported = true;
-        self.counters.metrics.errors.inc();
+        self.counters.metrics.error();
         Edit::Replace(self.error(why))
     }
 
@@ -406,8 +406,7 @@ impl StatementWatch {
             return;
         }
         let m = &self.counters.metrics;
-        m.bytes_in.inc_by(bytes_in - self.accounted.0);
-        m.bytes_out.inc_by(bytes_out - self.accounted.1);
+        m.add_bytes(bytes_in - self.accounted.0, bytes_out - self.accounted.1);
         self.accounted = (bytes_in, bytes_out);
     }
 }

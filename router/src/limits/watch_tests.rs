@@ -192,7 +192,7 @@ async fn every_execute_of_a_bound_portal_costs_a_token_and_a_denied_one_fails_in
         .count();
     assert_eq!(passed, 3, "{verdicts:?}");
     assert_eq!(
-        w.counters.metrics.statements.get(),
+        w.counters.metrics.statements(),
         4,
         "Bind, 2 Executes, the denied one"
     );
@@ -415,7 +415,7 @@ async fn a_bind_and_its_execute_cost_one_token() {
         assert_eq!(client(&mut w, &mut c, &execute("")), ClientVerdict::Pass);
         client(&mut w, &mut c, &frame(b'S', b""));
     }
-    assert_eq!(w.counters.metrics.statements.get(), 3);
+    assert_eq!(w.counters.metrics.statements(), 3);
     // The bucket is dry: the Bind is denied, its Execute and the rest of
     // the batch go as stand-ins, and only the Bind is counted.
     let stand_in_bind = qps::stand_in(Unit::Bind, "");
@@ -433,7 +433,7 @@ async fn a_bind_and_its_execute_cost_one_token() {
         ClientVerdict::StandIn(stand_in_bind)
     );
     client(&mut w, &mut c, &frame(b'S', b""));
-    assert_eq!(w.counters.metrics.statements.get(), 4);
+    assert_eq!(w.counters.metrics.statements(), 4);
     // Answers, in order: three batches, then the denied one.
     for _ in 0..3 {
         for f in [

@@ -23,7 +23,7 @@ pub mod prepared;
 mod registry;
 pub mod switch;
 
-pub use registry::{terms_for, Opening, Place, Pools, Terms};
+pub use registry::{release_free_memory, terms_for, Opening, Place, Pools, Terms};
 
 use crate::auth::BackendLogin;
 use crate::backend::Backend;

@@ -289,14 +289,20 @@ impl Trim {
         if open >= self.peak || self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
             return;
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only returns free memory to the system; it
-        // takes the allocator's own locks and touches no memory in use.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        release_free_memory();
         self.peak = open;
         self.last = Some(Instant::now());
+    }
+}
+
+/// Give memory the allocator keeps free back to the system (glibc's
+/// `malloc_trim`; nothing elsewhere). Also after a large `/metrics` scrape.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it
+    // takes the allocator's own locks and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

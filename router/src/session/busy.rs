@@ -76,7 +76,7 @@ impl Session {
                 told = true;
                 out.extend_from_slice(&error);
                 if let Some(c) = &self.counters {
-                    c.metrics.errors.inc();
+                    c.metrics.error();
                 }
                 tracing::info!(parent: &self.span, error = %e, "statement refused: no pooled backend in time");
             }

@@ -462,7 +462,7 @@ impl Session {
         self.client.send(&out).await?;
         self.traffic.to_client += out.len() as u64;
         match &self.counters {
-            Some(c) => c.metrics.connections.inc(),
+            Some(c) => c.metrics.connection(),
             None => self.shared.metrics.bypass.inc(),
         }
         let login = self.authenticated.as_ref().map(|a| &a.login);

@@ -184,7 +184,7 @@ impl Session {
         self.client.send(&out).await?;
         self.traffic.to_client += out.len() as u64;
         if let Some(c) = &self.counters {
-            c.metrics.connections.inc();
+            c.metrics.connection();
         }
         self.authenticated = Some(Box::new(v.who));
         let label = self.pooled.as_ref().map(|p| p.pool.label().to_owned());

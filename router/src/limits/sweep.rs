@@ -1,0 +1,186 @@
+//! The sweep of the tenant map, once a second: at most `BATCH` entries a
+//! tick, from where the last tick stopped (the map is an `IndexMap`, so
+//! the cursor is an index), so one tick costs the same at 1,000 tenants as
+//! at 1,000,000, and every entry is seen within `len / BATCH` seconds.
+//!
+//! For each entry looked at:
+//!
+//! - with a connection open: in use, its idle time restarts;
+//! - held by anything but the map (a login, a watch, a scrape, an admin
+//!   read): kept, its idle time running on (it restarts when a connection
+//!   slot is released and when a session takes the entry);
+//! - else, unused for `metrics.tenant_idle_ms`: removed, with its counters,
+//!   QPS bucket, latency window, session registry and series (it starts
+//!   from zero on its next connection);
+//! - else: compacted (latency samples older than the window and ended
+//!   sessions' entries dropped, their buffers freed).
+//!
+//! An entry is removed only under the map lock and only while its `Arc`
+//! is the map's alone; every other `Arc` of it is taken under that lock, so
+//! nothing can be holding (or about to hold) an entry that is gone.
+//!
+//! Every `metrics.histogram_reassign_ms` the sweep also gives the
+//! `histogram_top_n` histogram places to the tenants that ran the most
+//! statements since the last time (one pass over the map).
+
+use super::{Limits, TenantCounters};
+use crate::metrics::tenant::now_ms;
+use indexmap::IndexMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the sweep runs.
+pub const EVERY: Duration = Duration::from_secs(1);
+/// Most entries one tick looks at.
+pub const BATCH: usize = 4096;
+
+/// Where the next tick goes on.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    next: usize,
+    /// When histogram places were last reassigned (`now_ms`).
+    reassigned_at: u64,
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub examined: usize,
+    pub dropped: usize,
+    pub reassigned: bool,
+}
+
+type Map = IndexMap<String, Arc<TenantCounters>>;
+
+impl TenantCounters {
+    /// Give back what an idle tenant does not need.
+    pub(crate) fn compact(&self, now: u64) {
+        self.metrics.compact(now);
+        self.sessions.compact();
+    }
+
+    /// Bytes it holds on the heap, besides its catalog row (`row`).
+    pub fn heap_bytes(&self) -> usize {
+        self.metrics.heap_bytes() + self.sessions.heap_bytes()
+    }
+}
+
+impl Limits {
+    /// Run the sweep every `EVERY` until the limits go away; after a large
+    /// scrape, give the memory it freed back to the system.
+    pub fn start_sweep(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(limits) = me.upgrade() else {
+                    return;
+                };
+                let s = limits.sweep(now_ms());
+                if s.dropped > 0 {
+                    tracing::debug!(
+                        dropped = s.dropped,
+                        examined = s.examined,
+                        "idle tenants' state dropped"
+                    );
+                }
+                if limits.metrics.take_trim() {
+                    crate::pool::release_free_memory();
+                }
+            }
+        });
+    }
+
+    /// One tick at time `now` (`now_ms`).
+    pub fn sweep(&self, now: u64) -> Swept {
+        let settings = self.metrics.settings();
+        let mut cursor = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map();
+        let mut s = Swept::default();
+        let mut i = cursor.next;
+        let todo = map.len().min(BATCH);
+        while s.examined < todo && !map.is_empty() {
+            if i >= map.len() {
+                i = 0;
+            }
+            s.examined += 1;
+            let Some((_, c)) = map.get_index(i) else {
+                break;
+            };
+            if c.active() > 0 {
+                c.touch(now);
+                i += 1;
+            } else if Arc::strong_count(c) > 1 {
+                // Held for now (a login, a scrape, an admin read): kept,
+                // but that is no use of the tenant.
+                i += 1;
+            } else if now.saturating_sub(c.last_used.load(Ordering::Relaxed))
+                >= settings.tenant_idle_ms
+            {
+                // The last entry moves to `i`: looked at next.
+                if let Some((id, _)) = map.swap_remove_index(i) {
+                    tracing::trace!(tenant = %id, "idle tenant's state dropped");
+                }
+                s.dropped += 1;
+                self.metrics
+                    .totals()
+                    .dropped_idle
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.compact(now);
+                i += 1;
+            }
+        }
+        cursor.next = i;
+        if now.saturating_sub(cursor.reassigned_at) >= settings.histogram_reassign_ms {
+            cursor.reassigned_at = now;
+            reassign(&map, settings.histogram_top_n, &self.metrics.named());
+            s.reassigned = true;
+        }
+        s
+    }
+}
+
+/// Named tenants hold a place; the `top` others that ran the most
+/// statements since the last reassignment get the top-N places (a holder
+/// wins a tie); everyone else loses theirs (its series go; it observes
+/// into `_other`).
+fn reassign(map: &Map, top: usize, named: &HashSet<String>) {
+    let mut best: BinaryHeap<Reverse<(u64, bool, usize)>> = BinaryHeap::with_capacity(top + 1);
+    for (i, (id, c)) in map.iter().enumerate() {
+        let recent = c.metrics.take_recent();
+        let holds = c.metrics.has_place();
+        if top == 0 || named.contains(id) || (recent == 0 && !holds) {
+            continue;
+        }
+        best.push(Reverse((recent, holds, i)));
+        if best.len() > top {
+            best.pop();
+        }
+    }
+    let mut winners: Vec<usize> = best.into_iter().map(|Reverse((_, _, i))| i).collect();
+    winners.sort_unstable();
+    let won = |i: usize| winners.binary_search(&i).is_ok();
+    // Take first, so the places freed go to the winners.
+    for (i, (id, c)) in map.iter().enumerate() {
+        if !named.contains(id) && !won(i) && c.metrics.has_place() {
+            c.metrics.set_place(false, false);
+        }
+    }
+    for (i, (id, c)) in map.iter().enumerate() {
+        if named.contains(id) {
+            c.metrics.set_place(true, true);
+        } else if won(i) {
+            c.metrics.set_place(true, false);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sweep_tests.rs"]
+mod tests;
