@@ -633,6 +633,70 @@ END
 $fn$;
 COMMENT ON FUNCTION tenant.router_catalog IS 'pg_tenant: effective tenant limits and pool settings for tenant-router (granted to tenant_router)';
 
+-- 0.7.0: the admin API's pages, read in the byte order of the ids
+-- (COLLATE "C", whatever the database's collation), so that a cursor and a
+-- prefix are one range of one index and a page costs O(page) at any
+-- number of tenants. Disabled tenants have an index of their own, so
+-- listing them does not read the enabled ones.
+CREATE INDEX tenants_id_bytewise ON tenant.tenants (id COLLATE pg_catalog."C");
+CREATE INDEX tenants_disabled_id_bytewise ON tenant.tenants (id COLLATE pg_catalog."C") WHERE NOT enabled;
+
+-- One page of tenant.router_catalog(NULL): the tenants whose id comes
+-- after after_id (NULL: from the first), in byte order, at most page_size
+-- (1 to 1000) of them; with id_prefix, only ids starting with it (the
+-- prefix is compared, never made into a pattern); with only_enabled, only
+-- enabled (true) or disabled (false) tenants. Every stored id is ASCII
+-- below '~' (tenant_id_pattern), so the ids starting with p are exactly
+-- the range [p, p || '~'). Run as EXECUTE ... USING: each call is planned
+-- with its values (an index range scan), never with a generic plan.
+CREATE FUNCTION tenant.router_catalog_page(after_id text, page_size integer,
+                                           id_prefix text DEFAULT NULL,
+                                           only_enabled boolean DEFAULT NULL)
+RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
+               schema_name text, max_connections integer, qps_limit integer,
+               burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
+               dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
+               client_idle_timeout_ms integer)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    sql pg_catalog.text;
+BEGIN
+    IF page_size IS NULL OR page_size OPERATOR(pg_catalog.<) 1 OR page_size OPERATOR(pg_catalog.>) 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000, not %', coalesce(page_size::pg_catalog.text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Read the next page with after_id => the last id of this one.';
+    END IF;
+    sql := 'SELECT l.id, l.enabled, l.isolation, l.database_name::pg_catalog.text, l.schema_name::pg_catalog.text,
+                   l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
+                   l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+              FROM tenant.tenant_list l
+             WHERE (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>) $1
+               AND (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>=) $2
+               AND (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.<) ($2 OPERATOR(pg_catalog.||) ''~'')';
+    -- A literal condition, so the planner can use the disabled tenants' index.
+    IF only_enabled IS FALSE THEN
+        sql := sql OPERATOR(pg_catalog.||) ' AND NOT l.enabled';
+    ELSIF only_enabled THEN
+        sql := sql OPERATOR(pg_catalog.||) ' AND l.enabled';
+    END IF;
+    sql := sql OPERATOR(pg_catalog.||) ' ORDER BY (l.id COLLATE pg_catalog."C") LIMIT $3';
+    RETURN QUERY EXECUTE sql USING coalesce(after_id, ''), coalesce(id_prefix, ''), page_size;
+END
+$fn$;
+COMMENT ON FUNCTION tenant.router_catalog_page IS 'pg_tenant: one page of tenant.router_catalog(), ids in byte order after after_id, optionally by prefix and state, for tenant-router''s admin API (granted to tenant_router)';
+
+-- How many tenants there are, enabled and disabled (the admin API's
+-- summary).
+CREATE FUNCTION tenant.router_catalog_counts()
+RETURNS TABLE (tenants bigint, enabled bigint, disabled bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT pg_catalog.count(*),
+       pg_catalog.count(*) FILTER (WHERE t.enabled),
+       pg_catalog.count(*) FILTER (WHERE NOT t.enabled)
+  FROM tenant.tenants t
+$fn$;
+COMMENT ON FUNCTION tenant.router_catalog_counts IS 'pg_tenant: the number of tenants, enabled and disabled, for tenant-router''s admin API (granted to tenant_router)';
+
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
@@ -641,7 +705,8 @@ REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
     tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer),
-    tenant.router_catalog(text)
+    tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean),
+    tenant.router_catalog_counts()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
@@ -649,5 +714,6 @@ GRANT EXECUTE ON FUNCTION
     tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer)
     TO tenant_admin;
-GRANT EXECUTE ON FUNCTION tenant.router_catalog(text) TO tenant_router;
+GRANT EXECUTE ON FUNCTION tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean),
+    tenant.router_catalog_counts() TO tenant_router;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;

@@ -1,5 +1,5 @@
 //! The extension's upgrade path: a database created with the frozen 0.1.0,
-//! 0.2.0, 0.3.0, 0.4.0 or 0.5.0 install script keeps its tenants through
+//! 0.2.0, 0.3.0, 0.4.0, 0.5.0 or 0.6.0 install script keeps its tenants through
 //! `ALTER EXTENSION pg_tenant UPDATE`, and ends with exactly the schema of
 //! a fresh install. The router reads a catalog of any of them.
 mod common;
@@ -63,7 +63,7 @@ fn extension_schema(db: &str) -> Vec<String> {
 }
 
 /// The version `CREATE EXTENSION pg_tenant` installs.
-const CURRENT: &str = "0.6.0";
+const CURRENT: &str = "0.7.0";
 
 fn extversion(db: &str) -> String {
     sql(
@@ -210,6 +210,29 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         ),
         "t\n600000"
     );
+    // 0.7.0: the admin API's pages and counts, in byte order.
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s', id, enabled, pool_mode), ';') \
+             FROM tenant.router_catalog_page(NULL, 1000)"
+        ),
+        "acme|t|transaction;globex|f|session"
+    );
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(id, ';') FROM tenant.router_catalog_page('acme', 1, 'g', false)"
+        ),
+        "globex"
+    );
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT format('%s|%s|%s', tenants, enabled, disabled) FROM tenant.router_catalog_counts()"
+        ),
+        "2|1|1"
+    );
     sql(
         old_db,
         "SELECT tenant.set_password('acme', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
@@ -227,6 +250,10 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     for member in [
         "CREATE FUNCTION tenant.notify",
         "CREATE FUNCTION tenant.router_catalog",
+        "CREATE FUNCTION tenant.router_catalog_page",
+        "CREATE FUNCTION tenant.router_catalog_counts",
+        "CREATE INDEX tenants_id_bytewise",
+        "CREATE INDEX tenants_disabled_id_bytewise",
         "CREATE TABLE tenant.defaults",
         "CREATE FUNCTION tenant.set_password",
         "CREATE TABLE tenant.tenant_secrets",
@@ -269,6 +296,11 @@ fn update_from_0_4_0_keeps_tenants_and_matches_a_fresh_install() {
 #[test]
 fn update_from_0_5_0_keeps_tenants_and_matches_a_fresh_install() {
     update_keeps_tenants_and_matches_a_fresh_install("0.5.0", "upgrade_old5", "upgrade_new5");
+}
+
+#[test]
+fn update_from_0_6_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.6.0", "upgrade_old6", "upgrade_new6");
 }
 
 /// The router's catalog in a database still on 0.5.0 (no
