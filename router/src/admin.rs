@@ -4,7 +4,8 @@
 //! |----------------------------------|---------------------------------------------|
 //! | `GET /health`                    | the process is up                           |
 //! | `GET /ready`                     | catalog and upstream answer, not draining   |
-//! | `GET /tenants`                   | every catalog tenant: limits and counters   |
+//! | `GET /tenants`                   | a page of tenants: limits and counters; `?limit=&after=&prefix=&enabled=&active=` (`pages`) |
+//! | `GET /tenants/summary`           | tenants by state, connected, top-N by connections, statements, errors; `?top=` |
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency           |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
@@ -13,7 +14,9 @@
 //! With `admin_token` set, every route but /health and /ready needs
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
 
-use crate::catalog::{CatalogError, TenantInfo};
+mod pages;
+
+use crate::catalog::CatalogError;
 use crate::metrics::TenantSnapshot;
 use crate::shared::Shared;
 use axum::extract::{Path, Request, State};
@@ -22,7 +25,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum AdminError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("query parameter \"{name}\": {reason}")]
+    BadParameter { name: String, reason: String },
     #[error("\"{0}\" is not a valid tenant id")]
     InvalidTenant(String),
     #[error("tenant \"{0}\" does not exist")]
@@ -52,7 +56,9 @@ impl AdminError {
     fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::InvalidTenant(_) => StatusCode::BAD_REQUEST,
+            AdminError::InvalidTenant(_) | AdminError::BadParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             AdminError::UnknownTenant(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
             AdminError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +103,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         checks: tokio::sync::Mutex::new(None),
     });
     let private = Router::new()
-        .route("/tenants", get(tenants))
+        .route("/tenants", get(pages::tenants))
+        .route("/tenants/summary", get(pages::summary))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
         .route("/pools", get(pools))
@@ -219,27 +226,6 @@ async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!("{addr}: timed out")),
     }
-}
-
-/// One entry of `GET /tenants`.
-#[derive(Serialize)]
-struct TenantView {
-    #[serde(flatten)]
-    limits: TenantInfo,
-    counters: TenantSnapshot,
-}
-
-async fn tenants(State(app): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
-    let shared = &app.shared;
-    let list = shared.catalog.list().await?;
-    let views: Vec<TenantView> = list
-        .into_iter()
-        .map(|info| TenantView {
-            counters: snapshot(shared, &info.id),
-            limits: info,
-        })
-        .collect();
-    Ok(Json(json!({ "tenants": views })))
 }
 
 /// A tenant's counters; zeros when it has had no connection.

@@ -17,6 +17,7 @@
 //! with the catalog down, cached tenants keep working until their TTL and
 //! everything else is refused.
 
+use crate::catalog_page::{Counts, PageQuery};
 use crate::config::Catalog as CatalogConfig;
 use futures_util::StreamExt;
 use moka::future::Cache;
@@ -139,7 +140,13 @@ pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
 
 enum Request {
     Lookup(String, oneshot::Sender<Result<Entry, CatalogError>>),
-    List(oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>),
+    /// One page for the admin API (`catalog_page`).
+    Page(
+        PageQuery,
+        oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>,
+    ),
+    /// Tenants by state, for the admin API (`catalog_page`).
+    Counts(oneshot::Sender<Result<Counts, CatalogError>>),
     Check(oneshot::Sender<Result<(), CatalogError>>),
     Secret(
         Secret,
@@ -152,7 +159,8 @@ impl Request {
     fn fail(self, e: CatalogError) {
         match self {
             Request::Lookup(_, tx) => drop(tx.send(Err(e))),
-            Request::List(tx) => drop(tx.send(Err(e))),
+            Request::Page(_, tx) => drop(tx.send(Err(e))),
+            Request::Counts(tx) => drop(tx.send(Err(e))),
             Request::Check(tx) => drop(tx.send(Err(e))),
             Request::Secret(_, _, tx) => drop(tx.send(Err(e))),
         }
@@ -187,7 +195,7 @@ pub struct Catalog {
     /// Whether `tenant.router_catalog` has `client_idle_timeout_ms`
     /// (pg_tenant 0.6.0), checked with `has_secrets`.
     has_idle: AtomicBool,
-    /// Queries run (lookups, lists, checks).
+    /// Queries run (lookups, pages, counts, checks).
     queries: OnceLock<prometheus::IntCounter>,
 }
 
@@ -310,9 +318,15 @@ impl Catalog {
         }
     }
 
-    /// Every tenant in the catalog (for the admin API), read now.
-    pub async fn list(&self) -> Result<Vec<TenantInfo>, CatalogError> {
-        self.ask(Request::List).await
+    /// One page of the catalog (for the admin API), read now: see
+    /// `catalog_page`.
+    pub async fn page(&self, q: PageQuery) -> Result<Vec<TenantInfo>, CatalogError> {
+        self.ask(|tx| Request::Page(q, tx)).await
+    }
+
+    /// How many tenants the catalog has, by state (for the admin API).
+    pub async fn counts(&self) -> Result<Counts, CatalogError> {
+        self.ask(Request::Counts).await
     }
 
     /// A secret, read now (never cached): None when the catalog has none
@@ -516,16 +530,14 @@ impl Catalog {
         for req in others {
             self.counted();
             match req {
-                Request::List(tx) => {
+                Request::Page(q, tx) => {
                     let _ = self.check_schema(client, false).await;
-                    let optional = self.optional_columns();
-                    let sql =
-                        format!("SELECT {COLUMNS}{optional} FROM tenant.router_catalog(NULL) AS r");
-                    let r = client.query(&sql, &[]).await;
-                    let _ = tx.send(
-                        r.map(|rows| rows.iter().map(row_info).collect())
-                            .map_err(|e| CatalogError::Unavailable(e.to_string())),
-                    );
+                    let columns = format!("{COLUMNS}{}", self.optional_columns());
+                    let r = crate::catalog_page::read_page(client, &columns, row_info, &q).await;
+                    let _ = tx.send(r);
+                }
+                Request::Counts(tx) => {
+                    let _ = tx.send(crate::catalog_page::read_counts(client).await);
                 }
                 Request::Check(tx) => {
                     let r = client.simple_query("SELECT 1").await;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod backend;
 pub mod cancel;
 pub mod catalog;
+pub mod catalog_page;
 pub mod codec;
 pub mod config;
 pub mod conversation;

@@ -174,6 +174,18 @@ impl Limits {
         map.get(tenant).cloned()
     }
 
+    /// Call `f` with every tenant the router holds counters for (connected
+    /// now or before), in no order, under the map's lock: `f` must be quick
+    /// (new connections wait for the lock) and must not call into `Limits`.
+    /// The admin API's `active` pages and summary read the map this way,
+    /// keeping only a page or a top-N of what they see.
+    pub fn for_each_tenant(&self, mut f: impl FnMut(&str, &TenantCounters)) {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in map.iter() {
+            f(id, c);
+        }
+    }
+
     /// Set every known tenant's open-connections gauge (at scrape time;
     /// under the map lock, so a tenant being forgotten does not come back).
     pub fn export_active(&self) {
