@@ -4,10 +4,9 @@
 //! |----------------------------------|---------------------------------------------|
 //! | `GET /health`                    | the process is up                           |
 //! | `GET /ready`                     | catalog and upstream answer, not draining   |
-//! | `GET /tenants`                   | every catalog tenant: limits and counters   |
-//! | `GET /tenants/{id}`              | one tenant as this router holds it: its     |
-//! |                                  | catalog row (kept since its last change)    |
-//! |                                  | and counters                                |
+//! | `GET /tenants`                   | a page of tenants: limits and counters; `?limit=&after=&prefix=&enabled=&active=` (`pages`) |
+//! | `GET /tenants/summary`           | tenants by state, connected, top-N by connections, statements, errors; `?top=` |
+//! | `GET /tenants/{id}`              | one tenant as this router holds it: its catalog row (kept since its last change) and counters (a tenant named `summary`: `/tenants?prefix=summary&limit=1`) |
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency (zeros when its state was dropped as idle) |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
@@ -16,7 +15,9 @@
 //! With `admin_token` set, every route but /health and /ready needs
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
 
-use crate::catalog::{CatalogError, TenantInfo};
+mod pages;
+
+use crate::catalog::CatalogError;
 use crate::metrics::TenantSnapshot;
 use crate::shared::Shared;
 use axum::extract::{Path, Request, State};
@@ -25,7 +26,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +39,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum AdminError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("query parameter \"{name}\": {reason}")]
+    BadParameter { name: String, reason: String },
     #[error("\"{0}\" is not a valid tenant id")]
     InvalidTenant(String),
     #[error("tenant \"{0}\" does not exist")]
@@ -55,7 +57,9 @@ impl AdminError {
     fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::InvalidTenant(_) => StatusCode::BAD_REQUEST,
+            AdminError::InvalidTenant(_) | AdminError::BadParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             AdminError::UnknownTenant(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
             AdminError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,7 +104,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         checks: tokio::sync::Mutex::new(None),
     });
     let private = Router::new()
-        .route("/tenants", get(tenants))
+        .route("/tenants", get(pages::tenants))
+        .route("/tenants/summary", get(pages::summary))
         .route("/tenants/{id}", get(tenant))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
@@ -225,27 +230,6 @@ async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// One entry of `GET /tenants`.
-#[derive(Serialize)]
-struct TenantView {
-    #[serde(flatten)]
-    limits: TenantInfo,
-    counters: TenantSnapshot,
-}
-
-async fn tenants(State(app): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
-    let shared = &app.shared;
-    let list = shared.catalog.list().await?;
-    let views: Vec<TenantView> = list
-        .into_iter()
-        .map(|info| TenantView {
-            counters: snapshot(shared, &info.id),
-            limits: info,
-        })
-        .collect();
-    Ok(Json(json!({ "tenants": views })))
-}
-
 /// A tenant's counters; zeros when it has had no connection.
 fn snapshot(shared: &Shared, id: &str) -> TenantSnapshot {
     match shared.limits.get(id) {
@@ -269,7 +253,7 @@ async fn tenant(
         return Err(AdminError::UnknownTenant(id));
     };
     let has_secret = row.auth_secret.is_some();
-    let mut view = serde_json::to_value(TenantView {
+    let mut view = serde_json::to_value(pages::TenantView {
         counters: snapshot(shared, &id),
         limits: (*row).clone(),
     })

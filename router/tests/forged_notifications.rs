@@ -26,13 +26,17 @@ async fn a_flood_of_forged_notifications_does_not_stop_logins() {
     }
     let notified = sample(&r, "tenant_router_catalog_notifications_total").await;
     let c = cluster();
-    let url = format!("host={} port={} user=rt_notifier dbname={DB}", c.sock, c.port);
+    let url = format!(
+        "host={} port={} user=rt_notifier dbname={DB}",
+        c.sock, c.port
+    );
     let (flood, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
     let flooding = tokio::spawn(async move {
-        let stars = (0..1000).map(|_| flood.execute("SELECT pg_notify('pg_tenant_catalog', '*')", &[]));
+        let stars =
+            (0..1000).map(|_| flood.execute("SELECT pg_notify('pg_tenant_catalog', '*')", &[]));
         futures_util::future::try_join_all(stars).await?;
         flood
             .execute(
@@ -49,7 +53,10 @@ async fn a_flood_of_forged_notifications_does_not_stop_logins() {
         let c = connect(&r.url(&format!("rt_app.{t}")))
             .await
             .unwrap_or_else(|e| panic!("login {logins} of {t} during the flood: {e}"));
-        assert_eq!(first_value(&c, "SELECT tenant.current_tenant_id()").await, t);
+        assert_eq!(
+            first_value(&c, "SELECT tenant.current_tenant_id()").await,
+            t
+        );
         logins += 1;
     }
     flooding.await.unwrap().expect("the flood ran");

@@ -692,7 +692,7 @@ async fn a_secret_applies_once_notified_and_is_never_shown() {
             .0,
         "sa_late"
     );
-    let listed = reqwest::get(r.admin("/tenants"))
+    let listed = reqwest::get(r.admin("/tenants?prefix=sa_late"))
         .await
         .unwrap()
         .text()

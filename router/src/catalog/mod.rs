@@ -26,9 +26,11 @@
 //! names them.
 
 mod known;
+pub mod page;
 mod row;
 mod worker;
 
+pub use page::{Counts, PageQuery, MAX_PAGE};
 pub use row::{Entry, PoolMode, PoolSettings, Redacted, TenantInfo};
 
 use crate::config::Catalog as CatalogConfig;
@@ -96,7 +98,13 @@ pub struct CatalogMetrics {
 
 enum Request {
     Lookup(String, oneshot::Sender<Result<Entry, CatalogError>>),
-    List(oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>),
+    /// One page for the admin API (`page`).
+    Page(
+        PageQuery,
+        oneshot::Sender<Result<Vec<TenantInfo>, CatalogError>>,
+    ),
+    /// Tenants by state, for the admin API (`page`).
+    Counts(oneshot::Sender<Result<Counts, CatalogError>>),
     Check(oneshot::Sender<Result<(), CatalogError>>),
     Secret(
         Secret,
@@ -109,7 +117,8 @@ impl Request {
     fn fail(self, e: CatalogError) {
         match self {
             Request::Lookup(_, tx) => drop(tx.send(Err(e))),
-            Request::List(tx) => drop(tx.send(Err(e))),
+            Request::Page(_, tx) => drop(tx.send(Err(e))),
+            Request::Counts(tx) => drop(tx.send(Err(e))),
             Request::Check(tx) => drop(tx.send(Err(e))),
             Request::Secret(_, _, tx) => drop(tx.send(Err(e))),
         }
@@ -271,9 +280,15 @@ impl Catalog {
         }
     }
 
-    /// Every tenant in the catalog (for the admin API), read now.
-    pub async fn list(&self) -> Result<Vec<TenantInfo>, CatalogError> {
-        self.ask(Request::List).await
+    /// One page of the catalog (for the admin API), read now: see
+    /// `page`.
+    pub async fn page(&self, q: PageQuery) -> Result<Vec<TenantInfo>, CatalogError> {
+        self.ask(|tx| Request::Page(q, tx)).await
+    }
+
+    /// How many tenants the catalog has, by state (for the admin API).
+    pub async fn counts(&self) -> Result<Counts, CatalogError> {
+        self.ask(Request::Counts).await
     }
 
     /// A secret, read now (never cached): None when the catalog has none

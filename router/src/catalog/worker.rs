@@ -169,17 +169,16 @@ impl Catalog {
         for req in others {
             self.counted();
             match req {
-                Request::List(tx) => {
+                Request::Page(q, tx) => {
                     let _ = self.check_schema(client, false).await;
-                    let optional = self.optional_columns();
-                    let sql =
-                        format!("SELECT {COLUMNS}{optional} FROM tenant.router_catalog(NULL) AS r");
+                    let columns = format!("{COLUMNS}{}", self.optional_columns());
                     let seq = self.next_seq();
-                    let r = client.query(&sql, &[]).await;
-                    let _ = tx.send(
-                        r.map(|rows| rows.iter().map(|r| row_info(r, seq)).collect())
-                            .map_err(|e| CatalogError::Unavailable(e.to_string())),
-                    );
+                    let r =
+                        super::page::read_page(client, &columns, |r| row_info(r, seq), &q).await;
+                    let _ = tx.send(r);
+                }
+                Request::Counts(tx) => {
+                    let _ = tx.send(super::page::read_counts(client).await);
                 }
                 Request::Check(tx) => {
                     let r = client.simple_query("SELECT 1").await;

@@ -249,6 +249,18 @@ impl Limits {
         self.metrics.scrape(tenants)
     }
 
+    /// Call `f` with every tenant the router holds counters for (connected
+    /// now or before), in no order, under the map's lock: `f` must be quick
+    /// (new connections wait for the lock) and must not call into `Limits`.
+    /// The admin API's `active` pages and summary read the map this way,
+    /// keeping only a page or a top-N of what they see.
+    pub fn for_each_tenant(&self, mut f: impl FnMut(&str, &TenantCounters)) {
+        let map = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, c) in map.iter() {
+            f(id, c);
+        }
+    }
+
     /// A tenant left the catalog: close its sessions, drop its counters and
     /// its metric series.
     pub fn forget(&self, tenant: &str) {
