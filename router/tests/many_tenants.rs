@@ -119,3 +119,31 @@ async fn a_storm_of_changes_rereads_only_held_tenants() {
     let e = c.batch_execute("SELECT pg_sleep(0.5)").await.unwrap_err();
     assert_eq!(sqlstate(&e), "57014", "{e}");
 }
+
+/// A change made by hand (an UPDATE of the catalog's tables, not through
+/// alter_tenant or set_password) notifies too (pg_tenant 0.7.0's statement
+/// triggers): the kept row is dropped, and new connections get the change.
+#[tokio::test]
+async fn a_change_made_by_hand_reaches_the_kept_row() {
+    set_limits("by-hand", "reset => '{max_query_ms}'");
+    admin_sql("SELECT tenant.set_password('by-hand', NULL)");
+    let r = Router::start();
+    drop(connect(&r.url("rt_app.by-hand")).await.unwrap());
+    router_sees(&r, "by-hand", |t| t["max_query_ms"] == 0).await;
+    admin_sql("UPDATE tenant.tenants SET max_query_ms = 200 WHERE id = 'by-hand'");
+    router_sees(&r, "by-hand", |t| t["max_query_ms"] == 200).await;
+    let c = connect(&r.url("rt_app.by-hand")).await.unwrap();
+    let e = c.batch_execute("SELECT pg_sleep(0.5)").await.unwrap_err();
+    assert_eq!(sqlstate(&e), "57014", "{e}");
+    // A secret written by hand, then removed by hand.
+    admin_sql(
+        "INSERT INTO tenant.tenant_secrets (tenant_id, verifier) \
+         SELECT 'by-hand', tenant._scram_verifier('by-hand-secret')",
+    );
+    router_sees(&r, "by-hand", |t| t["has_secret"] == true).await;
+    admin_sql("DELETE FROM tenant.tenant_secrets WHERE tenant_id = 'by-hand'");
+    router_sees(&r, "by-hand", |t| t["has_secret"] == false).await;
+    // Back to the default, by hand.
+    admin_sql("UPDATE tenant.tenants SET max_query_ms = NULL WHERE id = 'by-hand'");
+    router_sees(&r, "by-hand", |t| t["max_query_ms"] == 0).await;
+}
