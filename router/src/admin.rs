@@ -93,7 +93,13 @@ struct Admin {
     shared: Arc<Shared>,
     /// The last probes and when they ran; concurrent callers wait for one.
     checks: tokio::sync::Mutex<Option<(Instant, Checks)>>,
+    /// One permit per `/metrics` response being sent (`MAX_SCRAPES`).
+    scrapes: Arc<tokio::sync::Semaphore>,
 }
+
+/// Most `/metrics` responses sent at once: each holds a pointer per
+/// tenant until its client has read it all; more get 503.
+const MAX_SCRAPES: usize = 4;
 
 type AppState = Arc<Admin>;
 
@@ -102,6 +108,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let app = Arc::new(Admin {
         shared,
         checks: tokio::sync::Mutex::new(None),
+        scrapes: Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES)),
     });
     let private = Router::new()
         .route("/tenants", get(pages::tenants))
@@ -305,11 +312,21 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .set(i64::from(shared.catalog.is_connected().await));
     shared.metrics.clients.set(shared.open_clients() as i64);
     shared.pools.export();
-    // Streamed a chunk of tenants at a time: a scrape holds one chunk.
-    let chunks = shared
-        .limits
-        .scrape()
-        .map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c)));
+    let Ok(permit) = app.scrapes.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": format!("{MAX_SCRAPES} /metrics responses are being sent already: try again")
+            })),
+        )
+            .into_response();
+    };
+    // Streamed a chunk of tenants at a time: a scrape holds one chunk, and
+    // its permit until the body is sent or dropped.
+    let chunks = shared.limits.scrape().map(move |c| {
+        let _held = &permit;
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c))
+    });
     (
         [(
             header::CONTENT_TYPE,

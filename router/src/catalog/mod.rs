@@ -169,6 +169,11 @@ pub struct Catalog {
     /// (pg_tenant 0.6.0), checked with `has_secrets`.
     has_idle: AtomicBool,
     metrics: OnceLock<CatalogMetrics>,
+    /// One admin read (a page, the counts) on the catalog connection at a
+    /// time: each round of the worker serves at most one besides the
+    /// lookups, so the admin API never holds logins up by more than one
+    /// such query.
+    admin_reads: tokio::sync::Semaphore,
 }
 
 impl Catalog {
@@ -193,6 +198,7 @@ impl Catalog {
             has_idle: AtomicBool::new(false),
             schema_checked: Mutex::new(None),
             metrics: OnceLock::new(),
+            admin_reads: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -283,12 +289,21 @@ impl Catalog {
     /// One page of the catalog (for the admin API), read now: see
     /// `page`.
     pub async fn page(&self, q: PageQuery) -> Result<Vec<TenantInfo>, CatalogError> {
+        let _turn = self.admin_turn().await?;
         self.ask(|tx| Request::Page(q, tx)).await
     }
 
     /// How many tenants the catalog has, by state (for the admin API).
     pub async fn counts(&self) -> Result<Counts, CatalogError> {
+        let _turn = self.admin_turn().await?;
         self.ask(Request::Counts).await
+    }
+
+    async fn admin_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CatalogError> {
+        self.admin_reads
+            .acquire()
+            .await
+            .map_err(|_| CatalogError::Unavailable("the catalog is shutting down".into()))
     }
 
     /// A secret, read now (never cached): None when the catalog has none

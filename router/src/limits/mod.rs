@@ -156,7 +156,7 @@ impl Drop for ConnectionSlot {
     }
 }
 
-impl TenantSource for Arc<TenantCounters> {
+impl TenantSource for TenantCounters {
     fn metrics(&self) -> &TenantMetrics {
         &self.metrics
     }
@@ -242,10 +242,11 @@ impl Limits {
 
     /// The Prometheus exposition, in chunks: the registry's families, the
     /// aggregates and every held tenant's families. The map lock is held
-    /// only to copy the entries' pointers (the sweep leaves entries alone
-    /// while the scrape holds them).
-    pub fn scrape(&self) -> crate::metrics::Scrape<Arc<TenantCounters>> {
-        let tenants: Vec<Arc<TenantCounters>> = self.map().values().cloned().collect();
+    /// only to copy `Weak` pointers to the entries: a scrape keeps no
+    /// tenant's state alive, however long its client takes to read it.
+    pub fn scrape(&self) -> crate::metrics::Scrape<std::sync::Weak<TenantCounters>> {
+        let tenants: Vec<std::sync::Weak<TenantCounters>> =
+            self.map().values().map(Arc::downgrade).collect();
         self.metrics.scrape(tenants)
     }
 

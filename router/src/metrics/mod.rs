@@ -16,7 +16,7 @@ pub mod render;
 pub mod settings;
 pub mod tenant;
 
-pub use render::TenantSource;
+pub use render::{ScrapeEntry, TenantSource};
 pub use settings::MetricsSettings;
 pub use tenant::{Latency, TenantMetrics, TenantSnapshot, Totals, WINDOW};
 
@@ -389,8 +389,12 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4) of `tenants`, in
     /// chunks of `render::CHUNK` tenants: a response body streams them, so
     /// a scrape holds one chunk at a time, whatever the number of tenants.
-    pub fn scrape<T: TenantSource>(self: &Arc<Self>, tenants: Vec<T>) -> Scrape<T> {
-        let id_bytes = tenants.iter().map(|t| t.metrics().id().len()).sum();
+    pub fn scrape<E: ScrapeEntry>(self: &Arc<Self>, tenants: Vec<E>) -> Scrape<E> {
+        let id_bytes = tenants
+            .iter()
+            .filter_map(ScrapeEntry::live)
+            .map(|t| t.metrics().id().len())
+            .sum();
         Scrape {
             metrics: self.clone(),
             tenants,
@@ -410,11 +414,13 @@ impl Metrics {
 }
 
 /// One scrape's chunks (an iterator: the head, then each tenant family
-/// `render::CHUNK` tenants at a time). It holds the tenants' entries until
-/// it is dropped (the sweep leaves held entries alone).
-pub struct Scrape<T: TenantSource> {
+/// `render::CHUNK` tenants at a time). It holds `Weak` pointers to the
+/// tenants' entries: a tenant dropped meanwhile (idle, or gone from the
+/// catalog) is skipped, and a scrape whose client stops reading keeps no
+/// tenant's state alive.
+pub struct Scrape<E: ScrapeEntry> {
     metrics: Arc<Metrics>,
-    tenants: Vec<T>,
+    tenants: Vec<E>,
     id_bytes: usize,
     head: bool,
     family: usize,
@@ -423,12 +429,13 @@ pub struct Scrape<T: TenantSource> {
     bytes: usize,
 }
 
-impl<T: TenantSource> Iterator for Scrape<T> {
+impl<E: ScrapeEntry> Iterator for Scrape<E> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
         if std::mem::take(&mut self.head) {
-            let out = self.metrics.head(&self.tenants);
+            let live: Vec<E::Live> = self.tenants.iter().filter_map(ScrapeEntry::live).collect();
+            let out = self.metrics.head(&live);
             self.bytes += out.len();
             return Some(out);
         }
@@ -438,7 +445,18 @@ impl<T: TenantSource> Iterator for Scrape<T> {
             let ids = self.id_bytes * (to - self.from) / n.max(1);
             let mut out = Vec::with_capacity(render::estimate(to - self.from, ids));
             let totals = &self.metrics.totals;
-            render::family(&mut out, totals, &self.tenants, self.family, self.from, to);
+            let live: Vec<E::Live> = self.tenants[self.from..to]
+                .iter()
+                .filter_map(ScrapeEntry::live)
+                .collect();
+            render::family_part(
+                &mut out,
+                totals,
+                &live,
+                self.family,
+                self.from == 0,
+                to >= n,
+            );
             if to >= n {
                 (self.family, self.from) = (self.family + 1, 0);
             } else {
@@ -453,7 +471,7 @@ impl<T: TenantSource> Iterator for Scrape<T> {
     }
 }
 
-impl<T: TenantSource> Drop for Scrape<T> {
+impl<E: ScrapeEntry> Drop for Scrape<E> {
     fn drop(&mut self) {
         if self.bytes > TRIM_AFTER_BYTES {
             self.metrics.trim.store(true, Ordering::Release);

@@ -34,6 +34,32 @@ pub trait TenantSource {
     fn active(&self) -> u32;
 }
 
+impl<X: TenantSource> TenantSource for std::sync::Arc<X> {
+    fn metrics(&self) -> &TenantMetrics {
+        (**self).metrics()
+    }
+
+    fn active(&self) -> u32 {
+        (**self).active()
+    }
+}
+
+/// What a scrape holds of a tenant until it renders it: a `Weak` pointer,
+/// so that a scrape whose client stops reading keeps no tenant's state
+/// alive (the sweep drops it; the scrape skips it).
+pub trait ScrapeEntry {
+    type Live: TenantSource;
+    fn live(&self) -> Option<Self::Live>;
+}
+
+impl<X: TenantSource> ScrapeEntry for std::sync::Weak<X> {
+    type Live = std::sync::Arc<X>;
+
+    fn live(&self) -> Option<std::sync::Arc<X>> {
+        self.upgrade()
+    }
+}
+
 /// `# HELP` and `# TYPE` lines (help texts are constants without `\` or
 /// newlines).
 pub fn header(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
@@ -290,7 +316,19 @@ pub fn family<T: TenantSource>(
     to: usize,
 ) {
     let part = tenants.get(from..to).unwrap_or_default();
-    let first = from == 0;
+    family_part(out, totals, part, f, from == 0, to >= tenants.len());
+}
+
+/// Family `f` of `part`, a chunk of the tenants: HELP and TYPE when it is
+/// the `first`, the `_other` histogram when it is the `last`.
+pub fn family_part<T: TenantSource>(
+    out: &mut Vec<u8>,
+    totals: &Totals,
+    part: &[T],
+    f: usize,
+    first: bool,
+    last: bool,
+) {
     match f {
         0 => {
             let name = "tenant_router_connections_active";
@@ -338,7 +376,7 @@ pub fn family<T: TenantSource>(
                     histogram(out, DURATION, Some(m.id()), &c);
                 }
             }
-            if to >= tenants.len() {
+            if last {
                 histogram(out, DURATION, Some(OTHER), &totals.other_latency.load());
             }
         }

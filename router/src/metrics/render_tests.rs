@@ -215,7 +215,10 @@ fn a_scrape_streams_small_chunks_of_the_same_text() {
     ts[5].0.refused(Refusal::Disabled);
     ts[CHUNK + 1].0.observe(Duration::from_millis(1));
     let whole = m.render(&ts);
-    let chunks: Vec<Vec<u8>> = m.scrape(ts).collect();
+    let held: Vec<std::sync::Arc<T>> = ts.into_iter().map(std::sync::Arc::new).collect();
+    let chunks: Vec<Vec<u8>> = m
+        .scrape(held.iter().map(std::sync::Arc::downgrade).collect())
+        .collect();
     assert_eq!(chunks.concat(), whole, "the same text");
     // The head, then per family one chunk per CHUNK tenants (4) but the
     // empty ones: by reason, only the first (its HELP and TYPE, and here
@@ -230,4 +233,34 @@ fn a_scrape_streams_small_chunks_of_the_same_text() {
     for c in &chunks[1..] {
         assert!(c.len() <= c.capacity() && c.capacity() <= 64 * 1024);
     }
+}
+
+#[test]
+fn a_scrape_keeps_no_tenant_alive_and_skips_the_dropped() {
+    let m = std::sync::Arc::new(Metrics::new());
+    let mut held: Vec<std::sync::Arc<T>> = (0..CHUNK + 3)
+        .map(|i| std::sync::Arc::new(T(m.tenant(&format!("kept-{i:05}")), 0)))
+        .collect();
+    let mut scrape = m.scrape(held.iter().map(std::sync::Arc::downgrade).collect());
+    let head = scrape.next().expect("the head");
+    assert!(!head.is_empty());
+    // The sweep drops a tenant while the scrape's client reads slowly.
+    let gone = held.remove(CHUNK + 1);
+    let weak = std::sync::Arc::downgrade(&gone);
+    drop(gone);
+    assert!(
+        weak.upgrade().is_none(),
+        "the scrape held no strong pointer"
+    );
+    let text = String::from_utf8(scrape.collect::<Vec<_>>().concat()).expect("UTF-8");
+    assert!(!text.contains(&format!("kept-{:05}", CHUNK + 1)), "skipped");
+    assert!(
+        text.contains(&format!("kept-{:05}", CHUNK + 2)),
+        "the rest is there"
+    );
+    assert_eq!(
+        text.matches("# TYPE tenant_router_connections_active gauge")
+            .count(),
+        1
+    );
 }
