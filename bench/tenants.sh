@@ -17,8 +17,9 @@
 #   storm        one statement runs alter_tenant over every tenant while a
 #                client keeps logging in (cached tenants and tenants never
 #                seen, alternately): the statement's time, the logins
-#                during it and their p99 and max setup time, and how long
-#                until the router had every notification
+#                during it and their p99 and max setup time, how long until
+#                the router had every notification and had re-read every
+#                tenant it holds, and how many rows it re-read
 #
 # Environment: PG_TENANT_DIR (/var/tmp/pg_tenant_bench_tenants), PG_TENANT_PORT
 # (25461) for its own private cluster; BENCH_SIZES, BENCH_SEEN (10000),
@@ -36,9 +37,13 @@ CLIENT="python3 $ROOT/bench/tenants_client.py"
 pool_prepare
 psql_c() { scripts/cluster psql -tAq "$@"; }
 
-# ensure_tenants N: tenants m000001..mN exist; prints the seconds it took.
+# ensure_tenants N: tenants m000001..mN exist and no other m tenant (the
+# catalog has N of them and the 10 pool fixtures); prints the seconds
+# creating them took.
 ensure_tenants() {
   local n=$1 t0 t1
+  psql_c -c "SELECT count(tenant.drop_tenant(id)) FROM tenant.tenants
+    WHERE id LIKE 'm%' AND id > 'm' || lpad('$n', 6, '0')" >/dev/null
   t0=$(date +%s.%N)
   psql_c -c "SET client_min_messages = warning;
     SELECT count(tenant.create_tenant(id, max_connections => 0, login_roles => '{bench_pw}'))
@@ -109,13 +114,15 @@ for n in $SIZES; do
   psql_c -c "SELECT count(tenant.alter_tenant(id, max_query_ms => 60000)) FROM tenant.tenants WHERE id LIKE 'm%'" >/dev/null
   t1=$(date +%s.%N)
   while [ "$(sample "$admin" tenant_router_catalog_notifications_total | cut -d. -f1)" -lt $(( ${notified%.*} + n )) ]; do sleep 0.1; done
+  # ... and until it re-read every tenant it holds.
+  while [ "$(sample "$admin" tenant_router_catalog_rereads_pending)" != 0 ]; do sleep 0.1; done
   t2=$(date +%s.%N)
   touch "$OUT/storm.done"; wait "$logger"
   storm=$(cat "$OUT/storm.json")
   rereads=$(sample "$admin" tenant_router_catalog_rereads_total)
   psql_c -c "SELECT count(tenant.alter_tenant(id, reset => '{max_query_ms}')) FROM tenant.tenants WHERE id LIKE 'm%'" >/dev/null
   stop_router
-  rows+=("$(printf '| %s (%s in catalog) | %s s | %s / %s | %s / %s | %s | %s MiB | %s MiB | %s KB, %s ms, %s series | %s KB, %s ms (RSS %s MiB) | %s s, %s s to notify; %s logins, p99 %s ms, max %s ms, %s errors; %s re-read |' \
+  rows+=("$(printf '| %s (%s in catalog) | %s s | %s / %s | %s / %s | %s | %s MiB | %s MiB | %s KB, %s ms, %s series | %s KB, %s ms (RSS %s MiB) | %s s, %s s to notify and re-read; %s logins, p99 %s ms, max %s ms, %s errors; %s re-read |' \
     "$n" "$total" "$created" \
     "$(field "$first" p50_ms)" "$(field "$first" p99_ms)" \
     "$(field "$cached" p50_ms)" "$(field "$cached" p99_ms)" \

@@ -311,6 +311,10 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .catalog_up
         .set(i64::from(shared.catalog.is_connected().await));
     shared.metrics.clients.set(shared.open_clients() as i64);
+    shared
+        .metrics
+        .catalog_rereads_pending
+        .set(shared.catalog.rereads_pending() as i64);
     shared.pools.export();
     let Ok(permit) = app.scrapes.clone().try_acquire_owned() else {
         return (

@@ -111,6 +111,8 @@ pub struct Metrics {
     pub catalog_notifications: IntCounter,
     /// Rows of held tenants re-read after notifications.
     pub catalog_rereads: IntCounter,
+    /// Held tenants waiting to be re-read (set at each scrape).
+    pub catalog_rereads_pending: IntGauge,
     /// Client connections open (set at each scrape).
     pub clients: IntGauge,
     /// Client connections refused over `max_client_connections`.
@@ -226,6 +228,13 @@ impl Metrics {
                 IntCounter::new(
                     "tenant_router_catalog_rereads_total",
                     "Rows of tenants the router holds, re-read in bulk after change notifications.",
+                ),
+            ),
+            catalog_rereads_pending: register(
+                &r,
+                IntGauge::new(
+                    "tenant_router_catalog_rereads_pending",
+                    "Tenants the router holds that changed and wait to be re-read.",
                 ),
             ),
             clients: register(
