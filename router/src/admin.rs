@@ -295,7 +295,7 @@ async fn disconnect(
 ) -> Result<Json<serde_json::Value>, AdminError> {
     let shared = &app.shared;
     known(shared, &id).await?;
-    let n = shared.limits.get(&id).map_or(0, |c| c.disconnect_all());
+    let n = shared.limits.disconnect(&id);
     tracing::warn!(tenant = %id, connections = n, "admin API: disconnecting every connection of the tenant");
     Ok(Json(json!({ "tenant": id, "disconnected": n })))
 }

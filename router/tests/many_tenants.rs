@@ -147,3 +147,44 @@ async fn a_change_made_by_hand_reaches_the_kept_row() {
     admin_sql("UPDATE tenant.tenants SET max_query_ms = NULL WHERE id = 'by-hand'");
     router_sees(&r, "by-hand", |t| t["max_query_ms"] == 0).await;
 }
+
+/// A client that names a known tenant but never authenticates makes no
+/// state and no series for it (the bound is the tenants in use, not the
+/// catalog): 300 failed logins over 300 known tenants leave the router
+/// holding nothing, and are counted in the aggregates (tenant_auth.rs
+/// checks the same for logins the router verifies itself). Control: one
+/// login that authenticates makes its tenant's state.
+#[tokio::test]
+async fn failed_logins_make_no_tenant_state() {
+    storm_tenants();
+    let r = Router::start();
+    for i in 1..=300 {
+        let user = format!("rt_app.storm-{i}");
+        let (code, msg) = scram_refusal(r.port, &user).await;
+        assert_eq!(code, "28P01", "{user}: {msg}");
+    }
+    let text = prometheus(&r).await;
+    assert_eq!(
+        sample(&r, "tenant_router_tenants_tracked").await,
+        0.0,
+        "{text}"
+    );
+    assert!(!text.contains("tenant=\"storm-"), "{text}");
+    // Relayed logins: PostgreSQL refused the password.
+    assert_eq!(
+        sample(
+            &r,
+            "tenant_router_all_tenants_connections_refused_total{reason=\"auth\"}"
+        )
+        .await,
+        300.0,
+        "counted in the aggregates: {text}"
+    );
+    // Control.
+    let c = connect(&r.url("rt_app.storm-1")).await.unwrap();
+    assert_eq!(
+        first_value(&c, "SELECT tenant.current_tenant_id()").await,
+        "storm-1"
+    );
+    assert_eq!(sample(&r, "tenant_router_tenants_tracked").await, 1.0);
+}

@@ -301,18 +301,25 @@ async fn unknown_disabled_and_refused_names_look_like_a_wrong_password() {
     assert_ne!(salt_and_iterations(r.port, "nobody2.acme").await, nobody);
     assert!(nobody.ends_with(",i=4096"), "{nobody}");
 
-    // Counted per known tenant with a reason, unknown names in one series.
+    // Counted per known tenant whose state the router holds (acme: its
+    // client authenticated), with a reason; a tenant no client ever
+    // authenticated for (sa_off, disabled) gets no state and no series,
+    // only the aggregates; unknown names in one series.
     let metrics = reqwest::get(r.admin("/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    assert!(
+        !metrics.contains("tenant=\"sa_off\""),
+        "no series for a tenant nobody authenticated for:\n{metrics}"
+    );
     for line in [
         "tenant_router_auth_failures_total{reason=\"wrong_password\",tenant=\"acme\"}",
         "tenant_router_auth_failures_total{reason=\"role_refused\",tenant=\"acme\"}",
-        "tenant_router_auth_failures_total{reason=\"wrong_password\",tenant=\"sa_off\"}",
-        "tenant_router_auth_failures_total{reason=\"disabled\",tenant=\"sa_off\"}",
+        "tenant_router_all_tenants_auth_failures_total{reason=\"wrong_password\"}",
+        "tenant_router_all_tenants_auth_failures_total{reason=\"disabled\"}",
         "tenant_router_unknown_tenant_auth_failures_total{reason=\"unknown_tenant\"}",
     ] {
         let n: u64 = metrics

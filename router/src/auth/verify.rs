@@ -70,8 +70,9 @@ pub enum Proven {
 }
 
 /// Check the client as `req` says. Failures are counted (per known
-/// tenant, or in the one series of unknown names) and logged, never with
-/// a secret or a proof.
+/// tenant whose state the router holds, else in the aggregates; unknown
+/// names in their one series) and logged, never with a secret or a
+/// proof.
 pub async fn authenticate(
     client: &mut Frontend,
     shared: &Shared,
@@ -79,6 +80,7 @@ pub async fn authenticate(
     cfg: &Config,
     req: Request<'_>,
 ) -> Result<Verified, SessionError> {
+    let known = req.known.is_some();
     let result = check_request(client, shared, cfg, req).await;
     if let Err(e) = &result {
         let reason = match e {
@@ -92,6 +94,9 @@ pub async fn authenticate(
         if let Some(reason) = reason {
             match counters {
                 Some(c) => c.metrics.auth_failed(reason),
+                // A known tenant the router holds no state for: a client
+                // that fails to authenticate creates none.
+                None if known => shared.metrics.totals().auth_failed(reason),
                 None => {
                     shared
                         .metrics

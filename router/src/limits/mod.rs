@@ -25,6 +25,7 @@
 
 mod bucket;
 pub mod duration;
+pub mod logins;
 pub mod qps;
 pub mod result_size;
 pub mod sweep;
@@ -149,6 +150,13 @@ pub struct ConnectionSlot {
     counters: Arc<TenantCounters>,
 }
 
+impl ConnectionSlot {
+    /// The counters of the tenant whose place this is.
+    pub fn counters(&self) -> &Arc<TenantCounters> {
+        &self.counters
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.counters.touch(now_ms());
@@ -182,6 +190,8 @@ pub struct Limits {
     pub metrics: Arc<Metrics>,
     /// Where the sweep goes on, and when it last reassigned histograms.
     sweep: Mutex<sweep::Cursor>,
+    /// Logins in progress of tenants without state here.
+    pub logins: logins::Logins,
 }
 
 impl Default for Limits {
@@ -196,7 +206,15 @@ impl Limits {
             tenants: Mutex::new(IndexMap::new()),
             metrics,
             sweep: Mutex::new(sweep::Cursor::default()),
+            logins: logins::Logins::default(),
         }
+    }
+
+    /// Close every connection of the tenant through this router, logins
+    /// in progress included; returns how many were open.
+    pub fn disconnect(&self, tenant: &str) -> u32 {
+        self.logins.kick(tenant);
+        self.get(tenant).map_or(0, |c| c.disconnect_all())
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, IndexMap<String, Arc<TenantCounters>>> {

@@ -52,6 +52,19 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// A refusal of a known tenant the router holds no state for (a
+    /// client that never authenticated): counted in the aggregates only,
+    /// so that such clients create no tenant state and no series.
+    pub fn refused(&self, r: Refusal) {
+        bump(&self.all.refused[r as usize], 1);
+    }
+
+    /// A failed authentication for a known tenant the router holds no
+    /// state for: in the aggregates only (see `refused`).
+    pub fn auth_failed(&self, f: Failure) {
+        bump(&self.all.auth_failures[f as usize], 1);
+    }
+
     /// Take a top-N place if one is free.
     fn take_place(&self) -> bool {
         let top = self.top_n.load(Ordering::Relaxed);

@@ -113,8 +113,12 @@ pub struct Session {
     phase: Phase,
     traffic: Traffic,
     cancel: Option<CancelGuard>,
-    /// The tenant's counters, once the catalog knows the tenant.
+    /// The tenant's counters: at once when the router holds its state,
+    /// else once the client has authenticated (`hold_counters`).
     counters: Option<Arc<TenantCounters>>,
+    /// Until then, its place among the logins an administrator's
+    /// disconnect reaches.
+    login: Option<crate::limits::logins::LoginGuard>,
     slot: Option<ConnectionSlot>,
     /// The tenant's limits on this session (boxed: it moves between the
     /// session and its relay).
@@ -149,6 +153,7 @@ impl Session {
             traffic: Traffic::default(),
             cancel: None,
             counters: None,
+            login: None,
             slot: None,
             watch: None,
             interrupt,
@@ -202,6 +207,11 @@ impl Session {
                 (Some(c), Some(r)) if self.phase < Phase::Transparent => c.metrics.refused(r),
                 (None, _) if matches!(e, SessionError::UnknownTenant(_)) => {
                     self.shared.metrics.unknown_tenant.inc()
+                }
+                // A known tenant whose client never authenticated: the
+                // aggregates only (no tenant state for it).
+                (None, Some(r)) if self.phase < Phase::Transparent => {
+                    self.shared.metrics.totals().refused(r)
                 }
                 _ => {}
             }
@@ -362,6 +372,7 @@ impl Session {
                             .limits
                             .acquire_connection(tenant, info.max_connections)?,
                     );
+                    self.hold_counters();
                 }
                 let rewritten = rewrite(
                     &params,
@@ -428,6 +439,7 @@ impl Session {
                     .limits
                     .acquire_connection(&info.id, info.max_connections)?,
             );
+            self.hold_counters();
         }
         self.authenticated = Some(Box::new(authenticated));
 
@@ -493,21 +505,46 @@ impl Session {
         Some(IdleTimer::new(row.client_idle_timeout_ms))
     }
 
-    /// The tenant's catalog row (None: unknown); a known tenant gets its
-    /// counters.
+    /// The tenant's catalog row (None: unknown). A known tenant whose
+    /// state the router holds (it has had an authenticated client) gets
+    /// its counters now; others once the client has authenticated
+    /// (`hold_counters`): a client that never proves itself creates no
+    /// tenant state and no series, whatever tenant it names.
     async fn known_tenant(
         &mut self,
         tenant: &str,
     ) -> Result<Option<Arc<TenantInfo>>, SessionError> {
         let info = self.shared.catalog.lookup(tenant).await?;
         if info.is_some() {
-            let counters = self.shared.limits.counters(tenant);
-            // From here an administrator's disconnect of the tenant reaches
-            // this session, authentication included.
-            counters.register_session(&self.interrupt);
-            self.counters = Some(counters);
+            // From here an administrator's disconnect of the tenant
+            // reaches this session, authentication included.
+            match self.shared.limits.get(tenant) {
+                Some(counters) => {
+                    counters.register_session(&self.interrupt);
+                    self.counters = Some(counters);
+                }
+                None => {
+                    self.login = Some(self.shared.limits.logins.started(tenant, &self.interrupt));
+                }
+            }
         }
         Ok(info)
+    }
+
+    /// The client has authenticated and holds a place (`slot`): the
+    /// session keeps its tenant's counters (made now if the router held
+    /// none), and an administrator's disconnect reaches it.
+    fn hold_counters(&mut self) {
+        if self.counters.is_none() {
+            if let Some(slot) = &self.slot {
+                let counters = slot.counters().clone();
+                counters.register_session(&self.interrupt);
+                self.counters = Some(counters);
+                // Registered with the counters first: no moment when a
+                // disconnect would miss it.
+                self.login = None;
+            }
+        }
     }
 
     /// Transparent (and Draining): the relay (see `relay`), until either
