@@ -138,8 +138,12 @@ impl Shared {
 struct Held(std::sync::Weak<Limits>);
 
 impl crate::catalog::Holder for Held {
+    /// Counters, or a login in progress (a tenant dropped meanwhile must
+    /// be re-read, so that the login is kicked).
     fn holds(&self, id: &str) -> bool {
-        self.0.upgrade().is_some_and(|l| l.get(id).is_some())
+        self.0
+            .upgrade()
+            .is_some_and(|l| l.get(id).is_some() || l.logins.contains(id))
     }
 
     fn held(&self) -> Vec<String> {

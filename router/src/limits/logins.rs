@@ -39,6 +39,12 @@ impl Logins {
         map.get(tenant).map_or(0, |(_, i)| i.raise(Signal::Kick))
     }
 
+    /// Whether a login of `tenant` is in progress.
+    pub fn contains(&self, tenant: &str) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(tenant)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -70,6 +76,7 @@ mod tests {
         let gb = logins.started("acme", &b);
         assert_eq!(logins.kick("acme"), 2);
         assert_eq!(logins.kick("globex"), 0, "other tenants untouched");
+        assert!(logins.contains("acme") && !logins.contains("globex"));
         drop(ga);
         assert_eq!(logins.len(), 1);
         drop(gb);

@@ -210,8 +210,9 @@ impl Limits {
         }
     }
 
-    /// Close every connection of the tenant through this router, logins
-    /// in progress included; returns how many were open.
+    /// Close every connection of the tenant through this router, and its
+    /// logins in progress; returns how many connections were open (the
+    /// logins are not counted).
     pub fn disconnect(&self, tenant: &str) -> u32 {
         self.logins.kick(tenant);
         self.get(tenant).map_or(0, |c| c.disconnect_all())
@@ -283,6 +284,8 @@ impl Limits {
     /// A tenant left the catalog: close its sessions, drop its counters and
     /// its metric series.
     pub fn forget(&self, tenant: &str) {
+        // Its logins in progress too: they must not get in.
+        self.logins.kick(tenant);
         let gone = self.map().swap_remove(tenant);
         if let Some(c) = gone {
             let n = c.disconnect_all();

@@ -208,9 +208,10 @@ impl Session {
                 (None, _) if matches!(e, SessionError::UnknownTenant(_)) => {
                     self.shared.metrics.unknown_tenant.inc()
                 }
-                // A known tenant whose client never authenticated: the
-                // aggregates only (no tenant state for it).
-                (None, Some(r)) if self.phase < Phase::Transparent => {
+                // A known tenant without state here whose client never
+                // authenticated (`login` is set for exactly those): the
+                // aggregates only.
+                (None, Some(r)) if self.login.is_some() && self.phase < Phase::Transparent => {
                     self.shared.metrics.totals().refused(r)
                 }
                 _ => {}
