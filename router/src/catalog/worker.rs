@@ -27,13 +27,21 @@ pub(super) const REREAD_BATCH: usize = 256;
 /// A connection idle this long is checked with an empty query: kept rows
 /// are trusted only while notifications can arrive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Longest a round on the catalog connection (a batch of lookups, of
-/// re-reads, a heartbeat) or connecting (LISTEN included) may take: beyond
-/// it the connection counts as lost (a peer gone without a FIN must not
+/// Longest one query on the catalog connection (a batch of lookups, of
+/// re-reads, a secret, a page, a heartbeat) or connecting (LISTEN
+/// included) may take: beyond it the connection counts as lost (a peer gone without a FIN must not
 /// keep kept rows served as current).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Reply = oneshot::Sender<Result<Entry, CatalogError>>;
+
+/// What requests left unserved get when a query did not finish in time.
+fn late() -> CatalogError {
+    CatalogError::Unavailable(format!(
+        "the catalog connection did not answer within {} ms",
+        ROUND_TIMEOUT.as_millis()
+    ))
+}
 
 impl Catalog {
     /// Read these tenants' rows with one query, numbered `seq`.
@@ -149,8 +157,16 @@ impl Catalog {
         }
     }
 
-    /// Serve `first` and whatever else is waiting (up to `BATCH`).
-    async fn serve(&self, client: &Client, first: Request, rx: &mut mpsc::Receiver<Request>) {
+    /// Serve `first` and whatever else is waiting (up to `BATCH`), each
+    /// query within `ROUND_TIMEOUT`; false when one did not finish in time
+    /// (the connection counts as lost, and the requests not served yet
+    /// get an error at once).
+    async fn serve(
+        &self,
+        client: &Client,
+        first: Request,
+        rx: &mut mpsc::Receiver<Request>,
+    ) -> bool {
         let mut lookups = Vec::new();
         let mut others = Vec::new();
         let mut next = Some(first);
@@ -163,46 +179,60 @@ impl Catalog {
                 next = rx.try_recv().ok();
             }
         }
-        if !lookups.is_empty() {
-            self.serve_lookups(client, lookups).await;
-        }
-        for req in others {
-            self.counted();
-            match req {
-                Request::Page(q, tx) => {
-                    let _ = self.check_schema(client, false).await;
-                    let columns = format!("{COLUMNS}{}", self.optional_columns());
-                    let seq = self.next_seq();
-                    let r =
-                        super::page::read_page(client, &columns, |r| row_info(r, seq), &q).await;
-                    let _ = tx.send(r);
-                }
-                Request::Counts(tx) => {
-                    let _ = tx.send(super::page::read_counts(client).await);
-                }
-                Request::Check(tx) => {
-                    let r = client.simple_query("SELECT 1").await;
-                    let _ = tx.send(
-                        r.map(|_| ())
-                            .map_err(|e| CatalogError::Unavailable(e.to_string())),
-                    );
-                }
-                Request::Secret(kind, name, tx) => {
-                    let f = kind.function();
-                    let r = client.query_one(&format!("SELECT {f}($1)"), &[&name]).await;
-                    let _ = tx.send(match r {
-                        Ok(row) => Ok(row.get::<_, Option<String>>(0)),
-                        Err(e)
-                            if e.code()
-                                == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
-                        {
-                            Err(CatalogError::NoFunction(f))
-                        }
-                        Err(e) => Err(CatalogError::Unavailable(e.to_string())),
-                    });
-                }
-                Request::Lookup(..) => {}
+        if !lookups.is_empty() && !self.in_time(self.serve_lookups(client, lookups)).await {
+            for r in others {
+                r.fail(late());
             }
+            return false;
+        }
+        let mut others = others.into_iter();
+        while let Some(req) = others.next() {
+            if !self.in_time(self.serve_one(client, req)).await {
+                for r in others {
+                    r.fail(late());
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One request other than a lookup: one query.
+    async fn serve_one(&self, client: &Client, req: Request) {
+        self.counted();
+        match req {
+            Request::Page(q, tx) => {
+                let _ = self.check_schema(client, false).await;
+                let columns = format!("{COLUMNS}{}", self.optional_columns());
+                let seq = self.next_seq();
+                let r = super::page::read_page(client, &columns, |r| row_info(r, seq), &q).await;
+                let _ = tx.send(r);
+            }
+            Request::Counts(tx) => {
+                let _ = tx.send(super::page::read_counts(client).await);
+            }
+            Request::Check(tx) => {
+                let r = client.simple_query("SELECT 1").await;
+                let _ = tx.send(
+                    r.map(|_| ())
+                        .map_err(|e| CatalogError::Unavailable(e.to_string())),
+                );
+            }
+            Request::Secret(kind, name, tx) => {
+                let f = kind.function();
+                let r = client.query_one(&format!("SELECT {f}($1)"), &[&name]).await;
+                let _ = tx.send(match r {
+                    Ok(row) => Ok(row.get::<_, Option<String>>(0)),
+                    Err(e)
+                        if e.code()
+                            == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+                    {
+                        Err(CatalogError::NoFunction(f))
+                    }
+                    Err(e) => Err(CatalogError::Unavailable(e.to_string())),
+                });
+            }
+            Request::Lookup(..) => {}
         }
     }
 
@@ -220,7 +250,7 @@ impl Catalog {
             }
             // Logins first: everything waiting now shares one query.
             if let Ok(first) = rx.try_recv() {
-                if !self.in_time(self.serve(client, first, rx)).await {
+                if !self.serve(client, first, rx).await {
                     return false;
                 }
             }
@@ -238,7 +268,7 @@ impl Catalog {
                 _ = &mut *closed => return false,
                 req = rx.recv() => match req {
                     Some(first) => {
-                        if !self.in_time(self.serve(client, first, rx)).await {
+                        if !self.serve(client, first, rx).await {
                             return false;
                         }
                     }
@@ -262,9 +292,10 @@ impl Catalog {
         }
     }
 
-    /// Run one round within `ROUND_TIMEOUT`; false (the connection counts
-    /// as lost) when it did not finish. The lookups it was answering get
-    /// an error (their senders are dropped) and fall back on kept rows.
+    /// Run one query (and what it answers) within `ROUND_TIMEOUT`; false
+    /// (the connection counts as lost) when it did not finish. The
+    /// lookups it was answering get an error (their senders are dropped)
+    /// and fall back on kept rows.
     async fn in_time(&self, round: impl std::future::Future<Output = ()>) -> bool {
         if tokio::time::timeout(ROUND_TIMEOUT, round).await.is_ok() {
             return true;
