@@ -168,6 +168,10 @@ pub struct Catalog {
     /// Whether `tenant.router_catalog` has `client_idle_timeout_ms`
     /// (pg_tenant 0.6.0), checked with `has_secrets`.
     has_idle: AtomicBool,
+    /// Whether the catalog has `tenant.router_catalog_page` and
+    /// `router_catalog_counts` (pg_tenant 0.7.0), checked with
+    /// `has_secrets`: the admin API's pages read them, else every tenant.
+    has_pages: AtomicBool,
     metrics: OnceLock<CatalogMetrics>,
     /// One admin read (a page, the counts) on the catalog connection at a
     /// time: each round of the worker serves at most one besides the
@@ -196,6 +200,7 @@ impl Catalog {
             has_secrets: AtomicBool::new(false),
             has_pool: AtomicBool::new(false),
             has_idle: AtomicBool::new(false),
+            has_pages: AtomicBool::new(false),
             schema_checked: Mutex::new(None),
             metrics: OnceLock::new(),
             admin_reads: tokio::sync::Semaphore::new(1),
@@ -389,6 +394,7 @@ impl Catalog {
         if self.has_secrets.load(Ordering::Acquire)
             && self.has_pool.load(Ordering::Acquire)
             && self.has_idle.load(Ordering::Acquire)
+            && self.has_pages.load(Ordering::Acquire)
             && !now
         {
             return Ok(());
@@ -410,7 +416,9 @@ impl Catalog {
                  coalesce((SELECT 'pool_mode' = ANY (proargnames) FROM pg_catalog.pg_proc \
                    WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false), \
                  coalesce((SELECT 'client_idle_timeout_ms' = ANY (proargnames) FROM pg_catalog.pg_proc \
-                   WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false)",
+                   WHERE oid = to_regprocedure('tenant.router_catalog(text)')), false), \
+                 to_regprocedure('tenant.router_catalog_page(text, integer, text, boolean)') IS NOT NULL \
+                   AND to_regprocedure('tenant.router_catalog_counts()') IS NOT NULL",
                 &[],
             )
             .await
@@ -419,10 +427,11 @@ impl Catalog {
                     r.try_get::<_, bool>(0)?,
                     r.try_get::<_, bool>(1)?,
                     r.try_get::<_, bool>(2)?,
+                    r.try_get::<_, bool>(3)?,
                 ))
             });
         match found {
-            Ok((secrets, pool, idle)) => {
+            Ok((secrets, pool, idle, pages)) => {
                 let had = (
                     self.has_secrets.load(Ordering::Acquire),
                     self.has_pool.load(Ordering::Acquire),
@@ -436,6 +445,7 @@ impl Catalog {
                 self.has_secrets.store(secrets, Ordering::Release);
                 self.has_pool.store(pool, Ordering::Release);
                 self.has_idle.store(idle, Ordering::Release);
+                self.has_pages.store(pages, Ordering::Release);
                 Ok(())
             }
             Err(e) => {

@@ -48,31 +48,19 @@ fn unavailable(e: tokio_postgres::Error) -> CatalogError {
     CatalogError::Unavailable(e.to_string())
 }
 
-/// Whether the catalog database has the 0.7.0 function `signature`.
-async fn has_function(client: &Client, signature: &str) -> Result<bool, CatalogError> {
-    client
-        .query_one("SELECT to_regprocedure($1) IS NOT NULL", &[&signature])
-        .await
-        .and_then(|r| r.try_get(0))
-        .map_err(unavailable)
-}
-
 /// Read one page. `columns` are the columns of `tenant.router_catalog` to
 /// select, as `r.<name>` (those the installed pg_tenant has);
-/// `row_info` turns a row into a [`TenantInfo`].
+/// `row_info` turns a row into a [`TenantInfo`]; `paged`: the catalog has
+/// `tenant.router_catalog_page` (pg_tenant 0.7.0).
 pub(crate) async fn read_page(
     client: &Client,
+    paged: bool,
     columns: &str,
     row_info: impl Fn(&tokio_postgres::Row) -> TenantInfo,
     q: &PageQuery,
 ) -> Result<Vec<TenantInfo>, CatalogError> {
     // Checked by the caller too; never ask PostgreSQL for more.
     let limit = i32::try_from(q.limit.clamp(1, MAX_PAGE)).unwrap_or(1);
-    let paged = has_function(
-        client,
-        "tenant.router_catalog_page(text, integer, text, boolean)",
-    )
-    .await?;
     let sql = if paged {
         format!("SELECT {columns} FROM tenant.router_catalog_page($1, $2, $3, $4) AS r")
     } else {
@@ -93,9 +81,9 @@ pub(crate) async fn read_page(
     Ok(rows.iter().map(&row_info).collect())
 }
 
-/// Count the catalog's tenants by state.
-pub(crate) async fn read_counts(client: &Client) -> Result<Counts, CatalogError> {
-    let counted = has_function(client, "tenant.router_catalog_counts()").await?;
+/// Count the catalog's tenants by state (`counted`: the catalog has
+/// `tenant.router_catalog_counts`, pg_tenant 0.7.0).
+pub(crate) async fn read_counts(client: &Client, counted: bool) -> Result<Counts, CatalogError> {
     let sql = if counted {
         "SELECT tenants, enabled, disabled FROM tenant.router_catalog_counts()"
     } else {

@@ -7,6 +7,7 @@ use super::row::{row_info, Entry, TenantInfo, COLUMNS};
 use super::{Catalog, CatalogError, Request, CHANNEL};
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -205,11 +206,18 @@ impl Catalog {
                 let _ = self.check_schema(client, false).await;
                 let columns = format!("{COLUMNS}{}", self.optional_columns());
                 let seq = self.next_seq();
-                let r = super::page::read_page(client, &columns, |r| row_info(r, seq), &q).await;
+                let paged = self.has_pages.load(Ordering::Acquire);
+                let r = super::page::read_page(client, paged, &columns, |r| row_info(r, seq), &q);
+                let r = r.await;
+                self.recheck_pages_after(&r);
                 let _ = tx.send(r);
             }
             Request::Counts(tx) => {
-                let _ = tx.send(super::page::read_counts(client).await);
+                let _ = self.check_schema(client, false).await;
+                let counted = self.has_pages.load(Ordering::Acquire);
+                let r = super::page::read_counts(client, counted).await;
+                self.recheck_pages_after(&r);
+                let _ = tx.send(r);
             }
             Request::Check(tx) => {
                 let r = client.simple_query("SELECT 1").await;
@@ -289,6 +297,14 @@ impl Catalog {
                     }
                 }
             }
+        }
+    }
+
+    /// A page or count that failed may have met a pg_tenant without the
+    /// 0.7.0 functions (a downgrade): ask the schema again next time.
+    fn recheck_pages_after<T>(&self, r: &Result<T, CatalogError>) {
+        if r.is_err() {
+            self.has_pages.store(false, Ordering::Release);
         }
     }
 
