@@ -4,8 +4,8 @@
 //! would run as (no SUPERUSER or BYPASSRLS, no right beyond a tenant, no
 //! privileges of another tenant's role).
 
-use crate::budget::Budget;
-use crate::context::{ops, printable, refuse, Backend};
+use crate::report::{printable, refuse};
+use crate::state::{ops, Backend, Budget};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;

@@ -24,7 +24,7 @@
 //! and by `DISCARD ALL`. Read-only tenants take no advisory locks (42501);
 //! transaction-pooled tenants take only transaction-level ones (0A000).
 
-use crate::context::{self, Backend, ContextState};
+use crate::state::{self, Backend, ContextState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
@@ -86,8 +86,8 @@ fn mode(shared: bool) -> pg_sys::LOCKMODE {
 
 /// The context a tenant-scoped lock needs, or a clear refusal.
 fn tenant_state(session: bool) -> ContextState {
-    let st = context::state();
-    let Some(tenant) = context::tenant().filter(|_| st.active) else {
+    let st = state::state();
+    let Some(tenant) = state::tenant().filter(|_| st.active) else {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "tenant advisory locks need a tenant context: this session has none".into(),
@@ -136,7 +136,7 @@ fn acquire(key: i64, shared: bool, session: bool, wait: bool) -> bool {
         .is_some_and(|h| h.contains_key(&(key, shared)));
     let cap = st.budget.max_advisory_locks as usize;
     if !known && cap != 0 && held_count() >= cap {
-        let tenant = context::tenant().unwrap_or_default();
+        let tenant = state::tenant().unwrap_or_default();
         refuse(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             format!(

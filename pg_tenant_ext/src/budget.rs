@@ -34,56 +34,14 @@
 //! 57014 (statement timeout), FATAL 25P03 (idle in transaction), 53400
 //! (temporary file size exceeds temp_file_limit).
 //!
-//! `max_advisory_locks` and `lock_space` ride along in the context state for
-//! `advisory`.
+//! The budgets themselves are `state::Budget`, loaded by `set_context` into
+//! the context state; `max_advisory_locks` and `lock_space` ride along there
+//! for `advisory`.
 
-use crate::context::{self, Backend};
+use crate::state::{self, Backend, Budget};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 use std::ffi::{c_void, CStr, CString};
-
-/// The budgets loaded by `set_context` (all 0 without a context).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Budget {
-    /// The tenant's advisory lock namespace (`tenant.tenants.lock_space`).
-    pub lock_space: u32,
-    pub max_advisory_locks: u32,
-    pub statement_timeout_ms: u32,
-    pub idle_in_transaction_timeout_ms: u32,
-    pub work_mem_kb: u32,
-    pub maintenance_work_mem_kb: u32,
-    pub temp_file_limit_kb: u32,
-}
-
-impl Budget {
-    /// Serialized as `lock_space:max_advisory_locks:statement:idle:work:maintenance:temp`.
-    pub fn serialize(&self) -> String {
-        format!(
-            "{}:{}:{}:{}:{}:{}:{}",
-            self.lock_space,
-            self.max_advisory_locks,
-            self.statement_timeout_ms,
-            self.idle_in_transaction_timeout_ms,
-            self.work_mem_kb,
-            self.maintenance_work_mem_kb,
-            self.temp_file_limit_kb
-        )
-    }
-
-    /// Parse the 7 fields that [`Budget::serialize`] writes.
-    pub fn parse<'a>(it: &mut impl Iterator<Item = &'a str>) -> Option<Budget> {
-        let mut next = || it.next()?.parse::<u32>().ok();
-        Some(Budget {
-            lock_space: next()?,
-            max_advisory_locks: next()?,
-            statement_timeout_ms: next()?,
-            idle_in_transaction_timeout_ms: next()?,
-            work_mem_kb: next()?,
-            maintenance_work_mem_kb: next()?,
-            temp_file_limit_kb: next()?,
-        })
-    }
-}
 
 /// One governed setting.
 struct Ceiling {
@@ -302,7 +260,7 @@ unsafe fn check(
     extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    let st = context::state();
+    let st = state::state();
     let min = if RECORDS[i].is_null() {
         0
     } else {
@@ -314,7 +272,7 @@ unsafe fn check(
     let worker = pg_sys::InitializingParallelWorker;
     if st.active && !worker && !newval.is_null() && !within(i, *newval, ceiling) {
         let c = &CEILINGS[i];
-        let tenant = context::tenant().unwrap_or_default();
+        let tenant = state::tenant().unwrap_or_default();
         let what = if Some(*newval) == c.unlimited {
             "no limit".to_string()
         } else {
@@ -411,7 +369,7 @@ unsafe extern "C-unwind" fn check_hash_mem(
     extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    let st = context::state();
+    let st = state::state();
     // A parallel worker restoring its leader's settings is exempt (they were
     // checked in the leader); a function's SET clause run in a worker is not.
     let worker = pg_sys::InitializingParallelWorker;
@@ -421,7 +379,7 @@ unsafe extern "C-unwind" fn check_hash_mem(
         && !newval.is_null()
         && *newval > HASH_MEM_CEILING
     {
-        let tenant = context::tenant().unwrap_or_default();
+        let tenant = state::tenant().unwrap_or_default();
         let msg = CString::new(format!(
             "tenant \"{tenant}\" may not set hash_mem_multiplier to {}: its ceiling is \
              {HASH_MEM_CEILING} (hash tables may use work_mem times this; the tenant's work_mem \
@@ -456,22 +414,5 @@ mod tests {
         // work_mem has no "none".
         assert_eq!(clamp(2, 4096, 65536), 4096);
         assert_eq!(clamp(2, 131072, 65536), 65536);
-    }
-
-    #[test]
-    fn budget_round_trip() {
-        let b = Budget {
-            lock_space: 7,
-            max_advisory_locks: 64,
-            statement_timeout_ms: 1,
-            idle_in_transaction_timeout_ms: 2,
-            work_mem_kb: 3,
-            maintenance_work_mem_kb: 4,
-            temp_file_limit_kb: 5,
-        };
-        let text = b.serialize();
-        assert_eq!(Budget::parse(&mut text.split(':')), Some(b));
-        assert_eq!(Budget::parse(&mut "1:2:3".split(':')), None);
-        assert_eq!(Budget::parse(&mut "1:2:3:4:5:6:x".split(':')), None);
     }
 }

@@ -27,8 +27,8 @@
 //!
 //! Every refusal is ERROR 42501 naming the tenant, what was refused and why.
 
-use crate::context::{self, Backend, ContextState};
 use crate::refused::refused_function;
+use crate::state::{self, Backend, ContextState};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::{c_void, CStr, CString};
@@ -45,7 +45,7 @@ pub unsafe fn init() {
 }
 
 fn deny(what: &str) -> ! {
-    let who = match context::tenant() {
+    let who = match state::tenant() {
         Some(t) => format!("tenant \"{t}\""),
         None => "an application role without a tenant context".to_string(),
     };
@@ -121,7 +121,7 @@ unsafe extern "C-unwind" fn object_access(
     if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
         // Every function of every query passes here: the oid lists first,
         // the role lookup of `confined` only for a function on them.
-        let st = context::state();
+        let st = state::state();
         if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
             if confined(&st) {
                 let name = func_name(object_id);
@@ -183,7 +183,7 @@ pub unsafe fn rewrite_channels(
     ) {
         return None;
     }
-    let Some(tenant) = context::tenant() else {
+    let Some(tenant) = state::tenant() else {
         deny(
             "use LISTEN/NOTIFY: channels are namespaced per tenant, and this session has no tenant",
         );
@@ -571,7 +571,7 @@ unsafe fn check_large_object_catalog(st: &ContextState, rel: pg_sys::Oid) {
 /// namespaced channel name is longer than 63 bytes.
 #[pg_extern(volatile, parallel_unsafe)]
 fn notify(channel: &str, payload: default!(Option<&str>, "NULL")) {
-    let name = match context::tenant() {
+    let name = match state::tenant() {
         Some(t) => tenant_channel(&t, channel),
         None if app_role() => deny(
             "call tenant.notify(): channels are namespaced per tenant, and this session has no tenant",

@@ -1,169 +1,34 @@
-//! The tenant context: `set_context`, `clear_context`, `current_tenant_id()`.
+//! The tenant context's SQL functions: `set_context` (both forms),
+//! `clear_context` and `current_tenant_id()` (and its uuid and bigint
+//! forms); the check of the router's context token, and the preload flag
+//! every function checks first.
 //!
-//! The context lives in two SUSET GUCs (see `gucs`), so it is transactional,
-//! survives `RESET ALL`/`DISCARD ALL`, reaches parallel workers, and cannot
-//! be written by a non-superuser. Their assign hooks keep a parsed copy in
-//! this module's statics: reading the tenant costs no GUC lookup.
+//! `set_context` verifies the token, loads and checks the tenant
+//! (`admission`), locks the role (`rolelock`), writes the context into its
+//! SUSET GUCs (`gucs`), whose assign hooks keep the parsed copy that every
+//! module reads (`state`), and applies the tenant's budgets (`budget`).
 
 use crate::admission::{
     load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_role_problem, role_name,
 };
-use crate::budget::Budget;
 use crate::gucs;
-use pg_tenant_token::Action;
+use crate::report::{printable, refuse};
+use crate::state::{state, tenant, Backend, Budget, ContextState};
+use pg_tenant_token::{valid_tenant_id, Action};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::CString;
 
-pub use crate::admission::as_catalog_reader;
-
-/// Per-backend cell. A backend is single-threaded, so plain cells suffice.
-pub struct Backend<T>(pub T);
-// SAFETY: a Postgres backend runs extension code on one thread only.
-unsafe impl<T> Sync for Backend<T> {}
-
-static TENANT: Backend<RefCell<Option<String>>> = Backend(RefCell::new(None));
-static STATE: Backend<Cell<ContextState>> = Backend(Cell::new(ContextState::NONE));
 static LAST_NONCE: Backend<Cell<u64>> = Backend(Cell::new(0));
 static PRELOADED: Backend<Cell<bool>> = Backend(Cell::new(false));
 
-/// DML kinds a tenant may be restricted to (`allowed_operations`).
-pub mod ops {
-    pub const SELECT: u8 = 1;
-    pub const INSERT: u8 = 2;
-    pub const UPDATE: u8 = 4;
-    pub const DELETE: u8 = 8;
-    pub const ALL: u8 = SELECT | INSERT | UPDATE | DELETE;
-
-    /// Bit for an operation name as stored in `tenant.tenants`.
-    pub fn from_name(name: &str) -> Option<u8> {
-        Some(match name {
-            "select" => SELECT,
-            "insert" => INSERT,
-            "update" => UPDATE,
-            "delete" => DELETE,
-            _ => return None,
-        })
-    }
-}
-
-/// What `set_context` loaded besides the tenant id: the locked role, the
-/// tenant's permissions and whether its effective `pool_mode` is
-/// `transaction`, and the tenant's budgets (`budget`). Serialized into
-/// `pg_tenant.context_state` as `v4:<role oid>:<allow_ddl>:<read_only>:<ops
-/// bits>:<allow_large_objects>:<transaction_pool>:<budget>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ContextState {
-    pub role: u32,
-    pub allow_ddl: bool,
-    pub read_only: bool,
-    pub ops: u8,
-    pub allow_large_objects: bool,
-    /// The tenant's effective pool_mode is `transaction` (see `pool`).
-    pub transaction_pool: bool,
-    /// Budgets of shared resources (0.5.0).
-    pub budget: Budget,
-    pub active: bool,
-}
-
-impl ContextState {
-    pub const NONE: ContextState = ContextState {
-        role: 0,
-        allow_ddl: true,
-        read_only: false,
-        ops: ops::ALL,
-        allow_large_objects: true,
-        transaction_pool: false,
-        budget: Budget {
-            lock_space: 0,
-            max_advisory_locks: 0,
-            statement_timeout_ms: 0,
-            idle_in_transaction_timeout_ms: 0,
-            work_mem_kb: 0,
-            maintenance_work_mem_kb: 0,
-            temp_file_limit_kb: 0,
-        },
-        active: false,
-    };
-
-    pub fn parse(s: &str) -> Option<ContextState> {
-        if s.is_empty() {
-            return Some(ContextState::NONE);
-        }
-        let mut it = s.split(':');
-        if it.next()? != "v4" {
-            return None;
-        }
-        let role = it.next()?.parse().ok()?;
-        let allow_ddl = it.next()? == "1";
-        let read_only = it.next()? == "1";
-        let ops = it.next()?.parse().ok()?;
-        let allow_large_objects = it.next()? == "1";
-        let transaction_pool = it.next()? == "1";
-        let budget = Budget::parse(&mut it)?;
-        if it.next().is_some() || ops > ops::ALL {
-            return None;
-        }
-        Some(ContextState {
-            role,
-            allow_ddl,
-            read_only,
-            ops,
-            allow_large_objects,
-            transaction_pool,
-            budget,
-            active: true,
-        })
-    }
-
-    pub fn serialize(&self) -> String {
-        format!(
-            "v4:{}:{}:{}:{}:{}:{}:{}",
-            self.role,
-            self.allow_ddl as u8,
-            self.read_only as u8,
-            self.ops,
-            self.allow_large_objects as u8,
-            self.transaction_pool as u8,
-            self.budget.serialize()
-        )
-    }
-}
-
+/// Note that `_PG_init` ran while shared_preload_libraries loaded.
 pub fn set_preloaded() {
     PRELOADED.0.set(true);
 }
 
-pub use pg_tenant_token::valid_tenant_id;
-
-pub fn cache_tenant(v: Option<&str>) {
-    *TENANT.0.borrow_mut() = v.filter(|s| !s.is_empty()).map(str::to_owned);
-}
-
-pub fn cache_state(s: ContextState) {
-    STATE.0.set(s);
-}
-
-/// The state loaded with the current context (`active == false` without).
-pub fn state() -> ContextState {
-    STATE.0.get()
-}
-
-/// The current tenant id, if any.
-pub fn tenant() -> Option<String> {
-    TENANT.0.borrow().clone()
-}
-
-/// Look at the current tenant id without copying it.
-pub fn with_tenant<T>(f: impl FnOnce(Option<&str>) -> T) -> T {
-    f(TENANT.0.borrow().as_deref())
-}
-
-pub fn refuse(code: PgSqlErrorCode, msg: String) -> ! {
-    ereport!(ERROR, code, msg);
-}
-
+/// Raise 55000 unless the library was preloaded.
 pub fn require_preloaded() {
     if !PRELOADED.0.get() {
         refuse(
@@ -206,20 +71,6 @@ fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
             );
         }
     }
-}
-
-/// A client-supplied string made safe to echo: control characters become
-/// '?', and it is cut at 64 characters.
-pub fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().count() > 64 {
-        out.push_str("...");
-    }
-    out
 }
 
 fn set_role(name: &str) {
@@ -445,38 +296,5 @@ mod tests {
         ] {
             assert_eq!(canonical_uuid(other), None, "{other}");
         }
-    }
-
-    #[test]
-    fn state_round_trip() {
-        let s = ContextState {
-            role: 16384,
-            allow_ddl: false,
-            read_only: true,
-            ops: ops::SELECT | ops::INSERT,
-            allow_large_objects: true,
-            transaction_pool: true,
-            budget: Budget {
-                lock_space: 3,
-                max_advisory_locks: 64,
-                statement_timeout_ms: 300_000,
-                idle_in_transaction_timeout_ms: 0,
-                work_mem_kb: 65536,
-                maintenance_work_mem_kb: 1,
-                temp_file_limit_kb: 2,
-            },
-            active: true,
-        };
-        assert_eq!(ContextState::parse(&s.serialize()), Some(s));
-        let session = ContextState {
-            transaction_pool: false,
-            ..s
-        };
-        assert_eq!(ContextState::parse(&session.serialize()), Some(session));
-        assert_eq!(ContextState::parse(""), Some(ContextState::NONE));
-        assert_eq!(ContextState::parse("v4:1:0:0:99:0:0:0:0:0:0:0:0:0"), None);
-        assert_eq!(ContextState::parse("v3:1:0:0:1:0:0"), None);
-        assert_eq!(ContextState::parse("v4:1:0:0:1:0:0"), None);
-        assert_eq!(ContextState::parse("v4:1:0:0:1:0:1:0:0:0:0:0:0:0:1"), None);
     }
 }

@@ -20,8 +20,10 @@
 //! PROGRAM` and server files stay as PostgreSQL has them. `read_only` and
 //! `allowed_operations` are checked before this (hooks).
 
+use crate::admission::as_catalog_reader;
 use crate::confine::{self, rel_name};
-use crate::context;
+use crate::report::printable;
+use crate::state;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, AnyElement, PgSqlErrorCode};
 use std::ffi::CStr;
@@ -70,7 +72,7 @@ fn eligibility(relid: pg_sys::Oid) -> Eligibility {
                           AND NOT t.tgisinternal AND t.tgenabled <> 'D' \
                           AND (t.tgtype::pg_catalog.int4 & 7) = 7), \
                pg_catalog.to_regprocedure('tenant._copy_check(anyelement)')::pg_catalog.oid";
-    let row = context::as_catalog_reader(|| {
+    let row = as_catalog_reader(|| {
         Spi::connect(|client| {
             let t = client.select(Q, Some(1), &[relid.into()])?;
             let r = t.first();
@@ -260,7 +262,7 @@ fn copy_check(value: Option<AnyElement>) -> bool {
             let t = pg_sys::pg_detoast_datum_packed(v.datum().cast_mut_ptr());
             let len = pgrx::varlena::varsize_any_exhdr(t);
             let data = std::slice::from_raw_parts(pgrx::varlena::vardata_any(t) as *const u8, len);
-            context::with_tenant(|cur| cur.map(str::as_bytes) == Some(data))
+            state::with_tenant(|cur| cur.map(str::as_bytes) == Some(data))
         };
         if same {
             return true;
@@ -274,7 +276,7 @@ fn copy_check(value: Option<AnyElement>) -> bool {
         let p = pg_sys::OidOutputFunctionCall(out, v.datum());
         CStr::from_ptr(p).to_string_lossy().into_owned()
     };
-    if context::with_tenant(|cur| cur == Some(shown.as_str())) {
+    if state::with_tenant(|cur| cur == Some(shown.as_str())) {
         return true;
     }
     refuse_row(Some(&shown));
@@ -282,9 +284,9 @@ fn copy_check(value: Option<AnyElement>) -> bool {
 
 /// ERROR 42501 for a row of another tenant (or none): the COPY aborts.
 fn refuse_row(shown: Option<&str>) -> ! {
-    let who = context::tenant().unwrap_or_else(|| "(none)".into());
+    let who = state::tenant().unwrap_or_else(|| "(none)".into());
     let row = match shown {
-        Some(v) => format!("names tenant \"{}\"", context::printable(v)),
+        Some(v) => format!("names tenant \"{}\"", printable(v)),
         None => "has no tenant (NULL)".to_string(),
     };
     refuse(

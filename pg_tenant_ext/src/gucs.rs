@@ -35,7 +35,8 @@
 //! The `pg_tenant` prefix is reserved: `SET pg_tenant.anything` is an
 //! error for everyone, so no placeholder can pose as one of ours.
 
-use crate::context;
+use crate::state::{self, ContextState};
+use pg_tenant_token::valid_tenant_id;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::collections::BTreeMap;
@@ -174,12 +175,12 @@ unsafe extern "C-unwind" fn check_tenant_id(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    check_value(newval, |v| v.is_empty() || context::valid_tenant_id(v))
+    check_value(newval, |v| v.is_empty() || valid_tenant_id(v))
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut c_void) {
-    context::cache_tenant(assigned(newval));
+    state::cache_tenant(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -193,7 +194,7 @@ unsafe extern "C-unwind" fn check_subject(
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_subject(newval: *const c_char, _extra: *mut c_void) {
-    crate::subject::cache_subject(assigned(newval));
+    state::cache_subject(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -207,7 +208,7 @@ unsafe extern "C-unwind" fn check_claims(
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_claims(newval: *const c_char, _extra: *mut c_void) {
-    crate::subject::cache_claims(assigned(newval));
+    state::cache_claims(assigned(newval));
 }
 
 #[pgrx::pg_guard]
@@ -225,13 +226,13 @@ unsafe extern "C-unwind" fn check_context_state(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    check_value(newval, |v| context::ContextState::parse(v).is_some())
+    check_value(newval, |v| ContextState::parse(v).is_some())
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_context_state(newval: *const c_char, _extra: *mut c_void) {
     let v = assigned(newval).unwrap_or("");
-    context::cache_state(context::ContextState::parse(v).unwrap_or_default());
+    state::cache_state(ContextState::parse(v).unwrap_or_default());
 }
 
 #[pgrx::pg_guard]

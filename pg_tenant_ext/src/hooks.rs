@@ -19,8 +19,9 @@
 //! Refusals are ERROR 42501 naming the tenant and the operation.
 
 use crate::confine;
-use crate::context::{self, ops, ContextState};
+use crate::context;
 use crate::copy;
+use crate::state::{self, ops, ContextState};
 use pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard as guard;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -42,7 +43,7 @@ pub unsafe fn init() {
 }
 
 fn deny(what: &str) -> ! {
-    let tenant = context::tenant().unwrap_or_default();
+    let tenant = state::tenant().unwrap_or_default();
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -55,7 +56,7 @@ fn check_role_lock(st: &ContextState) {
     // SAFETY: plain reads of backend globals.
     let (worker, outer) = unsafe { (pg_sys::ParallelWorkerNumber >= 0, pg_sys::GetOuterUserId()) };
     if st.role != 0 && !worker && outer.to_u32() != st.role {
-        let tenant = context::tenant().unwrap_or_default();
+        let tenant = state::tenant().unwrap_or_default();
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -118,7 +119,7 @@ fn check_dml(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
 
 /// ExecutorStart's checks (run inside [`guard`], before the call-through).
 unsafe fn executor_start_checks(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    let st = context::state();
+    let st = state::state();
     let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
     if st.active && !explain_only {
         check_role_lock(&st);
@@ -260,7 +261,7 @@ unsafe fn utility_before(
     query_env: *mut pg_sys::QueryEnvironment,
     qc: *mut pg_sys::QueryCompletion,
 ) -> Before {
-    let st = context::state();
+    let st = state::state();
     let utility = (*pstmt).utilityStmt;
     check_reserved_settings(utility);
     let confined = confine::confined(&st);

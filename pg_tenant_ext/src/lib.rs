@@ -14,7 +14,9 @@ mod gucs;
 mod hooks;
 mod pool;
 mod refused;
+mod report;
 mod rolelock;
+mod state;
 mod subject;
 
 pgrx::pg_module_magic!(name, version);

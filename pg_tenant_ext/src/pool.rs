@@ -46,8 +46,9 @@
 //! Refusals are ERROR 0A000 (feature_not_supported) naming the feature,
 //! the tenant and why, with a hint. Session-mode tenants are unaffected.
 
-use crate::context::{self, ContextState};
+use crate::admission::as_catalog_reader;
 use crate::gucs;
+use crate::state::{self, ContextState};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -55,7 +56,7 @@ use std::ffi::CStr;
 
 /// Refuse `feature` with 0A000, the reason and `hint`.
 pub fn refuse(feature: &str, hint: &str) -> ! {
-    let tenant = context::tenant().unwrap_or_default();
+    let tenant = state::tenant().unwrap_or_default();
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         format!(
@@ -289,8 +290,7 @@ pub unsafe fn after_utility(st: &ContextState, node: *mut pg_sys::Node) {
                        WHERE g.cfgnamespace OPERATOR(pg_catalog.=) $1) \
                      OR EXISTS (SELECT FROM pg_catalog.pg_ts_dict d \
                        WHERE d.dictnamespace OPERATOR(pg_catalog.=) $1)";
-    let left =
-        context::as_catalog_reader(|| pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()]));
+    let left = as_catalog_reader(|| pgrx::spi::Spi::get_one_with_args::<bool>(Q, &[temp.into()]));
     if matches!(left, Ok(Some(true))) {
         refuse("creating temporary objects", TEMP_HINT);
     }

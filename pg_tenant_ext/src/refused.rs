@@ -1,7 +1,7 @@
 //! The functions tenant sessions may not execute, and why (checked by
 //! `confine`'s object access hook, where PostgreSQL checks EXECUTE).
 
-use crate::context::ContextState;
+use crate::state::ContextState;
 use pgrx::pg_sys;
 
 /// PostgreSQL's advisory lock functions, every form (tenants use the

@@ -21,7 +21,8 @@
 //! either (`SET ROLE <a tenant role>` would reach that tenant's objects):
 //! only back to itself (`RESET ROLE`, `SET ROLE NONE`).
 
-use crate::context::{self, Backend};
+use crate::report::printable;
+use crate::state::{self, Backend};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -94,7 +95,7 @@ unsafe extern "C-unwind" fn at_sub_abort(
 }
 
 unsafe fn refuse(setting: &str) -> bool {
-    let tenant = context::tenant().unwrap_or_default();
+    let tenant = state::tenant().unwrap_or_default();
     let msg = CString::new(format!(
         "tenant \"{tenant}\" is not allowed to change \"{setting}\": the tenant role is locked for this session"
     ))
@@ -105,7 +106,7 @@ unsafe fn refuse(setting: &str) -> bool {
 }
 
 unsafe fn locked() -> bool {
-    context::state().active && !ALLOW.0.get() && !pg_sys::InitializingParallelWorker
+    state::state().active && !ALLOW.0.get() && !pg_sys::InitializingParallelWorker
 }
 
 #[pgrx::pg_guard]
@@ -145,7 +146,7 @@ unsafe extern "C-unwind" fn check_session_auth(
 /// (a member of `tenant_app`, not a superuser) asking for a role other than
 /// itself. Some(session user name) when it must be refused.
 unsafe fn app_role_escape(newval: *mut *mut c_char) -> Option<String> {
-    if context::state().active
+    if state::state().active
         || ALLOW.0.get()
         || pg_sys::InitializingParallelWorker
         || !pg_sys::IsTransactionState()
@@ -179,7 +180,7 @@ unsafe fn refuse_app_role(login: &str) -> bool {
     let msg = CString::new(format!(
         "application role \"{}\" may not change its role without a tenant context: tenant roles \
          are reached only through tenant.set_context() with a token from the router",
-        context::printable(login)
+        printable(login)
     ))
     .unwrap_or_default();
     pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);

@@ -6,28 +6,14 @@
 //! subject and the claims together), cleared by the 2-argument
 //! `set_context` and by `clear_context`. The values live in the SUSET GUCs
 //! `pg_tenant.subject` and `pg_tenant.claims` (see `gucs`), protected
-//! exactly like the tenant id; their assign hooks keep a copy here, so
-//! reading the subject costs no GUC lookup.
+//! exactly like the tenant id; their assign hooks keep a copy in `state`,
+//! so reading the subject costs no GUC lookup.
 
-use crate::context::Backend;
+use crate::state;
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
-use std::cell::RefCell;
 use std::ffi::CString;
-
-static SUBJECT: Backend<RefCell<Option<String>>> = Backend(RefCell::new(None));
-static CLAIMS: Backend<RefCell<Option<CString>>> = Backend(RefCell::new(None));
-
-pub fn cache_subject(v: Option<&str>) {
-    *SUBJECT.0.borrow_mut() = v.filter(|s| !s.is_empty()).map(str::to_owned);
-}
-
-pub fn cache_claims(v: Option<&str>) {
-    *CLAIMS.0.borrow_mut() = v
-        .filter(|s| !s.is_empty())
-        .and_then(|s| CString::new(s).ok());
-}
 
 /// Check that `claims` is the text of a JSON object by PostgreSQL's own
 /// jsonb parser (what `current_claims()` will run on it). 22023 otherwise.
@@ -75,14 +61,14 @@ pub fn check_claims(claims: &str) {
 /// `(SELECT tenant.current_subject())` in policies.
 #[pg_extern(stable, parallel_safe)]
 fn current_subject() -> Option<String> {
-    SUBJECT.0.borrow().clone()
+    state::subject()
 }
 
 /// The subject's claims as jsonb (the JSON object the router signed with
 /// the subject), or NULL without a subject. STABLE and PARALLEL SAFE.
 #[pg_extern(stable, parallel_safe)]
 fn current_claims() -> Option<JsonbText> {
-    CLAIMS.0.borrow().clone().map(JsonbText)
+    state::claims().map(JsonbText)
 }
 
 /// JSON text returned as `jsonb`, parsed by PostgreSQL's own jsonb input
