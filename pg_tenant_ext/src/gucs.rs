@@ -10,8 +10,8 @@
 //!   superuser context after checking a token) or a real superuser can
 //!   change it; `RESET ALL`/`DISCARD ALL` leave it alone; being a GUC it is
 //!   serialized to parallel workers and rolled back with an aborted
-//!   transaction. The assign hook caches it so `current_tenant_id()` is a
-//!   pointer read.
+//!   transaction. The assign hook keeps a copy in `state`, so
+//!   `current_tenant_id()` needs no GUC lookup.
 //! * `pg_tenant.context_state` — the locked role and the permissions loaded
 //!   by `set_context`, hidden, with the same protections and the same
 //!   transactional behaviour as the tenant id.

@@ -1,22 +1,31 @@
-//! Permission hooks, active only in a backend with a tenant context.
+//! The executor and utility hooks (`ExecutorStart`, `ProcessUtility`,
+//! chained to any installed before): the checks made at every statement.
+//!
+//! In a backend with a tenant context:
 //!
 //! * Role lock: every statement checks that the outer role is still the
-//!   tenant's role; `SET ROLE`, `RESET ROLE`, `SET SESSION AUTHORIZATION`
-//!   are refused outright, and `DISCARD ALL` re-asserts the role.
+//!   tenant's locked role, and `SET`/`RESET` of `role` or
+//!   `session_authorization` is refused (`rolelock` also refuses a change
+//!   made inside a statement); `DISCARD ALL` re-asserts the role.
 //! * DDL (Postgres' own `GetCommandLogLevel() == LOGSTMT_DDL`) is refused
-//!   unless the tenant has `allow_ddl`.
+//!   unless the tenant has `allow_ddl`; `TRUNCATE` also needs a writable
+//!   tenant with DELETE.
 //! * `read_only` tenants cannot write; `allowed_operations` restricts the
 //!   DML kinds. Checked in `ExecutorStart` (so functions, DO blocks and
 //!   writable CTEs are covered) and for `COPY FROM` in `ProcessUtility`.
-//!
-//! * Confinement (`confine`): what no tenant session may reach.
-//! * `SET`/`RESET` of any `pg_tenant.*` name by a non-superuser is refused
-//!   with 42501 (the prefix is reserved; `set_context` is the only writer).
+//! * `COPY <protected table> FROM STDIN` is run by pg_tenant itself (`copy`).
 //! * Session-only features under `pool_mode = transaction` (`pool`): 0A000;
 //!   a session-level `SET`/`RESET` that succeeded there is recorded for the
 //!   router afterwards (`pool::record_set`).
 //!
-//! Refusals are ERROR 42501 naming the tenant and the operation.
+//! With a context, and for an application role without one: confinement
+//! (`confine`), what no tenant session may reach. For every role but a
+//! superuser: `SET`/`RESET` of any `pg_tenant.*` name is refused with 42501
+//! (the prefix is reserved; `set_context` is the only writer). After every
+//! utility statement, `advisory` forgets the locks `DISCARD ALL` released.
+//!
+//! Refusals are ERROR 42501 naming the tenant and the operation (0A000 for
+//! `pool`'s).
 
 use crate::confine;
 use crate::context;

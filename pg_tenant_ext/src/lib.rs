@@ -1,5 +1,12 @@
 //! pg_tenant: the tenant context, catalog, fail-closed RLS helpers and
 //! permission hooks. See the README for the SQL surface.
+//!
+//! Modules, in an order where each uses only modules named before it:
+//! `state` (the per-backend state every module reads) and `report` (how a
+//! refusal is raised); `gucs`, `budget`, `rolelock`, `subject`,
+//! `admission`, `refused`, `auth`; `context` (`set_context` and the
+//! functions that read the tenant), `pool`, `advisory`, `confine`, `copy`;
+//! `hooks`, which runs the checks at every statement.
 
 use pgrx::prelude::*;
 
