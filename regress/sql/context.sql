@@ -1,4 +1,4 @@
--- Fail-closed and tamper-proof tenant context (DESIGN.md properties 1-3).
+-- Fail-closed and tamper-proof tenant context (README, "Security").
 \c - regress_app
 \set SHOW_CONTEXT never
 SET client_min_messages = error;

@@ -1,5 +1,5 @@
 -- tenant.protect / unprotect / audit / create_app_role, and plans that
--- stay index-friendly (DESIGN.md property 5).
+-- stay index-friendly (README, "Security").
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 

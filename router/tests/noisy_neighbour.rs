@@ -1,4 +1,4 @@
-//! No tenant can exhaust what all tenants share (DESIGN.md property 9),
+//! No tenant can exhaust what all tenants share (README, "Security"),
 //! through the router: a lock flood from one tenant (the attack that filled
 //! PostgreSQL's shared lock table and stopped every tenant's writes and
 //! logins) is refused past the tenant's budget while another tenant keeps
