@@ -166,7 +166,9 @@ async fn checks(app: &Admin) -> Checks {
 async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
     let probe = async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(&crate::protocol::ssl_request()).await?;
+        let mut ssl = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::ssl_request(&mut ssl);
+        s.write_all(&ssl).await?;
         let mut b = [0u8; 1];
         s.read_exact(&mut b).await?;
         Ok::<u8, std::io::Error>(b[0])

@@ -1,7 +1,8 @@
 //! The server side of a session: one backend connection, its key data and
 //! what it sent that is not relayed yet; the steps after authentication
-//! (PostAuth, Injecting). Separate from the client side so that a later
-//! pool can keep a `Backend` at rest and hand it to another client.
+//! (PostAuth, Injecting) and the router's own checked exchanges
+//! (`exchange`). Separate from the client side: a pool keeps a `Backend`
+//! at rest and hands it to another client. Fails with `BackendError`.
 
 use crate::codec::{self, ReadError};
 use crate::config::Config;

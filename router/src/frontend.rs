@@ -1,6 +1,7 @@
 //! The client side of a session: its stream, what it sent that is not
 //! relayed yet, and the startup phase (SSLRequest and direct TLS,
-//! GSSENCRequest, CancelRequest, StartupMessage).
+//! GSSENCRequest, CancelRequest, StartupMessage). Fails with
+//! `FrontendError`.
 
 use crate::codec::{self, ReadError};
 use crate::protocol::{self, FrameError, Startup};

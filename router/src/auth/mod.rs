@@ -24,7 +24,8 @@
 //!   `Authenticated::subject` and `expires_at`, and the backend login comes
 //!   from the credentials file (`BackendLogin::Password`).
 //!
-//! Every way ends in one `Authenticated` value.
+//! Every way ends in one `Authenticated` value (`authenticated`), or in a
+//! `LoginError` (`error`), which the session turns into its own error.
 
 pub mod authenticated;
 pub mod cleartext;

@@ -52,7 +52,7 @@ mod pooled;
 use idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
 use pooled::MAX_SESSION_SETTINGS_BYTES;
 
-/// The phases of a connection (DESIGN.md, "The router").
+/// The phases of a connection, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     WaitStartup,
