@@ -15,11 +15,14 @@
 //! With `admin_token` set, every route but /health and /ready needs
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
 
+mod app;
 mod pages;
 
-use crate::catalog::CatalogError;
+pub use app::AdminError;
+
 use crate::metrics::TenantSnapshot;
 use crate::shared::Shared;
+use app::{snapshot, Admin, AppState, Checks};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -34,74 +37,13 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// What a request can fail with; each maps to one status and message.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-    #[error("query parameter \"{name}\": {reason}")]
-    BadParameter { name: String, reason: String },
-    #[error("\"{0}\" is not a valid tenant id")]
-    InvalidTenant(String),
-    #[error("tenant \"{0}\" does not exist")]
-    UnknownTenant(String),
-    #[error("no such endpoint: {0}")]
-    NoRoute(String),
-    #[error("{method} is not allowed on {path}")]
-    Method { method: String, path: String },
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-}
-
-impl AdminError {
-    fn status(&self) -> StatusCode {
-        match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::InvalidTenant(_) | AdminError::BadParameter { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            AdminError::UnknownTenant(_) | AdminError::NoRoute(_) => StatusCode::NOT_FOUND,
-            AdminError::Method { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            AdminError::Catalog(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
-        if let AdminError::Unauthorized = self {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        r
-    }
-}
-
 /// How long `/ready` reuses its catalog and upstream checks: the route
 /// needs no token, and each upstream probe costs Postgres a process.
 const READY_CACHE: Duration = Duration::from_secs(1);
 
-/// Results of the readiness probes (Err: why not).
-#[derive(Clone)]
-struct Checks {
-    catalog: Result<(), String>,
-    upstream: Result<(), String>,
-}
-
-struct Admin {
-    shared: Arc<Shared>,
-    /// The last probes and when they ran; concurrent callers wait for one.
-    checks: tokio::sync::Mutex<Option<(Instant, Checks)>>,
-    /// One permit per `/metrics` response being sent (`MAX_SCRAPES`).
-    scrapes: Arc<tokio::sync::Semaphore>,
-}
-
 /// Most `/metrics` responses sent at once: each holds a pointer per
 /// tenant until its client has read it all; more get 503.
 const MAX_SCRAPES: usize = 4;
-
-type AppState = Arc<Admin>;
 
 /// The routes, with the bearer-token check in front of the private ones.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -224,7 +166,9 @@ async fn checks(app: &Admin) -> Checks {
 async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
     let probe = async {
         let mut s = TcpStream::connect(addr).await?;
-        s.write_all(&crate::protocol::ssl_request()).await?;
+        let mut ssl = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::ssl_request(&mut ssl);
+        s.write_all(&ssl).await?;
         let mut b = [0u8; 1];
         s.read_exact(&mut b).await?;
         Ok::<u8, std::io::Error>(b[0])
@@ -234,14 +178,6 @@ async fn probe_upstream(addr: &str, timeout: Duration) -> Result<(), String> {
         Ok(Ok(b)) => Err(format!("{addr} answered {b:#04x}, not like PostgreSQL")),
         Ok(Err(e)) => Err(format!("{addr}: {e}")),
         Err(_) => Err(format!("{addr}: timed out")),
-    }
-}
-
-/// A tenant's counters; zeros when it has had no connection.
-fn snapshot(shared: &Shared, id: &str) -> TenantSnapshot {
-    match shared.limits.get(id) {
-        Some(c) => c.metrics.snapshot(id, c.active()),
-        None => TenantSnapshot::empty(id),
     }
 }
 

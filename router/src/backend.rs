@@ -1,16 +1,49 @@
 //! The server side of a session: one backend connection, its key data and
 //! what it sent that is not relayed yet; the steps after authentication
-//! (PostAuth, Injecting). Separate from the client side so that a later
-//! pool can keep a `Backend` at rest and hand it to another client.
+//! (PostAuth, Injecting) and the router's own checked exchanges
+//! (`exchange`). Separate from the client side: a pool keeps a `Backend`
+//! at rest and hands it to another client. Fails with `BackendError`.
 
-use crate::codec;
+use crate::codec::{self, ReadError};
 use crate::config::Config;
-use crate::error::SessionError;
-use crate::protocol;
+use crate::protocol::{self, FrameError};
 use crate::transport::Stream;
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::message::backend::Message;
 use tokio::io::AsyncWriteExt;
+
+/// Why a backend failed (the session turns each into its `SessionError`
+/// of the same words).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot connect to PostgreSQL at {addr}: {reason}")]
+    Upstream { addr: String, reason: String },
+    /// Postgres refused (too many clients, no such database, shutting
+    /// down...): its ErrorResponse goes to the client unchanged.
+    #[error("PostgreSQL refused the connection: {}", protocol::error_summary(.0.clone()))]
+    Postgres(BytesMut),
+    #[error("could not set the tenant context: {0}")]
+    Injection(String),
+    /// pg_tenant refused the context for this login (42501 from
+    /// set_context: not among the tenant's login_roles, superuser...).
+    #[error("{0}")]
+    ContextRefused(String),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("PostgreSQL closed the connection")]
+    ServerGone,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<ReadError> for BackendError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Frame(f) => BackendError::Frame(f),
+            ReadError::Io(i) => BackendError::Io(i),
+        }
+    }
+}
 
 pub struct Backend {
     pub stream: Stream,
@@ -46,8 +79,8 @@ pub struct ContextTag {
 impl Backend {
     /// Open a connection to the configured upstream, with TLS as
     /// `tls.upstream_tls` says.
-    pub async fn connect(cfg: &Config) -> Result<Backend, SessionError> {
-        let fail = |reason: String| SessionError::Upstream {
+    pub async fn connect(cfg: &Config) -> Result<Backend, BackendError> {
+        let fail = |reason: String| BackendError::Upstream {
             addr: cfg.upstream.clone(),
             reason,
         };
@@ -80,16 +113,16 @@ impl Backend {
         })
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
         Ok(self.stream.write_all(bytes).await?)
     }
 
     /// The next whole message (Postgres is trusted up to the protocol's
     /// own 1 GiB cap).
-    pub async fn read_frame(&mut self) -> Result<BytesMut, SessionError> {
+    pub async fn read_frame(&mut self) -> Result<BytesMut, BackendError> {
         codec::read_frame(&mut self.stream, &mut self.buf, protocol::MAX_MESSAGE_LEN)
             .await?
-            .ok_or(SessionError::ServerGone)
+            .ok_or(BackendError::ServerGone)
     }
 
     /// PostAuth: read Postgres' messages after AuthenticationOk up to
@@ -97,7 +130,7 @@ impl Backend {
     /// `out`, and so does the ReadyForQuery (the caller decides when to
     /// send it). An ErrorResponse (too many clients, database does not
     /// exist...) is Postgres' own answer: it reaches the client unchanged.
-    pub async fn post_auth(&mut self, out: &mut BytesMut) -> Result<(i32, i32), SessionError> {
+    pub async fn post_auth(&mut self, out: &mut BytesMut) -> Result<(i32, i32), BackendError> {
         let mut key = None;
         loop {
             let frame = self.read_frame().await?;
@@ -117,11 +150,11 @@ impl Backend {
                 b'Z' => {
                     out.extend_from_slice(&frame);
                     self.key = key;
-                    return key.ok_or(SessionError::Injection(
+                    return key.ok_or(BackendError::Injection(
                         "PostgreSQL sent no BackendKeyData".into(),
                     ));
                 }
-                b'E' => return Err(SessionError::Postgres(frame)),
+                b'E' => return Err(BackendError::Postgres(frame)),
                 _ => out.extend_from_slice(&frame),
             }
         }
@@ -181,12 +214,12 @@ impl Backend {
         &mut self,
         req: &[u8],
         readies: usize,
-    ) -> Result<(Option<BytesMut>, u8), SessionError> {
+    ) -> Result<(Option<BytesMut>, u8), BackendError> {
         let nonce = fresh_nonce();
         let mut full = BytesMut::with_capacity(req.len() + 64);
         full.extend_from_slice(req);
         postgres_protocol::message::frontend::parse("", "SELECT $1::text", [25u32], &mut full)
-            .map_err(|e| SessionError::Injection(e.to_string()))?;
+            .map_err(|e| BackendError::Injection(e.to_string()))?;
         bind_execute(&[0], &[&nonce], &mut full)?;
         postgres_protocol::message::frontend::sync(&mut full);
         self.send(&full).await?;
@@ -213,7 +246,7 @@ impl Backend {
                     if left == 0 {
                         let echoed = last_row.get(11..).is_some_and(|v| v == nonce.as_bytes());
                         if failure.is_none() && (seen != expected || !echoed) {
-                            return Err(SessionError::Injection(format!(
+                            return Err(BackendError::Injection(format!(
                                 "the backend's answers were not those of the router's own request (expected {expected:?}, got {seen:?}, nonce echoed: {echoed})"
                             )));
                         }
@@ -238,7 +271,7 @@ impl Backend {
         tenant: &str,
         token: &str,
         subject: Option<(&str, &str)>,
-    ) -> Result<(), SessionError> {
+    ) -> Result<(), BackendError> {
         let mut req = BytesMut::with_capacity(256);
         context_request(tenant, token, subject, &mut req)?;
         postgres_protocol::message::frontend::sync(&mut req);
@@ -258,9 +291,9 @@ impl Backend {
                         // row level security): an answer for the client.
                         let (code, msg) = protocol::error_fields(&f);
                         if code == "42501" {
-                            return Err(SessionError::ContextRefused(msg));
+                            return Err(BackendError::ContextRefused(msg));
                         }
-                        return Err(SessionError::Injection(protocol::error_summary(f)));
+                        return Err(BackendError::Injection(protocol::error_summary(f)));
                     }
                     out.extend_from_slice(&frame);
                     return Ok(());
@@ -296,9 +329,9 @@ pub fn context_request(
     token: &str,
     subject: Option<(&str, &str)>,
     req: &mut BytesMut,
-) -> Result<(), SessionError> {
+) -> Result<(), BackendError> {
     use postgres_protocol::message::frontend;
-    let fail = |e: std::io::Error| SessionError::Injection(e.to_string());
+    let fail = |e: std::io::Error| BackendError::Injection(e.to_string());
     // Text parameters are read in the client's client_encoding; the
     // subject and the claims were signed as UTF-8, so they travel as
     // bytea (never converted) and are decoded as UTF-8 on the server.
@@ -330,7 +363,7 @@ pub fn bind_execute(
     formats: &[i16],
     values: &[&str],
     req: &mut BytesMut,
-) -> Result<(), SessionError> {
+) -> Result<(), BackendError> {
     use postgres_protocol::message::frontend;
     use postgres_protocol::IsNull;
     frontend::bind(
@@ -345,8 +378,8 @@ pub fn bind_execute(
         [0i16],
         req,
     )
-    .map_err(|_| SessionError::Injection("cannot encode Bind".into()))?;
-    frontend::execute("", 0, req).map_err(|e| SessionError::Injection(e.to_string()))
+    .map_err(|_| BackendError::Injection("cannot encode Bind".into()))?;
+    frontend::execute("", 0, req).map_err(|e| BackendError::Injection(e.to_string()))
 }
 
 /// How many answers of each kind a request of the router's gets.
@@ -400,8 +433,7 @@ impl Answers {
 
 /// A fresh random nonce for an exchange (hex).
 fn fresh_nonce() -> String {
-    let b = crate::auth::scram::random_bytes::<12>().unwrap_or([9; 12]);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(crate::random::bytes::<12>().unwrap_or([9; 12]))
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ impl CancelRegistry {
     /// positive pid (clients print it as one).
     pub fn fresh_key(&self) -> (i32, i32) {
         loop {
-            let b = crate::auth::scram::random_bytes::<8>().unwrap_or_else(|_| {
+            let b = crate::random::bytes::<8>().unwrap_or_else(|_| {
                 let n = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default()

@@ -1,9 +1,16 @@
-//! Why a session ended early, and what the client is told (every error
-//! type of the handshake, so that no module needs another's).
+//! Why a session ended early, and what the client is told: the session's
+//! error. Each layer below the session has its own error type (the client
+//! side's `FrontendError`, a server connection's `BackendError`,
+//! authentication's `LoginError`, the pool's `PoolError`, ...); they are
+//! turned into `SessionError` here, at the session boundary, each into
+//! the variant of the same words and SQLSTATE. No layer imports this file.
 
 pub use crate::auth::AuthError;
+use crate::auth::LoginError;
+use crate::backend::BackendError;
 use crate::catalog::CatalogError;
 use crate::codec::ReadError;
+use crate::frontend::FrontendError;
 use crate::identify::IdentifyError;
 use crate::limits::LimitError;
 use crate::metrics::Refusal;
@@ -78,6 +85,46 @@ impl From<ReadError> for SessionError {
     }
 }
 
+impl From<FrontendError> for SessionError {
+    fn from(e: FrontendError) -> Self {
+        match e {
+            FrontendError::Frame(f) => SessionError::Frame(f),
+            FrontendError::TlsRequired => SessionError::TlsRequired,
+            FrontendError::Tls(t) => SessionError::Tls(t),
+            FrontendError::DirectTlsRefused => SessionError::DirectTlsRefused,
+            FrontendError::ClientGone => SessionError::ClientGone,
+            FrontendError::Io(i) => SessionError::Io(i),
+        }
+    }
+}
+
+impl From<BackendError> for SessionError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Upstream { addr, reason } => SessionError::Upstream { addr, reason },
+            BackendError::Postgres(frame) => SessionError::Postgres(frame),
+            BackendError::Injection(m) => SessionError::Injection(m),
+            BackendError::ContextRefused(m) => SessionError::ContextRefused(m),
+            BackendError::Frame(f) => SessionError::Frame(f),
+            BackendError::ServerGone => SessionError::ServerGone,
+            BackendError::Io(i) => SessionError::Io(i),
+        }
+    }
+}
+
+impl From<LoginError> for SessionError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Auth(a) => SessionError::Auth(a),
+            LoginError::Client(f) => f.into(),
+            LoginError::Server(b) => b.into(),
+            LoginError::Catalog(c) => SessionError::Catalog(c),
+            LoginError::Identify(i) => SessionError::Identify(i),
+            LoginError::DisabledTenant(t) => SessionError::DisabledTenant(t),
+        }
+    }
+}
+
 impl From<RelayError> for SessionError {
     fn from(e: RelayError) -> Self {
         match e {
@@ -135,30 +182,97 @@ impl SessionError {
     }
 }
 
-/// A value's text for a log line, quoted, with quotes, backslashes and
-/// control characters escaped (`\"`, `\n`, `\u{1b}`): error messages
-/// carry names a client chose (user names, a JWT header's `alg` or `kid`,
-/// PostgreSQL's words about them), and a raw newline, terminal escape or
-/// `key="value"` text would forge or garble log lines.
-pub struct Escaped<'a, T: std::fmt::Display>(pub &'a T);
-
-impl<T: std::fmt::Display> std::fmt::Display for Escaped<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.0.to_string())
-    }
-}
+/// The log sanitizer, where it always was (it lives in `logtext`).
+pub use crate::logtext::Escaped;
 
 #[cfg(test)]
-mod escaped_tests {
-    use super::Escaped;
+mod tests {
+    use super::*;
 
+    /// A layer's error says what the session's says, and the session's
+    /// made from it has the same words and SQLSTATE as before.
     #[test]
-    fn log_text_is_quoted_and_escaped() {
-        let forged = "user\"\n2026-11-25T00:00:00Z INFO forged reason=\"ok\"\u{1b}[2J";
-        assert_eq!(
-            Escaped(&forged).to_string(),
-            "\"user\\\"\\n2026-11-25T00:00:00Z INFO forged reason=\\\"ok\\\"\\u{1b}[2J\""
-        );
-        assert_eq!(Escaped(&"plain é").to_string(), "\"plain é\"");
+    fn layer_errors_keep_their_words_and_sqlstate() {
+        let io = || std::io::Error::other("boom");
+        let frame = || FrameError::UnsupportedProtocol(2, 0);
+        let cases: Vec<(String, SessionError, SessionError)> = vec![
+            (
+                FrontendError::TlsRequired.to_string(),
+                FrontendError::TlsRequired.into(),
+                SessionError::TlsRequired,
+            ),
+            (
+                FrontendError::Tls("x".into()).to_string(),
+                FrontendError::Tls("x".into()).into(),
+                SessionError::Tls("x".into()),
+            ),
+            (
+                FrontendError::DirectTlsRefused.to_string(),
+                FrontendError::DirectTlsRefused.into(),
+                SessionError::DirectTlsRefused,
+            ),
+            (
+                FrontendError::ClientGone.to_string(),
+                LoginError::from(FrontendError::ClientGone).into(),
+                SessionError::ClientGone,
+            ),
+            (
+                FrontendError::Frame(frame()).to_string(),
+                FrontendError::Frame(frame()).into(),
+                SessionError::Frame(frame()),
+            ),
+            (
+                FrontendError::Io(io()).to_string(),
+                FrontendError::Io(io()).into(),
+                SessionError::Io(io()),
+            ),
+            (
+                BackendError::ServerGone.to_string(),
+                BackendError::ServerGone.into(),
+                SessionError::ServerGone,
+            ),
+            (
+                BackendError::Injection("x".into()).to_string(),
+                LoginError::from(BackendError::Injection("x".into())).into(),
+                SessionError::Injection("x".into()),
+            ),
+            (
+                BackendError::ContextRefused("no".into()).to_string(),
+                BackendError::ContextRefused("no".into()).into(),
+                SessionError::ContextRefused("no".into()),
+            ),
+            (
+                BackendError::Upstream {
+                    addr: "a".into(),
+                    reason: "r".into(),
+                }
+                .to_string(),
+                BackendError::Upstream {
+                    addr: "a".into(),
+                    reason: "r".into(),
+                }
+                .into(),
+                SessionError::Upstream {
+                    addr: "a".into(),
+                    reason: "r".into(),
+                },
+            ),
+            (
+                LoginError::DisabledTenant("acme".into()).to_string(),
+                LoginError::DisabledTenant("acme".into()).into(),
+                SessionError::DisabledTenant("acme".into()),
+            ),
+            (
+                LoginError::from(AuthError::Malformed("m")).to_string(),
+                LoginError::from(AuthError::Malformed("m")).into(),
+                SessionError::Auth(AuthError::Malformed("m")),
+            ),
+        ];
+        for (layer, got, want) in cases {
+            assert_eq!(layer, want.to_string());
+            assert_eq!(got.to_string(), want.to_string());
+            assert_eq!(got.sqlstate(), want.sqlstate(), "{want}");
+            assert_eq!(got.refusal(), want.refusal(), "{want}");
+        }
     }
 }

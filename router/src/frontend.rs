@@ -1,16 +1,45 @@
 //! The client side of a session: its stream, what it sent that is not
 //! relayed yet, and the startup phase (SSLRequest and direct TLS,
-//! GSSENCRequest, CancelRequest, StartupMessage).
+//! GSSENCRequest, CancelRequest, StartupMessage). Fails with
+//! `FrontendError`.
 
-use crate::codec;
-use crate::error::SessionError;
-use crate::protocol::{self, Startup};
+use crate::codec::{self, ReadError};
+use crate::protocol::{self, FrameError, Startup};
 use crate::tls::{ClientTls, TlsSettings, ALPN_POSTGRESQL};
 use crate::transport::Stream;
 use bytes::BytesMut;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
+
+/// Why the client side failed (the session turns each into its
+/// `SessionError` of the same words).
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("tenant-router accepts only TLS connections (tls.client_tls = require): connect with sslmode=require or stronger")]
+    TlsRequired,
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A direct TLS handshake while client TLS is disabled: the client
+    /// speaks TLS, so it cannot read a FATAL; the connection is closed.
+    #[error("direct TLS connection refused: tls.client_tls = disable")]
+    DirectTlsRefused,
+    #[error("client closed the connection")]
+    ClientGone,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<ReadError> for FrontendError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Frame(f) => FrontendError::Frame(f),
+            ReadError::Io(i) => FrontendError::Io(i),
+        }
+    }
+}
 
 /// The first byte of a TLS handshake record (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -54,12 +83,12 @@ impl Frontend {
     /// by an SSLRequest (answered 'S' when client TLS is on, else 'N') or
     /// by a direct TLS handshake (PostgreSQL 17 `sslnegotiation=direct`,
     /// ALPN `postgresql` required). GSSENCRequest always gets 'N'.
-    pub async fn read_opening(&mut self, tls: &TlsSettings) -> Result<Opening, SessionError> {
+    pub async fn read_opening(&mut self, tls: &TlsSettings) -> Result<Opening, FrontendError> {
         if self.stream.peek_first().await? == Some(TLS_HANDSHAKE) {
-            let cfg = tls.server.clone().ok_or(SessionError::DirectTlsRefused)?;
+            let cfg = tls.server.clone().ok_or(FrontendError::DirectTlsRefused)?;
             self.start_tls(cfg, true).await?;
             if self.stream.tls_state().and_then(|t| t.alpn).as_deref() != Some(ALPN_POSTGRESQL) {
-                return Err(SessionError::Tls(
+                return Err(FrontendError::Tls(
                     "direct TLS connections must negotiate the ALPN protocol \"postgresql\"".into(),
                 ));
             }
@@ -68,7 +97,7 @@ impl Frontend {
             match protocol::read_startup(&mut self.buf)? {
                 Some(Startup::Ssl) => {
                     if self.tls.is_some() {
-                        return Err(SessionError::Tls("SSLRequest inside TLS".into()));
+                        return Err(FrontendError::Tls("SSLRequest inside TLS".into()));
                     }
                     match tls.server.clone() {
                         Some(cfg) => {
@@ -77,7 +106,7 @@ impl Frontend {
                             // handshake would be read as if encrypted
                             // (CVE-2021-23222): refuse them.
                             if !self.buf.is_empty() {
-                                return Err(SessionError::Tls(
+                                return Err(FrontendError::Tls(
                                     "data received after SSLRequest before the TLS handshake"
                                         .into(),
                                 ));
@@ -91,13 +120,13 @@ impl Frontend {
                 Some(Startup::Cancel { pid, key }) => return Ok(Opening::Cancel { pid, key }),
                 Some(Startup::Startup { params }) => {
                     if self.tls.is_none() && tls.client_mode() == ClientTls::Require {
-                        return Err(SessionError::TlsRequired);
+                        return Err(FrontendError::TlsRequired);
                     }
                     return Ok(Opening::Startup(params));
                 }
                 None => {
                     if self.stream.read_buf(&mut self.buf).await? == 0 {
-                        return Err(SessionError::ClientGone);
+                        return Err(FrontendError::ClientGone);
                     }
                 }
             }
@@ -108,11 +137,11 @@ impl Frontend {
         &mut self,
         cfg: Arc<rustls::ServerConfig>,
         direct: bool,
-    ) -> Result<(), SessionError> {
+    ) -> Result<(), FrontendError> {
         self.stream
             .accept_tls(cfg)
             .await
-            .map_err(|e| SessionError::Tls(format!("handshake failed: {e}")))?;
+            .map_err(|e| FrontendError::Tls(format!("handshake failed: {e}")))?;
         if let Some(t) = self.stream.tls_state() {
             self.tls = Some(Box::new(TlsInfo {
                 version: t.version,
@@ -124,13 +153,13 @@ impl Frontend {
     }
 
     /// One whole message of at most `max` bytes.
-    pub async fn read_frame(&mut self, max: usize) -> Result<BytesMut, SessionError> {
+    pub async fn read_frame(&mut self, max: usize) -> Result<BytesMut, FrontendError> {
         codec::read_frame(&mut self.stream, &mut self.buf, max)
             .await?
-            .ok_or(SessionError::ClientGone)
+            .ok_or(FrontendError::ClientGone)
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), FrontendError> {
         Ok(self.stream.write_all(bytes).await?)
     }
 }

@@ -2,9 +2,9 @@
 //! disconnect of the tenant and the expiry of a token login, raised into one
 //! flag the relay reads with one atomic load per wake-up.
 //!
-//! The raisers reach the flags through registries (`Interrupts`): one in
-//! `Shared` for every session, one per tenant in its counters. A session
-//! costs a registry one weak pointer and no task of its own.
+//! The raisers reach the flags through registries (`Interrupts`): one for
+//! every session (the listener's), one per tenant in its counters. A
+//! session costs a registry one weak pointer and no task of its own.
 
 use futures_util::task::AtomicWaker;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -27,14 +27,14 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// `Drain` when the router is draining and nothing stronger arrived:
-    /// the shared flag is set before the sessions' own flags are raised,
-    /// so a session never relays a client's next message once the drain
-    /// has begun, even while the raise is still going through the
-    /// registry.
-    pub fn or_draining(self, shared: &crate::shared::Shared) -> Signal {
+    /// `Drain` when the router is `draining` and nothing stronger
+    /// arrived: the router's flag is set before the sessions' own flags
+    /// are raised, so a session never relays a client's next message once
+    /// the drain has begun, even while the raise is still going through
+    /// the registry.
+    pub fn or_draining(self, draining: bool) -> Signal {
         match self {
-            Signal::None if shared.is_draining() => Signal::Drain,
+            Signal::None if draining => Signal::Drain,
             s => s,
         }
     }

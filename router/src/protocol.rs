@@ -1,11 +1,15 @@
 //! PostgreSQL v3 messages the router reads or writes itself: the startup
 //! packet (`Ok(None)` while incomplete, length checked before anything is
-//! read), ErrorResponse, CancelRequest, SSLRequest, and the few client
-//! messages it builds. Framing of regular messages is in `codec`.
+//! read), the server messages it sends clients (ErrorResponse,
+//! ReadyForQuery, ParameterStatus, BackendKeyData) and the few client
+//! messages its stand-ins need. Client messages the router sends
+//! PostgreSQL are otherwise postgres-protocol's (`message::frontend`).
+//! Framing of regular messages is in `codec`.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// Largest startup packet accepted (DESIGN.md).
+/// Largest startup packet accepted (README, "tenant-router": nothing
+/// before authentication makes the router hold much).
 pub const MAX_STARTUP_LEN: usize = 10_000;
 /// Largest regular message accepted from either side (1 GiB, as Postgres).
 pub const MAX_MESSAGE_LEN: usize = 1 << 30;
@@ -103,38 +107,28 @@ fn cstr(body: &mut Bytes) -> Result<String, FrameError> {
     Ok(s)
 }
 
-/// Encode a v3.0 StartupMessage.
+/// A v3.0 StartupMessage of `params`, by postgres-protocol's encoder. A
+/// name or value ends at a NUL, should one hold any (a parsed startup
+/// packet cannot), so the encoding cannot fail.
 pub fn startup_message(params: &[(String, String)]) -> BytesMut {
+    let upto_nul = |s: &str| s.split('\0').next().unwrap_or_default().to_owned();
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (upto_nul(k), upto_nul(v)))
+        .collect();
     let mut out = BytesMut::with_capacity(64);
-    out.put_u32(0);
-    out.put_u32(PROTOCOL_3_0);
-    for (k, v) in params {
-        out.put_slice(k.as_bytes());
-        out.put_u8(0);
-        out.put_slice(v.as_bytes());
-        out.put_u8(0);
-    }
-    out.put_u8(0);
-    let len = out.len() as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
+    // No NUL is left in a name or value: nothing to fail.
+    let _ = postgres_protocol::message::frontend::startup_message(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &mut out,
+    );
     out
 }
 
-/// Encode an SSLRequest (the admin API's readiness probe sends one).
-pub fn ssl_request() -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&8u32.to_be_bytes());
-    out[4..].copy_from_slice(&SSL_REQUEST.to_be_bytes());
-    out
-}
-
-/// Encode a CancelRequest.
-pub fn cancel_request(pid: i32, key: i32) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..4].copy_from_slice(&16u32.to_be_bytes());
-    out[4..8].copy_from_slice(&CANCEL_REQUEST.to_be_bytes());
-    out[8..12].copy_from_slice(&pid.to_be_bytes());
-    out[12..].copy_from_slice(&key.to_be_bytes());
+/// A CancelRequest, by postgres-protocol's encoder.
+pub fn cancel_request(pid: i32, key: i32) -> BytesMut {
+    let mut out = BytesMut::with_capacity(16);
+    postgres_protocol::message::frontend::cancel_request(pid, key, &mut out);
     out
 }
 
@@ -410,10 +404,9 @@ mod tests {
             Ok(Some(Startup::Cancel { pid: 7, key: 256 }))
         );
         assert!(read_startup(&mut startup_bytes(CANCEL_REQUEST, b"")).is_err());
-        assert_eq!(
-            read_startup(&mut BytesMut::from(&ssl_request()[..])),
-            Ok(Some(Startup::Ssl))
-        );
+        let mut ssl = BytesMut::new();
+        postgres_protocol::message::frontend::ssl_request(&mut ssl);
+        assert_eq!(read_startup(&mut ssl), Ok(Some(Startup::Ssl)));
     }
 
     #[test]
@@ -462,7 +455,7 @@ mod tests {
 
     #[test]
     fn cancel_request_encoding() {
-        let mut b = BytesMut::from(&cancel_request(42, -5)[..]);
+        let mut b = cancel_request(42, -5);
         assert_eq!(
             read_startup(&mut b),
             Ok(Some(Startup::Cancel { pid: 42, key: -5 }))

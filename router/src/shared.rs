@@ -1,6 +1,12 @@
 //! What every session shares: the configuration, the catalog, the cancel
-//! registry, the limits, the metrics, and the cap on client connections.
+//! registry, the limits, the metrics, the pools, the router's own check of
+//! clients, and the caps on client connections and on backends held by
+//! clients still authenticating. With `server`, the composition root: it
+//! builds each part and hands the others what they need of it (the
+//! checker its catalog and metrics, the pools' maintenance the `Router`
+//! view); no part below the session reaches back into it.
 
+use crate::auth::verify::Checker;
 use crate::cancel::CancelRegistry;
 use crate::catalog::Catalog;
 use crate::config::Config;
@@ -9,7 +15,7 @@ use crate::limits::Limits;
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What every session shares.
@@ -33,13 +39,9 @@ pub struct Shared {
     /// (relayed authentication): `auth.max_unauthenticated_backends` in
     /// all, `auth.max_unauthenticated_per_tenant` per tenant.
     unauthenticated: Unauthenticated,
-    /// Secret of mock SCRAM salts, derived from the context signing key:
-    /// an unknown name sees the same salt on every attempt, after a
-    /// restart, and from every router that shares the key (as PostgreSQL
-    /// keeps its mock salts across restarts).
-    pub mock_secret: [u8; 32],
-    /// What mock exchanges for a login role look like (auth::verify).
-    pub mock_roles: moka::future::Cache<String, crate::auth::verify::MockShape>,
+    /// What the router's own check of a client reads (the catalog, the
+    /// metrics, the mock verifiers).
+    pub checker: Checker,
 }
 
 impl Shared {
@@ -57,6 +59,12 @@ impl Shared {
         // A catalog change reaches live sessions' limits within a round
         // trip of its notification.
         catalog.set_holder(Arc::new(Held(Arc::downgrade(&limits))));
+        let checker = Checker::new(
+            catalog.clone(),
+            metrics.clone(),
+            mock_secret(cfg.signing_key.as_ref()),
+            std::time::Duration::from_millis(cfg.catalog.negative_ttl_ms.max(1)),
+        );
         let shared = Arc::new(Shared {
             pools: crate::pool::Pools::new(metrics.clone()),
             catalog,
@@ -70,17 +78,12 @@ impl Shared {
                 cfg.auth.max_unauthenticated_backends,
                 cfg.auth.unauthenticated_per_tenant(),
             ),
-            mock_secret: mock_secret(cfg.signing_key.as_ref()),
-            mock_roles: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(std::time::Duration::from_millis(
-                    cfg.catalog.negative_ttl_ms.max(1),
-                ))
-                .build(),
+            checker,
             cfg: RwLock::new(cfg),
             draining: AtomicBool::new(false),
         });
-        shared.pools.start_maintenance(Arc::downgrade(&shared));
+        let router: Weak<dyn crate::pool::Router> = Arc::downgrade(&shared) as _;
+        shared.pools.start_maintenance(router);
         shared.limits.start_sweep();
         shared
     }
@@ -129,6 +132,17 @@ impl Shared {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// What the pools' maintenance reads of the router each second.
+impl crate::pool::Router for Shared {
+    fn config(&self) -> Arc<Config> {
+        Shared::config(self)
+    }
+
+    fn open_clients(&self) -> usize {
+        Shared::open_clients(self)
     }
 }
 
@@ -250,7 +264,7 @@ fn mock_secret(key: Option<&pg_tenant_token::SigningKey>) -> [u8; 32] {
         h.update(key.to_bytes());
         return h.finalize().into();
     }
-    crate::auth::scram::random_bytes::<32>().unwrap_or_else(|_| {
+    crate::random::bytes::<32>().unwrap_or_else(|_| {
         use sha2::Digest;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -7,7 +7,7 @@
 //! here), whose rows are then looked up together. One call holds at most a
 //! page of tenants (and the summary a top-N), never the whole catalog.
 
-use super::{snapshot, AdminError, AppState};
+use super::app::{snapshot, AdminError, AppState};
 use crate::catalog::TenantInfo;
 use crate::catalog::{PageQuery, MAX_PAGE};
 use crate::limits::{Limits, TenantCounters};

@@ -8,43 +8,42 @@
 //! carries the subject and the passed claims (`tenant.current_subject()`,
 //! `tenant.current_claims()`).
 
+use super::authenticated::{Authenticated, BackendLogin};
+use super::error::{AuthError, LoginError};
 use super::verify::{auth_message, auth_ok, read_password_message, Verified};
-use super::{AuthError, Authenticated, BackendLogin};
 use crate::config::Config;
-use crate::error::SessionError;
-use crate::frontend::Frontend;
+use crate::frontend::{Frontend, FrontendError};
 use crate::identify::{self, IdentifyError};
 use crate::jwt::{JwtError, JwtVerifier};
-use crate::shared::Shared;
+use crate::metrics::Metrics;
 use std::time::{Duration, SystemTime};
 
 /// Check the client's token; on success, who it is and what to send it
 /// once the backend has accepted the router's login.
 pub async fn authenticate(
     client: &mut Frontend,
-    shared: &Shared,
+    metrics: &Metrics,
     cfg: &Config,
     verifier: &JwtVerifier,
-) -> Result<Verified, SessionError> {
+) -> Result<Verified, LoginError> {
     let result = check(client, cfg, verifier).await;
     if let Err(e) = &result {
         // Before the token verifies nothing names a tenant the router may
         // trust: failures are counted in the one series for unknown names.
         let reason = match e {
-            SessionError::Auth(AuthError::Jwt(j)) => Some(j.reason()),
-            SessionError::Auth(AuthError::TokenNeedsProtection) => Some("cleartext_refused"),
-            SessionError::Auth(AuthError::NoCredentials(_)) => Some("no_credentials"),
-            SessionError::Identify(_) => Some("sni_mismatch"),
-            SessionError::Auth(_) | SessionError::Frame(_) => Some("protocol"),
+            LoginError::Auth(AuthError::Jwt(j)) => Some(j.reason()),
+            LoginError::Auth(AuthError::TokenNeedsProtection) => Some("cleartext_refused"),
+            LoginError::Auth(AuthError::NoCredentials(_)) => Some("no_credentials"),
+            LoginError::Identify(_) => Some("sni_mismatch"),
+            LoginError::Auth(_) | LoginError::Client(FrontendError::Frame(_)) => Some("protocol"),
             _ => None,
         };
         if let Some(reason) = reason {
-            shared
-                .metrics
+            metrics
                 .unknown_auth_failures
                 .with_label_values(&[reason])
                 .inc();
-            tracing::info!(reason, error = %crate::error::Escaped(e), "token authentication failed");
+            tracing::info!(reason, error = %crate::logtext::Escaped(e), "token authentication failed");
         }
     }
     result
@@ -54,13 +53,13 @@ async fn check(
     client: &mut Frontend,
     cfg: &Config,
     verifier: &JwtVerifier,
-) -> Result<Verified, SessionError> {
-    if !super::cleartext_allowed(client, cfg) {
+) -> Result<Verified, LoginError> {
+    if !super::cleartext::cleartext_allowed(client, cfg) {
         return Err(AuthError::TokenNeedsProtection.into());
     }
     client.send(&auth_message(3, &[])).await?;
     let body = read_password_message(client).await?;
-    let token = std::str::from_utf8(super::cleartext_password(&body)?)
+    let token = std::str::from_utf8(super::cleartext::cleartext_password(&body)?)
         .map_err(|_| AuthError::Malformed("PasswordMessage"))?;
     let id = verifier
         .verify(token, SystemTime::now())

@@ -6,10 +6,10 @@
 //! client its own. PostgreSQL's ErrorResponse reaches the client
 //! unchanged.
 
+use super::authenticated::BackendLogin;
+use super::error::{AuthError, LoginError};
 use super::scram::{ClientKeyClient, SCRAM_SHA_256};
-use super::{AuthError, BackendLogin};
-use crate::backend::Backend;
-use crate::error::SessionError;
+use crate::backend::{Backend, BackendError};
 use crate::protocol::typed;
 use bytes::BytesMut;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
@@ -26,8 +26,8 @@ pub async fn login(
     server: &mut Backend,
     login: &BackendLogin,
     role: &str,
-) -> Result<(), SessionError> {
-    let fail = |reason: String| -> SessionError {
+) -> Result<(), LoginError> {
+    let fail = |reason: String| -> LoginError {
         AuthError::Backend {
             role: role.to_owned(),
             reason,
@@ -44,7 +44,7 @@ pub async fn login(
         let mut out = BytesMut::new();
         match typed(&frame) {
             Some(Message::AuthenticationOk) => return Ok(()),
-            Some(Message::ErrorResponse(_)) => return Err(SessionError::Postgres(frame)),
+            Some(Message::ErrorResponse(_)) => return Err(BackendError::Postgres(frame).into()),
             Some(Message::AuthenticationCleartextPassword) => match login {
                 BackendLogin::Password(p) => frontend::password_message(p.as_bytes(), &mut out).map_err(io)?,
                 _ => return Err(fail("PostgreSQL asks for a cleartext password, and the router holds no password for this role (use scram-sha-256 in pg_hba.conf, or list the role in auth.credentials_file)".into())),
@@ -120,7 +120,7 @@ pub fn md5_from_hash(stored: &str, salt: [u8; 4]) -> String {
     let mut h = md5::Md5::new();
     h.update(stored.strip_prefix("md5").unwrap_or(stored).as_bytes());
     h.update(salt);
-    format!("md5{}", super::verify::hex(&h.finalize()))
+    format!("md5{}", hex::encode(h.finalize()))
 }
 
 #[cfg(test)]
@@ -130,10 +130,7 @@ mod tests {
     #[test]
     fn md5_answer_from_the_hash_equals_the_one_from_the_password() {
         use md5::Digest;
-        let stored = format!(
-            "md5{}",
-            super::super::verify::hex(&md5::Md5::digest(b"rt-secretrt_md5"))
-        );
+        let stored = format!("md5{}", hex::encode(md5::Md5::digest(b"rt-secretrt_md5")));
         let salt = [1, 2, 3, 4];
         assert_eq!(
             md5_from_hash(&stored, salt),

@@ -24,177 +24,29 @@
 //!   `Authenticated::subject` and `expires_at`, and the backend login comes
 //!   from the credentials file (`BackendLogin::Password`).
 //!
-//! Every way ends in one `Authenticated` value.
+//! Every way ends in one `Authenticated` value (`authenticated`), or in a
+//! `LoginError` (`error`), which the session turns into its own error.
 
+pub mod authenticated;
+pub mod cleartext;
 pub mod credentials;
+pub mod error;
+pub mod failure;
 pub mod jwt;
 pub mod login;
 pub mod scram;
 pub mod verify;
 
+pub use authenticated::{Authenticated, BackendLogin};
+pub use cleartext::{cleartext_allowed, cleartext_password};
+pub use error::{AuthError, LoginError};
+pub use failure::Failure;
+
 use crate::backend::Backend;
 use crate::codec::MAX_PREAUTH_LEN;
-use crate::error::SessionError;
 use crate::frontend::Frontend;
 use crate::protocol::typed;
 use postgres_protocol::message::backend::Message;
-
-/// Who authenticated, and how the router logs into PostgreSQL for them.
-/// The one value the handshake produces (JWT logins will fill `subject`
-/// and `expires_at`).
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub tenant: String,
-    /// The role PostgreSQL sees (the user name without the tenant).
-    pub login_role: String,
-    /// (subject, claims as JSON) of a token login.
-    pub subject: Option<(String, String)>,
-    /// When the credential stops being valid (token logins).
-    pub expires_at: Option<std::time::SystemTime>,
-    pub login: BackendLogin,
-}
-
-/// What the router answers PostgreSQL's authentication request with.
-#[derive(Clone)]
-pub enum BackendLogin {
-    /// PostgreSQL's exchange was relayed to the client.
-    Relayed,
-    /// SCRAM with the client's ClientKey (and the ServerKey that checks
-    /// PostgreSQL's signature), from a verified SCRAM exchange.
-    ClientKey {
-        client_key: [u8; 32],
-        server_key: [u8; 32],
-    },
-    /// An md5 challenge answered from the stored `md5<hex>` hash.
-    Md5Hash(String),
-    /// A password (credentials file): cleartext, md5 or SCRAM.
-    Password(String),
-}
-
-impl std::fmt::Debug for BackendLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BackendLogin::Relayed => "Relayed",
-            BackendLogin::ClientKey { .. } => "ClientKey",
-            BackendLogin::Md5Hash(_) => "Md5Hash",
-            BackendLogin::Password(_) => "Password",
-        })
-    }
-}
-
-/// Why an authentication failed (the `reason` label of
-/// `tenant_router_auth_failures_total`, and the log line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    WrongPassword,
-    UnknownTenant,
-    Disabled,
-    /// `tenant.login_verifier` has nothing for the role (no such role, no
-    /// password, not a member of tenant_app, superuser...).
-    RoleRefused,
-    /// After authentication: pg_tenant refused the context (the login role
-    /// is not among the tenant's `login_roles`, or may bypass RLS).
-    RoleNotAllowed,
-    NoCredentials,
-    /// Cleartext would be needed but the connection is not protected.
-    CleartextRefused,
-    /// A malformed or out-of-order message.
-    Protocol,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 8] = [
-        Failure::WrongPassword,
-        Failure::UnknownTenant,
-        Failure::Disabled,
-        Failure::RoleRefused,
-        Failure::RoleNotAllowed,
-        Failure::NoCredentials,
-        Failure::CleartextRefused,
-        Failure::Protocol,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            Failure::WrongPassword => "wrong_password",
-            Failure::UnknownTenant => "unknown_tenant",
-            Failure::Disabled => "disabled",
-            Failure::RoleRefused => "role_refused",
-            Failure::RoleNotAllowed => "role_not_allowed",
-            Failure::NoCredentials => "no_credentials",
-            Failure::CleartextRefused => "cleartext_refused",
-            Failure::Protocol => "protocol",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Postgres refused (wrong password, no such role...): its own
-    /// ErrorResponse was already forwarded to the client.
-    #[error("PostgreSQL refused authentication: {0}")]
-    Refused(String),
-    #[error("authentication method {0} is not supported through tenant-router")]
-    Unsupported(&'static str),
-    #[error("expected a password message from the client, got '{0}'")]
-    UnexpectedClientMessage(char),
-    #[error("unexpected message '{0}' from PostgreSQL during authentication")]
-    UnexpectedServerMessage(char),
-    /// The router's own check failed: the same words whatever the reason,
-    /// so that a client learns nothing about tenants or roles.
-    #[error("password authentication failed for user \"{user}\"")]
-    Failed { user: String, reason: Failure },
-    /// A malformed SCRAM message from the client.
-    #[error("{0}")]
-    Scram(scram::ScramError),
-    #[error("malformed authentication message: {0}")]
-    Malformed(&'static str),
-    #[error("the password of login role \"{0}\" is stored as md5, which tenant-router can check only with a cleartext password; it asks for one only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
-    CleartextRefused(String),
-    #[error("no credentials for login role \"{0}\" (auth.credentials_file)")]
-    NoCredentials(String),
-    /// A token login's JWT was refused (never echoes the token).
-    #[error("JWT authentication failed: {0}")]
-    Jwt(crate::jwt::JwtError),
-    #[error("PostgreSQL asks this login for a cleartext password, which tenant-router passes on only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
-    CleartextRelayRefused,
-    #[error("a JWT travels as a cleartext password: tenant-router accepts one only over TLS or from a loopback address (auth.allow_cleartext_without_tls)")]
-    TokenNeedsProtection,
-    /// Logging into PostgreSQL failed on the router's side.
-    #[error("tenant-router cannot log into PostgreSQL as \"{role}\": {reason}")]
-    Backend { role: String, reason: String },
-}
-
-impl AuthError {
-    pub fn sqlstate(&self) -> Option<&'static str> {
-        match self {
-            AuthError::Refused(_) => None,
-            AuthError::Failed { .. } => Some("28P01"),
-            AuthError::Scram(e) => Some(e.sqlstate()),
-            AuthError::Jwt(e) => Some(e.sqlstate()),
-            AuthError::TokenNeedsProtection | AuthError::CleartextRelayRefused => Some("28000"),
-            AuthError::Unsupported(_)
-            | AuthError::CleartextRefused(_)
-            | AuthError::NoCredentials(_)
-            | AuthError::Backend { .. } => Some("28000"),
-            AuthError::UnexpectedClientMessage(_)
-            | AuthError::UnexpectedServerMessage(_)
-            | AuthError::Malformed(_) => Some("08P01"),
-        }
-    }
-}
-
-/// Whether a cleartext password may be asked of this client: over TLS,
-/// from a loopback peer, or anywhere with `auth.allow_cleartext_without_tls`.
-pub fn cleartext_allowed(client: &Frontend, cfg: &crate::config::Config) -> bool {
-    client.tls.is_some() || client.stream.peer_is_loopback() || cfg.auth.allow_cleartext_without_tls
-}
-
-/// The password of a PasswordMessage body: NUL-terminated, no NUL inside.
-pub fn cleartext_password(body: &[u8]) -> Result<&[u8], AuthError> {
-    body.strip_suffix(&[0])
-        .filter(|p| !p.contains(&0))
-        .ok_or(AuthError::Malformed("PasswordMessage"))
-}
 
 /// Relay until AuthenticationOk (which is forwarded too). PostgreSQL's
 /// request for a cleartext password is relayed only when
@@ -205,7 +57,7 @@ pub async fn relay(
     client: &mut Frontend,
     server: &mut Backend,
     cleartext_allowed: bool,
-) -> Result<(), SessionError> {
+) -> Result<(), LoginError> {
     loop {
         let frame = server.read_frame().await?;
         let tag = frame[0];
@@ -215,7 +67,7 @@ pub async fn relay(
             client.send(&frame).await?;
             continue;
         }
-        let unsupported = |m: &'static str| -> SessionError { AuthError::Unsupported(m).into() };
+        let unsupported = |m: &'static str| -> LoginError { AuthError::Unsupported(m).into() };
         match typed(&frame) {
             Some(Message::AuthenticationOk) => {
                 client.send(&frame).await?;
@@ -284,14 +136,7 @@ pub fn without_channel_binding(frame: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{without_channel_binding, Failure};
-
-    #[test]
-    fn failure_labels_index_their_counters() {
-        for (i, f) in Failure::ALL.iter().enumerate() {
-            assert_eq!(*f as usize, i, "{}", f.label());
-        }
-    }
+    use super::without_channel_binding;
 
     fn sasl(names: &[&str]) -> Vec<u8> {
         let mut body = 10i32.to_be_bytes().to_vec();

@@ -90,11 +90,9 @@ fn xor(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-/// Random bytes from the operating system's CSPRNG.
+/// Random bytes (`crate::random`), failing as a SCRAM error.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], ScramError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| ScramError::Random(e.to_string()))?;
-    Ok(b)
+    crate::random::bytes::<N>().map_err(|e| ScramError::Random(e.to_string()))
 }
 
 fn nonce() -> Result<String, ScramError> {

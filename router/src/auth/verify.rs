@@ -13,17 +13,53 @@
 //! router has logged into PostgreSQL: the session then sends the SCRAM
 //! server-final message (if any) and AuthenticationOk.
 
+use super::authenticated::{Authenticated, BackendLogin};
+use super::error::{AuthError, LoginError};
+use super::failure::Failure;
 use super::scram::{ScramError, ServerExchange, Verifier};
-use super::{AuthError, Authenticated, BackendLogin, Failure};
-use crate::catalog::{CatalogError, Secret, TenantInfo};
+use crate::catalog::{Catalog, CatalogError, Secret, TenantInfo};
 use crate::codec::MAX_PREAUTH_LEN;
 use crate::config::{Config, LoginMode};
-use crate::error::SessionError;
-use crate::frontend::Frontend;
+use crate::frontend::{Frontend, FrontendError};
 use crate::limits::TenantCounters;
-use crate::shared::Shared;
+use crate::metrics::Metrics;
 use bytes::{BufMut, BytesMut};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// What the router's own check reads besides the client: the catalog
+/// (login verifiers), the metrics (failures) and the mock verifiers.
+pub struct Checker {
+    pub catalog: Arc<Catalog>,
+    pub metrics: Arc<Metrics>,
+    /// Secret of mock SCRAM salts, derived from the context signing key:
+    /// an unknown name sees the same salt on every attempt, after a
+    /// restart, and from every router that shares the key (as PostgreSQL
+    /// keeps its mock salts across restarts).
+    pub mock_secret: [u8; 32],
+    /// What mock exchanges for a login role look like (`mock_method`).
+    pub mock_roles: moka::future::Cache<String, MockShape>,
+}
+
+impl Checker {
+    /// Mock shapes are remembered for `negative_ttl` (at most 10,000 roles).
+    pub fn new(
+        catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+        mock_secret: [u8; 32],
+        negative_ttl: std::time::Duration,
+    ) -> Checker {
+        Checker {
+            catalog,
+            metrics,
+            mock_secret,
+            mock_roles: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(negative_ttl)
+                .build(),
+        }
+    }
+}
 
 /// Who asks to be let in.
 pub struct Request<'a> {
@@ -75,20 +111,22 @@ pub enum Proven {
 /// proof.
 pub async fn authenticate(
     client: &mut Frontend,
-    shared: &Shared,
+    checker: &Checker,
     counters: Option<&TenantCounters>,
     cfg: &Config,
     req: Request<'_>,
-) -> Result<Verified, SessionError> {
+) -> Result<Verified, LoginError> {
     let known = req.known.is_some();
-    let result = check_request(client, shared, cfg, req).await;
+    let result = check_request(client, checker, cfg, req).await;
     if let Err(e) = &result {
         let reason = match e {
-            SessionError::Auth(AuthError::Failed { reason, .. }) => Some(*reason),
-            SessionError::Auth(AuthError::CleartextRefused(_)) => Some(Failure::CleartextRefused),
-            SessionError::Auth(AuthError::NoCredentials(_)) => Some(Failure::NoCredentials),
-            SessionError::Auth(_) | SessionError::Frame(_) => Some(Failure::Protocol),
-            SessionError::DisabledTenant(_) => Some(Failure::Disabled),
+            LoginError::Auth(AuthError::Failed { reason, .. }) => Some(*reason),
+            LoginError::Auth(AuthError::CleartextRefused(_)) => Some(Failure::CleartextRefused),
+            LoginError::Auth(AuthError::NoCredentials(_)) => Some(Failure::NoCredentials),
+            LoginError::Auth(_) | LoginError::Client(FrontendError::Frame(_)) => {
+                Some(Failure::Protocol)
+            }
+            LoginError::DisabledTenant(_) => Some(Failure::Disabled),
             _ => None,
         };
         if let Some(reason) = reason {
@@ -96,17 +134,17 @@ pub async fn authenticate(
                 Some(c) => c.metrics.auth_failed(reason),
                 // A known tenant the router holds no state for: a client
                 // that fails to authenticate creates none.
-                None if known => shared.metrics.totals().auth_failed(reason),
+                None if known => checker.metrics.totals().auth_failed(reason),
                 None => {
-                    shared
+                    checker
                         .metrics
                         .unknown_auth_failures
                         .with_label_values(&[reason.label()])
                         .inc();
-                    shared.metrics.unknown_tenant.inc();
+                    checker.metrics.unknown_tenant.inc();
                 }
             }
-            tracing::info!(reason = reason.label(), error = %crate::error::Escaped(e), "authentication failed");
+            tracing::info!(reason = reason.label(), error = %crate::logtext::Escaped(e), "authentication failed");
         }
     }
     result
@@ -114,10 +152,10 @@ pub async fn authenticate(
 
 async fn check_request(
     client: &mut Frontend,
-    shared: &Shared,
+    checker: &Checker,
     cfg: &Config,
     req: Request<'_>,
-) -> Result<Verified, SessionError> {
+) -> Result<Verified, LoginError> {
     let Request {
         tenant,
         role,
@@ -137,7 +175,7 @@ async fn check_request(
     };
     let (method, mocked) = match (known, secret) {
         (None, _) => (
-            mock_method(shared, cfg, role).await,
+            mock_method(checker, cfg, role).await,
             Some(Failure::UnknownTenant),
         ),
         (Some(_), Some(s)) => match Verifier::parse(&s) {
@@ -145,7 +183,7 @@ async fn check_request(
             Err(_) => {
                 tracing::warn!("the tenant's secret is not a SCRAM-SHA-256 verifier: refusing");
                 (
-                    mock_method(shared, cfg, role).await,
+                    mock_method(checker, cfg, role).await,
                     Some(Failure::WrongPassword),
                 )
             }
@@ -153,18 +191,18 @@ async fn check_request(
         // Relay mode sends only a tenant with a secret, or an unusable
         // one, here: a disabled tenant without a secret has no verifier.
         (Some(_), None) if cfg.auth.login == LoginMode::Relay => (
-            mock_method(shared, cfg, role).await,
+            mock_method(checker, cfg, role).await,
             Some(Failure::Disabled),
         ),
-        (Some(_), None) => match role_method(shared.catalog.secret(Secret::Login, role).await?) {
+        (Some(_), None) => match role_method(checker.catalog.secret(Secret::Login, role).await?) {
             Some(m) => (m, None),
             None => (
-                mock_method(shared, cfg, role).await,
+                mock_method(checker, cfg, role).await,
                 Some(Failure::RoleRefused),
             ),
         },
     };
-    let cleartext_allowed = super::cleartext_allowed(client, cfg);
+    let cleartext_allowed = super::cleartext::cleartext_allowed(client, cfg);
     // In relay mode PostgreSQL answers a tenant without a secret: the mock
     // for an unknown or disabled one must look the same, without -PLUS
     // (stripped from a relay) and in PostgreSQL's words, which name the
@@ -186,7 +224,7 @@ async fn check_request(
     )
     .await?;
     if known.is_some_and(|i| !i.enabled) {
-        return Err(SessionError::DisabledTenant(tenant.into()));
+        return Err(LoginError::DisabledTenant(tenant.into()));
     }
     let mut to_client = BytesMut::new();
     if let Proven::Scram { server_final, .. } = &proven {
@@ -232,10 +270,10 @@ async fn check_request(
 /// an md5 role: the cleartext request; any other name: a mock salt
 /// derived from the role name and the per-process secret. Cached per role
 /// (`catalog.negative_ttl_ms`), so a flood of names costs one read.
-async fn mock_method(shared: &Shared, cfg: &Config, role: &str) -> Method {
-    let mock = Verifier::mock(&shared.mock_secret, role);
+async fn mock_method(checker: &Checker, cfg: &Config, role: &str) -> Method {
+    let mock = Verifier::mock(&checker.mock_secret, role);
     let read = async {
-        match shared.catalog.secret(Secret::Login, role).await {
+        match checker.catalog.secret(Secret::Login, role).await {
             Ok(Some(v)) if v.starts_with("SCRAM-SHA-256$") => Some(match Verifier::parse(&v) {
                 Ok(real) => MockShape::Scram {
                     salt: real.salt,
@@ -250,7 +288,7 @@ async fn mock_method(shared: &Shared, cfg: &Config, role: &str) -> Method {
         }
     };
     // Concurrent attempts for one role share one read.
-    let shape = shared
+    let shape = checker
         .mock_roles
         .optionally_get_with(role.to_owned(), read)
         .await
@@ -301,11 +339,11 @@ pub fn sasl_final(server_final: &str) -> BytesMut {
 }
 
 /// The body of the client's next password-type message ('p').
-pub(super) async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, SessionError> {
+pub(super) async fn read_password_message(client: &mut Frontend) -> Result<BytesMut, LoginError> {
     let mut frame = client.read_frame(MAX_PREAUTH_LEN).await?;
     // Terminate: the client gave up (no password to give, say).
     if frame.first() == Some(&b'X') {
-        return Err(SessionError::ClientGone);
+        return Err(FrontendError::ClientGone.into());
     }
     if frame.first() != Some(&b'p') {
         return Err(
@@ -341,7 +379,7 @@ pub async fn check(
     cleartext_allowed: bool,
     user: &str,
     mock: Option<Failure>,
-) -> Result<Proven, SessionError> {
+) -> Result<Proven, LoginError> {
     let failed = |reason| AuthError::Failed {
         user: user.to_owned(),
         reason,
@@ -387,7 +425,7 @@ pub async fn check(
             }
             client.send(&auth_message(3, &[])).await?;
             let body = read_password_message(client).await?;
-            let password = super::cleartext_password(&body)?;
+            let password = super::cleartext::cleartext_password(&body)?;
             match mock {
                 Some(reason) => Err(failed(reason).into()),
                 None if md5_matches(stored, password, role) => Ok(Proven::Md5),
@@ -403,12 +441,8 @@ pub fn md5_matches(stored: &str, password: &[u8], role: &str) -> bool {
     let mut h = md5::Md5::new();
     h.update(password);
     h.update(role.as_bytes());
-    let computed = format!("md5{}", hex(&h.finalize()));
+    let computed = format!("md5{}", hex::encode(h.finalize()));
     computed.as_bytes().ct_eq(stored.as_bytes()).into()
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -420,7 +454,7 @@ mod tests {
         // md5('rt-secret' || 'rt_md5'), as PostgreSQL stores it.
         let stored = format!("md5{}", {
             use md5::Digest;
-            hex(&md5::Md5::digest(b"rt-secretrt_md5"))
+            hex::encode(md5::Md5::digest(b"rt-secretrt_md5"))
         });
         assert!(md5_matches(&stored, b"rt-secret", "rt_md5"));
         assert!(!md5_matches(&stored, b"rt-secret", "rt_md5.acme"));

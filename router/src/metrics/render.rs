@@ -18,7 +18,7 @@
 use super::histogram::{self, Counts};
 use super::tenant::{Counters, TenantMetrics, Totals};
 use super::{Denial, Refusal};
-use crate::auth::Failure;
+use crate::auth::failure::Failure;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 

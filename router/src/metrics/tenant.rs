@@ -5,7 +5,7 @@
 
 use super::histogram::{AtomicHistogram, Counts};
 use super::{Denial, Refusal};
-use crate::auth::Failure;
+use crate::auth::failure::Failure;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -3,12 +3,20 @@
 //! task (idle backends expired, `min_idle` prewarmed, freed memory given
 //! back); and which pool a tenant's client uses on what terms (`terms_for`).
 
-use super::{switch, Discard, Lease, Pool, PoolCounts, PoolError, PoolKey, State};
+use super::single::{Discard, Lease, Pool, PoolCounts, PoolError, PoolKey, State};
+use super::switch;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+/// What the pools' maintenance reads of the router each tick: the
+/// configuration now, and how many clients are connected.
+pub trait Router: Send + Sync {
+    fn config(&self) -> Arc<Config>;
+    fn open_clients(&self) -> usize;
+}
 
 /// Every pool of the router. A pool is made only once a backend of its
 /// key has logged in (so a database or role a client made up never gets
@@ -233,7 +241,7 @@ impl Pools {
 
     /// Once a second: expire idle backends and prewarm `min_idle`, until
     /// the router goes away.
-    pub fn start_maintenance(self: &Arc<Self>, shared: Weak<crate::shared::Shared>) {
+    pub fn start_maintenance(self: &Arc<Self>, router: Weak<dyn Router>) {
         let pools = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -241,11 +249,11 @@ impl Pools {
             let mut trim = Trim::default();
             loop {
                 tick.tick().await;
-                let (Some(pools), Some(shared)) = (pools.upgrade(), shared.upgrade()) else {
+                let (Some(pools), Some(router)) = (pools.upgrade(), router.upgrade()) else {
                     return;
                 };
-                trim.after_clients_left(shared.open_clients());
-                let cfg = shared.config();
+                trim.after_clients_left(router.open_clients());
+                let cfg = router.config();
                 pools.evict_unused(Duration::from_millis(cfg.pool.idle_timeout_ms));
                 for pool in pools.all() {
                     for b in pool.expire(&cfg.pool) {

@@ -7,11 +7,11 @@
 //! A failure of any step means the backend is closed, never reused: the
 //! caller drops it (and its `Lease`).
 
+use crate::auth::authenticated::BackendLogin;
+use crate::auth::error::LoginError;
 use crate::auth::login;
-use crate::auth::BackendLogin;
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, BackendError};
 use crate::config::Config;
-use crate::error::SessionError;
 use crate::protocol;
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -24,7 +24,7 @@ pub async fn open(
     params: &[(String, String)],
     login: &BackendLogin,
     role: &str,
-) -> Result<Backend, SessionError> {
+) -> Result<Backend, LoginError> {
     let steps = async {
         let mut b = Backend::connect(cfg).await?;
         b.send(&protocol::startup_message(params)).await?;
@@ -35,27 +35,29 @@ pub async fn open(
     };
     tokio::time::timeout(cfg.startup_timeout(), steps)
         .await
-        .map_err(|_| SessionError::Upstream {
-            addr: cfg.upstream.clone(),
-            reason: "opening a pooled backend timed out".into(),
+        .map_err(|_| {
+            LoginError::from(BackendError::Upstream {
+                addr: cfg.upstream.clone(),
+                reason: "opening a pooled backend timed out".into(),
+            })
         })?
 }
 
 /// The signing key, or the error every step gives without one.
-fn signing_key(cfg: &Config) -> Result<&pg_tenant_token::SigningKey, SessionError> {
+fn signing_key(cfg: &Config) -> Result<&pg_tenant_token::SigningKey, BackendError> {
     cfg.signing_key
         .as_ref()
-        .ok_or_else(|| SessionError::Injection("no context signing key".into()))
+        .ok_or_else(|| BackendError::Injection("no context signing key".into()))
 }
 
 fn token(
     cfg: &Config,
     b: &mut Backend,
     action: pg_tenant_token::Action<'_>,
-) -> Result<String, SessionError> {
+) -> Result<String, BackendError> {
     let (pid, cancel_key) = b
         .key
-        .ok_or_else(|| SessionError::Injection("the backend sent no BackendKeyData".into()))?;
+        .ok_or_else(|| BackendError::Injection("the backend sent no BackendKeyData".into()))?;
     let nonce = b.next_nonce();
     Ok(pg_tenant_token::sign(
         signing_key(cfg)?,
@@ -78,7 +80,7 @@ pub async fn activate(
     tenant: &str,
     subject: Option<(&str, &str)>,
     settings: &[(String, String)],
-) -> Result<(), SessionError> {
+) -> Result<(), BackendError> {
     let token = token(cfg, b, backend::context_action(tenant, subject))?;
     let mut req = BytesMut::with_capacity(512);
     backend::context_request(tenant, &token, subject, &mut req)?;
@@ -87,17 +89,17 @@ pub async fn activate(
     let steps = b.exchange(&req, 1);
     let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
         .await
-        .map_err(|_| SessionError::Injection("the tenant switch timed out".into()))??;
+        .map_err(|_| BackendError::Injection("the tenant switch timed out".into()))??;
     if let Some(f) = failure {
         let (code, msg) = protocol::error_fields(&f);
         return Err(if code == "42501" {
-            SessionError::ContextRefused(msg)
+            BackendError::ContextRefused(msg)
         } else {
-            SessionError::Postgres(f)
+            BackendError::Postgres(f)
         });
     }
     if status != b'I' {
-        return Err(SessionError::Injection(
+        return Err(BackendError::Injection(
             "the backend is not idle after the tenant switch".into(),
         ));
     }
@@ -107,7 +109,7 @@ pub async fn activate(
 /// `SELECT FROM pg_catalog.set_config(name, value, false)` for each of
 /// `settings` (bind parameters; nothing sent back, so a batch of large
 /// settings never fills both directions at once); the caller adds Sync.
-fn settings_request(settings: &[(String, String)], req: &mut BytesMut) -> Result<(), SessionError> {
+fn settings_request(settings: &[(String, String)], req: &mut BytesMut) -> Result<(), BackendError> {
     if settings.is_empty() {
         return Ok(());
     }
@@ -117,7 +119,7 @@ fn settings_request(settings: &[(String, String)], req: &mut BytesMut) -> Result
         [25u32, 25],
         req,
     )
-    .map_err(|e| SessionError::Injection(e.to_string()))?;
+    .map_err(|e| BackendError::Injection(e.to_string()))?;
     for (name, value) in settings {
         backend::bind_execute(&[0], &[name, value], req)?;
     }
@@ -131,7 +133,7 @@ pub async fn resettle(
     cfg: &Config,
     b: &mut Backend,
     settings: &[(String, String)],
-) -> Result<(), SessionError> {
+) -> Result<(), BackendError> {
     let mut req = protocol::query("RESET ALL");
     let mut readies = 1;
     if !settings.is_empty() {
@@ -143,13 +145,13 @@ pub async fn resettle(
     let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
         .await
         .map_err(|_| {
-            SessionError::Injection("applying the client's settings timed out".into())
+            BackendError::Injection("applying the client's settings timed out".into())
         })??;
     if let Some(f) = failure {
-        return Err(SessionError::Postgres(f));
+        return Err(BackendError::Postgres(f));
     }
     if status != b'I' {
-        return Err(SessionError::Injection(
+        return Err(BackendError::Injection(
             "the backend is not idle after applying the client's settings".into(),
         ));
     }
@@ -165,11 +167,11 @@ pub async fn resettle(
 /// which the last client could have seeded to predict the next one's
 /// `random()`). Ok only if every step succeeded and the backend is idle;
 /// bounded by `connect_timeout_ms`.
-pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
+pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), BackendError> {
     let token = token(cfg, b, pg_tenant_token::Action::Clear)?;
     let mut req = protocol::query("DISCARD ALL");
     frontend::parse("", "SELECT tenant.clear_context($1)", [25u32], &mut req)
-        .map_err(|e| SessionError::Injection(e.to_string()))?;
+        .map_err(|e| BackendError::Injection(e.to_string()))?;
     backend::bind_execute(&[0], &[&token], &mut req)?;
     let seed = fresh_seed();
     frontend::parse(
@@ -178,21 +180,21 @@ pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
         [25u32],
         &mut req,
     )
-    .map_err(|e| SessionError::Injection(e.to_string()))?;
+    .map_err(|e| BackendError::Injection(e.to_string()))?;
     backend::bind_execute(&[0], &[&seed], &mut req)?;
     frontend::sync(&mut req);
     let steps = b.exchange(&req, 2);
     let (failure, status) = tokio::time::timeout(cfg.connect_timeout(), steps)
         .await
-        .map_err(|_| SessionError::Injection("resetting the backend timed out".into()))??;
+        .map_err(|_| BackendError::Injection("resetting the backend timed out".into()))??;
     if let Some(f) = failure {
-        return Err(SessionError::Injection(format!(
+        return Err(BackendError::Injection(format!(
             "resetting the backend failed: {}",
             protocol::error_summary(f)
         )));
     }
     if status != b'I' {
-        return Err(SessionError::Injection(
+        return Err(BackendError::Injection(
             "the backend is not idle after its reset".into(),
         ));
     }
@@ -201,7 +203,7 @@ pub async fn reset(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
 
 /// A seed for `setseed()` in [-1, 1] from the OS random source.
 fn fresh_seed() -> String {
-    let b = crate::auth::scram::random_bytes::<8>().unwrap_or([7; 8]);
+    let b = crate::random::bytes::<8>().unwrap_or([7; 8]);
     let n = u64::from_le_bytes(b) >> 11; // 53 bits
     format!("{}", (n as f64 / (1u64 << 52) as f64) - 1.0)
 }
@@ -209,14 +211,14 @@ fn fresh_seed() -> String {
 /// One round trip (Sync, answered by ReadyForQuery 'I') before reusing a
 /// backend that was idle a while: a backend PostgreSQL closed meanwhile
 /// fails here, not under a client.
-pub async fn check(cfg: &Config, b: &mut Backend) -> Result<(), SessionError> {
+pub async fn check(cfg: &Config, b: &mut Backend) -> Result<(), BackendError> {
     let mut req = BytesMut::with_capacity(5);
     frontend::sync(&mut req);
     let steps = b.exchange(&req, 1);
     match tokio::time::timeout(cfg.connect_timeout(), steps).await {
         Ok(Ok((None, b'I'))) => Ok(()),
         Ok(Err(e)) => Err(e),
-        _ => Err(SessionError::ServerGone),
+        _ => Err(BackendError::ServerGone),
     }
 }
 

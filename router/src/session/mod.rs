@@ -52,7 +52,7 @@ mod pooled;
 use idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
 use pooled::MAX_SESSION_SETTINGS_BYTES;
 
-/// The phases of a connection (DESIGN.md, "The router").
+/// The phases of a connection, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     WaitStartup,
@@ -291,7 +291,8 @@ impl Session {
         let identity = match token_login {
             Some(v) => {
                 self.phase = Phase::Authenticating;
-                let checked = auth::jwt::authenticate(&mut self.client, &self.shared, &cfg, v);
+                let checked =
+                    auth::jwt::authenticate(&mut self.client, &self.shared.metrics, &cfg, v);
                 let checked = timeout_at(deadline, checked)
                     .await
                     .map_err(|_| timeout())??;
@@ -349,7 +350,7 @@ impl Session {
                     };
                     let checked = verify::authenticate(
                         &mut self.client,
-                        &self.shared,
+                        &self.shared.checker,
                         self.counters.as_deref(),
                         &cfg,
                         request,
@@ -711,7 +712,7 @@ impl Session {
         let phase = &mut self.phase;
         let shared = &self.shared;
         std::future::poll_fn(|cx| {
-            match interrupt.poll(cx).or_draining(shared) {
+            match interrupt.poll(cx).or_draining(shared.is_draining()) {
                 Signal::Stop => return Poll::Ready(Exit::Stop),
                 Signal::Kick => return Poll::Ready(Exit::Kick),
                 Signal::Expired => return Poll::Ready(Exit::Expired),

@@ -459,7 +459,7 @@ impl Session {
         let client = &mut self.client;
         let shared = &self.shared;
         let waited = std::future::poll_fn(|cx| {
-            match interrupt.poll(cx).or_draining(shared) {
+            match interrupt.poll(cx).or_draining(shared.is_draining()) {
                 Signal::Stop | Signal::Drain => return Poll::Ready(Waited::Close(SHUTTING_DOWN)),
                 Signal::Kick => return Poll::Ready(Waited::Close(KICKED)),
                 Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),

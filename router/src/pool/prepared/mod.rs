@@ -45,38 +45,18 @@
 //! `PREPARE`/`DEALLOCATE` (left to the client).
 
 mod backend;
+mod budget;
 mod refusal;
 
 use backend::text_hash;
 pub use backend::{key, BackendStatements, NAME_KEY};
+pub use budget::Budget;
 pub use refusal::Refusal;
 
 use crate::codec::FrameView;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-
-/// The bounds (from `[pool]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Statements one backend keeps (LRU beyond).
-    pub per_backend: usize,
-    /// Named statements one client may hold.
-    pub per_client: usize,
-    /// Bytes of Parse messages one client may hold (and the largest
-    /// statement tracked).
-    pub client_bytes: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Budget {
-            per_backend: 200,
-            per_client: 1000,
-            client_bytes: 2 * 1024 * 1024,
-        }
-    }
-}
 
 /// Most Parse and Close messages of a client waiting for their answers
 /// (about 5 MB of tracking); far above any driver's pipeline.

@@ -5,7 +5,7 @@
 //! process), reaches the client as 53400 naming the limit.
 
 use super::backend::text_hash;
-use super::Budget;
+use super::budget::Budget;
 use crate::protocol::{self, Severity};
 use bytes::BytesMut;
 use std::sync::OnceLock;
