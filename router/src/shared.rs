@@ -44,7 +44,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
-        let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
+        let catalog = Catalog::new(&cfg.fixed.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         metrics.configure(&cfg.metrics);
         let limits = Arc::new(Limits::new(metrics.clone()));
@@ -64,17 +64,17 @@ impl Shared {
             limits,
             metrics,
             interrupts: crate::interrupt::Interrupts::default(),
-            clients: Arc::new(Semaphore::new(cfg.max_client_connections)),
-            max_clients: cfg.max_client_connections,
+            clients: Arc::new(Semaphore::new(cfg.fixed.max_client_connections)),
+            max_clients: cfg.fixed.max_client_connections,
             unauthenticated: Unauthenticated::new(
-                cfg.auth.max_unauthenticated_backends,
-                cfg.auth.unauthenticated_per_tenant(),
+                cfg.fixed.max_unauthenticated_backends,
+                cfg.fixed.unauthenticated_per_tenant(),
             ),
             mock_secret: mock_secret(cfg.signing_key.as_ref()),
             mock_roles: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_millis(
-                    cfg.catalog.negative_ttl_ms.max(1),
+                    cfg.fixed.catalog.negative_ttl_ms.max(1),
                 ))
                 .build(),
             cfg: RwLock::new(cfg),
