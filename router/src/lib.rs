@@ -29,5 +29,6 @@ pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod signing_key;
 pub mod tls;
 pub mod transport;

@@ -22,40 +22,13 @@ struct Cli {
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
-    /// Address to listen on, e.g. 127.0.0.1:6432.
-    #[arg(long, env = "TENANT_ROUTER_LISTEN")]
-    listen: Option<std::net::SocketAddr>,
-    /// PostgreSQL host:port.
-    #[arg(long, env = "TENANT_ROUTER_UPSTREAM")]
-    upstream: Option<String>,
-    /// The router's Ed25519 signing key (PKCS#8 PEM).
-    #[arg(long, env = "TENANT_ROUTER_CONTEXT_SIGNING_KEY_FILE")]
-    context_signing_key_file: Option<PathBuf>,
     /// Print the public key of the signing key (the value for PostgreSQL's
     /// pg_tenant.context_public_keys) and exit.
     #[arg(long)]
     print_public_key: bool,
-    /// Connection string of the router's catalog role.
-    #[arg(long, env = "TENANT_ROUTER_CATALOG_URL")]
-    catalog_url: Option<String>,
-    /// Log format: text or json.
-    #[arg(long, env = "TENANT_ROUTER_LOG_FORMAT", value_parser = parse_format)]
-    log_format: Option<LogFormat>,
-    /// Admin HTTP API address, e.g. 127.0.0.1:9090 ("" disables it).
-    #[arg(long, env = "TENANT_ROUTER_ADMIN_LISTEN")]
-    admin_listen: Option<String>,
-    /// Bearer token for the admin API (prefer the environment variable:
-    /// command lines are visible to other local users).
-    #[arg(long, env = "TENANT_ROUTER_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
-}
-
-fn parse_format(s: &str) -> Result<LogFormat, String> {
-    match s {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(format!("unknown log format \"{s}\": use text or json")),
-    }
+    /// The settings the environment and the command line put over the file.
+    #[command(flatten)]
+    over: Overrides,
 }
 
 fn init_logging(format: LogFormat) {
@@ -124,7 +97,7 @@ fn main() -> ExitCode {
 
 /// On each SIGHUP, re-read the config file (with the same environment and
 /// flags over it); an invalid one changes nothing.
-async fn reload_on_hangup(cli: Arc<Cli>, over: Overrides, shared: Arc<Shared>) {
+async fn reload_on_hangup(cli: Arc<Cli>, shared: Arc<Shared>) {
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -133,7 +106,7 @@ async fn reload_on_hangup(cli: Arc<Cli>, over: Overrides, shared: Arc<Shared>) {
         }
     };
     while hup.recv().await.is_some() {
-        match Config::load(cli.config.as_deref(), &over) {
+        match Config::load(cli.config.as_deref(), &cli.over) {
             Ok(cfg) => {
                 let kept = shared.reload(cfg);
                 shared.metrics.reloads.with_label_values(&["ok"]).inc();
@@ -155,16 +128,7 @@ async fn reload_on_hangup(cli: Arc<Cli>, over: Overrides, shared: Arc<Shared>) {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let over = Overrides {
-        listen: cli.listen,
-        upstream: cli.upstream.clone(),
-        context_signing_key_file: cli.context_signing_key_file.clone(),
-        catalog_url: cli.catalog_url.clone(),
-        log_format: cli.log_format,
-        admin_listen: cli.admin_listen.clone(),
-        admin_token: cli.admin_token.clone(),
-    };
-    let cfg = match Config::load(cli.config.as_deref(), &over) {
+    let cfg = match Config::load(cli.config.as_deref(), &cli.over) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tenant-router: {e}");
@@ -181,15 +145,15 @@ async fn run(cli: Cli) -> ExitCode {
         println!("tenant-router: configuration is valid");
         return ExitCode::SUCCESS;
     }
-    init_logging(cfg.log_format);
-    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+    init_logging(cfg.fixed.log_format);
+    let listener = match tokio::net::TcpListener::bind(cfg.fixed.listen).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(listen = %cfg.listen, error = %e, "cannot listen");
+            tracing::error!(listen = %cfg.fixed.listen, error = %e, "cannot listen");
             return ExitCode::from(1);
         }
     };
-    let admin = match cfg.admin_addr() {
+    let admin = match cfg.fixed.admin_addr() {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => Some(l),
@@ -199,7 +163,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         },
     };
-    tracing::info!(listen = %cfg.listen, upstream = %cfg.upstream, admin = %cfg.admin_listen, "tenant-router listening");
+    tracing::info!(listen = %cfg.fixed.listen, upstream = %cfg.upstream, admin = %cfg.fixed.admin_listen, "tenant-router listening");
     let shared = Shared::new(Arc::new(cfg));
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = admin.map(|l| {
@@ -207,7 +171,7 @@ async fn run(cli: Cli) -> ExitCode {
             let _ = admin_stopped.await;
         }))
     });
-    let reload = tokio::spawn(reload_on_hangup(Arc::new(cli), over, shared.clone()));
+    let reload = tokio::spawn(reload_on_hangup(Arc::new(cli), shared.clone()));
     server::run(listener, shared, stop_signals()).await;
     reload.abort();
     let _ = admin_stop.send(());

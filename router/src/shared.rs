@@ -46,7 +46,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(cfg: Arc<Config>) -> Arc<Shared> {
-        let catalog = Catalog::new(&cfg.catalog, &cfg.tls);
+        let catalog = Catalog::new(&cfg.fixed.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         metrics.configure(&cfg.metrics);
         let limits = Arc::new(Limits::new(metrics.clone()));
@@ -63,7 +63,7 @@ impl Shared {
             catalog.clone(),
             metrics.clone(),
             mock_secret(cfg.signing_key.as_ref()),
-            std::time::Duration::from_millis(cfg.catalog.negative_ttl_ms.max(1)),
+            std::time::Duration::from_millis(cfg.fixed.catalog.negative_ttl_ms.max(1)),
         );
         let shared = Arc::new(Shared {
             pools: crate::pool::Pools::new(metrics.clone()),
@@ -72,11 +72,11 @@ impl Shared {
             limits,
             metrics,
             interrupts: crate::interrupt::Interrupts::default(),
-            clients: Arc::new(Semaphore::new(cfg.max_client_connections)),
-            max_clients: cfg.max_client_connections,
+            clients: Arc::new(Semaphore::new(cfg.fixed.max_client_connections)),
+            max_clients: cfg.fixed.max_client_connections,
             unauthenticated: Unauthenticated::new(
-                cfg.auth.max_unauthenticated_backends,
-                cfg.auth.unauthenticated_per_tenant(),
+                cfg.fixed.max_unauthenticated_backends,
+                cfg.fixed.unauthenticated_per_tenant(),
             ),
             checker,
             cfg: RwLock::new(cfg),

@@ -1,7 +1,8 @@
 //! TLS with rustls (ring provider, TLS 1.2 and 1.3 only): the `[tls]`
-//! settings, and the server configuration that terminates client TLS.
-//! The certificate chain and key are read by `Config::load`, so a SIGHUP
-//! reload re-reads them; sessions keep the configuration they started with.
+//! table (`TlsConfig`), and what `TlsSettings::load` builds from it: the
+//! server configuration that terminates client TLS and the client
+//! configuration for PostgreSQL. The files are read at start and on each
+//! SIGHUP reload; sessions keep the configuration they started with.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -40,10 +41,10 @@ pub enum UpstreamTls {
     VerifyFull,
 }
 
-/// The `[tls]` section.
+/// The `[tls]` section as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TlsSettings {
+pub struct TlsConfig {
     /// PEM certificate chain the router presents to clients (leaf first).
     pub cert_file: String,
     /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
@@ -60,15 +61,21 @@ pub struct TlsSettings {
     /// Optional client certificate chain and key presented to PostgreSQL.
     pub upstream_cert_file: String,
     pub upstream_key_file: String,
-    /// The server configuration built from the files by `load`.
-    #[serde(skip)]
+}
+
+/// TLS in effect: the modes, and the configurations built from the files
+/// of a `TlsConfig` by `load`.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    client_tls: ClientTls,
+    /// TLS to PostgreSQL (`client` is None when `Disable`).
+    pub upstream_tls: UpstreamTls,
+    /// The server configuration for clients; None: client TLS is off.
     pub server: Option<Arc<rustls::ServerConfig>>,
-    /// The client configuration for PostgreSQL, built by `load`.
-    #[serde(skip)]
+    /// The client configuration for PostgreSQL.
     pub client: Option<Arc<rustls::ClientConfig>>,
     /// `tls-server-end-point` channel binding data of the leaf certificate
     /// (None: no client TLS, or a signature algorithm without a hash).
-    #[serde(skip)]
     pub end_point: Option<Vec<u8>>,
 }
 
@@ -84,7 +91,7 @@ pub enum TlsError {
     Invalid(String),
 }
 
-impl TlsSettings {
+impl TlsConfig {
     /// The effective client TLS mode.
     pub fn client_mode(&self) -> ClientTls {
         self.client_tls.unwrap_or(if self.cert_file.is_empty() {
@@ -93,16 +100,18 @@ impl TlsSettings {
             ClientTls::Allow
         })
     }
+}
 
+impl TlsSettings {
     /// Check the settings and read the certificate files.
-    pub fn load(&mut self) -> Result<(), TlsError> {
-        let mode = self.client_mode();
-        if self.cert_file.is_empty() != self.key_file.is_empty() {
+    pub fn load(cfg: &TlsConfig) -> Result<TlsSettings, TlsError> {
+        let mode = cfg.client_mode();
+        if cfg.cert_file.is_empty() != cfg.key_file.is_empty() {
             return Err(TlsError::Invalid(
                 "set both tls.cert_file and tls.key_file, or neither".into(),
             ));
         }
-        if mode != ClientTls::Disable && self.cert_file.is_empty() {
+        if mode != ClientTls::Disable && cfg.cert_file.is_empty() {
             return Err(TlsError::Invalid(format!(
                 "tls.client_tls = \"{}\" needs tls.cert_file and tls.key_file",
                 if mode == ClientTls::Allow {
@@ -112,82 +121,92 @@ impl TlsSettings {
                 }
             )));
         }
-        self.end_point = None;
-        self.server = if mode == ClientTls::Disable {
+        let mut end_point = None;
+        let server = if mode == ClientTls::Disable {
             None
         } else {
-            let chain = read_certs(Path::new(&self.cert_file), "certificate file")?;
-            self.end_point = chain
+            let chain = read_certs(Path::new(&cfg.cert_file), "certificate file")?;
+            end_point = chain
                 .first()
                 .and_then(|leaf| crate::auth::scram::end_point(leaf));
             Some(server_config(
-                Path::new(&self.cert_file),
-                Path::new(&self.key_file),
+                Path::new(&cfg.cert_file),
+                Path::new(&cfg.key_file),
             )?)
         };
-        self.client = self.upstream_client_config()?;
-        Ok(())
+        Ok(TlsSettings {
+            client_tls: mode,
+            upstream_tls: cfg.upstream_tls,
+            server,
+            client: upstream_client_config(cfg)?,
+            end_point,
+        })
     }
 
-    fn upstream_client_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
-        let mode = self.upstream_tls;
-        if self.upstream_cert_file.is_empty() != self.upstream_key_file.is_empty() {
-            return Err(TlsError::Invalid(
-                "set both tls.upstream_cert_file and tls.upstream_key_file, or neither".into(),
-            ));
-        }
-        let verify = matches!(mode, UpstreamTls::VerifyCa | UpstreamTls::VerifyFull);
-        if verify && self.upstream_ca_file.is_empty() {
-            return Err(TlsError::Invalid(
-                "tls.upstream_tls = verify-ca or verify-full needs tls.upstream_ca_file".into(),
-            ));
-        }
-        if mode == UpstreamTls::Disable {
-            return Ok(None);
-        }
-        let provider = provider();
-        let inner = if verify {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in read_certs(Path::new(&self.upstream_ca_file), "upstream CA file")? {
-                roots
-                    .add(c)
-                    .map_err(|e| TlsError::Invalid(format!("upstream_ca_file: {e}")))?;
-            }
-            Some(
-                rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|e| TlsError::Invalid(format!("upstream_ca_file: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let verifier = Arc::new(Verifier {
-            inner,
-            check_name: mode == UpstreamTls::VerifyFull,
-            provider: provider.clone(),
-        });
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| TlsError::Invalid(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let cfg = if self.upstream_cert_file.is_empty() {
-            builder.with_no_client_auth()
-        } else {
-            let chain = read_certs(
-                Path::new(&self.upstream_cert_file),
-                "upstream certificate file",
-            )?;
-            let key = read_key(Path::new(&self.upstream_key_file))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| TlsError::Invalid(format!("upstream_cert_file: {e}")))?
-        };
-        Ok(Some(Arc::new(cfg)))
+    /// The effective client TLS mode.
+    pub fn client_mode(&self) -> ClientTls {
+        self.client_tls
     }
+}
+
+fn upstream_client_config(cfg: &TlsConfig) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
+    let mode = cfg.upstream_tls;
+    if cfg.upstream_cert_file.is_empty() != cfg.upstream_key_file.is_empty() {
+        return Err(TlsError::Invalid(
+            "set both tls.upstream_cert_file and tls.upstream_key_file, or neither".into(),
+        ));
+    }
+    let verify = matches!(mode, UpstreamTls::VerifyCa | UpstreamTls::VerifyFull);
+    if verify && cfg.upstream_ca_file.is_empty() {
+        return Err(TlsError::Invalid(
+            "tls.upstream_tls = verify-ca or verify-full needs tls.upstream_ca_file".into(),
+        ));
+    }
+    if mode == UpstreamTls::Disable {
+        return Ok(None);
+    }
+    let provider = provider();
+    let inner = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in read_certs(Path::new(&cfg.upstream_ca_file), "upstream CA file")? {
+            roots
+                .add(c)
+                .map_err(|e| TlsError::Invalid(format!("upstream_ca_file: {e}")))?;
+        }
+        Some(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| TlsError::Invalid(format!("upstream_ca_file: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let verifier = Arc::new(Verifier {
+        inner,
+        check_name: mode == UpstreamTls::VerifyFull,
+        provider: provider.clone(),
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Invalid(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let client = if cfg.upstream_cert_file.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let chain = read_certs(
+            Path::new(&cfg.upstream_cert_file),
+            "upstream certificate file",
+        )?;
+        let key = read_key(Path::new(&cfg.upstream_key_file))?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| TlsError::Invalid(format!("upstream_cert_file: {e}")))?
+    };
+    Ok(Some(Arc::new(client)))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -325,19 +344,20 @@ mod tests {
 
     #[test]
     fn client_tls_defaults_and_needs_files() {
-        let mut t = TlsSettings::default();
+        let mut t = TlsConfig::default();
         assert_eq!(t.client_mode(), ClientTls::Disable);
-        t.load().unwrap();
-        assert!(t.server.is_none());
+        let loaded = TlsSettings::load(&t).unwrap();
+        assert!(loaded.server.is_none());
+        assert_eq!(loaded.client_mode(), ClientTls::Disable);
         t.client_tls = Some(ClientTls::Require);
-        let e = t.load().unwrap_err().to_string();
+        let e = TlsSettings::load(&t).unwrap_err().to_string();
         assert!(e.contains("needs tls.cert_file"), "{e}");
         t.cert_file = "/nonexistent.crt".into();
         assert_eq!(t.client_mode(), ClientTls::Require);
-        let e = t.load().unwrap_err().to_string();
+        let e = TlsSettings::load(&t).unwrap_err().to_string();
         assert!(e.contains("set both"), "{e}");
         t.key_file = "/nonexistent.key".into();
-        let e = t.load().unwrap_err().to_string();
+        let e = TlsSettings::load(&t).unwrap_err().to_string();
         assert!(
             e.contains("cannot read certificate file /nonexistent.crt"),
             "{e}"
@@ -348,22 +368,20 @@ mod tests {
 
     #[test]
     fn upstream_settings_are_checked() {
-        let mut t = TlsSettings {
+        let mut t = TlsConfig {
             upstream_tls: UpstreamTls::VerifyFull,
-            ..TlsSettings::default()
+            ..TlsConfig::default()
         };
-        let e = t.load().unwrap_err().to_string();
+        let e = TlsSettings::load(&t).unwrap_err().to_string();
         assert!(e.contains("needs tls.upstream_ca_file"), "{e}");
         t.upstream_tls = UpstreamTls::Require;
-        t.load().unwrap();
-        assert!(t.client.is_some());
+        assert!(TlsSettings::load(&t).unwrap().client.is_some());
         t.upstream_cert_file = "/x.crt".into();
-        let e = t.load().unwrap_err().to_string();
+        let e = TlsSettings::load(&t).unwrap_err().to_string();
         assert!(e.contains("upstream_key_file"), "{e}");
         t.upstream_cert_file.clear();
         t.upstream_tls = UpstreamTls::Disable;
-        t.load().unwrap();
-        assert!(t.client.is_none());
+        assert!(TlsSettings::load(&t).unwrap().client.is_none());
         assert_eq!(upstream_host("db.internal:5432"), "db.internal");
         assert_eq!(upstream_host("[::1]:5432"), "::1");
     }

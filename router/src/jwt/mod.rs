@@ -15,11 +15,9 @@
 //! repeats the token or a secret; values taken from an unverified header
 //! (`alg`, `kid`) are shown only when short and printable.
 //!
-//! Wiring (not done here): the router's `Config` gets
-//! `pub auth: AuthConfig` with `#[serde(deny_unknown_fields, default)]
-//! struct AuthConfig { jwt: Option<JwtConfig> }`, so the table is
-//! `[auth.jwt]`; `Config::load` calls `JwtVerifier::load` (its errors are
-//! config errors), and a reload swaps the new verifier in. The session,
+//! Wiring: the document's `[auth.jwt]` is a `JwtConfig`; `Config::build`
+//! calls `JwtVerifier::load` (its errors are config errors) and keeps the
+//! verifier in `Config::auth`, so a reload swaps a new one in. The session,
 //! for a startup user equal to `JwtVerifier::user()`, asks for a cleartext
 //! password, calls `verify(password, SystemTime::now())`, refuses with
 //! `JwtError::sqlstate()` and counts `JwtError::reason()`, then proceeds

@@ -6,18 +6,17 @@
 //! a Prometheus registry. The tenant families do not: a tenant's counters
 //! are plain atomics in its state (`tenant`), and a scrape writes their
 //! series straight into the response (`render`), bounded as `[metrics]`
-//! says (`settings`): a tenant has series only while the router holds its
+//! says (`config::MetricsSettings`): a tenant has series only while the router holds its
 //! state (dropped after `tenant_idle_ms` without a connection), reasons at
 //! zero have no series, and only `histogram_tenants` and the
 //! `histogram_top_n` busiest have a latency histogram of their own.
 
 pub mod histogram;
 pub mod render;
-pub mod settings;
 pub mod tenant;
 
+pub use crate::config::MetricsSettings;
 pub use render::{ScrapeEntry, TenantSource};
-pub use settings::MetricsSettings;
 pub use tenant::{Latency, TenantMetrics, TenantSnapshot, Totals, WINDOW};
 
 use prometheus::core::Collector;

@@ -1,0 +1,216 @@
+//! The document's checks and messages, overrides, and what a reload keeps.
+
+use super::*;
+use std::path::Path;
+
+fn test_key() -> pg_tenant_token::SigningKey {
+    pg_tenant_token::SigningKey::from_bytes(&[3u8; 32])
+}
+
+/// A valid document (the defaults).
+fn valid() -> RawConfig {
+    RawConfig::default()
+}
+
+/// `raw` built with the test key.
+fn built(raw: RawConfig) -> Config {
+    Config::build(raw, Some(test_key())).unwrap()
+}
+
+#[test]
+fn sample_config_parses_and_validates() {
+    let text = include_str!("../../tenant-router.toml");
+    let cfg = RawConfig::from_toml(text, Path::new("sample")).unwrap();
+    cfg.validate().unwrap();
+    assert_eq!(cfg.identify.username_format, UsernameFormat::UserTenant);
+    assert_eq!(
+        cfg.metrics,
+        MetricsSettings::default(),
+        "the sample shows the defaults"
+    );
+}
+
+#[test]
+fn jwt_user_may_not_be_a_bypass_user_or_hold_the_separator() {
+    let mut cfg = valid();
+    cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+        user: "postgres".into(),
+        ..Default::default()
+    });
+    cfg.bypass_users = vec!["postgres".into()];
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("is also a bypass user"), "{e}");
+    cfg.bypass_users.clear();
+    cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+        user: "jwt.acme".into(),
+        ..Default::default()
+    });
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("contains the tenant separator"), "{e}");
+    cfg.bypass_users = vec!["postgres".into()];
+    cfg.auth.jwt = Some(crate::jwt::JwtConfig {
+        allowed_roles: vec!["app_user".into(), "postgres".into()],
+        ..Default::default()
+    });
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("lists \"postgres\", a bypass user"), "{e}");
+    cfg.auth.jwt = Some(crate::jwt::JwtConfig::default());
+    cfg.validate().expect("the default user name is fine");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let e = RawConfig::from_toml("listn = '127.0.0.1:1'", Path::new("x")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `listn`"), "{e}");
+    let e = RawConfig::from_toml("[identify]\nsep = '.'", Path::new("x")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `sep`"), "{e}");
+    let e = RawConfig::from_toml("[metrics]\nidle_ms = 1", Path::new("x")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `idle_ms`"), "{e}");
+}
+
+#[test]
+fn validation_names_the_problem() {
+    assert!(Config::build(valid(), None)
+        .unwrap_err()
+        .to_string()
+        .contains("no context signing key"));
+    let mut c = valid();
+    c.upstream = "nohost".into();
+    assert!(c.validate().unwrap_err().to_string().contains("host:port"));
+    let mut c = valid();
+    c.identify.database_pattern = "{tenant}_{tenant}".into();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("exactly once"));
+    let mut c = valid();
+    c.identify.username_format = UsernameFormat::None;
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("no way to identify"));
+    let mut c = valid();
+    c.admin_listen = "0.0.0.0:9090".into();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("set admin_token"));
+    c.admin_token = "short".into();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("16 characters"));
+    c.admin_token = "a-long-enough-admin-token".into();
+    c.validate().unwrap();
+    c.admin_listen = "localhost".into();
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("is not an address"));
+    c.admin_listen = String::new();
+    c.validate().unwrap();
+    c.metrics.tenant_idle_ms = 0;
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("metrics.tenant_idle_ms must be greater than 0"));
+    valid().validate().unwrap();
+}
+
+#[test]
+fn unauthenticated_share_is_within_the_cap() {
+    let mut c = valid();
+    assert_eq!(c.auth.unauthenticated_per_tenant(), 8, "the default");
+    c.auth.max_unauthenticated_backends = 3;
+    assert_eq!(
+        c.auth.unauthenticated_per_tenant(),
+        3,
+        "unset: never above the cap"
+    );
+    c.validate().unwrap();
+    c.auth.max_unauthenticated_per_tenant = Some(0);
+    let e = c.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("auth.max_unauthenticated_per_tenant must be greater than 0")
+            && e.contains("auth.max_unauthenticated_backends, 3"),
+        "{e}"
+    );
+    c.auth.max_unauthenticated_per_tenant = Some(4);
+    let e = c.validate().unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "auth.max_unauthenticated_per_tenant (4) must not exceed auth.max_unauthenticated_backends (3)"
+        ),
+        "{e}"
+    );
+    c.auth.max_unauthenticated_per_tenant = Some(3);
+    c.validate().unwrap();
+    assert_eq!(c.auth.unauthenticated_per_tenant(), 3);
+    let parsed =
+        RawConfig::from_toml("[auth]\nmax_unauthenticated_per_tenant = 2", Path::new("x")).unwrap();
+    assert_eq!(parsed.auth.unauthenticated_per_tenant(), 2);
+}
+
+#[test]
+fn reload_keeps_restart_only_settings() {
+    let running = built(valid());
+    let mut raw = valid();
+    raw.listen = "127.0.0.1:7000".parse().unwrap();
+    raw.catalog.cache_ttl_ms = 1;
+    raw.startup_timeout_ms = 42;
+    let mut new = built(raw);
+    assert_eq!(new.keep_restart_only(&running), vec!["listen", "catalog"]);
+    assert_eq!(new.fixed.listen, running.fixed.listen);
+    assert_eq!(
+        new.fixed.catalog.cache_ttl_ms,
+        running.fixed.catalog.cache_ttl_ms
+    );
+    assert_eq!(new.startup_timeout_ms, 42, "reloadable settings change");
+}
+
+#[test]
+fn overrides_win() {
+    let mut c = valid();
+    c.apply(&Overrides {
+        upstream: Some("db:5433".into()),
+        log_format: Some(LogFormat::Json),
+        ..Overrides::default()
+    });
+    assert_eq!(c.upstream, "db:5433");
+    assert_eq!(c.log_format, LogFormat::Json);
+}
+
+#[test]
+fn a_reload_names_every_restart_only_setting_it_keeps() {
+    let running = built(valid());
+    let mut raw = valid();
+    raw.listen = "127.0.0.1:7000".parse().unwrap();
+    raw.admin_listen = "127.0.0.1:7001".into();
+    raw.auth.max_unauthenticated_backends = 9;
+    raw.auth.max_unauthenticated_per_tenant = Some(9);
+    raw.max_client_connections = 9;
+    raw.log_format = LogFormat::Json;
+    raw.catalog.url = "host=elsewhere".into();
+    raw.pool.size = 9;
+    let mut new = built(raw);
+    assert_eq!(
+        new.keep_restart_only(&running),
+        vec![
+            "listen",
+            "admin_listen",
+            "auth.max_unauthenticated_backends",
+            "auth.max_unauthenticated_per_tenant",
+            "max_client_connections",
+            "log_format",
+            "catalog",
+        ]
+    );
+    assert_eq!(new.fixed, running.fixed);
+    assert_eq!(new.pool.size, 9, "reloadable");
+}
