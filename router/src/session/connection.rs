@@ -3,11 +3,12 @@
 //! (`relaying::serve`), and the close, which counts and logs why the
 //! session ended and tells the client.
 
+use super::attached::Attached;
 use super::conn::{Conn, Tenancy};
 use super::handshake;
 use super::phase::{Deadline, Phase, Traffic, OVER_CAPACITY_GRACE};
 use super::relaying;
-use super::source::{self, Attached, Ready};
+use super::source::{self, Ready};
 use crate::auth::Failure;
 use crate::error::SessionError;
 use crate::frontend::Frontend;

@@ -7,6 +7,7 @@
 //!             inject) or Pooled (checkout, switch, synthesize) → Ready
 //! pooled      the pooled source: attach, settings carried, detach
 //! relaying    attach → relay → release, until the session ends
+//! attached    a backend attached: its own, or with its pool place
 //! conn        the connection whatever its phase (client, tenancy, span)
 //! phase       Phase, the FATALs, the startup deadline
 //! idle, busy  client_idle_timeout_ms; a pooled client turned away (53300)
@@ -22,6 +23,7 @@
 //! tenant connection without its context. Draining (after SIGTERM) relays
 //! until the session is idle, then closes it with 57P01.
 
+mod attached;
 mod busy;
 mod conn;
 mod connection;

@@ -10,11 +10,11 @@
 //! its context (`detach`); the client's next message brings a backend
 //! again (`between_transactions`), switched only as far as needed.
 
+use super::attached::Attached;
 use super::busy;
 use super::conn::Conn;
 use super::idle::Idleness;
 use super::phase::{Deadline, Fatal, Phase, EXPIRED, KICKED, SHUTTING_DOWN};
-use super::source::Attached;
 use crate::auth::verify::Verified;
 use crate::auth::{Authenticated, BackendLogin};
 use crate::backend::{Backend, ContextTag};

@@ -5,20 +5,21 @@
 //! the backend goes back to its pool (`PooledClient::detach`), and the
 //! client's next message brings one (`between_transactions`).
 
+use super::attached::Attached;
 use super::conn::Conn;
 use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
 use super::phase::{
     Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
 };
 use super::pooled::MAX_SESSION_SETTINGS_BYTES;
-use super::source::{Attached, Ready, Source};
+use super::source::{Ready, Source};
 use crate::cancel::CancelGuard;
 use crate::conversation::Conversation;
 use crate::error::SessionError;
 use crate::interrupt::Signal;
 use crate::limits::StatementWatch;
 use crate::protocol::{self, Severity};
-use crate::relay::{Carried, End, Mode, Ownership, Relay, RelayError};
+use crate::relay::{Carried, End, Mode, Ownership, Relay, RelayError, Rest};
 use crate::transport::Stream;
 use std::sync::Arc;
 use std::task::Poll;
@@ -141,9 +142,13 @@ impl On<'_> {
             (Some(p), Some((real, _))) => Some((real, p.client_key().0)),
             _ => None,
         };
+        let rest = Rest {
+            conv: std::mem::take(conv),
+            carried: statements.take(),
+            server_buf: None,
+        };
         let relay = Relay::resume(
-            std::mem::take(conv),
-            statements.take(),
+            rest,
             pid,
             std::mem::take(&mut self.conn.client.buf),
             std::mem::take(&mut backend.buf),
@@ -158,18 +163,20 @@ impl On<'_> {
         let exit = self
             .run_relay(&mut relay, &mut backend.stream, &mut idle, mode)
             .await;
-        self.conn.traffic.from_client += relay.up.bytes;
-        self.conn.traffic.to_client += relay.down.bytes;
+        let (from_client, to_client) = relay.traffic();
+        self.conn.traffic.from_client += from_client;
+        self.conn.traffic.to_client += to_client;
         if matches!(exit, Exit::Relay(Ok(End::Rest))) {
             // Transaction pooling: the backend goes back, context and
             // statements kept; the client keeps its conversation.
-            *conv = std::mem::take(&mut relay.conv);
+            let rest = relay.into_rest();
+            *conv = rest.conv;
             // The backend keeps its read buffer (backends are few); the
             // client's goes, an idle client holds none.
-            if let Some(buf) = relay.down.framer.take_buf() {
+            if let Some(buf) = rest.server_buf {
                 backend.buf = buf;
             }
-            if let Some(mut st) = relay.statements.take() {
+            if let Some(mut st) = rest.carried {
                 backend.statements = std::mem::take(&mut st.backend);
                 let reported = match (st.settings_overflow, st.settings.take(), &mut *self.source) {
                     (true, _, _) => Err(SessionError::TooManySettings(format!(
@@ -234,14 +241,10 @@ impl On<'_> {
                 // timer is armed (its waker registered) as soon as the
                 // conversation comes to rest.
                 if let Some(t) = idle.as_mut() {
-                    let activity = relay.up.bytes + relay.up.framer.buffered() as u64;
+                    let activity = relay.client_activity();
                     let how = if relay.idle(watch.as_deref()) {
                         Idleness::Rest
-                    } else if mode == Mode::DetachAtRest
-                        && relay.conv.unsynced_idle()
-                        && relay.up.framer.is_empty()
-                        && relay.down.pending().is_empty()
-                    {
+                    } else if mode == Mode::DetachAtRest && relay.unsynced_idle() {
                         Idleness::Unsynced
                     } else {
                         Idleness::Busy
@@ -264,7 +267,7 @@ impl On<'_> {
     /// rest) or let it go.
     async fn end_relay(
         &mut self,
-        mut relay: Relay,
+        relay: Relay,
         attached: Attached,
         exit: Exit,
     ) -> Result<(), SessionError> {
@@ -273,7 +276,7 @@ impl On<'_> {
         // conversation at rest and nothing of the server's half read.
         let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle(_))
             && !in_flight
-            && relay.down.framer.is_empty();
+            && relay.server_drained();
         let closing = match exit {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
@@ -289,6 +292,7 @@ impl On<'_> {
             self.close_with(&relay, fatal).await;
         }
         let Attached { mut backend, lease } = attached;
+        let carried = relay.into_rest().carried;
         match (lease, self.source.pooled()) {
             (Some(lease), Some(p)) if reusable => {
                 // Transaction pooling: the backend's statements go back
@@ -296,7 +300,7 @@ impl On<'_> {
                 // client SET something the backend's tag does not show),
                 // it is reset first.
                 let mut needs_reset = false;
-                if let Some(c) = relay.statements.as_mut() {
+                if let Some(mut c) = carried {
                     needs_reset = c.settings.take().is_some() || !c.client.settled();
                     backend.statements = std::mem::take(&mut c.backend);
                 }
@@ -341,10 +345,10 @@ impl On<'_> {
             code,
             &format!("terminating connection: {why}"),
         );
-        let whole = relay.down.framer.owes_whole_frames();
+        let (owed, whole) = relay.owed();
         let client = &mut self.conn.client.stream;
         let write = async {
-            client.write_all(relay.down.pending()).await?;
+            client.write_all(owed).await?;
             if whole {
                 client.write_all(&msg).await?;
             }

@@ -12,6 +12,7 @@
 //! counted and logged. An `Attached` backend knows whether it is the
 //! session's own or holds a place in a pool.
 
+use super::attached::Attached;
 use super::conn::Conn;
 use super::handshake::{self, Identified};
 use super::phase::{Deadline, Phase};
@@ -23,7 +24,6 @@ use crate::catalog::TenantInfo;
 use crate::config::Config;
 use crate::error::SessionError;
 use crate::limits::{ConnectionSlot, StatementWatch};
-use crate::pool::Lease;
 use crate::protocol;
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -48,14 +48,6 @@ impl Source {
             Source::Dedicated => None,
         }
     }
-}
-
-/// A backend attached to the session: its own, or one holding a place in a
-/// pool (`lease`), which goes back to the pool (or is closed) when the
-/// session lets it go.
-pub struct Attached {
-    pub backend: Backend,
-    pub lease: Option<Lease>,
 }
 
 /// A session past its handshake: what the relay runs with.
