@@ -321,12 +321,10 @@ fn edges(crate_root: &Path) -> (BTreeMap<PathBuf, BTreeSet<PathBuf>>, Vec<PathBu
                                 }
                                 prefix.pop();
                             }
-                            Tok::Comma => {
-                                if !seg.is_empty() {
-                                    let mut p = prefix.last().unwrap().clone();
-                                    p.append(&mut seg);
-                                    paths.push(p);
-                                }
+                            Tok::Comma if !seg.is_empty() => {
+                                let mut p = prefix.last().unwrap().clone();
+                                p.append(&mut seg);
+                                paths.push(p);
                             }
                             Tok::Star => {
                                 paths.push(

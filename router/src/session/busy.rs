@@ -13,7 +13,7 @@
 //! whole. A client that does not send its Sync within `pool.timeout_ms`
 //! is closed (FATAL 53300).
 
-use super::Session;
+use super::conn::Conn;
 use crate::codec::frame_header;
 use crate::error::SessionError;
 use crate::pool::PoolError;
@@ -22,74 +22,72 @@ use bytes::Buf;
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout_at;
 
-impl Session {
-    /// Answer what the client sent with 53300 (see the module doc); true:
-    /// the session goes on, false: the client left.
-    pub(super) async fn turn_away(&mut self, e: &PoolError) -> Result<bool, SessionError> {
-        let cfg = self.shared.config();
-        let deadline = tokio::time::Instant::now() + cfg.pool.timeout();
-        let error = protocol::error_response(Severity::Error, e.sqlstate(), &e.to_string());
-        let mut told = false;
-        let mut extended = false;
+/// Answer what the client sent with 53300 (see the module doc); true: the
+/// session goes on, false: the client left.
+pub async fn turn_away(conn: &mut Conn, e: &PoolError) -> Result<bool, SessionError> {
+    let cfg = conn.shared.config();
+    let deadline = tokio::time::Instant::now() + cfg.pool.timeout();
+    let error = protocol::error_response(Severity::Error, e.sqlstate(), &e.to_string());
+    let mut told = false;
+    let mut extended = false;
+    loop {
+        let header = loop {
+            if let Some(h) = frame_header(&conn.client.buf, MAX_MESSAGE_LEN)? {
+                break h;
+            }
+            let read = conn.client.stream.read_buf(&mut conn.client.buf);
+            match timeout_at(deadline, read).await {
+                Ok(Ok(0) | Err(_)) => return Ok(false),
+                Ok(Ok(_)) => {}
+                Err(_) => return Err(SessionError::Pool(e.clone())),
+            }
+        };
+        if header.tag == b'X' {
+            return Ok(false);
+        }
+        // Skip the frame, reading and dropping what has not come yet.
+        let mut left = header.frame_len;
         loop {
-            let header = loop {
-                if let Some(h) = frame_header(&self.client.buf, MAX_MESSAGE_LEN)? {
-                    break h;
-                }
-                let read = self.client.stream.read_buf(&mut self.client.buf);
-                match timeout_at(deadline, read).await {
-                    Ok(Ok(0) | Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {}
-                    Err(_) => return Err(SessionError::Pool(e.clone())),
-                }
-            };
-            if header.tag == b'X' {
-                return Ok(false);
+            let n = left.min(conn.client.buf.len());
+            conn.client.buf.advance(n);
+            conn.traffic.from_client += n as u64;
+            left -= n;
+            if left == 0 {
+                break;
             }
-            // Skip the frame, reading and dropping what has not come yet.
-            let mut left = header.frame_len;
-            loop {
-                let n = left.min(self.client.buf.len());
-                self.client.buf.advance(n);
-                self.traffic.from_client += n as u64;
-                left -= n;
-                if left == 0 {
-                    break;
-                }
-                let read = self.client.stream.read_buf(&mut self.client.buf);
-                match timeout_at(deadline, read).await {
-                    Ok(Ok(0) | Err(_)) => return Ok(false),
-                    Ok(Ok(_)) => {}
-                    Err(_) => return Err(SessionError::Pool(e.clone())),
-                }
+            let read = conn.client.stream.read_buf(&mut conn.client.buf);
+            match timeout_at(deadline, read).await {
+                Ok(Ok(0) | Err(_)) => return Ok(false),
+                Ok(Ok(_)) => {}
+                Err(_) => return Err(SessionError::Pool(e.clone())),
             }
-            let ends = match header.tag {
-                b'S' => true,
-                b'Q' | b'F' => !extended,
-                _ => {
-                    extended = true;
-                    false
-                }
-            };
-            let mut out = bytes::BytesMut::new();
-            if !told && (header.tag != b'S' || extended) {
-                told = true;
-                out.extend_from_slice(&error);
-                if let Some(c) = &self.counters {
-                    c.metrics.error();
-                }
-                tracing::info!(parent: &self.span, error = %e, "statement refused: no pooled backend in time");
+        }
+        let ends = match header.tag {
+            b'S' => true,
+            b'Q' | b'F' => !extended,
+            _ => {
+                extended = true;
+                false
             }
-            if ends {
-                out.extend_from_slice(&protocol::ready_for_query(b'I'));
+        };
+        let mut out = bytes::BytesMut::new();
+        if !told && (header.tag != b'S' || extended) {
+            told = true;
+            out.extend_from_slice(&error);
+            if let Some(c) = conn.tenancy.counters() {
+                c.metrics.error();
             }
-            if !out.is_empty() {
-                self.client.send(&out).await?;
-                self.traffic.to_client += out.len() as u64;
-            }
-            if ends {
-                return Ok(true);
-            }
+            tracing::info!(parent: &conn.span, error = %e, "statement refused: no pooled backend in time");
+        }
+        if ends {
+            out.extend_from_slice(&protocol::ready_for_query(b'I'));
+        }
+        if !out.is_empty() {
+            conn.client.send(&out).await?;
+            conn.traffic.to_client += out.len() as u64;
+        }
+        if ends {
+            return Ok(true);
         }
     }
 }

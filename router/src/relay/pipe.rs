@@ -1,0 +1,107 @@
+//! One direction of the relay: a `Framer` over what one side sent, whether
+//! that side has ended, and the bytes relayed. Backpressure: a side is not
+//! read while `HIGH_WATER` bytes wait for the other.
+
+use crate::codec::{Edit, FrameView, Framer};
+use crate::protocol::FrameError;
+use crate::transport::Stream;
+use bytes::BytesMut;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use tokio_util::io::poll_read_buf;
+
+/// Read-buffer growth step.
+const BUF: usize = 64 * 1024;
+const HIGH_WATER: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One direction: its framer, whether its source ended, bytes relayed.
+pub struct Pipe {
+    pub framer: Framer,
+    pub eof: bool,
+    pub bytes: u64,
+}
+
+impl Pipe {
+    pub fn new(buf: BytesMut) -> Pipe {
+        Pipe {
+            framer: Framer::new(buf),
+            eof: false,
+            bytes: 0,
+        }
+    }
+
+    /// Frames decided and not yet written on.
+    pub fn pending(&self) -> &[u8] {
+        self.framer.pending()
+    }
+
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+    ) -> Poll<std::io::Result<usize>> {
+        // Grow from what the buffer has (a pooled client's few hundred
+        // bytes) by doubling, up to BUF: small conversations never hold
+        // large buffers, large transfers read BUF at a time.
+        let buf = self.framer.buf_mut();
+        let cap = buf.capacity();
+        if cap - buf.len() < (cap / 4).clamp(256, BUF / 4) {
+            buf.reserve(cap.clamp(8 * 1024, BUF));
+        }
+        poll_read_buf(Pin::new(from), cx, buf)
+    }
+
+    fn poll_drain(
+        &mut self,
+        cx: &mut Context<'_>,
+        to: &mut Stream,
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(to).poll_write(cx, self.framer.pending());
+        if let Poll::Ready(Ok(n)) = r {
+            self.framer.consume(n);
+            self.bytes += n as u64;
+        }
+        r
+    }
+
+    /// Move forward as far as it goes without blocking; Ok(true) on
+    /// progress. `read` false: do not read (the source must wait).
+    pub fn step(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+        to: &mut Stream,
+        read: bool,
+        observe: &mut dyn FnMut(FrameView<'_>) -> Edit,
+    ) -> Result<bool, RelayError> {
+        let mut progress = false;
+        // Past the high-water mark only for a frame held whole.
+        let room = HIGH_WATER.max(self.framer.wanted());
+        if read && !self.eof && self.framer.buffered() < room {
+            if let Poll::Ready(r) = self.poll_fill(cx, from) {
+                if r? == 0 {
+                    self.eof = true;
+                } else {
+                    self.framer.scan(observe)?;
+                }
+                progress = true;
+            }
+        }
+        if !self.pending().is_empty() {
+            if let Poll::Ready(r) = self.poll_drain(cx, to) {
+                r?;
+                progress = true;
+            }
+        }
+        Ok(progress)
+    }
+}

@@ -1,0 +1,80 @@
+//! What every part of a session shares: where the connection stands
+//! (`Phase`), its byte counts, the FATALs the router closes a session
+//! with, and `Deadline::within`, which bounds each handshake step by the
+//! startup deadline.
+
+use crate::error::SessionError;
+use std::future::Future;
+use std::time::Duration;
+
+/// The phases of a connection (README, "How it works").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    WaitStartup,
+    Authenticating,
+    PostAuth,
+    Injecting,
+    Transparent,
+    /// SIGTERM: relaying until the session is idle.
+    Draining,
+}
+
+/// Byte counts for the close log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub from_client: u64,
+    pub to_client: u64,
+}
+
+/// The FATALs the router closes a session with: (SQLSTATE, why).
+pub type Fatal = (&'static str, &'static str);
+
+pub const SHUTTING_DOWN: Fatal = ("57P01", "tenant-router is shutting down");
+pub const KICKED: Fatal = (
+    "57P01",
+    "an administrator disconnected this tenant's connections",
+);
+pub const EXPIRED: Fatal = ("28000", "the JWT this session logged in with has expired");
+pub const OVERFLOW: Fatal = (
+    "54000",
+    "more than 100000 Parse and Close messages wait for their answers (send Sync): with transaction pooling tenant-router tracks each of them",
+);
+pub const LOST: Fatal = (
+    "08P01",
+    "a COPY failed with a Sync sent before its data, and which answers follow cannot be told: with transaction pooling the session ends (send Sync after the COPY's data, not before)",
+);
+
+/// Longest wait, when a session ends, for PostgreSQL to close its backend.
+pub const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Time a client over `max_client_connections` has to say what it wants
+/// (a cancel request is still served) before it is refused.
+pub const OVER_CAPACITY_GRACE: Duration = Duration::from_secs(1);
+
+/// When startup and authentication must be over (`startup_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    /// The configured limit, for the error.
+    limit_ms: u64,
+}
+
+impl Deadline {
+    pub fn new(at: tokio::time::Instant, limit_ms: u64) -> Deadline {
+        Deadline { at, limit_ms }
+    }
+
+    /// `step`'s result, or `StartupTimeout` when the deadline passes first.
+    pub async fn within<T, E>(
+        self,
+        step: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, SessionError>
+    where
+        SessionError: From<E>,
+    {
+        match tokio::time::timeout_at(self.at, step).await {
+            Ok(r) => r.map_err(SessionError::from),
+            Err(_) => Err(SessionError::StartupTimeout(self.limit_ms)),
+        }
+    }
+}

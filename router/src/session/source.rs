@@ -1,0 +1,275 @@
+//! Where a session's backend comes from: the backend-source seam.
+//!
+//! - `Source::Dedicated`: a backend of the session's own, opened for it:
+//!   connect, log in (PostgreSQL's exchange relayed, or the router's
+//!   login for a client it checked), inject the tenant context.
+//! - `Source::Pooled`: a backend from the tenant's pool (`pooled`):
+//!   checkout, switch to the client's context and settings, and the
+//!   startup answer synthesized with a cancel key of the router's.
+//!
+//! Either way the handshake ends in one `Ready` (`ready`): the cancel key
+//! registered, the tenant's limits watching, the startup answer sent,
+//! counted and logged. An `Attached` backend knows whether it is the
+//! session's own or holds a place in a pool.
+
+use super::attached::Attached;
+use super::conn::Conn;
+use super::handshake::{self, Identified};
+use super::phase::{Deadline, Phase};
+use super::pooled::PooledClient;
+use crate::auth::{self, Authenticated};
+use crate::backend::Backend;
+use crate::cancel::CancelGuard;
+use crate::catalog::TenantInfo;
+use crate::config::Config;
+use crate::error::SessionError;
+use crate::limits::{ConnectionSlot, StatementWatch};
+use crate::protocol;
+use bytes::BytesMut;
+use std::sync::Arc;
+
+/// What brings a session its backend.
+pub enum Source {
+    /// Its own, for its whole life.
+    Dedicated,
+    /// A pool's, for the session (session pooling) or for each
+    /// transaction (transaction pooling).
+    Pooled(Box<PooledClient>),
+}
+
+impl Source {
+    pub fn transaction_pooling(&self) -> bool {
+        matches!(self, Source::Pooled(p) if p.transaction_pooling())
+    }
+
+    pub fn pooled(&self) -> Option<&PooledClient> {
+        match self {
+            Source::Pooled(p) => Some(p),
+            Source::Dedicated => None,
+        }
+    }
+}
+
+/// A session past its handshake: what the relay runs with.
+pub struct Ready {
+    pub source: Source,
+    /// Who authenticated.
+    pub who: Box<Authenticated>,
+    /// Cancel requests for the session's backend are forwarded while it
+    /// lives.
+    pub cancel: CancelGuard,
+    /// The tenant's limits on this session (None: a bypass user). Boxed: it
+    /// moves between the session and its relay.
+    pub watch: Option<Box<StatementWatch>>,
+    /// The client's place under its tenant's `max_connections` (None: a
+    /// bypass user), held until the session is over.
+    pub _slot: Option<ConnectionSlot>,
+}
+
+/// The keys of a ready session: the one its client was given, and the
+/// backend's.
+pub enum Keys {
+    /// The backend's own (a dedicated backend).
+    Backend((i32, i32)),
+    /// The router's, standing for the backend's (a pooled client).
+    Router {
+        client: (i32, i32),
+        real: (i32, i32),
+    },
+}
+
+/// Identified to Ready: the first backend, from the pool for a client the
+/// router checked when pooling is on, else a dedicated one.
+pub async fn attach_first(
+    conn: &mut Conn,
+    cfg: &Arc<Config>,
+    identified: Identified,
+    deadline: Deadline,
+) -> Result<(Ready, Attached), SessionError> {
+    match identified {
+        Identified::Checked {
+            info,
+            verified,
+            slot,
+            upstream,
+        } if cfg.pool.enabled => {
+            let opened =
+                PooledClient::attach_first(conn, cfg, &info, verified, &upstream, deadline).await?;
+            let (client, attached, who, answer, real) = opened;
+            let keys = Keys::Router {
+                client: client.client_key(),
+                real,
+            };
+            let source = Source::Pooled(Box::new(client));
+            let ready = ready(conn, cfg, source, who, Some((&info, slot)), keys, answer).await?;
+            Ok((ready, attached))
+        }
+        identified => dedicated(conn, cfg, identified, deadline).await,
+    }
+}
+
+/// A backend of the session's own: connect, log in, PostAuth, inject.
+async fn dedicated(
+    conn: &mut Conn,
+    cfg: &Arc<Config>,
+    identified: Identified,
+    deadline: Deadline,
+) -> Result<(Ready, Attached), SessionError> {
+    conn.phase = Phase::Authenticating;
+    let info = identified.tenant().cloned();
+    // A relayed authentication holds a backend while the client answers:
+    // capped by auth.max_unauthenticated_backends, and per tenant by
+    // auth.max_unauthenticated_per_tenant.
+    let pending = match &identified {
+        Identified::Checked { .. } => None,
+        _ => Some(
+            conn.shared
+                .admit_unauthenticated(info.as_deref().map(|i| i.id.as_str()))?,
+        ),
+    };
+    let mut server = deadline.within(Backend::connect(cfg)).await?;
+    let (who, slot) = match identified {
+        Identified::Bypass { identity, upstream }
+        | Identified::Relayed {
+            identity, upstream, ..
+        } => {
+            server.send(&protocol::startup_message(&upstream)).await?;
+            let cleartext_allowed = auth::cleartext_allowed(&conn.client, cfg);
+            let relayed = auth::relay(&mut conn.client, &mut server, cleartext_allowed);
+            deadline.within(relayed).await?;
+            (handshake::relayed(&identity), None)
+        }
+        Identified::Checked {
+            verified,
+            slot,
+            upstream,
+            ..
+        } => {
+            server.send(&protocol::startup_message(&upstream)).await?;
+            let login =
+                auth::login::login(&mut server, &verified.who.login, &verified.who.login_role);
+            deadline.within(login).await?;
+            conn.client.send(&verified.to_client).await?;
+            (verified.who, Some(slot))
+        }
+    };
+    drop(pending);
+    // A relayed client takes its place once PostgreSQL has accepted it.
+    let slot = match (slot, &info) {
+        (Some(slot), _) => Some(slot),
+        (None, Some(info)) => {
+            let slot = conn
+                .shared
+                .limits
+                .acquire_connection(&info.id, info.max_connections)?;
+            conn.hold(&slot);
+            Some(slot)
+        }
+        (None, None) => None,
+    };
+
+    // PostAuth: forward ParameterStatus and BackendKeyData, hold
+    // ReadyForQuery.
+    conn.phase = Phase::PostAuth;
+    let mut out = BytesMut::with_capacity(512);
+    let (pid, key) = deadline.within(server.post_auth(&mut out)).await?;
+    conn.span.record("backend_pid", pid);
+    // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
+    if let Some(info) = &info {
+        conn.phase = Phase::Injecting;
+        let backend = pg_tenant_token::Backend {
+            pid,
+            cancel_key: key,
+        };
+        let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
+        let token = context_token(cfg.signing_key.as_ref(), &info.id, subject, backend)?;
+        deadline
+            .within(server.inject(&mut out, &info.id, &token, subject))
+            .await?;
+    }
+    let tenant = match (&info, slot) {
+        (Some(info), Some(slot)) => Some((info, slot)),
+        _ => None,
+    };
+    let ready = ready(
+        conn,
+        cfg,
+        Source::Dedicated,
+        who,
+        tenant,
+        Keys::Backend((pid, key)),
+        out,
+    )
+    .await?;
+    let attached = Attached {
+        backend: server,
+        lease: None,
+    };
+    Ok((ready, attached))
+}
+
+/// The one "ready" tail of both sources: the cancel key registered, the
+/// tenant's limits watching the session, the startup answer (`answer`,
+/// ending in ReadyForQuery) sent, the connection counted and logged.
+async fn ready(
+    conn: &mut Conn,
+    cfg: &Config,
+    source: Source,
+    who: Authenticated,
+    tenant: Option<(&Arc<TenantInfo>, ConnectionSlot)>,
+    keys: Keys,
+    answer: BytesMut,
+) -> Result<Ready, SessionError> {
+    let cancels = &conn.shared.cancels;
+    let (cancel, client_key) = match keys {
+        Keys::Backend((pid, key)) => (cancels.register(pid, key, &cfg.upstream), (pid, key)),
+        Keys::Router { client, real } => (cancels.register_as(client, real, &cfg.upstream), client),
+    };
+    let (watch, slot) = match tenant {
+        Some((info, slot)) => (Some(conn.watch_limits(info, client_key)), Some(slot)),
+        None => (None, None),
+    };
+    conn.client.send(&answer).await?;
+    conn.traffic.to_client += answer.len() as u64;
+    match conn.tenancy.counters() {
+        Some(c) => c.metrics.connection(),
+        None => conn.shared.metrics.bypass.inc(),
+    }
+    match &source {
+        Source::Pooled(p) => {
+            tracing::info!(pool = p.label(), "connection ready (pooled)")
+        }
+        Source::Dedicated => tracing::info!(login = ?who.login, "connection ready"),
+    }
+    Ok(Ready {
+        source,
+        who: Box::new(who),
+        cancel,
+        watch,
+        _slot: slot,
+    })
+}
+
+/// The token that lets this router set `tenant`'s context in `backend`.
+/// With a subject (token logins), the token also binds the subject and
+/// the claims JSON.
+fn context_token(
+    key: Option<&pg_tenant_token::SigningKey>,
+    tenant: &str,
+    subject: Option<(&str, &str)>,
+    backend: pg_tenant_token::Backend,
+) -> Result<String, SessionError> {
+    let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
+    let action = crate::backend::context_action(tenant, subject);
+    Ok(pg_tenant_token::sign(key, action, backend, nonce()))
+}
+
+/// The nonce of a fresh token: microseconds since the epoch, which only
+/// grows for a backend the router has just opened.
+fn nonce() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
+}
