@@ -81,7 +81,7 @@ impl Shared {
             draining: AtomicBool::new(false),
         });
         shared.pools.start_maintenance(Arc::downgrade(&shared));
-        shared.limits.start_sweep();
+        shared.limits.start_sweep(crate::pool::release_free_memory);
         shared
     }
 
