@@ -82,50 +82,9 @@ impl std::fmt::Debug for BackendLogin {
     }
 }
 
-/// Why an authentication failed (the `reason` label of
-/// `tenant_router_auth_failures_total`, and the log line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    WrongPassword,
-    UnknownTenant,
-    Disabled,
-    /// `tenant.login_verifier` has nothing for the role (no such role, no
-    /// password, not a member of tenant_app, superuser...).
-    RoleRefused,
-    /// After authentication: pg_tenant refused the context (the login role
-    /// is not among the tenant's `login_roles`, or may bypass RLS).
-    RoleNotAllowed,
-    NoCredentials,
-    /// Cleartext would be needed but the connection is not protected.
-    CleartextRefused,
-    /// A malformed or out-of-order message.
-    Protocol,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 8] = [
-        Failure::WrongPassword,
-        Failure::UnknownTenant,
-        Failure::Disabled,
-        Failure::RoleRefused,
-        Failure::RoleNotAllowed,
-        Failure::NoCredentials,
-        Failure::CleartextRefused,
-        Failure::Protocol,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            Failure::WrongPassword => "wrong_password",
-            Failure::UnknownTenant => "unknown_tenant",
-            Failure::Disabled => "disabled",
-            Failure::RoleRefused => "role_refused",
-            Failure::RoleNotAllowed => "role_not_allowed",
-            Failure::NoCredentials => "no_credentials",
-            Failure::CleartextRefused => "cleartext_refused",
-            Failure::Protocol => "protocol",
-        }
-    }
-}
+/// Why an authentication failed: a label the metrics own (the `reason`
+/// of `tenant_router_auth_failures_total`), named here as auth uses it.
+pub use crate::metrics::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
