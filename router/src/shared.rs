@@ -84,7 +84,7 @@ impl Shared {
         });
         let router: Weak<dyn crate::pool::Router> = Arc::downgrade(&shared) as _;
         shared.pools.start_maintenance(router);
-        shared.limits.start_sweep();
+        shared.limits.start_sweep(crate::pool::release_free_memory);
         shared
     }
 

@@ -12,56 +12,35 @@
 //!   page crosses the wire and the router holds only the page), which costs
 //!   PostgreSQL O(all tenants) per page until the extension is updated.
 //!
-//! Which one is used is asked at each call (`to_regprocedure`), so an
-//! `ALTER EXTENSION pg_tenant UPDATE` needs no router restart.
+//! Which one is used follows the catalog connection's `Schema` (read again
+//! at most once a second while older than 0.7.0, and after a failed page),
+//! so an `ALTER EXTENSION pg_tenant UPDATE` needs no router restart.
 //!
 //! Ids come in byte order (`COLLATE "C"`, whatever the database's
 //! collation), the order of Rust's `str`, so a page read from the router's
 //! memory (`active=true`) sorts the same way.
 
-use super::{CatalogError, TenantInfo};
+use super::row::TenantInfo;
+use super::schema::{RowDecoder, Version};
+use super::types::{CatalogError, Counts, PageQuery, MAX_PAGE};
 use tokio_postgres::Client;
-
-/// The largest page `tenant.router_catalog_page` returns.
-pub const MAX_PAGE: u32 = 1000;
-
-/// One page to read: tenants whose id comes after `after` (None: from the
-/// first), at most `limit` (1 to [`MAX_PAGE`]), optionally only ids that
-/// start with `prefix` and only enabled (true) or disabled (false) ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PageQuery {
-    pub after: Option<String>,
-    pub limit: u32,
-    pub prefix: Option<String>,
-    pub enabled: Option<bool>,
-}
-
-/// How many tenants the catalog has, by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub tenants: i64,
-    pub enabled: i64,
-    pub disabled: i64,
-}
 
 fn unavailable(e: tokio_postgres::Error) -> CatalogError {
     CatalogError::Unavailable(e.to_string())
 }
 
-/// Read one page. `columns` are the columns of `tenant.router_catalog` to
-/// select, as `r.<name>` (those the installed pg_tenant has);
-/// `row_info` turns a row into a [`TenantInfo`]; `paged`: the catalog has
-/// `tenant.router_catalog_page` (pg_tenant 0.7.0).
-pub(crate) async fn read_page(
+/// Read one page, its rows with `rows` (of the installed version), by the
+/// query numbered `seq`.
+pub(super) async fn read_page(
     client: &Client,
-    paged: bool,
-    columns: &str,
-    row_info: impl Fn(&tokio_postgres::Row) -> TenantInfo,
+    rows: &RowDecoder,
+    seq: u64,
     q: &PageQuery,
 ) -> Result<Vec<TenantInfo>, CatalogError> {
+    let columns = rows.columns();
     // Checked by the caller too; never ask PostgreSQL for more.
     let limit = i32::try_from(q.limit.clamp(1, MAX_PAGE)).unwrap_or(1);
-    let sql = if paged {
+    let sql = if rows.version().has_pages() {
         format!("SELECT {columns} FROM tenant.router_catalog_page($1, $2, $3, $4) AS r")
     } else {
         // pg_tenant before 0.7.0: every tenant is read, the page is cut out
@@ -74,17 +53,16 @@ pub(crate) async fn read_page(
              ORDER BY (r.id COLLATE \"C\") LIMIT $2::integer"
         )
     };
-    let rows = client
+    let found = client
         .query(&sql, &[&q.after, &limit, &q.prefix, &q.enabled])
         .await
         .map_err(unavailable)?;
-    Ok(rows.iter().map(&row_info).collect())
+    found.iter().map(|r| rows.decode(r, seq)).collect()
 }
 
-/// Count the catalog's tenants by state (`counted`: the catalog has
-/// `tenant.router_catalog_counts`, pg_tenant 0.7.0).
-pub(crate) async fn read_counts(client: &Client, counted: bool) -> Result<Counts, CatalogError> {
-    let sql = if counted {
+/// Count the catalog's tenants (of `version`) by state.
+pub(super) async fn read_counts(client: &Client, version: Version) -> Result<Counts, CatalogError> {
+    let sql = if version.has_pages() {
         "SELECT tenants, enabled, disabled FROM tenant.router_catalog_counts()"
     } else {
         "SELECT count(*), count(*) FILTER (WHERE r.enabled), count(*) FILTER (WHERE NOT r.enabled) \

@@ -1,5 +1,5 @@
-//! One tenant's row as `tenant.router_catalog` returns it, and how the
-//! router reads it.
+//! One tenant's row as `tenant.router_catalog` returns it (read by
+//! `schema::RowDecoder`, as the installed pg_tenant returns it).
 
 use std::sync::Arc;
 
@@ -81,54 +81,3 @@ impl std::fmt::Debug for Redacted {
 /// A lookup's answer: the row, or None for a tenant the catalog does not
 /// know.
 pub type Entry = Option<Arc<TenantInfo>>;
-
-pub(super) const COLUMNS: &str = "r.id, r.enabled, r.isolation, r.database_name, r.schema_name, \
-     r.max_connections, r.qps_limit, r.burst_multiplier, r.max_query_ms, r.max_result_bytes";
-
-/// The pool columns of `tenant.router_catalog` (pg_tenant 0.4.0).
-pub(super) const POOL_COLUMNS: &str = ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode";
-
-/// The pool columns and the client idle bound (pg_tenant 0.6.0).
-pub(super) const POOL_AND_IDLE_COLUMNS: &str =
-    ", r.dedicated_pool, r.pool_size, r.min_idle, r.pool_mode, r.client_idle_timeout_ms";
-
-fn row_pool(r: &tokio_postgres::Row) -> PoolSettings {
-    let Ok(mode) = r.try_get::<_, String>("pool_mode") else {
-        return PoolSettings::default();
-    };
-    PoolSettings {
-        mode: if mode == "transaction" {
-            PoolMode::Transaction
-        } else {
-            PoolMode::Session
-        },
-        dedicated: r.try_get("dedicated_pool").unwrap_or(false),
-        size: r.try_get("pool_size").unwrap_or(10),
-        min_idle: r.try_get("min_idle").unwrap_or(0),
-    }
-}
-
-/// A row of `tenant.router_catalog`, read by the query numbered `seq`.
-pub(super) fn row_info(r: &tokio_postgres::Row, seq: u64) -> TenantInfo {
-    TenantInfo {
-        id: r.get(0),
-        enabled: r.get(1),
-        isolation: r.get(2),
-        database_name: r.get(3),
-        schema_name: r.get(4),
-        max_connections: r.get(5),
-        qps_limit: r.get(6),
-        burst_multiplier: r.get(7),
-        max_query_ms: r.get(8),
-        max_result_bytes: r.get(9),
-        auth_secret: r
-            .try_get::<_, Option<String>>("auth_secret")
-            .ok()
-            .flatten()
-            .map(Redacted),
-        pool: row_pool(r),
-        // Absent before pg_tenant 0.6.0: no limit.
-        client_idle_timeout_ms: r.try_get::<_, i32>("client_idle_timeout_ms").unwrap_or(0),
-        read_seq: seq,
-    }
-}

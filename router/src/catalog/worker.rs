@@ -1,15 +1,20 @@
 //! The catalog connection and the one task that owns it: connect (with
-//! backoff), `LISTEN`, hand notifications to `Known` as they arrive, and
-//! run one query at a time: the lookups waiting (one query for all of
-//! them), then one batch of re-reads, and so on; a heartbeat while idle.
+//! backoff), `LISTEN`, read which pg_tenant is installed (`Schema`, held by
+//! the connection), hand notifications to `Known` as they arrive, and run
+//! one query at a time: the lookups waiting (one query for all of them),
+//! then one batch of re-reads, and so on; a heartbeat while idle. The task
+//! is supervised (`supervise`): if it dies, it is started again.
 
-use super::row::{row_info, Entry, TenantInfo, COLUMNS};
-use super::{Catalog, CatalogError, Request, CHANNEL};
+use super::page;
+use super::row::{Entry, TenantInfo};
+use super::schema::Schema;
+use super::state::Catalog;
+use super::supervise::Queue;
+use super::types::{CatalogError, Request, CHANNEL};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
@@ -36,6 +41,16 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Reply = oneshot::Sender<Result<Entry, CatalogError>>;
 
+/// One catalog connection and what it knows of the installed pg_tenant.
+struct Conn {
+    client: Client,
+    /// Read at connection (None: that failed, the next query reads it).
+    schema: Option<Schema>,
+    /// A query failed: read the schema again before the next one (the
+    /// extension may have been updated or downgraded).
+    stale: bool,
+}
+
 /// What requests left unserved get when a query did not finish in time.
 fn late() -> CatalogError {
     CatalogError::Unavailable(format!(
@@ -45,54 +60,82 @@ fn late() -> CatalogError {
 }
 
 impl Catalog {
+    /// The connection's schema: as read before, or read now (when it
+    /// failed, a query failed since, or it is older than the newest and a
+    /// second old). A change of version drops the rows kept: they may lack
+    /// what the new one has. An error leaves the schema as it was and is
+    /// returned: a lookup never goes on without knowing whether tenants
+    /// have secrets.
+    async fn schema(&self, conn: &mut Conn) -> Result<Schema, CatalogError> {
+        let due = match &conn.schema {
+            None => true,
+            Some(s) => conn.stale || s.due(Instant::now()),
+        };
+        if due {
+            self.counted();
+            let new = Schema::read(&conn.client).await?;
+            if conn
+                .schema
+                .as_ref()
+                .is_some_and(|old| old.version != new.version)
+            {
+                // pg_tenant was updated (ALTER EXTENSION sends no
+                // notification).
+                tracing::info!(version = %new.extversion, "catalog: pg_tenant version changed");
+                self.known.changed("*", |_| false);
+            }
+            conn.schema = Some(new);
+            conn.stale = false;
+        }
+        conn.schema
+            .clone()
+            .ok_or_else(|| CatalogError::Schema("not read yet".into()))
+    }
+
     /// Read these tenants' rows with one query, numbered `seq`.
     async fn read_rows(
         &self,
-        client: &Client,
+        conn: &mut Conn,
         ids: &[&str],
         seq: u64,
-    ) -> Result<HashMap<String, Arc<TenantInfo>>, tokio_postgres::Error> {
-        self.counted();
+    ) -> Result<HashMap<String, Arc<TenantInfo>>, CatalogError> {
         // The secret comes with the row: no round trip of its own.
-        self.check_schema(client, false).await?;
-        let secret = if self.has_secrets.load(std::sync::atomic::Ordering::Acquire) {
-            ", tenant.auth_secret(r.id) AS auth_secret"
-        } else {
-            ""
-        };
-        let optional = self.optional_columns();
+        let rows = self.schema(conn).await?.lookups();
+        self.counted();
         let sql = format!(
-            "SELECT {COLUMNS}{optional}{secret} FROM unnest($1::text[]) AS q(id) \
-             CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r"
+            "SELECT {} FROM unnest($1::text[]) AS q(id) \
+             CROSS JOIN LATERAL tenant.router_catalog(q.id) AS r",
+            rows.columns()
         );
-        let result = client.query(&sql, &[&ids]).await;
-        if let Err(e) = &result {
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) {
-                // tenant.auth_secret went away (a downgrade): ask again.
-                self.has_secrets
-                    .store(false, std::sync::atomic::Ordering::Release);
-            }
+        let found = conn
+            .client
+            .query(&sql, &[&ids])
+            .await
+            .map_err(|e| CatalogError::Unavailable(e.to_string()))
+            .and_then(|found| {
+                found
+                    .iter()
+                    .map(|r| rows.decode(r, seq).map(|i| (i.id.clone(), Arc::new(i))))
+                    .collect()
+            });
+        if found.is_err() {
+            // E.g. tenant.auth_secret went away (a downgrade): ask again.
+            conn.stale = true;
         }
-        Ok(result?
-            .iter()
-            .map(|r| {
-                let i = row_info(r, seq);
-                (i.id.clone(), Arc::new(i))
-            })
-            .collect())
+        found
     }
 
     /// Read `ids` (each once) and keep what may be kept; the answers in
     /// the order of `ids`.
     async fn read(
         &self,
-        client: &Client,
+        conn: &mut Conn,
         ids: Vec<String>,
-    ) -> Result<Vec<(String, Entry)>, tokio_postgres::Error> {
+    ) -> Result<Vec<(String, Entry)>, CatalogError> {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let epoch = self.known.begin(refs.iter().copied());
         let seq = self.next_seq();
-        match self.read_rows(client, &refs, seq).await {
+        match self.read_rows(conn, &refs, seq).await {
             Ok(mut found) => {
                 let answers: Vec<(String, Entry)> = ids
                     .into_iter()
@@ -112,13 +155,13 @@ impl Catalog {
     }
 
     /// Answer a batch of lookups with one query.
-    async fn serve_lookups(&self, client: &Client, batch: Vec<(String, Reply)>) {
+    async fn serve_lookups(&self, conn: &mut Conn, batch: Vec<(String, Reply)>) {
         let mut waiting: HashMap<String, Vec<Reply>> = HashMap::new();
         for (id, tx) in batch {
             waiting.entry(id).or_default().push(tx);
         }
         let ids: Vec<String> = waiting.keys().cloned().collect();
-        match self.read(client, ids).await {
+        match self.read(conn, ids).await {
             Ok(answers) => {
                 for (id, entry) in answers {
                     for tx in waiting.remove(&id).into_iter().flatten() {
@@ -128,7 +171,6 @@ impl Catalog {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "catalog query failed");
-                let e = CatalogError::Unavailable(e.to_string());
                 for tx in waiting.into_values().flatten() {
                     let _ = tx.send(Err(e.clone()));
                 }
@@ -138,9 +180,9 @@ impl Catalog {
 
     /// Re-read one batch of changed tenants the router holds, and hand
     /// the rows over.
-    async fn reread(&self, client: &Client, ids: Vec<String>) {
+    async fn reread(&self, conn: &mut Conn, ids: Vec<String>) {
         let n = ids.len() as u64;
-        match self.read(client, ids).await {
+        match self.read(conn, ids).await {
             Ok(answers) => {
                 if let Some(m) = self.metrics.get() {
                     m.rereads.inc_by(n);
@@ -164,7 +206,7 @@ impl Catalog {
     /// get an error at once).
     async fn serve(
         &self,
-        client: &Client,
+        conn: &mut Conn,
         first: Request,
         rx: &mut mpsc::Receiver<Request>,
     ) -> bool {
@@ -180,7 +222,7 @@ impl Catalog {
                 next = rx.try_recv().ok();
             }
         }
-        if !lookups.is_empty() && !self.in_time(self.serve_lookups(client, lookups)).await {
+        if !lookups.is_empty() && !self.in_time(self.serve_lookups(conn, lookups)).await {
             for r in others {
                 r.fail(late());
             }
@@ -188,7 +230,7 @@ impl Catalog {
         }
         let mut others = others.into_iter();
         while let Some(req) = others.next() {
-            if !self.in_time(self.serve_one(client, req)).await {
+            if !self.in_time(self.serve_one(conn, req)).await {
                 for r in others {
                     r.fail(late());
                 }
@@ -199,28 +241,31 @@ impl Catalog {
     }
 
     /// One request other than a lookup: one query.
-    async fn serve_one(&self, client: &Client, req: Request) {
+    async fn serve_one(&self, conn: &mut Conn, req: Request) {
         self.counted();
         match req {
             Request::Page(q, tx) => {
-                let _ = self.check_schema(client, false).await;
-                let columns = format!("{COLUMNS}{}", self.optional_columns());
-                let seq = self.next_seq();
-                let paged = self.has_pages.load(Ordering::Acquire);
-                let r = super::page::read_page(client, paged, &columns, |r| row_info(r, seq), &q);
-                let r = r.await;
-                self.recheck_pages_after(&r);
+                let r = match self.schema(conn).await {
+                    Ok(schema) => {
+                        let seq = self.next_seq();
+                        page::read_page(&conn.client, &schema.pages(), seq, &q).await
+                    }
+                    Err(e) => Err(e),
+                };
+                // A pg_tenant without the 0.7.0 functions (a downgrade)?
+                conn.stale |= r.is_err();
                 let _ = tx.send(r);
             }
             Request::Counts(tx) => {
-                let _ = self.check_schema(client, false).await;
-                let counted = self.has_pages.load(Ordering::Acquire);
-                let r = super::page::read_counts(client, counted).await;
-                self.recheck_pages_after(&r);
+                let r = match self.schema(conn).await {
+                    Ok(schema) => page::read_counts(&conn.client, schema.version).await,
+                    Err(e) => Err(e),
+                };
+                conn.stale |= r.is_err();
                 let _ = tx.send(r);
             }
             Request::Check(tx) => {
-                let r = client.simple_query("SELECT 1").await;
+                let r = conn.client.simple_query("SELECT 1").await;
                 let _ = tx.send(
                     r.map(|_| ())
                         .map_err(|e| CatalogError::Unavailable(e.to_string())),
@@ -228,9 +273,21 @@ impl Catalog {
             }
             Request::Secret(kind, name, tx) => {
                 let f = kind.function();
-                let r = client.query_one(&format!("SELECT {f}($1)"), &[&name]).await;
+                let r = conn
+                    .client
+                    .query_one(&format!("SELECT {f}($1)"), &[&name])
+                    .await;
                 let _ = tx.send(match r {
-                    Ok(row) => Ok(row.get::<_, Option<String>>(0)),
+                    Ok(row) => {
+                        row.try_get::<_, Option<String>>(0)
+                            .map_err(|e| CatalogError::Shape {
+                                version: conn
+                                    .schema
+                                    .as_ref()
+                                    .map_or_else(|| "?".into(), |s| s.extversion.clone()),
+                                detail: format!("{f}: {e}"),
+                            })
+                    }
                     Err(e)
                         if e.code()
                             == Some(&tokio_postgres::error::SqlState::UNDEFINED_FUNCTION) =>
@@ -248,17 +305,17 @@ impl Catalog {
     /// then wait. Returns true when every request sender is gone.
     async fn converse(
         &self,
-        client: &Client,
+        conn: &mut Conn,
         closed: &mut oneshot::Receiver<()>,
         rx: &mut mpsc::Receiver<Request>,
     ) -> bool {
         loop {
-            if client.is_closed() {
+            if conn.client.is_closed() {
                 return false;
             }
             // Logins first: everything waiting now shares one query.
             if let Ok(first) = rx.try_recv() {
-                if !self.serve(client, first, rx).await {
+                if !self.serve(conn, first, rx).await {
                     return false;
                 }
             }
@@ -266,7 +323,7 @@ impl Catalog {
             // delays a login by one query at most.
             let stale = self.known.take_stale(REREAD_BATCH, || self.held());
             if !stale.is_empty() {
-                if !self.in_time(self.reread(client, stale)).await {
+                if !self.in_time(self.reread(conn, stale)).await {
                     return false;
                 }
                 continue;
@@ -276,7 +333,7 @@ impl Catalog {
                 _ = &mut *closed => return false,
                 req = rx.recv() => match req {
                     Some(first) => {
-                        if !self.serve(client, first, rx).await {
+                        if !self.serve(conn, first, rx).await {
                             return false;
                         }
                     }
@@ -284,7 +341,7 @@ impl Catalog {
                 },
                 _ = self.known.wake.notified() => {}
                 _ = tokio::time::sleep(HEARTBEAT) => {
-                    match tokio::time::timeout(ROUND_TIMEOUT, client.simple_query("")).await {
+                    match tokio::time::timeout(ROUND_TIMEOUT, conn.client.simple_query("")).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => {
                             tracing::warn!(error = %e, "catalog heartbeat failed");
@@ -297,14 +354,6 @@ impl Catalog {
                     }
                 }
             }
-        }
-    }
-
-    /// A page or count that failed may have met a pg_tenant without the
-    /// 0.7.0 functions (a downgrade): ask the schema again next time.
-    fn recheck_pages_after<T>(&self, r: &Result<T, CatalogError>) {
-        if r.is_err() {
-            self.has_pages.store(false, Ordering::Release);
         }
     }
 
@@ -365,10 +414,10 @@ impl Catalog {
             .unwrap_or(CONNECT_TIMEOUT)
     }
 
-    /// Connect, start relaying notifications, LISTEN.
+    /// Connect, start relaying notifications, LISTEN, read the schema.
     async fn connect(
         self: &Arc<Self>,
-    ) -> Result<(Client, oneshot::Receiver<()>), tokio_postgres::Error> {
+    ) -> Result<(Conn, oneshot::Receiver<()>), tokio_postgres::Error> {
         let mut config: tokio_postgres::Config = self.url.parse()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -395,16 +444,27 @@ impl Catalog {
             }
         };
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        if let Err(e) = self.check_schema(&client, true).await {
-            tracing::warn!(error = %e, "catalog: cannot tell whether tenant.auth_secret exists; lookups will ask again");
-        }
-        Ok((client, closed_rx))
+        self.counted();
+        let schema = match Schema::read(&client).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "catalog: cannot tell which pg_tenant is installed; lookups will ask again");
+                None
+            }
+        };
+        let conn = Conn {
+            client,
+            schema,
+            stale: false,
+        };
+        Ok((conn, closed_rx))
     }
 }
 
 /// The catalog's worker: connect (with backoff), serve requests, reconnect
-/// when the connection drops; ends when every request sender is gone.
-pub(super) async fn run(cat: Weak<Catalog>, mut rx: mpsc::Receiver<Request>) {
+/// when the connection drops; ends when every request sender is gone (or
+/// the catalog). Run under `supervise`, which holds the queue.
+pub(super) async fn run(cat: Weak<Catalog>, mut rx: Queue<Request>) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let Some(c) = cat.upgrade() else { return };
@@ -418,7 +478,7 @@ pub(super) async fn run(cat: Weak<Catalog>, mut rx: mpsc::Receiver<Request>) {
                 limit.as_millis()
             )),
         };
-        let (client, mut closed) = match connected {
+        let (mut conn, mut closed) = match connected {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "catalog connection failed");
@@ -445,7 +505,7 @@ pub(super) async fn run(cat: Weak<Catalog>, mut rx: mpsc::Receiver<Request>) {
         // Notifications may have been missed while it was down.
         c.came_up();
         tracing::info!("catalog connection established");
-        let ended = c.converse(&client, &mut closed, &mut rx).await;
+        let ended = c.converse(&mut conn, &mut closed, &mut rx).await;
         c.went_down();
         if ended {
             return;

@@ -19,11 +19,17 @@
 //!
 //! and `watch` puts them together for one session.
 //!
-//! A tenant's state lives here while it is used: a sweep (`sweep`) drops
-//! the state of a tenant that no session holds and that was not used for
-//! `metrics.tenant_idle_ms`; its next connection starts from zero.
+//! A tenant's state (`counters`) lives here while it is used: a sweep
+//! (`sweep`) drops the state of a tenant that no session holds and that
+//! was not used for `metrics.tenant_idle_ms`; its next connection starts
+//! from zero.
+//!
+//! The children never import this module: what they share (a tenant's
+//! counters, its slot) is in `counters`, and the sweep works on the map
+//! this module hands it.
 
 mod bucket;
+pub mod counters;
 pub mod duration;
 pub mod logins;
 pub mod qps;
@@ -31,14 +37,14 @@ pub mod result_size;
 pub mod sweep;
 pub mod watch;
 
+pub use counters::{ConnectionSlot, TenantCounters};
+pub use sweep::Swept;
 pub use watch::StatementWatch;
 
-use crate::catalog::TenantInfo;
 use crate::metrics::tenant::now_ms;
-use crate::metrics::{Metrics, TenantMetrics, TenantSource};
-use bucket::TokenBucket;
+use crate::metrics::Metrics;
 use indexmap::IndexMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,125 +58,6 @@ impl LimitError {
         match self {
             LimitError::TooManyConnections { .. } => "53300",
         }
-    }
-}
-
-/// Live counters of one tenant.
-#[derive(Debug)]
-pub struct TenantCounters {
-    active: AtomicU32,
-    /// The QPS bucket, shared by all the tenant's connections.
-    bucket: Mutex<TokenBucket>,
-    /// The tenant's latest catalog row, and a version bumped on each change.
-    row: Mutex<Option<Arc<TenantInfo>>>,
-    pub(crate) version: AtomicU64,
-    /// What the admin API shows.
-    pub metrics: TenantMetrics,
-    /// The tenant's sessions, to close them all (`disconnect_all`).
-    sessions: crate::interrupt::Interrupts,
-    /// When it was last taken from the map or seen in use (`now_ms`).
-    last_used: AtomicU64,
-}
-
-impl TenantCounters {
-    pub fn new(metrics: TenantMetrics) -> TenantCounters {
-        TenantCounters {
-            active: AtomicU32::new(0),
-            bucket: Mutex::new(TokenBucket::default()),
-            row: Mutex::new(None),
-            version: AtomicU64::new(0),
-            metrics,
-            sessions: crate::interrupt::Interrupts::default(),
-            last_used: AtomicU64::new(now_ms()),
-        }
-    }
-
-    fn touch(&self, now: u64) {
-        self.last_used.fetch_max(now, Ordering::Relaxed);
-    }
-
-    /// Make `disconnect_all` reach a session of the tenant.
-    pub fn register_session(&self, interrupt: &std::sync::Arc<crate::interrupt::Interrupt>) {
-        self.sessions.register(interrupt);
-    }
-
-    /// Close every session of the tenant; returns how many were open.
-    pub fn disconnect_all(&self) -> u32 {
-        // Count first: woken sessions free their slots at once.
-        let open = self.active();
-        self.sessions.raise(crate::interrupt::Signal::Kick);
-        open
-    }
-
-    pub fn active(&self) -> u32 {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// Make `info` the tenant's current limits for every session.
-    /// Every connection publishes the row it looked up; an unchanged row
-    /// (the same kept `Arc`) bumps nothing, so live sessions are not made
-    /// to re-read their limits on every new connection, and a row read
-    /// before the one published (`read_seq`) is ignored: a login that
-    /// read the catalog before a change never undoes its re-read.
-    pub fn publish(&self, info: Arc<TenantInfo>) {
-        let mut row = self.row.lock().unwrap_or_else(|p| p.into_inner());
-        if row
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, &info) || r.read_seq > info.read_seq)
-        {
-            return;
-        }
-        *row = Some(info);
-        self.version.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn current(&self) -> (u64, Option<Arc<TenantInfo>>) {
-        let v = self.version.load(Ordering::Acquire);
-        (
-            v,
-            self.row.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        )
-    }
-
-    /// Take one token from the tenant's bucket: `qps` tokens a second, at
-    /// most `qps * burst` saved up.
-    pub fn take_token(&self, qps: i32, burst: f32) -> bool {
-        if qps <= 0 {
-            return true;
-        }
-        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        b.take(qps, burst, std::time::Instant::now())
-    }
-}
-
-/// Holds one of a tenant's connection slots; frees it on drop, however the
-/// session ends.
-#[derive(Debug)]
-pub struct ConnectionSlot {
-    counters: Arc<TenantCounters>,
-}
-
-impl ConnectionSlot {
-    /// The counters of the tenant whose place this is.
-    pub fn counters(&self) -> &Arc<TenantCounters> {
-        &self.counters
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.counters.touch(now_ms());
-        self.counters.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl TenantSource for TenantCounters {
-    fn metrics(&self) -> &TenantMetrics {
-        &self.metrics
-    }
-
-    fn active(&self) -> u32 {
-        TenantCounters::active(self)
     }
 }
 
@@ -318,6 +205,43 @@ impl Limits {
                 Err(now) => cur = now,
             }
         }
+    }
+}
+
+impl Limits {
+    /// Run the sweep every `sweep::EVERY` until the limits go away; after
+    /// a large scrape, `trim` gives the memory it freed back to the
+    /// system (the pools' `release_free_memory`).
+    pub fn start_sweep(self: &Arc<Self>, trim: fn()) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(sweep::EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(limits) = me.upgrade() else {
+                    return;
+                };
+                let s = limits.sweep(now_ms());
+                if s.dropped > 0 {
+                    tracing::debug!(
+                        dropped = s.dropped,
+                        examined = s.examined,
+                        "idle tenants' state dropped"
+                    );
+                }
+                if limits.metrics.take_trim() {
+                    trim();
+                }
+            }
+        });
+    }
+
+    /// One tick of the sweep at time `now` (`now_ms`).
+    pub fn sweep(&self, now: u64) -> Swept {
+        let mut cursor = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map();
+        sweep::tick(&mut map, &mut cursor, now, &self.metrics)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The sweep of the tenant map, once a second: at most `BATCH` entries a
+//! The sweep of the tenant map (`Limits::sweep`, once a second): at most `BATCH` entries a
 //! tick, from where the last tick stopped (the map is an `IndexMap`, so
 //! the cursor is an index), so one tick costs the same at 1,000 tenants as
 //! at 1,000,000, and every entry is seen within `len / BATCH` seconds.
@@ -23,8 +23,8 @@
 //! `histogram_top_n` histogram places to the tenants that ran the most
 //! statements since the last time (one pass over the map).
 
-use super::{Limits, TenantCounters};
-use crate::metrics::tenant::now_ms;
+use super::counters::TenantCounters;
+use crate::metrics::Metrics;
 use indexmap::IndexMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -53,97 +53,54 @@ pub struct Swept {
     pub reassigned: bool,
 }
 
-type Map = IndexMap<String, Arc<TenantCounters>>;
+pub(super) type Map = IndexMap<String, Arc<TenantCounters>>;
 
-impl TenantCounters {
-    /// Give back what an idle tenant does not need.
-    pub(crate) fn compact(&self, now: u64) {
-        self.metrics.compact(now);
-        self.sessions.compact();
-    }
-
-    /// Bytes it holds on the heap, besides its catalog row (`row`).
-    pub fn heap_bytes(&self) -> usize {
-        self.metrics.heap_bytes() + self.sessions.heap_bytes()
-    }
-}
-
-impl Limits {
-    /// Run the sweep every `EVERY` until the limits go away; after a large
-    /// scrape, give the memory it freed back to the system.
-    pub fn start_sweep(self: &Arc<Self>) {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(limits) = me.upgrade() else {
-                    return;
-                };
-                let s = limits.sweep(now_ms());
-                if s.dropped > 0 {
-                    tracing::debug!(
-                        dropped = s.dropped,
-                        examined = s.examined,
-                        "idle tenants' state dropped"
-                    );
-                }
-                if limits.metrics.take_trim() {
-                    crate::pool::release_free_memory();
-                }
-            }
-        });
-    }
-
-    /// One tick at time `now` (`now_ms`).
-    pub fn sweep(&self, now: u64) -> Swept {
-        let settings = self.metrics.settings();
-        let mut cursor = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
-        let mut map = self.map();
-        let mut s = Swept::default();
-        let mut i = cursor.next;
-        let todo = map.len().min(BATCH);
-        while s.examined < todo && !map.is_empty() {
-            if i >= map.len() {
-                i = 0;
-            }
-            s.examined += 1;
-            let Some((_, c)) = map.get_index(i) else {
-                break;
-            };
-            if c.active() > 0 {
-                c.touch(now);
-                i += 1;
-            } else if Arc::strong_count(c) > 1 {
-                // Held for now (a login, a scrape, an admin read): kept,
-                // but that is no use of the tenant.
-                i += 1;
-            } else if now.saturating_sub(c.last_used.load(Ordering::Relaxed))
-                >= settings.tenant_idle_ms
-            {
-                // The last entry moves to `i`: looked at next.
-                if let Some((id, _)) = map.swap_remove_index(i) {
-                    tracing::trace!(tenant = %id, "idle tenant's state dropped");
-                }
-                s.dropped += 1;
-                self.metrics
-                    .totals()
-                    .dropped_idle
-                    .fetch_add(1, Ordering::Relaxed);
-            } else {
-                c.compact(now);
-                i += 1;
-            }
+/// One tick at time `now` (`now_ms`) over `map` (the caller holds the
+/// map's lock), going on from `cursor`, with `[metrics]` as `metrics`
+/// has it now.
+pub(super) fn tick(map: &mut Map, cursor: &mut Cursor, now: u64, metrics: &Metrics) -> Swept {
+    let settings = metrics.settings();
+    let mut s = Swept::default();
+    let mut i = cursor.next;
+    let todo = map.len().min(BATCH);
+    while s.examined < todo && !map.is_empty() {
+        if i >= map.len() {
+            i = 0;
         }
-        cursor.next = i;
-        if now.saturating_sub(cursor.reassigned_at) >= settings.histogram_reassign_ms {
-            cursor.reassigned_at = now;
-            reassign(&map, settings.histogram_top_n, &self.metrics.named());
-            s.reassigned = true;
+        s.examined += 1;
+        let Some((_, c)) = map.get_index(i) else {
+            break;
+        };
+        if c.active() > 0 {
+            c.touch(now);
+            i += 1;
+        } else if Arc::strong_count(c) > 1 {
+            // Held for now (a login, a scrape, an admin read): kept,
+            // but that is no use of the tenant.
+            i += 1;
+        } else if now.saturating_sub(c.last_used.load(Ordering::Relaxed)) >= settings.tenant_idle_ms
+        {
+            // The last entry moves to `i`: looked at next.
+            if let Some((id, _)) = map.swap_remove_index(i) {
+                tracing::trace!(tenant = %id, "idle tenant's state dropped");
+            }
+            s.dropped += 1;
+            metrics
+                .totals()
+                .dropped_idle
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.compact(now);
+            i += 1;
         }
-        s
     }
+    cursor.next = i;
+    if now.saturating_sub(cursor.reassigned_at) >= settings.histogram_reassign_ms {
+        cursor.reassigned_at = now;
+        reassign(map, settings.histogram_top_n, &metrics.named());
+        s.reassigned = true;
+    }
+    s
 }
 
 /// Named tenants hold a place; the `top` others that ran the most

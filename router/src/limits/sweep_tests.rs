@@ -1,6 +1,8 @@
 use super::*;
 use crate::catalog::TenantInfo;
 use crate::interrupt::Interrupt;
+use crate::limits::{Limits, TenantCounters};
+use crate::metrics::tenant::now_ms;
 use crate::metrics::MetricsSettings;
 
 /// Limits whose tenants are idle after `idle_ms`.

@@ -11,10 +11,10 @@
 //! starts, ReadyForQuery), and the client gets the limit's error in place
 //! of the unit's completion or error (or just before its ReadyForQuery).
 
+use super::counters::TenantCounters;
 use super::duration::QueryTimer;
 use super::qps;
 use super::result_size::ResultSize;
-use super::TenantCounters;
 use crate::cancel::CancelRegistry;
 use crate::codec::{Edit, FrameView};
 use crate::conversation::{Conversation, Pending, ServerEvent, Unit};

@@ -10,15 +10,23 @@
 //! state (dropped after `tenant_idle_ms` without a connection), reasons at
 //! zero have no series, and only `histogram_tenants` and the
 //! `histogram_top_n` busiest have a latency histogram of their own.
+//!
+//! Every family's name, help and type is declared once (`families`), and
+//! the label values are the metrics' own enums (`labels`): this module
+//! imports no layer above it (auth names `labels::Failure` as its own).
 
+pub mod families;
 pub mod histogram;
+pub mod labels;
 pub mod render;
 pub mod tenant;
 
 pub use crate::config::MetricsSettings;
+pub use labels::{Denial, Failure, Refusal};
 pub use render::{ScrapeEntry, TenantSource};
 pub use tenant::{Latency, TenantMetrics, TenantSnapshot, Totals, WINDOW};
 
+use families::{Family, Kind};
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -31,52 +39,6 @@ use std::sync::{Arc, RwLock};
 /// After a scrape larger than this, the sweep gives the memory it freed
 /// back to the system (`take_trim`).
 const TRIM_AFTER_BYTES: usize = 1 << 20;
-
-/// Why a connection of a known tenant was refused (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    MaxConnections,
-    Disabled,
-    Auth,
-    /// Upstream unreachable, startup timeout, context injection failed.
-    Error,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 4] = [
-        Refusal::MaxConnections,
-        Refusal::Disabled,
-        Refusal::Auth,
-        Refusal::Error,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            Refusal::MaxConnections => "max_connections",
-            Refusal::Disabled => "disabled",
-            Refusal::Auth => "auth",
-            Refusal::Error => "error",
-        }
-    }
-}
-
-/// Which limit refused or stopped a statement (the `limit` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    QpsLimit,
-    MaxQueryMs,
-    MaxResultBytes,
-}
-
-impl Denial {
-    pub const ALL: [Denial; 3] = [Denial::QpsLimit, Denial::MaxQueryMs, Denial::MaxResultBytes];
-    pub fn label(self) -> &'static str {
-        match self {
-            Denial::QpsLimit => "qps_limit",
-            Denial::MaxQueryMs => "max_query_ms",
-            Denial::MaxResultBytes => "max_result_bytes",
-        }
-    }
-}
 
 /// The registry of the router's own families, and the tenants' totals.
 pub struct Metrics {
@@ -145,8 +107,31 @@ fn register<M: Collector + Clone + 'static>(r: &Registry, m: prometheus::Result<
     m
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(r, IntCounterVec::new(Opts::new(name, help), labels))
+fn opts(f: &Family, kind: Kind) -> Opts {
+    debug_assert_eq!(f.kind, kind, "{} is declared as another type", f.name);
+    Opts::new(f.name, f.help)
+}
+
+fn counter(r: &Registry, f: &Family) -> IntCounter {
+    register(r, IntCounter::with_opts(opts(f, Kind::Counter)))
+}
+
+fn gauge(r: &Registry, f: &Family) -> IntGauge {
+    register(r, IntGauge::with_opts(opts(f, Kind::Gauge)))
+}
+
+fn counter_vec(r: &Registry, f: &Family, labels: &[&str]) -> IntCounterVec {
+    register(r, IntCounterVec::new(opts(f, Kind::Counter), labels))
+}
+
+fn gauge_vec(r: &Registry, f: &Family, labels: &[&str]) -> IntGaugeVec {
+    register(r, IntGaugeVec::new(opts(f, Kind::Gauge), labels))
+}
+
+fn histogram_vec(r: &Registry, f: &Family, labels: &[&str]) -> HistogramVec {
+    debug_assert_eq!(f.kind, Kind::Histogram, "{}", f.name);
+    let opts = HistogramOpts::new(f.name, f.help).buckets(histogram::BOUNDS.to_vec());
+    register(r, HistogramVec::new(opts, labels))
 }
 
 impl Metrics {
@@ -161,162 +146,28 @@ impl Metrics {
             totals,
             settings: RwLock::new((Arc::new(settings), Arc::default())),
             trim: AtomicBool::new(false),
-            unknown_auth_failures: counter_vec(
-                &r,
-                "tenant_router_unknown_tenant_auth_failures_total",
-                "Failed authentications for tenant names the catalog does not know, by reason.",
-                &["reason"],
-            ),
-            unknown_tenant: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_unknown_tenant_refusals_total",
-                    "Connections refused because the tenant is not in the catalog.",
-                ),
-            ),
-            bypass: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_bypass_connections_total",
-                    "Connections of bypass users, passed through without a tenant context.",
-                ),
-            ),
-            reloads: counter_vec(
-                &r,
-                "tenant_router_config_reloads_total",
-                "Configuration reloads (SIGHUP), by result.",
-                &["result"],
-            ),
-            draining: register(
-                &r,
-                IntGauge::new(
-                    "tenant_router_draining",
-                    "1 while the router drains after SIGTERM.",
-                ),
-            ),
-            catalog_up: register(
-                &r,
-                IntGauge::new(
-                    "tenant_router_catalog_up",
-                    "1 while the router's catalog connection is up.",
-                ),
-            ),
-            catalog_queries: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_catalog_queries_total",
-                    "Queries on the catalog connection (concurrent lookups share one).",
-                ),
-            ),
-            catalog_cache_hits: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_catalog_cache_hits_total",
-                    "Tenant lookups answered from rows kept since the tenant's last change (no query).",
-                ),
-            ),
-            catalog_notifications: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_catalog_notifications_total",
-                    "Catalog change notifications received (pg_tenant_catalog).",
-                ),
-            ),
-            catalog_rereads: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_catalog_rereads_total",
-                    "Rows of tenants the router holds, re-read in bulk after change notifications.",
-                ),
-            ),
-            catalog_rereads_pending: register(
-                &r,
-                IntGauge::new(
-                    "tenant_router_catalog_rereads_pending",
-                    "Tenants the router holds that changed and wait to be re-read.",
-                ),
-            ),
-            clients: register(
-                &r,
-                IntGauge::new(
-                    "tenant_router_client_connections",
-                    "Client connections open, handshakes included (max_client_connections caps it).",
-                ),
-            ),
-            clients_refused: register(
-                &r,
-                IntCounter::new(
-                    "tenant_router_client_connections_refused_total",
-                    "Client connections refused because max_client_connections were open.",
-                ),
-            ),
-            cancel_requests: counter_vec(
-                &r,
-                "tenant_router_cancel_requests_total",
-                "Cancel requests from clients, by outcome (forwarded, dropped).",
-                &["outcome"],
-            ),
-            pool_backends: register(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "tenant_router_pool_backends",
-                        "Pooled backends by pool and state (idle, active).",
-                    ),
-                    &["pool", "state"],
-                ),
-            ),
-            pool_waiting: register(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "tenant_router_pool_waiting_clients",
-                        "Clients waiting for a backend of the pool.",
-                    ),
-                    &["pool"],
-                ),
-            ),
-            pool_wait: register(
-                &r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "tenant_router_pool_wait_seconds",
-                        "Time a client waited for a backend of the pool.",
-                    )
-                    .buckets(histogram::BOUNDS.to_vec()),
-                    &["pool"],
-                ),
-            ),
-            pool_timeouts: counter_vec(
-                &r,
-                "tenant_router_pool_timeouts_total",
-                "Clients refused because no backend of the pool became free within pool.timeout_ms.",
-                &["pool"],
-            ),
-            pool_discarded: counter_vec(
-                &r,
-                "tenant_router_pool_discarded_total",
-                "Pooled backends closed instead of reused, by reason.",
-                &["pool", "reason"],
-            ),
-            pool_switches: counter_vec(
-                &r,
-                "tenant_router_pool_tenant_switches_total",
-                "Pooled backends handed to a tenant other than the one they served last.",
-                &["pool"],
-            ),
-            pool_reused: counter_vec(
-                &r,
-                "tenant_router_pool_reused_total",
-                "Pooled backends handed out again instead of opening one.",
-                &["pool"],
-            ),
-            connections_tls: counter_vec(
-                &r,
-                "tenant_router_connections_tls_total",
-                "Client connections that sent their StartupMessage over TLS, by TLS version (1.2, 1.3).",
-                &["version"],
-            ),
+            unknown_auth_failures: counter_vec(&r, &families::UNKNOWN_AUTH_FAILURES, &["reason"]),
+            unknown_tenant: counter(&r, &families::UNKNOWN_TENANT),
+            bypass: counter(&r, &families::BYPASS),
+            reloads: counter_vec(&r, &families::RELOADS, &["result"]),
+            draining: gauge(&r, &families::DRAINING),
+            catalog_up: gauge(&r, &families::CATALOG_UP),
+            catalog_queries: counter(&r, &families::CATALOG_QUERIES),
+            catalog_cache_hits: counter(&r, &families::CATALOG_CACHE_HITS),
+            catalog_notifications: counter(&r, &families::CATALOG_NOTIFICATIONS),
+            catalog_rereads: counter(&r, &families::CATALOG_REREADS),
+            catalog_rereads_pending: gauge(&r, &families::CATALOG_REREADS_PENDING),
+            clients: gauge(&r, &families::CLIENTS),
+            clients_refused: counter(&r, &families::CLIENTS_REFUSED),
+            cancel_requests: counter_vec(&r, &families::CANCEL_REQUESTS, &["outcome"]),
+            pool_backends: gauge_vec(&r, &families::POOL_BACKENDS, &["pool", "state"]),
+            pool_waiting: gauge_vec(&r, &families::POOL_WAITING, &["pool"]),
+            pool_wait: histogram_vec(&r, &families::POOL_WAIT, &["pool"]),
+            pool_timeouts: counter_vec(&r, &families::POOL_TIMEOUTS, &["pool"]),
+            pool_discarded: counter_vec(&r, &families::POOL_DISCARDED, &["pool", "reason"]),
+            pool_switches: counter_vec(&r, &families::POOL_SWITCHES, &["pool"]),
+            pool_reused: counter_vec(&r, &families::POOL_REUSED, &["pool"]),
+            connections_tls: counter_vec(&r, &families::CONNECTIONS_TLS, &["version"]),
             registry: r,
         }
     }

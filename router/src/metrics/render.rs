@@ -15,10 +15,10 @@
 //! `tenant_router_all_tenants_*`, other names so a `sum()` over a tenant
 //! family never counts anything twice.
 
+use super::families::{self, Family};
 use super::histogram::{self, Counts};
+use super::labels::{Denial, Failure, Refusal};
 use super::tenant::{Counters, TenantMetrics, Totals};
-use super::{Denial, Refusal};
-use crate::auth::failure::Failure;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,9 +60,10 @@ impl<X: TenantSource> ScrapeEntry for std::sync::Weak<X> {
     }
 }
 
-/// `# HELP` and `# TYPE` lines (help texts are constants without `\` or
-/// newlines).
-pub fn header(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
+/// `# HELP` and `# TYPE` lines of a family (help texts are constants
+/// without `\` or newlines).
+pub fn header(out: &mut Vec<u8>, f: &Family) {
+    let (name, help, kind) = (f.name, f.help, f.kind.as_str());
     for part in [
         "# HELP ",
         name,
@@ -148,52 +149,45 @@ pub fn histogram(out: &mut Vec<u8>, name: &str, tenant: Option<&str>, c: &Counts
     histogram_line(out, name, "_count", tenant, None, total);
 }
 
-/// A counter every tenant has: (tenant family, all-tenants family, help).
+/// A counter every tenant has: its tenant family and its all-tenants one.
 struct Plain {
-    tenant: &'static str,
-    all: &'static str,
-    help: &'static str,
+    tenant: &'static Family,
+    all: &'static Family,
     get: fn(&Counters) -> &AtomicU64,
 }
 
 const PLAIN: [Plain; 5] = [
     Plain {
-        tenant: "tenant_router_connections_total",
-        all: "tenant_router_all_tenants_connections_total",
-        help: "Client connections accepted for the tenant (context set).",
+        tenant: &families::CONNECTIONS,
+        all: &families::ALL_CONNECTIONS,
         get: |c| &c.connections,
     },
     Plain {
-        tenant: "tenant_router_statements_total",
-        all: "tenant_router_all_tenants_statements_total",
-        help: "Units sent by the tenant's clients (Query, Execute and FunctionCall messages).",
+        tenant: &families::STATEMENTS,
+        all: &families::ALL_STATEMENTS,
         get: |c| &c.statements,
     },
     Plain {
-        tenant: "tenant_router_errors_total",
-        all: "tenant_router_all_tenants_errors_total",
-        help: "Error responses sent to the tenant's clients (from PostgreSQL or the router).",
+        tenant: &families::ERRORS,
+        all: &families::ALL_ERRORS,
         get: |c| &c.errors,
     },
     Plain {
-        tenant: "tenant_router_client_received_bytes_total",
-        all: "tenant_router_all_tenants_client_received_bytes_total",
-        help: "Bytes relayed from the tenant's clients to PostgreSQL.",
+        tenant: &families::RECEIVED,
+        all: &families::ALL_RECEIVED,
         get: |c| &c.bytes_in,
     },
     Plain {
-        tenant: "tenant_router_client_sent_bytes_total",
-        all: "tenant_router_all_tenants_client_sent_bytes_total",
-        help: "Bytes relayed from PostgreSQL to the tenant's clients.",
+        tenant: &families::SENT,
+        all: &families::ALL_SENT,
         get: |c| &c.bytes_out,
     },
 ];
 
 /// A counter by reason: a tenant's series only for reasons not at 0.
 struct ByReason {
-    tenant: &'static str,
-    all: &'static str,
-    help: &'static str,
+    tenant: &'static Family,
+    all: &'static Family,
     label: &'static str,
     len: usize,
     name: fn(usize) -> &'static str,
@@ -202,27 +196,24 @@ struct ByReason {
 
 const BY_REASON: [ByReason; 3] = [
     ByReason {
-        tenant: "tenant_router_connections_refused_total",
-        all: "tenant_router_all_tenants_connections_refused_total",
-        help: "Client connections of the tenant refused, by reason.",
+        tenant: &families::REFUSED,
+        all: &families::ALL_REFUSED,
         label: "reason",
         len: Refusal::ALL.len(),
         name: |i| Refusal::ALL[i].label(),
         get: |c, i| &c.refused[i],
     },
     ByReason {
-        tenant: "tenant_router_statements_denied_total",
-        all: "tenant_router_all_tenants_statements_denied_total",
-        help: "Statements refused or stopped by a tenant limit, by limit.",
+        tenant: &families::DENIED,
+        all: &families::ALL_DENIED,
         label: "limit",
         len: Denial::ALL.len(),
         name: |i| Denial::ALL[i].label(),
         get: |c, i| &c.denied[i],
     },
     ByReason {
-        tenant: "tenant_router_auth_failures_total",
-        all: "tenant_router_all_tenants_auth_failures_total",
-        help: "Failed authentications checked by the router for the tenant, by reason.",
+        tenant: &families::AUTH_FAILURES,
+        all: &families::ALL_AUTH_FAILURES,
         label: "reason",
         len: Failure::ALL.len(),
         name: |i| Failure::ALL[i].label(),
@@ -230,10 +221,8 @@ const BY_REASON: [ByReason; 3] = [
     },
 ];
 
-pub const DURATION: &str = "tenant_router_statement_duration_seconds";
-const DURATION_HELP: &str =
-    "Time from a unit (Query, Execute, FunctionCall) reaching the router to its answer.";
-const ALL_DURATION: &str = "tenant_router_all_tenants_statement_duration_seconds";
+/// The tenants' latency histogram family.
+pub const DURATION: &str = families::DURATION.name;
 
 fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
@@ -254,55 +243,31 @@ pub fn estimate(tenants: usize, id_bytes: usize) -> usize {
 /// The aggregate families (every series, always).
 pub fn aggregates<T: TenantSource>(out: &mut Vec<u8>, totals: &Totals, tenants: &[T]) {
     let all = &totals.all;
-    header(
+    let one = |out: &mut Vec<u8>, f: &Family, value: u64| {
+        header(out, f);
+        sample(out, f.name, &[], value);
+    };
+    one(out, &families::TENANTS_TRACKED, tenants.len() as u64);
+    one(
         out,
-        "tenant_router_tenants_tracked",
-        "Tenants whose state (counters, series) the router holds now.",
-        "gauge",
-    );
-    sample(
-        out,
-        "tenant_router_tenants_tracked",
-        &[],
-        tenants.len() as u64,
-    );
-    header(
-        out,
-        "tenant_router_tenants_dropped_idle_total",
-        "Tenants whose state was dropped after metrics.tenant_idle_ms without a connection.",
-        "counter",
-    );
-    sample(
-        out,
-        "tenant_router_tenants_dropped_idle_total",
-        &[],
+        &families::TENANTS_DROPPED_IDLE,
         load(&totals.dropped_idle),
     );
-    header(
-        out,
-        "tenant_router_all_tenants_connections_active",
-        "Open client connections of all tenants.",
-        "gauge",
-    );
     let active: u64 = tenants.iter().map(|t| u64::from(t.active())).sum();
-    sample(
-        out,
-        "tenant_router_all_tenants_connections_active",
-        &[],
-        active,
-    );
+    one(out, &families::ALL_CONNECTIONS_ACTIVE, active);
     for p in &PLAIN {
-        header(out, p.all, p.help, "counter");
-        sample(out, p.all, &[], load((p.get)(all)));
+        one(out, p.all, load((p.get)(all)));
     }
     for r in &BY_REASON {
-        header(out, r.all, r.help, "counter");
+        header(out, r.all);
         for i in 0..r.len {
-            sample(out, r.all, &[(r.label, (r.name)(i))], load((r.get)(all, i)));
+            let labels = [(r.label, (r.name)(i))];
+            sample(out, r.all.name, &labels, load((r.get)(all, i)));
         }
     }
-    header(out, ALL_DURATION, DURATION_HELP, "histogram");
-    histogram(out, ALL_DURATION, None, &totals.all_latency.load());
+    let f = &families::ALL_DURATION;
+    header(out, f);
+    histogram(out, f.name, None, &totals.all_latency.load());
 }
 
 /// Family `f` (< `FAMILIES`) of `tenants[from..to]`: its HELP and TYPE
@@ -331,9 +296,10 @@ pub fn family_part<T: TenantSource>(
 ) {
     match f {
         0 => {
-            let name = "tenant_router_connections_active";
+            let f = &families::CONNECTIONS_ACTIVE;
+            let name = f.name;
             if first {
-                header(out, name, "Open client connections of the tenant.", "gauge");
+                header(out, f);
             }
             for t in part {
                 let id = t.metrics().id();
@@ -343,17 +309,18 @@ pub fn family_part<T: TenantSource>(
         f if f <= PLAIN.len() => {
             let p = &PLAIN[f - 1];
             if first {
-                header(out, p.tenant, p.help, "counter");
+                header(out, p.tenant);
             }
             for t in part {
                 let m = t.metrics();
-                sample(out, p.tenant, &[("tenant", m.id())], load((p.get)(m.own())));
+                let labels = [("tenant", m.id())];
+                sample(out, p.tenant.name, &labels, load((p.get)(m.own())));
             }
         }
         f if f <= PLAIN.len() + BY_REASON.len() => {
             let r = &BY_REASON[f - 1 - PLAIN.len()];
             if first {
-                header(out, r.tenant, r.help, "counter");
+                header(out, r.tenant);
             }
             for t in part {
                 let m = t.metrics();
@@ -361,14 +328,14 @@ pub fn family_part<T: TenantSource>(
                     let n = load((r.get)(m.own(), i));
                     if n > 0 {
                         let labels = [(r.label, (r.name)(i)), ("tenant", m.id())];
-                        sample(out, r.tenant, &labels, n);
+                        sample(out, r.tenant.name, &labels, n);
                     }
                 }
             }
         }
         _ => {
             if first {
-                header(out, DURATION, DURATION_HELP, "histogram");
+                header(out, &families::DURATION);
             }
             for t in part {
                 let m = t.metrics();

@@ -264,3 +264,41 @@ fn a_scrape_keeps_no_tenant_alive_and_skips_the_dropped() {
         1
     );
 }
+
+#[test]
+fn every_family_shown_is_declared_once_with_its_type() {
+    let m = Metrics::new();
+    m.reloads.with_label_values(&["ok"]).inc();
+    m.pool_wait.with_label_values(&["p"]).observe(0.01);
+    let a = T(m.tenant("acme"), 1);
+    a.0.observe(Duration::from_millis(1));
+    let t = text(&m, &[a]);
+    let mut shown = std::collections::HashSet::new();
+    for line in t.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut parts = line["# TYPE ".len()..].split(' ');
+        let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let f = families::ALL
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name} is not in families::ALL"));
+        assert_eq!(f.kind.as_str(), kind, "{name}");
+        assert!(shown.insert(name), "{name} shown twice");
+    }
+    for f in families::ALL {
+        let registry_vec = [
+            "tenant_router_unknown_tenant_auth_failures_total",
+            "tenant_router_cancel_requests_total",
+            "tenant_router_pool_backends",
+            "tenant_router_pool_waiting_clients",
+            "tenant_router_pool_timeouts_total",
+            "tenant_router_pool_discarded_total",
+            "tenant_router_pool_tenant_switches_total",
+            "tenant_router_pool_reused_total",
+            "tenant_router_connections_tls_total",
+        ];
+        // A labelled registry family shows once it has a series.
+        if !registry_vec.contains(&f.name) {
+            assert!(shown.contains(f.name), "{} declared but not shown", f.name);
+        }
+    }
+}

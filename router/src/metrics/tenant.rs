@@ -4,8 +4,7 @@
 //! its own `statement_duration_seconds` histogram sit under one lock.
 
 use super::histogram::{AtomicHistogram, Counts};
-use super::{Denial, Refusal};
-use crate::auth::failure::Failure;
+use super::labels::{Denial, Failure, Refusal};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
