@@ -133,8 +133,9 @@ impl TenantSource for TenantCounters {
 }
 
 impl TenantCounters {
-    /// Give back what an idle tenant does not need.
-    pub(crate) fn compact(&self, now: u64) {
+    /// Give back what an idle tenant does not need (held by the map
+    /// alone: nothing records into it meanwhile).
+    pub(crate) fn compact(&mut self, now: u64) {
         self.metrics.compact(now);
         self.sessions.compact();
     }

@@ -12,7 +12,7 @@
 //! - else, unused for `metrics.tenant_idle_ms`: removed, with its counters,
 //!   QPS bucket, latency window, session registry and series (it starts
 //!   from zero on its next connection);
-//! - else: compacted (latency samples older than the window and ended
+//! - else: compacted (a latency window with nothing recent left and ended
 //!   sessions' entries dropped, their buffers freed).
 //!
 //! An entry is removed only under the map lock and only while its `Arc`
@@ -90,7 +90,11 @@ pub(super) fn tick(map: &mut Map, cursor: &mut Cursor, now: u64, metrics: &Metri
                 .dropped_idle
                 .fetch_add(1, Ordering::Relaxed);
         } else {
-            c.compact(now);
+            // Only the map holds it (a scrape's `Weak` may still point at
+            // it: then it is compacted on a later tick).
+            if let Some(c) = map.get_index_mut(i).and_then(|(_, c)| Arc::get_mut(c)) {
+                c.compact(now);
+            }
             i += 1;
         }
     }

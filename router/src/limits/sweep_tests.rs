@@ -188,7 +188,7 @@ fn an_idle_tenant_costs_at_most_1_kib() {
     }
     assert!(c.take_token(10, 1.0));
     drop((sessions, slot));
-    assert!(c.heap_bytes() > 64 * 1024, "busy: {}", c.heap_bytes());
+    assert!(c.heap_bytes() > 1024, "busy: {}", c.heap_bytes());
     drop(c);
     // A minute later nobody holds it: the sweep compacts it.
     l.sweep(t0 + 61_000);

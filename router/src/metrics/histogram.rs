@@ -1,6 +1,8 @@
-//! The statement-latency histograms `/metrics` renders itself: a tenant's
-//! own (plain counts, under its latency lock), and the shared `_other` and
-//! all-tenants ones (atomics). Each keeps one count per bucket, the last
+//! The statement-latency histograms: a tenant's own and the shared
+//! `_other` and all-tenants ones that `/metrics` renders (`AtomicHistogram`),
+//! and a tenant's recent window (`Window`: the same buckets per 10-second
+//! slice of the last minute) that its JSON percentiles are estimated from
+//! (`quantile`). All lock-free. Each keeps one count per bucket, the last
 //! one past the largest bound, so a scrape derives the cumulative buckets
 //! and the count from the same numbers and `+Inf` always equals `_count`.
 
@@ -70,6 +72,93 @@ impl AtomicHistogram {
             sum: f64::from_bits(self.sum.load(Ordering::Relaxed)),
         }
     }
+
+    /// Back to zero (a series that starts again).
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.store(0, Ordering::Relaxed);
+        }
+        self.sum.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The `q` quantile (0 to 1) of non-cumulative bucket counts, as
+/// Prometheus' `histogram_quantile` estimates it: the bucket holding the
+/// rank, and a linear interpolation inside it (from 0 in the first). It is
+/// an estimate: the true value lies in the same bucket, so the error is at
+/// most that bucket's width. Past the largest bound: that bound. None
+/// without observations.
+pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * total as f64;
+    let mut below = 0u64;
+    for (i, &n) in buckets.iter().enumerate() {
+        if n > 0 && (below + n) as f64 >= rank {
+            let Some(&upper) = BOUNDS.get(i) else {
+                return BOUNDS.last().copied();
+            };
+            let lower = if i == 0 { 0.0 } else { BOUNDS[i - 1] };
+            let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * within);
+        }
+        below += n;
+    }
+    BOUNDS.last().copied()
+}
+
+/// Length of one slice of a `Window`, in ms.
+pub const SLICE_MS: u64 = 10_000;
+/// Slices a `Window` keeps: the current one and the five before, so a
+/// window covers the last 50 to 60 seconds.
+pub const SLICES: usize = 6;
+
+/// Bucket counts per slice of recent time. Each counter carries the slice
+/// it counts (high 32 bits: slice number + 1; low 32 bits: the count), so
+/// a slice is reused without a reset pass and without a lock: the first
+/// observation of a new slice replaces what an old one left.
+#[derive(Debug, Default)]
+pub struct Window {
+    slices: [[AtomicU64; SLOTS]; SLICES],
+}
+
+fn slice_tag(now_ms: u64) -> u64 {
+    (now_ms / SLICE_MS + 1) & 0xFFFF_FFFF
+}
+
+impl Window {
+    /// One observation at `now_ms` (the router's clock, `tenant::now_ms`).
+    pub fn observe(&self, now_ms: u64, secs: f64) {
+        let tag = slice_tag(now_ms);
+        let slice = &self.slices[((now_ms / SLICE_MS) % SLICES as u64) as usize];
+        let _ = slice[slot_of(secs)].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(if v >> 32 != tag {
+                tag << 32 | 1
+            } else if v & 0xFFFF_FFFF == 0xFFFF_FFFF {
+                v
+            } else {
+                v + 1
+            })
+        });
+    }
+
+    /// The bucket counts of the slices still in the window at `now_ms`.
+    pub fn counts(&self, now_ms: u64) -> [u64; SLOTS] {
+        let now = slice_tag(now_ms);
+        let mut out = [0u64; SLOTS];
+        for slice in &self.slices {
+            for (o, b) in out.iter_mut().zip(slice) {
+                let v = b.load(Ordering::Relaxed);
+                let tag = v >> 32;
+                if tag != 0 && tag <= now && now - tag < SLICES as u64 {
+                    *o += v & 0xFFFF_FFFF;
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -100,5 +189,59 @@ mod tests {
             own.observe(s);
         }
         assert_eq!(own.buckets, c.buckets);
+    }
+
+    fn counts(observed: &[f64]) -> [u64; SLOTS] {
+        let mut c = Counts::default();
+        for s in observed {
+            c.observe(*s);
+        }
+        c.buckets
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket() {
+        assert_eq!(quantile(&[0; SLOTS], 0.5), None);
+        // One 2 ms statement: in (1 ms, 2.5 ms], halfway for the median.
+        let one = counts(&[0.002]);
+        assert_eq!(quantile(&one, 0.5), Some(0.00175));
+        assert_eq!(quantile(&one, 1.0), Some(0.0025));
+        // 100 statements of 1..=100 ms: each estimate is in the bucket of
+        // the true value, so within that bucket's width of it.
+        let ms: Vec<f64> = (1..=100).map(|i| f64::from(i) / 1000.0).collect();
+        let c = counts(&ms);
+        for (q, truth) in [(0.5, 0.050), (0.95, 0.095), (0.99, 0.099)] {
+            let est = quantile(&c, q).expect("observations");
+            let b = slot_of(truth);
+            let lower = if b == 0 { 0.0 } else { BOUNDS[b - 1] };
+            assert!(est > lower && est <= BOUNDS[b], "q{q}: {est} for {truth}");
+        }
+        // 106 fast and 4 slow: p99 is in the slow ones' bucket.
+        let mut mixed = vec![0.001; 106];
+        mixed.extend([0.3; 4]);
+        let p99 = quantile(&counts(&mixed), 0.99).expect("observations");
+        assert!(p99 > 0.25 && p99 <= 0.5, "{p99}");
+        // Past the largest bound: that bound.
+        assert_eq!(quantile(&counts(&[60.0]), 0.5), Some(10.0));
+    }
+
+    #[test]
+    fn a_window_keeps_the_last_minute() {
+        let w = Window::default();
+        let total = |now| w.counts(now).iter().sum::<u64>();
+        w.observe(1_000, 0.001);
+        w.observe(5_000, 0.002);
+        w.observe(15_000, 0.3);
+        assert_eq!(total(15_000), 3);
+        assert_eq!(w.counts(15_000)[slot_of(0.3)], 1);
+        // 1 s and 5 s fall in slice 0, out of the window from slice 6 on.
+        assert_eq!(total(59_999), 3);
+        assert_eq!(total(60_000), 1);
+        assert_eq!(total(70_000), 0);
+        // Slice 0's place reused by slice 6: its old counts are gone, the
+        // new one counted (with 15 s, still in the window).
+        w.observe(61_000, 0.001);
+        assert_eq!(total(61_000), 2);
+        assert_eq!(w.counts(61_000)[slot_of(0.001)], 1);
     }
 }

@@ -1,20 +1,22 @@
 //! One tenant's counters: plain atomics, each bump also counted in the
-//! all-tenants totals, which outlive the tenant's state. Its recent
-//! latencies (the JSON percentiles) and, while it holds a histogram place,
-//! its own `statement_duration_seconds` histogram sit under one lock.
+//! all-tenants totals, which outlive the tenant's state. Its latencies go,
+//! without a lock, into its recent window (`histogram::Window`, whose
+//! buckets give the JSON percentiles at read time) and into one histogram
+//! of the family: its own while it holds a histogram place, else
+//! `_other`. A lock is taken only to give or take a place.
 
-use super::histogram::{AtomicHistogram, Counts};
+use super::histogram::{self, AtomicHistogram, Counts, Window};
 use super::labels::{Denial, Failure, Refusal};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Percentiles are computed over the statements of this recent window…
-pub const WINDOW: Duration = Duration::from_secs(60);
-/// …keeping at most this many samples per tenant.
-pub const WINDOW_SAMPLES: usize = 4096;
+/// Percentiles are estimated over the statements of about this recent
+/// window (`histogram::SLICES` slices of `histogram::SLICE_MS`: the last
+/// 50 to 60 seconds).
+pub const WINDOW: Duration = Duration::from_millis(histogram::SLICE_MS * histogram::SLICES as u64);
 
 /// Milliseconds since the first call (the router's clock for idle times
 /// and latency samples).
@@ -81,23 +83,6 @@ impl Totals {
     }
 }
 
-/// A tenant's own histogram: a named place (`histogram_tenants`) or a
-/// top-N one.
-#[derive(Debug)]
-struct Place {
-    named: bool,
-    counts: Counts,
-}
-
-/// One latency sample: when (ms, `now_ms`) and how long (seconds).
-type Sample = (u64, f64);
-
-#[derive(Debug, Default)]
-struct Recent {
-    window: VecDeque<Sample>,
-    place: Option<Box<Place>>,
-}
-
 /// One tenant's counters and recent latencies.
 pub struct TenantMetrics {
     id: Box<str>,
@@ -105,9 +90,17 @@ pub struct TenantMetrics {
     totals: Arc<Totals>,
     /// Statements since the last histogram reassignment.
     recent: AtomicU64,
-    /// Whether it holds a place (read without the lock by `has_place`).
+    /// Whether it holds a place (its latencies go to `own_latency`).
     placed: AtomicBool,
-    latency: Mutex<Recent>,
+    /// Its place: named (true) or top-N (false); None: none. Changed
+    /// only when a place is given or taken.
+    place: Mutex<Option<bool>>,
+    /// Its own histogram, made with its first place (from zero at each
+    /// place it gets).
+    own_latency: OnceLock<Box<AtomicHistogram>>,
+    /// Its recent latencies, made by its first statement, freed when it
+    /// is idle (`compact`).
+    window: OnceLock<Box<Window>>,
 }
 
 impl std::fmt::Debug for TenantMetrics {
@@ -121,8 +114,8 @@ impl std::fmt::Debug for TenantMetrics {
 
 impl Drop for TenantMetrics {
     fn drop(&mut self) {
-        let l = self.latency.get_mut().unwrap_or_else(|p| p.into_inner());
-        if l.place.as_ref().is_some_and(|p| !p.named) {
+        let place = *self.place.get_mut().unwrap_or_else(|p| p.into_inner());
+        if place == Some(false) {
             self.totals.free_place();
         }
     }
@@ -136,22 +129,15 @@ impl TenantMetrics {
     /// A tenant's counters at zero; `named`: it has a histogram of its own
     /// from the start.
     pub fn new(id: &str, totals: Arc<Totals>, named: bool) -> TenantMetrics {
-        let place = named.then(|| {
-            Box::new(Place {
-                named: true,
-                counts: Counts::default(),
-            })
-        });
         TenantMetrics {
             id: id.into(),
             own: Counters::default(),
             totals,
             recent: AtomicU64::new(0),
             placed: AtomicBool::new(named),
-            latency: Mutex::new(Recent {
-                window: VecDeque::new(),
-                place,
-            }),
+            place: Mutex::new(named.then_some(true)),
+            own_latency: OnceLock::new(),
+            window: OnceLock::new(),
         }
     }
 
@@ -168,8 +154,12 @@ impl TenantMetrics {
         bump(f(&self.totals.all), n);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
-        self.latency.lock().unwrap_or_else(|p| p.into_inner())
+    fn place(&self) -> std::sync::MutexGuard<'_, Option<bool>> {
+        self.place.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn own_latency(&self) -> &AtomicHistogram {
+        self.own_latency.get_or_init(Box::default)
     }
 
     /// A connection got its tenant context.
@@ -225,26 +215,22 @@ impl TenantMetrics {
 
     pub(crate) fn observe_at(&self, now: u64, secs: f64) {
         self.totals.all_latency.observe(secs);
-        let mut l = self.lock();
-        let window = WINDOW.as_millis() as u64;
-        while l.window.len() >= WINDOW_SAMPLES
-            || l.window
-                .front()
-                .is_some_and(|(t, _)| now.saturating_sub(*t) > window)
-        {
-            l.window.pop_front();
+        self.window.get_or_init(Box::default).observe(now, secs);
+        if !self.placed.load(Ordering::Acquire) && self.totals.take_place() {
+            let mut place = self.place();
+            if place.is_none() {
+                *place = Some(false);
+                self.own_latency().reset();
+                self.placed.store(true, Ordering::Release);
+            } else {
+                // Given one meanwhile.
+                self.totals.free_place();
+            }
         }
-        l.window.push_back((now, secs));
-        if l.place.is_none() && self.totals.take_place() {
-            l.place = Some(Box::new(Place {
-                named: false,
-                counts: Counts::default(),
-            }));
-            self.placed.store(true, Ordering::Release);
-        }
-        match l.place.as_mut() {
-            Some(p) => p.counts.observe(secs),
-            None => self.totals.other_latency.observe(secs),
+        if self.placed.load(Ordering::Acquire) {
+            self.own_latency().observe(secs);
+        } else {
+            self.totals.other_latency.observe(secs);
         }
     }
 
@@ -253,7 +239,7 @@ impl TenantMetrics {
         if !self.placed.load(Ordering::Acquire) {
             return None;
         }
-        self.lock().place.as_ref().map(|p| p.counts)
+        Some(self.own_latency().load())
     }
 
     pub fn has_place(&self) -> bool {
@@ -269,81 +255,74 @@ impl TenantMetrics {
     /// top-N place is given only if one is free. Its series restart from
     /// zero when it gets a place again.
     pub(crate) fn set_place(&self, hold: bool, named: bool) {
-        let mut l = self.lock();
-        match (l.place.as_mut(), hold) {
-            (Some(p), true) => {
-                if p.named && !named {
+        let mut place = self.place();
+        match (*place, hold) {
+            (Some(was_named), true) => {
+                if was_named && !named {
                     // No longer named: it keeps its series as a top-N
                     // place if one is free, else it loses it.
-                    if !self.totals.take_place() {
-                        l.place = None;
-                    } else {
-                        p.named = false;
-                    }
-                } else if !p.named && named {
-                    p.named = true;
+                    *place = self.totals.take_place().then_some(false);
+                } else if !was_named && named {
+                    *place = Some(true);
                     self.totals.free_place();
                 }
             }
-            (Some(p), false) => {
-                if !p.named {
+            (Some(was_named), false) => {
+                if !was_named {
                     self.totals.free_place();
                 }
-                l.place = None;
+                *place = None;
             }
             (None, true) => {
                 if named || self.totals.take_place() {
-                    l.place = Some(Box::new(Place {
-                        named,
-                        counts: Counts::default(),
-                    }));
+                    self.own_latency().reset();
+                    *place = Some(named);
                 }
             }
             (None, false) => {}
         }
-        self.placed.store(l.place.is_some(), Ordering::Release);
+        self.placed.store(place.is_some(), Ordering::Release);
     }
 
-    /// An idle tenant gives back its latency memory: samples older than
-    /// the window go, and the window's buffer is freed or shrunk.
-    pub(crate) fn compact(&self, now: u64) {
-        let mut l = self.lock();
-        let window = WINDOW.as_millis() as u64;
-        while l
+    /// An idle tenant no one else holds gives back its latency memory: the
+    /// window once nothing in it is recent, its own histogram while it
+    /// has no place.
+    pub(crate) fn compact(&mut self, now: u64) {
+        let quiet = self
             .window
-            .front()
-            .is_some_and(|(t, _)| now.saturating_sub(*t) > window)
-        {
-            l.window.pop_front();
+            .get()
+            .is_some_and(|w| w.counts(now).iter().all(|n| *n == 0));
+        if quiet {
+            self.window.take();
         }
-        if l.window.is_empty() {
-            l.window = VecDeque::new();
-        } else if l.window.capacity() > 2 * l.window.len() {
-            l.window.shrink_to_fit();
+        if !*self.placed.get_mut() {
+            self.own_latency.take();
         }
     }
 
     /// Bytes it holds on the heap (id, latency window, own histogram).
     pub fn heap_bytes(&self) -> usize {
-        let l = self.lock();
         self.id.len()
-            + l.window.capacity() * std::mem::size_of::<Sample>()
-            + l.place.as_ref().map_or(0, |_| std::mem::size_of::<Place>())
+            + self
+                .window
+                .get()
+                .map_or(0, |_| std::mem::size_of::<Window>())
+            + self
+                .own_latency
+                .get()
+                .map_or(0, |_| std::mem::size_of::<AtomicHistogram>())
     }
 
     /// The JSON view of these counters.
     pub fn snapshot(&self, tenant: &str, active: u32) -> TenantSnapshot {
-        let now = now_ms();
-        let window = WINDOW.as_millis() as u64;
-        let mut recent: Vec<f64> = {
-            let l = self.lock();
-            l.window
-                .iter()
-                .filter(|(t, _)| now.saturating_sub(*t) <= window)
-                .map(|(_, s)| (s * 1_000_000.0).round() / 1000.0)
-                .collect()
-        };
-        recent.sort_by(f64::total_cmp);
+        let recent = self
+            .window
+            .get()
+            .map_or([0; histogram::SLOTS], |w| w.counts(now_ms()));
+        // Estimated from the buckets (see `histogram::quantile`), in ms
+        // rounded to the µs.
+        let ms =
+            |q: f64| histogram::quantile(&recent, q).map(|s| (s * 1_000_000.0).round() / 1000.0);
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let c = &self.own;
         let refused = |r: Refusal| get(&c.refused[r as usize]);
@@ -373,22 +352,13 @@ impl TenantMetrics {
             bytes_out: get(&c.bytes_out),
             latency_ms: Latency {
                 window_seconds: WINDOW.as_secs(),
-                samples: recent.len(),
-                p50: percentile(&recent, 50.0),
-                p95: percentile(&recent, 95.0),
-                p99: percentile(&recent, 99.0),
+                samples: recent.iter().sum::<u64>() as usize,
+                p50: ms(0.50),
+                p95: ms(0.95),
+                p99: ms(0.99),
             },
         }
     }
-}
-
-/// Nearest-rank percentile of sorted values; None when there are none.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// `GET /tenants/{id}/metrics`.
@@ -438,7 +408,9 @@ pub struct Denied {
     pub max_result_bytes: u64,
 }
 
-/// Latency percentiles over the last `window_seconds` (null without samples).
+/// Latency percentiles over about the last `window_seconds` (null without
+/// samples): estimates from the histogram buckets, each within its
+/// bucket's width of the true value (`histogram::quantile`).
 #[derive(Debug, Default, Serialize)]
 pub struct Latency {
     pub window_seconds: u64,
