@@ -25,7 +25,10 @@
 # private cluster), BENCH_SECS, BENCH_CLIENTS ("8 32 128 512"), BENCH_MODES
 # ("simple connect"), BENCH_TENANTS (1), BENCH_IDLE (1000; 0 skips),
 # BENCH_PREPARED (1000 asyncpg clients of the prepared-statement churn
-# line; 0 skips), POOL_SIZE (20).
+# line; 0 skips), POOL_SIZE (20), BENCH_BASELINE (the path of another
+# tenant-router binary, e.g. a build of the previous commit: its rows,
+# "baseline session" and "baseline transaction", are measured in the same
+# run next to this tree's).
 #
 # The churn line: router RSS before, at its peak and after BENCH_PREPARED
 # short-lived asyncpg clients each prepared 20 distinct named statements
@@ -49,13 +52,22 @@ RPORT=$(free_port)
 start_router router "$RPORT"
 BPORT=$(free_port)
 start_pgbouncer pgbouncer "$BPORT"
+BASELINE=${BENCH_BASELINE:-}
+if [ -n "$BASELINE" ]; then
+  LPORT=$(free_port)
+  ROUTER_BIN=$BASELINE start_router router-baseline "$LPORT"
+  BASELINE_PID=$ROUTER_PID
+fi
 
 set_pool_mode session
 check_login direct "$PGPORT" bench_pw
 check_login tenant-router "$RPORT" bench_pw.p1
 check_login pgbouncer "$BPORT" bench_pw
+[ -z "$BASELINE" ] || check_login baseline "$LPORT" bench_pw.p1
 
-targets=(direct "router session" "router transaction" pgbouncer)
+targets=(direct "router session" "router transaction")
+[ -z "$BASELINE" ] || targets+=("baseline session" "baseline transaction")
+targets+=(pgbouncer)
 declare -A TPS ERR BE NOTE CPU
 cols=()
 for mode in $MODES; do for c in $CLIENTS; do
@@ -96,6 +108,12 @@ if [ "$HAS_POOL_MODE" = 1 ]; then
   run_target "router session" "$RPORT" bench_pw.p "$ROUTER_PID"
   set_pool_mode transaction
   run_target "router transaction" "$RPORT" bench_pw.p "$ROUTER_PID"
+  if [ -n "$BASELINE" ]; then
+    set_pool_mode session
+    run_target "baseline session" "$LPORT" bench_pw.p "$BASELINE_PID"
+    set_pool_mode transaction
+    run_target "baseline transaction" "$LPORT" bench_pw.p "$BASELINE_PID"
+  fi
 else
   # No pool_mode in the catalog (pg_tenant < 0.4.0): run the router as it
   # is, so the script is exercised end to end; its numbers mean nothing

@@ -68,8 +68,9 @@ wait_port() { # port: until it accepts, 15 s at most
   echo "nothing listens on port $1" >&2; return 1
 }
 
-# start_router NAME PORT: tenant-router with [pool] enabled (size
-# $POOL_SIZE, default 20) and auth.login = "verify"; sets ROUTER_PID.
+# start_router NAME PORT: tenant-router ($ROUTER_BIN, default this tree's
+# release build) with [pool] enabled (size $POOL_SIZE, default 20) and
+# auth.login = "verify"; sets ROUTER_PID.
 start_router() {
   local name=$1 port=$2
   cat > "$OUT/$name.toml" <<TOML
@@ -88,7 +89,7 @@ size = ${POOL_SIZE:-20}
 # all of it (the default cap keeps a reserve for other tenants).
 max_tenant_share = 1.0
 TOML
-  TENANT_ROUTER_LOG=warn target/release/tenant-router -c "$OUT/$name.toml" 2>"$OUT/$name.log" &
+  TENANT_ROUTER_LOG=warn "${ROUTER_BIN:-target/release/tenant-router}" -c "$OUT/$name.toml" 2>"$OUT/$name.log" &
   ROUTER_PID=$!
   pids+=("$ROUTER_PID")
   wait_port "$port"

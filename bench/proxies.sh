@@ -4,6 +4,8 @@
 # pgvpd` put it at $PGVPD, default /var/tmp/pgvpd/bin/pgvpd), on the same
 # cluster, in one run: simple and prepared protocol at 1, 8 and 32 clients,
 # plus connection setup (pgbench -C, 8 clients). Prints a Markdown table.
+# BENCH_BASELINE: the path of another tenant-router binary (e.g. a build of
+# the previous commit), measured in the same run as "baseline".
 # All paths authenticate as a trust user, so every proxy does the same work.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +38,12 @@ url = "host=$PG_TENANT_SOCK port=$PGPORT user=bench_router dbname=bench"
 TOML
 TENANT_ROUTER_LOG=warn target/release/tenant-router -c "$OUT/router.toml" 2>"$OUT/router.log" &
 pids+=($!)
+BASELINE=${BENCH_BASELINE:-} LPORT=6446
+if [ -n "$BASELINE" ]; then
+  sed -e "s/:$RPORT\"/:$LPORT\"/" -e 's/^admin_listen = .*/admin_listen = ""/' "$OUT/router.toml" > "$OUT/baseline.toml"
+  TENANT_ROUTER_LOG=warn "$BASELINE" -c "$OUT/baseline.toml" 2>"$OUT/baseline.log" &
+  pids+=($!)
+fi
 
 BOUNCER=$OUT/pgbouncer; install -d -o postgres "$BOUNCER"
 echo '"bench_trust" ""' > "$BOUNCER/userlist.txt"
@@ -57,7 +65,9 @@ INI
 chown postgres "$BOUNCER"/*
 runuser -u postgres -- pgbouncer -d -q "$BOUNCER/pgbouncer.ini"
 
-targets=("direct:$PGPORT:bench_trust" "tenant-router:$RPORT:bench_trust.t1" "pgbouncer:$BPORT:bench_trust")
+targets=("direct:$PGPORT:bench_trust" "tenant-router:$RPORT:bench_trust.t1")
+[ -z "$BASELINE" ] || targets+=("baseline:$LPORT:bench_trust.t1")
+targets+=("pgbouncer:$BPORT:bench_trust")
 if [ -x "$PGVPD" ]; then
   cat > "$OUT/pgvpd.conf" <<CONF
 port = $VPORT

@@ -2,9 +2,12 @@
 //!
 //! Layers, lowest first: `transport` (one stream type) → `codec` (framing,
 //! large messages streamed) → `conversation` (where a connection stands) →
-//! `frontend` (the client side) / `backend` (a server connection) →
-//! `session` (the phases) and `relay` (the transparent phase); `limits`
-//! observe the conversation.
+//! `frontend` (the client side) / `backend` (a server connection) → `auth`
+//! → `relay` (the transparent phase: observers on every frame) → `session`
+//! (typed handshake, the backend-source seam: dedicated or `pool`).
+//! `limits` and `metrics` observe the conversation; `shared` and `server`
+//! compose it all. The README's "Reading the code" follows one connection
+//! through these files; `tests/import_graph.rs` keeps the graph acyclic.
 
 pub mod admin;
 pub mod auth;

@@ -13,7 +13,8 @@ fn setup() {
            tenant_id text NOT NULL, sku text NOT NULL, qty int, PRIMARY KEY (tenant_id, id)); \
          SELECT tenant.protect('cp_load'); \
          CREATE TABLE IF NOT EXISTS cp_plain_load (note text); \
-         GRANT SELECT, INSERT ON cp_load, cp_plain_load TO rt_app",
+         GRANT SELECT, INSERT ON cp_load, cp_plain_load TO rt_app; \
+         TRUNCATE cp_load, cp_plain_load",
     );
 }
 

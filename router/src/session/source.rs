@@ -182,7 +182,8 @@ async fn dedicated(
             cancel_key: key,
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
-        let token = context_token(cfg.signing_key.as_ref(), &info.id, subject, backend)?;
+        let nonce = server.next_nonce();
+        let token = context_token(cfg.signing_key.as_ref(), &info.id, subject, backend, nonce)?;
         deadline
             .within(server.inject(&mut out, &info.id, &token, subject))
             .await?;
@@ -252,24 +253,15 @@ async fn ready(
 
 /// The token that lets this router set `tenant`'s context in `backend`.
 /// With a subject (token logins), the token also binds the subject and
-/// the claims JSON.
+/// the claims JSON. `nonce`: the backend's next (`Backend::next_nonce`).
 fn context_token(
     key: Option<&pg_tenant_token::SigningKey>,
     tenant: &str,
     subject: Option<(&str, &str)>,
     backend: pg_tenant_token::Backend,
+    nonce: u64,
 ) -> Result<String, SessionError> {
     let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
     let action = crate::backend::context_action(tenant, subject);
-    Ok(pg_tenant_token::sign(key, action, backend, nonce()))
-}
-
-/// The nonce of a fresh token: microseconds since the epoch, which only
-/// grows for a backend the router has just opened.
-fn nonce() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1)
-        .max(1)
+    Ok(pg_tenant_token::sign(key, action, backend, nonce))
 }
