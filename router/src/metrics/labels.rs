@@ -94,3 +94,23 @@ impl Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Denial, Failure, Refusal};
+
+    /// The counters are arrays indexed by these enums: each value's
+    /// discriminant must be its place in `ALL`.
+    #[test]
+    fn labels_index_their_counters() {
+        for (i, f) in Failure::ALL.iter().enumerate() {
+            assert_eq!(*f as usize, i, "{}", f.label());
+        }
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.label());
+        }
+        for (i, d) in Denial::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i, "{}", d.label());
+        }
+    }
+}

@@ -294,3 +294,7 @@ pub fn deliver_local_reply(down: &mut Framer, watch: Option<&mut StatementWatch>
         }
     }
 }
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod tests;

@@ -248,3 +248,70 @@ fn rewrite(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(isolation: &str, database: Option<&str>) -> TenantInfo {
+        TenantInfo {
+            id: "acme".into(),
+            enabled: true,
+            isolation: isolation.into(),
+            database_name: database.map(Into::into),
+            schema_name: None,
+            max_connections: 0,
+            qps_limit: 0,
+            burst_multiplier: 1.0,
+            max_query_ms: 0,
+            max_result_bytes: 0,
+            auth_secret: None,
+            pool: Default::default(),
+            client_idle_timeout_ms: 0,
+            read_seq: 0,
+        }
+    }
+
+    fn params(list: &[(&str, &str)]) -> Params {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn postgres_gets_the_tenant_free_user_and_the_catalogs_database() {
+        let client = params(&[
+            ("user", "app.acme"),
+            ("database", "app"),
+            ("DateStyle", "ISO"),
+        ]);
+        // Row-level isolation: the user name loses its tenant, the rest stays.
+        assert_eq!(
+            rewrite(&client, "app", false, &tenant("rls", None), "postgres"),
+            params(&[("user", "app"), ("database", "app"), ("DateStyle", "ISO")])
+        );
+        // Database isolation: the catalog's database, even when the client
+        // named another.
+        assert_eq!(
+            rewrite(
+                &client,
+                "app",
+                false,
+                &tenant("database", Some("acme_db")),
+                "postgres"
+            ),
+            params(&[
+                ("user", "app"),
+                ("database", "acme_db"),
+                ("DateStyle", "ISO")
+            ])
+        );
+        // The tenant named by the database (identify.from = "database"): the
+        // default database, added when the client sent none.
+        let no_db = params(&[("user", "app")]);
+        assert_eq!(
+            rewrite(&no_db, "app", true, &tenant("rls", None), "postgres"),
+            params(&[("user", "app"), ("database", "postgres")])
+        );
+    }
+}

@@ -78,3 +78,32 @@ impl Deadline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{sleep, Instant};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_past_the_startup_deadline_is_a_startup_timeout() {
+        let deadline = Deadline::new(Instant::now() + Duration::from_millis(100), 100);
+        let slow = async {
+            sleep(Duration::from_secs(1)).await;
+            Ok::<(), std::io::Error>(())
+        };
+        assert!(matches!(
+            deadline.within(slow).await,
+            Err(SessionError::StartupTimeout(100))
+        ));
+        // Within it, the step's own result, its error converted.
+        let fast = Deadline::new(Instant::now() + Duration::from_millis(100), 100);
+        assert_eq!(
+            fast.within(async { Ok::<u8, std::io::Error>(7) })
+                .await
+                .ok(),
+            Some(7)
+        );
+        let failed = fast.within(async { Err::<u8, _>(std::io::Error::other("reset")) });
+        assert!(matches!(failed.await, Err(SessionError::Io(_))));
+    }
+}

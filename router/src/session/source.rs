@@ -240,7 +240,7 @@ async fn ready(
         Source::Pooled(p) => {
             tracing::info!(pool = p.label(), "connection ready (pooled)")
         }
-        Source::Dedicated => tracing::info!(login = ?who.login, "connection ready"),
+        Source::Dedicated => tracing::info!(login = ?Some(&who.login), "connection ready"),
     }
     Ok(Ready {
         source,
