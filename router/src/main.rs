@@ -106,7 +106,9 @@ async fn reload_on_hangup(cli: Arc<Cli>, shared: Arc<Shared>) {
         }
     };
     while hup.recv().await.is_some() {
-        match Config::load(cli.config.as_deref(), &cli.over) {
+        let loaded = Config::load(cli.config.as_deref(), &cli.over)
+            .and_then(|cfg| cfg.check_reload(&shared.config()).map(|()| cfg));
+        match loaded {
             Ok(cfg) => {
                 let kept = shared.reload(cfg);
                 shared.metrics.reloads.with_label_values(&["ok"]).inc();

@@ -194,6 +194,22 @@ impl Config {
 
     /// For a reload: keep `running`'s restart-only settings, and name
     /// those that differed.
+    /// For a reload: whether these settings may replace `running`'s. The
+    /// admin API keeps its running address (restart-only), so a token may
+    /// not be removed while that address is reachable from other hosts
+    /// (checked against the new file's address alone, the new settings
+    /// looked valid).
+    pub fn check_reload(&self, running: &Config) -> Result<(), ConfigError> {
+        match running.fixed.admin_addr() {
+            Some(addr) if self.admin_token.is_empty() && !addr.ip().is_loopback() => {
+                Err(ConfigError::Invalid(format!(
+                    "admin_listen {addr} (the running address: a restart changes it) is reachable from other hosts: a reload cannot remove admin_token"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn keep_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
         let changed = self.fixed.changes(&running.fixed);
         self.fixed = running.fixed.clone();

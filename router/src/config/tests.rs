@@ -175,6 +175,31 @@ fn reload_keeps_restart_only_settings() {
 }
 
 #[test]
+fn a_reload_cannot_remove_the_token_of_a_public_admin_api() {
+    let mut public = valid();
+    public.admin_listen = "0.0.0.0:9090".into();
+    public.admin_token = "a-token-of-sixteen-chars".into();
+    let running = built(public);
+    // The new file moves the API to loopback (restart-only: not applied)
+    // and drops the token: refused.
+    let mut raw = valid();
+    raw.admin_listen = "127.0.0.1:9090".into();
+    raw.admin_token = String::new();
+    let e = built(raw)
+        .check_reload(&running)
+        .expect_err("token removed");
+    assert!(e.to_string().contains("cannot remove admin_token"), "{e}");
+    // Control: keeping a token, or a loopback API, reloads.
+    let mut raw = valid();
+    raw.admin_listen = "0.0.0.0:9090".into();
+    raw.admin_token = "another-token-16-chars".into();
+    built(raw).check_reload(&running).expect("token kept");
+    built(valid())
+        .check_reload(&built(valid()))
+        .expect("loopback");
+}
+
+#[test]
 fn overrides_win() {
     let mut c = valid();
     c.apply(&Overrides {

@@ -86,19 +86,22 @@ impl AtomicHistogram {
 /// Prometheus' `histogram_quantile` estimates it: the bucket holding the
 /// rank, and a linear interpolation inside it (from 0 in the first). It is
 /// an estimate: the true value lies in the same bucket, so the error is at
-/// most that bucket's width. Past the largest bound: that bound. None
-/// without observations.
-pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
+/// most that bucket's width. Past the largest bound the bucket ends at
+/// `largest` (the largest value observed, when known and larger; else the
+/// bound itself). None without observations.
+pub fn quantile(buckets: &[u64; SLOTS], q: f64, largest: Option<f64>) -> Option<f64> {
     let total: u64 = buckets.iter().sum();
     if total == 0 {
         return None;
     }
+    let last = BOUNDS[BOUNDS.len() - 1];
     let rank = q.clamp(0.0, 1.0) * total as f64;
     let mut below = 0u64;
     for (i, &n) in buckets.iter().enumerate() {
         if n > 0 && (below + n) as f64 >= rank {
-            let Some(&upper) = BOUNDS.get(i) else {
-                return BOUNDS.last().copied();
+            let upper = match BOUNDS.get(i) {
+                Some(&b) => b,
+                None => largest.filter(|l| *l > last).unwrap_or(last),
             };
             let lower = if i == 0 { 0.0 } else { BOUNDS[i - 1] };
             let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
@@ -106,7 +109,7 @@ pub fn quantile(buckets: &[u64; SLOTS], q: f64) -> Option<f64> {
         }
         below += n;
     }
-    BOUNDS.last().copied()
+    Some(last)
 }
 
 /// Length of one slice of a `Window`, in ms.
@@ -122,6 +125,9 @@ pub const SLICES: usize = 6;
 #[derive(Debug, Default)]
 pub struct Window {
     slices: [[AtomicU64; SLOTS]; SLICES],
+    /// Per slice, tagged the same way: the largest observation, in ms
+    /// (what the last bucket reaches up to).
+    largest: [AtomicU64; SLICES],
 }
 
 fn slice_tag(now_ms: u64) -> u64 {
@@ -132,7 +138,14 @@ impl Window {
     /// One observation at `now_ms` (the router's clock, `tenant::now_ms`).
     pub fn observe(&self, now_ms: u64, secs: f64) {
         let tag = slice_tag(now_ms);
-        let slice = &self.slices[((now_ms / SLICE_MS) % SLICES as u64) as usize];
+        let index = ((now_ms / SLICE_MS) % SLICES as u64) as usize;
+        if secs > BOUNDS[BOUNDS.len() - 1] {
+            let ms = ((secs * 1000.0).ceil() as u64).min(0xFFFF_FFFF);
+            let _ = self.largest[index].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v >> 32 != tag || v & 0xFFFF_FFFF < ms).then_some(tag << 32 | ms)
+            });
+        }
+        let slice = &self.slices[index];
         let _ = slice[slot_of(secs)].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
             Some(if v >> 32 != tag {
                 tag << 32 | 1
@@ -142,6 +155,22 @@ impl Window {
                 v + 1
             })
         });
+    }
+
+    /// The largest observation past the last bound in the slices still in
+    /// the window at `now_ms`, in seconds (None: none).
+    pub fn largest(&self, now_ms: u64) -> Option<f64> {
+        let now = slice_tag(now_ms);
+        self.largest
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed))
+            .filter(|v| {
+                let tag = v >> 32;
+                tag != 0 && tag <= now && now - tag < SLICES as u64
+            })
+            .map(|v| v & 0xFFFF_FFFF)
+            .max()
+            .map(|ms| ms as f64 / 1000.0)
     }
 
     /// The bucket counts of the slices still in the window at `now_ms`.
@@ -201,17 +230,17 @@ mod tests {
 
     #[test]
     fn quantiles_interpolate_within_the_bucket() {
-        assert_eq!(quantile(&[0; SLOTS], 0.5), None);
+        assert_eq!(quantile(&[0; SLOTS], 0.5, None), None);
         // One 2 ms statement: in (1 ms, 2.5 ms], halfway for the median.
         let one = counts(&[0.002]);
-        assert_eq!(quantile(&one, 0.5), Some(0.00175));
-        assert_eq!(quantile(&one, 1.0), Some(0.0025));
+        assert_eq!(quantile(&one, 0.5, None), Some(0.00175));
+        assert_eq!(quantile(&one, 1.0, None), Some(0.0025));
         // 100 statements of 1..=100 ms: each estimate is in the bucket of
         // the true value, so within that bucket's width of it.
         let ms: Vec<f64> = (1..=100).map(|i| f64::from(i) / 1000.0).collect();
         let c = counts(&ms);
         for (q, truth) in [(0.5, 0.050), (0.95, 0.095), (0.99, 0.099)] {
-            let est = quantile(&c, q).expect("observations");
+            let est = quantile(&c, q, None).expect("observations");
             let b = slot_of(truth);
             let lower = if b == 0 { 0.0 } else { BOUNDS[b - 1] };
             assert!(est > lower && est <= BOUNDS[b], "q{q}: {est} for {truth}");
@@ -219,10 +248,15 @@ mod tests {
         // 106 fast and 4 slow: p99 is in the slow ones' bucket.
         let mut mixed = vec![0.001; 106];
         mixed.extend([0.3; 4]);
-        let p99 = quantile(&counts(&mixed), 0.99).expect("observations");
+        let p99 = quantile(&counts(&mixed), 0.99, None).expect("observations");
         assert!(p99 > 0.25 && p99 <= 0.5, "{p99}");
-        // Past the largest bound: that bound.
-        assert_eq!(quantile(&counts(&[60.0]), 0.5), Some(10.0));
+        // Past the largest bound: up to the largest value observed, or the
+        // bound when that is not known.
+        let slow = counts(&[60.0; 10]);
+        assert_eq!(quantile(&slow, 0.5, None), Some(10.0));
+        assert_eq!(quantile(&slow, 1.0, Some(60.0)), Some(60.0));
+        let p99 = quantile(&slow, 0.99, Some(60.0)).expect("observations");
+        assert!(p99 > 30.0 && p99 < 60.0, "{p99}");
     }
 
     #[test]
@@ -243,5 +277,18 @@ mod tests {
         w.observe(61_000, 0.001);
         assert_eq!(total(61_000), 2);
         assert_eq!(w.counts(61_000)[slot_of(0.001)], 1);
+    }
+
+    #[test]
+    fn a_window_knows_its_slowest_statement_past_the_last_bound() {
+        let w = Window::default();
+        w.observe(1_000, 5.0);
+        assert_eq!(w.largest(1_000), None, "within the bounds");
+        w.observe(2_000, 42.0);
+        w.observe(12_000, 30.0);
+        assert_eq!(w.largest(12_000), Some(42.0));
+        // Slice 0 leaves the window: the slower one with it.
+        assert_eq!(w.largest(60_000), Some(30.0));
+        assert_eq!(w.largest(80_000), None);
     }
 }

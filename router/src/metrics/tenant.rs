@@ -315,14 +315,15 @@ impl TenantMetrics {
 
     /// The JSON view of these counters.
     pub fn snapshot(&self, tenant: &str, active: u32) -> TenantSnapshot {
-        let recent = self
-            .window
-            .get()
-            .map_or([0; histogram::SLOTS], |w| w.counts(now_ms()));
+        let now = now_ms();
+        let window = self.window.get();
+        let recent = window.map_or([0; histogram::SLOTS], |w| w.counts(now));
+        let largest = window.and_then(|w| w.largest(now));
         // Estimated from the buckets (see `histogram::quantile`), in ms
         // rounded to the µs.
-        let ms =
-            |q: f64| histogram::quantile(&recent, q).map(|s| (s * 1_000_000.0).round() / 1000.0);
+        let ms = |q: f64| {
+            histogram::quantile(&recent, q, largest).map(|s| (s * 1_000_000.0).round() / 1000.0)
+        };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let c = &self.own;
         let refused = |r: Refusal| get(&c.refused[r as usize]);
