@@ -55,8 +55,10 @@ start_pgbouncer pgbouncer "$BPORT"
 BASELINE=${BENCH_BASELINE:-}
 if [ -n "$BASELINE" ]; then
   LPORT=$(free_port)
+  MAIN_PID=$ROUTER_PID
   ROUTER_BIN=$BASELINE start_router router-baseline "$LPORT"
   BASELINE_PID=$ROUTER_PID
+  ROUTER_PID=$MAIN_PID
 fi
 
 set_pool_mode session

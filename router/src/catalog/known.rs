@@ -215,20 +215,8 @@ mod tests {
 
     fn row(id: &str, seq: u64) -> Arc<TenantInfo> {
         Arc::new(TenantInfo {
-            id: id.into(),
-            enabled: true,
-            isolation: "rls".into(),
-            database_name: None,
-            schema_name: None,
-            max_connections: 0,
-            qps_limit: 0,
-            burst_multiplier: 1.0,
-            max_query_ms: 0,
-            max_result_bytes: 0,
-            auth_secret: None,
-            pool: Default::default(),
-            client_idle_timeout_ms: 0,
             read_seq: seq,
+            ..TenantInfo::for_test(id)
         })
     }
 

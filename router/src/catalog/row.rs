@@ -34,6 +34,29 @@ pub struct TenantInfo {
     pub read_seq: u64,
 }
 
+#[cfg(test)]
+impl TenantInfo {
+    /// A row for unit tests: enabled, row-level isolation, no limits.
+    pub fn for_test(id: &str) -> TenantInfo {
+        TenantInfo {
+            id: id.into(),
+            enabled: true,
+            isolation: "rls".into(),
+            database_name: None,
+            schema_name: None,
+            max_connections: 0,
+            qps_limit: 0,
+            burst_multiplier: 1.0,
+            max_query_ms: 0,
+            max_result_bytes: 0,
+            auth_secret: None,
+            pool: Default::default(),
+            client_idle_timeout_ms: 0,
+            read_seq: 0,
+        }
+    }
+}
+
 /// `pool_mode` of a tenant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,20 +21,8 @@ fn idle_after(ms: u64) -> MetricsSettings {
 
 fn info(id: &str) -> TenantInfo {
     TenantInfo {
-        id: id.into(),
-        enabled: true,
-        isolation: "rls".into(),
-        database_name: None,
-        schema_name: None,
-        max_connections: 0,
         qps_limit: 100,
-        burst_multiplier: 1.0,
-        max_query_ms: 0,
-        max_result_bytes: 0,
-        auth_secret: None,
-        pool: Default::default(),
-        client_idle_timeout_ms: 0,
-        read_seq: 0,
+        ..TenantInfo::for_test(id)
     }
 }
 

@@ -46,20 +46,10 @@ fn code_of(edit: Edit) -> String {
 
 fn info(max_query_ms: i32, max_result_bytes: i64, qps_limit: i32) -> TenantInfo {
     TenantInfo {
-        id: "acme".into(),
-        enabled: true,
-        isolation: "rls".into(),
-        database_name: None,
-        schema_name: None,
-        max_connections: 0,
         qps_limit,
-        burst_multiplier: 1.0,
         max_query_ms,
         max_result_bytes,
-        auth_secret: None,
-        pool: Default::default(),
-        client_idle_timeout_ms: 0,
-        read_seq: 0,
+        ..TenantInfo::for_test("acme")
     }
 }
 

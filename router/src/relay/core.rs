@@ -129,22 +129,10 @@ impl Relay {
             up.framer.hold_whole(b'P', st.client.largest());
         }
         up.framer.scan(&mut |v| {
-            Observers {
-                ownership,
-                watch: watch.as_deref_mut(),
-                carried: carried.as_mut(),
-                pid,
-            }
-            .client(conv, v)
+            Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid).client(conv, v)
         })?;
         down.framer.scan(&mut |v| {
-            Observers {
-                ownership,
-                watch: watch.as_deref_mut(),
-                carried: carried.as_mut(),
-                pid,
-            }
-            .server(conv, v)
+            Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid).server(conv, v)
         })?;
         deliver_local_reply(&mut down.framer, watch);
         Ok(r)
@@ -259,23 +247,13 @@ impl Relay {
             let open =
                 !conv.terminated() && watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
             let a = up.step(cx, client, server, open, &mut |v| {
-                Observers {
-                    ownership,
-                    watch: watch.as_deref_mut(),
-                    carried: carried.as_mut(),
-                    pid,
-                }
-                .client(conv, v)
+                Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid)
+                    .client(conv, v)
             })?;
             deliver_local_reply(&mut down.framer, watch.as_deref_mut());
             let b = down.step(cx, server, client, true, &mut |v| {
-                Observers {
-                    ownership,
-                    watch: watch.as_deref_mut(),
-                    carried: carried.as_mut(),
-                    pid,
-                }
-                .server(conv, v)
+                Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid)
+                    .server(conv, v)
             })?;
             if (up.eof || conv.terminated()) && up.pending().is_empty() {
                 return Poll::Ready(Ok(End::Client));

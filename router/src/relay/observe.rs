@@ -58,7 +58,21 @@ pub struct Observers<'a> {
 /// A Sync message.
 const SYNC: [u8; 5] = [b'S', 0, 0, 0, 4];
 
-impl Observers<'_> {
+impl<'a> Observers<'a> {
+    pub fn new(
+        ownership: Ownership,
+        watch: Option<&'a mut StatementWatch>,
+        carried: Option<&'a mut Carried>,
+        pid: Option<(i32, i32)>,
+    ) -> Observers<'a> {
+        Observers {
+            ownership,
+            watch,
+            carried,
+            pid,
+        }
+    }
+
     /// A client frame on its way.
     pub fn client(&mut self, conv: &mut Conversation, v: FrameView<'_>) -> Edit {
         if v.tag == b'X' && self.ownership == Ownership::Pooled {

@@ -31,20 +31,8 @@ async fn frames_buffered_during_the_handshake_are_watched() {
     use crate::limits::Limits;
     let c = Limits::default().counters("acme");
     c.publish(std::sync::Arc::new(TenantInfo {
-        id: "acme".into(),
-        enabled: true,
-        isolation: "rls".into(),
-        database_name: None,
-        schema_name: None,
-        max_connections: 0,
         qps_limit: 1,
-        burst_multiplier: 1.0,
-        max_query_ms: 0,
-        max_result_bytes: 0,
-        auth_secret: None,
-        pool: Default::default(),
-        client_idle_timeout_ms: 0,
-        read_seq: 0,
+        ..TenantInfo::for_test("acme")
     }));
     assert!(c.take_token(1, 1.0)); // empty the bucket
     let mut w = StatementWatch::new(

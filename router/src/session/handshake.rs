@@ -255,20 +255,9 @@ mod tests {
 
     fn tenant(isolation: &str, database: Option<&str>) -> TenantInfo {
         TenantInfo {
-            id: "acme".into(),
-            enabled: true,
             isolation: isolation.into(),
             database_name: database.map(Into::into),
-            schema_name: None,
-            max_connections: 0,
-            qps_limit: 0,
-            burst_multiplier: 1.0,
-            max_query_ms: 0,
-            max_result_bytes: 0,
-            auth_secret: None,
-            pool: Default::default(),
-            client_idle_timeout_ms: 0,
-            read_seq: 0,
+            ..TenantInfo::for_test("acme")
         }
     }
 
