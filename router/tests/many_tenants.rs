@@ -7,10 +7,13 @@ use std::time::Duration;
 
 const STORM: usize = 3000;
 
-/// Tenants `storm-1` … `storm-3000` (made once, kept between runs).
+/// Tenants `storm-1` … `storm-3000` (made once, kept between runs). Two
+/// tests make them at once: the lock lets the second find the first's.
 fn storm_tenants() {
     admin_sql(&format!(
-        "SET client_min_messages = warning; DO $$BEGIN FOR i IN 1..{STORM} LOOP \
+        "SET client_min_messages = warning; DO $$BEGIN \
+           PERFORM pg_advisory_xact_lock(hashtext('many_tenants storm')); \
+           FOR i IN 1..{STORM} LOOP \
            IF NOT EXISTS (SELECT 1 FROM tenant.tenants WHERE id = 'storm-' || i) THEN \
              PERFORM tenant.create_tenant('storm-' || i); \
            END IF; END LOOP; END$$"
