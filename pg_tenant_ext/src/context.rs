@@ -153,6 +153,9 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         }
         session_user.to_u32()
     };
+    // Schema isolation: the tenant's schema checked, its search_path set
+    // (or a schema tenant's path undone for a tenant of another kind).
+    crate::schema::apply(tenant, &row, pg_sys::Oid::from(role_oid));
     let st = ContextState {
         role: role_oid,
         allow_ddl: row.allow_ddl,
@@ -223,6 +226,7 @@ fn clear_context(token: &str) {
     if state().role != 0 {
         set_role("none");
     }
+    crate::schema::leave();
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, "");
     gucs::set_suset(gucs::SUBJECT_NAME, "");
     gucs::set_suset(gucs::CLAIMS_NAME, "");

@@ -23,6 +23,7 @@ mod pool;
 mod refused;
 mod report;
 mod rolelock;
+mod schema;
 mod state;
 mod subject;
 
