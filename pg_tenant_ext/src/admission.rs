@@ -10,6 +10,27 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 
+/// The isolation kind of a tenant (`tenant.tenants.isolation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    Rls,
+    Schema,
+    Database,
+}
+
+impl Isolation {
+    /// The kind a catalog value names; None for anything else (the
+    /// catalog's constraint allows nothing else).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "rls" => Some(Self::Rls),
+            "schema" => Some(Self::Schema),
+            "database" => Some(Self::Database),
+            _ => None,
+        }
+    }
+}
+
 /// One catalog row as `set_context` needs it.
 pub struct TenantRow {
     pub enabled: bool,
@@ -25,7 +46,7 @@ pub struct TenantRow {
     pub transaction_pool: bool,
     pub budget: Budget,
     /// The isolation kind (0.8.0: `schema` is applied by `schema::apply`).
-    pub isolation: crate::schema::Isolation,
+    pub isolation: Isolation,
     pub schema_name: Option<String>,
     /// The operator's schemas after the tenant's own on its search_path.
     pub shared_schemas: Vec<String>,
@@ -154,7 +175,7 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                 Ok(u32::try_from(v.max(0)).unwrap_or(u32::MAX))
             };
             let kind = r.get::<String>(16)?.unwrap_or_default();
-            let Some(isolation) = crate::schema::Isolation::from_name(&kind) else {
+            let Some(isolation) = Isolation::from_name(&kind) else {
                 refuse(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!(

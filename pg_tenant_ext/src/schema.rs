@@ -24,34 +24,13 @@
 //! The privileged reads (`admission::as_catalog_reader`) pin their own
 //! `search_path` at a nested GUC level and are unaffected.
 
-use crate::admission::{as_catalog_reader, quote_ident, role_name, TenantRow};
+use crate::admission::{as_catalog_reader, quote_ident, role_name, Isolation, TenantRow};
 use crate::report::{printable, refuse};
 use crate::state::Backend;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
-
-/// The isolation kind of a tenant (`tenant.tenants.isolation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isolation {
-    Rls,
-    Schema,
-    Database,
-}
-
-impl Isolation {
-    /// The kind a catalog value names; None for anything else (the
-    /// catalog's constraint allows nothing else).
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "rls" => Some(Self::Rls),
-            "schema" => Some(Self::Schema),
-            "database" => Some(Self::Database),
-            _ => None,
-        }
-    }
-}
 
 /// Whether this backend's search_path reset value is a tenant's.
 static APPLIED: Backend<Cell<bool>> = Backend(Cell::new(false));
