@@ -111,6 +111,7 @@ SELECT regress.try('ALTER TABLE invoices SET SCHEMA sch_ref');
 -- Control: granting its own table is B's to do, and still reaches no one
 -- (no other role has USAGE on sch_b).
 SELECT regress.try('GRANT SELECT ON invoices TO PUBLIC');
+CREATE FUNCTION api_key() RETURNS text LANGUAGE sql AS $$ SELECT 'sk_live_b_secret' $$;
 
 \c - regress_app
 \set SHOW_CONTEXT never
@@ -118,6 +119,12 @@ SET client_min_messages = warning;
 SELECT regress.enter('sch-a', 1);
 SELECT regress.try('SELECT body FROM sch_b.invoices');
 SELECT body FROM sch_a.invoices;
+-- What schema isolation does not hide (README): the catalog. B's function
+-- is not executable by A, but its source, and its table's name, are
+-- readable; only database isolation hides them.
+SELECT regress.try('SELECT sch_b.api_key()');
+SELECT p.prosrc FROM pg_proc p WHERE p.proname = 'api_key' AND p.pronamespace = 'sch_b'::regnamespace;
+SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'sch_b'::regnamespace AND c.relkind = 'r';
 
 -- One backend switched between tenants, as a pool does: each gets its own
 -- path; an rls tenant and clear_context get the database's default back.
