@@ -386,14 +386,26 @@ $fn$;
 -- 0.8.0: the schemas a create_tenant or alter_tenant call names (only the
 -- ones it sets: a shared schema dropped since must not block
 -- disable_tenant). A tenant's schema is its own: no other tenant's schema
--- or shared schema; each shared schema must exist and be no tenant's
--- schema (22023).
+-- or shared schema; a schema tenant's role is its own too (a role shared
+-- with another tenant reaches both tenants' objects); each shared schema
+-- must exist and be no tenant's schema (22023).
 CREATE FUNCTION tenant._check_schemas(t tenant.tenants, own boolean, shared boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     s pg_catalog.name;
     other pg_catalog.text;
 BEGIN
+    IF own AND t.role_name IS NOT NULL THEN
+        SELECT x.id INTO other FROM tenant.tenants x
+         WHERE x.id OPERATOR(pg_catalog.<>) t.id
+           AND x.role_name OPERATOR(pg_catalog.=) t.role_name
+           AND (x.isolation OPERATOR(pg_catalog.=) 'schema' OR t.isolation OPERATOR(pg_catalog.=) 'schema')
+         ORDER BY x.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'role "%" of tenant "%" is already the role of tenant "%"', t.role_name, t.id, other
+                USING ERRCODE = '22023', HINT = 'A schema tenant''s role reaches its schema: give each tenant a role of its own.';
+        END IF;
+    END IF;
     IF own AND t.isolation OPERATOR(pg_catalog.=) 'schema' THEN
         SELECT x.id INTO other FROM tenant.tenants x
          WHERE x.id OPERATOR(pg_catalog.<>) t.id
@@ -601,7 +613,8 @@ BEGIN
     PERFORM tenant._check_roles(CASE WHEN t.isolation OPERATOR(pg_catalog.=) 'schema'
                                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) alter_tenant.role_name)
                                      THEN NULL ELSE alter_tenant.role_name END, alter_tenant.login_roles);
-    PERFORM tenant._check_schemas(t, alter_tenant.schema_name IS NOT NULL OR alter_tenant.isolation IS NOT NULL,
+    PERFORM tenant._check_schemas(t, alter_tenant.schema_name IS NOT NULL OR alter_tenant.isolation IS NOT NULL
+                                     OR alter_tenant.role_name IS NOT NULL,
                                   alter_tenant.shared_schemas IS NOT NULL);
     UPDATE tenant.tenants x SET
         name = t.name, isolation = t.isolation, database_name = t.database_name,

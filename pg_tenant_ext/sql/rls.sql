@@ -271,10 +271,18 @@ CREATE EVENT TRIGGER pg_tenant_protect_children ON ddl_command_end
 -- create objects in a schema tenant's shared schema (it would plant
 -- objects on other tenants' search_path); a tenant schema owned by an
 -- application or tenant role (its owner can GRANT it to anyone); objects
--- in a tenant schema owned by a role other than the tenant's.
+-- in a tenant schema owned by a role other than the tenant's; a schema
+-- tenant's role that is another tenant's role too.
 CREATE FUNCTION tenant._audit_schemas()
 RETURNS TABLE (object text, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT quote_ident(t.role_name),
+       format('role of tenant %s (schema isolation) is also the role of tenant %s: each one''s sessions reach the other''s schema and objects; fix: give each tenant a role of its own (tenant.alter_tenant(%L, role_name => ...), then tenant.provision_tenant(%L))',
+              t.id, o.id, t.id, t.id)
+  FROM tenant.tenants t
+  JOIN tenant.tenants o ON o.id <> t.id AND o.role_name = t.role_name
+ WHERE t.isolation = 'schema'
+UNION ALL
 SELECT quote_ident(e.rolname),
        format('role of tenant %s can reach schema %I of tenant %s (USAGE): it reads whatever that tenant granted on its objects; fix: REVOKE USAGE ON SCHEMA %I FROM %s (or from PUBLIC, or from the role it has it through)',
               o.id, t.schema_name, t.id, t.schema_name, quote_ident(e.rolname))

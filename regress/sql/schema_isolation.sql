@@ -41,8 +41,12 @@ SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, n.nspacl
 SELECT r.rolname, r.rolcanlogin, pg_has_role(r.oid, 'tenant_app', 'MEMBER') AS app_role,
        pg_has_role('regress_app', r.oid, 'MEMBER') AS login_member
   FROM pg_roles r WHERE r.rolname IN ('regress_sch_a', 'regress_sch_b') ORDER BY 1;
--- Now that sch_a exists, it can be no other tenant's shared schema.
+-- Now that sch_a exists, it can be no other tenant's shared schema; its
+-- role is no other tenant's role either.
 SELECT tenant.alter_tenant('sch-b', shared_schemas => '{sch_a}');
+SELECT tenant.create_tenant('sch-d', isolation => 'schema', schema_name => 'sch_d', role_name => 'regress_sch_a');
+SELECT tenant.create_tenant('sch-d', role_name => 'regress_sch_a');
+SELECT tenant.alter_tenant('sch-c', role_name => 'regress_sch_b');
 -- The operator's reference schema: readable, not writable, by tenants.
 GRANT USAGE ON SCHEMA sch_ref TO regress_sch_a, regress_sch_b;
 GRANT SELECT ON sch_ref.currencies TO regress_sch_a, regress_sch_b;
@@ -185,12 +189,14 @@ GRANT CREATE ON SCHEMA sch_ref TO regress_sch_c;
 CREATE TABLE sch_a.planted (x int);
 CREATE FUNCTION sch_a.planted_fn() RETURNS int LANGUAGE sql RETURN 1;
 ALTER SCHEMA sch_c OWNER TO regress_sch_c;
+UPDATE tenant.tenants SET role_name = 'regress_sch_a' WHERE id = 'sch-old';
 SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-%' ORDER BY 1, 2;
 REVOKE USAGE ON SCHEMA sch_a FROM regress_sch_b;
 REVOKE CREATE ON SCHEMA sch_ref FROM regress_sch_c;
 DROP TABLE sch_a.planted;
 DROP FUNCTION sch_a.planted_fn();
 ALTER SCHEMA sch_c OWNER TO postgres;
+UPDATE tenant.tenants SET role_name = NULL WHERE id = 'sch-old';
 SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-%' ORDER BY 1, 2;
 
 -- Dropping: without the flag, the schema and role stay and the NOTICE

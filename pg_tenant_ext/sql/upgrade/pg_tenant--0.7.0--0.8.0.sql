@@ -208,6 +208,17 @@ DECLARE
     s pg_catalog.name;
     other pg_catalog.text;
 BEGIN
+    IF own AND t.role_name IS NOT NULL THEN
+        SELECT x.id INTO other FROM tenant.tenants x
+         WHERE x.id OPERATOR(pg_catalog.<>) t.id
+           AND x.role_name OPERATOR(pg_catalog.=) t.role_name
+           AND (x.isolation OPERATOR(pg_catalog.=) 'schema' OR t.isolation OPERATOR(pg_catalog.=) 'schema')
+         ORDER BY x.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'role "%" of tenant "%" is already the role of tenant "%"', t.role_name, t.id, other
+                USING ERRCODE = '22023', HINT = 'A schema tenant''s role reaches its schema: give each tenant a role of its own.';
+        END IF;
+    END IF;
     IF own AND t.isolation OPERATOR(pg_catalog.=) 'schema' THEN
         SELECT x.id INTO other FROM tenant.tenants x
          WHERE x.id OPERATOR(pg_catalog.<>) t.id
@@ -423,7 +434,8 @@ BEGIN
     PERFORM tenant._check_roles(CASE WHEN t.isolation OPERATOR(pg_catalog.=) 'schema'
                                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) alter_tenant.role_name)
                                      THEN NULL ELSE alter_tenant.role_name END, alter_tenant.login_roles);
-    PERFORM tenant._check_schemas(t, alter_tenant.schema_name IS NOT NULL OR alter_tenant.isolation IS NOT NULL,
+    PERFORM tenant._check_schemas(t, alter_tenant.schema_name IS NOT NULL OR alter_tenant.isolation IS NOT NULL
+                                     OR alter_tenant.role_name IS NOT NULL,
                                   alter_tenant.shared_schemas IS NOT NULL);
     UPDATE tenant.tenants x SET
         name = t.name, isolation = t.isolation, database_name = t.database_name,
@@ -658,6 +670,13 @@ GRANT EXECUTE ON FUNCTION tenant.provision_tenant(text) TO tenant_admin;
 CREATE FUNCTION tenant._audit_schemas()
 RETURNS TABLE (object text, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT quote_ident(t.role_name),
+       format('role of tenant %s (schema isolation) is also the role of tenant %s: each one''s sessions reach the other''s schema and objects; fix: give each tenant a role of its own (tenant.alter_tenant(%L, role_name => ...), then tenant.provision_tenant(%L))',
+              t.id, o.id, t.id, t.id)
+  FROM tenant.tenants t
+  JOIN tenant.tenants o ON o.id <> t.id AND o.role_name = t.role_name
+ WHERE t.isolation = 'schema'
+UNION ALL
 SELECT quote_ident(e.rolname),
        format('role of tenant %s can reach schema %I of tenant %s (USAGE): it reads whatever that tenant granted on its objects; fix: REVOKE USAGE ON SCHEMA %I FROM %s (or from PUBLIC, or from the role it has it through)',
               o.id, t.schema_name, t.id, t.schema_name, quote_ident(e.rolname))
