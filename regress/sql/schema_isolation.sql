@@ -36,6 +36,17 @@ SELECT tenant.provision_tenant('sch-a');
 SELECT tenant.provision_tenant('sch-b');
 SELECT tenant.provision_tenant('sch-c');
 SELECT tenant.provision_tenant('acme');
+-- Tenant roles are granted to application roles only: tenant_admin may
+-- not gain a tenant's role (and data) by naming itself in login_roles.
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sch_ops') THEN
+  CREATE ROLE regress_sch_ops LOGIN IN ROLE tenant_admin; END IF; END $$;
+SELECT login_roles FROM tenant.alter_tenant('sch-a', login_roles => '{regress_app,regress_sch_ops}');
+SET ROLE regress_sch_ops;
+SELECT regress.try('SELECT tenant.provision_tenant(''sch-a'')');
+RESET ROLE;
+SELECT pg_has_role('regress_sch_ops', 'regress_sch_a', 'MEMBER') AS ops_got_tenant_role;
+SELECT login_roles FROM tenant.alter_tenant('sch-a', login_roles => '{regress_app}');
+DROP ROLE regress_sch_ops;
 SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, n.nspacl
   FROM pg_namespace n WHERE n.nspname IN ('sch_a', 'sch_b') ORDER BY 1;
 SELECT r.rolname, r.rolcanlogin, pg_has_role(r.oid, 'tenant_app', 'MEMBER') AS app_role,

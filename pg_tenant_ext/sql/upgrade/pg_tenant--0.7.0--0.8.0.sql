@@ -597,6 +597,7 @@ DECLARE
     r pg_catalog.oid;
     nsp pg_catalog.oid;
     owner_oid pg_catalog.oid;
+    lr pg_catalog.oid;
     l pg_catalog.text;
     done pg_catalog.text[] := '{}';
     msg pg_catalog.text;
@@ -647,12 +648,22 @@ BEGIN
         EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', t.schema_name, t.role_name);
         done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted USAGE and CREATE on schema %I to %I', t.schema_name, t.role_name);
     END IF;
+    -- Only to application roles (members of tenant_app with no right
+    -- beyond a tenant): tenant_admin must not gain a tenant's role, and
+    -- its data, by listing itself in login_roles.
     FOREACH l IN ARRAY coalesce(t.login_roles, '{}'::pg_catalog.text[]) LOOP
-        IF EXISTS (SELECT FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) l)
-           AND NOT pg_catalog.pg_has_role(l::pg_catalog.name, r, 'MEMBER') THEN
-            EXECUTE pg_catalog.format('GRANT %I TO %I', t.role_name, l);
-            done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted %I to login role %I', t.role_name, l);
+        SELECT a.oid INTO lr FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) l;
+        IF lr IS NULL OR pg_catalog.pg_has_role(lr, r, 'MEMBER') THEN
+            CONTINUE;
         END IF;
+        IF l OPERATOR(pg_catalog.=) 'tenant_app' OR NOT pg_catalog.pg_has_role(lr, 'tenant_app'::pg_catalog.name, 'MEMBER')
+           OR tenant._role_problem(lr) IS NOT NULL THEN
+            RAISE EXCEPTION 'login role "%" of tenant "%" is not an application role: provision_tenant grants tenant roles to application roles only', l, t.id
+                USING ERRCODE = '42501',
+                      HINT = pg_catalog.format('Make it one (tenant.create_app_role(%L)), or GRANT %I TO %I yourself if you mean it.', l, t.role_name, l);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT %I TO %I', t.role_name, l);
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted %I to login role %I', t.role_name, l);
     END LOOP;
     IF pg_catalog.cardinality(done) OPERATOR(pg_catalog.=) 0 THEN
         msg := pg_catalog.format('tenant "%s" is already provisioned (role %I, schema %I): nothing changed', t.id, t.role_name, t.schema_name);
