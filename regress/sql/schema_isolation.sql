@@ -47,6 +47,19 @@ RESET ROLE;
 SELECT pg_has_role('regress_sch_ops', 'regress_sch_a', 'MEMBER') AS ops_got_tenant_role;
 SELECT login_roles FROM tenant.alter_tenant('sch-a', login_roles => '{regress_app}');
 DROP ROLE regress_sch_ops;
+-- Nor can it point a tenant at an operator's schema to be handed it, or
+-- to drop it: provisioning and drop_objects take only a schema holding
+-- nothing of other roles.
+CREATE SCHEMA sch_ops;
+CREATE TABLE sch_ops.payroll (amount int);
+SELECT id FROM tenant.create_tenant('sch-e', isolation => 'schema', schema_name => 'sch_ops', role_name => 'regress_sch_e');
+SELECT regress.try('SELECT tenant.provision_tenant(''sch-e'')');
+SELECT regress.try('SELECT tenant.drop_tenant(''sch-e'', drop_objects => true)');
+SELECT n.nspacl, to_regclass('sch_ops.payroll') IS NOT NULL AS payroll_kept,
+       (SELECT count(*) FROM pg_roles WHERE rolname = 'regress_sch_e') AS role_made
+  FROM pg_namespace n WHERE n.nspname = 'sch_ops';
+SELECT tenant.drop_tenant('sch-e');
+DROP SCHEMA sch_ops CASCADE;
 SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, n.nspacl
   FROM pg_namespace n WHERE n.nspname IN ('sch_a', 'sch_b') ORDER BY 1;
 SELECT r.rolname, r.rolcanlogin, pg_has_role(r.oid, 'tenant_app', 'MEMBER') AS app_role,

@@ -459,6 +459,29 @@ END
 $fn$;
 COMMENT ON FUNCTION tenant.alter_tenant IS 'pg_tenant: change a tenant; NULL keeps a value, reset => ''{field}'' clears one';
 
+-- 0.8.0: the first object in schema nsp not owned by role r (NULL: none):
+-- tables, views, sequences, functions, domains and enums. provision_tenant
+-- hands over, and drop_tenant(drop_objects) drops, only a schema that
+-- holds nothing of anyone else, so tenant_admin cannot point a tenant at
+-- an operator's schema to read or drop it.
+CREATE FUNCTION tenant._foreign_object(nsp pg_catalog.oid, r pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT x.d FROM (
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0) AS d, c.relowner AS o
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::pg_catalog."char"[])
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, 0), p.proowner
+      FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, y.oid, 0), y.typowner
+      FROM pg_catalog.pg_type y
+     WHERE y.typnamespace OPERATOR(pg_catalog.=) nsp AND y.typtype OPERATOR(pg_catalog.=) ANY ('{d,e,r,m}'::pg_catalog."char"[])
+) x
+WHERE x.o IS DISTINCT FROM r
+ORDER BY 1 LIMIT 1
+$fn$;
+
 CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -473,11 +496,17 @@ DECLARE
 BEGIN
     t := tenant._get(id);
     DELETE FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) drop_tenant.id;
+    SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
     IF t.isolation OPERATOR(pg_catalog.=) 'schema' THEN
         SELECT n.oid INTO nsp FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name;
     END IF;
     IF nsp IS NOT NULL THEN
         IF coalesce(drop_objects, false) THEN
+            owned := tenant._foreign_object(nsp, r);
+            IF owned IS NOT NULL THEN
+                RAISE EXCEPTION 'schema "%" of tenant "%" holds objects of other roles than the tenant''s (%): drop_tenant will not drop it', t.schema_name, t.id, owned
+                    USING ERRCODE = '2BP01', HINT = 'Move or drop them first, or drop the tenant without drop_objects; nothing was dropped.';
+            END IF;
             EXECUTE pg_catalog.format('DROP SCHEMA %I CASCADE', t.schema_name);
             dropped := dropped OPERATOR(pg_catalog.||) pg_catalog.format('schema %I', t.schema_name);
         ELSE
@@ -489,7 +518,6 @@ BEGIN
             kept := kept OPERATOR(pg_catalog.||) pg_catalog.format('schema %I (%s tables, views, sequences and functions)', t.schema_name, objects);
         END IF;
     END IF;
-    SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
     IF r IS NOT NULL THEN
         IF coalesce(drop_objects, false)
            AND NOT EXISTS (SELECT FROM tenant.tenants x WHERE x.role_name OPERATOR(pg_catalog.=) t.role_name) THEN
@@ -638,6 +666,10 @@ BEGIN
         RAISE EXCEPTION 'schema "%" of tenant "%" is owned by application role "%"', t.schema_name, t.id, pg_catalog.pg_get_userbyid(owner_oid)
             USING ERRCODE = '42501',
                   HINT = pg_catalog.format('A tenant role that owns its schema can GRANT it to other tenants: ALTER SCHEMA %I OWNER TO a role that never connects through the router, then provision again.', t.schema_name);
+    ELSIF tenant._foreign_object(nsp, r) IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" holds objects of other roles than tenant "%"''s role (%): provision_tenant will not hand it to the tenant', t.schema_name, t.id, tenant._foreign_object(nsp, r)
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('An existing schema becomes a tenant''s only when everything in it is the tenant''s: ALTER ... OWNER TO %I what belongs to it, move the rest, then provision again.', t.role_name);
     END IF;
     IF EXISTS (SELECT FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
                 WHERE n.oid OPERATOR(pg_catalog.=) nsp AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid) THEN
@@ -674,7 +706,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION tenant.provision_tenant IS 'pg_tenant: create what a schema tenant needs (its role, its schema, USAGE and CREATE for the role, nothing for PUBLIC), idempotent; returns what it did';
-REVOKE EXECUTE ON FUNCTION tenant._check_schemas(tenant.tenants, boolean, boolean),
+REVOKE EXECUTE ON FUNCTION tenant._check_schemas(tenant.tenants, boolean, boolean), tenant._foreign_object(oid, oid),
     tenant.provision_tenant(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.provision_tenant(text) TO tenant_admin;
 
