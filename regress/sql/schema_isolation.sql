@@ -60,6 +60,11 @@ SELECT n.nspacl, to_regclass('sch_ops.payroll') IS NOT NULL AS payroll_kept,
   FROM pg_namespace n WHERE n.nspname = 'sch_ops';
 SELECT tenant.drop_tenant('sch-e');
 DROP SCHEMA sch_ops CASCADE;
+-- Nor drop a login role: drop_objects drops NOLOGIN tenant roles only.
+SELECT id FROM tenant.create_tenant('sch-e', isolation => 'schema', schema_name => 'sch_e', role_name => 'regress_app');
+SELECT regress.try('SELECT tenant.drop_tenant(''sch-e'', drop_objects => true)');
+SELECT count(*) AS login_role_kept FROM pg_roles WHERE rolname = 'regress_app';
+SELECT tenant.drop_tenant('sch-e');
 SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, n.nspacl
   FROM pg_namespace n WHERE n.nspname IN ('sch_a', 'sch_b') ORDER BY 1;
 SELECT r.rolname, r.rolcanlogin, pg_has_role(r.oid, 'tenant_app', 'MEMBER') AS app_role,

@@ -523,8 +523,9 @@ BEGIN
            AND NOT EXISTS (SELECT FROM tenant.tenants x WHERE x.role_name OPERATOR(pg_catalog.=) t.role_name) THEN
             IF NOT pg_catalog.pg_has_role(r, 'tenant_app'::pg_catalog.name, 'MEMBER')
                OR t.role_name OPERATOR(pg_catalog.=) 'tenant_app'::pg_catalog.name
-               OR tenant._role_problem(r) IS NOT NULL THEN
-                RAISE EXCEPTION 'role "%" of tenant "%" is not an application role: drop_tenant will not drop it', t.role_name, t.id
+               OR tenant._role_problem(r) IS NOT NULL
+               OR (SELECT a.rolcanlogin FROM pg_catalog.pg_roles a WHERE a.oid OPERATOR(pg_catalog.=) r) THEN
+                RAISE EXCEPTION 'role "%" of tenant "%" is not a NOLOGIN application role: drop_tenant will not drop it', t.role_name, t.id
                     USING ERRCODE = '42501', HINT = 'Drop the tenant without drop_objects, then the role by hand if you mean it.';
             END IF;
             SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO owned
