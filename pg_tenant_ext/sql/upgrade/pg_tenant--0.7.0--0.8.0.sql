@@ -726,7 +726,9 @@ UNION ALL
 -- than the tenant's role and a superuser owner are looked at, so a clean
 -- database costs one ACL read per schema (1,000 schema tenants: 16 ms,
 -- where asking has_schema_privilege for every pair of schema and tenant
--- role took 0.5 s).
+-- role took 0.5 s). A tenant role that has another tenant role's
+-- privileges (a member of it) is reported by the membership row of
+-- audit() and refused by set_context.
 (WITH reach AS (
     SELECT t.id, t.schema_name, t.role_name, g.grantee
       FROM tenant.tenants t
