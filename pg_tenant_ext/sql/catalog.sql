@@ -257,10 +257,15 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'A schema tenant runs as a role of its own, the one with USAGE on its schema: give it role_name (tenant.provision_tenant creates the role).';
     END IF;
-    IF t.isolation OPERATOR(pg_catalog.=) 'schema'
-       AND (t.schema_name OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant,public}'::pg_catalog.name[])
-            OR t.schema_name OPERATOR(pg_catalog.~~) 'pg\_%') THEN
+    -- Like the role: a row stored before 0.8.0 on such a schema can still
+    -- be disabled; provision_tenant and drop_tenant(drop_objects) refuse
+    -- it whether enabled or not (tenant._reserved_schema).
+    IF t.isolation OPERATOR(pg_catalog.=) 'schema' AND t.enabled AND tenant._reserved_schema(t.schema_name) THEN
         RAISE EXCEPTION 'schema "%" cannot be the schema of tenant "%": it is not a tenant''s own', t.schema_name, t.id
+            USING ERRCODE = '22023';
+    END IF;
+    IF '$user' OPERATOR(pg_catalog.=) ANY (t.shared_schemas) THEN
+        RAISE EXCEPTION 'shared_schemas of tenant "%" names "$user", which search_path reads as the session''s role', t.id
             USING ERRCODE = '22023';
     END IF;
     IF pg_catalog.array_position(t.shared_schemas, NULL::pg_catalog.name) IS NOT NULL THEN
@@ -383,6 +388,44 @@ BEGIN
 END
 $fn$;
 
+-- 0.8.0: whether a schema name is no tenant's to have: PostgreSQL's and
+-- pg_tenant's schemas, public, and "$user" (which search_path reads as the
+-- session's role, not as a schema).
+CREATE FUNCTION tenant._reserved_schema(s pg_catalog.name) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT s OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant,public,$user}'::pg_catalog.name[])
+       OR s OPERATOR(pg_catalog.~~) 'pg\_%'
+$fn$;
+
+-- 0.8.0: why schema s is on the search_path of sessions of roles other
+-- than r, the tenant's role (NULL: it is not): a role named like it (its
+-- "$user" schema: PostgreSQL's default search_path starts with "$user"),
+-- or a search_path set for a database or a role (ALTER DATABASE/ROLE ...
+-- SET search_path) that names it. The tenant's role may create in its
+-- schema: it would plant tables and exact-type overloads of built-in
+-- functions and operators there, which such a session (a superuser's
+-- always: it needs no USAGE) finds first and runs with its own
+-- privileges.
+CREATE FUNCTION tenant._schema_on_foreign_path(s pg_catalog.name, r pg_catalog.name) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT coalesce(
+    (SELECT pg_catalog.format('it is the "$user" schema of role %I, first on that role''s default search_path', a.rolname)
+       FROM pg_catalog.pg_roles a
+      WHERE a.rolname OPERATOR(pg_catalog.=) s AND a.rolname IS DISTINCT FROM r),
+    (SELECT pg_catalog.format('the search_path set for %s names it',
+                              CASE WHEN d.setrole OPERATOR(pg_catalog.=) 0::pg_catalog.oid AND d.setdatabase OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'every role'
+                                   WHEN d.setrole OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                                   THEN pg_catalog.format('database %I', (SELECT b.datname FROM pg_catalog.pg_database b WHERE b.oid OPERATOR(pg_catalog.=) d.setdatabase))
+                                   ELSE pg_catalog.format('role %I', pg_catalog.pg_get_userbyid(d.setrole)) END)
+       FROM pg_catalog.pg_db_role_setting d
+      CROSS JOIN LATERAL pg_catalog.unnest(d.setconfig) c(setting)
+      WHERE c.setting OPERATOR(pg_catalog.~~) 'search\_path=%'
+        AND (d.setrole OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR pg_catalog.pg_get_userbyid(d.setrole) IS DISTINCT FROM r::pg_catalog.text)
+        AND s OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.btrim(e, ' "')::pg_catalog.name
+                                            FROM pg_catalog.regexp_split_to_table(pg_catalog.substr(c.setting, 13), ',') e)
+      ORDER BY d.setdatabase, d.setrole LIMIT 1))
+$fn$;
+
 -- 0.8.0: the schemas a create_tenant or alter_tenant call names (only the
 -- ones it sets: a shared schema dropped since must not block
 -- disable_tenant). A tenant's schema is its own: no other tenant's schema
@@ -415,6 +458,12 @@ BEGIN
         IF FOUND THEN
             RAISE EXCEPTION 'schema "%" of tenant "%" is already used by tenant "%"', t.schema_name, t.id, other
                 USING ERRCODE = '22023', HINT = 'Each schema tenant needs a schema of its own, shared with no other tenant.';
+        END IF;
+        other := tenant._schema_on_foreign_path(t.schema_name, t.role_name);
+        IF other IS NOT NULL THEN
+            RAISE EXCEPTION 'schema "%" cannot be the schema of tenant "%": %', t.schema_name, t.id, other
+                USING ERRCODE = '42501',
+                      HINT = 'The tenant''s role may create in its schema: objects it planted there would run in that role''s sessions. Choose another schema name.';
         END IF;
     END IF;
     IF shared THEN
@@ -686,6 +735,10 @@ BEGIN
         SELECT n.oid INTO nsp FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name;
     END IF;
     IF nsp IS NOT NULL THEN
+        IF coalesce(drop_objects, false) AND tenant._reserved_schema(t.schema_name) THEN
+            RAISE EXCEPTION 'schema "%" of tenant "%" is not a tenant''s own: drop_tenant will not drop it', t.schema_name, t.id
+                USING ERRCODE = '42501', HINT = 'Drop the tenant without drop_objects; nothing was dropped.';
+        END IF;
         IF coalesce(drop_objects, false) THEN
             owned := tenant._foreign_object(nsp, r);
             IF owned IS NOT NULL THEN
@@ -778,6 +831,19 @@ BEGIN
     IF t.role_name IS NULL THEN
         RAISE EXCEPTION 'tenant "%" uses schema isolation but has no role_name', t.id
             USING ERRCODE = '22023', HINT = 'Give it one first: tenant.alter_tenant(id, role_name => ...).';
+    END IF;
+    -- Checked again here, enabled or not: a disabled row (or one stored
+    -- before 0.8.0) may name such a schema, and a role named like the
+    -- schema may have been created since create_tenant.
+    IF tenant._reserved_schema(t.schema_name) THEN
+        RAISE EXCEPTION 'schema "%" cannot be the schema of tenant "%": it is not a tenant''s own', t.schema_name, t.id
+            USING ERRCODE = '22023';
+    END IF;
+    msg := tenant._schema_on_foreign_path(t.schema_name, t.role_name);
+    IF msg IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" cannot be the schema of tenant "%": %', t.schema_name, t.id, msg
+            USING ERRCODE = '42501',
+                  HINT = 'The tenant''s role may create in its schema: objects it planted there would run in that role''s sessions. Give the tenant another schema_name.';
     END IF;
     SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
     IF r IS NULL THEN

@@ -272,7 +272,8 @@ CREATE EVENT TRIGGER pg_tenant_protect_children ON ddl_command_end
 -- objects on other tenants' search_path); a tenant schema owned by an
 -- application or tenant role (its owner can GRANT it to anyone); objects
 -- in a tenant schema owned by a role other than the tenant's; a schema
--- tenant's role that is another tenant's role too.
+-- tenant's role that is another tenant's role too; a tenant schema on
+-- other roles' search_path.
 CREATE FUNCTION tenant._audit_schemas()
 RETURNS TABLE (object text, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -361,6 +362,16 @@ SELECT x.object,
         FROM pg_proc p) x ON x.nsp = n.oid
   JOIN pg_roles w ON w.oid = x.owner
  WHERE t.isolation = 'schema' AND w.rolname IS DISTINCT FROM t.role_name
+UNION ALL
+-- A tenant schema on other roles' search_path (a role named like it, its
+-- "$user"; a database or role search_path setting): the tenant's role
+-- creates there what those sessions find first (tenant._schema_on_foreign_path).
+SELECT quote_ident(t.schema_name),
+       format('schema of tenant %s is on the search_path of other sessions: %s; the tenant''s role may create in it, and a table or an exact-type overload of a built-in function or operator it plants there is found first by those sessions (a superuser''s whatever its USAGE) and runs with their privileges; fix: ALTER SCHEMA %I RENAME TO a name that is no role''s and no setting''s, then tenant.alter_tenant(%L, schema_name => ...)',
+              t.id, p.why, t.schema_name, t.id)
+  FROM tenant.tenants t
+  CROSS JOIN LATERAL (SELECT tenant._schema_on_foreign_path(t.schema_name, t.role_name) AS why) p
+ WHERE t.isolation = 'schema' AND p.why IS NOT NULL
 $fn$;
 COMMENT ON FUNCTION tenant._audit_schemas IS 'pg_tenant: the schema isolation rows of tenant.audit()';
 

@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \pset null '(null)'
 -- Roles are the cluster's: a failed earlier run may have left them.
-DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c;
+DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c, regress_sch_ops, sch_a, sch_p;
 CREATE SCHEMA sch_ref;
 CREATE TABLE sch_ref.currencies (code text PRIMARY KEY);
 INSERT INTO sch_ref.currencies VALUES ('EUR'), ('USD');
@@ -65,6 +65,31 @@ SELECT id FROM tenant.create_tenant('sch-e', isolation => 'schema', schema_name 
 SELECT regress.try('SELECT tenant.drop_tenant(''sch-e'', drop_objects => true)');
 SELECT count(*) AS login_role_kept FROM pg_roles WHERE rolname = 'regress_app';
 SELECT tenant.drop_tenant('sch-e');
+-- Nor name a tenant's schema after a role (that role's "$user" schema,
+-- first on PostgreSQL's default search_path: a superuser's unqualified
+-- names would find what the tenant's role creates there, and run it as
+-- the superuser), or after a schema that a search_path setting names
+-- (42501, nothing created); a role created later is refused at
+-- provisioning. Control: a schema named after the tenant's own role.
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sch_ops') THEN
+  CREATE ROLE regress_sch_ops LOGIN IN ROLE tenant_admin; END IF; END $$;
+ALTER ROLE regress_sch_ops SET search_path = sch_q, public;
+SET ROLE regress_sch_ops;
+SELECT regress.try('SELECT tenant.create_tenant(''sch-p'', isolation => ''schema'', schema_name => ''postgres'', role_name => ''regress_sch_p'')');
+SELECT regress.try('SELECT tenant.create_tenant(''sch-p'', isolation => ''schema'', schema_name => ''sch_q'', role_name => ''regress_sch_p'')');
+SELECT id, schema_name FROM tenant.create_tenant('sch-p', isolation => 'schema', schema_name => 'regress_sch_p', role_name => 'regress_sch_p');
+SELECT regress.try('SELECT tenant.alter_tenant(''sch-p'', schema_name => ''postgres'')');
+SELECT id, schema_name FROM tenant.alter_tenant('sch-p', schema_name => 'sch_p');
+RESET ROLE;
+CREATE ROLE sch_p NOLOGIN;
+SELECT regress.try('SELECT tenant.provision_tenant(''sch-p'')');
+SELECT count(*) AS schemas_made FROM pg_namespace WHERE nspname IN ('postgres', 'sch_q', 'sch_p');
+SELECT count(*) AS roles_made FROM pg_roles WHERE rolname = 'regress_sch_p';
+SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-p%' ORDER BY 1, 2;
+DROP ROLE sch_p;
+SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-p%' ORDER BY 1, 2;
+SELECT tenant.drop_tenant('sch-p');
+DROP ROLE regress_sch_ops;
 SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, n.nspacl
   FROM pg_namespace n WHERE n.nspname IN ('sch_a', 'sch_b') ORDER BY 1;
 SELECT r.rolname, r.rolcanlogin, pg_has_role(r.oid, 'tenant_app', 'MEMBER') AS app_role,
@@ -206,6 +231,18 @@ SET client_min_messages = warning;
 -- Such a row can still be disabled, not enabled again without a role.
 SELECT enabled FROM tenant.disable_tenant('sch-old');
 SELECT tenant.enable_tenant('sch-old');
+-- A row on a reserved schema (stored before 0.8.0, or by a raw write) can
+-- be disabled, not enabled; provision_tenant and drop_objects refuse it
+-- (public is neither handed over nor dropped).
+INSERT INTO tenant.tenants (id, name, isolation, schema_name, role_name)
+VALUES ('sch-pub', 'pub', 'schema', 'public', 'regress_sch_pub');
+SELECT enabled FROM tenant.disable_tenant('sch-pub');
+SELECT regress.try('SELECT tenant.enable_tenant(''sch-pub'')');
+SELECT regress.try('SELECT tenant.provision_tenant(''sch-pub'')');
+SELECT regress.try('SELECT tenant.drop_tenant(''sch-pub'', drop_objects => true)');
+SELECT count(*) AS public_kept, (SELECT count(*) FROM pg_roles WHERE rolname = 'regress_sch_pub') AS role_made
+  FROM pg_namespace WHERE nspname = 'public';
+SELECT tenant.drop_tenant('sch-pub');
 SELECT tenant.provision_tenant('sch-b');
 SELECT tenant.provision_tenant('sch-c');
 
@@ -219,7 +256,9 @@ CREATE TABLE sch_a.planted (x int);
 CREATE FUNCTION sch_a.planted_fn() RETURNS int LANGUAGE sql RETURN 1;
 ALTER SCHEMA sch_c OWNER TO regress_sch_c;
 UPDATE tenant.tenants SET role_name = 'regress_sch_a' WHERE id = 'sch-old';
+CREATE ROLE sch_a NOLOGIN;
 SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-%' ORDER BY 1, 2;
+DROP ROLE sch_a;
 REVOKE USAGE ON SCHEMA sch_a FROM regress_sch_b;
 REVOKE CREATE ON SCHEMA sch_ref FROM regress_sch_c;
 DROP TABLE sch_a.planted;

@@ -107,6 +107,11 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         old_db,
         "SELECT tenant.create_tenant('oldschema', isolation => 'schema', schema_name => 'oldschema_s')",
     );
+    // One on schema public, which 0.8.0 reserves.
+    sql(
+        old_db,
+        "SELECT tenant.create_tenant('oldpublic', isolation => 'schema', schema_name => 'public')",
+    );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);
     // 0.8.0: the row survives the update; it can be disabled, not enabled
@@ -120,6 +125,24 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "f|t"
     );
     sql(old_db, "SELECT tenant.drop_tenant('oldschema')");
+    // The one on public too (0.8.0 refused that while 0.7.0 still took
+    // it); provision_tenant refuses it (22023) enabled or not, even with a
+    // role, and public stays.
+    assert_eq!(
+        sql(
+            old_db,
+            &format!(
+                "SELECT (tenant.disable_tenant('oldpublic')).enabled; \
+                 UPDATE tenant.tenants SET role_name = '{role}' WHERE id = 'oldpublic'; \
+                 DO $$ BEGIN PERFORM tenant.provision_tenant('oldpublic'); \
+                   RAISE EXCEPTION 'provisioned a tenant on schema public'; \
+                 EXCEPTION WHEN invalid_parameter_value THEN NULL; END $$; \
+                 SELECT tenant.drop_tenant('oldpublic'); \
+                 SELECT count(*) FROM pg_namespace WHERE nspname = 'public'"
+            )
+        ),
+        "f\n\n1"
+    );
     // The application role is now confined without a context too.
     assert_eq!(
         sql(
@@ -289,6 +312,8 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE FUNCTION tenant.provision_tenant",
         "CREATE FUNCTION tenant._check_schemas",
         "CREATE FUNCTION tenant._audit_schemas",
+        "CREATE FUNCTION tenant._schema_on_foreign_path",
+        "CREATE FUNCTION tenant._reserved_schema",
         "CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean",
         "shared_schemas name[]",
     ] {
