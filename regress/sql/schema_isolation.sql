@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \pset null '(null)'
 -- Roles are the cluster's: a failed earlier run may have left them.
-DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c, regress_sch_ops, sch_a, sch_p;
+DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c, regress_sch_ops, regress_sch_report, sch_a, sch_p;
 CREATE SCHEMA sch_ref;
 CREATE TABLE sch_ref.currencies (code text PRIMARY KEY);
 INSERT INTO sch_ref.currencies VALUES ('EUR'), ('USD');
@@ -266,6 +266,41 @@ DROP FUNCTION sch_a.planted_fn();
 ALTER SCHEMA sch_c OWNER TO postgres;
 UPDATE tenant.tenants SET role_name = NULL WHERE id = 'sch-old';
 SELECT object, problem FROM tenant.audit() WHERE problem LIKE '%tenant sch-%' ORDER BY 1, 2;
+-- An operator's SECURITY DEFINER function without a search_path of its
+-- own resolves names through the caller's path with its owner's
+-- privileges: tenant B, refused sch_a itself, reads A's rows through it.
+-- audit() reports it; pinned, it finds nothing of A's (42P01).
+CREATE ROLE regress_sch_report NOLOGIN;
+GRANT USAGE ON SCHEMA sch_a TO regress_sch_report;
+GRANT SELECT ON sch_a.invoices TO regress_sch_report;
+SET check_function_bodies = off;
+CREATE FUNCTION sch_ref.latest_invoice() RETURNS text LANGUAGE sql SECURITY DEFINER
+  AS $$ SELECT body FROM invoices ORDER BY id DESC LIMIT 1 $$;
+RESET check_function_bodies;
+ALTER FUNCTION sch_ref.latest_invoice() OWNER TO regress_sch_report;
+SELECT object, problem FROM tenant.audit() WHERE object LIKE 'sch_ref.%' ORDER BY 1, 2;
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT regress.enter('sch-b', 1);
+SELECT regress.try('SELECT body FROM sch_a.invoices');
+SET search_path = sch_a, sch_ref;
+SELECT sch_ref.latest_invoice() AS read_through_it;
+\c - postgres
+SET client_min_messages = warning;
+ALTER FUNCTION sch_ref.latest_invoice() SET search_path = pg_catalog, pg_temp;
+SELECT object, problem FROM tenant.audit() WHERE object LIKE 'sch_ref.%' ORDER BY 1, 2;
+\c - regress_app
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT regress.enter('sch-b', 1);
+SET search_path = sch_a, sch_ref;
+SELECT regress.try('SELECT sch_ref.latest_invoice()');
+\c - postgres
+SET client_min_messages = warning;
+DROP FUNCTION sch_ref.latest_invoice();
+DROP OWNED BY regress_sch_report;
+DROP ROLE regress_sch_report;
 
 -- Dropping: without the flag, the schema and role stay and the NOTICE
 -- names them; with drop_objects, both go.

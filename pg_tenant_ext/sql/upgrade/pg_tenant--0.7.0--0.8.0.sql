@@ -1128,7 +1128,10 @@ COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation pro
 -- A disabled row on a reserved schema (public, tenant, pg_*, "$user":
 -- tenant._reserved_schema), such as one stored before 0.8.0, can be
 -- disabled again; provision_tenant and drop_tenant(drop_objects) refuse
--- it enabled or not. "$user" is no shared schema.
+-- it enabled or not. "$user" is no shared schema. audit() also reports a
+-- SECURITY DEFINER function without a search_path of its own that a
+-- schema tenant's role may execute (a tenant points it at another
+-- tenant's schema, or at objects it planted in its own).
 -- ---------------------------------------------------------------------
 CREATE FUNCTION tenant._reserved_schema(s pg_catalog.name) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -1580,4 +1583,33 @@ SELECT quote_ident(t.schema_name),
   FROM tenant.tenants t
   CROSS JOIN LATERAL (SELECT tenant._schema_on_foreign_path(t.schema_name, t.role_name) AS why) p
  WHERE t.isolation = 'schema' AND p.why IS NOT NULL
+UNION ALL
+-- A SECURITY DEFINER function without a search_path of its own resolves
+-- names through its caller's path with its owner's privileges: a schema
+-- tenant that may execute it (and use its schema) points it at another
+-- tenant's schema with SET search_path, or at tables, functions and
+-- operators it created in its own schema (found before pg_catalog's when
+-- their types match better). Whatever the owner: one that bypasses row
+-- level security is reported above too. One row per function.
+(WITH sd AS (
+    SELECT p.oid, p.proowner, p.pronamespace
+      FROM pg_proc p
+     WHERE p.prosecdef
+       AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+), hit AS (
+    SELECT sd.oid, sd.proowner, t.id, e.rolname
+      FROM sd
+      JOIN tenant.tenants t ON t.isolation = 'schema'
+      JOIN pg_roles e ON e.rolname = t.role_name
+     WHERE e.oid <> sd.proowner
+       AND has_schema_privilege(e.oid, sd.pronamespace, 'USAGE')
+       AND has_function_privilege(e.oid, sd.oid, 'EXECUTE')
+)
+SELECT h.oid::regprocedure::text,
+       format('SECURITY DEFINER function owned by %s has no search_path of its own and is executable by the role of schema tenant %s%s: it resolves names through the caller''s search_path with its owner''s privileges, so the tenant can point it at another tenant''s schema (SET search_path) or at objects it created in its own; fix: ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp (and schema-qualify its names), or REVOKE EXECUTE from tenant roles',
+              quote_ident(pg_get_userbyid(h.proowner)), min(h.id),
+              CASE WHEN count(*) > 1 THEN format(' (and of %s more)', count(*) - 1) ELSE '' END,
+              h.oid::regprocedure)
+  FROM hit h
+ GROUP BY h.oid, h.proowner)
 $fn$;
