@@ -766,6 +766,15 @@ BEGIN
                 RAISE EXCEPTION 'role "%" of tenant "%" is not a NOLOGIN application role: drop_tenant will not drop it', t.role_name, t.id
                     USING ERRCODE = '42501', HINT = 'Drop the tenant without drop_objects, then the role by hand if you mean it.';
             END IF;
+            -- Only a role provision_tenant made for this tenant: an
+            -- operator's own NOLOGIN application role (a group its login
+            -- roles get tenant_app and their grants through) named as a
+            -- tenant's role_name must not be dropped with its grants.
+            IF pg_catalog.shobj_description(r, 'pg_authid') IS DISTINCT FROM
+               pg_catalog.format('pg_tenant: role of tenant %s in database %s', t.id, pg_catalog.current_database()) THEN
+                RAISE EXCEPTION 'role "%" of tenant "%" was not created for it by tenant.provision_tenant: drop_tenant will not drop it', t.role_name, t.id
+                    USING ERRCODE = '42501', HINT = 'Drop the tenant without drop_objects, then the role by hand if you mean it; nothing was dropped.';
+            END IF;
             SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO owned
               FROM pg_catalog.pg_shdepend d
              WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass
@@ -849,6 +858,9 @@ BEGIN
     IF r IS NULL THEN
         EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION IN ROLE tenant_app', t.role_name);
         SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
+        -- The mark drop_tenant(drop_objects) drops a role by: one made here.
+        EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', t.role_name,
+                                  pg_catalog.format('pg_tenant: role of tenant %s in database %s', t.id, pg_catalog.current_database()));
         done := done OPERATOR(pg_catalog.||) pg_catalog.format('created role %I (NOLOGIN, in tenant_app)', t.role_name);
     ELSE
         -- An existing role must already be a tenant role (42501/22023 otherwise).

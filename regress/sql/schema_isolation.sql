@@ -5,7 +5,7 @@
 SET client_min_messages = warning;
 \pset null '(null)'
 -- Roles are the cluster's: a failed earlier run may have left them.
-DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c, regress_sch_ops, regress_sch_report, sch_a, sch_p;
+DROP ROLE IF EXISTS regress_sch_a, regress_sch_b, regress_sch_c, regress_sch_ops, regress_sch_report, regress_sch_group, sch_a, sch_p;
 CREATE SCHEMA sch_ref;
 CREATE TABLE sch_ref.currencies (code text PRIMARY KEY);
 INSERT INTO sch_ref.currencies VALUES ('EUR'), ('USD');
@@ -65,6 +65,15 @@ SELECT id FROM tenant.create_tenant('sch-e', isolation => 'schema', schema_name 
 SELECT regress.try('SELECT tenant.drop_tenant(''sch-e'', drop_objects => true)');
 SELECT count(*) AS login_role_kept FROM pg_roles WHERE rolname = 'regress_app';
 SELECT tenant.drop_tenant('sch-e');
+-- Nor a NOLOGIN application role provision_tenant did not make for the
+-- tenant (an operator's group of login roles): nothing is dropped.
+CREATE ROLE regress_sch_group NOLOGIN IN ROLE tenant_app;
+SELECT id FROM tenant.create_tenant('sch-g', role_name => 'regress_sch_group');
+SELECT regress.try('SELECT tenant.drop_tenant(''sch-g'', drop_objects => true)');
+SELECT count(*) AS group_kept, (SELECT count(*) FROM tenant.tenants WHERE id = 'sch-g') AS tenant_kept
+  FROM pg_roles WHERE rolname = 'regress_sch_group';
+SELECT tenant.drop_tenant('sch-g');
+DROP ROLE regress_sch_group;
 -- Nor name a tenant's schema after a role (that role's "$user" schema,
 -- first on PostgreSQL's default search_path: a superuser's unqualified
 -- names would find what the tenant's role creates there, and run it as
