@@ -710,6 +710,57 @@ WHERE x.o IS DISTINCT FROM r
 ORDER BY 1 LIMIT 1
 $fn$;
 
+-- 0.8.0: the first object outside schema nsp that depends (normally, not
+-- as a part) on a table, view, sequence, function or type inside it (NULL:
+-- none): an operator's view over a tenant's table, a foreign key, a
+-- default or a column of a tenant's type. DROP SCHEMA ... CASCADE would
+-- drop it too, so drop_tenant(drop_objects) refuses. An object whose
+-- schema this cannot tell counts as outside.
+CREATE FUNCTION tenant._outside_dependent(nsp pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+WITH inside(classid, objid) AS (
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, c.oid FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, p.oid FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, y.oid FROM pg_catalog.pg_type y
+     WHERE y.typnamespace OPERATOR(pg_catalog.=) nsp
+)
+SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
+  FROM inside i
+  JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) i.classid AND d.refobjid OPERATOR(pg_catalog.=) i.objid
+ WHERE d.deptype OPERATOR(pg_catalog.=) 'n'::pg_catalog."char"
+   AND CASE d.classid
+         WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.ev_class
+                WHERE w.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+              (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+              (SELECT y.typnamespace FROM pg_catalog.pg_type y WHERE y.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.adrelid
+                WHERE a.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+              (SELECT k.connamespace FROM pg_catalog.pg_constraint k WHERE k.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+                WHERE g.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_policy o JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.polrelid
+                WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+              (SELECT x.oprnamespace FROM pg_catalog.pg_operator x WHERE x.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN
+              (SELECT x.stxnamespace FROM pg_catalog.pg_statistic_ext x WHERE x.oid OPERATOR(pg_catalog.=) d.objid)
+       END IS DISTINCT FROM nsp
+ ORDER BY 1 LIMIT 1
+$fn$;
+
 -- 0.8.0: drop_tenant says what it leaves behind (a schema tenant's schema
 -- and the tenant's role) in a NOTICE (none when there is nothing); with
 -- drop_objects => true it drops them instead: the tenant's schema (CASCADE,
@@ -744,6 +795,11 @@ BEGIN
             IF owned IS NOT NULL THEN
                 RAISE EXCEPTION 'schema "%" of tenant "%" holds objects of other roles than the tenant''s (%): drop_tenant will not drop it', t.schema_name, t.id, owned
                     USING ERRCODE = '2BP01', HINT = 'Move or drop them first, or drop the tenant without drop_objects; nothing was dropped.';
+            END IF;
+            owned := tenant._outside_dependent(nsp);
+            IF owned IS NOT NULL THEN
+                RAISE EXCEPTION 'schema "%" of tenant "%" has objects that % outside it depends on: drop_tenant will not drop it', t.schema_name, t.id, owned
+                    USING ERRCODE = '2BP01', HINT = 'DROP SCHEMA ... CASCADE would drop that too: drop or change it first, or drop the tenant without drop_objects; nothing was dropped.';
             END IF;
             EXECUTE pg_catalog.format('DROP SCHEMA %I CASCADE', t.schema_name);
             dropped := dropped OPERATOR(pg_catalog.||) pg_catalog.format('schema %I', t.schema_name);
@@ -1074,7 +1130,7 @@ COMMENT ON FUNCTION tenant.router_catalog_counts IS 'pg_tenant: the number of te
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
-    tenant._check_roles(name, text[]), tenant._check_schemas(tenant.tenants, boolean, boolean), tenant._foreign_object(oid, oid),
+    tenant._check_roles(name, text[]), tenant._check_schemas(tenant.tenants, boolean, boolean), tenant._foreign_object(oid, oid), tenant._outside_dependent(oid),
     tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
     tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
     tenant.drop_tenant(text, boolean), tenant.provision_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),

@@ -317,6 +317,14 @@ SET client_min_messages = notice;
 SELECT tenant.drop_tenant('sch-c');
 SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'sch_c') AS schema_left,
        (SELECT count(*) FROM pg_roles WHERE rolname = 'regress_sch_c') AS role_left;
+-- Nor a schema that objects outside it depend on (DROP SCHEMA ... CASCADE
+-- would drop an operator's view over the tenant's table too): 2BP01,
+-- nothing dropped. Control: without the view, both go.
+CREATE VIEW public.sch_b_report AS SELECT count(*) AS n FROM sch_b.invoices;
+SELECT regress.try('SELECT tenant.drop_tenant(''sch-b'', drop_objects => true)');
+SELECT to_regclass('public.sch_b_report') IS NOT NULL AS view_kept,
+       (SELECT count(*) FROM tenant.tenants WHERE id = 'sch-b') AS tenant_kept;
+DROP VIEW public.sch_b_report;
 SELECT tenant.drop_tenant('sch-b', drop_objects => true);
 SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'sch_b') AS schema_left,
        (SELECT count(*) FROM pg_roles WHERE rolname = 'regress_sch_b') AS role_left;

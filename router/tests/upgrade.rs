@@ -314,6 +314,7 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE FUNCTION tenant._audit_schemas",
         "CREATE FUNCTION tenant._schema_on_foreign_path",
         "CREATE FUNCTION tenant._reserved_schema",
+        "CREATE FUNCTION tenant._outside_dependent",
         "CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean",
         "shared_schemas name[]",
     ] {

@@ -1135,7 +1135,10 @@ COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation pro
 -- drop_tenant(drop_objects) drops only a role provision_tenant made for
 -- that tenant (its COMMENT ON ROLE mark): a tenant_admin member naming an
 -- operator's NOLOGIN application role (a group of login roles) as a
--- tenant's role_name had it dropped with every grant it held.
+-- tenant's role_name had it dropped with every grant it held. Nor does
+-- it drop a schema that objects outside it depend on (an operator's view
+-- over a tenant's table: DROP SCHEMA ... CASCADE dropped it too; 2BP01,
+-- tenant._outside_dependent).
 -- ---------------------------------------------------------------------
 CREATE FUNCTION tenant._reserved_schema(s pg_catalog.name) RETURNS boolean
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -1301,6 +1304,52 @@ BEGIN
 END
 $fn$;
 
+CREATE FUNCTION tenant._outside_dependent(nsp pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+WITH inside(classid, objid) AS (
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, c.oid FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid, p.oid FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::pg_catalog.oid, y.oid FROM pg_catalog.pg_type y
+     WHERE y.typnamespace OPERATOR(pg_catalog.=) nsp
+)
+SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
+  FROM inside i
+  JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) i.classid AND d.refobjid OPERATOR(pg_catalog.=) i.objid
+ WHERE d.deptype OPERATOR(pg_catalog.=) 'n'::pg_catalog."char"
+   AND CASE d.classid
+         WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) w.ev_class
+                WHERE w.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+              (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+              (SELECT y.typnamespace FROM pg_catalog.pg_type y WHERE y.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.adrelid
+                WHERE a.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
+              (SELECT k.connamespace FROM pg_catalog.pg_constraint k WHERE k.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.tgrelid
+                WHERE g.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
+              (SELECT c.relnamespace FROM pg_catalog.pg_policy o JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) o.polrelid
+                WHERE o.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN
+              (SELECT x.oprnamespace FROM pg_catalog.pg_operator x WHERE x.oid OPERATOR(pg_catalog.=) d.objid)
+         WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN
+              (SELECT x.stxnamespace FROM pg_catalog.pg_statistic_ext x WHERE x.oid OPERATOR(pg_catalog.=) d.objid)
+       END IS DISTINCT FROM nsp
+ ORDER BY 1 LIMIT 1
+$fn$;
+REVOKE EXECUTE ON FUNCTION tenant._outside_dependent(oid) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION tenant.drop_tenant(id text, drop_objects boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -1329,6 +1378,11 @@ BEGIN
             IF owned IS NOT NULL THEN
                 RAISE EXCEPTION 'schema "%" of tenant "%" holds objects of other roles than the tenant''s (%): drop_tenant will not drop it', t.schema_name, t.id, owned
                     USING ERRCODE = '2BP01', HINT = 'Move or drop them first, or drop the tenant without drop_objects; nothing was dropped.';
+            END IF;
+            owned := tenant._outside_dependent(nsp);
+            IF owned IS NOT NULL THEN
+                RAISE EXCEPTION 'schema "%" of tenant "%" has objects that % outside it depends on: drop_tenant will not drop it', t.schema_name, t.id, owned
+                    USING ERRCODE = '2BP01', HINT = 'DROP SCHEMA ... CASCADE would drop that too: drop or change it first, or drop the tenant without drop_objects; nothing was dropped.';
             END IF;
             EXECUTE pg_catalog.format('DROP SCHEMA %I CASCADE', t.schema_name);
             dropped := dropped OPERATOR(pg_catalog.||) pg_catalog.format('schema %I', t.schema_name);
