@@ -42,6 +42,12 @@ extension_sql_file!(
     name = "tenant_ddl",
     requires = ["catalog", context::current_tenant_id]
 );
+// 0.8.0: migrations applied to tenant schemas (tenant-router tenants migrate).
+extension_sql_file!(
+    "../sql/migrations.sql",
+    name = "migrations",
+    requires = ["catalog"]
+);
 // RLS helpers and audit; they call the Rust functions, so they come last.
 extension_sql_file!("../sql/rls.sql", name = "rls", finalize);
 

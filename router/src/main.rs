@@ -1,13 +1,14 @@
 //! `tenant-router`: command line, logging, signals (SIGTERM/SIGINT drain,
 //! SIGHUP reloads the configuration), the admin API.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tenant_router::admin;
 use tenant_router::config::{Config, LogFormat, Overrides};
 use tenant_router::server::{self, Shared};
+use tenant_router::tools::{self, TenantsCommand};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Tenant-aware PostgreSQL proxy: reads the tenant from the user name
@@ -29,6 +30,20 @@ struct Cli {
     /// The settings the environment and the command line put over the file.
     #[command(flatten)]
     over: Overrides,
+    /// An operator tool instead of the proxy (none: run the proxy).
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Operator tools: `tenant-router tenants <command>`.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage tenants in PostgreSQL (connects as an administrator, not
+    /// through the proxy).
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -87,7 +102,10 @@ fn main() -> ExitCode {
         b.enable_all().build()
     };
     match runtime {
-        Ok(rt) => rt.block_on(run(cli)),
+        Ok(rt) => match cli.command {
+            Some(Command::Tenants { command }) => rt.block_on(tools::run(command)),
+            None => rt.block_on(run(cli)),
+        },
         Err(e) => {
             eprintln!("tenant-router: cannot start the runtime: {e}");
             ExitCode::from(1)
