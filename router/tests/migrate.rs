@@ -260,7 +260,7 @@ fn named_tenants_only_and_unknown_or_rls_tenants_refused_before_anything_runs() 
     assert_eq!(
         sql(
             &db,
-            "SELECT string_agg(relnamespace::regnamespace::text, ',' ORDER BY 1) FROM pg_class WHERE relname = 'items_note'"
+            "SELECT string_agg(relnamespace::regnamespace::text, ',' ORDER BY relnamespace::regnamespace::text) FROM pg_class WHERE relname = 'items_note'"
         ),
         "mn01,mn03"
     );
@@ -314,7 +314,7 @@ fn a_changed_migration_is_refused_where_it_was_applied() {
     assert_eq!(
         sql(
             &db,
-            "SELECT string_agg(relnamespace::regnamespace::text, ',' ORDER BY 1) FROM pg_class WHERE relname = 'extra'"
+            "SELECT string_agg(relnamespace::regnamespace::text, ',' ORDER BY relnamespace::regnamespace::text) FROM pg_class WHERE relname = 'extra'"
         ),
         "mc02,mc03"
     );
@@ -339,7 +339,7 @@ fn objects_belong_to_the_tenant_role_and_functions_are_not_public() {
     assert_eq!(
         sql(
             &db,
-            "SELECT string_agg(n.nspname || '.' || c.relname || '=' || pg_get_userbyid(c.relowner), ',' ORDER BY 1) \
+            "SELECT string_agg(n.nspname || '.' || c.relname || '=' || pg_get_userbyid(c.relowner), ',' ORDER BY n.nspname, c.relname) \
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
               WHERE c.relname IN ('audit_log', 'recent')"
         ),
@@ -347,6 +347,24 @@ fn objects_belong_to_the_tenant_role_and_functions_are_not_public() {
     );
     // The script ran as the tenant's role, with its schema first.
     assert_eq!(sql(&db, "SELECT what FROM mo02.audit_log"), "mo02_role");
+    // The record: readable by tenant_admin, not writable by it, not
+    // readable by a tenant role.
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT has_table_privilege('tenant_admin', 'tenant.schema_migrations', 'SELECT'), \
+                    has_table_privilege('tenant_admin', 'tenant.schema_migrations', 'INSERT, UPDATE, DELETE, TRUNCATE'), \
+                    has_table_privilege('mo01_role', 'tenant.schema_migrations', 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE')"
+        ),
+        "t|f|f"
+    );
+    assert_eq!(
+        sql(
+            &db,
+            "SET ROLE tenant_admin; SELECT string_agg(schema_name || ':' || migration, ',' ORDER BY schema_name) FROM tenant.schema_migrations"
+        ),
+        "mo01:audit,mo02:audit"
+    );
     // pg_tenant's rule for what tenant roles create: not executable by PUBLIC.
     assert_eq!(
         sql(
