@@ -27,6 +27,8 @@ pub(super) struct Tenant {
     pub(super) id: String,
     pub(super) schema: String,
     pub(super) role: Option<String>,
+    /// The operator's schemas after the tenant's own on `search_path`.
+    pub(super) shared: Vec<String>,
 }
 
 /// What happened to one tenant.
@@ -161,7 +163,11 @@ async fn in_transaction(
         .batch_execute(&format!(
             "SET LOCAL ROLE {}; SET LOCAL search_path = {}, pg_catalog, pg_temp",
             quote_ident(role),
-            quote_ident(&t.schema)
+            std::iter::once(&t.schema)
+                .chain(&t.shared)
+                .map(|s| quote_ident(s))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .await?;
     *ran = true;

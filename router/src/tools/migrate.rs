@@ -198,20 +198,29 @@ fn query_error(e: tokio_postgres::Error) -> MigrateError {
     AdminError::Query(format!("{msg} (SQLSTATE {})", code.unwrap_or_default())).into()
 }
 
+/// A catalog row: id, isolation, schema, role, shared schemas.
+type Row = (String, String, Option<String>, Option<String>, Vec<String>);
+
 /// The schema tenants, in id order (byte order); with `named`, exactly
-/// those, each of which must exist and be a schema tenant.
+/// those, each of which must exist and be a schema tenant. A tenant's
+/// `shared_schemas` (the operator's schemas its sessions have after their
+/// own on `search_path`; read through `to_jsonb` so that a catalog without
+/// the column reads as none) go on the migration's path the same way.
 async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>, MigrateError> {
     let rows = client
         .query(
-            "SELECT t.id, t.isolation, t.schema_name::pg_catalog.text, t.role_name::pg_catalog.text \
+            "SELECT t.id, t.isolation, t.schema_name::pg_catalog.text, t.role_name::pg_catalog.text, \
+                    ARRAY(SELECT x OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[] \
+                            FROM pg_catalog.jsonb_path_query(pg_catalog.to_jsonb(t), \
+                                 '$.shared_schemas[*] ? (@.type() == \"string\")') x) \
                FROM tenant.tenants t ORDER BY t.id COLLATE \"C\"",
             &[],
         )
         .await
         .map_err(query_error)?;
-    let mut all: Vec<(String, String, Option<String>, Option<String>)> = rows
+    let mut all: Vec<Row> = rows
         .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
     if !named.is_empty() {
         for id in named {
@@ -228,7 +237,14 @@ async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>
     Ok(all
         .into_iter()
         .filter(|t| t.1 == "schema")
-        .filter_map(|(id, _, schema, role)| schema.map(|schema| Tenant { id, schema, role }))
+        .filter_map(|(id, _, schema, role, shared)| {
+            schema.map(|schema| Tenant {
+                id,
+                schema,
+                role,
+                shared,
+            })
+        })
         .collect())
 }
 
@@ -362,6 +378,7 @@ mod tests {
             id: "acme".into(),
             schema: "acme_s".into(),
             role: None,
+            shared: vec![],
         };
         assert_eq!(
             line(&t, &Status::failed("42701", "column exists".into()), 3),
