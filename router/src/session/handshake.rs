@@ -161,6 +161,11 @@ pub async fn identify(
     if !info.enabled {
         return Err(SessionError::DisabledTenant(tenant.into()));
     }
+    // A tenant database has no catalog: its context is sealed from the
+    // catalog's row, which an older catalog does not offer.
+    if info.isolation == "database" && info.context_document.is_none() {
+        return Err(SessionError::SealedContextUnsupported(tenant.into()));
+    }
     let upstream = rewrite(
         &params,
         user,

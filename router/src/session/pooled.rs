@@ -155,6 +155,7 @@ impl PooledClient {
                 tenant: info.id.clone(),
                 subject: v.who.subject.clone(),
                 settings: startup.clone(),
+                document: info.context_document.clone(),
             }),
             startup,
             session_sets: Vec::new(),
@@ -315,11 +316,7 @@ impl PooledClient {
         {
             self.pool.switches.inc();
         }
-        let subject = wanted
-            .subject
-            .as_ref()
-            .map(|(s, c)| (s.as_str(), c.as_str()));
-        switch::activate(cfg, backend, &wanted.tenant, subject, &wanted.settings).await?;
+        switch::activate(cfg, backend, wanted).await?;
         backend.served = Some(wanted.tenant.clone());
         backend.context = Some(wanted.clone());
         Ok(())
