@@ -470,10 +470,9 @@ async fn a_missing_database_is_a_clear_fatal_naming_the_tenant() {
     fixtures();
     for r in [Router::start(), pooled_router()] {
         let started = Instant::now();
-        let e = connect(&r.url("rt_dbi_a.dbi-missing"))
-            .await
-            .err()
-            .expect("no database");
+        let Err(e) = connect(&r.url("rt_dbi_a.dbi-missing")).await else {
+            panic!("dbi-missing has no database");
+        };
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",

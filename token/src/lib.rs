@@ -691,11 +691,12 @@ mod tests {
         let doc = r#"{"enabled":true}"#;
         assert_eq!(
             message(sealed("acme", doc), be(7), 5),
-            b"pg_tenant/v2\0set-sealed\0acme\07\0-123456789\05\0{\"enabled\":true}".to_vec()
+            b"pg_tenant/v2\0set-sealed\0acme\x007\x00-123456789\x005\x00{\"enabled\":true}"
+                .to_vec()
         );
         assert_eq!(
             message(subject_sealed("acme", "alice", "{}", doc), be(7), 5),
-            b"pg_tenant/v2\0set-subject-sealed\0acme\07\0-123456789\05\0alice\0{}\0{\"enabled\":true}"
+            b"pg_tenant/v2\0set-subject-sealed\0acme\x007\x00-123456789\x005\x00alice\0{}\0{\"enabled\":true}"
                 .to_vec()
         );
     }

@@ -230,8 +230,21 @@ REVOKE EXECUTE ON FUNCTION tenant.context_document(text), tenant.bind_database(t
     tenant._refuse_catalog_in_tenant_database() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.context_document(text) TO tenant_admin;
 
-DROP FUNCTION tenant.router_catalog(text);
-DROP FUNCTION tenant.router_catalog_page(text, integer, text, boolean);
+-- Their privileges are kept: what an operator granted or revoked on the old
+-- functions (and what pg_dump counts as the extension's initial
+-- privileges) is captured first and applied to the new ones.
+CREATE TABLE tenant._update_acl AS
+SELECT p.proname::pg_catalog.text AS fn, p.proowner AS owner, p.proacl AS acl, ip.initprivs
+  FROM pg_catalog.pg_proc p
+  LEFT JOIN pg_catalog.pg_init_privs ip
+         ON ip.objoid OPERATOR(pg_catalog.=) p.oid
+        AND ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+        AND ip.objsubid OPERATOR(pg_catalog.=) 0
+ WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY[
+        'tenant.router_catalog(pg_catalog.text)'::pg_catalog.regprocedure,
+        'tenant.router_catalog_page(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.bool)'::pg_catalog.regprocedure]);
+DROP FUNCTION tenant.router_catalog(pg_catalog.text);
+DROP FUNCTION tenant.router_catalog_page(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.bool);
 CREATE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
 RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
@@ -303,5 +316,65 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION tenant.router_catalog_page IS 'pg_tenant: one page of tenant.router_catalog(), ids in byte order after after_id, optionally by prefix and state, for tenant-router''s admin API (granted to tenant_router)';
-REVOKE EXECUTE ON FUNCTION tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean) TO tenant_router;
+DO $acl$
+DECLARE
+    f record;
+    g record;
+    fn pg_catalog.regprocedure;
+BEGIN
+    FOR f IN SELECT u.fn, u.owner, u.acl, u.initprivs FROM tenant._update_acl u LOOP
+        fn := CASE f.fn
+            WHEN 'router_catalog' THEN 'tenant.router_catalog(pg_catalog.text)'
+            WHEN 'router_catalog_page' THEN 'tenant.router_catalog_page(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.bool)'
+        END::pg_catalog.regprocedure;
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+        FOR g IN SELECT a.grantee, a.is_grantable
+                   FROM pg_catalog.aclexplode(coalesce(f.acl, pg_catalog.acldefault('f', f.owner))) WITH ORDINALITY a
+                  WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+                    AND a.grantee OPERATOR(pg_catalog.<>) f.owner
+                  ORDER BY a.ordinality LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s', fn,
+                CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                     ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+        -- The grants above were recorded as the extension's initial
+        -- privileges; keep the old function's instead, so pg_dump still
+        -- dumps what the operator changed.
+        IF f.initprivs IS NULL THEN
+            DELETE FROM pg_catalog.pg_init_privs ip
+             WHERE ip.objoid OPERATOR(pg_catalog.=) fn
+               AND ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+               AND ip.objsubid OPERATOR(pg_catalog.=) 0;
+        ELSE
+            UPDATE pg_catalog.pg_init_privs ip SET initprivs = f.initprivs
+             WHERE ip.objoid OPERATOR(pg_catalog.=) fn
+               AND ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+               AND ip.objsubid OPERATOR(pg_catalog.=) 0;
+        END IF;
+    END LOOP;
+END
+$acl$;
+DROP TABLE tenant._update_acl;
+
+-- The sealed forms of set_context (sealed.rs), functions of the shared
+-- library.
+CREATE FUNCTION tenant."set_context_sealed"(
+	"tenant" TEXT, /* & str */
+	"token" TEXT, /* & str */
+	"document" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_context_sealed_wrapper';
+
+CREATE FUNCTION tenant."set_context_sealed"(
+	"tenant" TEXT, /* & str */
+	"token" TEXT, /* & str */
+	"subject" TEXT, /* & str */
+	"claims" TEXT, /* & str */
+	"document" TEXT /* & str */
+) RETURNS TEXT /* String */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_context_sealed_subject_wrapper';
