@@ -74,7 +74,6 @@ CREATE FUNCTION tenant.bind_database(tenant_id text) RETURNS pg_catalog.bool
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     bound pg_catalog.text;
-    n pg_catalog.int8;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r
                     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER AND r.rolsuper)
@@ -93,10 +92,9 @@ BEGIN
     -- refuses once bound) and with another bind_database.
     LOCK TABLE tenant.tenants IN SHARE MODE;
     LOCK TABLE tenant.database_binding IN EXCLUSIVE MODE;
-    SELECT pg_catalog.count(*) INTO n FROM tenant.tenants;
-    IF n OPERATOR(pg_catalog.>) 0 THEN
-        RAISE EXCEPTION 'database "%" is a tenant catalog (tenant.tenants has % rows) and cannot be the database of tenant "%"',
-                pg_catalog.current_database(), n, tenant_id
+    IF EXISTS (SELECT FROM tenant.tenants) THEN
+        RAISE EXCEPTION 'database "%" is a tenant catalog (its tenant.tenants has rows) and cannot be the database of tenant "%"',
+                pg_catalog.current_database(), tenant_id
             USING ERRCODE = '55000',
                   HINT = 'A database is either the catalog or a tenant database: bind a database of the tenant''s own (tenant-router tenants provision creates one).';
     END IF;
