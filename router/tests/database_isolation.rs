@@ -66,7 +66,8 @@ fn fixtures() -> &'static [(String, String); 2] {
         );
         admin_sql(
             "SELECT tenant.alter_tenant('dbi-a', login_roles => '{rt_dbi_a}', pool_mode => 'session'); \
-             SELECT tenant.alter_tenant('dbi-b', login_roles => '{rt_dbi_b}', pool_mode => 'transaction'); \
+             SELECT tenant.alter_tenant('dbi-b', login_roles => '{rt_dbi_b}', pool_mode => 'transaction', \
+                                       read_only => false, reset => '{qps_limit}'); \
              SELECT tenant.alter_tenant('dbi-missing', login_roles => '{rt_dbi_a}')",
         );
         let mut reports = Vec::new();
@@ -220,6 +221,34 @@ async fn each_tenant_runs_in_its_own_database_dedicated_and_pooled() {
     let metrics = prometheus(&pooled).await;
     assert!(metrics.contains("rt_dbi_a@dbi_a_db"), "{metrics}");
     assert!(metrics.contains("rt_dbi_b@dbi_b_db"), "{metrics}");
+}
+
+/// A catalog change reaches a transaction-pooled client of a database
+/// tenant at its next transaction: the router seals each transaction's
+/// context from the row it holds, which the change's notification replaced.
+#[tokio::test]
+async fn a_catalog_change_reaches_the_next_transaction_of_a_pooled_client() {
+    fixtures();
+    let r = pooled_router();
+    let c = connect(&r.url("rt_dbi_b.dbi-b")).await.expect("dbi-b");
+    let write = "BEGIN; INSERT INTO items VALUES (1000, 'x'); ROLLBACK";
+    // Control: the tenant may write.
+    c.batch_execute(write)
+        .await
+        .expect("a write before the change");
+    admin_sql("SELECT tenant.alter_tenant('dbi-b', read_only => true, qps_limit => 100000)");
+    router_sees(&r, "dbi-b", |v| v["qps_limit"] == 100000).await;
+    let e = c
+        .batch_execute(write)
+        .await
+        .expect_err("read_only reaches the open client");
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+    admin_sql("SELECT tenant.alter_tenant('dbi-b', read_only => false, reset => '{qps_limit}')");
+    assert!(db_message(&e).contains("read"), "{e}");
+    router_sees(&r, "dbi-b", |v| v["qps_limit"] != 100000).await;
+    c.batch_execute(write)
+        .await
+        .expect("a write after the change is undone");
 }
 
 /// The issue's case: a secret in a function body of tenant A's database.

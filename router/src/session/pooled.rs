@@ -297,7 +297,13 @@ impl PooledClient {
         let wanted = &self.wanted;
         match &backend.context {
             Some(c) if Arc::ptr_eq(c, wanted) || c == wanted => return Ok(()),
-            Some(c) if c.tenant == wanted.tenant && c.subject == wanted.subject => {
+            // Same tenant, end user and sealed context (a database
+            // tenant's row): only the settings differ.
+            Some(c)
+                if c.tenant == wanted.tenant
+                    && c.subject == wanted.subject
+                    && c.document == wanted.document =>
+            {
                 switch::resettle(cfg, backend, &wanted.settings).await?;
                 backend.context = Some(wanted.clone());
                 return Ok(());
@@ -361,6 +367,25 @@ impl PooledClient {
         Ok(())
     }
 
+    /// A database tenant's sealed context as the router holds its row now
+    /// (the row a catalog change dropped is read again): each transaction
+    /// gets a context no older than the router's row, as a catalog
+    /// tenant's gets the catalog's row at each switch. A backend sealed
+    /// with an older document is switched again (`switch`). A catalog that
+    /// cannot be read leaves the document as it was.
+    async fn reseal(&mut self, conn: &Conn) {
+        if self.wanted.document.is_none() {
+            return;
+        }
+        if let Ok(Some(info)) = conn.shared.catalog.lookup(&self.wanted.tenant).await {
+            if let Some(doc) = &info.context_document {
+                if self.wanted.document.as_ref() != Some(doc) {
+                    Arc::make_mut(&mut self.wanted).document = Some(doc.clone());
+                }
+            }
+        }
+    }
+
     /// Transaction pooling, at a point of rest: the backend goes back to
     /// its pool as it is (context, settings and statements kept: the next
     /// client of the same tenant needs no switch), and cancel requests
@@ -384,7 +409,7 @@ impl PooledClient {
     /// next bytes (or an interrupt, which closes the session here: nothing
     /// is in flight), then attach a backend. None: the session is over.
     pub async fn between_transactions(
-        &self,
+        &mut self,
         conn: &mut Conn,
     ) -> Result<Option<Attached>, SessionError> {
         loop {
@@ -395,6 +420,7 @@ impl PooledClient {
             if conn.client.buf.starts_with(&TERMINATE) {
                 return Ok(None);
             }
+            self.reseal(conn).await;
             // Boxed: a client between transactions holds none of its memory.
             let attached = match Box::pin(self.attach(conn, None)).await {
                 Ok(a) => a,
