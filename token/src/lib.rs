@@ -686,6 +686,24 @@ mod tests {
         }
     }
 
+    /// The README's SetSealed test vector (cross-checked with Python's
+    /// cryptography).
+    #[test]
+    fn readme_set_sealed_test_vector() {
+        let backend = Backend {
+            pid: 4242,
+            cancel_key: 987654321,
+        };
+        let action = sealed("acme", r#"{"tenant":"acme","database_name":"acme_db"}"#);
+        assert_eq!(sign(&key(), action, backend, 3), README_SEALED_VECTOR);
+        assert_eq!(
+            verify(&keys(), action, backend, 2, README_SEALED_VECTOR),
+            Ok(3)
+        );
+    }
+
+    const README_SEALED_VECTOR: &str = "v2.3.a461189b2c4fe5121299deb90be9b4e643a6c6d0fb50b243456288713ee4b6bbd8d69800b714e9490e28d5021ca4cea865fc4da191d84e954b5b89b2d4a7870c";
+
     #[test]
     fn sealed_message_bytes() {
         let doc = r#"{"enabled":true}"#;

@@ -100,10 +100,12 @@ $schema_check$;
 -- load_tenant): the tenant's value, else the defaults row's, else the
 -- built-in default. Fields added by later releases are read through
 -- to_jsonb, so a missing column is a missing (null) field, never an error.
--- NULL for a tenant that does not exist.
+-- NULL for a tenant that does not exist. PL/pgSQL, so that a connection
+-- (the router's) plans the query once, not at every call (0.7 ms).
 CREATE FUNCTION tenant.context_document(tenant_id text) RETURNS pg_catalog.jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-SELECT pg_catalog.jsonb_build_object(
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+RETURN (SELECT pg_catalog.jsonb_build_object(
     'tenant', t.id,
     'enabled', t.enabled,
     'role_name', t.role_name::pg_catalog.text,
@@ -138,7 +140,8 @@ FROM tenant.tenants t,
      LATERAL (SELECT pg_catalog.to_jsonb(t) AS j,
                      coalesce((SELECT pg_catalog.to_jsonb(d) FROM tenant.defaults d LIMIT 1),
                               '{}'::pg_catalog.jsonb) AS dj) x
-WHERE t.id OPERATOR(pg_catalog.=) tenant_id
+WHERE t.id OPERATOR(pg_catalog.=) tenant_id);
+END
 $fn$;
 COMMENT ON FUNCTION tenant.context_document IS 'pg_tenant: the sealed context of a tenant (its row with the defaults merged), which tenant-router signs for tenant.set_context_sealed in the tenant''s database';
 

@@ -49,6 +49,33 @@ async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Op
     None
 }
 
+/// The sealed context to mint for a database tenant now: the document of
+/// the row the router holds at this moment (a row a catalog change dropped
+/// is read again), called right before a context is minted, so a change
+/// committed while a client logged in or idled reaches its context. None
+/// for other tenants (`held` None). A tenant that left the catalog or
+/// database isolation is refused; while the catalog cannot be read, the
+/// document the client has (`held`) stands.
+pub async fn sealed_now(
+    conn: &Conn,
+    tenant: &str,
+    held: Option<&Arc<str>>,
+) -> Result<Option<Arc<str>>, SessionError> {
+    let Some(held) = held else {
+        return Ok(None);
+    };
+    match conn.shared.catalog.lookup(tenant).await {
+        Ok(Some(info)) => match &info.context_document {
+            Some(doc) => Ok(Some(doc.clone())),
+            None => Err(SessionError::ContextRefused(format!(
+                "tenant \"{tenant}\" no longer uses database isolation"
+            ))),
+        },
+        Ok(None) => Err(SessionError::UnknownTenant(tenant.into())),
+        Err(_) => Ok(Some(held.clone())),
+    }
+}
+
 /// What a pooled client needs to get a backend, again and again.
 pub struct PooledClient {
     mode: PoolMode,
@@ -147,7 +174,7 @@ impl PooledClient {
         };
         let client_key = conn.shared.cancels.fresh_key();
         let startup = identify::settings(upstream_params);
-        let client = PooledClient {
+        let mut client = PooledClient {
             mode: info.pool.mode,
             pool,
             share: terms.share,
@@ -162,6 +189,7 @@ impl PooledClient {
             login: v.who.login.clone(),
             client_key,
         };
+        client.reseal(conn).await?;
         let attached = deadline.within(client.attach(conn, first)).await?;
         let real = attached
             .backend
@@ -368,22 +396,17 @@ impl PooledClient {
     }
 
     /// A database tenant's sealed context as the router holds its row now
-    /// (the row a catalog change dropped is read again): each transaction
-    /// gets a context no older than the router's row, as a catalog
-    /// tenant's gets the catalog's row at each switch. A backend sealed
-    /// with an older document is switched again (`switch`). A catalog that
-    /// cannot be read leaves the document as it was.
-    async fn reseal(&mut self, conn: &Conn) {
-        if self.wanted.document.is_none() {
-            return;
+    /// (`sealed_now`), for the backend of the client's next transaction:
+    /// each transaction's context is no older than the router's row, as a
+    /// catalog tenant's is the catalog's row at each switch. A backend
+    /// sealed with an older document is switched again (`switch`).
+    async fn reseal(&mut self, conn: &Conn) -> Result<(), SessionError> {
+        let held = self.wanted.document.clone();
+        let now = sealed_now(conn, &self.wanted.tenant, held.as_ref()).await?;
+        if now != held {
+            Arc::make_mut(&mut self.wanted).document = now;
         }
-        if let Ok(Some(info)) = conn.shared.catalog.lookup(&self.wanted.tenant).await {
-            if let Some(doc) = &info.context_document {
-                if self.wanted.document.as_ref() != Some(doc) {
-                    Arc::make_mut(&mut self.wanted).document = Some(doc.clone());
-                }
-            }
-        }
+        Ok(())
     }
 
     /// Transaction pooling, at a point of rest: the backend goes back to
@@ -420,7 +443,7 @@ impl PooledClient {
             if conn.client.buf.starts_with(&TERMINATE) {
                 return Ok(None);
             }
-            self.reseal(conn).await;
+            self.reseal(conn).await?;
             // Boxed: a client between transactions holds none of its memory.
             let attached = match Box::pin(self.attach(conn, None)).await {
                 Ok(a) => a,

@@ -213,7 +213,9 @@ async fn dedicated(
             cancel_key: key,
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
-        let document = info.context_document.as_deref();
+        let held = info.context_document.as_ref();
+        let sealed = super::pooled::sealed_now(conn, &info.id, held).await?;
+        let document = sealed.as_deref();
         let nonce = server.next_nonce();
         let action = crate::backend::context_action(&info.id, subject, document);
         let token = context_token(cfg.signing_key.as_ref(), action, backend, nonce)?;
