@@ -10,7 +10,7 @@
 //! this database; the row it carries then goes through every check and
 //! effect of the catalog path (`context::admit`).
 
-use crate::admission::{as_catalog_reader, TenantRow};
+use crate::admission::{as_catalog_reader, Isolation, TenantRow};
 use crate::context::{admit, check_tenant_id, spend, verify};
 use crate::report::{printable, refuse};
 use crate::state::{ops, Budget};
@@ -215,5 +215,11 @@ fn row_of(doc: &Map<String, Value>, login: &str) -> TenantRow {
             temp_file_limit_kb: number(doc, "temp_file_limit_kb"),
             lock_space: number(doc, "lock_space"),
         },
+        // `sealed_row` accepts only database tenants' documents: the
+        // tenant's database is its isolation, and its search_path is the
+        // database's own (schema isolation applies in a catalog database).
+        isolation: Isolation::Database,
+        schema_name: None,
+        shared_schemas: Vec::new(),
     }
 }
