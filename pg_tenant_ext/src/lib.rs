@@ -4,8 +4,10 @@
 //! Modules, in an order where each uses only modules named before it:
 //! `state` (the per-backend state every module reads) and `report` (how a
 //! refusal is raised); `gucs`, `budget`, `rolelock`, `subject`,
-//! `admission`, `refused`, `auth`; `context` (`set_context` and the
-//! functions that read the tenant), `pool`, `advisory`, `confine`, `copy`;
+//! `admission`, `schema` (schema isolation's search_path and checks),
+//! `refused`, `auth`; `context` (`set_context` and the
+//! functions that read the tenant), `sealed` (the context of a tenant
+//! database), `pool`, `advisory`, `confine`, `copy`;
 //! `hooks`, which runs the checks at every statement.
 
 use pgrx::prelude::*;
@@ -23,6 +25,8 @@ mod pool;
 mod refused;
 mod report;
 mod rolelock;
+mod schema;
+mod sealed;
 mod state;
 mod subject;
 
@@ -46,6 +50,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/migrations.sql",
     name = "migrations",
+    requires = ["catalog"]
+);
+// 0.8.0: database isolation: the sealed context document, the binding of a
+// tenant database.
+extension_sql_file!(
+    "../sql/database.sql",
+    name = "database",
     requires = ["catalog"]
 );
 // RLS helpers and audit; they call the Rust functions, so they come last.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tenant_router::admin;
 use tenant_router::config::{Config, LogFormat, Overrides};
 use tenant_router::server::{self, Shared};
-use tenant_router::tools::{self, TenantsCommand};
+use tenant_router::tools;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Tenant-aware PostgreSQL proxy: reads the tenant from the user name
@@ -30,20 +30,62 @@ struct Cli {
     /// The settings the environment and the command line put over the file.
     #[command(flatten)]
     over: Overrides,
-    /// An operator tool instead of the proxy (none: run the proxy).
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-/// Operator tools: `tenant-router tenants <command>`.
+/// Administration commands (they run and exit; the proxy does not start).
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Manage tenants in PostgreSQL (connects as an administrator, not
-    /// through the proxy).
-    Tenants {
-        #[command(subcommand)]
-        command: TenantsCommand,
+    /// Tenant administration against the catalog database.
+    #[command(subcommand)]
+    Tenants(Tenants),
+}
+
+#[derive(Subcommand, Debug)]
+enum Tenants {
+    /// Give a database-isolated tenant its database: create it (from
+    /// --template), revoke CONNECT from PUBLIC and grant it to the tenant's
+    /// login roles, install pg_tenant, bind it to the tenant, create the
+    /// tenant's role if missing. Idempotent.
+    Provision {
+        /// The catalog database, as a role that may create databases and
+        /// roles (libpq key=value string or postgres:// URL).
+        #[arg(long, env = "PG_TENANT_ADMIN_URL")]
+        url: String,
+        /// The tenant's id.
+        id: String,
+        /// The template of a database created (default template1).
+        #[arg(long)]
+        template: Option<String>,
     },
+    /// Apply a SQL script to every schema tenant's schema (or the named
+    /// ones), each in its own transaction, as the tenant's role; a script
+    /// already applied to a schema is skipped (README "Migrating tenant
+    /// schemas").
+    Migrate(tools::migrate::MigrateArgs),
+}
+
+/// Run an administration command; its report on stdout, errors on stderr.
+async fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
+        Command::Tenants(Tenants::Provision { url, id, template }) => {
+            match tools::provision::provision(&url, &id, template.as_deref()).await {
+                Ok(report) => {
+                    for (step, outcome) in report {
+                        println!("{step}: {outcome}");
+                    }
+                    println!("tenant \"{id}\" is provisioned");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tenant-router tenants provision: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -102,10 +144,7 @@ fn main() -> ExitCode {
         b.enable_all().build()
     };
     match runtime {
-        Ok(rt) => match cli.command {
-            Some(Command::Tenants { command }) => rt.block_on(tools::run(command)),
-            None => rt.block_on(run(cli)),
-        },
+        Ok(rt) => rt.block_on(run(cli)),
         Err(e) => {
             eprintln!("tenant-router: cannot start the runtime: {e}");
             ExitCode::from(1)
@@ -147,7 +186,10 @@ async fn reload_on_hangup(cli: Arc<Cli>, shared: Arc<Shared>) {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(mut cli: Cli) -> ExitCode {
+    if let Some(command) = cli.command.take() {
+        return run_command(command).await;
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.over) {
         Ok(c) => c,
         Err(e) => {

@@ -1,29 +1,15 @@
-//! Operator tools run from the command line, next to the proxy:
-//! `tenant-router tenants <command>`. Each connects to PostgreSQL as an
-//! administrator (`admin`), not through the proxy.
+//! `tenant-router tenants ...`: administration commands run once from the
+//! command line (not by the proxy), each against the catalog database a
+//! `--url` (or `PG_TENANT_ADMIN_URL`) names. The commands themselves are
+//! listed in main.rs.
 //!
-//! * `tenants migrate` ([`migrate`]): apply one SQL script to every
-//!   schema-isolated tenant's schema.
+//! * `tenants provision` ([`provision`]): a database-isolated tenant's
+//!   database.
+//! * `tenants migrate` ([`migrate`]; `apply` runs one tenant's transaction,
+//!   `admin` holds its connection and checks): one SQL script applied to
+//!   every schema-isolated tenant's schema.
 
 pub mod admin;
 mod apply;
 pub mod migrate;
-
-use clap::Subcommand;
-use std::process::ExitCode;
-
-/// `tenant-router tenants ...`: one variant per command.
-#[derive(Subcommand, Debug)]
-pub enum TenantsCommand {
-    /// Apply a SQL script to every schema tenant's schema (or the named
-    /// ones), each in its own transaction, as the tenant's role; a script
-    /// already applied to a schema is skipped.
-    Migrate(migrate::MigrateArgs),
-}
-
-/// Run a `tenants` command; its exit code.
-pub async fn run(cmd: TenantsCommand) -> ExitCode {
-    match cmd {
-        TenantsCommand::Migrate(args) => migrate::run(args).await,
-    }
-}
+pub mod provision;
