@@ -528,3 +528,37 @@ fn bad_url_refused_login_missing_extension_and_non_superusers_are_clear() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(summary(&o, "m"), (1, 0, 0, 0));
 }
+
+#[test]
+fn the_path_is_the_tenants_own_schema_then_its_shared_schemas() {
+    let db = schema_tenants("shared", "mh", 2);
+    sql(
+        &db,
+        "CREATE SCHEMA mref; CREATE TABLE mref.countries (code text); \
+         INSERT INTO mref.countries VALUES ('fr'), ('de'); \
+         GRANT USAGE ON SCHEMA mref TO mh01_role, mh02_role; \
+         GRANT SELECT ON mref.countries TO mh01_role, mh02_role; \
+         SELECT tenant.alter_tenant('mh01', shared_schemas => '{mref}')",
+    );
+    let o = migrate(
+        &db,
+        "codes",
+        "CREATE TABLE codes AS SELECT code FROM countries;",
+        &["--on-error", "continue"],
+    );
+    // mh01 finds the shared table as its sessions would; mh02 has no
+    // shared schema on its path (the table is not found there).
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(summary(&o, "codes"), (1, 0, 1, 0));
+    assert!(
+        stdout(&o).contains(
+            "tenant mh02 (schema mh02): FAILED 42P01: relation \"countries\" does not exist"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        sql(&db, "SELECT count(*), pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid = 'mh01.codes'::regclass)) FROM mh01.codes"),
+        "2|mh01_role"
+    );
+}
