@@ -74,3 +74,40 @@ SELECT current_user, count(*) AS initech_rows FROM docs;
 \c - postgres
 GRANT regress_initech TO regress_app;
 DROP FUNCTION regress.drop_membership(regrole, regrole);
+
+-- A superuser's session that runs as a tenant role without a context (as
+-- tenant-router tenants migrate runs a script: SET LOCAL ROLE) runs that
+-- tenant's functions, defaults and triggers as the tenant role; none of
+-- them may go back to the superuser: RESET ROLE, SET ROLE, set_config,
+-- SET SESSION AUTHORIZATION and DISCARD ALL are refused (42501). The
+-- transaction's end gives the role back.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE FUNCTION regress.tenant_code(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  RETURN current_user;
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+BEGIN;
+SET LOCAL ROLE regress_initech;
+SELECT regress.tenant_code('RESET ROLE');
+SELECT regress.tenant_code('SET ROLE NONE');
+SELECT regress.tenant_code('SET ROLE postgres');
+SELECT regress.tenant_code('SELECT set_config(''role'', ''none'', false)');
+SELECT regress.tenant_code('SET SESSION AUTHORIZATION DEFAULT');
+SELECT regress.tenant_code('RESET SESSION AUTHORIZATION');
+SELECT regress.tenant_code('SET SESSION AUTHORIZATION postgres');
+SELECT regress.try('DISCARD ALL');
+-- Control: staying itself is no change.
+SELECT regress.tenant_code('SET ROLE regress_initech');
+SELECT current_user;
+ROLLBACK;
+SELECT current_user;
+-- Control: a superuser's session as a role that is no application role
+-- gets back as before.
+SET ROLE tenant_admin;
+RESET ROLE;
+SELECT current_user;
+DROP FUNCTION regress.tenant_code(text);
