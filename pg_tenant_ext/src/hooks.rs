@@ -273,7 +273,6 @@ unsafe fn utility_before(
     let st = state::state();
     let utility = (*pstmt).utilityStmt;
     check_reserved_settings(utility);
-    crate::rolelock::check_utility(utility);
     let confined = confine::confined(&st);
     if confined {
         confine::check_utility(&st, utility);

@@ -19,11 +19,7 @@
 //! Without a context, an application role (a member of `tenant_app`
 //! logged in directly, not through the router) may not change its role
 //! either (`SET ROLE <a tenant role>` would reach that tenant's objects):
-//! only back to itself (`RESET ROLE`, `SET ROLE NONE`). Nor may a session
-//! whose outer role is an application role other than its session user (a
-//! superuser's `SET [LOCAL] ROLE <tenant role>`, as the migration runner
-//! does) leave it: that would hand the tenant code it runs the session
-//! user's rights ([`check_utility`] for the resets no check hook sees).
+//! only back to itself (`RESET ROLE`, `SET ROLE NONE`).
 
 use crate::report::printable;
 use crate::state::{self, Backend};
@@ -125,9 +121,6 @@ unsafe extern "C-unwind" fn check_role(
     if let Some(why) = app_role_escape(newval) {
         return refuse_app_role(&why);
     }
-    if let Some(outer) = outer_app_role_escape(Some(newval)) {
-        return refuse_outer_app_role(&outer, "role");
-    }
     match PREV_ROLE {
         Some(prev) => prev(newval, extra, source),
         None => true,
@@ -142,9 +135,6 @@ unsafe extern "C-unwind" fn check_session_auth(
 ) -> bool {
     if locked() {
         return refuse("session_authorization");
-    }
-    if let Some(outer) = outer_app_role_escape(None) {
-        return refuse_outer_app_role(&outer, "session_authorization");
     }
     match PREV_SESSION_AUTH {
         Some(prev) => prev(newval, extra, source),
@@ -196,106 +186,4 @@ unsafe fn refuse_app_role(login: &str) -> bool {
     pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
     pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
     false
-}
-
-/// Without a context: whether the outer role (the one `SET ROLE` chose, not
-/// a SECURITY DEFINER function's) is an application role (a member of
-/// `tenant_app`, not a superuser) other than the session user, and the
-/// change would leave it: a superuser's session that ran `SET [LOCAL] ROLE
-/// <tenant role>` (as `tenant-router tenants migrate` does) runs that
-/// tenant's functions, triggers and defaults as the tenant role, and one of
-/// them running `RESET ROLE`, `SET ROLE` or `SET SESSION AUTHORIZATION`
-/// would be back with the superuser's rights. `role` is the new `role`
-/// value (`none`: back to the session user); None for
-/// `session_authorization`, which always leaves it. Transaction end (a
-/// `SET LOCAL` undone) runs no check hook: the session gets its role back
-/// there, or by reconnecting. Some(outer role name) when refused.
-unsafe fn outer_app_role_escape(role: Option<*mut *mut c_char>) -> Option<String> {
-    if state::state().active
-        || ALLOW.0.get()
-        || pg_sys::InitializingParallelWorker
-        || !pg_sys::IsTransactionState()
-    {
-        return None;
-    }
-    let outer = pg_sys::GetOuterUserId();
-    let session = pg_sys::GetSessionUserId();
-    if outer == session || pg_sys::superuser_arg(outer) {
-        return None;
-    }
-    let marker = pg_sys::get_role_oid(c"tenant_app".as_ptr(), true);
-    if marker == pg_sys::InvalidOid || !pg_sys::is_member_of_role_nosuper(outer, marker) {
-        return None;
-    }
-    let name = pg_sys::GetUserNameFromId(outer, true);
-    let own = if name.is_null() {
-        String::new()
-    } else {
-        CStr::from_ptr(name).to_string_lossy().into_owned()
-    };
-    if let Some(newval) = role {
-        if !newval.is_null()
-            && !(*newval).is_null()
-            && CStr::from_ptr(*newval).to_string_lossy() == own
-        {
-            return None;
-        }
-    }
-    Some(own)
-}
-
-fn outer_app_role_message(role: &str, setting: &str) -> String {
-    format!(
-        "\"{setting}\" may not change while the session runs as application role \"{}\" without \
-         a tenant context: code of that role would leave it for the session user's rights; end \
-         the transaction (SET LOCAL ROLE) or reconnect",
-        printable(role)
-    )
-}
-
-unsafe fn refuse_outer_app_role(role: &str, setting: &str) -> bool {
-    let msg = CString::new(outer_app_role_message(role, setting)).unwrap_or_default();
-    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
-    pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
-    false
-}
-
-/// The resets no check hook sees (`RESET ROLE`, `SET ROLE DEFAULT`, `RESET
-/// SESSION AUTHORIZATION`, `SET SESSION AUTHORIZATION DEFAULT`, `DISCARD
-/// ALL`): refused like a `SET` while the outer role is an application role
-/// other than the session user, without a context (42501).
-///
-/// # Safety
-/// `node` is a valid utility statement.
-pub unsafe fn check_utility(node: *mut pg_sys::Node) {
-    use pg_sys::VariableSetKind::*;
-    let setting = match (*node).type_ {
-        pg_sys::NodeTag::T_VariableSetStmt => {
-            let v = node as *mut pg_sys::VariableSetStmt;
-            if (*v).name.is_null() || !matches!((*v).kind, VAR_RESET | VAR_SET_DEFAULT) {
-                return;
-            }
-            let name = CStr::from_ptr((*v).name)
-                .to_string_lossy()
-                .to_ascii_lowercase();
-            if name != "role" && name != "session_authorization" {
-                return;
-            }
-            name
-        }
-        pg_sys::NodeTag::T_DiscardStmt
-            if (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL =>
-        {
-            "session_authorization".to_owned()
-        }
-        _ => return,
-    };
-    if let Some(outer) = outer_app_role_escape(None) {
-        let msg = outer_app_role_message(&outer, &setting);
-        pgrx::ereport!(
-            pgrx::PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            msg
-        );
-    }
 }

@@ -44,14 +44,11 @@ SELECT id, context_document IS NOT NULL AS sealed,
   FROM tenant.router_catalog(NULL) WHERE id IN ('dbx', 'dby', 'acme') ORDER BY id;
 SELECT tenant.context_document('no-such-tenant');
 
--- Not for the application roles (connected as one: a superuser's RESET
--- ROLE out of an application role is refused, see role_lock.sql).
-\c - regress_app
-SET client_min_messages = warning;
+-- Not for the application roles.
+SET ROLE regress_app;
 SELECT tenant.context_document('dbx');
 SELECT tenant.bind_database('dbx');
-\c - postgres
-SET client_min_messages = warning;
+RESET ROLE;
 -- A catalog cannot be bound to a tenant.
 SELECT tenant.bind_database('dbx');
 SELECT tenant.bind_database('Not An Id');
