@@ -297,6 +297,8 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE TABLE tenant.defaults",
         "CREATE FUNCTION tenant.set_password",
         "CREATE TABLE tenant.tenant_secrets",
+        "CREATE TABLE tenant.schema_migrations",
+        "GRANT SELECT ON TABLE tenant.schema_migrations TO tenant_admin",
         "CREATE FUNCTION tenant.provision_tenant",
         "CREATE FUNCTION tenant._check_schemas",
         "CREATE FUNCTION tenant._audit_schemas",
