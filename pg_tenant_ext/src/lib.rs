@@ -19,6 +19,7 @@ mod budget;
 mod confine;
 mod context;
 mod copy;
+mod gate;
 mod gucs;
 mod hooks;
 mod pool;

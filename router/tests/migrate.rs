@@ -562,3 +562,78 @@ fn the_path_is_the_tenants_own_schema_then_its_shared_schemas() {
         "2|mh01_role"
     );
 }
+
+/// The runner's session is a superuser's. A tenant's own code that runs
+/// during its migration (here a trigger its role owns, fired by the
+/// script's UPDATE) tries to get back to that superuser with `RESET ROLE`,
+/// `SET SESSION AUTHORIZATION` and `set_config('role', ...)`: each is
+/// refused (the role is locked for the transaction), the tenant's
+/// migration fails and rolls back, and its role gains nothing. Control: the
+/// same migration in a tenant without the trigger applies, and after the
+/// run the runner's role is its own again (a plain SET LOCAL ROLE would
+/// have let the trigger through).
+#[test]
+fn a_tenants_code_run_by_its_migration_cannot_become_the_superuser() {
+    let db = schema_tenants("escalate", "mx", 2);
+    for (n, attempt) in [
+        "RESET ROLE",
+        "SET SESSION AUTHORIZATION postgres",
+        "PERFORM pg_catalog.set_config('role', 'none', true)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sql(
+            &db,
+            &format!(
+                "SET ROLE mx01_role; \
+                 CREATE OR REPLACE FUNCTION mx01.grab() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+                 BEGIN {attempt}; \
+                   ALTER ROLE mx01_role SUPERUSER; RETURN NEW; END $f$; \
+                 DROP TRIGGER IF EXISTS grab ON mx01.items; \
+                 CREATE TRIGGER grab BEFORE UPDATE ON mx01.items \
+                   FOR EACH ROW EXECUTE FUNCTION mx01.grab()"
+            ),
+        );
+        let name = format!("touch{n}");
+        let o = migrate(
+            &db,
+            &name,
+            "UPDATE items SET body = body || '!';",
+            &["--on-error", "continue"],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+        assert_eq!(summary(&o, &name), (1, 0, 1, 0), "{attempt}");
+        assert!(
+            stdout(&o).contains("tenant mx01 (schema mx01): FAILED 42501"),
+            "{attempt}: {}",
+            stdout(&o)
+        );
+        assert!(
+            stdout(&o).contains("within security-definer function"),
+            "{attempt}: {}",
+            stdout(&o)
+        );
+        assert_eq!(
+            sql(
+                &db,
+                "SELECT rolsuper FROM pg_roles WHERE rolname = 'mx01_role'"
+            ),
+            "f",
+            "{attempt}"
+        );
+        // The failed tenant's rows are as they were; the control's changed.
+        assert_eq!(
+            sql(
+                &db,
+                &format!(
+                    "SELECT count(*) FILTER (WHERE body LIKE '%!') FROM mx01.items; \
+                     SELECT count(*) FILTER (WHERE body LIKE '{}') FROM mx02.items",
+                    "%".to_string() + &"!".repeat(n + 1)
+                )
+            ),
+            "0\n20",
+            "{attempt}"
+        );
+    }
+}

@@ -1433,6 +1433,17 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'set_context_sealed_subject_wrapper';
 
+-- 0.8.0: the migration runner's role lock (rolelock.rs). A superuser that
+-- runs a migration as a tenant's role locks the role for the transaction,
+-- so the tenant's own code (a trigger, a function the script calls) cannot
+-- RESET ROLE or SET SESSION AUTHORIZATION back to the superuser.
+CREATE FUNCTION tenant."lock_role_for_transaction"(
+	"role" TEXT /* & str */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lock_role_for_transaction_wrapper';
+
 -- ---------------------------------------------------------------------
 -- Schema isolation, review: a tenant's schema must not be on other
 -- roles' search_path. tenant_admin could name a tenant's schema after a

@@ -4,7 +4,7 @@
 //! BEGIN
 //! INSERT INTO tenant.schema_migrations (schema, name, sha256) ON CONFLICT DO NOTHING
 //!     -- no row: the schema has it already (same checksum: skipped; other: failed)
-//! SET LOCAL ROLE <tenant role>; SET LOCAL search_path = <schema>, pg_catalog, pg_temp
+//! SELECT tenant.lock_role_for_transaction(<tenant role>); SET LOCAL search_path = <schema>, <shared schemas>, pg_temp
 //! <the script>                 -- objects it creates belong to the tenant role
 //! COMMIT                       -- the record and the DDL together
 //! ```
@@ -159,10 +159,18 @@ async fn in_transaction(
         });
     };
     let xid: String = row.get(0);
+    // The role is locked for the transaction (not a plain SET LOCAL ROLE,
+    // which the tenant's own code, a trigger say, could RESET back to this
+    // superuser session's). pg_catalog is not named on the path, so
+    // PostgreSQL searches it first, as in the tenant's sessions: the
+    // script's function and operator names are the built-in ones before
+    // any the tenant made; pg_temp comes last.
+    client
+        .execute("SELECT tenant.lock_role_for_transaction($1)", &[&role])
+        .await?;
     client
         .batch_execute(&format!(
-            "SET LOCAL ROLE {}; SET LOCAL search_path = {}, pg_catalog, pg_temp",
-            quote_ident(role),
+            "SET LOCAL search_path = {}, pg_temp",
             std::iter::once(&t.schema)
                 .chain(&t.shared)
                 .map(|s| quote_ident(s))

@@ -129,8 +129,9 @@ async fn prepare(args: &MigrateArgs) -> Result<Plan, MigrateError> {
     if !superuser {
         return Err(AdminError::NotSuperuser(
             current_user(&first).await?,
-            "the migration runs each script as the tenant's role (SET LOCAL ROLE), and pg_tenant \
-             refuses that to any other role without a tenant context: a member of the tenant \
+            "the migration runs each script as the tenant's role, locked for its transaction \
+             (tenant.lock_role_for_transaction, for superusers only), and pg_tenant refuses a \
+             plain SET ROLE to any other role without a tenant context: a member of the tenant \
              roles is an application role through them",
         )
         .into());
