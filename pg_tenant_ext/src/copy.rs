@@ -21,6 +21,7 @@
 //! `allowed_operations` are checked before this (hooks).
 
 use crate::admission::as_catalog_reader;
+use crate::compat;
 use crate::confine::{self, rel_name};
 use crate::report::printable;
 use crate::state;
@@ -184,16 +185,8 @@ pub unsafe fn copy_from(
         false,
         false,
     );
-    let rte = (*nsitem).p_rte;
-    (*rte).requiredPerms = pg_sys::ACL_INSERT;
     let attnums = pg_sys::CopyGetAttnums((*rel).rd_att, rel, (*stmt).attlist);
-    for att in pgrx::PgList::<i32>::from_pg(attnums).iter_int() {
-        (*rte).insertedCols = pg_sys::bms_add_member(
-            (*rte).insertedCols,
-            att - pg_sys::FirstLowInvalidHeapAttributeNumber,
-        );
-    }
-    pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+    compat::check_copy_from_permission(pstate, nsitem, attnums);
     if pg_sys::XactReadOnly && (*(*rel).rd_rel).relpersistence != pg_sys::RELPERSISTENCE_TEMP as i8
     {
         pg_sys::PreventCommandIfReadOnly(c"COPY FROM".as_ptr());

@@ -14,6 +14,7 @@ mod admission;
 mod advisory;
 mod auth;
 mod budget;
+mod compat;
 mod confine;
 mod context;
 mod copy;

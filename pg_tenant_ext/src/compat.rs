@@ -1,0 +1,104 @@
+//! The PostgreSQL-version differences of the extension's FFI, in one place.
+//!
+//! Everything else calls these shims and carries no `cfg`. The PostgreSQL 15
+//! arm of each shim is the code the extension had before it was built for
+//! other versions, unchanged; the 16+ arms are their equivalents after
+//! PostgreSQL 16's API changes (noted on each shim).
+
+use pgrx::pg_sys;
+
+/// Every GUC record (`config_generic`) of this backend, in turn.
+///
+/// PostgreSQL 15: `get_guc_variables()` is the live array of
+/// `GetNumConfigOptions()` records. 16+: `get_guc_variables(&mut n)`
+/// returns a palloc'd array of the records of the GUC hash table (freed
+/// here); `GetNumConfigOptions` is gone. The records themselves are the
+/// live ones in every version, so hooks installed through them stick.
+///
+/// # Safety
+/// Call in a backend (or the postmaster during `_PG_init`), not while the
+/// GUC table is being changed.
+pub unsafe fn for_each_guc(mut f: impl FnMut(*mut pg_sys::config_generic)) {
+    #[cfg(feature = "pg15")]
+    {
+        let vars = pg_sys::get_guc_variables();
+        let n = pg_sys::GetNumConfigOptions();
+        for i in 0..n as usize {
+            f(*vars.add(i));
+        }
+    }
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    {
+        let mut n: std::ffi::c_int = 0;
+        let vars = pg_sys::get_guc_variables(&mut n);
+        for i in 0..n as usize {
+            f(*vars.add(i));
+        }
+        if !vars.is_null() {
+            pg_sys::pfree(vars.cast());
+        }
+    }
+}
+
+/// Does `user` own the relation `rel` (or hold a role that does)?
+///
+/// PostgreSQL 15: `pg_class_ownercheck`. 16+: the generic
+/// `object_ownercheck(RelationRelationId, ...)` replaced the per-class
+/// functions.
+///
+/// # Safety
+/// In a transaction.
+pub unsafe fn rel_ownercheck(rel: pg_sys::Oid, user: pg_sys::Oid) -> bool {
+    #[cfg(feature = "pg15")]
+    {
+        pg_sys::pg_class_ownercheck(rel, user)
+    }
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    {
+        pg_sys::object_ownercheck(pg_sys::RelationRelationId, rel, user)
+    }
+}
+
+/// `DoCopy`'s permission check for `COPY ... FROM`: INSERT on the table
+/// `nsitem` names, or on each of the columns `attnums` (an integer List
+/// from `CopyGetAttnums`); ERROR when it is missing.
+///
+/// PostgreSQL 15: the permissions live on the RangeTblEntry
+/// (`requiredPerms`, `insertedCols`) and `ExecCheckRTPerms` checks the
+/// range table. 16+: they moved to an `RTEPermissionInfo`
+/// (`nsitem->p_perminfo`) checked by `ExecCheckPermissions` (as 16's
+/// `DoCopy` does).
+///
+/// # Safety
+/// `pstate` and `nsitem` from `addRangeTableEntryForRelation` on it.
+pub unsafe fn check_copy_from_permission(
+    pstate: *mut pg_sys::ParseState,
+    nsitem: *mut pg_sys::ParseNamespaceItem,
+    attnums: *mut pg_sys::List,
+) {
+    #[cfg(feature = "pg15")]
+    {
+        let rte = (*nsitem).p_rte;
+        (*rte).requiredPerms = pg_sys::ACL_INSERT;
+        for att in pgrx::PgList::<i32>::from_pg(attnums).iter_int() {
+            (*rte).insertedCols = pg_sys::bms_add_member(
+                (*rte).insertedCols,
+                att - pg_sys::FirstLowInvalidHeapAttributeNumber,
+            );
+        }
+        pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+    }
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    {
+        let perminfo = (*nsitem).p_perminfo;
+        (*perminfo).requiredPerms = pg_sys::ACL_INSERT as pg_sys::AclMode;
+        for att in pgrx::PgList::<i32>::from_pg(attnums).iter_int() {
+            (*perminfo).insertedCols = pg_sys::bms_add_member(
+                (*perminfo).insertedCols,
+                att - pg_sys::FirstLowInvalidHeapAttributeNumber,
+            );
+        }
+        let perminfos = pg_sys::lappend(std::ptr::null_mut(), perminfo.cast());
+        pg_sys::ExecCheckPermissions((*pstate).p_rtable, perminfos, true);
+    }
+}
