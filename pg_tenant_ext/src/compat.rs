@@ -102,3 +102,68 @@ pub unsafe fn check_copy_from_permission(
         pg_sys::ExecCheckPermissions((*pstate).p_rtable, perminfos, true);
     }
 }
+
+/// `LockHeldByMe` for exactly `mode` (not a stronger one).
+///
+/// PostgreSQL 15/16: `LockHeldByMe(tag, mode)`. 17+: a third argument,
+/// `orstronger`; false keeps the 15/16 meaning.
+///
+/// # Safety
+/// A lookup in this backend's local lock table.
+pub unsafe fn lock_held_by_me(tag: &pg_sys::LOCKTAG, mode: pg_sys::LOCKMODE) -> bool {
+    #[cfg(any(feature = "pg15", feature = "pg16"))]
+    {
+        pg_sys::LockHeldByMe(tag, mode)
+    }
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    {
+        pg_sys::LockHeldByMe(tag, mode, false)
+    }
+}
+
+/// The attribute `i` (0-based) of a tuple descriptor, copied.
+///
+/// PostgreSQL 15-17: the `attrs` array of the descriptor. 18: the
+/// descriptor starts with `compact_attrs` and the full attributes follow
+/// them; `TupleDescAttr` (a static inline, which pgrx binds for 18) finds
+/// them.
+///
+/// # Safety
+/// `desc` a valid descriptor and `i < natts`.
+pub unsafe fn tupdesc_attr(desc: pg_sys::TupleDesc, i: usize) -> pg_sys::FormData_pg_attribute {
+    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
+    {
+        (*desc).attrs.as_slice((*desc).natts as usize)[i]
+    }
+    #[cfg(feature = "pg18")]
+    {
+        assert!(i < (*desc).natts as usize);
+        *pg_sys::TupleDescAttr(desc, i as std::ffi::c_int)
+    }
+}
+
+/// This backend's cancel key as the 32-bit number the protocol 3.0
+/// BackendKeyData message carries (what the router reads and signs into
+/// context tokens), or None when the key is longer.
+///
+/// PostgreSQL 15-17: `MyCancelKey` is an int32. 18: `MyCancelKey` is a
+/// byte array of `MyCancelKeyLength` bytes, sent as they are: 4 bytes for
+/// protocol 3.0 clients (read here big-endian, as the message carries
+/// them), 32 for protocol 3.2, which context tokens cannot name.
+///
+/// # Safety
+/// In a backend, after startup set the key.
+pub unsafe fn cancel_key() -> Option<i32> {
+    #[cfg(any(feature = "pg15", feature = "pg16", feature = "pg17"))]
+    {
+        Some(pg_sys::MyCancelKey)
+    }
+    #[cfg(feature = "pg18")]
+    {
+        if pg_sys::MyCancelKeyLength != 4 {
+            return None;
+        }
+        let key = std::ptr::addr_of!(pg_sys::MyCancelKey) as *const [u8; 4];
+        Some(i32::from_be_bytes(*key))
+    }
+}

@@ -193,9 +193,7 @@ pub unsafe fn copy_from(
     }
     // The per-row check: tenant._copy_check(<tenant column>), evaluated
     // after defaults, as the COPY's qualifier (a List: implicit AND).
-    let att = (*(*rel).rd_att)
-        .attrs
-        .as_slice((*(*rel).rd_att).natts as usize)[(attnum - 1) as usize];
+    let att = compat::tupdesc_attr((*rel).rd_att, (attnum - 1) as usize);
     let var = pg_sys::makeVar(1, attnum, att.atttypid, att.atttypmod, att.attcollation, 0);
     let args = pg_sys::lappend(std::ptr::null_mut(), var.cast());
     let check = pg_sys::makeFuncExpr(
