@@ -29,7 +29,15 @@ with open(path, "rb") as f:
 import ctypes
 key_of_backend = cancel_key
 if key_of_backend is None:
-    key_of_backend = ctypes.c_int32.in_dll(ctypes.CDLL(None), "MyCancelKey").value
+    me = ctypes.CDLL(None)
+    if int(plpy.execute("SHOW server_version_num")[0]["server_version_num"]) < 180000:
+        key_of_backend = ctypes.c_int32.in_dll(me, "MyCancelKey").value
+    else:
+        # PostgreSQL 18: the key is MyCancelKeyLength bytes, sent as they
+        # are in BackendKeyData (4 for protocol 3.0), read big-endian.
+        assert ctypes.c_int.in_dll(me, "MyCancelKeyLength").value == 4
+        raw = bytes((ctypes.c_uint8 * 4).in_dll(me, "MyCancelKey"))
+        key_of_backend = int.from_bytes(raw, "big", signed=True)
 parts = ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)]
 if action == "set-subject":
     parts += [subject or "", claims or ""]
