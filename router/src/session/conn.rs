@@ -4,14 +4,13 @@
 //! the login does.
 
 use super::idle::IdleTimer;
-use super::phase::{Fatal, Phase, Traffic};
+use super::phase::{fatal_frame, Fatal, Phase, Traffic};
 use crate::catalog::TenantInfo;
 use crate::error::SessionError;
 use crate::frontend::Frontend;
 use crate::interrupt::Interrupt;
 use crate::limits::logins::LoginGuard;
 use crate::limits::{ConnectionSlot, StatementWatch, TenantCounters};
-use crate::protocol::{self, Severity};
 use crate::shared::Shared;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,12 +118,9 @@ impl Conn {
 
     /// Close a client with FATAL `code` when nothing is owed to it (before
     /// or between transactions).
-    pub async fn close_at_rest(&mut self, (code, why): Fatal) {
-        let msg = protocol::error_response(
-            Severity::Fatal,
-            code,
-            &format!("terminating connection: {why}"),
-        );
+    pub async fn close_at_rest(&mut self, fatal: Fatal) {
+        let msg = fatal_frame(fatal);
+        let why = fatal.1;
         let _ =
             tokio::time::timeout(Duration::from_secs(1), self.client.stream.write_all(&msg)).await;
         tracing::info!(parent: &self.span, reason = why, "connection closed by the router");

@@ -4,6 +4,8 @@
 //! startup deadline.
 
 use crate::error::SessionError;
+use crate::protocol::{self, Severity};
+use bytes::BytesMut;
 use std::future::Future;
 use std::time::Duration;
 
@@ -43,6 +45,15 @@ pub const LOST: Fatal = (
     "08P01",
     "a COPY failed with a Sync sent before its data, and which answers follow cannot be told: with transaction pooling the session ends (send Sync after the COPY's data, not before)",
 );
+
+/// The ErrorResponse a session is closed with.
+pub fn fatal_frame((code, why): Fatal) -> BytesMut {
+    protocol::error_response(
+        Severity::Fatal,
+        code,
+        &format!("terminating connection: {why}"),
+    )
+}
 
 /// Longest wait, when a session ends, for PostgreSQL to close its backend.
 pub const BACKEND_EXIT_WAIT: Duration = Duration::from_secs(5);

@@ -201,7 +201,11 @@ impl PooledClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let once = timeout_at(deadline, self.attach_once(conn, first.take(), deadline)).await;
+            let once = timeout_at(
+                deadline,
+                self.attach_once(conn, &cfg, first.take(), deadline),
+            )
+            .await;
             let once = match once {
                 // The wait was what was left of pool.timeout_ms: the error
                 // names the whole.
@@ -238,10 +242,10 @@ impl PooledClient {
     async fn attach_once(
         &self,
         conn: &mut Conn,
+        cfg: &Config,
         first: Option<(Lease, Backend)>,
         deadline: tokio::time::Instant,
     ) -> Result<Attached, SessionError> {
-        let cfg = conn.shared.config();
         let pool = &self.pool;
         let (lease, got) = match first {
             Some((lease, b)) => (lease, Some(b)),
@@ -249,7 +253,7 @@ impl PooledClient {
                 let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let checkout = pool.checkout(&self.wanted.tenant, self.share, wait).await?;
                 let reused = match checkout.backend {
-                    Some((b, idle)) => Box::pin(usable(&cfg, pool, b, idle)).await,
+                    Some((b, idle)) => Box::pin(usable(cfg, pool, b, idle)).await,
                     None => None,
                 };
                 if reused.is_some() {
@@ -263,7 +267,7 @@ impl PooledClient {
             // Boxed: opening a backend is rare next to reusing one.
             None => {
                 Box::pin(switch::open(
-                    &cfg,
+                    cfg,
                     &pool.login_params(),
                     &self.login,
                     &pool.key.role,
@@ -273,7 +277,7 @@ impl PooledClient {
         };
         pool.learn_login(&self.login);
         conn.phase = Phase::Injecting;
-        if let Err(e) = self.switch(&cfg, &mut backend).await {
+        if let Err(e) = self.switch(cfg, &mut backend).await {
             pool.discarded(Discard::SwitchFailed);
             tokio::spawn(switch::close(backend));
             return Err(e);

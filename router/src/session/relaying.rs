@@ -9,7 +9,7 @@ use super::attached::Attached;
 use super::conn::Conn;
 use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
 use super::phase::{
-    Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
+    fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
 };
 use super::pooled::MAX_SESSION_SETTINGS_BYTES;
 use super::source::{Ready, Source};
@@ -18,7 +18,6 @@ use crate::conversation::Conversation;
 use crate::error::SessionError;
 use crate::interrupt::Signal;
 use crate::limits::StatementWatch;
-use crate::protocol::{self, Severity};
 use crate::relay::{Carried, End, Mode, Ownership, Relay, RelayError, Rest};
 use crate::transport::Stream;
 use std::sync::Arc;
@@ -339,12 +338,9 @@ impl On<'_> {
     /// Close the client with FATAL `code`, after the bytes already owed to
     /// it, when they end at a frame boundary (otherwise the FATAL is not
     /// sent: the client sees the connection close).
-    async fn close_with(&mut self, relay: &Relay, (code, why): Fatal) {
-        let msg = protocol::error_response(
-            Severity::Fatal,
-            code,
-            &format!("terminating connection: {why}"),
-        );
+    async fn close_with(&mut self, relay: &Relay, fatal: Fatal) {
+        let msg = fatal_frame(fatal);
+        let why = fatal.1;
         let (owed, whole) = relay.owed();
         let client = &mut self.conn.client.stream;
         let write = async {
