@@ -265,6 +265,38 @@ CREATE EVENT TRIGGER pg_tenant_protect_children ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION tenant._protect_children();
 
+-- 0.8.0: how to stop role `member_role` inheriting the privileges of role
+-- `target_role`. Up to PostgreSQL 15 inheritance is a property of the member
+-- (ALTER ROLE ... NOINHERIT); from 16 it is a property of each grant
+-- (pg_auth_members.inherit_option; ALTER ROLE ... NOINHERIT only sets the
+-- default for later grants), so the fix is GRANT ... WITH INHERIT FALSE on
+-- the member's own inheriting grant that leads to `target_role` (the direct one
+-- when there is one). inherit_option is read through to_jsonb, so this
+-- parses on 15, where the column does not exist.
+CREATE FUNCTION tenant._inherit_fix(member_role pg_catalog.oid, target_role pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT CASE
+        WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 160000
+            THEN pg_catalog.format('ALTER ROLE %s NOINHERIT', pg_catalog.quote_ident(m.rolname))
+        ELSE pg_catalog.format('GRANT %s TO %s WITH INHERIT FALSE (PostgreSQL 16+: inheritance is set per grant, ALTER ROLE NOINHERIT only changes later grants)',
+                               pg_catalog.quote_ident(coalesce(
+                                   (SELECT g.rolname
+                                      FROM pg_catalog.pg_auth_members a
+                                      JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid
+                                     WHERE a.member OPERATOR(pg_catalog.=) $1
+                                       AND coalesce((pg_catalog.to_jsonb(a.*) OPERATOR(pg_catalog.->>) 'inherit_option')::pg_catalog.bool, true)
+                                       AND (a.roleid OPERATOR(pg_catalog.=) $2
+                                            OR pg_catalog.pg_has_role(a.roleid, $2, 'USAGE'))
+                                     ORDER BY a.roleid OPERATOR(pg_catalog.<>) $2, g.rolname
+                                     LIMIT 1),
+                                   t.rolname)),
+                               pg_catalog.quote_ident(m.rolname))
+    END
+    FROM pg_catalog.pg_roles m, pg_catalog.pg_roles t
+    WHERE m.oid OPERATOR(pg_catalog.=) $1 AND t.oid OPERATOR(pg_catalog.=) $2
+$fn$;
+COMMENT ON FUNCTION tenant._inherit_fix IS 'pg_tenant: the statement that stops a role inheriting another''s privileges, for this server''s version';
+
 -- Everything that would let one tenant see another's rows: one row per
 -- problem, no rows when the database is safe.
 CREATE FUNCTION tenant.audit()
@@ -549,10 +581,10 @@ UNION ALL
 -- refuses it.
 SELECT DISTINCT quote_ident(e.rolname),
        CASE WHEN e.rolcanlogin AND NOT EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname)
-            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: ALTER ROLE %s NOINHERIT (set_context still switches to a tenant''s role), or separate login roles',
-                        quote_ident(g.rolname), x.id, quote_ident(e.rolname))
-            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or ALTER ROLE %s NOINHERIT',
-                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), quote_ident(e.rolname))
+            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: %s (set_context still switches to a tenant''s role), or separate login roles',
+                        quote_ident(g.rolname), x.id, tenant._inherit_fix(e.oid, g.oid))
+            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or %s',
+                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), tenant._inherit_fix(e.oid, g.oid))
        END
   FROM tenant.tenants x
   JOIN pg_roles g ON g.rolname = x.role_name

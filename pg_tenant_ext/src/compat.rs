@@ -167,3 +167,38 @@ pub unsafe fn cancel_key() -> Option<i32> {
         Some(i32::from_be_bytes(*key))
     }
 }
+
+/// A query for the statement that stops role `$1` inheriting the privileges
+/// of role `$2` (both oids as int8), as `tenant._inherit_fix` words it in
+/// audit(); kept here, not called, so a 0.8.0 library refuses with the
+/// right advice before `ALTER EXTENSION pg_tenant UPDATE` made that function.
+///
+/// PostgreSQL 15: inheritance belongs to the member: `ALTER ROLE … NOINHERIT`.
+/// 16+: it belongs to each grant (`pg_auth_members.inherit_option`);
+/// `ALTER ROLE … NOINHERIT` only sets the default for later grants, so the
+/// fix is `GRANT … WITH INHERIT FALSE` on the member's inheriting grant
+/// that leads to the role (the direct one when there is one).
+pub const INHERIT_FIX_QUERY: &str = {
+    #[cfg(feature = "pg15")]
+    {
+        "SELECT pg_catalog.format('ALTER ROLE %s NOINHERIT', pg_catalog.quote_ident(m.rolname)) \
+         FROM pg_catalog.pg_roles m, pg_catalog.pg_roles t \
+         WHERE m.oid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
+           AND t.oid OPERATOR(pg_catalog.=) $2::pg_catalog.int8::pg_catalog.oid"
+    }
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    {
+        "SELECT pg_catalog.format('GRANT %s TO %s WITH INHERIT FALSE (PostgreSQL 16+: inheritance is set per grant, ALTER ROLE NOINHERIT only changes later grants)', \
+           pg_catalog.quote_ident(coalesce( \
+             (SELECT g.rolname FROM pg_catalog.pg_auth_members a \
+                JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid \
+               WHERE a.member OPERATOR(pg_catalog.=) m.oid AND a.inherit_option \
+                 AND (a.roleid OPERATOR(pg_catalog.=) t.oid OR pg_catalog.pg_has_role(a.roleid, t.oid, 'USAGE')) \
+               ORDER BY a.roleid OPERATOR(pg_catalog.<>) t.oid, g.rolname LIMIT 1), \
+             t.rolname)), \
+           pg_catalog.quote_ident(m.rolname)) \
+         FROM pg_catalog.pg_roles m, pg_catalog.pg_roles t \
+         WHERE m.oid OPERATOR(pg_catalog.=) $1::pg_catalog.int8::pg_catalog.oid \
+           AND t.oid OPERATOR(pg_catalog.=) $2::pg_catalog.int8::pg_catalog.oid"
+    }
+};

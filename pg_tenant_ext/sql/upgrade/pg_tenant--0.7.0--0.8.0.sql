@@ -88,3 +88,354 @@ BEGIN
     END IF;
 END
 $schema_check$;
+
+-- ---------------------------------------------------------------------------
+-- PostgreSQL 16+ (issue #27): role membership inheritance is set per grant
+-- (pg_auth_members.inherit_option); ALTER ROLE ... NOINHERIT only sets the
+-- default for later grants. audit()'s fix for a role that inherits another
+-- tenant's role now names this server's statement (tenant._inherit_fix:
+-- ALTER ROLE ... NOINHERIT on 15, GRANT ... WITH INHERIT FALSE on 16+).
+-- tenant.audit() below is rls.sql's, CREATE turned into CREATE OR REPLACE.
+-- ---------------------------------------------------------------------------
+-- 0.8.0: how to stop role `member_role` inheriting the privileges of role
+-- `target_role`. Up to PostgreSQL 15 inheritance is a property of the member
+-- (ALTER ROLE ... NOINHERIT); from 16 it is a property of each grant
+-- (pg_auth_members.inherit_option; ALTER ROLE ... NOINHERIT only sets the
+-- default for later grants), so the fix is GRANT ... WITH INHERIT FALSE on
+-- the member's own inheriting grant that leads to `target_role` (the direct one
+-- when there is one). inherit_option is read through to_jsonb, so this
+-- parses on 15, where the column does not exist.
+CREATE FUNCTION tenant._inherit_fix(member_role pg_catalog.oid, target_role pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT CASE
+        WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 160000
+            THEN pg_catalog.format('ALTER ROLE %s NOINHERIT', pg_catalog.quote_ident(m.rolname))
+        ELSE pg_catalog.format('GRANT %s TO %s WITH INHERIT FALSE (PostgreSQL 16+: inheritance is set per grant, ALTER ROLE NOINHERIT only changes later grants)',
+                               pg_catalog.quote_ident(coalesce(
+                                   (SELECT g.rolname
+                                      FROM pg_catalog.pg_auth_members a
+                                      JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid
+                                     WHERE a.member OPERATOR(pg_catalog.=) $1
+                                       AND coalesce((pg_catalog.to_jsonb(a.*) OPERATOR(pg_catalog.->>) 'inherit_option')::pg_catalog.bool, true)
+                                       AND (a.roleid OPERATOR(pg_catalog.=) $2
+                                            OR pg_catalog.pg_has_role(a.roleid, $2, 'USAGE'))
+                                     ORDER BY a.roleid OPERATOR(pg_catalog.<>) $2, g.rolname
+                                     LIMIT 1),
+                                   t.rolname)),
+                               pg_catalog.quote_ident(m.rolname))
+    END
+    FROM pg_catalog.pg_roles m, pg_catalog.pg_roles t
+    WHERE m.oid OPERATOR(pg_catalog.=) $1 AND t.oid OPERATOR(pg_catalog.=) $2
+$fn$;
+COMMENT ON FUNCTION tenant._inherit_fix IS 'pg_tenant: the statement that stops a role inheriting another''s privileges, for this server''s version';
+
+CREATE OR REPLACE FUNCTION tenant.audit()
+RETURNS TABLE (object text, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+WITH RECURSIVE tables AS (
+    -- tables with a tenant_id column, and tables with our policy on any column
+    SELECT c.oid, c.oid::regclass::text AS name, c.relrowsecurity, c.relforcerowsecurity,
+           coalesce(
+             (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
+             (SELECT a.attnum FROM pg_policy p JOIN pg_attribute a ON a.attrelid = c.oid
+               AND pg_get_expr(p.polqual, p.polrelid) LIKE '(' || quote_ident(a.attname) || ' = %'
+              WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation' LIMIT 1)) AS attnum
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant')
+      AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'))
+), inheritance(child, anc, depth) AS (
+    -- every partition and inheritance child with each of its ancestors
+    SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i
+    UNION ALL
+    SELECT h.child, i.inhparent, h.depth + 1 FROM inheritance h JOIN pg_inherits i ON i.inhrelid = h.anc
+)
+SELECT name, 'row level security is not enabled' FROM tables WHERE NOT relrowsecurity
+UNION ALL
+SELECT name, 'row level security is not forced (the table owner bypasses it)' FROM tables WHERE NOT relforcerowsecurity
+UNION ALL
+SELECT name, 'no pg_tenant_isolation policy (run tenant.protect)' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.oid AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+SELECT name, 'no index leads with the tenant column' FROM tables t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = t.attnum)
+UNION ALL
+SELECT name, format('permissive policy %I widens what tenants see', p.polname) FROM tables t
+  JOIN pg_policy p ON p.polrelid = t.oid
+ WHERE p.polpermissive AND p.polname <> 'pg_tenant_isolation'
+UNION ALL
+SELECT quote_ident(r.rolname), 'login role with ' ||
+       CASE WHEN r.rolsuper THEN 'SUPERUSER' ELSE 'BYPASSRLS' END || ' bypasses tenant isolation'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls) AND r.oid <> 10
+UNION ALL
+SELECT quote_ident(t.role_name), format('tenant role of %s has SUPERUSER or BYPASSRLS', t.id)
+  FROM tenant.tenants t JOIN pg_roles r ON r.rolname = t.role_name
+ WHERE r.rolsuper OR r.rolbypassrls
+UNION ALL
+SELECT pa.parname, 'SET or ALTER SYSTEM on a pg_tenant parameter is granted to a role'
+  FROM pg_parameter_acl pa
+ WHERE pa.parname LIKE 'pg\_tenant.%' AND pa.paracl IS NOT NULL
+UNION ALL
+-- A view runs with its owner's rights: owned by a role that bypasses row
+-- level security, it returns every tenant's rows.
+SELECT DISTINCT v.oid::regclass::text,
+       format('view owned by %s (which bypasses row level security) reads protected table %s: it returns every tenant''s rows; fix: ALTER VIEW %s SET (security_invoker = true)',
+              quote_ident(o.rolname), t.name, v.oid::regclass)
+  FROM pg_class v
+  JOIN pg_roles o ON o.oid = v.relowner
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE v.relkind = 'v' AND (o.rolsuper OR o.rolbypassrls)
+   AND NOT coalesce((SELECT lower(x.option_value) IN ('true', 'on', '1', 'yes')
+                       FROM pg_options_to_table(v.reloptions) x
+                      WHERE x.option_name = 'security_invoker'), false)
+UNION ALL
+-- A materialized view stores rows without row level security.
+SELECT DISTINCT m.oid::regclass::text,
+       format('materialized view over protected table %s has no row level security: whoever can read it sees the rows it was refreshed with, across tenants; fix: drop it, or replace it with a protected table (tenant.protect) filled per tenant',
+              t.name)
+  FROM pg_class m
+  JOIN pg_rewrite rw ON rw.ev_class = m.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid
+ WHERE m.relkind = 'm'
+UNION ALL
+-- SECURITY DEFINER functions run with their owner's rights. Reachable by
+-- a login role, an application role (member of tenant_app) or a tenant's
+-- role: EXECUTE granted to PUBLIC, to the role itself, or to a role it is
+-- a member of, inherited or through SET ROLE (a NOINHERIT member). One row
+-- per function; one a login role executes with its own privileges keeps
+-- the 0.4.0 text, one reached only through a group names the role and the
+-- group (application roles first, then by name).
+SELECT f.fn, f.problem FROM (
+SELECT DISTINCT ON (p.oid) p.oid::regprocedure::text AS fn,
+       CASE WHEN r.rolcanlogin AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+            THEN format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application roles: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE from application roles',
+                        quote_ident(o.rolname), p.oid::regprocedure)
+            ELSE format('SECURITY DEFINER function owned by %s (which bypasses row level security) is executable by application or tenant role %s through %s: it can return or change every tenant''s rows; fix: ALTER FUNCTION %s SECURITY INVOKER, or give it a NOBYPASSRLS owner, or REVOKE EXECUTE ON FUNCTION %s FROM %s',
+                        quote_ident(o.rolname), quote_ident(r.rolname),
+                        CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                             WHEN g.grantee = r.oid THEN 'its own grant'
+                             ELSE format('its membership in role %s', quote_ident(gr.rolname)) END,
+                        p.oid::regprocedure, p.oid::regprocedure,
+                        CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(gr.rolname) END)
+       END AS problem
+  FROM pg_proc p
+  JOIN pg_roles o ON o.oid = p.proowner
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) g
+  LEFT JOIN pg_roles gr ON gr.oid = g.grantee
+  JOIN pg_roles r ON NOT r.rolsuper AND NOT r.rolbypassrls
+                 AND (r.rolcanlogin
+                      OR EXISTS (SELECT 1 FROM tenant.tenants x WHERE x.role_name = r.rolname)
+                      OR (EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+                          AND r.rolname <> 'tenant_app' AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')))
+ WHERE p.prosecdef AND (o.rolsuper OR o.rolbypassrls)
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = 'pg_proc'::regclass
+                      AND e.objid = p.oid AND e.deptype = 'e')
+   AND g.privilege_type = 'EXECUTE'
+   AND (g.grantee = 0 OR pg_has_role(r.oid, g.grantee, 'MEMBER'))
+ ORDER BY p.oid,
+          (r.rolcanlogin AND has_function_privilege(r.oid, p.oid, 'EXECUTE')) DESC,
+          (EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+           AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')) DESC,
+          r.rolname, gr.rolname) f
+UNION ALL
+-- 0.5.0: a table's policy applies only to queries naming that table: a
+-- partition or inheritance child (any depth) of a protected table needs
+-- the same protection, or queries naming it reach every tenant's rows.
+SELECT x.child::regclass::text,
+       CASE WHEN c.relkind = 'f'
+            THEN format('foreign table is a %s of protected table %s: row level security cannot protect it, and queries naming it read and write every tenant''s rows; fix: %s',
+                        CASE WHEN c.relispartition THEN 'partition' ELSE 'child' END, x.anc::regclass,
+                        (SELECT CASE WHEN c.relispartition
+                                     THEN format('ALTER TABLE %s DETACH PARTITION %s', i.inhparent::regclass, x.child::regclass)
+                                     ELSE format('ALTER FOREIGN TABLE %s NO INHERIT %s', x.child::regclass, i.inhparent::regclass) END
+                           FROM pg_inherits i WHERE i.inhrelid = x.child ORDER BY i.inhseqno LIMIT 1))
+            ELSE format('%s of protected table %s is not protected (%s): queries naming it read and write every tenant''s rows; fix: SELECT tenant.protect(%L, %L)',
+                        CASE WHEN c.relispartition THEN 'partition' ELSE 'inheritance child' END, x.anc::regclass,
+                        concat_ws(', ',
+                                  CASE WHEN NOT c.relrowsecurity THEN 'row level security is not enabled' END,
+                                  CASE WHEN NOT c.relforcerowsecurity THEN 'not forced' END,
+                                  CASE WHEN NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = x.child AND p.polname = 'pg_tenant_isolation')
+                                       THEN 'no pg_tenant_isolation policy' END),
+                        x.child::regclass::text, coalesce(tenant._tenant_column(x.anc), '<its tenant column>'))
+       END
+  FROM (SELECT DISTINCT ON (h.child) h.child, h.anc
+          FROM inheritance h
+         WHERE EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = h.anc AND p.polname = 'pg_tenant_isolation')
+         ORDER BY h.child, h.depth, h.anc) x
+  JOIN pg_class c ON c.oid = x.child
+ WHERE NOT c.relrowsecurity OR NOT c.relforcerowsecurity
+    OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = x.child AND p.polname = 'pg_tenant_isolation')
+UNION ALL
+-- 0.5.0: a policy with protect()'s name that says something else (USING
+-- (true), org_id = org_id, a role list, a command) decides what every
+-- tenant sees in that table.
+SELECT c.oid::regclass::text,
+       format('policy pg_tenant_isolation is not the one tenant.protect writes (FOR ALL TO PUBLIC, USING and WITH CHECK comparing the tenant column with the tenant context): whatever it says decides which tenants'' rows are read and written; fix: SELECT tenant.protect(%L, %L)',
+              c.oid::regclass::text, coalesce(tenant._tenant_column(c.oid), '<its tenant column>'))
+  FROM pg_class c
+ WHERE EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation')
+   AND NOT tenant._isolates(c.oid)
+UNION ALL
+-- 0.5.0: a rule's actions run with the rights of its table's owner: one
+-- that reads (or writes) a protected table as a role that bypasses its row
+-- level security (SUPERUSER, BYPASSRLS, or the protected table's owner
+-- when RLS is not forced) reaches every tenant's rows whenever any tenant
+-- fires it. View rules are reported above.
+SELECT DISTINCT format('%I on %s', rw.rulename, r.oid::regclass),
+       format('rule on %s owned by %s (which bypasses row level security on %s) reads or writes protected table %s: its actions run with the owner''s rights, so a tenant firing it reaches every tenant''s rows; fix: DROP RULE %I ON %s (use a trigger instead: it runs as the user who fires it)',
+              r.oid::regclass, quote_ident(o.rolname), t.name, t.name, rw.rulename, r.oid::regclass)
+  FROM pg_rewrite rw
+  JOIN pg_class r ON r.oid = rw.ev_class
+  JOIN pg_roles o ON o.oid = r.relowner
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'n'
+  JOIN tables t ON t.oid = d.refobjid
+  JOIN pg_class tc ON tc.oid = t.oid
+ WHERE r.relkind IN ('r', 'p', 'f')
+   AND (o.rolsuper OR o.rolbypassrls
+        OR (pg_has_role(o.oid, tc.relowner, 'USAGE') AND NOT tc.relforcerowsecurity))
+UNION ALL
+-- A foreign key between protected tables must carry the tenant column.
+SELECT a.name,
+       format('foreign key %s references protected table %s without pairing the tenant columns: a tenant can reference, and probe for, another tenant''s rows; fix: FOREIGN KEY (%s, ...) REFERENCES %s (%s, ...) with a unique key on the referenced side that includes the tenant column',
+              quote_ident(c.conname), b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = a.oid AND attnum = a.attnum)),
+              b.name,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = b.oid AND attnum = b.attnum)))
+  FROM pg_constraint c
+  JOIN tables a ON a.oid = c.conrelid
+  JOIN tables b ON b.oid = c.confrelid
+ WHERE c.contype = 'f'
+   AND coalesce(array_position(c.conkey, a.attnum) IS DISTINCT FROM array_position(c.confkey, b.attnum)
+                OR array_position(c.conkey, a.attnum) IS NULL, true)
+UNION ALL
+-- Unique keys without the tenant column reveal other tenants' keys.
+SELECT t.name,
+       format('unique index %s does not include the tenant column: unique violations and ON CONFLICT reveal which keys other tenants use; fix: make the key (%s, ...)',
+              i.indexrelid::regclass,
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_index i ON i.indrelid = t.oid
+ WHERE i.indisunique
+   AND NOT (t.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1]))  -- key columns, not INCLUDE
+UNION ALL
+SELECT t.name,
+       format('exclusion constraint %s does not include the tenant column: conflicts reveal other tenants'' values; fix: add (%s WITH =) to it',
+              quote_ident(c.conname),
+              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = t.attnum)))
+  FROM tables t
+  JOIN pg_constraint c ON c.conrelid = t.oid AND c.contype = 'x'
+ WHERE NOT (t.attnum = ANY (c.conkey))
+UNION ALL
+-- The owner of a protected table may turn its row level security off.
+SELECT t.name,
+       format('owned by %s, an application or tenant role (member of tenant_app): its sessions can ALTER the table and turn row level security off; fix: ALTER TABLE %s OWNER TO a role that never connects through the router',
+              quote_ident(o.rolname), t.name)
+  FROM tables t
+  JOIN pg_class c ON c.oid = t.oid
+  JOIN pg_roles o ON o.oid = c.relowner
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(o.oid, 'tenant_app', 'MEMBER') AND NOT o.rolsuper
+UNION ALL
+-- allow_ddl with the shared login role: one tenant's objects are everyone's.
+SELECT quote_literal(x.id),
+       format('tenant %s has allow_ddl but no role_name: the objects it creates belong to the shared login role, which other tenants'' sessions can alter or drop; fix: SELECT tenant.alter_tenant(%L, role_name => ''<its own role>'')',
+              x.id, x.id)
+  FROM tenant.tenants x
+ WHERE x.allow_ddl AND x.role_name IS NULL
+UNION ALL
+-- Monitoring rights that reach across tenants.
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_stats: it reads every tenant''s query text (pg_stat_activity, pg_stat_statements); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+UNION ALL
+-- pg_stat_statements shows a role's own statements: with a shared
+-- application role, every tenant's (normalized) statements.
+SELECT p.oid::regprocedure::text,
+       format('pg_stat_statements is executable by application role %s: tenants sharing that role read each other''s statements; fix: REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC (grant it to monitoring roles only)',
+              quote_ident(r.rolname), p.oid::regprocedure)
+  FROM pg_proc p
+  JOIN pg_depend e ON e.classid = 'pg_proc'::regclass AND e.objid = p.oid AND e.deptype = 'e'
+  JOIN pg_extension x ON x.oid = e.refobjid AND x.extname = 'pg_stat_statements'
+  JOIN pg_roles r ON r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+                 AND NOT pg_has_role(r.oid, 'pg_read_all_stats', 'MEMBER')
+ WHERE p.proname = 'pg_stat_statements' AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+UNION ALL
+SELECT quote_ident(r.rolname),
+       'login role is a member of pg_read_all_settings: it reads every server setting (tenant contexts stay safe: the server holds only public keys); fix: keep it for monitoring only, never an application role'
+  FROM pg_roles r
+ WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_has_role(r.oid, 'pg_read_all_settings', 'MEMBER')
+UNION ALL
+-- 0.3.0: the router's and the operators' rights in an application role let
+-- its tenant sessions read tenant secrets and login verifiers, or rewrite
+-- the catalog.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) is a member of %s: its tenant sessions could %s; fix: REVOKE %s FROM %s (or from the role it is a member through)',
+              g.rolname,
+              CASE g.rolname WHEN 'tenant_router' THEN 'read tenant secrets and password verifiers (tenant.auth_secret, tenant.login_verifier)'
+                             ELSE 'change tenants and their secrets (tenant.alter_tenant, tenant.set_password)' END,
+              g.rolname, quote_ident(r.rolname))
+  FROM pg_roles r
+  JOIN pg_roles g ON g.rolname IN ('tenant_router', 'tenant_admin')
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER') AND pg_has_role(r.oid, g.oid, 'MEMBER')
+UNION ALL
+-- 0.3.0: other rights that reach beyond a tenant (tenant._role_problem);
+-- SUPERUSER, BYPASSRLS, tenant_router and tenant_admin are reported above.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) %s: its sessions could reach beyond their tenant, and tenant.login_verifier gives the router no verifier for it; fix: REVOKE the role or ALTER ROLE %s NO<attribute>, whichever the report names',
+              tenant._role_problem(r.oid), quote_ident(r.rolname))
+  FROM pg_roles r
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND NOT r.rolbypassrls
+   AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')
+   AND NOT pg_has_role(r.oid, 'tenant_router', 'MEMBER') AND NOT pg_has_role(r.oid, 'tenant_admin', 'MEMBER')
+   AND tenant._role_problem(r.oid) IS NOT NULL
+UNION ALL
+-- 0.3.0: a role that runs tenant sessions (a login role for tenants
+-- without a role_name, or a tenant's role_name) with the privileges of
+-- another tenant's role_name reaches that tenant's objects; set_context
+-- refuses it.
+SELECT DISTINCT quote_ident(e.rolname),
+       CASE WHEN e.rolcanlogin AND NOT EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname)
+            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: %s (set_context still switches to a tenant''s role), or separate login roles',
+                        quote_ident(g.rolname), x.id, tenant._inherit_fix(e.oid, g.oid))
+            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or %s',
+                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), tenant._inherit_fix(e.oid, g.oid))
+       END
+  FROM tenant.tenants x
+  JOIN pg_roles g ON g.rolname = x.role_name
+  JOIN pg_roles e ON e.oid <> g.oid AND NOT e.rolsuper
+                 AND (e.rolcanlogin OR EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname))
+ WHERE pg_has_role(e.oid, g.oid, 'USAGE')
+   AND EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND pg_has_role(e.oid, 'tenant_app', 'MEMBER')
+UNION ALL
+-- 0.3.0: CREATE on schema public lets an application role plant functions
+-- and operators (exact-type overloads of built-ins) that an operator's
+-- default search_path finds.
+SELECT quote_ident(r.rolname),
+       format('application role (member of tenant_app) may create objects in schema public: it can plant functions and operators that win over built-ins in sessions whose search_path includes public (an operator''s); fix: REVOKE CREATE ON SCHEMA public FROM %s (or from PUBLIC), and give tenants that run DDL a schema of their own',
+              quote_ident(r.rolname))
+  FROM pg_roles r
+  JOIN pg_namespace n ON n.nspname = 'public'
+ WHERE EXISTS (SELECT 1 FROM pg_roles m WHERE m.rolname = 'tenant_app')
+   AND NOT r.rolsuper AND r.rolname NOT IN ('tenant_app', 'tenant_router', 'tenant_admin')
+   AND pg_has_role(r.oid, 'tenant_app', 'MEMBER')
+   AND has_schema_privilege(r.oid, n.oid, 'CREATE')
+ORDER BY 1, 2
+$fn$;
+COMMENT ON FUNCTION tenant.audit IS 'pg_tenant: one row per tenant-isolation problem; empty when safe';
