@@ -216,7 +216,7 @@ fn pg_dump_and_restore_keep_every_tenant() {
     let c = cluster();
     let port = c.port.to_string();
     let pg = |args: &[&str]| {
-        let out = Command::new(args[0])
+        let out = Command::new(c.bin(args[0]))
             .args(&args[1..])
             .args(["-h", &c.sock, "-p", &port, "-U", "postgres"])
             .output()

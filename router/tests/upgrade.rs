@@ -34,7 +34,7 @@ fn fresh_db(name: &str) {
 /// carry oids, xids or per-run keys are dropped.
 fn extension_schema(db: &str) -> Vec<String> {
     let c = cluster();
-    let out = Command::new("pg_dump")
+    let out = Command::new(c.bin("pg_dump"))
         .args(["-h", &c.sock, "-p", &c.port.to_string(), "-U", "postgres"])
         .args(["--schema-only", "--binary-upgrade", db])
         .output()
@@ -444,7 +444,7 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
         "SELECT pg_postmaster_start_time()::text || ' ' || (SELECT count(*) FROM pg_stat_activity)",
     );
     let libdir = String::from_utf8(
-        Command::new("/usr/lib/postgresql/15/bin/pg_config")
+        Command::new(c.bin("pg_config"))
             .arg("--pkglibdir")
             .output()
             .expect("pg_config")
@@ -463,6 +463,7 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
     let mut stdin = held.stdin.take().expect("stdin");
     writeln!(stdin, "SELECT 'before';").expect("write");
     let out = Command::new(common::repo().join("scripts/install-extension"))
+        .env("PG_CONFIG", c.bin("pg_config"))
         .output()
         .expect("install-extension");
     assert!(
@@ -541,7 +542,7 @@ fn update_keeps_the_privileges_an_operator_changed() {
     // A plain dump carries the operator's changes (restored over a fresh
     // install's grants, they give the same privileges again).
     let c = cluster();
-    let out = Command::new("pg_dump")
+    let out = Command::new(c.bin("pg_dump"))
         .args(["-h", &c.sock, "-p", &c.port.to_string(), "-U", "postgres"])
         .args(["--schema-only", db])
         .output()
