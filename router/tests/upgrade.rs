@@ -102,8 +102,28 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
              SELECT tenant.create_app_role('{role}')"
         ),
     );
+    // Tables the old version protected (a bigint tenant column, after a
+    // dropped column), and a policy with protect's name that is not its.
+    sql(
+        old_db,
+        "CREATE TABLE up_items (gone int, v int, org bigint); ALTER TABLE up_items DROP COLUMN gone; \
+         SELECT tenant.protect('up_items', 'org'); \
+         CREATE TABLE up_look (tenant_id text); ALTER TABLE up_look ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY pg_tenant_isolation ON up_look USING (true) WITH CHECK (true)",
+    );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);
+    // 0.8.0: the update recorded what protect protected (and only that).
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s', relid, tenant_column, tenant._isolates(relid)), ';') \
+             FROM tenant.protected; \
+             SELECT tenant._isolates('up_look')"
+        ),
+        "up_items|org|t\nf"
+    );
+    sql(old_db, "DROP TABLE up_items, up_look");
     // The application role is now confined without a context too.
     assert_eq!(
         sql(
@@ -257,6 +277,13 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE TABLE tenant.defaults",
         "CREATE FUNCTION tenant.set_password",
         "CREATE TABLE tenant.tenant_secrets",
+        "CREATE FUNCTION tenant._inherit_fix",
+        "CREATE TABLE tenant.protected",
+        "CREATE TABLE tenant._policy_reference",
+        "CREATE POLICY c_int8 ON tenant._policy_reference",
+        "CREATE FUNCTION tenant._is_protects_policy",
+        "CREATE FUNCTION tenant._record_protected",
+        "CREATE EVENT TRIGGER pg_tenant_forget_dropped",
     ] {
         assert!(
             new.iter().any(|l| l.contains(member)),
