@@ -186,6 +186,11 @@ CREATE TABLE tenant.tenants (
                                    CONSTRAINT tenants_lock_space_key UNIQUE,
     -- 0.6.0: the router's idle-client bound (NULL: the default; 0: none).
     client_idle_timeout_ms         pg_catalog.int4 CHECK (client_idle_timeout_ms OPERATOR(pg_catalog.>=) 0),
+    -- 0.8.0: the operator's reference schemas that follow a schema tenant's
+    -- own schema on its search_path (NULL: none).
+    shared_schemas                 pg_catalog.name[]
+                                   CONSTRAINT shared_schemas_listed
+                                   CHECK (pg_catalog.array_position(shared_schemas, NULL::pg_catalog.name) IS NULL),
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
@@ -216,7 +221,8 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        coalesce(t.temp_file_limit_kb, d.temp_file_limit_kb, 1048576) AS temp_file_limit_kb,
        coalesce(t.max_advisory_locks, d.max_advisory_locks, 64) AS max_advisory_locks,
        t.lock_space,
-       coalesce(t.client_idle_timeout_ms, d.client_idle_timeout_ms, 0) AS client_idle_timeout_ms
+       coalesce(t.client_idle_timeout_ms, d.client_idle_timeout_ms, 0) AS client_idle_timeout_ms,
+       t.shared_schemas
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -242,6 +248,27 @@ BEGIN
     END IF;
     IF t.isolation OPERATOR(pg_catalog.=) 'schema' AND t.schema_name IS NULL THEN
         RAISE EXCEPTION 'tenant "%" uses schema isolation but has no schema_name', t.id USING ERRCODE = '22023';
+    END IF;
+    -- 0.8.0: a schema tenant runs as a role of its own (the role that has
+    -- USAGE on its schema). Only enabled rows are held to it, so a row
+    -- stored before 0.8.0 can still be disabled (set_context refuses it).
+    IF t.isolation OPERATOR(pg_catalog.=) 'schema' AND t.role_name IS NULL AND t.enabled THEN
+        RAISE EXCEPTION 'tenant "%" uses schema isolation but has no role_name', t.id
+            USING ERRCODE = '22023',
+                  HINT = 'A schema tenant runs as a role of its own, the one with USAGE on its schema: give it role_name (tenant.provision_tenant creates the role).';
+    END IF;
+    IF t.isolation OPERATOR(pg_catalog.=) 'schema'
+       AND (t.schema_name OPERATOR(pg_catalog.=) ANY ('{pg_catalog,information_schema,tenant,public}'::pg_catalog.name[])
+            OR t.schema_name OPERATOR(pg_catalog.~~) 'pg\_%') THEN
+        RAISE EXCEPTION 'schema "%" cannot be the schema of tenant "%": it is not a tenant''s own', t.schema_name, t.id
+            USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.array_position(t.shared_schemas, NULL::pg_catalog.name) IS NOT NULL THEN
+        RAISE EXCEPTION 'shared_schemas of tenant "%" contains NULL', t.id USING ERRCODE = '22023';
+    END IF;
+    IF t.shared_schemas IS NOT NULL AND t.isolation OPERATOR(pg_catalog.<>) 'schema' THEN
+        RAISE EXCEPTION 'tenant "%" has shared_schemas but uses % isolation', t.id, t.isolation
+            USING ERRCODE = '22023', HINT = 'shared_schemas follow a schema tenant''s own schema on its search_path; reset it to NULL.';
     END IF;
     IF t.isolation OPERATOR(pg_catalog.=) 'database' AND t.database_name IS NULL THEN
         RAISE EXCEPTION 'tenant "%" uses database isolation but has no database_name', t.id USING ERRCODE = '22023';
@@ -356,6 +383,61 @@ BEGIN
 END
 $fn$;
 
+-- 0.8.0: the schemas a create_tenant or alter_tenant call names (only the
+-- ones it sets: a shared schema dropped since must not block
+-- disable_tenant). A tenant's schema is its own: no other tenant's schema
+-- or shared schema; a schema tenant's role is its own too (a role shared
+-- with another tenant reaches both tenants' objects); each shared schema
+-- must exist and be no tenant's schema (22023).
+CREATE FUNCTION tenant._check_schemas(t tenant.tenants, own boolean, shared boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    s pg_catalog.name;
+    other pg_catalog.text;
+BEGIN
+    IF own AND t.role_name IS NOT NULL THEN
+        SELECT x.id INTO other FROM tenant.tenants x
+         WHERE x.id OPERATOR(pg_catalog.<>) t.id
+           AND x.role_name OPERATOR(pg_catalog.=) t.role_name
+           AND (x.isolation OPERATOR(pg_catalog.=) 'schema' OR t.isolation OPERATOR(pg_catalog.=) 'schema')
+         ORDER BY x.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'role "%" of tenant "%" is already the role of tenant "%"', t.role_name, t.id, other
+                USING ERRCODE = '22023', HINT = 'A schema tenant''s role reaches its schema: give each tenant a role of its own.';
+        END IF;
+    END IF;
+    IF own AND t.isolation OPERATOR(pg_catalog.=) 'schema' THEN
+        SELECT x.id INTO other FROM tenant.tenants x
+         WHERE x.id OPERATOR(pg_catalog.<>) t.id
+           AND ((x.isolation OPERATOR(pg_catalog.=) 'schema' AND x.schema_name OPERATOR(pg_catalog.=) t.schema_name)
+                OR t.schema_name OPERATOR(pg_catalog.=) ANY (x.shared_schemas))
+         ORDER BY x.id LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'schema "%" of tenant "%" is already used by tenant "%"', t.schema_name, t.id, other
+                USING ERRCODE = '22023', HINT = 'Each schema tenant needs a schema of its own, shared with no other tenant.';
+        END IF;
+    END IF;
+    IF shared THEN
+        FOREACH s IN ARRAY coalesce(t.shared_schemas, '{}'::pg_catalog.name[]) LOOP
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) s) THEN
+                RAISE EXCEPTION 'shared schema "%" of tenant "%" does not exist', s, t.id USING ERRCODE = '22023';
+            END IF;
+            IF s OPERATOR(pg_catalog.=) t.schema_name THEN
+                RAISE EXCEPTION 'shared schema "%" of tenant "%" is its own schema', s, t.id USING ERRCODE = '22023';
+            END IF;
+            SELECT x.id INTO other FROM tenant.tenants x
+             WHERE x.id OPERATOR(pg_catalog.<>) t.id AND x.isolation OPERATOR(pg_catalog.=) 'schema'
+               AND x.schema_name OPERATOR(pg_catalog.=) s
+             ORDER BY x.id LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'shared schema "%" of tenant "%" is the schema of tenant "%"', s, t.id, other
+                    USING ERRCODE = '22023', HINT = 'A tenant''s schema is never shared: list reference schemas only.';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$fn$;
+
 CREATE FUNCTION tenant.create_tenant(
     id text,
     name text DEFAULT NULL,
@@ -384,7 +466,8 @@ CREATE FUNCTION tenant.create_tenant(
     maintenance_work_mem_kb integer DEFAULT NULL,
     temp_file_limit_kb integer DEFAULT NULL,
     max_advisory_locks integer DEFAULT NULL,
-    client_idle_timeout_ms integer DEFAULT NULL
+    client_idle_timeout_ms integer DEFAULT NULL,
+    shared_schemas name[] DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -398,9 +481,15 @@ BEGIN
              pg_catalog.now(), pg_catalog.now(), coalesce(allow_large_objects, false), login_roles,
              pool_mode, statement_timeout_ms, idle_in_transaction_timeout_ms, work_mem_kb,
              maintenance_work_mem_kb, temp_file_limit_kb, max_advisory_locks,
-             pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass), client_idle_timeout_ms);
+             pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass), client_idle_timeout_ms,
+             shared_schemas);
     PERFORM tenant._validate(t);
-    PERFORM tenant._check_roles(t.role_name, t.login_roles);
+    -- A schema tenant's role may not exist yet: tenant.provision_tenant
+    -- creates it (set_context refuses the tenant until then).
+    PERFORM tenant._check_roles(CASE WHEN t.isolation OPERATOR(pg_catalog.=) 'schema'
+                                      AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) t.role_name)
+                                     THEN NULL ELSE t.role_name END, t.login_roles);
+    PERFORM tenant._check_schemas(t, true, true);
     IF EXISTS (SELECT FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) t.id) THEN
         RAISE EXCEPTION 'tenant "%" already exists', t.id USING ERRCODE = '23505';
     END IF;
@@ -455,7 +544,8 @@ CREATE FUNCTION tenant.alter_tenant(
     maintenance_work_mem_kb integer DEFAULT NULL,
     temp_file_limit_kb integer DEFAULT NULL,
     max_advisory_locks integer DEFAULT NULL,
-    client_idle_timeout_ms integer DEFAULT NULL
+    client_idle_timeout_ms integer DEFAULT NULL,
+    shared_schemas name[] DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -484,6 +574,7 @@ BEGIN
             WHEN 'temp_file_limit_kb' THEN t.temp_file_limit_kb := NULL;
             WHEN 'max_advisory_locks' THEN t.max_advisory_locks := NULL;
             WHEN 'client_idle_timeout_ms' THEN t.client_idle_timeout_ms := NULL;
+            WHEN 'shared_schemas' THEN t.shared_schemas := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -514,11 +605,17 @@ BEGIN
     t.temp_file_limit_kb := coalesce(alter_tenant.temp_file_limit_kb, t.temp_file_limit_kb);
     t.max_advisory_locks := coalesce(alter_tenant.max_advisory_locks, t.max_advisory_locks);
     t.client_idle_timeout_ms := coalesce(alter_tenant.client_idle_timeout_ms, t.client_idle_timeout_ms);
+    t.shared_schemas := coalesce(alter_tenant.shared_schemas, t.shared_schemas);
     t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
     -- Only the roles this call sets: stored ones may have been renamed or
     -- dropped since, and must not block disable_tenant.
-    PERFORM tenant._check_roles(alter_tenant.role_name, alter_tenant.login_roles);
+    PERFORM tenant._check_roles(CASE WHEN t.isolation OPERATOR(pg_catalog.=) 'schema'
+                                      AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname OPERATOR(pg_catalog.=) alter_tenant.role_name)
+                                     THEN NULL ELSE alter_tenant.role_name END, alter_tenant.login_roles);
+    PERFORM tenant._check_schemas(t, alter_tenant.schema_name IS NOT NULL OR alter_tenant.isolation IS NOT NULL
+                                     OR alter_tenant.role_name IS NOT NULL,
+                                  alter_tenant.shared_schemas IS NOT NULL);
     UPDATE tenant.tenants x SET
         name = t.name, isolation = t.isolation, database_name = t.database_name,
         schema_name = t.schema_name, role_name = t.role_name,
@@ -533,7 +630,7 @@ BEGIN
         idle_in_transaction_timeout_ms = t.idle_in_transaction_timeout_ms,
         work_mem_kb = t.work_mem_kb, maintenance_work_mem_kb = t.maintenance_work_mem_kb,
         temp_file_limit_kb = t.temp_file_limit_kb, max_advisory_locks = t.max_advisory_locks,
-        client_idle_timeout_ms = t.client_idle_timeout_ms
+        client_idle_timeout_ms = t.client_idle_timeout_ms, shared_schemas = t.shared_schemas
     WHERE x.id OPERATOR(pg_catalog.=) t.id;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -541,15 +638,214 @@ END
 $fn$;
 COMMENT ON FUNCTION tenant.alter_tenant IS 'pg_tenant: change a tenant; NULL keeps a value, reset => ''{field}'' clears one';
 
-CREATE FUNCTION tenant.drop_tenant(id text) RETURNS void
+-- 0.8.0: the first object in schema nsp not owned by role r (NULL: none):
+-- tables, views, sequences, functions, domains and enums. provision_tenant
+-- hands over, and drop_tenant(drop_objects) drops, only a schema that
+-- holds nothing of anyone else, so tenant_admin cannot point a tenant at
+-- an operator's schema to read or drop it.
+CREATE FUNCTION tenant._foreign_object(nsp pg_catalog.oid, r pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT x.d FROM (
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_class'::pg_catalog.regclass, c.oid, 0) AS d, c.relowner AS o
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::pg_catalog."char"[])
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, 0), p.proowner
+      FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp
+    UNION ALL
+    SELECT pg_catalog.pg_describe_object('pg_catalog.pg_type'::pg_catalog.regclass, y.oid, 0), y.typowner
+      FROM pg_catalog.pg_type y
+     WHERE y.typnamespace OPERATOR(pg_catalog.=) nsp AND y.typtype OPERATOR(pg_catalog.=) ANY ('{d,e,r,m}'::pg_catalog."char"[])
+) x
+WHERE x.o IS DISTINCT FROM r
+ORDER BY 1 LIMIT 1
+$fn$;
+
+-- 0.8.0: drop_tenant says what it leaves behind (a schema tenant's schema
+-- and the tenant's role) in a NOTICE (none when there is nothing); with
+-- drop_objects => true it drops them instead: the tenant's schema (CASCADE,
+-- with everything in it) and its role, unless another tenant names the
+-- role, the role is not an application role, or it still owns objects
+-- outside the schema (2BP01, nothing dropped).
+CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t tenant.tenants;
+    r pg_catalog.oid;
+    nsp pg_catalog.oid;
+    objects pg_catalog.int8;
+    owned pg_catalog.text;
+    kept pg_catalog.text[] := '{}';
+    dropped pg_catalog.text[] := '{}';
+    msg pg_catalog.text;
 BEGIN
-    PERFORM tenant._get(id);
+    t := tenant._get(id);
     DELETE FROM tenant.tenants x WHERE x.id OPERATOR(pg_catalog.=) drop_tenant.id;
-    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', drop_tenant.id);
+    SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
+    IF t.isolation OPERATOR(pg_catalog.=) 'schema' THEN
+        SELECT n.oid INTO nsp FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name;
+    END IF;
+    IF nsp IS NOT NULL THEN
+        IF coalesce(drop_objects, false) THEN
+            owned := tenant._foreign_object(nsp, r);
+            IF owned IS NOT NULL THEN
+                RAISE EXCEPTION 'schema "%" of tenant "%" holds objects of other roles than the tenant''s (%): drop_tenant will not drop it', t.schema_name, t.id, owned
+                    USING ERRCODE = '2BP01', HINT = 'Move or drop them first, or drop the tenant without drop_objects; nothing was dropped.';
+            END IF;
+            EXECUTE pg_catalog.format('DROP SCHEMA %I CASCADE', t.schema_name);
+            dropped := dropped OPERATOR(pg_catalog.||) pg_catalog.format('schema %I', t.schema_name);
+        ELSE
+            SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) nsp
+                       AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m,f,S}'::pg_catalog."char"[]))
+                 OPERATOR(pg_catalog.+)
+                   (SELECT pg_catalog.count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp)
+              INTO objects;
+            kept := kept OPERATOR(pg_catalog.||) pg_catalog.format('schema %I (%s tables, views, sequences and functions)', t.schema_name, objects);
+        END IF;
+    END IF;
+    IF r IS NOT NULL THEN
+        IF coalesce(drop_objects, false)
+           AND NOT EXISTS (SELECT FROM tenant.tenants x WHERE x.role_name OPERATOR(pg_catalog.=) t.role_name) THEN
+            IF NOT pg_catalog.pg_has_role(r, 'tenant_app'::pg_catalog.name, 'MEMBER')
+               OR t.role_name OPERATOR(pg_catalog.=) 'tenant_app'::pg_catalog.name
+               OR tenant._role_problem(r) IS NOT NULL
+               OR (SELECT a.rolcanlogin FROM pg_catalog.pg_roles a WHERE a.oid OPERATOR(pg_catalog.=) r) THEN
+                RAISE EXCEPTION 'role "%" of tenant "%" is not a NOLOGIN application role: drop_tenant will not drop it', t.role_name, t.id
+                    USING ERRCODE = '42501', HINT = 'Drop the tenant without drop_objects, then the role by hand if you mean it.';
+            END IF;
+            SELECT pg_catalog.string_agg(pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid), ', ') INTO owned
+              FROM pg_catalog.pg_shdepend d
+             WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_authid'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) r
+               AND d.deptype OPERATOR(pg_catalog.=) 'o'::pg_catalog."char"
+               AND d.dbid OPERATOR(pg_catalog.=) (SELECT b.oid FROM pg_catalog.pg_database b
+                                                    WHERE b.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
+            IF owned IS NOT NULL THEN
+                RAISE EXCEPTION 'role "%" of tenant "%" owns objects outside its schema: %', t.role_name, t.id, owned
+                    USING ERRCODE = '2BP01', HINT = 'Drop or reassign them, then drop the tenant again; nothing was dropped.';
+            END IF;
+            -- What is left are privileges granted to it (USAGE on schema
+            -- tenant, on shared schemas, tables): revoke them, then drop it.
+            EXECUTE pg_catalog.format('DROP OWNED BY %I', t.role_name);
+            EXECUTE pg_catalog.format('DROP ROLE %I', t.role_name);
+            dropped := dropped OPERATOR(pg_catalog.||) pg_catalog.format('role %I', t.role_name);
+        ELSE
+            kept := kept OPERATOR(pg_catalog.||) pg_catalog.format('role %I', t.role_name);
+        END IF;
+    END IF;
+    IF pg_catalog.cardinality(dropped) OPERATOR(pg_catalog.=) 0 AND pg_catalog.cardinality(kept) OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
+        RETURN;
+    END IF;
+    msg := pg_catalog.format('tenant "%s" dropped', t.id);
+    IF pg_catalog.cardinality(dropped) OPERATOR(pg_catalog.>) 0 THEN
+        msg := msg OPERATOR(pg_catalog.||) pg_catalog.format(' with its %s', pg_catalog.array_to_string(dropped, ' and '));
+    END IF;
+    IF pg_catalog.cardinality(kept) OPERATOR(pg_catalog.>) 0 THEN
+        msg := msg OPERATOR(pg_catalog.||) pg_catalog.format('; left behind: %s (drop_tenant(%L, drop_objects => true) drops them)',
+                                                             pg_catalog.array_to_string(kept, ', '), t.id);
+    END IF;
+    RAISE NOTICE '%', msg;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
 END
 $fn$;
-COMMENT ON FUNCTION tenant.drop_tenant IS 'pg_tenant: remove a tenant from the catalog (its rows stay)';
+COMMENT ON FUNCTION tenant.drop_tenant IS 'pg_tenant: remove a tenant from the catalog (its rows stay); a NOTICE names the schema and role it leaves behind, which drop_objects => true drops too';
+
+-- 0.8.0: what a schema tenant needs, made explicit and idempotent: its
+-- role (NOLOGIN, an application role: a member of tenant_app, USAGE on
+-- schema tenant), its schema (owned by the extension's owner, never by
+-- the tenant role, so the tenant cannot GRANT its schema to anyone),
+-- USAGE and CREATE on it for the role and nothing for PUBLIC, and the
+-- role granted to the tenant's login_roles (so set_context can switch to
+-- it). Says what it did; a second call changes nothing and says so.
+CREATE FUNCTION tenant.provision_tenant(id text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    t tenant.tenants;
+    r pg_catalog.oid;
+    nsp pg_catalog.oid;
+    owner_oid pg_catalog.oid;
+    lr pg_catalog.oid;
+    l pg_catalog.text;
+    done pg_catalog.text[] := '{}';
+    msg pg_catalog.text;
+BEGIN
+    t := tenant._get(id);
+    IF t.isolation OPERATOR(pg_catalog.<>) 'schema' THEN
+        RAISE EXCEPTION 'tenant "%" uses % isolation: provision_tenant provisions schema tenants', t.id, t.isolation
+            USING ERRCODE = '22023';
+    END IF;
+    IF t.role_name IS NULL THEN
+        RAISE EXCEPTION 'tenant "%" uses schema isolation but has no role_name', t.id
+            USING ERRCODE = '22023', HINT = 'Give it one first: tenant.alter_tenant(id, role_name => ...).';
+    END IF;
+    SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
+    IF r IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION IN ROLE tenant_app', t.role_name);
+        SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) t.role_name;
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('created role %I (NOLOGIN, in tenant_app)', t.role_name);
+    ELSE
+        -- An existing role must already be a tenant role (42501/22023 otherwise).
+        PERFORM tenant._check_roles(t.role_name, NULL);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+                    WHERE n.nspname OPERATOR(pg_catalog.=) 'tenant'::pg_catalog.name
+                      AND a.grantee OPERATOR(pg_catalog.=) r
+                      AND a.privilege_type OPERATOR(pg_catalog.=) 'USAGE') THEN
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA tenant TO %I', t.role_name);
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted USAGE on schema tenant to %I', t.role_name);
+    END IF;
+    SELECT n.oid, n.nspowner INTO nsp, owner_oid FROM pg_catalog.pg_namespace n
+     WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name;
+    IF nsp IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE SCHEMA %I', t.schema_name);
+        SELECT n.oid INTO nsp FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) t.schema_name;
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('created schema %I', t.schema_name);
+    ELSIF pg_catalog.pg_has_role(owner_oid, 'tenant_app'::pg_catalog.name, 'MEMBER')
+          AND NOT (SELECT w.rolsuper FROM pg_catalog.pg_roles w WHERE w.oid OPERATOR(pg_catalog.=) owner_oid) THEN
+        RAISE EXCEPTION 'schema "%" of tenant "%" is owned by application role "%"', t.schema_name, t.id, pg_catalog.pg_get_userbyid(owner_oid)
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('A tenant role that owns its schema can GRANT it to other tenants: ALTER SCHEMA %I OWNER TO a role that never connects through the router, then provision again.', t.schema_name);
+    ELSIF tenant._foreign_object(nsp, r) IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "%" holds objects of other roles than tenant "%"''s role (%): provision_tenant will not hand it to the tenant', t.schema_name, t.id, tenant._foreign_object(nsp, r)
+            USING ERRCODE = '42501',
+                  HINT = pg_catalog.format('An existing schema becomes a tenant''s only when everything in it is the tenant''s: ALTER ... OWNER TO %I what belongs to it, move the rest, then provision again.', t.role_name);
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_namespace n, LATERAL pg_catalog.aclexplode(n.nspacl) a
+                WHERE n.oid OPERATOR(pg_catalog.=) nsp AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid) THEN
+        EXECUTE pg_catalog.format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', t.schema_name);
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('revoked PUBLIC''s privileges on schema %I', t.schema_name);
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege(r, nsp, 'USAGE') OR NOT pg_catalog.has_schema_privilege(r, nsp, 'CREATE') THEN
+        EXECUTE pg_catalog.format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', t.schema_name, t.role_name);
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted USAGE and CREATE on schema %I to %I', t.schema_name, t.role_name);
+    END IF;
+    -- Only to application roles (members of tenant_app with no right
+    -- beyond a tenant): tenant_admin must not gain a tenant's role, and
+    -- its data, by listing itself in login_roles.
+    FOREACH l IN ARRAY coalesce(t.login_roles, '{}'::pg_catalog.text[]) LOOP
+        SELECT a.oid INTO lr FROM pg_catalog.pg_roles a WHERE a.rolname OPERATOR(pg_catalog.=) l;
+        IF lr IS NULL OR pg_catalog.pg_has_role(lr, r, 'MEMBER') THEN
+            CONTINUE;
+        END IF;
+        IF l OPERATOR(pg_catalog.=) 'tenant_app' OR NOT pg_catalog.pg_has_role(lr, 'tenant_app'::pg_catalog.name, 'MEMBER')
+           OR tenant._role_problem(lr) IS NOT NULL THEN
+            RAISE EXCEPTION 'login role "%" of tenant "%" is not an application role: provision_tenant grants tenant roles to application roles only', l, t.id
+                USING ERRCODE = '42501',
+                      HINT = pg_catalog.format('Make it one (tenant.create_app_role(%L)), or GRANT %I TO %I yourself if you mean it.', l, t.role_name, l);
+        END IF;
+        EXECUTE pg_catalog.format('GRANT %I TO %I', t.role_name, l);
+        done := done OPERATOR(pg_catalog.||) pg_catalog.format('granted %I to login role %I', t.role_name, l);
+    END LOOP;
+    IF pg_catalog.cardinality(done) OPERATOR(pg_catalog.=) 0 THEN
+        msg := pg_catalog.format('tenant "%s" is already provisioned (role %I, schema %I): nothing changed', t.id, t.role_name, t.schema_name);
+    ELSE
+        msg := pg_catalog.format('tenant "%s" provisioned: %s', t.id, pg_catalog.array_to_string(done, '; '));
+    END IF;
+    RETURN msg;
+END
+$fn$;
+COMMENT ON FUNCTION tenant.provision_tenant IS 'pg_tenant: create what a schema tenant needs (its role, its schema, USAGE and CREATE for the role, nothing for PUBLIC), idempotent; returns what it did';
 
 CREATE FUNCTION tenant.enable_tenant(id text) RETURNS tenant.tenants
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -700,18 +996,18 @@ COMMENT ON FUNCTION tenant.router_catalog_counts IS 'pg_tenant: the number of te
 REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
-    tenant._check_roles(name, text[]),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
-    tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
+    tenant._check_roles(name, text[]), tenant._check_schemas(tenant.tenants, boolean, boolean), tenant._foreign_object(oid, oid),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.drop_tenant(text, boolean), tenant.provision_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer),
     tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean),
     tenant.router_catalog_counts()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer),
-    tenant.drop_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.drop_tenant(text, boolean), tenant.provision_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer)
     TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean),

@@ -11,6 +11,27 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 
+/// The isolation kind of a tenant (`tenant.tenants.isolation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    Rls,
+    Schema,
+    Database,
+}
+
+impl Isolation {
+    /// The kind a catalog value names; None for anything else (the
+    /// catalog's constraint allows nothing else).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "rls" => Some(Self::Rls),
+            "schema" => Some(Self::Schema),
+            "database" => Some(Self::Database),
+            _ => None,
+        }
+    }
+}
+
 /// One catalog row as `set_context` needs it.
 pub struct TenantRow {
     pub enabled: bool,
@@ -25,6 +46,11 @@ pub struct TenantRow {
     /// The effective pool_mode is `transaction`.
     pub transaction_pool: bool,
     pub budget: Budget,
+    /// The isolation kind (0.8.0: `schema` is applied by `schema::apply`).
+    pub isolation: Isolation,
+    pub schema_name: Option<String>,
+    /// The operator's schemas after the tenant's own on its search_path.
+    pub shared_schemas: Vec<String>,
 }
 
 /// Run catalog reads as the bootstrap superuser, immune to the caller.
@@ -127,7 +153,11 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
         field!("work_mem_kb", "65536"),
         field!("maintenance_work_mem_kb", "262144"),
         field!("temp_file_limit_kb", "1048576"),
-        "coalesce((x.j OPERATOR(pg_catalog.->>) 'lock_space')::pg_catalog.int8, 0) \
+        "coalesce((x.j OPERATOR(pg_catalog.->>) 'lock_space')::pg_catalog.int8, 0), \
+         t.isolation, t.schema_name::pg_catalog.text, \
+         CASE WHEN pg_catalog.jsonb_typeof(x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text) \
+           OPERATOR(pg_catalog.=) 'array'::pg_catalog.text \
+         THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text)) END \
          FROM tenant.tenants t, \
          LATERAL (SELECT pg_catalog.to_jsonb(t) AS j, coalesce((SELECT pg_catalog.to_jsonb(d) \
                   FROM tenant.defaults d LIMIT 1), '{}'::pg_catalog.jsonb) AS dj) x \
@@ -144,6 +174,16 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
             let n = |i: usize| -> Result<u32, pgrx::spi::Error> {
                 let v = r.get::<i64>(i)?.unwrap_or(0);
                 Ok(u32::try_from(v.max(0)).unwrap_or(u32::MAX))
+            };
+            let kind = r.get::<String>(16)?.unwrap_or_default();
+            let Some(isolation) = Isolation::from_name(&kind) else {
+                refuse(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!(
+                        "tenant \"{id}\" has an unknown isolation \"{}\"",
+                        printable(&kind)
+                    ),
+                );
             };
             Ok(Some(TenantRow {
                 enabled: r.get::<bool>(1)?.unwrap_or(false),
@@ -166,6 +206,9 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                     temp_file_limit_kb: n(14)?,
                     lock_space: n(15)?,
                 },
+                isolation,
+                schema_name: r.get::<String>(17)?,
+                shared_schemas: r.get::<Vec<String>>(18)?.unwrap_or_default(),
             }))
         })
     });
@@ -307,7 +350,7 @@ pub fn refuse_foreign_privileges(
 }
 
 /// An identifier quoted like `quote_ident`.
-fn quote_ident(s: &str) -> String {
+pub fn quote_ident(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .next()

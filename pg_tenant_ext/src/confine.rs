@@ -459,6 +459,7 @@ pub unsafe fn check_utility(st: &ContextState, node: *mut pg_sys::Node) {
             ));
         }
     }
+    crate::schema::check_utility(node);
     check_before_lock(node);
     match tag {
         T_LockStmt => {

@@ -161,6 +161,9 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
         }
         session_user.to_u32()
     };
+    // Schema isolation: the tenant's schema checked, its search_path set
+    // (or a schema tenant's path undone for a tenant of another kind).
+    crate::schema::apply(tenant, &row, pg_sys::Oid::from(role_oid));
     let st = ContextState {
         role: role_oid,
         allow_ddl: row.allow_ddl,
@@ -186,8 +189,10 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
 /// backend. Refuses unknown and disabled tenants, sessions whose login role
 /// bypasses row level security or is not among the tenant's `login_roles`.
 /// When the tenant has a role, switches to it and locks it for the rest of
-/// the session. Clears any subject and claims.
-/// Errors: 42501 for a bad or replayed token, an unknown or disabled tenant;
+/// the session; a schema tenant's schema and shared schemas become the
+/// session's search_path (`schema::apply`). Clears any subject and claims.
+/// Errors: 42501 for a bad or replayed token, an unknown or disabled tenant,
+/// a schema tenant without a role, schema, or USAGE on it;
 /// 22023 for a malformed tenant id. Returns the tenant id.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context(tenant: &str, token: &str) -> String {
@@ -222,7 +227,8 @@ fn set_context_subject(tenant: &str, token: &str, subject: &str, claims: &str) -
 
 /// Clear this backend's tenant, subject and claims (for a router that hands
 /// the backend to another client). Needs a `clear` token for this backend;
-/// unlocks and resets the role. Errors like `set_context`.
+/// unlocks and resets the role, restores the search_path a schema tenant
+/// set (`schema::leave`). Errors like `set_context`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context(token: &str) {
     let current = tenant().unwrap_or_default();
@@ -231,6 +237,7 @@ fn clear_context(token: &str) {
     if state().role != 0 {
         set_role("none");
     }
+    crate::schema::leave();
     gucs::set_suset(gucs::CONTEXT_STATE_NAME, "");
     gucs::set_suset(gucs::SUBJECT_NAME, "");
     gucs::set_suset(gucs::CLAIMS_NAME, "");

@@ -4,7 +4,8 @@
 //! Modules, in an order where each uses only modules named before it:
 //! `state` (the per-backend state every module reads) and `report` (how a
 //! refusal is raised); `gucs`, `budget`, `rolelock`, `subject`,
-//! `admission`, `refused`, `auth`; `context` (`set_context` and the
+//! `admission`, `schema` (schema isolation's search_path and checks),
+//! `refused`, `auth`; `context` (`set_context` and the
 //! functions that read the tenant), `pool`, `advisory`, `confine`, `copy`;
 //! `hooks`, which runs the checks at every statement.
 
@@ -24,6 +25,7 @@ mod pool;
 mod refused;
 mod report;
 mod rolelock;
+mod schema;
 mod state;
 mod subject;
 

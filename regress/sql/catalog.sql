@@ -6,7 +6,9 @@ SET client_min_messages = warning;
 -- Valid input, named and defaulted arguments.
 SELECT id, name, isolation, max_connections, qps_limit, allow_ddl, read_only, allowed_operations, enabled
 FROM tenant.create_tenant('cat-a', 'Cat A', max_connections => 5, qps_limit => 100, burst_multiplier => 1.5);
-SELECT id, isolation, schema_name FROM tenant.create_tenant('cat_b', isolation => 'schema', schema_name => 'cat_b');
+DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_cat_b') THEN
+  CREATE ROLE regress_cat_b NOLOGIN IN ROLE tenant_app; END IF; END $$;
+SELECT id, isolation, schema_name FROM tenant.create_tenant('cat_b', isolation => 'schema', schema_name => 'cat_b', role_name => 'regress_cat_b');
 SELECT id, isolation, database_name FROM tenant.create_tenant('cat-c', isolation => 'database', database_name => 'cat_c_db');
 SELECT id, max_connections, qps_limit, burst_multiplier, max_query_ms, max_result_bytes, pool_size, min_idle
 FROM tenant.tenant_list WHERE id LIKE 'cat%' ORDER BY id;

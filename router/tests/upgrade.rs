@@ -111,6 +111,11 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
          CREATE TABLE up_look (tenant_id text); ALTER TABLE up_look ENABLE ROW LEVEL SECURITY; \
          CREATE POLICY pg_tenant_isolation ON up_look USING (true) WITH CHECK (true)",
     );
+    // A schema tenant without a role, as every version before 0.8.0 took it.
+    sql(
+        old_db,
+        "SELECT tenant.create_tenant('oldschema', isolation => 'schema', schema_name => 'oldschema_s')",
+    );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);
     // 0.8.0: the update recorded what protect protected (and only that).
@@ -124,6 +129,17 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "up_items|org|t\nf"
     );
     sql(old_db, "DROP TABLE up_items, up_look");
+    // 0.8.0: the row survives the update; it can be disabled, not enabled
+    // again without a role (set_context refuses it meanwhile), and dropped.
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT format('%s|%s', (tenant.disable_tenant('oldschema')).enabled, \
+             shared_schemas IS NULL) FROM tenant.tenant_list WHERE id = 'oldschema'"
+        ),
+        "f|t"
+    );
+    sql(old_db, "SELECT tenant.drop_tenant('oldschema')");
     // The application role is now confined without a context too.
     assert_eq!(
         sql(
@@ -230,6 +246,19 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         ),
         "t\n600000"
     );
+    // 0.8.0: shared_schemas, taken by alter_tenant, shown by tenant_list.
+    sql(old_db, "CREATE SCHEMA IF NOT EXISTS upgrade_ref");
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT (tenant.alter_tenant('acme', isolation => 'schema', schema_name => 'acme_s', \
+             role_name => 'upgrade_acme_role', shared_schemas => '{upgrade_ref}')).shared_schemas; \
+             SELECT shared_schemas FROM tenant.tenant_list WHERE id = 'acme'; \
+             SELECT (tenant.alter_tenant('acme', isolation => 'rls', reset => '{shared_schemas,schema_name,role_name}')).shared_schemas IS NULL"
+        ),
+        "{upgrade_ref}\n{upgrade_ref}\nt"
+    );
+    sql(old_db, "DROP SCHEMA upgrade_ref");
     // 0.7.0: the admin API's pages and counts, in byte order.
     assert_eq!(
         sql(
@@ -284,6 +313,11 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE FUNCTION tenant._is_protects_policy",
         "CREATE FUNCTION tenant._record_protected",
         "CREATE EVENT TRIGGER pg_tenant_forget_dropped",
+        "CREATE FUNCTION tenant.provision_tenant",
+        "CREATE FUNCTION tenant._check_schemas",
+        "CREATE FUNCTION tenant._audit_schemas",
+        "CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean",
+        "shared_schemas name[]",
     ] {
         assert!(
             new.iter().any(|l| l.contains(member)),
