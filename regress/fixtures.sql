@@ -15,10 +15,12 @@ CREATE SCHEMA regress;
 -- read from the server process itself.
 CREATE FUNCTION regress.signing_key_file() RETURNS text LANGUAGE sql IMMUTABLE
 RETURN :'signing_key_file';
--- A set-subject token also signs `subject` and `claims` (after the nonce).
+-- A set-subject token also signs `subject` and `claims` (after the nonce);
+-- set-sealed the `document`, set-subject-sealed all three (0.8.0).
 CREATE FUNCTION regress.token(action text, tenant text, nonce bigint, pid int DEFAULT pg_backend_pid(),
                               key_file text DEFAULT NULL, cancel_key int DEFAULT NULL,
-                              subject text DEFAULT NULL, claims text DEFAULT NULL) RETURNS text
+                              subject text DEFAULT NULL, claims text DEFAULT NULL,
+                              document text DEFAULT NULL) RETURNS text
 LANGUAGE plpython3u SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 path = key_file
@@ -41,6 +43,10 @@ if key_of_backend is None:
 parts = ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)]
 if action == "set-subject":
     parts += [subject or "", claims or ""]
+elif action == "set-sealed":
+    parts += [document or ""]
+elif action == "set-subject-sealed":
+    parts += [subject or "", claims or "", document or ""]
 msg = b"\0".join(x.encode() for x in parts)
 return "v2.%d.%s" % (nonce, key.sign(msg).hex())
 $$;

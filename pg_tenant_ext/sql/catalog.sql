@@ -898,13 +898,15 @@ COMMENT ON FUNCTION tenant.set_defaults IS 'pg_tenant: defaults used where a ten
 
 -- What a router needs, nothing more: effective limits and pool settings of
 -- one or all tenants (0.4.0: dedicated_pool, pool_size, min_idle, pool_mode;
--- 0.6.0: client_idle_timeout_ms).
+-- 0.6.0: client_idle_timeout_ms; 0.8.0: context_document, the sealed
+-- context of a database-isolated tenant, NULL for the others:
+-- tenant.context_document in database.sql).
 CREATE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
 RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
                dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
-               client_idle_timeout_ms integer)
+               client_idle_timeout_ms integer, context_document text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     -- One tenant is read by its primary key, in a plan of its own (a
@@ -914,14 +916,18 @@ BEGIN
         RETURN QUERY
         SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
                l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
-               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
+               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text
+                    THEN tenant.context_document(l.id)::pg_catalog.text END
         FROM tenant.tenant_list l
         WHERE l.id OPERATOR(pg_catalog.=) only_id;
     ELSE
         RETURN QUERY
         SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
                l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
-               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+               l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
+               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text
+                    THEN tenant.context_document(l.id)::pg_catalog.text END
         FROM tenant.tenant_list l
         ORDER BY l.id;
     END IF;
@@ -952,7 +958,7 @@ RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
                dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
-               client_idle_timeout_ms integer)
+               client_idle_timeout_ms integer, context_document text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     sql pg_catalog.text;
@@ -964,7 +970,9 @@ BEGIN
     END IF;
     sql := 'SELECT l.id, l.enabled, l.isolation, l.database_name::pg_catalog.text, l.schema_name::pg_catalog.text,
                    l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
-                   l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms
+                   l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
+                   CASE WHEN l.isolation OPERATOR(pg_catalog.=) ''database''::pg_catalog.text
+                        THEN tenant.context_document(l.id)::pg_catalog.text END
               FROM tenant.tenant_list l
              WHERE (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>) $1
                AND (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>=) $2

@@ -10,6 +10,7 @@
 
 use crate::admission::{
     load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_role_problem, role_name,
+    TenantRow,
 };
 use crate::gucs;
 use crate::report::{printable, refuse};
@@ -40,7 +41,9 @@ pub fn require_preloaded() {
     }
 }
 
-fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
+/// Verify `token` for `action` in this backend (42501 when it is refused);
+/// returns its nonce, which the caller spends with [`spend`].
+pub fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
     require_preloaded();
     let keys = gucs::context_public_keys();
     if keys.is_empty() {
@@ -98,7 +101,14 @@ pub fn reapply_role(role: u32) {
     }
 }
 
-fn check_tenant_id(tenant: &str) {
+/// Spend a verified token's nonce: it is single-use even if what follows
+/// fails.
+pub fn spend(nonce: u64) {
+    LAST_NONCE.0.set(nonce);
+}
+
+/// Raise 22023 unless `tenant` is a tenant id.
+pub fn check_tenant_id(tenant: &str) {
     if !valid_tenant_id(tenant) {
         refuse(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -111,18 +121,27 @@ fn check_tenant_id(tenant: &str) {
 }
 
 /// What both `set_context` forms do once the token is verified: load the
-/// tenant, refuse what must be refused, lock the role, store the context
-/// with the subject and claims ("" for none).
+/// tenant from the catalog, then [`admit`].
 fn enter(tenant: &str, subject: &str, claims: &str) -> String {
-    // SAFETY: reads of backend globals.
-    let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
-    let login = role_name(session_user);
+    // SAFETY: reads of a backend global.
+    let login = role_name(unsafe { pg_sys::GetSessionUserId() });
     let Some(row) = load_tenant(tenant, &login) else {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("tenant \"{tenant}\" does not exist"),
         );
     };
+    admit(tenant, subject, claims, row)
+}
+
+/// What every `set_context` form does with the tenant's row, read from the
+/// catalog (`enter`) or from a sealed context (`sealed`): refuse what must
+/// be refused, lock the role, store the context with the subject and
+/// claims ("" for none).
+pub fn admit(tenant: &str, subject: &str, claims: &str, row: TenantRow) -> String {
+    // SAFETY: reads of backend globals.
+    let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
+    let login = role_name(session_user);
     if !row.enabled {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -199,7 +218,7 @@ fn set_context(tenant: &str, token: &str) -> String {
     check_tenant_id(tenant);
     let nonce = verify(Action::Set(tenant), token, tenant);
     // The nonce is spent even if what follows fails: a token is single-use.
-    LAST_NONCE.0.set(nonce);
+    spend(nonce);
     enter(tenant, "", "")
 }
 
@@ -220,7 +239,7 @@ fn set_context_subject(tenant: &str, token: &str, subject: &str, claims: &str) -
         claims,
     };
     let nonce = verify(action, token, tenant);
-    LAST_NONCE.0.set(nonce);
+    spend(nonce);
     crate::subject::check_claims(claims);
     enter(tenant, subject, claims)
 }

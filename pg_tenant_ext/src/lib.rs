@@ -6,7 +6,8 @@
 //! refusal is raised); `gucs`, `budget`, `rolelock`, `subject`,
 //! `admission`, `schema` (schema isolation's search_path and checks),
 //! `refused`, `auth`; `context` (`set_context` and the
-//! functions that read the tenant), `pool`, `advisory`, `confine`, `copy`;
+//! functions that read the tenant), `sealed` (the context of a tenant
+//! database), `pool`, `advisory`, `confine`, `copy`;
 //! `hooks`, which runs the checks at every statement.
 
 use pgrx::prelude::*;
@@ -26,6 +27,7 @@ mod refused;
 mod report;
 mod rolelock;
 mod schema;
+mod sealed;
 mod state;
 mod subject;
 
@@ -44,6 +46,13 @@ extension_sql_file!(
     "../sql/tenant_ddl.sql",
     name = "tenant_ddl",
     requires = ["catalog", context::current_tenant_id]
+);
+// 0.8.0: database isolation: the sealed context document, the binding of a
+// tenant database.
+extension_sql_file!(
+    "../sql/database.sql",
+    name = "database",
+    requires = ["catalog"]
 );
 // RLS helpers and audit; they call the Rust functions, so they come last.
 extension_sql_file!("../sql/rls.sql", name = "rls", finalize);

@@ -74,6 +74,9 @@ pub struct ContextTag {
     pub tenant: String,
     pub subject: Option<(String, String)>,
     pub settings: Vec<(String, String)>,
+    /// The sealed context of a database tenant (its catalog row), as the
+    /// client's lookup returned it.
+    pub document: Option<std::sync::Arc<str>>,
 }
 
 impl Backend {
@@ -271,9 +274,10 @@ impl Backend {
         tenant: &str,
         token: &str,
         subject: Option<(&str, &str)>,
+        document: Option<&str>,
     ) -> Result<(), BackendError> {
         let mut req = BytesMut::with_capacity(256);
-        context_request(tenant, token, subject, &mut req)?;
+        context_request(tenant, token, subject, document, &mut req)?;
         postgres_protocol::message::frontend::sync(&mut req);
         self.send(&req).await?;
         // Drop the held ReadyForQuery (the last frame in `out`).
@@ -306,30 +310,45 @@ impl Backend {
 }
 
 /// What a context token for `tenant` signs: the tenant, with the subject
-/// and claims of a token login.
+/// and claims of a token login, and the sealed context `document` of a
+/// database tenant.
 pub fn context_action<'a>(
     tenant: &'a str,
     subject: Option<(&'a str, &'a str)>,
+    document: Option<&'a str>,
 ) -> pg_tenant_token::Action<'a> {
-    match subject {
-        None => pg_tenant_token::Action::Set(tenant),
-        Some((subject, claims)) => pg_tenant_token::Action::SetSubject {
+    use pg_tenant_token::Action;
+    match (subject, document) {
+        (None, None) => Action::Set(tenant),
+        (Some((subject, claims)), None) => Action::SetSubject {
             tenant,
             subject,
             claims,
+        },
+        (None, Some(document)) => Action::SetSealed { tenant, document },
+        (Some((subject, claims)), Some(document)) => Action::SetSubjectSealed {
+            tenant,
+            subject,
+            claims,
+            document,
         },
     }
 }
 
 /// Parse, Bind and Execute of `SELECT tenant.set_context(...)` for
-/// `tenant` (and the subject and claims of a token login), with bind
-/// parameters; the caller adds the Sync.
+/// `tenant` (and the subject and claims of a token login), or of
+/// `tenant.set_context_sealed(...)` with the `document` of a database
+/// tenant, with bind parameters; the caller adds the Sync.
 pub fn context_request(
     tenant: &str,
     token: &str,
     subject: Option<(&str, &str)>,
+    document: Option<&str>,
     req: &mut BytesMut,
 ) -> Result<(), BackendError> {
+    if let Some(document) = document {
+        return sealed_request(tenant, token, subject, document, req);
+    }
     use postgres_protocol::message::frontend;
     let fail = |e: std::io::Error| BackendError::Injection(e.to_string());
     // Text parameters are read in the client's client_encoding; the
@@ -355,6 +374,46 @@ pub fn context_request(
     };
     frontend::parse("", sql, types.iter().copied(), req).map_err(fail)?;
     bind_execute(formats, &values, req)
+}
+
+/// `context_request` of a database tenant: `tenant.set_context_sealed`,
+/// the document (like the subject and claims) as UTF-8 bytea.
+fn sealed_request(
+    tenant: &str,
+    token: &str,
+    subject: Option<(&str, &str)>,
+    document: &str,
+    req: &mut BytesMut,
+) -> Result<(), BackendError> {
+    use postgres_protocol::message::frontend;
+    let fail = |e: std::io::Error| BackendError::Injection(e.to_string());
+    match subject {
+        None => {
+            frontend::parse(
+                "",
+                "SELECT tenant.set_context_sealed($1, $2, pg_catalog.convert_from($3, 'UTF8'))",
+                [25u32, 25, 17],
+                req,
+            )
+            .map_err(fail)?;
+            bind_execute(&[0, 0, 1], &[tenant, token, document], req)
+        }
+        Some((subject, claims)) => {
+            frontend::parse(
+                "",
+                "SELECT tenant.set_context_sealed($1, $2, pg_catalog.convert_from($3, 'UTF8'), \
+                 pg_catalog.convert_from($4, 'UTF8'), pg_catalog.convert_from($5, 'UTF8'))",
+                [25u32, 25, 17, 17, 17],
+                req,
+            )
+            .map_err(fail)?;
+            bind_execute(
+                &[0, 0, 1, 1, 1],
+                &[tenant, token, subject, claims, document],
+                req,
+            )
+        }
+    }
 }
 
 /// Bind (unnamed statement and portal, `values` as they are, in the given

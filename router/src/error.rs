@@ -28,6 +28,14 @@ pub enum SessionError {
     UnknownTenant(String),
     #[error("tenant \"{0}\" is disabled")]
     DisabledTenant(String),
+    /// A database-isolated tenant whose catalog predates sealed contexts
+    /// (pg_tenant 0.8.0).
+    #[error("tenant \"{0}\" uses database isolation, which needs pg_tenant 0.8.0 or later in the catalog database: run ALTER EXTENSION pg_tenant UPDATE there")]
+    SealedContextUnsupported(String),
+    /// PostgreSQL has no database of that name for a database-isolated
+    /// tenant (3D000 at its login).
+    #[error("database \"{database}\" of tenant \"{tenant}\" does not exist: create it with `tenant-router tenants provision {tenant}`")]
+    MissingDatabase { tenant: String, database: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -143,6 +151,8 @@ impl SessionError {
             SessionError::Frame(_) => "08P01",
             SessionError::Identify(e) => e.sqlstate(),
             SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
+            SessionError::SealedContextUnsupported(_) => "55000",
+            SessionError::MissingDatabase { .. } => "3D000",
             SessionError::Catalog(_) => "57P03",
             SessionError::Limit(e) => e.sqlstate(),
             SessionError::TooManyClients(_)

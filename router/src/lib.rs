@@ -34,4 +34,5 @@ pub mod session;
 pub mod shared;
 pub mod signing_key;
 pub mod tls;
+pub mod tools;
 pub mod transport;

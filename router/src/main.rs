@@ -1,7 +1,7 @@
 //! `tenant-router`: command line, logging, signals (SIGTERM/SIGINT drain,
 //! SIGHUP reloads the configuration), the admin API.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +29,56 @@ struct Cli {
     /// The settings the environment and the command line put over the file.
     #[command(flatten)]
     over: Overrides,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Administration commands (they run and exit; the proxy does not start).
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tenant administration against the catalog database.
+    #[command(subcommand)]
+    Tenants(Tenants),
+}
+
+#[derive(Subcommand, Debug)]
+enum Tenants {
+    /// Give a database-isolated tenant its database: create it (from
+    /// --template), revoke CONNECT from PUBLIC and grant it to the tenant's
+    /// login roles, install pg_tenant, bind it to the tenant, create the
+    /// tenant's role if missing. Idempotent.
+    Provision {
+        /// The catalog database, as a role that may create databases and
+        /// roles (libpq key=value string or postgres:// URL).
+        #[arg(long, env = "PG_TENANT_ADMIN_URL")]
+        url: String,
+        /// The tenant's id.
+        id: String,
+        /// The template of a database created (default template1).
+        #[arg(long)]
+        template: Option<String>,
+    },
+}
+
+/// Run an administration command; its report on stdout, errors on stderr.
+async fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Tenants(Tenants::Provision { url, id, template }) => {
+            match tenant_router::tools::provision::provision(&url, &id, template.as_deref()).await {
+                Ok(report) => {
+                    for (step, outcome) in report {
+                        println!("{step}: {outcome}");
+                    }
+                    println!("tenant \"{id}\" is provisioned");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tenant-router tenants provision: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -129,7 +179,10 @@ async fn reload_on_hangup(cli: Arc<Cli>, shared: Arc<Shared>) {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(mut cli: Cli) -> ExitCode {
+    if let Some(command) = cli.command.take() {
+        return run_command(command).await;
+    }
     let cfg = match Config::load(cli.config.as_deref(), &cli.over) {
         Ok(c) => c,
         Err(e) => {

@@ -282,6 +282,17 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         ),
         "2|1|1"
     );
+    // 0.8.0: the sealed context of a database tenant, NULL for the others.
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT (tenant.create_tenant('dbt', isolation => 'database', database_name => 'dbt_db')).id; \
+             SELECT string_agg(format('%s|%s', id, context_document::jsonb ->> 'database_name'), ';') \
+               FROM tenant.router_catalog(NULL); \
+             SELECT tenant.drop_tenant('dbt')"
+        ),
+        "dbt\nacme|;dbt|dbt_db;globex|"
+    );
     sql(
         old_db,
         "SELECT tenant.set_password('acme', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
@@ -318,6 +329,12 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE FUNCTION tenant._audit_schemas",
         "CREATE FUNCTION tenant.drop_tenant(id text, drop_objects boolean",
         "shared_schemas name[]",
+        // 0.8.0: database isolation.
+        "CREATE FUNCTION tenant.context_document",
+        "CREATE TABLE tenant.database_binding",
+        "CREATE FUNCTION tenant.bind_database",
+        "CREATE FUNCTION tenant.set_context_sealed",
+        "CREATE TRIGGER refuse_in_tenant_database",
     ] {
         assert!(
             new.iter().any(|l| l.contains(member)),
@@ -431,6 +448,61 @@ async fn the_router_reads_a_0_5_0_catalog_and_sees_the_update() {
         "the router reads client_idle_timeout_ms after the update: {}",
         acme().await
     );
+    drop(router);
+    sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
+
+/// A catalog still on 0.7.0 has no sealed contexts: a database-isolated
+/// tenant is refused at login with a FATAL that says to update, while an
+/// rls tenant works (control); after `ALTER EXTENSION pg_tenant UPDATE`
+/// the router reads the document and goes on to the tenant's database
+/// (here missing: 3D000 naming it).
+#[tokio::test]
+async fn a_0_7_0_catalog_refuses_database_tenants_until_updated() {
+    let db = "upgrade_cat070";
+    fresh_db(db);
+    sql(db, "CREATE EXTENSION pg_tenant VERSION '0.7.0'");
+    sql(
+        db,
+        "SELECT tenant.create_tenant('acme'); \
+         SELECT tenant.create_tenant('dbt', isolation => 'database', database_name => 'upgrade_dbt_db'); \
+         SELECT tenant.create_app_role('rt_trust')",
+    );
+    let c = cluster();
+    let catalog = format!(
+        "host={} port={} user=rt_router dbname={db} application_name=rt_catalog_upgrade070",
+        c.sock, c.port
+    );
+    let router = common::Router::start_env("", &[("TENANT_ROUTER_CATALOG_URL", &catalog)]);
+    let url = |tenant: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=rt_trust.{tenant} dbname={db}",
+            router.port
+        )
+    };
+    let Err(e) = common::connect(&url("dbt")).await else {
+        panic!("a database tenant on a 0.7.0 catalog is refused");
+    };
+    assert_eq!(common::sqlstate(&e), "55000", "{e}");
+    assert!(
+        common::db_message(&e).contains("run ALTER EXTENSION pg_tenant UPDATE"),
+        "{e}"
+    );
+    let acme = common::connect(&url("acme")).await.expect("an rls tenant");
+    assert_eq!(
+        common::first_value(&acme, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    drop(acme);
+    sql(db, "ALTER EXTENSION pg_tenant UPDATE");
+    let missing = common::eventually(std::time::Duration::from_secs(5), || async {
+        match common::connect(&url("dbt")).await {
+            Err(e) => common::sqlstate(&e) == "3D000",
+            Ok(_) => false,
+        }
+    })
+    .await;
+    assert!(missing, "after the update, the router seals dbt's context");
     drop(router);
     sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }

@@ -18,6 +18,13 @@
 //!         NUL subject NUL claims
 //!         (the end user: subject 1..=256 bytes without NUL, claims the text
 //!         of a JSON object of at most 8192 bytes)
+//!       | "pg_tenant/v2" NUL "set-sealed" NUL tenant NUL pid NUL cancel_key NUL nonce
+//!         NUL document
+//!       | "pg_tenant/v2" NUL "set-subject-sealed" NUL tenant NUL pid NUL cancel_key
+//!         NUL nonce NUL subject NUL claims NUL document
+//!         (a sealed context for a tenant database: the document is the text
+//!         of a JSON object of at most 16384 bytes without NUL, the tenant's
+//!         catalog row as `tenant.context_document` builds it)
 //! ```
 //!
 //! The verb separates the domains: a "set" token never verifies as a
@@ -51,6 +58,8 @@ pub const MAX_PUBLIC_KEYS: usize = 4;
 pub const MAX_SUBJECT_LEN: usize = 256;
 /// Longest claims text in bytes.
 pub const MAX_CLAIMS_LEN: usize = 8192;
+/// Longest context document (sealed actions) in bytes.
+pub const MAX_DOCUMENT_LEN: usize = 16384;
 
 /// Whether `id` is a tenant id: `^[a-z0-9][a-z0-9_-]{0,62}$`, the pattern
 /// the catalog's CHECK constraint enforces too. Tenant ids appear in tokens
@@ -79,6 +88,34 @@ pub enum Action<'a> {
         subject: &'a str,
         claims: &'a str,
     },
+    /// Set the backend's tenant from a sealed context `document` (a tenant
+    /// database has no catalog: the document is the tenant's row, checked
+    /// with [`check_document`]).
+    SetSealed { tenant: &'a str, document: &'a str },
+    /// [`Action::SetSubject`] with a sealed context `document`.
+    SetSubjectSealed {
+        tenant: &'a str,
+        subject: &'a str,
+        claims: &'a str,
+        document: &'a str,
+    },
+}
+
+/// Check the limits of a context document: at most [`MAX_DOCUMENT_LEN`]
+/// bytes, no NUL, shaped like a JSON object. Whether it parses is for the
+/// verifier to check. The router checks before signing, [`verify`] again.
+pub fn check_document(document: &str) -> Result<(), TokenError> {
+    if document.len() > MAX_DOCUMENT_LEN || document.contains('\0') || !object_shaped(document) {
+        return Err(TokenError::BadDocument);
+    }
+    Ok(())
+}
+
+/// `{` ... `}` around optional JSON white space.
+fn object_shaped(text: &str) -> bool {
+    let json_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+    let trimmed = text.trim_matches(json_ws);
+    trimmed.len() >= 2 && trimmed.starts_with('{') && trimmed.ends_with('}')
 }
 
 /// Check the limits of a subject and its claims: subject 1..=256 bytes
@@ -88,14 +125,12 @@ pub enum Action<'a> {
 /// with PostgreSQL's own jsonb parser). The router checks before signing,
 /// [`verify`] checks again.
 pub fn check_subject(subject: &str, claims: &str) -> Result<(), TokenError> {
-    let json_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
-    let trimmed = claims.trim_matches(json_ws);
     if subject.is_empty()
         || subject.len() > MAX_SUBJECT_LEN
         || subject.contains('\0')
         || claims.len() > MAX_CLAIMS_LEN
         || claims.contains('\0')
-        || !(trimmed.len() >= 2 && trimmed.starts_with('{') && trimmed.ends_with('}'))
+        || !object_shaped(claims)
     {
         return Err(TokenError::BadSubject);
     }
@@ -116,6 +151,8 @@ pub enum TokenError {
     Replayed,
     /// The subject or claims are outside the limits of [`check_subject`].
     BadSubject,
+    /// The context document is outside the limits of [`check_document`].
+    BadDocument,
 }
 
 impl std::fmt::Display for TokenError {
@@ -127,6 +164,9 @@ impl std::fmt::Display for TokenError {
             TokenError::Replayed => "context token nonce was already used",
             TokenError::BadSubject => {
                 "subject must be 1 to 256 bytes without NUL, claims the text of a JSON object of at most 8192 bytes"
+            }
+            TokenError::BadDocument => {
+                "context document must be the text of a JSON object of at most 16384 bytes without NUL"
             }
         })
     }
@@ -215,29 +255,60 @@ pub struct Backend {
 }
 
 fn message(action: Action<'_>, backend: Backend, nonce: u64) -> Vec<u8> {
-    let (verb, tenant) = match action {
-        Action::Set(t) => ("set", t),
-        Action::Clear => ("clear", ""),
-        Action::SetSubject { tenant, .. } => ("set-subject", tenant),
+    // The verb, the tenant, and what follows the nonce, in order.
+    let (verb, tenant, tail): (&str, &str, Vec<&str>) = match action {
+        Action::Set(t) => ("set", t, vec![]),
+        Action::Clear => ("clear", "", vec![]),
+        Action::SetSubject {
+            tenant,
+            subject,
+            claims,
+        } => ("set-subject", tenant, vec![subject, claims]),
+        Action::SetSealed { tenant, document } => ("set-sealed", tenant, vec![document]),
+        Action::SetSubjectSealed {
+            tenant,
+            subject,
+            claims,
+            document,
+        } => (
+            "set-subject-sealed",
+            tenant,
+            vec![subject, claims, document],
+        ),
     };
     let Backend { pid, cancel_key } = backend;
     let mut msg = format!("pg_tenant/v2\0{verb}\0{tenant}\0{pid}\0{cancel_key}\0{nonce}");
-    if let Action::SetSubject {
-        subject, claims, ..
-    } = action
-    {
+    for part in tail {
         msg.push('\0');
-        msg.push_str(subject);
-        msg.push('\0');
-        msg.push_str(claims);
+        msg.push_str(part);
     }
     msg.into_bytes()
 }
 
-/// Mint a token for `action` in `backend` with `nonce`. For
-/// [`Action::SetSubject`] check the subject and claims with
-/// [`check_subject`] first: a token outside the limits is refused by
-/// [`verify`].
+/// Check what an action carries besides the tenant: subject and claims
+/// ([`check_subject`]), the document ([`check_document`]).
+pub fn check_action(action: Action<'_>) -> Result<(), TokenError> {
+    match action {
+        Action::Set(_) | Action::Clear => Ok(()),
+        Action::SetSubject {
+            subject, claims, ..
+        } => check_subject(subject, claims),
+        Action::SetSealed { document, .. } => check_document(document),
+        Action::SetSubjectSealed {
+            subject,
+            claims,
+            document,
+            ..
+        } => {
+            check_subject(subject, claims)?;
+            check_document(document)
+        }
+    }
+}
+
+/// Mint a token for `action` in `backend` with `nonce`. Check what the
+/// action carries with [`check_action`] first: a token outside the limits
+/// is refused by [`verify`].
 pub fn sign(key: &SigningKey, action: Action<'_>, backend: Backend, nonce: u64) -> String {
     let sig = key.sign(&message(action, backend, nonce));
     format!("{VERSION_PREFIX}{nonce}.{}", hex::encode(sig.to_bytes()))
@@ -279,12 +350,7 @@ pub fn verify(
     if keys.is_empty() {
         return Err(TokenError::NoKey);
     }
-    if let Action::SetSubject {
-        subject, claims, ..
-    } = action
-    {
-        check_subject(subject, claims)?;
-    }
+    check_action(action)?;
     let (nonce, sig) = parse(token)?;
     let msg = message(action, backend, nonce);
     if !keys.iter().any(|k| k.verify_strict(&msg, &sig).is_ok()) {
@@ -600,6 +666,164 @@ mod tests {
                 Err(TokenError::BadSubject)
             );
         }
+    }
+
+    fn sealed<'a>(tenant: &'a str, document: &'a str) -> Action<'a> {
+        Action::SetSealed { tenant, document }
+    }
+
+    fn subject_sealed<'a>(
+        tenant: &'a str,
+        subject: &'a str,
+        claims: &'a str,
+        document: &'a str,
+    ) -> Action<'a> {
+        Action::SetSubjectSealed {
+            tenant,
+            subject,
+            claims,
+            document,
+        }
+    }
+
+    /// The README's SetSealed test vector (cross-checked with Python's
+    /// cryptography).
+    #[test]
+    fn readme_set_sealed_test_vector() {
+        let backend = Backend {
+            pid: 4242,
+            cancel_key: 987654321,
+        };
+        let action = sealed("acme", r#"{"tenant":"acme","database_name":"acme_db"}"#);
+        assert_eq!(sign(&key(), action, backend, 3), README_SEALED_VECTOR);
+        assert_eq!(
+            verify(&keys(), action, backend, 2, README_SEALED_VECTOR),
+            Ok(3)
+        );
+    }
+
+    const README_SEALED_VECTOR: &str = "v2.3.a461189b2c4fe5121299deb90be9b4e643a6c6d0fb50b243456288713ee4b6bbd8d69800b714e9490e28d5021ca4cea865fc4da191d84e954b5b89b2d4a7870c";
+
+    #[test]
+    fn sealed_message_bytes() {
+        let doc = r#"{"enabled":true}"#;
+        assert_eq!(
+            message(sealed("acme", doc), be(7), 5),
+            b"pg_tenant/v2\0set-sealed\0acme\x007\x00-123456789\x005\x00{\"enabled\":true}"
+                .to_vec()
+        );
+        assert_eq!(
+            message(subject_sealed("acme", "alice", "{}", doc), be(7), 5),
+            b"pg_tenant/v2\0set-subject-sealed\0acme\x007\x00-123456789\x005\x00alice\0{}\0{\"enabled\":true}"
+                .to_vec()
+        );
+    }
+
+    #[test]
+    fn sealed_actions_are_separate_domains() {
+        let k = keys();
+        let bad = Err(TokenError::BadSignature);
+        let doc = r#"{"enabled":true,"read_only":false}"#;
+        let actions = [
+            Action::Set("acme"),
+            Action::Clear,
+            subj("acme", "alice", "{}"),
+            sealed("acme", doc),
+            subject_sealed("acme", "alice", "{}", doc),
+        ];
+        for (i, signed) in actions.iter().enumerate() {
+            let t = sign(&key(), *signed, be(7), 5);
+            for (j, tried) in actions.iter().enumerate() {
+                let want = if i == j { Ok(5) } else { bad };
+                assert_eq!(
+                    verify(&k, *tried, be(7), 0, &t),
+                    want,
+                    "{signed:?} as {tried:?}"
+                );
+            }
+        }
+        // Bound to the tenant, the backend and the nonce as the others are.
+        let t = sign(&key(), sealed("acme", doc), be(7), 5);
+        assert_eq!(verify(&k, sealed("globex", doc), be(7), 0, &t), bad);
+        assert_eq!(verify(&k, sealed("acme", doc), be(8), 0, &t), bad);
+        assert_eq!(
+            verify(&k, sealed("acme", doc), be(7), 5, &t),
+            Err(TokenError::Replayed)
+        );
+    }
+
+    #[test]
+    fn sealed_tokens_are_bound_to_every_byte_of_the_document() {
+        let k = keys();
+        let doc = r#"{"enabled":true,"read_only":false,"allow_ddl":false}"#;
+        let t = sign(&key(), sealed("acme", doc), be(7), 5);
+        let ts = sign(&key(), subject_sealed("acme", "alice", "{}", doc), be(7), 6);
+        for i in 1..doc.len() - 1 {
+            let mut d = doc.as_bytes().to_vec();
+            d[i] ^= 1;
+            let d = String::from_utf8(d).unwrap();
+            let bad = Err(TokenError::BadSignature);
+            assert_eq!(verify(&k, sealed("acme", &d), be(7), 0, &t), bad, "{d}");
+            assert_eq!(
+                verify(&k, subject_sealed("acme", "alice", "{}", &d), be(7), 0, &ts),
+                bad
+            );
+        }
+        // Bytes moved between claims and document change the message.
+        assert_eq!(
+            verify(
+                &k,
+                subject_sealed("acme", "alice", "{} ", doc),
+                be(7),
+                0,
+                &ts
+            ),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn document_limits() {
+        let longest = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_DOCUMENT_LEN - 8));
+        assert_eq!(longest.len(), MAX_DOCUMENT_LEN);
+        for ok in ["{}", " {\"a\": 1}\n", longest.as_str()] {
+            assert_eq!(check_document(ok), Ok(()));
+            let t = sign(&key(), sealed("acme", ok), be(7), 5);
+            assert_eq!(verify(&keys(), sealed("acme", ok), be(7), 0, &t), Ok(5));
+        }
+        let too_long = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_DOCUMENT_LEN - 7));
+        for bad in ["", "[]", "null", "{", "{\"a\":\"\0\"}", too_long.as_str()] {
+            assert_eq!(check_document(bad), Err(TokenError::BadDocument), "{bad:?}");
+            // Signed anyway: refused before the signature is looked at.
+            let t = sign(&key(), sealed("acme", bad), be(7), 5);
+            assert_eq!(
+                verify(&keys(), sealed("acme", bad), be(7), 0, &t),
+                Err(TokenError::BadDocument)
+            );
+            let t = sign(&key(), subject_sealed("acme", "alice", "{}", bad), be(7), 5);
+            assert_eq!(
+                verify(
+                    &keys(),
+                    subject_sealed("acme", "alice", "{}", bad),
+                    be(7),
+                    0,
+                    &t
+                ),
+                Err(TokenError::BadDocument)
+            );
+        }
+        // The subject limits hold in the sealed form too.
+        let t = sign(&key(), subject_sealed("acme", "", "{}", "{}"), be(7), 5);
+        assert_eq!(
+            verify(
+                &keys(),
+                subject_sealed("acme", "", "{}", "{}"),
+                be(7),
+                0,
+                &t
+            ),
+            Err(TokenError::BadSubject)
+        );
     }
 
     #[test]

@@ -177,6 +177,15 @@ impl Catalog {
         }
     }
 
+    /// Read `id` again soon (a row that looks older than the catalog: a
+    /// database tenant without its sealed context, kept from before an
+    /// `ALTER EXTENSION pg_tenant UPDATE`, which notifies nothing). The
+    /// re-read checks the catalog's version first, and a new version drops
+    /// every kept row.
+    pub fn recheck(&self, id: &str) {
+        self.known.recheck(id);
+    }
+
     /// One page of the catalog (for the admin API), read now: see
     /// `page`.
     pub async fn page(&self, q: PageQuery) -> Result<Vec<TenantInfo>, CatalogError> {

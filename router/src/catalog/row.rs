@@ -26,6 +26,11 @@ pub struct TenantInfo {
     /// router closes it (FATAL 57P05); 0: no limit (pg_tenant 0.6.0;
     /// earlier: 0).
     pub client_idle_timeout_ms: i32,
+    /// The sealed context a database-isolated tenant's backends get
+    /// (`tenant.context_document`, pg_tenant 0.8.0; None for other
+    /// isolations and older catalogs): signed as it is, never shown.
+    #[serde(skip)]
+    pub context_document: Option<Arc<str>>,
     /// When it was read, in the order of the catalog connection's queries
     /// (each sees every change committed before it): of two rows of a
     /// tenant, the one with the larger number is the newer. 0: not read
@@ -52,6 +57,7 @@ impl TenantInfo {
             auth_secret: None,
             pool: Default::default(),
             client_idle_timeout_ms: 0,
+            context_document: None,
             read_seq: 0,
         }
     }

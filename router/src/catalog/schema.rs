@@ -29,15 +29,18 @@ pub enum Version {
     V0_4,
     /// 0.6.0: and `client_idle_timeout_ms`.
     V0_6,
-    /// 0.7.0 and later: and `tenant.router_catalog_page` and
+    /// 0.7.0: and `tenant.router_catalog_page` and
     /// `tenant.router_catalog_counts`.
     V0_7,
+    /// 0.8.0 and later: and `context_document`, the sealed context of a
+    /// database-isolated tenant.
+    V0_8,
 }
 
 impl Version {
     /// The newest shape this router reads: a catalog at it is not read
     /// again.
-    pub const NEWEST: Version = Version::V0_7;
+    pub const NEWEST: Version = Version::V0_8;
 
     /// The shape of an `extversion` ("0.5.0"; a later release than this
     /// router knows reads as the newest). None: not a version.
@@ -54,7 +57,8 @@ impl Version {
             (0, 3) => Version::V0_3,
             (0, 4 | 5) => Version::V0_4,
             (0, 6) => Version::V0_6,
-            _ => Version::V0_7,
+            (0, 7) => Version::V0_7,
+            _ => Version::V0_8,
         })
     }
 
@@ -157,6 +161,8 @@ const BASE: [&str; 10] = [
 const POOL: [&str; 4] = ["dedicated_pool", "pool_size", "min_idle", "pool_mode"];
 /// The client idle bound (0.6.0), after `POOL`.
 const IDLE: &str = "client_idle_timeout_ms";
+/// The sealed context of a database tenant (0.8.0), after `IDLE`.
+const DOCUMENT: &str = "context_document";
 /// The tenant's secret (0.3.0, lookups only), last.
 const SECRET: &str = "auth_secret";
 
@@ -201,6 +207,9 @@ impl RowDecoder {
         }
         if self.version >= Version::V0_6 {
             names.push(IDLE);
+        }
+        if self.version >= Version::V0_8 {
+            names.push(DOCUMENT);
         }
         if self.secret {
             names.push(SECRET);
@@ -251,6 +260,8 @@ impl RowDecoder {
             pool: PoolSettings::default(),
             // Before 0.6.0: no limit.
             client_idle_timeout_ms: 0,
+            // Before 0.8.0: none (a database tenant is refused at login).
+            context_document: None,
             read_seq: seq,
         };
         if self.version >= Version::V0_4 {
@@ -275,6 +286,10 @@ impl RowDecoder {
         if self.version >= Version::V0_6 {
             let idle: Option<i32> = self.get(row, next())?;
             info.client_idle_timeout_ms = idle.unwrap_or(0);
+        }
+        if self.version >= Version::V0_8 {
+            let document: Option<String> = self.get(row, next())?;
+            info.context_document = document.map(Into::into);
         }
         if self.secret {
             let secret: Option<String> = self.get(row, next())?;

@@ -78,8 +78,9 @@ fn versions_map_to_the_shapes_they_have() {
     assert_eq!(v("0.5.0"), Some(Version::V0_4));
     assert_eq!(v("0.6.0"), Some(Version::V0_6));
     assert_eq!(v("0.7.0"), Some(Version::V0_7));
-    assert_eq!(v("0.12.1"), Some(Version::V0_7), "later: the newest known");
-    assert_eq!(v("1.0.0"), Some(Version::V0_7));
+    assert_eq!(v("0.8.0"), Some(Version::V0_8));
+    assert_eq!(v("0.12.1"), Some(Version::V0_8), "later: the newest known");
+    assert_eq!(v("1.0.0"), Some(Version::V0_8));
     assert_eq!(v("0.7.0-dev"), Some(Version::V0_7));
     assert_eq!(v("banana"), None);
     assert_eq!(v("1"), None);
@@ -93,7 +94,12 @@ fn only_an_older_schema_is_read_again_and_at_most_once_a_second() {
     let t = s.read_at;
     assert!(!s.due(t));
     assert!(s.due(t + Duration::from_secs(1)));
-    let newest = schema("0.7.0");
+    let v7 = schema("0.7.0");
+    assert!(
+        v7.due(v7.read_at + Duration::from_secs(1)),
+        "0.7.0 is older now"
+    );
+    let newest = schema("0.8.0");
     assert!(!newest.due(t + Duration::from_secs(3600)));
 }
 
@@ -206,4 +212,45 @@ fn a_row_of_another_shape_is_an_error_not_a_panic() {
     let e = schema("0.1.0").pages().decode(&text, 1).expect_err("type");
     assert!(e.to_string().contains("column 1 (enabled)"), "{e}");
     assert!(e.to_string().contains("pg_tenant 0.1.0"), "{e}");
+}
+
+#[test]
+fn a_0_8_row_carries_the_sealed_context_of_a_database_tenant() {
+    let v8 = schema("0.8.0");
+    assert!(v8.lookups().columns().ends_with(
+        "r.client_idle_timeout_ms, r.context_document, tenant.auth_secret(r.id) AS auth_secret"
+    ));
+    assert!(v8
+        .pages()
+        .columns()
+        .ends_with("r.client_idle_timeout_ms, r.context_document"));
+    let row = |doc: Option<&str>| {
+        Fake::base("a")
+            .pool(Some("session"))
+            .with(Type::INT4, &0i32)
+            .with(Type::TEXT, &doc)
+            .with(Type::TEXT, &None::<String>)
+    };
+    let d = v8.lookups();
+    let doc = r#"{"tenant": "a", "isolation": "database"}"#;
+    let i = d.decode(&row(Some(doc)), 1).expect("decoded");
+    assert_eq!(i.context_document.as_deref(), Some(doc));
+    let none = d.decode(&row(None), 1).expect("decoded");
+    assert!(none.context_document.is_none());
+    // A 0.7.0 row (no document) where 0.8.0's is expected: a shape error.
+    let short = Fake::base("a")
+        .pool(Some("session"))
+        .with(Type::INT4, &0i32)
+        .with(Type::TEXT, &None::<String>);
+    assert!(matches!(
+        d.decode(&short, 1),
+        Err(CatalogError::Shape { .. })
+    ));
+    // Before 0.8.0: no document.
+    let v7 = schema("0.7.0").lookups();
+    assert!(v7
+        .decode(&short, 1)
+        .expect("decoded")
+        .context_document
+        .is_none());
 }

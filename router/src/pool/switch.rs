@@ -67,8 +67,9 @@ fn token(
     ))
 }
 
-/// The tenant switch: set `tenant`'s context (with the subject and claims
-/// of a token login) and then the client's `settings`
+/// The tenant switch: set the context `tag` names (its tenant, with the
+/// subject and claims of a token login and the sealed context of a
+/// database tenant) and then the client's settings
 /// (`pg_catalog.set_config(name, value, false)`, bind parameters), as one
 /// batch ending in one Sync. If `set_context` fails, PostgreSQL skips the
 /// rest of the batch; any failure is returned and the backend must be
@@ -77,13 +78,15 @@ fn token(
 pub async fn activate(
     cfg: &Config,
     b: &mut Backend,
-    tenant: &str,
-    subject: Option<(&str, &str)>,
-    settings: &[(String, String)],
+    tag: &backend::ContextTag,
 ) -> Result<(), BackendError> {
-    let token = token(cfg, b, backend::context_action(tenant, subject))?;
+    let tenant = tag.tenant.as_str();
+    let subject = tag.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
+    let document = tag.document.as_deref();
+    let token = token(cfg, b, backend::context_action(tenant, subject, document))?;
     let mut req = BytesMut::with_capacity(512);
-    backend::context_request(tenant, &token, subject, &mut req)?;
+    backend::context_request(tenant, &token, subject, document, &mut req)?;
+    let settings = &tag.settings;
     settings_request(settings, &mut req)?;
     frontend::sync(&mut req);
     let steps = b.exchange(&req, 1);

@@ -161,6 +161,13 @@ pub async fn identify(
     if !info.enabled {
         return Err(SessionError::DisabledTenant(tenant.into()));
     }
+    // A tenant database has no catalog: its context is sealed from the
+    // catalog's row, which an older catalog does not offer.
+    if info.isolation == "database" && info.context_document.is_none() {
+        // Kept from before an update, maybe: read it again.
+        conn.shared.catalog.recheck(tenant);
+        return Err(SessionError::SealedContextUnsupported(tenant.into()));
+    }
     let upstream = rewrite(
         &params,
         user,

@@ -49,6 +49,33 @@ async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Op
     None
 }
 
+/// The sealed context to mint for a database tenant now: the document of
+/// the row the router holds at this moment (a row a catalog change dropped
+/// is read again), called right before a context is minted, so a change
+/// committed while a client logged in or idled reaches its context. None
+/// for other tenants (`held` None). A tenant that left the catalog or
+/// database isolation is refused; while the catalog cannot be read, the
+/// document the client has (`held`) stands.
+pub async fn sealed_now(
+    conn: &Conn,
+    tenant: &str,
+    held: Option<&Arc<str>>,
+) -> Result<Option<Arc<str>>, SessionError> {
+    let Some(held) = held else {
+        return Ok(None);
+    };
+    match conn.shared.catalog.lookup(tenant).await {
+        Ok(Some(info)) => match &info.context_document {
+            Some(doc) => Ok(Some(doc.clone())),
+            None => Err(SessionError::ContextRefused(format!(
+                "tenant \"{tenant}\" no longer uses database isolation"
+            ))),
+        },
+        Ok(None) => Err(SessionError::UnknownTenant(tenant.into())),
+        Err(_) => Ok(Some(held.clone())),
+    }
+}
+
 /// What a pooled client needs to get a backend, again and again.
 pub struct PooledClient {
     mode: PoolMode,
@@ -147,7 +174,7 @@ impl PooledClient {
         };
         let client_key = conn.shared.cancels.fresh_key();
         let startup = identify::settings(upstream_params);
-        let client = PooledClient {
+        let mut client = PooledClient {
             mode: info.pool.mode,
             pool,
             share: terms.share,
@@ -155,12 +182,14 @@ impl PooledClient {
                 tenant: info.id.clone(),
                 subject: v.who.subject.clone(),
                 settings: startup.clone(),
+                document: info.context_document.clone(),
             }),
             startup,
             session_sets: Vec::new(),
             login: v.who.login.clone(),
             client_key,
         };
+        client.reseal(conn).await?;
         let attached = deadline.within(client.attach(conn, first)).await?;
         let real = attached
             .backend
@@ -296,7 +325,13 @@ impl PooledClient {
         let wanted = &self.wanted;
         match &backend.context {
             Some(c) if Arc::ptr_eq(c, wanted) || c == wanted => return Ok(()),
-            Some(c) if c.tenant == wanted.tenant && c.subject == wanted.subject => {
+            // Same tenant, end user and sealed context (a database
+            // tenant's row): only the settings differ.
+            Some(c)
+                if c.tenant == wanted.tenant
+                    && c.subject == wanted.subject
+                    && c.document == wanted.document =>
+            {
                 switch::resettle(cfg, backend, &wanted.settings).await?;
                 backend.context = Some(wanted.clone());
                 return Ok(());
@@ -315,11 +350,7 @@ impl PooledClient {
         {
             self.pool.switches.inc();
         }
-        let subject = wanted
-            .subject
-            .as_ref()
-            .map(|(s, c)| (s.as_str(), c.as_str()));
-        switch::activate(cfg, backend, &wanted.tenant, subject, &wanted.settings).await?;
+        switch::activate(cfg, backend, wanted).await?;
         backend.served = Some(wanted.tenant.clone());
         backend.context = Some(wanted.clone());
         Ok(())
@@ -364,6 +395,20 @@ impl PooledClient {
         Ok(())
     }
 
+    /// A database tenant's sealed context as the router holds its row now
+    /// (`sealed_now`), for the backend of the client's next transaction:
+    /// each transaction's context is no older than the router's row, as a
+    /// catalog tenant's is the catalog's row at each switch. A backend
+    /// sealed with an older document is switched again (`switch`).
+    async fn reseal(&mut self, conn: &Conn) -> Result<(), SessionError> {
+        let held = self.wanted.document.clone();
+        let now = sealed_now(conn, &self.wanted.tenant, held.as_ref()).await?;
+        if now != held {
+            Arc::make_mut(&mut self.wanted).document = now;
+        }
+        Ok(())
+    }
+
     /// Transaction pooling, at a point of rest: the backend goes back to
     /// its pool as it is (context, settings and statements kept: the next
     /// client of the same tenant needs no switch), and cancel requests
@@ -387,7 +432,7 @@ impl PooledClient {
     /// next bytes (or an interrupt, which closes the session here: nothing
     /// is in flight), then attach a backend. None: the session is over.
     pub async fn between_transactions(
-        &self,
+        &mut self,
         conn: &mut Conn,
     ) -> Result<Option<Attached>, SessionError> {
         loop {
@@ -398,6 +443,7 @@ impl PooledClient {
             if conn.client.buf.starts_with(&TERMINATE) {
                 return Ok(None);
             }
+            self.reseal(conn).await?;
             // Boxed: a client between transactions holds none of its memory.
             let attached = match Box::pin(self.attach(conn, None)).await {
                 Ok(a) => a,

@@ -77,7 +77,7 @@ pub async fn serve(
     };
     let mut attached = Some(first);
     let result = loop {
-        let backend = match (attached.take(), &*source) {
+        let backend = match (attached.take(), &mut *source) {
             (Some(b), _) => b,
             (None, Source::Pooled(p)) => match Box::pin(p.between_transactions(conn)).await {
                 Ok(Some(b)) => Box::new(b),

@@ -86,6 +86,37 @@ pub async fn attach_first(
     identified: Identified,
     deadline: Deadline,
 ) -> Result<(Ready, Attached), SessionError> {
+    let own_database = identified.tenant().and_then(|i| {
+        let db = i
+            .database_name
+            .as_ref()
+            .filter(|_| i.isolation == "database")?;
+        Some((i.id.clone(), db.clone()))
+    });
+    attach(conn, cfg, identified, deadline)
+        .await
+        .map_err(|e| missing_database(e, own_database))
+}
+
+/// PostgreSQL's 3D000 for the database of a database-isolated tenant
+/// becomes a FATAL that names the tenant and its database.
+fn missing_database(e: SessionError, own: Option<(String, String)>) -> SessionError {
+    match (e, own) {
+        (SessionError::Postgres(frame), Some((tenant, database)))
+            if protocol::error_fields(&frame).0 == "3D000" =>
+        {
+            SessionError::MissingDatabase { tenant, database }
+        }
+        (e, _) => e,
+    }
+}
+
+async fn attach(
+    conn: &mut Conn,
+    cfg: &Arc<Config>,
+    identified: Identified,
+    deadline: Deadline,
+) -> Result<(Ready, Attached), SessionError> {
     match identified {
         Identified::Checked {
             info,
@@ -182,10 +213,14 @@ async fn dedicated(
             cancel_key: key,
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
+        let held = info.context_document.as_ref();
+        let sealed = super::pooled::sealed_now(conn, &info.id, held).await?;
+        let document = sealed.as_deref();
         let nonce = server.next_nonce();
-        let token = context_token(cfg.signing_key.as_ref(), &info.id, subject, backend, nonce)?;
+        let action = crate::backend::context_action(&info.id, subject, document);
+        let token = context_token(cfg.signing_key.as_ref(), action, backend, nonce)?;
         deadline
-            .within(server.inject(&mut out, &info.id, &token, subject))
+            .within(server.inject(&mut out, &info.id, &token, subject, document))
             .await?;
     }
     let tenant = match (&info, slot) {
@@ -251,17 +286,16 @@ async fn ready(
     })
 }
 
-/// The token that lets this router set `tenant`'s context in `backend`.
-/// With a subject (token logins), the token also binds the subject and
-/// the claims JSON. `nonce`: the backend's next (`Backend::next_nonce`).
+/// The token that lets this router take `action` (`context_action`: the
+/// tenant, the subject and claims of a token login, the sealed context of
+/// a database tenant) in `backend`. `nonce`: the backend's next
+/// (`Backend::next_nonce`).
 fn context_token(
     key: Option<&pg_tenant_token::SigningKey>,
-    tenant: &str,
-    subject: Option<(&str, &str)>,
+    action: pg_tenant_token::Action<'_>,
     backend: pg_tenant_token::Backend,
     nonce: u64,
 ) -> Result<String, SessionError> {
     let key = key.ok_or_else(|| SessionError::Injection("no context signing key".into()))?;
-    let action = crate::backend::context_action(tenant, subject);
     Ok(pg_tenant_token::sign(key, action, backend, nonce))
 }
