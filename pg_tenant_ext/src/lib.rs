@@ -47,6 +47,12 @@ extension_sql_file!(
     name = "tenant_ddl",
     requires = ["catalog", context::current_tenant_id]
 );
+// 0.8.0: migrations applied to tenant schemas (tenant-router tenants migrate).
+extension_sql_file!(
+    "../sql/migrations.sql",
+    name = "migrations",
+    requires = ["catalog"]
+);
 // 0.8.0: database isolation: the sealed context document, the binding of a
 // tenant database.
 extension_sql_file!(

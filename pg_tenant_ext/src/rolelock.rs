@@ -16,6 +16,15 @@
 //! the rest of the backend's life), and every transaction and
 //! subtransaction abort closes it too.
 //!
+//! A superuser running code of a tenant as the tenant's role (the
+//! migration runner: `tenant-router tenants migrate`) locks the role for
+//! one transaction with [`lock_role_for_transaction`], which makes the rest
+//! of the transaction a security-restricted operation of that role, as
+//! PostgreSQL does when it runs an index expression of a table's owner: a
+//! `SET LOCAL ROLE` alone would let that code `RESET ROLE`, `SET SESSION
+//! AUTHORIZATION` (the session user is a superuser) or
+//! `set_config('role', NULL, ...)` back to the superuser.
+//!
 //! Without a context, an application role (a member of `tenant_app`
 //! logged in directly, not through the router) may not change its role
 //! either (`SET ROLE <a tenant role>` would reach that tenant's objects):
@@ -28,6 +37,9 @@ use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
 
 static ALLOW: Backend<Cell<bool>> = Backend(Cell::new(false));
+/// The user and security context a [`lock_role_for_transaction`] replaced,
+/// restored when its transaction ends.
+static XACT_SAVED: Backend<Cell<Option<(pg_sys::Oid, i32)>>> = Backend(Cell::new(None));
 
 static mut PREV_ROLE: pg_sys::GucStringCheckHook = None;
 static mut PREV_SESSION_AUTH: pg_sys::GucStringCheckHook = None;
@@ -76,6 +88,21 @@ unsafe extern "C-unwind" fn at_abort(event: pg_sys::XactEvent::Type, _arg: *mut 
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     ) {
         ALLOW.0.set(false);
+    }
+    // A transaction's role lock ends with it: after its deferred triggers
+    // (which run before the commit callbacks, still locked), at its commit,
+    // abort or prepare.
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PREPARE
+    ) {
+        if let Some((user, sec)) = XACT_SAVED.0.take() {
+            pg_sys::SetUserIdAndSecContext(user, sec);
+        }
     }
 }
 
@@ -183,4 +210,82 @@ unsafe fn refuse_app_role(login: &str) -> bool {
     pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
     pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
     false
+}
+
+/// Run the rest of this transaction as `role`, locked: the rest of the
+/// transaction is a security-restricted operation of that role (as
+/// PostgreSQL runs an index expression of a table's owner), so whatever code
+/// runs (a trigger or function of the role's own included), `SET ROLE`,
+/// `RESET ROLE`, `SET SESSION AUTHORIZATION` and `set_config('role', ...)`
+/// are refused (42501), as are temporary tables. `current_user` is `role`,
+/// and what is created belongs to it. For a superuser that runs code owned
+/// by a tenant as the tenant's role (the migration runner). Errors: 42501
+/// unless the current and session user are superusers, or for a superuser
+/// `role`; 42704 for a role that does not exist; 25P01 outside a
+/// transaction block; 25000 inside a savepoint or exception block.
+#[pgrx::pg_extern(volatile, parallel_unsafe)]
+fn lock_role_for_transaction(role: &str) {
+    use crate::report::refuse as raise;
+    // SAFETY: reads of backend globals.
+    let (current, session) = unsafe { (pg_sys::GetUserId(), pg_sys::GetSessionUserId()) };
+    // SAFETY: catalog lookups.
+    if !unsafe { pg_sys::superuser_arg(current) && pg_sys::superuser_arg(session) } {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "tenant.lock_role_for_transaction is for superusers: it locks a superuser's \
+             transaction to a less privileged role"
+                .into(),
+        );
+    }
+    // SAFETY: reads of the transaction state.
+    if !unsafe { pg_sys::IsTransactionBlock() } {
+        raise(
+            PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            "tenant.lock_role_for_transaction must run inside a transaction block (BEGIN): \
+             the lock ends with the transaction"
+                .into(),
+        );
+    }
+    // SAFETY: as above.
+    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } != 1 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
+            "tenant.lock_role_for_transaction must run at the top level of its transaction, \
+             not inside a savepoint or an exception block"
+                .into(),
+        );
+    }
+    let name = CString::new(role).unwrap_or_default();
+    // SAFETY: a catalog lookup of a NUL-terminated name (noerr).
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    if oid == pg_sys::InvalidOid {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("role \"{}\" does not exist", printable(role)),
+        );
+    }
+    // SAFETY: a catalog lookup.
+    if unsafe { pg_sys::superuser_arg(oid) } {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "role \"{}\" is a superuser: locking a transaction to it confines nothing",
+                printable(role)
+            ),
+        );
+    }
+    let mut user = pg_sys::InvalidOid;
+    let mut sec = 0;
+    // SAFETY: the pair is restored by `at_abort` when the transaction ends
+    // (commit, abort or prepare); a subtransaction's abort restores what
+    // it started with, which is this lock (it can only start after it).
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        XACT_SAVED.0.set(Some((user, sec)));
+        pg_sys::SetUserIdAndSecContext(
+            oid,
+            sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
 }

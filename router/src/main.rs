@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tenant_router::admin;
 use tenant_router::config::{Config, LogFormat, Overrides};
 use tenant_router::server::{self, Shared};
+use tenant_router::tools;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Tenant-aware PostgreSQL proxy: reads the tenant from the user name
@@ -58,13 +59,19 @@ enum Tenants {
         #[arg(long)]
         template: Option<String>,
     },
+    /// Apply a SQL script to every schema tenant's schema (or the named
+    /// ones), each in its own transaction, as the tenant's role; a script
+    /// already applied to a schema is skipped (README "Migrating tenant
+    /// schemas").
+    Migrate(tools::migrate::MigrateArgs),
 }
 
 /// Run an administration command; its report on stdout, errors on stderr.
 async fn run_command(command: Command) -> ExitCode {
     match command {
+        Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
         Command::Tenants(Tenants::Provision { url, id, template }) => {
-            match tenant_router::tools::provision::provision(&url, &id, template.as_deref()).await {
+            match tools::provision::provision(&url, &id, template.as_deref()).await {
                 Ok(report) => {
                     for (step, outcome) in report {
                         println!("{step}: {outcome}");

@@ -324,6 +324,8 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE FUNCTION tenant._is_protects_policy",
         "CREATE FUNCTION tenant._record_protected",
         "CREATE EVENT TRIGGER pg_tenant_forget_dropped",
+        "CREATE TABLE tenant.schema_migrations",
+        "GRANT SELECT ON TABLE tenant.schema_migrations TO tenant_admin",
         "CREATE FUNCTION tenant.provision_tenant",
         "CREATE FUNCTION tenant._check_schemas",
         "CREATE FUNCTION tenant._audit_schemas",

@@ -1,5 +1,15 @@
 //! `tenant-router tenants ...`: administration commands run once from the
 //! command line (not by the proxy), each against the catalog database a
-//! `--url` (or `PG_TENANT_ADMIN_URL`) names.
+//! `--url` (or `PG_TENANT_ADMIN_URL`) names. The commands themselves are
+//! listed in main.rs.
+//!
+//! * `tenants provision` ([`provision`]): a database-isolated tenant's
+//!   database.
+//! * `tenants migrate` ([`migrate`]; `apply` runs one tenant's transaction,
+//!   `admin` holds its connection and checks): one SQL script applied to
+//!   every schema-isolated tenant's schema.
 
+pub mod admin;
+mod apply;
+pub mod migrate;
 pub mod provision;
