@@ -122,6 +122,7 @@ unsafe extern "C-unwind" fn object_access(
         // Every function of every query passes here: the oid lists first,
         // the role lookup of `confined` only for a function on them.
         let st = state::state();
+        crate::gate::check_function(&st, object_id);
         if let Some(why) = refused_function(object_id.to_u32(), &effective(&st)) {
             if confined(&st) {
                 let name = func_name(object_id);

@@ -135,6 +135,7 @@ unsafe fn executor_start_checks(query_desc: *mut pg_sys::QueryDesc, eflags: i32)
         check_dml(&st, (*query_desc).plannedstmt);
     }
     if !explain_only {
+        crate::gate::check_plan(&st, (*query_desc).plannedstmt);
         confine::check_plan(&st, (*query_desc).plannedstmt);
     }
 }
@@ -273,6 +274,7 @@ unsafe fn utility_before(
     let st = state::state();
     let utility = (*pstmt).utilityStmt;
     check_reserved_settings(utility);
+    crate::gate::check_utility(&st, utility);
     let confined = confine::confined(&st);
     if confined {
         confine::check_utility(&st, utility);

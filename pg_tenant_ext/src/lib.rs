@@ -20,6 +20,7 @@ mod compat;
 mod confine;
 mod context;
 mod copy;
+mod gate;
 mod gucs;
 mod hooks;
 mod pool;

@@ -21,6 +21,20 @@ pub enum ProvisionError {
     UnknownTenant(String),
     #[error("tenant \"{tenant}\" uses {isolation} isolation: only a database-isolated tenant gets a database (tenant.alter_tenant(..., isolation => 'database', database_name => ...))")]
     NotDatabaseIsolated { tenant: String, isolation: String },
+    #[error("tenant \"{0}\" has no login_roles: its database would be open to every application role (tenant_app), whatever tenant it logs in for; name the roles that log in for it (tenant.alter_tenant('{0}', login_roles => '{{...}}'))")]
+    NoLoginRoles(String),
+    #[error("database \"{database}\" cannot be tenant \"{tenant}\"'s database: {why}")]
+    UnfitDatabase {
+        tenant: String,
+        database: String,
+        why: String,
+    },
+    #[error("template \"{template}\" cannot be used for tenant \"{tenant}\"'s database: {why}")]
+    UnfitTemplate {
+        tenant: String,
+        template: String,
+        why: String,
+    },
     #[error("{step} failed: {reason}")]
     Step { step: String, reason: String },
 }
@@ -132,6 +146,16 @@ pub async fn provision(
     let catalog = connect(&cfg, "the catalog database").await?;
     let row = read_row(&catalog, tenant).await?;
     let db = row.database.as_str();
+    let Some(grantees) = row.login_roles.clone() else {
+        return Err(ProvisionError::NoLoginRoles(tenant.to_owned()));
+    };
+    if let Some(why) = unfit(&catalog, tenant, db, false).await? {
+        return Err(ProvisionError::UnfitDatabase {
+            tenant: tenant.to_owned(),
+            database: db.to_owned(),
+            why,
+        });
+    }
     let mut report = Report::new();
 
     let step = format!("create database \"{db}\"");
@@ -148,6 +172,13 @@ pub async fn provision(
         report.push((step, Outcome::AlreadyDone));
     } else {
         let template = template.unwrap_or("template1");
+        if let Some(why) = unfit(&catalog, tenant, template, true).await? {
+            return Err(ProvisionError::UnfitTemplate {
+                tenant: tenant.to_owned(),
+                template: template.to_owned(),
+                why,
+            });
+        }
         run_formatted(
             &catalog,
             &step,
@@ -183,49 +214,6 @@ pub async fn provision(
             report.push((step, Outcome::Done));
         }
     }
-
-    // Who may connect: the tenant's login roles (none listed: the
-    // application roles, members of tenant_app).
-    let step = format!("revoke CONNECT on \"{db}\" from PUBLIC");
-    let public = has_connect(&catalog, db, None)
-        .await
-        .map_err(step_error(&step))?;
-    if public {
-        run_formatted(
-            &catalog,
-            &step,
-            "SELECT pg_catalog.format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', $1::pg_catalog.text)",
-            &[&db],
-        )
-        .await?;
-        report.push((step, Outcome::Done));
-    } else {
-        report.push((step, Outcome::AlreadyDone));
-    }
-    let grantees = row
-        .login_roles
-        .clone()
-        .unwrap_or_else(|| vec!["tenant_app".to_owned()]);
-    for grantee in &grantees {
-        let step = format!("grant CONNECT on \"{db}\" to \"{grantee}\"");
-        if has_connect(&catalog, db, Some(grantee))
-            .await
-            .map_err(step_error(&step))?
-        {
-            report.push((step, Outcome::AlreadyDone));
-            continue;
-        }
-        run_formatted(
-            &catalog,
-            &step,
-            "SELECT pg_catalog.format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', \
-             $1::pg_catalog.text, $2::pg_catalog.text)",
-            &[&db, grantee],
-        )
-        .await?;
-        report.push((step, Outcome::Done));
-    }
-    drop(catalog);
 
     let mut tenant_cfg = cfg.clone();
     tenant_cfg.dbname(db);
@@ -263,7 +251,83 @@ pub async fn provision(
             Outcome::AlreadyDone
         },
     ));
+    drop(tenant_db);
+    // Who may connect: the tenant's login roles, once the database is
+    // bound to the tenant (a database bound to another tenant, or a
+    // catalog, was refused by the binding before anyone got CONNECT).
+    let step = format!("revoke CONNECT on \"{db}\" from PUBLIC");
+    let public = has_connect(&catalog, db, None)
+        .await
+        .map_err(step_error(&step))?;
+    if public {
+        run_formatted(
+            &catalog,
+            &step,
+            "SELECT pg_catalog.format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', $1::pg_catalog.text)",
+            &[&db],
+        )
+        .await?;
+        report.push((step, Outcome::Done));
+    } else {
+        report.push((step, Outcome::AlreadyDone));
+    }
+    for grantee in &grantees {
+        let step = format!("grant CONNECT on \"{db}\" to \"{grantee}\"");
+        if has_connect(&catalog, db, Some(grantee))
+            .await
+            .map_err(step_error(&step))?
+        {
+            report.push((step, Outcome::AlreadyDone));
+            continue;
+        }
+        run_formatted(
+            &catalog,
+            &step,
+            "SELECT pg_catalog.format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', \
+             $1::pg_catalog.text, $2::pg_catalog.text)",
+            &[&db, grantee],
+        )
+        .await?;
+        report.push((step, Outcome::Done));
+    }
     Ok(report)
+}
+
+/// Why database `name` may not be (or be the template of) `tenant`'s
+/// database (`as_template`: its template), or None: the catalog database
+/// itself (its catalog and every tenant's row would be copied or bound),
+/// the database of another tenant in the catalog (its data, its binding),
+/// and as the tenant's database a template (a binding there is copied
+/// into every database made from it).
+async fn unfit(
+    catalog: &Client,
+    tenant: &str,
+    name: &str,
+    as_template: bool,
+) -> Result<Option<String>, ProvisionError> {
+    let row = catalog
+        .query_one(
+            "SELECT $1::pg_catalog.text OPERATOR(pg_catalog.=) pg_catalog.current_database()::pg_catalog.text, \
+                    coalesce((SELECT d.datistemplate FROM pg_catalog.pg_database d \
+                               WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name), false), \
+                    (SELECT t.id FROM tenant.tenants t \
+                      WHERE t.database_name OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name \
+                        AND t.id OPERATOR(pg_catalog.<>) $2::pg_catalog.text ORDER BY t.id LIMIT 1)",
+            &[&name, &tenant],
+        )
+        .await
+        .map_err(step_error("checking the database"))?;
+    let (catalog_db, template, other): (bool, bool, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    Ok(if catalog_db {
+        Some("it is the catalog database".to_owned())
+    } else if template {
+        // A template is never a tenant's database (refused below), so a
+        // row naming one does not make it unfit as a template.
+        (!as_template).then(|| "it is a template database".to_owned())
+    } else {
+        other.map(|other| format!("it is the database of tenant \"{other}\""))
+    })
 }
 
 /// Whether `grantee` (None: PUBLIC) holds CONNECT on `db` by a grant of
