@@ -24,12 +24,14 @@ OLD_REV=${1:-3a8fa1c}
 SECS=${BENCH_SECS:-15}
 ROUNDS=${BENCH_ROUNDS:-5}
 export PG_TENANT_PROFILE=release PG_TENANT_DB=bench
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-LIBDIR=$($PG_CONFIG --pkglibdir)
+# The old revision builds for PostgreSQL 15 only (before #27): compare on 15.
+export PG_TENANT_PG=${PG_TENANT_PG:-15}
 OUT=$ROOT/bench/out; mkdir -p "$OUT"
 
 scripts/cluster start >/dev/null
 eval "$(scripts/cluster env)"
+PG_CONFIG=$PG_TENANT_PGBIN_DIR/pg_config
+LIBDIR=$($PG_CONFIG --pkglibdir)
 scripts/cluster psql -f bench/setup.sql >/dev/null
 if [ "$(scripts/cluster psql -tA -c "SELECT to_regclass('pgbench_accounts') IS NOT NULL")" != t ]; then
   runuser -u postgres -- pgbench -q -i -s 10 -h "$PG_TENANT_SOCK" -p "$PGPORT" bench >/dev/null 2>&1
@@ -69,13 +71,13 @@ put_lib() { install -m 644 "$1" "$LIBDIR/pg_tenant.so.new.$$"; mv -f "$LIBDIR/pg
 cleanup() {
   [ -n "$ROUTER" ] && kill "$ROUTER" 2>/dev/null || true
   put_lib "$OUT/pg_tenant.new.so"
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_TENANT_DATA" -w restart -m fast >/dev/null 2>&1 || true
+  runuser -u postgres -- "$PG_TENANT_PGBIN_DIR/pg_ctl" -D "$PG_TENANT_DATA" -w restart -m fast >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 use_side() { # old|new: that library in the cluster, a fresh router
   [ -n "$ROUTER" ] && { kill "$ROUTER" 2>/dev/null || true; wait "$ROUTER" 2>/dev/null || true; }
   put_lib "$OUT/pg_tenant.$1.so"
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PG_TENANT_DATA" -w restart -m fast >/dev/null
+  runuser -u postgres -- "$PG_TENANT_PGBIN_DIR/pg_ctl" -D "$PG_TENANT_DATA" -w restart -m fast >/dev/null
   target/release/tenant-router -c "$OUT/router-budgets.toml" 2>"$OUT/router-budgets.log" &
   ROUTER=$!
   for _ in $(seq 50); do

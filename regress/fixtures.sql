@@ -31,7 +31,15 @@ with open(path, "rb") as f:
 import ctypes
 key_of_backend = cancel_key
 if key_of_backend is None:
-    key_of_backend = ctypes.c_int32.in_dll(ctypes.CDLL(None), "MyCancelKey").value
+    me = ctypes.CDLL(None)
+    if int(plpy.execute("SHOW server_version_num")[0]["server_version_num"]) < 180000:
+        key_of_backend = ctypes.c_int32.in_dll(me, "MyCancelKey").value
+    else:
+        # PostgreSQL 18: the key is MyCancelKeyLength bytes, sent as they
+        # are in BackendKeyData (4 for protocol 3.0), read big-endian.
+        assert ctypes.c_int.in_dll(me, "MyCancelKeyLength").value == 4
+        raw = bytes((ctypes.c_uint8 * 4).in_dll(me, "MyCancelKey"))
+        key_of_backend = int.from_bytes(raw, "big", signed=True)
 parts = ["pg_tenant/v2", action, tenant or "", str(pid), str(key_of_backend), str(nonce)]
 if action == "set-subject":
     parts += [subject or "", claims or ""]
@@ -59,6 +67,40 @@ BEGIN
   RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+-- EXPLAIN (COSTS OFF) of a query in PostgreSQL 17's notation on every
+-- version: up to 16 an initPlan shows as "InitPlan 1 (returns $0)" and its
+-- value as $0 (and a Gather lists "Params Evaluated: $0"); from 17 as
+-- "InitPlan 1" and "(InitPlan 1).col1" (no Params Evaluated line). The plan
+-- itself is unchanged: node for node, condition for condition.
+CREATE FUNCTION regress.explain(q text) RETURNS TABLE ("QUERY PLAN" text) LANGUAGE plpgsql AS $$
+DECLARE
+  lines text[] := '{}';
+  l text;
+  m text[];
+  params text[] := '{}';
+  names text[] := '{}';
+  i int;
+BEGIN
+  FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+    lines := lines || l;
+  END LOOP;
+  FOREACH l IN ARRAY lines LOOP
+    m := regexp_match(l, 'InitPlan (\d+) \(returns (\$\d+)\)$');
+    IF m IS NOT NULL THEN
+      params := params || m[2];
+      names := names || format('(InitPlan %s).col1', m[1]);
+    END IF;
+  END LOOP;
+  FOREACH l IN ARRAY lines LOOP
+    CONTINUE WHEN l ~ '^\s*Params Evaluated: ';
+    l := regexp_replace(l, 'InitPlan (\d+) \(returns \$\d+\)$', 'InitPlan \1');
+    FOR i IN 1 .. coalesce(array_length(params, 1), 0) LOOP
+      l := regexp_replace(l, '\' || params[i] || '(?!\d)', names[i], 'g');
+    END LOOP;
+    "QUERY PLAN" := l;
+    RETURN NEXT;
+  END LOOP;
 END $$;
 -- SCRAM-SHA-256 (RFC 5802/7677) in Python's hashlib, independent of
 -- PostgreSQL and of the extension: make a verifier from a password, salt

@@ -18,51 +18,142 @@ BEGIN
 END
 $fn$;
 
--- The tenant column of a table protected by tenant.protect: the column its
--- pg_tenant_isolation policy compares (protect writes `USING (col = (SELECT
--- tenant.<context function>()))`). Read from the policy, not from the
--- column default protect also sets: the policy is what isolates tenants,
--- and a default may be changed or dropped without touching isolation.
--- NULL when the table has no such policy.
-CREATE FUNCTION tenant._tenant_column(tbl regclass) RETURNS name
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-SELECT a.attname
-  FROM pg_catalog.pg_policy p
-  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.polrelid
-                                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
- WHERE p.polrelid OPERATOR(pg_catalog.=) tbl
-   AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
-   AND pg_catalog.starts_with(pg_catalog.pg_get_expr(COALESCE(p.polqual, p.polwithcheck), p.polrelid),
-                              '(' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname) OPERATOR(pg_catalog.||) ' = ')
- ORDER BY a.attnum
- LIMIT 1
+-- 0.8.0: what tenant.protect protected, recorded in the catalog (a table
+-- and its tenant column), so that no PostgreSQL version's deparser decides
+-- which tables are protected and by which column. Whether a table's
+-- pg_tenant_isolation policy is still the one protect wrote is decided by
+-- comparing its expression trees (pg_policy.polqual/polwithcheck) with
+-- those of reference policies the extension writes the same way on
+-- tenant._policy_reference (one per tenant column type), in this database
+-- and on this server: the same parse of the same SQL gives the same tree,
+-- whatever the version, after pg_dump/restore (function oids differ) and
+-- after pg_upgrade (the node format differs). Only what differs between two
+-- tables by construction is ignored: the column's number, text positions,
+-- typmod and collation (as deparsed text ignored them).
+-- relid is a regclass and the column a name, so pg_dump (which dumps this
+-- table's rows) and pg_restore carry them to the new oids and numbers.
+CREATE TABLE tenant.protected (
+    relid pg_catalog.regclass PRIMARY KEY,
+    tenant_column pg_catalog.name NOT NULL
+);
+COMMENT ON TABLE tenant.protected IS 'pg_tenant: the tables tenant.protect protected and their tenant columns';
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected', '');
+REVOKE ALL ON tenant.protected FROM PUBLIC;
+-- pg_policy is readable by everyone; so is this.
+GRANT SELECT ON tenant.protected TO PUBLIC;
+
+CREATE TABLE tenant._policy_reference (
+    c_text pg_catalog.text, c_varchar pg_catalog.varchar, c_name pg_catalog.name, c_uuid pg_catalog.uuid,
+    c_int2 pg_catalog.int2, c_int4 pg_catalog.int4, c_int8 pg_catalog.int8
+);
+COMMENT ON TABLE tenant._policy_reference IS 'pg_tenant: no rows; its policies are tenant.protect''s, one per tenant column type, to compare protected tables'' policies with';
+REVOKE ALL ON tenant._policy_reference FROM PUBLIC;
+CREATE POLICY c_text ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_text = (SELECT tenant.current_tenant_id())) WITH CHECK (c_text = (SELECT tenant.current_tenant_id()));
+CREATE POLICY c_varchar ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_varchar = (SELECT tenant.current_tenant_id())) WITH CHECK (c_varchar = (SELECT tenant.current_tenant_id()));
+CREATE POLICY c_name ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_name = (SELECT tenant.current_tenant_id())) WITH CHECK (c_name = (SELECT tenant.current_tenant_id()));
+CREATE POLICY c_uuid ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_uuid = (SELECT tenant.current_tenant_uuid())) WITH CHECK (c_uuid = (SELECT tenant.current_tenant_uuid()));
+CREATE POLICY c_int2 ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_int2 = (SELECT tenant.current_tenant_bigint())) WITH CHECK (c_int2 = (SELECT tenant.current_tenant_bigint()));
+CREATE POLICY c_int4 ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_int4 = (SELECT tenant.current_tenant_bigint())) WITH CHECK (c_int4 = (SELECT tenant.current_tenant_bigint()));
+CREATE POLICY c_int8 ON tenant._policy_reference AS PERMISSIVE FOR ALL TO PUBLIC
+    USING (c_int8 = (SELECT tenant.current_tenant_bigint())) WITH CHECK (c_int8 = (SELECT tenant.current_tenant_bigint()));
+
+-- An expression tree (nodeToString form) with what differs between two
+-- tables by construction taken out: text positions, typmods, collations,
+-- and the number `attnum` of the tenant column (written as *).
+CREATE FUNCTION tenant._policy_shape(tree pg_catalog.pg_node_tree, attnum pg_catalog.int2) RETURNS pg_catalog.text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT pg_catalog.regexp_replace(
+         pg_catalog.regexp_replace(tree::pg_catalog.text,
+           ' :(location|stmt_location|stmt_len|vartypmod|varcollid|inputcollid|resultcollid) -?[0-9]+', '', 'g'),
+         ' :(varattno|varattnosyn) ' OPERATOR(pg_catalog.||) attnum OPERATOR(pg_catalog.||) '([ }])', ' :\1 *\2', 'g')
 $fn$;
 
--- Whether a table's pg_tenant_isolation policy is exactly the one
--- tenant.protect writes: FOR ALL, TO PUBLIC, permissive, and USING and WITH
--- CHECK both `(<col> = ( SELECT tenant.<context function>() ...))` for a
--- tenant column of a supported type. A policy with that name that says
--- anything else (`USING (true)`, `org_id = org_id`) does not isolate
--- tenants: audit() reports it and pg_tenant_protect_children replaces it.
-CREATE FUNCTION tenant._isolates(tbl regclass) RETURNS boolean
+-- Whether table `tbl` has the pg_tenant_isolation policy tenant.protect
+-- writes for tenant column `col`: FOR ALL, TO PUBLIC, permissive, and USING
+-- and WITH CHECK the trees of the reference policy for the column's type.
+-- A policy with that name that says anything else (`USING (true)`,
+-- `org_id = org_id`) does not isolate tenants.
+CREATE FUNCTION tenant._is_protects_policy(tbl pg_catalog.regclass, col pg_catalog.name) RETURNS pg_catalog.bool
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 SELECT EXISTS (
     SELECT 1
-      FROM pg_catalog.pg_policy p
-      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.polrelid
-                                    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
-     CROSS JOIN LATERAL (SELECT tenant._context_expr(a.atttypid::pg_catalog.regtype) AS expr) e
-     WHERE p.polrelid OPERATOR(pg_catalog.=) tbl
-       AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_policy p ON p.polrelid OPERATOR(pg_catalog.=) a.attrelid
+                                 AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
+      JOIN pg_catalog.pg_attribute ra ON ra.attrelid OPERATOR(pg_catalog.=) 'tenant._policy_reference'::pg_catalog.regclass
+                                     AND ra.attnum OPERATOR(pg_catalog.>) 0
+                                     AND ra.atttypid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_policy r ON r.polrelid OPERATOR(pg_catalog.=) ra.attrelid
+                                 AND r.polname OPERATOR(pg_catalog.=) ra.attname
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) col AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
        AND p.polcmd OPERATOR(pg_catalog.=) '*'::pg_catalog."char" AND p.polpermissive
        AND p.polroles OPERATOR(pg_catalog.=) '{0}'::pg_catalog.oid[]
-       AND e.expr IS NOT NULL
-       AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) OPERATOR(pg_catalog.=)
-           pg_catalog.format('(%s = ( SELECT %s AS %s))', pg_catalog.quote_ident(a.attname), e.expr,
-                             pg_catalog.split_part(pg_catalog.split_part(e.expr, '.', 2), '(', 1))
-       AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) OPERATOR(pg_catalog.=)
-           pg_catalog.format('(%s = ( SELECT %s AS %s))', pg_catalog.quote_ident(a.attname), e.expr,
-                             pg_catalog.split_part(pg_catalog.split_part(e.expr, '.', 2), '(', 1)))
+       AND tenant._policy_shape(p.polqual, a.attnum) OPERATOR(pg_catalog.=) tenant._policy_shape(r.polqual, ra.attnum)
+       AND tenant._policy_shape(p.polwithcheck, a.attnum) OPERATOR(pg_catalog.=) tenant._policy_shape(r.polwithcheck, ra.attnum))
+$fn$;
+
+-- Record (or forget) what protect/unprotect did, for the tables `rels`:
+-- protect and unprotect run as their caller, who may not write
+-- tenant.protected, so these run as the extension's owner, and write only
+-- what the catalog shows true: a table is recorded only while it has
+-- protect's policy for that column, forgotten only once it has no
+-- pg_tenant_isolation policy (or is gone).
+CREATE FUNCTION tenant._record_protected(rels pg_catalog.regclass[], col pg_catalog.name) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+INSERT INTO tenant.protected AS t (relid, tenant_column)
+SELECT DISTINCT r, col FROM pg_catalog.unnest(rels) r WHERE tenant._is_protects_policy(r, col)
+ON CONFLICT (relid) DO UPDATE SET tenant_column = excluded.tenant_column
+$fn$;
+CREATE FUNCTION tenant._forget_protected(rels pg_catalog.regclass[]) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DELETE FROM tenant.protected t
+ WHERE t.relid OPERATOR(pg_catalog.=) ANY (rels)
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid OPERATOR(pg_catalog.=) t.relid
+                      AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name)
+$fn$;
+-- Dropped tables leave the record (their oid could name a new table later).
+CREATE FUNCTION tenant._forget_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    DELETE FROM tenant.protected t
+     WHERE t.relid::pg_catalog.oid IN (SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d
+                                        WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                                          AND d.objsubid OPERATOR(pg_catalog.=) 0);
+END
+$fn$;
+REVOKE EXECUTE ON FUNCTION tenant._forget_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER pg_tenant_forget_dropped ON sql_drop
+    EXECUTE FUNCTION tenant._forget_dropped();
+
+-- The tenant column of a table protected by tenant.protect, as protect
+-- recorded it (0.8.0: read from tenant.protected, no longer recognised in
+-- the policy's deparsed text). Not from the column default protect also
+-- sets: a default may be changed or dropped without touching isolation.
+-- NULL when protect never protected the table.
+CREATE FUNCTION tenant._tenant_column(tbl regclass) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT r.tenant_column FROM tenant.protected r WHERE r.relid OPERATOR(pg_catalog.=) tbl
+$fn$;
+
+-- Whether a table protect protected still has exactly the
+-- pg_tenant_isolation policy protect wrote (tenant._is_protects_policy:
+-- compared as expression trees with the reference policy of its column's
+-- type). A policy with that name that says anything else, or on a table
+-- protect never protected, does not count: audit() reports it and
+-- pg_tenant_protect_children replaces it.
+CREATE FUNCTION tenant._isolates(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT EXISTS (SELECT 1 FROM tenant.protected r
+                WHERE r.relid OPERATOR(pg_catalog.=) tbl
+                  AND tenant._is_protects_policy(tbl, r.tenant_column))
 $fn$;
 
 -- Protect a table and every partition and inheritance descendant of it, at
@@ -120,6 +211,8 @@ BEGIN
                        'USING (%I = (SELECT %s)) WITH CHECK (%I = (SELECT %s))',
                        rel, tenant_column, expr, tenant_column, expr);
     END LOOP;
+    -- 0.8.0: recorded before the first ALTER TABLE too (the trigger reads it).
+    PERFORM tenant._record_protected(rels, tenant_column);
     FOREACH rel IN ARRAY rels LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
         EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', rel);
@@ -169,6 +262,7 @@ BEGIN
             EXECUTE format('DROP POLICY pg_tenant_isolation ON %s', rel);
         END IF;
     END LOOP;
+    PERFORM tenant._forget_protected(rels);
     FOREACH rel IN ARRAY rels LOOP
         EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', rel);
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', rel);
@@ -264,6 +358,38 @@ COMMENT ON FUNCTION tenant._protect_children IS 'pg_tenant: event trigger functi
 CREATE EVENT TRIGGER pg_tenant_protect_children ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
     EXECUTE FUNCTION tenant._protect_children();
+
+-- 0.8.0: how to stop role `member_role` inheriting the privileges of role
+-- `target_role`. Up to PostgreSQL 15 inheritance is a property of the member
+-- (ALTER ROLE ... NOINHERIT); from 16 it is a property of each grant
+-- (pg_auth_members.inherit_option; ALTER ROLE ... NOINHERIT only sets the
+-- default for later grants), so the fix is GRANT ... WITH INHERIT FALSE on
+-- the member's own inheriting grant that leads to `target_role` (the direct one
+-- when there is one). inherit_option is read through to_jsonb, so this
+-- parses on 15, where the column does not exist.
+CREATE FUNCTION tenant._inherit_fix(member_role pg_catalog.oid, target_role pg_catalog.oid) RETURNS pg_catalog.text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+    SELECT CASE
+        WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 160000
+            THEN pg_catalog.format('ALTER ROLE %s NOINHERIT', pg_catalog.quote_ident(m.rolname))
+        ELSE pg_catalog.format('GRANT %s TO %s WITH INHERIT FALSE (PostgreSQL 16+: inheritance is set per grant, ALTER ROLE NOINHERIT only changes later grants)',
+                               pg_catalog.quote_ident(coalesce(
+                                   (SELECT g.rolname
+                                      FROM pg_catalog.pg_auth_members a
+                                      JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.roleid
+                                     WHERE a.member OPERATOR(pg_catalog.=) $1
+                                       AND coalesce((pg_catalog.to_jsonb(a.*) OPERATOR(pg_catalog.->>) 'inherit_option')::pg_catalog.bool, true)
+                                       AND (a.roleid OPERATOR(pg_catalog.=) $2
+                                            OR pg_catalog.pg_has_role(a.roleid, $2, 'USAGE'))
+                                     ORDER BY a.roleid OPERATOR(pg_catalog.<>) $2, g.rolname
+                                     LIMIT 1),
+                                   t.rolname)),
+                               pg_catalog.quote_ident(m.rolname))
+    END
+    FROM pg_catalog.pg_roles m, pg_catalog.pg_roles t
+    WHERE m.oid OPERATOR(pg_catalog.=) $1 AND t.oid OPERATOR(pg_catalog.=) $2
+$fn$;
+COMMENT ON FUNCTION tenant._inherit_fix IS 'pg_tenant: the statement that stops a role inheriting another''s privileges, for this server''s version';
 
 -- 0.8.0: what breaks schema isolation (tenant.audit reports these rows):
 -- a tenant role that can reach (USAGE, directly, through PUBLIC or a
@@ -414,16 +540,17 @@ WITH RECURSIVE tables AS (
     -- tables with a tenant_id column, and tables with our policy on any column
     SELECT c.oid, c.oid::regclass::text AS name, c.relrowsecurity, c.relforcerowsecurity,
            coalesce(
-             (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
-             (SELECT a.attnum FROM pg_policy p JOIN pg_attribute a ON a.attrelid = c.oid
-               AND pg_get_expr(p.polqual, p.polrelid) LIKE '(' || quote_ident(a.attname) || ' = %'
-              WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation' LIMIT 1)) AS attnum
+             (SELECT a.attnum FROM tenant.protected r JOIN pg_attribute a ON a.attrelid = r.relid
+               AND a.attname = r.tenant_column AND NOT a.attisdropped
+              WHERE r.relid = c.oid),
+             (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)) AS attnum
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p')
       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant')
       AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation'))
+           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation')
+           OR EXISTS (SELECT 1 FROM tenant.protected r WHERE r.relid = c.oid))
 ), inheritance(child, anc, depth) AS (
     -- every partition and inheritance child with each of its ancestors
     SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i
@@ -558,7 +685,9 @@ UNION ALL
 -- (true), org_id = org_id, a role list, a command) decides what every
 -- tenant sees in that table.
 SELECT c.oid::regclass::text,
-       format('policy pg_tenant_isolation is not the one tenant.protect writes (FOR ALL TO PUBLIC, USING and WITH CHECK comparing the tenant column with the tenant context): whatever it says decides which tenants'' rows are read and written; fix: SELECT tenant.protect(%L, %L)',
+       format('policy pg_tenant_isolation is not the one tenant.protect writes (FOR ALL TO PUBLIC, USING and WITH CHECK comparing the tenant column with the tenant context)%s: whatever it says decides which tenants'' rows are read and written; fix: SELECT tenant.protect(%L, %L)',
+              CASE WHEN tenant._tenant_column(c.oid) IS NOT NULL
+                   THEN format(' (tenant.protect protected it on column %I; it was altered since)', tenant._tenant_column(c.oid)) END,
               c.oid::regclass::text, coalesce(tenant._tenant_column(c.oid), '<its tenant column>'))
   FROM pg_class c
  WHERE EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'pg_tenant_isolation')
@@ -689,10 +818,10 @@ UNION ALL
 -- refuses it.
 SELECT DISTINCT quote_ident(e.rolname),
        CASE WHEN e.rolcanlogin AND NOT EXISTS (SELECT 1 FROM tenant.tenants o WHERE o.role_name = e.rolname)
-            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: ALTER ROLE %s NOINHERIT (set_context still switches to a tenant''s role), or separate login roles',
-                        quote_ident(g.rolname), x.id, quote_ident(e.rolname))
-            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or ALTER ROLE %s NOINHERIT',
-                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), quote_ident(e.rolname))
+            THEN format('login role inherits the privileges of role %s of tenant %s: set_context refuses it for tenants without a role of their own; fix: %s (set_context still switches to a tenant''s role), or separate login roles',
+                        quote_ident(g.rolname), x.id, tenant._inherit_fix(e.oid, g.oid))
+            ELSE format('role runs tenant sessions and has the privileges of role %s of tenant %s: set_context refuses it; fix: REVOKE %s FROM %s, or %s',
+                        quote_ident(g.rolname), x.id, quote_ident(g.rolname), quote_ident(e.rolname), tenant._inherit_fix(e.oid, g.oid))
        END
   FROM tenant.tenants x
   JOIN pg_roles g ON g.rolname = x.role_name

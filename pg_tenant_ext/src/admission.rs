@@ -4,6 +4,7 @@
 //! would run as (no SUPERUSER or BYPASSRLS, no right beyond a tenant, no
 //! privileges of another tenant's role).
 
+use crate::compat;
 use crate::report::{printable, refuse};
 use crate::state::{ops, Backend, Budget};
 use pgrx::prelude::*;
@@ -265,8 +266,8 @@ fn role_problem(role: pg_sys::Oid) -> Option<String> {
 
 /// Refuse a context whose effective role (`role`: the tenant's role, or the
 /// login role for a tenant without one) has the privileges of another
-/// tenant's `role_name`. PostgreSQL 15 role membership inherits privileges
-/// unless the member is NOINHERIT, so a shared login role that is a member
+/// tenant's `role_name`. Role membership inherits privileges unless the
+/// member is NOINHERIT (15) or the grant is WITH INHERIT FALSE (16+), so a shared login role that is a member
 /// of every tenant role (set_context needs that to switch to them) would
 /// read and alter, in one tenant's session, what another tenant created
 /// under its own role. Read as the catalog reader; role names that no
@@ -277,7 +278,7 @@ pub fn refuse_foreign_privileges(
     own_role: pg_sys::Oid,
     is_login: bool,
 ) {
-    const Q: &str = "SELECT t.id, r.rolname::pg_catalog.text FROM tenant.tenants t \
+    const Q: &str = "SELECT t.id, r.rolname::pg_catalog.text, r.oid::pg_catalog.int8 FROM tenant.tenants t \
                      JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) t.role_name \
                      WHERE t.id OPERATOR(pg_catalog.<>) $1::pg_catalog.text \
                        AND r.oid OPERATOR(pg_catalog.<>) $3::pg_catalog.int8::pg_catalog.oid \
@@ -298,10 +299,11 @@ pub fn refuse_foreign_privileges(
             Ok(Some((
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<i64>(3)?.unwrap_or_default(),
             )))
         })
     });
-    let (other, other_role) = match found {
+    let (other, other_role, other_oid) = match found {
         Ok(Some(f)) => f,
         Ok(None) => return,
         Err(e) => refuse(
@@ -316,10 +318,19 @@ pub fn refuse_foreign_privileges(
         format!("has the privileges of role \"{other_role}\" of tenant \"{other}\"")
     };
     let fix = if is_login {
+        // ALTER ROLE ... NOINHERIT on 15, GRANT ... WITH INHERIT FALSE on 16+.
+        let inherit_fix = as_catalog_reader(|| {
+            Spi::get_one_with_args::<String>(
+                compat::INHERIT_FIX_QUERY,
+                &[i64::from(role.to_u32()).into(), other_oid.into()],
+            )
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("make {} stop inheriting", quote_ident(&name)));
         format!(
-            "run ALTER ROLE {} NOINHERIT (set_context still switches to a tenant's own role), \
-             or give tenants with a role_name login roles of their own",
-            quote_ident(&name)
+            "run {inherit_fix} (set_context still switches to a tenant's own role), \
+             or give tenants with a role_name login roles of their own"
         )
     } else {
         format!(

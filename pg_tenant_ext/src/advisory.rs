@@ -179,7 +179,7 @@ fn settle_pending() {
     if let Some((space, key, shared)) = PENDING.0.take() {
         let t = tag(space, key);
         // SAFETY: a lookup in this backend's local lock table.
-        if unsafe { pg_sys::LockHeldByMe(&t, mode(shared)) } {
+        if unsafe { crate::compat::lock_held_by_me(&t, mode(shared)) } {
             count(&SESSION.0, key, shared);
         }
     }

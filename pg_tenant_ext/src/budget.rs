@@ -164,11 +164,9 @@ pub unsafe fn init() {
         Some(check4),
         Some(check5),
     ];
-    let vars = pg_sys::get_guc_variables();
-    for i in 0..pg_sys::GetNumConfigOptions() as usize {
-        let g = *vars.add(i);
+    crate::compat::for_each_guc(|g| {
         if g.is_null() {
-            continue;
+            return;
         }
         let name = CStr::from_ptr((*g).name);
         if (*g).vartype == pg_sys::config_type::PGC_REAL && name == HASH_MEM {
@@ -176,10 +174,10 @@ pub unsafe fn init() {
             HASH_RECORD = rec;
             PREV_HASH_CHECK = (*rec).check_hook;
             (*rec).check_hook = Some(check_hash_mem);
-            continue;
+            return;
         }
         if (*g).vartype != pg_sys::config_type::PGC_INT {
-            continue;
+            return;
         }
         if let Some(k) = CEILINGS.iter().position(|c| c.guc == name) {
             let rec = g as *mut pg_sys::config_int;
@@ -187,7 +185,7 @@ pub unsafe fn init() {
             PREV_CHECK[k] = (*rec).check_hook;
             (*rec).check_hook = hooks[k];
         }
-    }
+    });
 }
 
 /// Set a setting with superuser context from `source`; `quiet`: a refusal

@@ -339,7 +339,7 @@ unsafe fn check_before_lock(node: *mut pg_sys::Node) {
             return;
         }
         let rel = relid(rv);
-        if rel == pg_sys::InvalidOid || pg_sys::pg_class_ownercheck(rel, user) {
+        if rel == pg_sys::InvalidOid || crate::compat::rel_ownercheck(rel, user) {
             return;
         }
         if mode != 0

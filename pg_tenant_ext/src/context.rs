@@ -55,7 +55,15 @@ pub fn verify(action: Action<'_>, token: &str, tenant_for_log: &str) -> u64 {
         );
     }
     // SAFETY: MyProcPid and MyCancelKey are set once at backend start.
-    let (pid, cancel_key) = unsafe { (pg_sys::MyProcPid, pg_sys::MyCancelKey) };
+    let (pid, cancel_key) = unsafe { (pg_sys::MyProcPid, crate::compat::cancel_key()) };
+    let Some(cancel_key) = cancel_key else {
+        refuse(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "pg_tenant context tokens name a 4-byte cancel key (protocol 3.0); this \
+             connection's is longer (protocol 3.2)"
+                .into(),
+        );
+    };
     let backend = pg_tenant_token::Backend { pid, cancel_key };
     match pg_tenant_token::verify(&keys, action, backend, LAST_NONCE.0.get(), token) {
         Ok(nonce) => nonce,

@@ -21,6 +21,7 @@
 //! `allowed_operations` are checked before this (hooks).
 
 use crate::admission::as_catalog_reader;
+use crate::compat;
 use crate::confine::{self, rel_name};
 use crate::report::printable;
 use crate::state;
@@ -48,23 +49,18 @@ fn refuse(code: PgSqlErrorCode, msg: String, hint: &str) -> ! {
 }
 
 fn eligibility(relid: pg_sys::Oid) -> Eligibility {
-    // protect() writes `USING/WITH CHECK (col = (SELECT tenant.<fn>()))`;
-    // compare with the text PostgreSQL deparses for exactly that.
+    // The tenant column protect() recorded (tenant.protected), while the
+    // table's pg_tenant_isolation policy is still protect's (compared as
+    // expression trees: tenant._is_protects_policy) and no other policy
+    // applies to INSERT.
     const Q: &str = "\
-        SELECT (SELECT a.attnum FROM pg_catalog.pg_policy p \
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid AND a.attnum > 0 \
-                                                 AND NOT a.attisdropped \
-                 WHERE p.polrelid = $1 AND p.polname = 'pg_tenant_isolation' \
-                   AND p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}' \
-                   AND tenant._context_expr(a.atttypid::pg_catalog.regtype) IS NOT NULL \
-                   AND pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = \
-                       pg_catalog.format('(%s = ( SELECT %s AS %s))', \
-                         pg_catalog.quote_ident(a.attname), \
-                         tenant._context_expr(a.atttypid::pg_catalog.regtype), \
-                         pg_catalog.split_part(pg_catalog.split_part( \
-                           tenant._context_expr(a.atttypid::pg_catalog.regtype), '.', 2), '(', 1)) \
+        SELECT (SELECT a.attnum FROM tenant.protected r \
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.relid AND a.attnum > 0 \
+                                                 AND a.attname = r.tenant_column AND NOT a.attisdropped \
+                 WHERE r.relid = $1::pg_catalog.regclass \
+                   AND tenant._is_protects_policy(r.relid, r.tenant_column) \
                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy q \
-                                    WHERE q.polrelid = $1 AND q.oid <> p.oid \
+                                    WHERE q.polrelid = $1 AND q.polname <> 'pg_tenant_isolation' \
                                       AND q.polcmd IN ('*', 'a'))), \
                EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
                         WHERE (t.tgrelid = $1 OR t.tgrelid IN \
@@ -184,25 +180,15 @@ pub unsafe fn copy_from(
         false,
         false,
     );
-    let rte = (*nsitem).p_rte;
-    (*rte).requiredPerms = pg_sys::ACL_INSERT;
     let attnums = pg_sys::CopyGetAttnums((*rel).rd_att, rel, (*stmt).attlist);
-    for att in pgrx::PgList::<i32>::from_pg(attnums).iter_int() {
-        (*rte).insertedCols = pg_sys::bms_add_member(
-            (*rte).insertedCols,
-            att - pg_sys::FirstLowInvalidHeapAttributeNumber,
-        );
-    }
-    pg_sys::ExecCheckRTPerms((*pstate).p_rtable, true);
+    compat::check_copy_from_permission(pstate, nsitem, attnums);
     if pg_sys::XactReadOnly && (*(*rel).rd_rel).relpersistence != pg_sys::RELPERSISTENCE_TEMP as i8
     {
         pg_sys::PreventCommandIfReadOnly(c"COPY FROM".as_ptr());
     }
     // The per-row check: tenant._copy_check(<tenant column>), evaluated
     // after defaults, as the COPY's qualifier (a List: implicit AND).
-    let att = (*(*rel).rd_att)
-        .attrs
-        .as_slice((*(*rel).rd_att).natts as usize)[(attnum - 1) as usize];
+    let att = compat::tupdesc_attr((*rel).rd_att, (attnum - 1) as usize);
     let var = pg_sys::makeVar(1, attnum, att.atttypid, att.atttypmod, att.attcollation, 0);
     let args = pg_sys::lappend(std::ptr::null_mut(), var.cast());
     let check = pg_sys::makeFuncExpr(

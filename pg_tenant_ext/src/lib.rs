@@ -16,6 +16,7 @@ mod admission;
 mod advisory;
 mod auth;
 mod budget;
+mod compat;
 mod confine;
 mod context;
 mod copy;

@@ -51,12 +51,9 @@ static mut PREV_SESSION_AUTH: pg_sys::GucStringCheckHook = None;
 pub unsafe fn init() {
     pg_sys::RegisterXactCallback(Some(at_abort), std::ptr::null_mut());
     pg_sys::RegisterSubXactCallback(Some(at_sub_abort), std::ptr::null_mut());
-    let vars = pg_sys::get_guc_variables();
-    let n = pg_sys::GetNumConfigOptions();
-    for i in 0..n as usize {
-        let g = *vars.add(i);
+    crate::compat::for_each_guc(|g| {
         if g.is_null() || (*g).vartype != pg_sys::config_type::PGC_STRING {
-            continue;
+            return;
         }
         let name = CStr::from_ptr((*g).name).to_bytes();
         let s = g as *mut pg_sys::config_string;
@@ -67,7 +64,7 @@ pub unsafe fn init() {
             PREV_SESSION_AUTH = (*s).check_hook;
             (*s).check_hook = Some(check_session_auth);
         }
-    }
+    });
 }
 
 /// Closes the role lock again however [`allowing`] is left.

@@ -16,7 +16,7 @@ fn me() -> Backend {
     unsafe {
         Backend {
             pid: pgrx::pg_sys::MyProcPid,
-            cancel_key: pgrx::pg_sys::MyCancelKey,
+            cancel_key: crate::compat::cancel_key().expect("a protocol 3.0 cancel key"),
         }
     }
 }

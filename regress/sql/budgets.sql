@@ -95,7 +95,13 @@ SELECT tenant.advisory_lock(43);
 SELECT tenant.advisory_unlock_all();
 -- In a parallel worker: no tenant advisory locks (each worker would have
 -- a budget of its own), and a function's SET clause meets the ceilings.
+-- (force_parallel_mode: PostgreSQL 15; renamed debug_parallel_query in 16.)
+SELECT current_setting('server_version_num')::int >= 160000 AS has_debug_parallel_query \gset
+\if :has_debug_parallel_query
+SET debug_parallel_query = on;
+\else
 SET force_parallel_mode = on;
+\endif
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SELECT regress.p_pid() AS worker_pid \gset
@@ -104,7 +110,11 @@ SELECT regress.p_lock(60);
 \echo :LAST_ERROR_SQLSTATE
 SELECT regress.p_mem();
 \echo :LAST_ERROR_SQLSTATE
+\if :has_debug_parallel_query
+RESET debug_parallel_query;
+\else
 RESET force_parallel_mode;
+\endif
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 -- Two-phase commit would carry locks past the session: refused.
@@ -186,7 +196,11 @@ SHOW statement_timeout;
 SELECT pg_sleep(3);
 \echo :LAST_ERROR_SQLSTATE
 SET work_mem = '64kB';
+-- (The message quotes "temp_file_limit" from PostgreSQL 17: the SQLSTATE is
+-- what is checked.)
+\set VERBOSITY sqlstate
 SELECT count(*) FROM (SELECT g, md5(g::text) FROM generate_series(1, 200000) g ORDER BY 2) s;
+\set VERBOSITY default
 \echo :LAST_ERROR_SQLSTATE
 RESET work_mem;
 SELECT count(*) FROM (SELECT g FROM generate_series(1, 1000) g ORDER BY 1) s;

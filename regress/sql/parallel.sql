@@ -18,9 +18,9 @@ SET min_parallel_table_scan_size = 0;
 SET enable_indexscan = off;
 SET enable_bitmapscan = off;
 SET enable_indexonlyscan = off;
-EXPLAIN (COSTS OFF) SELECT count(*) FROM big;
+SELECT * FROM regress.explain($$SELECT count(*) FROM big$$);
 SELECT count(*), count(DISTINCT tenant_id), min(tenant_id) FROM big;
 -- Workers evaluate current_tenant_id() themselves here (no RLS, no
 -- initPlan): the value reaches them through the serialized GUC.
-EXPLAIN (COSTS OFF) SELECT count(*) FROM big_plain WHERE tenant_id = tenant.current_tenant_id();
+SELECT * FROM regress.explain($$SELECT count(*) FROM big_plain WHERE tenant_id = tenant.current_tenant_id()$$);
 SELECT count(*) FROM big_plain WHERE tenant_id = tenant.current_tenant_id();

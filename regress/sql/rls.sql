@@ -37,11 +37,11 @@ GRANT SELECT ON items TO regress_app;
 \c - regress_app
 SET client_min_messages = error;
 SELECT regress.enter('t3', 1);
-EXPLAIN (COSTS OFF) SELECT * FROM items WHERE id = 13;
+SELECT * FROM regress.explain($$SELECT * FROM items WHERE id = 13$$);
 SELECT * FROM items WHERE id = 13;
 SELECT * FROM items WHERE id = 14;
 SET enable_indexscan = off; SET enable_bitmapscan = off;
-EXPLAIN (COSTS OFF) SELECT count(*) FROM items;
+SELECT * FROM regress.explain($$SELECT count(*) FROM items$$);
 SELECT count(*) FROM items;
 \c - postgres
 SET client_min_messages = warning;

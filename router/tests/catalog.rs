@@ -216,7 +216,7 @@ fn pg_dump_and_restore_keep_every_tenant() {
     let c = cluster();
     let port = c.port.to_string();
     let pg = |args: &[&str]| {
-        let out = Command::new(args[0])
+        let out = Command::new(c.bin(args[0]))
             .args(&args[1..])
             .args(["-h", &c.sock, "-p", &port, "-U", "postgres"])
             .output()
@@ -256,7 +256,9 @@ fn pg_dump_and_restore_keep_every_tenant() {
          SELECT tenant.create_tenant('c3', isolation => 'schema', schema_name => 's3', enabled => false);
          SELECT tenant.set_defaults(max_connections => 42);
          SELECT tenant.alter_tenant('a1', login_roles => '{postgres}');
-         SELECT tenant.set_password('b2', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=');",
+         SELECT tenant.set_password('b2', 'SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=');
+         CREATE TABLE dump_items (gone int, org uuid); ALTER TABLE dump_items DROP COLUMN gone;
+         SELECT tenant.protect('dump_items', 'org');",
     ]);
     let dump = std::env::temp_dir().join("rt_dump.sql");
     pg(&["pg_dump", "-d", "rt_dump_src", "-f", dump.to_str().unwrap()]);
@@ -281,5 +283,13 @@ fn pg_dump_and_restore_keep_every_tenant() {
         src.trim(),
         "a1|7|f|rls|t|{postgres},b2||t|rls|t|,c3||f|schema|f|;42;b2:SCRAM-SHA-256$4096:"
     );
+    assert_eq!(src, dst);
+    // 0.8.0: what protect protected is restored with the new oids and column
+    // numbers, and the restored policy is still recognised as protect's.
+    let q = "SELECT string_agg(format('%s|%s|%s', relid, tenant_column, tenant._isolates(relid)), ',') \
+             FROM tenant.protected";
+    let src = pg(&["psql", "-X", "-tA", "-d", "rt_dump_src", "-c", q]);
+    let dst = pg(&["psql", "-X", "-tA", "-d", "rt_dump_dst", "-c", q]);
+    assert_eq!(src.trim(), "dump_items|org|t");
     assert_eq!(src, dst);
 }

@@ -34,7 +34,7 @@ fn fresh_db(name: &str) {
 /// carry oids, xids or per-run keys are dropped.
 fn extension_schema(db: &str) -> Vec<String> {
     let c = cluster();
-    let out = Command::new("pg_dump")
+    let out = Command::new(c.bin("pg_dump"))
         .args(["-h", &c.sock, "-p", &c.port.to_string(), "-U", "postgres"])
         .args(["--schema-only", "--binary-upgrade", db])
         .output()
@@ -102,6 +102,15 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
              SELECT tenant.create_app_role('{role}')"
         ),
     );
+    // Tables the old version protected (a bigint tenant column, after a
+    // dropped column), and a policy with protect's name that is not its.
+    sql(
+        old_db,
+        "CREATE TABLE up_items (gone int, v int, org bigint); ALTER TABLE up_items DROP COLUMN gone; \
+         SELECT tenant.protect('up_items', 'org'); \
+         CREATE TABLE up_look (tenant_id text); ALTER TABLE up_look ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY pg_tenant_isolation ON up_look USING (true) WITH CHECK (true)",
+    );
     // A schema tenant without a role, as every version before 0.8.0 took it.
     sql(
         old_db,
@@ -114,6 +123,17 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
     );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);
+    // 0.8.0: the update recorded what protect protected (and only that).
+    assert_eq!(
+        sql(
+            old_db,
+            "SELECT string_agg(format('%s|%s|%s', relid, tenant_column, tenant._isolates(relid)), ';') \
+             FROM tenant.protected; \
+             SELECT tenant._isolates('up_look')"
+        ),
+        "up_items|org|t\nf"
+    );
+    sql(old_db, "DROP TABLE up_items, up_look");
     // 0.8.0: the row survives the update; it can be disabled, not enabled
     // again without a role (set_context refuses it meanwhile), and dropped.
     assert_eq!(
@@ -320,6 +340,13 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
         "CREATE TABLE tenant.defaults",
         "CREATE FUNCTION tenant.set_password",
         "CREATE TABLE tenant.tenant_secrets",
+        "CREATE FUNCTION tenant._inherit_fix",
+        "CREATE TABLE tenant.protected",
+        "CREATE TABLE tenant._policy_reference",
+        "CREATE POLICY c_int8 ON tenant._policy_reference",
+        "CREATE FUNCTION tenant._is_protects_policy",
+        "CREATE FUNCTION tenant._record_protected",
+        "CREATE EVENT TRIGGER pg_tenant_forget_dropped",
         "CREATE TABLE tenant.schema_migrations",
         "GRANT SELECT ON TABLE tenant.schema_migrations TO tenant_admin",
         "CREATE FUNCTION tenant.provision_tenant",
@@ -578,7 +605,7 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
         "SELECT pg_postmaster_start_time()::text || ' ' || (SELECT count(*) FROM pg_stat_activity)",
     );
     let libdir = String::from_utf8(
-        Command::new("/usr/lib/postgresql/15/bin/pg_config")
+        Command::new(c.bin("pg_config"))
             .arg("--pkglibdir")
             .output()
             .expect("pg_config")
@@ -597,6 +624,7 @@ fn reinstalling_the_extension_never_crashes_a_running_server() {
     let mut stdin = held.stdin.take().expect("stdin");
     writeln!(stdin, "SELECT 'before';").expect("write");
     let out = Command::new(common::repo().join("scripts/install-extension"))
+        .env("PG_CONFIG", c.bin("pg_config"))
         .output()
         .expect("install-extension");
     assert!(
@@ -675,7 +703,7 @@ fn update_keeps_the_privileges_an_operator_changed() {
     // A plain dump carries the operator's changes (restored over a fresh
     // install's grants, they give the same privileges again).
     let c = cluster();
-    let out = Command::new("pg_dump")
+    let out = Command::new(c.bin("pg_dump"))
         .args(["-h", &c.sock, "-p", &c.port.to_string(), "-U", "postgres"])
         .args(["--schema-only", db])
         .output()

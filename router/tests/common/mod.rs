@@ -21,6 +21,17 @@ pub struct Cluster {
     pub port: u16,
     pub sock: String,
     pub key_file: String,
+    /// The bin directory of the cluster's PostgreSQL (its major is
+    /// scripts/cluster's PG_TENANT_PG): psql, pg_dump and pg_config of the
+    /// same version as the server (pg_dump refuses a newer server).
+    pub bin_dir: PathBuf,
+}
+
+impl Cluster {
+    /// A program of the cluster's PostgreSQL (`pg_dump`, `pg_config`, ...).
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.bin_dir.join(program)
+    }
 }
 
 pub fn repo() -> PathBuf {
@@ -90,6 +101,7 @@ pub fn cluster() -> &'static Cluster {
             port: get("PGPORT").parse().expect("port"),
             sock: get("PG_TENANT_SOCK"),
             key_file: get("PG_TENANT_KEY_FILE"),
+            bin_dir: PathBuf::from(get("PG_TENANT_PGBIN_DIR")),
         };
         let exists = run(psql(&c, "postgres").args([
             "-tAc",
@@ -105,7 +117,7 @@ pub fn cluster() -> &'static Cluster {
 
 /// psql as postgres over the cluster's socket.
 pub fn psql(c: &Cluster, db: &str) -> Command {
-    let mut cmd = Command::new("psql");
+    let mut cmd = Command::new(c.bin("psql"));
     cmd.args([
         "-X",
         "-q",
