@@ -31,20 +31,6 @@ fn provision(tenant: &str) -> (bool, String, String) {
     )
 }
 
-/// SQL as postgres in another database of the cluster.
-fn sql_in(db: &str, sql: &str) -> String {
-    let out = psql(cluster(), db)
-        .args(["-tA", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// The first provisioning's report of each tenant.
 fn fixtures() -> &'static [(String, String); 2] {
     static F: OnceLock<[(String, String); 2]> = OnceLock::new();

@@ -4,23 +4,10 @@
 //! no-op. Each test works in a database of its own (`migrate_<test>`), so
 //! "every schema tenant" means the tenants that test made.
 mod common;
+use common::sql_in as sql;
 use common::*;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-/// SQL as postgres in `db`; the unaligned, tuples-only output.
-fn sql(db: &str, q: &str) -> String {
-    let out = psql(cluster(), db)
-        .args(["-tA", "-c", q])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A fresh database `migrate_<name>` with pg_tenant and `n` schema tenants
 /// `<prefix>01`.. (schema = id, role `<id>_role`, owning table `items` with

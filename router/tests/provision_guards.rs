@@ -27,20 +27,6 @@ fn provision(tenant: &str, template: Option<&str>) -> (bool, String, String) {
     )
 }
 
-/// psql as postgres in `db`: its output (it must succeed).
-fn sql_in(db: &str, sql: &str) -> String {
-    let out = psql(cluster(), db)
-        .args(["-tA", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// (CONNECT of `role` on `db`, whether `db` exists), as "t|t".
 fn connect_and_exists(role: &str, db: &str) -> String {
     admin_sql(&format!(

@@ -13,19 +13,6 @@ use std::process::Command;
 
 const SECRET: &str = "sk_gate_secret_41d2";
 
-fn sql_in(db: &str, sql: &str) -> String {
-    let out = psql(cluster(), db)
-        .args(["-tA", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn direct(db: &str) -> String {
     format!(
         "host=127.0.0.1 port={} user=rt_gate password={PASSWORD} dbname={db}",

@@ -4,22 +4,10 @@
 //! a fresh install. The router reads a catalog of any of them.
 mod common;
 
+use common::sql_in as sql;
 use common::{cluster, psql};
 use std::io::Write;
 use std::process::Command;
-
-fn sql(db: &str, q: &str) -> String {
-    let out = psql(cluster(), db)
-        .args(["-tA", "-c", q])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn fresh_db(name: &str) {
     sql(

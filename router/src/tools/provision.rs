@@ -68,6 +68,20 @@ fn step_error(step: &str) -> impl Fn(tokio_postgres::Error) -> ProvisionError + 
     }
 }
 
+/// Whether a step is already done: the boolean an `EXISTS` query returns.
+async fn already_done(
+    client: &Client,
+    step: &str,
+    query: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<bool, ProvisionError> {
+    Ok(client
+        .query_one(query, params)
+        .await
+        .map_err(step_error(step))?
+        .get::<_, bool>(0))
+}
+
 async fn connect(cfg: &Config, what: &str) -> Result<Client, ProvisionError> {
     let (client, connection) = cfg
         .connect(NoTls)
@@ -159,15 +173,14 @@ pub async fn provision(
     let mut report = Report::new();
 
     let step = format!("create database \"{db}\"");
-    let exists = catalog
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_database d \
-                             WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name)",
-            &[&db],
-        )
-        .await
-        .map_err(step_error(&step))?
-        .get::<_, bool>(0);
+    let exists = already_done(
+        &catalog,
+        &step,
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_database d \
+                         WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name)",
+        &[&db],
+    )
+    .await?;
     if exists {
         report.push((step, Outcome::AlreadyDone));
     } else {
@@ -191,15 +204,14 @@ pub async fn provision(
 
     if let Some(role) = row.role.as_deref() {
         let step = format!("create tenant role \"{role}\"");
-        let exists = catalog
-            .query_one(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r \
-                                 WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name)",
-                &[&role],
-            )
-            .await
-            .map_err(step_error(&step))?
-            .get::<_, bool>(0);
+        let exists = already_done(
+            &catalog,
+            &step,
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r \
+                             WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name)",
+            &[&role],
+        )
+        .await?;
         if exists {
             report.push((step, Outcome::AlreadyDone));
         } else {
@@ -219,15 +231,14 @@ pub async fn provision(
     tenant_cfg.dbname(db);
     let tenant_db = connect(&tenant_cfg, &format!("database \"{db}\"")).await?;
     let step = format!("install pg_tenant in \"{db}\"");
-    let installed = tenant_db
-        .query_one(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e \
-                             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_tenant')",
-            &[],
-        )
-        .await
-        .map_err(step_error(&step))?
-        .get::<_, bool>(0);
+    let installed = already_done(
+        &tenant_db,
+        &step,
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension e \
+                         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_tenant')",
+        &[],
+    )
+    .await?;
     if installed {
         report.push((step, Outcome::AlreadyDone));
     } else {

@@ -135,6 +135,20 @@ pub fn psql(c: &Cluster, db: &str) -> Command {
     cmd
 }
 
+/// Run SQL as postgres in database `db`; its output (`-tA`), trimmed.
+pub fn sql_in(db: &str, sql: &str) -> String {
+    let out = psql(cluster(), db)
+        .args(["-tA", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Run SQL as postgres in the test database.
 pub fn admin_sql(sql: &str) -> String {
     run(psql(cluster(), DB).args(["-tA", "-c", sql]))
