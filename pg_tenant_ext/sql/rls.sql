@@ -37,7 +37,11 @@ CREATE TABLE tenant.protected (
     tenant_column pg_catalog.name NOT NULL
 );
 COMMENT ON TABLE tenant.protected IS 'pg_tenant: the tables tenant.protect protected and their tenant columns';
-SELECT pg_catalog.pg_extension_config_dump('tenant.protected', '');
+-- Dumped without records of temporary tables: one dropped at the end of
+-- its session (or ON COMMIT DROP) fires no sql_drop trigger, so its record
+-- stays behind with an oid that a restored database gives another table.
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid AND c.relpersistence OPERATOR(pg_catalog.<>) ''t''::pg_catalog."char")');
 REVOKE ALL ON tenant.protected FROM PUBLIC;
 -- pg_policy is readable by everyone; so is this.
 GRANT SELECT ON tenant.protected TO PUBLIC;

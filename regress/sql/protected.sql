@@ -158,3 +158,27 @@ SELECT tenant_id, v FROM pr_icu;
 SET client_min_messages = warning;
 DROP TABLE pr_ci_t, pr_icu, pr_swap;
 DROP COLLATION pr_ci;
+
+-- A temporary table dropped at the end of its session or transaction (ON
+-- COMMIT DROP) fires no sql_drop trigger: its record stays, with an oid a
+-- restored database gives another table. pg_dump leaves such records (and
+-- those of temporary tables) out; a permanent table's record is dumped.
+CREATE TABLE pr_kept (tenant_id text NOT NULL);
+SELECT tenant.protect('pr_kept');
+CREATE TEMP TABLE pr_temp (tenant_id text NOT NULL);
+SELECT tenant.protect('pr_temp');
+BEGIN;
+CREATE TEMP TABLE pr_oncommit (tenant_id text NOT NULL) ON COMMIT DROP;
+SELECT tenant.protect('pr_oncommit');
+SELECT 'pr_oncommit'::regclass::oid AS gone_oid \gset
+COMMIT;
+SELECT count(*) AS left_behind FROM tenant.protected WHERE relid::oid = :gone_oid;
+SELECT e.extcondition[pg_catalog.array_position(e.extconfig, 'tenant.protected'::regclass::oid)] AS dump_where
+  FROM pg_extension e WHERE e.extname = 'pg_tenant' \gset
+SELECT CASE WHEN relid = 'pr_kept'::regclass THEN 'pr_kept'
+            WHEN relid = 'pr_temp'::regclass THEN 'pr_temp'
+            WHEN relid::oid = :gone_oid THEN 'pr_oncommit (dropped)' END AS dumped
+  FROM (SELECT * FROM tenant.protected :dump_where) d
+ WHERE relid IN ('pr_kept'::regclass, 'pr_temp'::regclass) OR relid::oid = :gone_oid
+ ORDER BY 1;
+DROP TABLE pr_kept, pr_temp;

@@ -2726,3 +2726,10 @@ BEGIN
     END LOOP;
 END
 $fn$;
+
+-- 0.8.0 (review of protect's record): tenant.protected is dumped without
+-- records of temporary tables: one dropped at the end of its session (or ON
+-- COMMIT DROP) fires no sql_drop trigger, so its record stays behind with
+-- an oid that a restored database gives another table.
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid AND c.relpersistence OPERATOR(pg_catalog.<>) ''t''::pg_catalog."char")');
