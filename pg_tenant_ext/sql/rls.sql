@@ -37,7 +37,11 @@ CREATE TABLE tenant.protected (
     tenant_column pg_catalog.name NOT NULL
 );
 COMMENT ON TABLE tenant.protected IS 'pg_tenant: the tables tenant.protect protected and their tenant columns';
-SELECT pg_catalog.pg_extension_config_dump('tenant.protected', '');
+-- Dumped without records of temporary tables: one dropped at the end of
+-- its session (or ON COMMIT DROP) fires no sql_drop trigger, so its record
+-- stays behind with an oid that a restored database gives another table.
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid AND c.relpersistence OPERATOR(pg_catalog.<>) ''t''::pg_catalog."char")');
 REVOKE ALL ON tenant.protected FROM PUBLIC;
 -- pg_policy is readable by everyone; so is this.
 GRANT SELECT ON tenant.protected TO PUBLIC;
@@ -78,7 +82,11 @@ $fn$;
 -- writes for tenant column `col`: FOR ALL, TO PUBLIC, permissive, and USING
 -- and WITH CHECK the trees of the reference policy for the column's type.
 -- A policy with that name that says anything else (`USING (true)`,
--- `org_id = org_id`) does not isolate tenants.
+-- `org_id = org_id`) does not isolate tenants. Nor does one on a column
+-- with a nondeterministic collation (the collation is left out of the
+-- comparison): there `=` matches other tenants' ids ('acme' and 'ACME'
+-- under a case-insensitive one), so the tree is protect's but tenants are
+-- not isolated (protect refuses such a column).
 CREATE FUNCTION tenant._is_protects_policy(tbl pg_catalog.regclass, col pg_catalog.name) RETURNS pg_catalog.bool
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 SELECT EXISTS (
@@ -93,6 +101,8 @@ SELECT EXISTS (
                                  AND r.polname OPERATOR(pg_catalog.=) ra.attname
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
        AND a.attname OPERATOR(pg_catalog.=) col AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_collation co
+                        WHERE co.oid OPERATOR(pg_catalog.=) a.attcollation AND NOT co.collisdeterministic)
        AND p.polcmd OPERATOR(pg_catalog.=) '*'::pg_catalog."char" AND p.polpermissive
        AND p.polroles OPERATOR(pg_catalog.=) '{0}'::pg_catalog.oid[]
        AND tenant._policy_shape(p.polqual, a.attnum) OPERATOR(pg_catalog.=) tenant._policy_shape(r.polqual, ra.attnum)
@@ -176,6 +186,7 @@ DECLARE
     expr text;
     rels regclass[];
     rel regclass;
+    coll name;
 BEGIN
     SELECT a.attnum, a.atttypid::regtype AS typ INTO att
     FROM pg_attribute a
@@ -188,6 +199,15 @@ BEGIN
     IF expr IS NULL THEN
         RAISE EXCEPTION 'tenant column %.% has type %, expected text, uuid or an integer type', tbl, tenant_column, att.typ
             USING ERRCODE = '42804';
+    END IF;
+    -- 0.8.0: `=` under a nondeterministic collation matches other tenants'
+    -- ids ('acme' = 'ACME' case-insensitively): no isolation.
+    SELECT co.collname INTO coll
+      FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation
+     WHERE a.attrelid = tbl AND a.attnum = att.attnum AND NOT co.collisdeterministic;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tenant column %.% has the nondeterministic collation "%": its = matches other tenants'' ids, so a policy on it would not isolate tenants', tbl, tenant_column, coll
+            USING ERRCODE = '42804', HINT = format('Give the column a deterministic collation: ALTER TABLE %s ALTER COLUMN %I TYPE %s COLLATE "C".', tbl, tenant_column, att.typ);
     END IF;
     -- The table, then its partitions and inheritance children by depth
     -- (pg_inherits holds both; PostgreSQL forbids inheritance cycles).

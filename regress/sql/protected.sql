@@ -114,3 +114,71 @@ DROP TABLE pr_parted_2;
 SELECT relid FROM tenant.protected WHERE relid::text LIKE 'pr\_parted%' ORDER BY relid::text;
 DROP TABLE pr_parted, pr_text, pr_varchar, pr_name, pr_uuid, pr_int2, pr_int4, pr_int8, pr_hand, pr_fake;
 SELECT count(*) AS recorded FROM tenant.protected WHERE relid::text LIKE 'pr\_%';
+
+-- A nondeterministic collation on the tenant column: `=` there matches
+-- other tenants' ids ('acme' = 'ACME' case-insensitively), which the tree
+-- comparison (collations left out) cannot see. protect refuses such a
+-- column; a protected table whose column an operator moved to one (policy
+-- dropped, column altered, the same policy written again) is no longer
+-- protect's: audit() reports it and COPY refuses it.
+CREATE COLLATION pr_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE pr_ci_t (tenant_id text COLLATE pr_ci NOT NULL, v int);
+SELECT regress.try($$SELECT tenant.protect('pr_ci_t')$$) AS protect_ci;
+SELECT count(*) AS recorded FROM tenant.protected WHERE relid = 'pr_ci_t'::regclass;
+-- Control: a deterministic ICU collation is protect's as before.
+CREATE TABLE pr_icu (tenant_id text COLLATE "und-x-icu" NOT NULL, v int);
+SELECT tenant.protect('pr_icu');
+SELECT tenant._isolates('pr_icu') AS isolates;
+CREATE TABLE pr_swap (tenant_id text NOT NULL, v int);
+SELECT tenant.protect('pr_swap');
+SELECT tenant._isolates('pr_swap') AS isolates;
+DROP POLICY pg_tenant_isolation ON pr_swap;
+ALTER TABLE pr_swap ALTER COLUMN tenant_id TYPE text COLLATE pr_ci;
+CREATE POLICY pg_tenant_isolation ON pr_swap AS PERMISSIVE FOR ALL TO PUBLIC
+  USING (tenant_id = (SELECT tenant.current_tenant_id())) WITH CHECK (tenant_id = (SELECT tenant.current_tenant_id()));
+INSERT INTO pr_swap VALUES ('acme', 1), ('ACME', 2);
+SELECT tenant._isolates('pr_swap') AS isolates, tenant._tenant_column('pr_swap') AS column_read;
+SELECT problem FROM tenant.audit() WHERE object = 'public.pr_swap' AND problem LIKE 'policy%';
+GRANT SELECT, INSERT ON pr_swap, pr_icu TO regress_app;
+\c - regress_app
+SET client_min_messages = warning;
+SELECT regress.enter('acme', 1);
+-- what the policy lets tenant acme read: ACME's row too
+SELECT tenant_id, v FROM pr_swap ORDER BY v;
+COPY pr_swap (v) FROM STDIN;
+3
+\.
+SELECT count(*) AS loaded FROM pr_swap WHERE v = 3;
+-- Control: the deterministic one loads.
+COPY pr_icu (v) FROM STDIN;
+4
+\.
+SELECT tenant_id, v FROM pr_icu;
+\c - postgres
+SET client_min_messages = warning;
+DROP TABLE pr_ci_t, pr_icu, pr_swap;
+DROP COLLATION pr_ci;
+
+-- A temporary table dropped at the end of its session or transaction (ON
+-- COMMIT DROP) fires no sql_drop trigger: its record stays, with an oid a
+-- restored database gives another table. pg_dump leaves such records (and
+-- those of temporary tables) out; a permanent table's record is dumped.
+CREATE TABLE pr_kept (tenant_id text NOT NULL);
+SELECT tenant.protect('pr_kept');
+CREATE TEMP TABLE pr_temp (tenant_id text NOT NULL);
+SELECT tenant.protect('pr_temp');
+BEGIN;
+CREATE TEMP TABLE pr_oncommit (tenant_id text NOT NULL) ON COMMIT DROP;
+SELECT tenant.protect('pr_oncommit');
+SELECT 'pr_oncommit'::regclass::oid AS gone_oid \gset
+COMMIT;
+SELECT count(*) AS left_behind FROM tenant.protected WHERE relid::oid = :gone_oid;
+SELECT e.extcondition[pg_catalog.array_position(e.extconfig, 'tenant.protected'::regclass::oid)] AS dump_where
+  FROM pg_extension e WHERE e.extname = 'pg_tenant' \gset
+SELECT CASE WHEN relid = 'pr_kept'::regclass THEN 'pr_kept'
+            WHEN relid = 'pr_temp'::regclass THEN 'pr_temp'
+            WHEN relid::oid = :gone_oid THEN 'pr_oncommit (dropped)' END AS dumped
+  FROM (SELECT * FROM tenant.protected :dump_where) d
+ WHERE relid IN ('pr_kept'::regclass, 'pr_temp'::regclass) OR relid::oid = :gone_oid
+ ORDER BY 1;
+DROP TABLE pr_kept, pr_temp;

@@ -2631,3 +2631,105 @@ SELECT h.oid::regprocedure::text,
   FROM hit h
  GROUP BY h.oid, h.proowner)
 $fn$;
+
+-- 0.8.0 (review of protect's record): a tenant column with a
+-- nondeterministic collation. The tree comparison leaves collations out,
+-- and `=` under a nondeterministic collation matches other tenants' ids
+-- ('acme' = 'ACME' case-insensitively): protect refuses such a column, and
+-- a policy on one is not protect's (audit() reports it, COPY refuses it).
+CREATE OR REPLACE FUNCTION tenant._is_protects_policy(tbl pg_catalog.regclass, col pg_catalog.name) RETURNS pg_catalog.bool
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+SELECT EXISTS (
+    SELECT 1
+      FROM pg_catalog.pg_attribute a
+      JOIN pg_catalog.pg_policy p ON p.polrelid OPERATOR(pg_catalog.=) a.attrelid
+                                 AND p.polname OPERATOR(pg_catalog.=) 'pg_tenant_isolation'::pg_catalog.name
+      JOIN pg_catalog.pg_attribute ra ON ra.attrelid OPERATOR(pg_catalog.=) 'tenant._policy_reference'::pg_catalog.regclass
+                                     AND ra.attnum OPERATOR(pg_catalog.>) 0
+                                     AND ra.atttypid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_policy r ON r.polrelid OPERATOR(pg_catalog.=) ra.attrelid
+                                 AND r.polname OPERATOR(pg_catalog.=) ra.attname
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+       AND a.attname OPERATOR(pg_catalog.=) col AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_collation co
+                        WHERE co.oid OPERATOR(pg_catalog.=) a.attcollation AND NOT co.collisdeterministic)
+       AND p.polcmd OPERATOR(pg_catalog.=) '*'::pg_catalog."char" AND p.polpermissive
+       AND p.polroles OPERATOR(pg_catalog.=) '{0}'::pg_catalog.oid[]
+       AND tenant._policy_shape(p.polqual, a.attnum) OPERATOR(pg_catalog.=) tenant._policy_shape(r.polqual, ra.attnum)
+       AND tenant._policy_shape(p.polwithcheck, a.attnum) OPERATOR(pg_catalog.=) tenant._policy_shape(r.polwithcheck, ra.attnum))
+$fn$;
+
+CREATE OR REPLACE FUNCTION tenant.protect(tbl regclass, tenant_column name DEFAULT 'tenant_id') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    att record;
+    expr text;
+    rels regclass[];
+    rel regclass;
+    coll name;
+BEGIN
+    SELECT a.attnum, a.atttypid::regtype AS typ INTO att
+    FROM pg_attribute a
+    WHERE a.attrelid = tbl AND a.attname = tenant_column AND NOT a.attisdropped AND a.attnum > 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column "%"', tbl, tenant_column
+            USING ERRCODE = '42703', HINT = 'Pass the tenant column: tenant.protect(''t'', ''org_id'').';
+    END IF;
+    expr := tenant._context_expr(att.typ);
+    IF expr IS NULL THEN
+        RAISE EXCEPTION 'tenant column %.% has type %, expected text, uuid or an integer type', tbl, tenant_column, att.typ
+            USING ERRCODE = '42804';
+    END IF;
+    -- 0.8.0: `=` under a nondeterministic collation matches other tenants'
+    -- ids ('acme' = 'ACME' case-insensitively): no isolation.
+    SELECT co.collname INTO coll
+      FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation
+     WHERE a.attrelid = tbl AND a.attnum = att.attnum AND NOT co.collisdeterministic;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tenant column %.% has the nondeterministic collation "%": its = matches other tenants'' ids, so a policy on it would not isolate tenants', tbl, tenant_column, coll
+            USING ERRCODE = '42804', HINT = format('Give the column a deterministic collation: ALTER TABLE %s ALTER COLUMN %I TYPE %s COLLATE "C".', tbl, tenant_column, att.typ);
+    END IF;
+    -- The table, then its partitions and inheritance children by depth
+    -- (pg_inherits holds both; PostgreSQL forbids inheritance cycles).
+    WITH RECURSIVE tree(relid, depth) AS (
+        SELECT tbl::oid, 0
+        UNION ALL
+        SELECT i.inhrelid, t.depth + 1 FROM tree t JOIN pg_inherits i ON i.inhparent = t.relid
+    )
+    SELECT array_agg(x.relid::regclass ORDER BY x.depth, x.relid) INTO rels
+      FROM (SELECT relid, max(depth) AS depth FROM tree GROUP BY relid) x;
+    SELECT c.oid::regclass INTO rel FROM pg_class c WHERE c.oid = ANY (rels) AND c.relkind = 'f' ORDER BY c.oid LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'foreign table % cannot be protected: row level security does not apply to foreign tables, and queries naming it directly bypass the policy of any table it is a partition or child of', rel
+            USING ERRCODE = '0A000', HINT = 'Keep foreign tables out of protected tables'' partitions and inheritance children (ALTER TABLE ... DETACH PARTITION or NO INHERIT).';
+    END IF;
+    FOREACH rel IN ARRAY rels LOOP
+        IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = 'pg_tenant_isolation') THEN
+            EXECUTE format('DROP POLICY pg_tenant_isolation ON %s', rel);
+        END IF;
+        EXECUTE format('CREATE POLICY pg_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+                       'USING (%I = (SELECT %s)) WITH CHECK (%I = (SELECT %s))',
+                       rel, tenant_column, expr, tenant_column, expr);
+    END LOOP;
+    -- 0.8.0: recorded before the first ALTER TABLE too (the trigger reads it).
+    PERFORM tenant._record_protected(rels, tenant_column);
+    FOREACH rel IN ARRAY rels LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel);
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', rel);
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', rel, tenant_column, expr);
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = rel AND a.attname = tenant_column AND i.indpred IS NULL
+        ) THEN
+            EXECUTE format('CREATE INDEX ON %s (%I)', rel, tenant_column);
+        END IF;
+    END LOOP;
+END
+$fn$;
+
+-- 0.8.0 (review of protect's record): tenant.protected is dumped without
+-- records of temporary tables: one dropped at the end of its session (or ON
+-- COMMIT DROP) fires no sql_drop trigger, so its record stays behind with
+-- an oid that a restored database gives another table.
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid AND c.relpersistence OPERATOR(pg_catalog.<>) ''t''::pg_catalog."char")');
