@@ -42,9 +42,18 @@ fn bound() -> bool {
     is
 }
 
-/// Whether the gate applies to this statement: no context, a client
-/// backend, login and current role application roles, a bound database.
+/// Whether the gate applies to this statement: an application session
+/// (below) in a bound database.
 fn gated(st: &ContextState) -> bool {
+    app_session(st) && bound()
+}
+
+/// No context, a client backend, login and current role application
+/// roles: what the gate applies to once the database is bound. Checked
+/// before `bound()`, whose lookup is a catalog query per transaction in a
+/// database that is not bound (a catalog database, where every login and
+/// pooled switch calls `set_context` without a context yet).
+fn app_session(st: &ContextState) -> bool {
     if st.active {
         return false;
     }
@@ -61,11 +70,8 @@ fn gated(st: &ContextState) -> bool {
         let app = |r: pg_sys::Oid| {
             !pg_sys::superuser_arg(r) && pg_sys::is_member_of_role_nosuper(r, marker)
         };
-        if !app(pg_sys::GetSessionUserId()) || !app(pg_sys::GetUserId()) {
-            return false;
-        }
+        app(pg_sys::GetSessionUserId()) && app(pg_sys::GetUserId())
     }
-    bound()
 }
 
 fn deny(what: &str) -> ! {
@@ -94,8 +100,10 @@ unsafe fn qualified(f: pg_sys::Oid) -> (String, String) {
 }
 
 /// Every function execution (`object_access_hook`, OAT_FUNCTION_EXECUTE).
+/// The context's own calls are allowed whether or not the database is
+/// bound, so they never pay for `bound()`.
 pub fn check_function(st: &ContextState, f: pg_sys::Oid) {
-    if !gated(st) {
+    if !app_session(st) {
         return;
     }
     // SAFETY: syscache lookups of a function oid the executor is calling.
@@ -106,7 +114,7 @@ pub fn check_function(st: &ContextState, f: pg_sys::Oid) {
             | ("tenant", "set_context")
             | ("pg_catalog", "convert_from")
     );
-    if !allowed {
+    if !allowed && bound() {
         deny(&format!("call {schema}.{name}()"));
     }
 }
@@ -134,9 +142,11 @@ pub unsafe fn check_plan(st: &ContextState, stmt: *mut pg_sys::PlannedStmt) {
         .filter(|i| !i.is_null() && (**i).cacheId == pg_sys::SysCacheIdentifier::PROCOID as i32)
         .map(|i| (*i).hashValue)
         .peekable();
-    if inlined.peek().is_some() && gated(st) {
+    // (A plan also records every non-built-in function it calls, such as
+    // `set_context` itself: those are allowed before `bound()` is asked.)
+    if inlined.peek().is_some() && app_session(st) {
         let allowed = context_function_hashes();
-        if inlined.any(|h| !allowed.contains(&h)) {
+        if inlined.any(|h| !allowed.contains(&h)) && bound() {
             deny("call a function");
         }
     }
