@@ -50,9 +50,9 @@ enum Tenants {
     /// tenant's role if missing. Idempotent.
     Provision {
         /// The catalog database, as a role that may create databases and
-        /// roles (libpq key=value string or postgres:// URL).
-        #[arg(long, env = "PG_TENANT_ADMIN_URL")]
-        url: String,
+        /// roles (`--url`, env PG_TENANT_ADMIN_URL, as for `migrate`).
+        #[command(flatten)]
+        admin: tools::admin::AdminArgs,
         /// The tenant's id.
         id: String,
         /// The template of a database created (default template1).
@@ -70,21 +70,23 @@ enum Tenants {
 async fn run_command(command: Command) -> ExitCode {
     match command {
         Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
-        Command::Tenants(Tenants::Provision { url, id, template }) => {
-            match tools::provision::provision(&url, &id, template.as_deref()).await {
-                Ok(report) => {
-                    for (step, outcome) in report {
-                        println!("{step}: {outcome}");
-                    }
-                    println!("tenant \"{id}\" is provisioned");
-                    ExitCode::SUCCESS
+        Command::Tenants(Tenants::Provision {
+            admin,
+            id,
+            template,
+        }) => match tools::provision::provision(&admin.url, &id, template.as_deref()).await {
+            Ok(report) => {
+                for (step, outcome) in report {
+                    println!("{step}: {outcome}");
                 }
-                Err(e) => {
-                    eprintln!("tenant-router tenants provision: {e}");
-                    ExitCode::from(1)
-                }
+                println!("tenant \"{id}\" is provisioned");
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("tenant-router tenants provision: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

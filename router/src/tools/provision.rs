@@ -8,7 +8,7 @@
 //! never by this program.
 
 use std::fmt;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// Why provisioning stopped.
 #[derive(Debug, thiserror::Error)]
@@ -82,18 +82,15 @@ async fn already_done(
         .get::<_, bool>(0))
 }
 
+/// The tools' administrator connection (`admin::connect_admin`), its
+/// error naming the database it was for.
 async fn connect(cfg: &Config, what: &str) -> Result<Client, ProvisionError> {
-    let (client, connection) = cfg
-        .connect(NoTls)
+    super::admin::connect_admin(cfg)
         .await
         .map_err(|e| ProvisionError::Connect {
             what: what.to_owned(),
             reason: e.to_string(),
-        })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+        })
 }
 
 /// Run a statement PostgreSQL itself builds: `format_sql` (a `SELECT
@@ -154,9 +151,7 @@ pub async fn provision(
     tenant: &str,
     template: Option<&str>,
 ) -> Result<Report, ProvisionError> {
-    let cfg: Config = url
-        .parse()
-        .map_err(|_| ProvisionError::BadUrl("the --url value does not parse".into()))?;
+    let cfg = super::admin::admin_config(url).map_err(|e| ProvisionError::BadUrl(e.to_string()))?;
     let catalog = connect(&cfg, "the catalog database").await?;
     let row = read_row(&catalog, tenant).await?;
     let db = row.database.as_str();
