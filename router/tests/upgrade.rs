@@ -1,5 +1,5 @@
 //! The extension's upgrade path: a database created with the frozen 0.1.0,
-//! 0.2.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0 or 0.7.0 install script keeps its tenants through
+//! 0.2.0, 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0 or 0.8.0 install script keeps its tenants through
 //! `ALTER EXTENSION pg_tenant UPDATE`, and ends with exactly the schema of
 //! a fresh install. The router reads a catalog of any of them.
 mod common;
@@ -51,7 +51,7 @@ fn extension_schema(db: &str) -> Vec<String> {
 }
 
 /// The version `CREATE EXTENSION pg_tenant` installs.
-const CURRENT: &str = "0.8.0";
+const CURRENT: &str = "0.9.0";
 
 fn extversion(db: &str) -> String {
     sql(
@@ -400,6 +400,11 @@ fn update_from_0_6_0_keeps_tenants_and_matches_a_fresh_install() {
 #[test]
 fn update_from_0_7_0_keeps_tenants_and_matches_a_fresh_install() {
     update_keeps_tenants_and_matches_a_fresh_install("0.7.0", "upgrade_old7", "upgrade_new7");
+}
+
+#[test]
+fn update_from_0_8_0_keeps_tenants_and_matches_a_fresh_install() {
+    update_keeps_tenants_and_matches_a_fresh_install("0.8.0", "upgrade_old8", "upgrade_new8");
 }
 
 /// The router's catalog in a database still on 0.5.0 (no
