@@ -210,7 +210,8 @@ async fn run(mut cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(cfg.fixed.log_format);
-    let listener = match tokio::net::TcpListener::bind(cfg.fixed.listen).await {
+    let listener = match tenant_router::fleet::listen(cfg.fixed.listen, cfg.fixed.fleet_reuse_port)
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(listen = %cfg.fixed.listen, error = %e, "cannot listen");

@@ -25,6 +25,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub cancels: Arc<CancelRegistry>,
     pub limits: Arc<Limits>,
+    /// The fleet's connection counts (`[fleet]`; off by default).
+    pub fleet: crate::fleet::Fleet,
     pub metrics: Arc<Metrics>,
     /// Backend pools (`[pool]`).
     pub pools: Arc<crate::pool::Pools>,
@@ -50,6 +52,12 @@ impl Shared {
         let metrics = Arc::new(Metrics::new());
         metrics.configure(&cfg.metrics);
         let limits = Arc::new(Limits::new(metrics.clone()));
+        limits.set_routers(cfg.fleet.routers);
+        let fleet = if cfg.fixed.fleet_shared_connection_limits {
+            crate::fleet::Fleet::start(&cfg.fixed.catalog.url, &cfg.tls)
+        } else {
+            crate::fleet::Fleet::off()
+        };
         catalog.start(crate::catalog::CatalogMetrics {
             queries: metrics.catalog_queries.clone(),
             cache_hits: metrics.catalog_cache_hits.clone(),
@@ -70,6 +78,7 @@ impl Shared {
             catalog,
             cancels: CancelRegistry::new(),
             limits,
+            fleet,
             metrics,
             interrupts: crate::interrupt::Interrupts::default(),
             clients: Arc::new(Semaphore::new(cfg.fixed.max_client_connections)),
@@ -99,6 +108,7 @@ impl Shared {
         let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
         let kept = new.keep_restart_only(&cfg);
         self.metrics.configure(&new.metrics);
+        self.limits.set_routers(new.fleet.routers);
         *cfg = Arc::new(new);
         kept
     }

@@ -88,3 +88,55 @@ BEGIN
     END IF;
 END
 $schema_check$;
+
+-- 0.9.0: limits across several routers (fleet.rs, shmem.rs): connection leases in
+-- shared memory for a fleet of routers, and the registry of backends' tenants.
+CREATE FUNCTION tenant."fleet_acquire"(
+	"id" TEXT, /* & str */
+	"max" INT /* i32 */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_acquire_wrapper';
+
+CREATE FUNCTION tenant."fleet_counts"() RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"connections" bigint,  /* i64 */
+	"held_here" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_counts_wrapper';
+
+CREATE FUNCTION tenant."fleet_release"(
+	"id" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_release_wrapper';
+
+CREATE FUNCTION tenant."fleet_restore"(
+	"ids" TEXT[], /* Vec < Option < String > > */
+	"counts" INT[] /* Vec < Option < i32 > > */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_restore_wrapper';
+
+CREATE FUNCTION tenant."tenant_backends"(
+	"id" TEXT /* & str */
+) RETURNS SETOF INT /* i32 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_backends_wrapper';
+
+COMMENT ON FUNCTION tenant.fleet_acquire(text, integer) IS 'pg_tenant: count one connection of a tenant for the fleet of routers if fewer than max are counted; the lease is this backend''s until fleet_release or its exit (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_release(text) IS 'pg_tenant: give back one of this backend''s connection leases of a tenant (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_restore(text[], integer[]) IS 'pg_tenant: make this backend hold exactly these leases, whatever the limits (a router re-claiming its connections; granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_counts() IS 'pg_tenant: every tenant''s connections counted for the fleet of routers (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.tenant_backends(text) IS 'pg_tenant: pids of the backends whose context is a tenant (superusers only)';
+REVOKE EXECUTE ON FUNCTION tenant.fleet_acquire(text, integer), tenant.fleet_release(text),
+    tenant.fleet_restore(text[], integer[]), tenant.fleet_counts(), tenant.tenant_backends(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant.fleet_acquire(text, integer), tenant.fleet_release(text),
+    tenant.fleet_restore(text[], integer[]), tenant.fleet_counts() TO tenant_router;

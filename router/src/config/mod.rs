@@ -7,10 +7,11 @@
 //! a reload keeps) and the rest, which a reload replaces.
 //!
 //! The files here use each other directly, never this one: `error`,
-//! `sections` and `metrics` are leaves; `raw` builds on them, `overrides`
+//! `sections`, `metrics` and `fleet` are leaves; `raw` builds on them, `overrides`
 //! and `settings` on `raw`.
 
 mod error;
+mod fleet;
 mod metrics;
 mod overrides;
 mod raw;
@@ -20,6 +21,7 @@ mod settings;
 mod tests;
 
 pub use error::ConfigError;
+pub use fleet::{share, FleetSettings, LeaseLoss, MAX_ROUTERS};
 pub use metrics::{MetricsSettings, MAX_HISTOGRAM_TENANTS, MAX_HISTOGRAM_TOP_N};
 pub use overrides::Overrides;
 pub use raw::{unauthenticated_per_tenant, RawAuth, RawConfig, DEFAULT_UNAUTHENTICATED_PER_TENANT};

@@ -4,6 +4,7 @@
 //! over it); `Config::build` turns it into the running settings.
 
 use super::error::ConfigError;
+use super::fleet::FleetSettings;
 use super::metrics::MetricsSettings;
 use super::sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
 use serde::Deserialize;
@@ -53,6 +54,9 @@ pub struct RawConfig {
     pub pool: Pool,
     /// `[metrics]`: series bounds and idle tenants (README "Metrics").
     pub metrics: MetricsSettings,
+    /// `[fleet]`: several routers in front of the same servers (README
+    /// "Several routers").
+    pub fleet: FleetSettings,
 }
 
 impl Default for RawConfig {
@@ -75,6 +79,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             pool: Pool::default(),
             metrics: MetricsSettings::default(),
+            fleet: FleetSettings::default(),
         }
     }
 }
@@ -242,6 +247,9 @@ impl RawConfig {
             return bad(m);
         }
         if let Err(m) = self.metrics.validate() {
+            return bad(m);
+        }
+        if let Err(m) = self.fleet.validate() {
             return bad(m);
         }
         if self.catalog.url.trim().is_empty() {

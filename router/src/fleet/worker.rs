@@ -1,0 +1,316 @@
+//! The lease worker: one connection of its own to the catalog database
+//! (`catalog.url`, the catalog's TLS), through which every login of a
+//! tenant with `max_connections` takes a lease (`tenant.fleet_acquire`) and
+//! every such session gives it back (`tenant.fleet_release`). Requests are
+//! served one at a time, in order, so `held` (the leases this router's
+//! sessions hold, per tenant) is always what the connection's backend
+//! holds, except while the connection is down.
+//!
+//! When the connection is lost its backend exits and PostgreSQL gives its
+//! leases back; logins meanwhile are answered `Unavailable` at once (the
+//! session then applies `fleet.on_lease_loss`), releases and adoptions
+//! only change `held`. On reconnection (with backoff) `held` is restored
+//! with `tenant.fleet_restore`, which may exceed a limit: those clients are
+//! connected. A call that does not answer in time closes the connection
+//! (what it did is then undone by the backend's exit) and is restored the
+//! same way.
+
+use super::lease::{Answer, Msg};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_postgres::{Client, NoTls, Statement};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long one call may take before the connection is given up.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TLS to the catalog server, as the catalog connection uses it.
+pub type Tls = Option<(
+    Arc<tokio_rustls::rustls::ClientConfig>,
+    crate::tls::UpstreamTls,
+)>;
+
+struct Conn {
+    client: Client,
+    acquire: Statement,
+    release: Statement,
+    restore: Statement,
+    closed: oneshot::Receiver<()>,
+}
+
+pub struct Worker {
+    url: String,
+    tls: Tls,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    held: HashMap<String, i64>,
+    conn: Option<Conn>,
+    next_try: Instant,
+    backoff: Duration,
+    up: Arc<AtomicBool>,
+}
+
+impl Worker {
+    pub fn new(
+        url: String,
+        tls: Tls,
+        rx: mpsc::UnboundedReceiver<Msg>,
+        up: Arc<AtomicBool>,
+    ) -> Worker {
+        Worker {
+            url,
+            tls,
+            rx,
+            held: HashMap::new(),
+            conn: None,
+            next_try: Instant::now(),
+            backoff: BACKOFF_MIN,
+            up,
+        }
+    }
+
+    /// Serve requests until every sender is gone.
+    pub async fn run(mut self) {
+        loop {
+            if self.conn.is_none() && Instant::now() >= self.next_try {
+                self.reconnect().await;
+            }
+            let msg = match &mut self.conn {
+                Some(c) => tokio::select! {
+                    m = self.rx.recv() => Some(m),
+                    _ = &mut c.closed => None,
+                },
+                None => tokio::select! {
+                    m = self.rx.recv() => Some(m),
+                    _ = tokio::time::sleep_until(self.next_try) => continue,
+                },
+            };
+            let Some(msg) = msg else {
+                self.down("the lease connection was closed");
+                continue;
+            };
+            let Some(msg) = msg else { return };
+            self.handle(msg).await;
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Acquire { tenant, max, reply } => {
+                let answer = match self.call_acquire(&tenant, max).await {
+                    Ok(true) => Answer::Granted,
+                    Ok(false) => Answer::Refused,
+                    Err(e) => Answer::Unavailable(e),
+                };
+                let granted = answer == Answer::Granted;
+                if reply.send(answer).is_err() && granted {
+                    // The login gave up waiting: give the lease back.
+                    self.release_one(&tenant).await;
+                } else if granted {
+                    *self.held.entry(tenant).or_insert(0) += 1;
+                }
+            }
+            Msg::Release { tenant } => {
+                let Some(n) = self.held.get_mut(&tenant) else {
+                    return;
+                };
+                *n -= 1;
+                if *n <= 0 {
+                    self.held.remove(&tenant);
+                }
+                self.release_one(&tenant).await;
+            }
+            Msg::Adopt { tenant } => {
+                let n = {
+                    let n = self.held.entry(tenant.clone()).or_insert(0);
+                    *n += 1;
+                    *n
+                };
+                if self.conn.is_some() {
+                    let ids = vec![tenant];
+                    let counts = vec![n as i32];
+                    if let Err(e) = self.call_restore(ids, counts).await {
+                        self.down(&e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn call_acquire(&mut self, tenant: &str, max: i32) -> Result<bool, String> {
+        let Some(c) = &self.conn else {
+            return Err("the lease connection to the catalog database is down".into());
+        };
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tenant, &max];
+        let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.acquire, &params)).await;
+        let closed = c.client.is_closed();
+        match r {
+            Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|e| e.to_string()),
+            Ok(Err(e)) => {
+                let m = format!("tenant.fleet_acquire failed: {}", db_message(&e));
+                if closed {
+                    self.down(&m);
+                } else {
+                    tracing::warn!(tenant, error = %m, "fleet: lease refused by the server");
+                }
+                Err(m)
+            }
+            Err(_) => {
+                let m = "tenant.fleet_acquire did not answer in time".to_string();
+                self.down(&m);
+                Err(m)
+            }
+        }
+    }
+
+    /// Give one of this backend's leases of `tenant` back (nothing when
+    /// the connection is down: its backend gave everything back).
+    async fn release_one(&mut self, tenant: &str) {
+        let Some(c) = &self.conn else { return };
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&tenant];
+        let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.release, &params)).await;
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.down(&format!("tenant.fleet_release failed: {}", db_message(&e))),
+            Err(_) => self.down("tenant.fleet_release did not answer in time"),
+        }
+    }
+
+    async fn call_restore(&mut self, ids: Vec<String>, counts: Vec<i32>) -> Result<(), String> {
+        let Some(c) = &self.conn else {
+            return Err("the lease connection to the catalog database is down".into());
+        };
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ids, &counts];
+        let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.restore, &params)).await;
+        match r {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("tenant.fleet_restore failed: {}", db_message(&e))),
+            Err(_) => Err("tenant.fleet_restore did not answer in time".into()),
+        }
+    }
+
+    /// Give the connection up (its backend's exit gives its leases back);
+    /// reconnect after the backoff.
+    fn down(&mut self, why: &str) {
+        if self.conn.take().is_some() {
+            tracing::warn!(error = why, "fleet: lease connection lost; logins of limited tenants follow fleet.on_lease_loss until it is back");
+        }
+        self.up.store(false, Ordering::Release);
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    async fn reconnect(&mut self) {
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT + ROUND_TIMEOUT, self.connect()).await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return self.failed(&e),
+            Err(_) => return self.failed("connecting took too long"),
+        };
+        self.conn = Some(conn);
+        let (ids, counts): (Vec<String>, Vec<i32>) = self
+            .held
+            .iter()
+            .map(|(t, n)| (t.clone(), (*n).clamp(0, i32::MAX as i64) as i32))
+            .unzip();
+        let restored: i64 = counts.iter().map(|n| *n as i64).sum();
+        if !ids.is_empty() {
+            if let Err(e) = self.call_restore(ids, counts).await {
+                self.conn = None;
+                return self.failed(&e);
+            }
+        }
+        self.backoff = BACKOFF_MIN;
+        self.up.store(true, Ordering::Release);
+        tracing::info!(restored, "fleet: lease connection up");
+    }
+
+    fn failed(&mut self, why: &str) {
+        tracing::warn!(
+            error = why,
+            retry_in_ms = self.backoff.as_millis() as u64,
+            "fleet: cannot open the lease connection"
+        );
+        self.up.store(false, Ordering::Release);
+        self.next_try = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    async fn connect(&self) -> Result<Conn, String> {
+        let mut config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| e.to_string())?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // Named apart from the catalog connection: "<its name> fleet leases".
+        let name = match config.get_application_name() {
+            Some(n) => format!("{n} fleet leases"),
+            None => "tenant-router fleet leases".to_owned(),
+        };
+        config.application_name(&name);
+        let tcp = config
+            .get_hosts()
+            .iter()
+            .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+        let (closed_tx, closed) = oneshot::channel();
+        let client = match &self.tls {
+            Some((tls, mode)) if tcp => {
+                config.ssl_mode(if *mode == crate::tls::UpstreamTls::Prefer {
+                    tokio_postgres::config::SslMode::Prefer
+                } else {
+                    tokio_postgres::config::SslMode::Require
+                });
+                let make = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
+                let (client, connection) = config.connect(make).await.map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(closed_tx);
+                });
+                client
+            }
+            _ => {
+                let (client, connection) =
+                    config.connect(NoTls).await.map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    drop(closed_tx);
+                });
+                client
+            }
+        };
+        let prep = |q: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .prepare(q)
+                    .await
+                    .map_err(|e| format!("{q}: {}", db_message(&e)))
+            }
+        };
+        let acquire = prep("SELECT tenant.fleet_acquire($1::text, $2::integer)").await?;
+        let release = prep("SELECT tenant.fleet_release($1::text)").await?;
+        let restore = prep("SELECT tenant.fleet_restore($1::text[], $2::integer[])").await?;
+        Ok(Conn {
+            client,
+            acquire,
+            release,
+            restore,
+            closed,
+        })
+    }
+}
+
+/// The server's message of a failed call, or the error itself.
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
+}

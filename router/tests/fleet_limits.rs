@@ -1,0 +1,191 @@
+//! Limits across several routers (README "Several routers"): with
+//! `[fleet] shared_connection_limits = true`, a tenant's max_connections
+//! holds for every router in front of the catalog server together, a
+//! router that dies gives its slots back, a lost lease connection is
+//! restored; with `fleet.routers = N` each router enforces its share of
+//! qps_limit. Each test uses tenants of its own.
+mod common;
+
+use common::{admin_sql, connect, eventually, set_limits, sqlstate, Router};
+use std::time::Duration;
+
+const SHARED: &str = "[fleet]\nshared_connection_limits = true\n";
+
+/// The catalog server's count of the tenant's connections (0 without).
+fn fleet_count(tenant: &str) -> i64 {
+    admin_sql(&format!(
+        "SELECT coalesce((SELECT connections FROM tenant.fleet_counts() WHERE tenant = '{tenant}'), 0)"
+    ))
+    .trim()
+    .parse()
+    .expect("a count")
+}
+
+async fn expect_refused(r: &Router, user: &str, tenant: &str, max: i32) {
+    let e = connect(&r.url(user)).await.expect_err("over the limit");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    assert_eq!(
+        e.as_db_error().map(|d| d.message().to_string()),
+        Some(format!(
+            "too many connections for tenant \"{tenant}\": its max_connections is {max}"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn max_connections_hold_across_two_routers_and_a_killed_router_gives_its_slots_back() {
+    set_limits("fleet_pair", "max_connections => 5");
+    let r1 = Router::start_with(SHARED);
+    let r2 = Router::start_with(SHARED);
+    let user = "rt_app.fleet_pair";
+    // Five connections spread over both routers are admitted.
+    let mut on_r1 = Vec::new();
+    for _ in 0..3 {
+        on_r1.push(connect(&r1.url(user)).await.expect("under the limit (r1)"));
+    }
+    let mut on_r2 = Vec::new();
+    for _ in 0..2 {
+        on_r2.push(connect(&r2.url(user)).await.expect("under the limit (r2)"));
+    }
+    assert_eq!(fleet_count("fleet_pair"), 5);
+    // The sixth is refused whichever router it reaches; each router alone
+    // holds fewer than 5, so only the shared count can refuse it.
+    expect_refused(&r1, user, "fleet_pair", 5).await;
+    expect_refused(&r2, user, "fleet_pair", 5).await;
+    assert_eq!(fleet_count("fleet_pair"), 5, "a refusal takes nothing");
+    // A control tenant is unaffected.
+    let acme = connect(&r2.url("rt_app.acme")).await.expect("control");
+    assert_eq!(
+        acme.query_one("SELECT tenant.current_tenant_id()", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "acme"
+    );
+    // Whoever leaves gives a place back, to any router.
+    drop(on_r2.pop());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            fleet_count("fleet_pair") == 4
+        })
+        .await,
+        "a closed session's lease is given back"
+    );
+    on_r2.push(connect(&r2.url(user)).await.expect("a place came free"));
+    // r1 dies with three connections open: its lease connection's backend
+    // sees the socket close and gives its leases back.
+    r1.signal("KILL");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            fleet_count("fleet_pair") == 2
+        })
+        .await,
+        "the killed router's slots came back: count {}",
+        fleet_count("fleet_pair")
+    );
+    drop(on_r1);
+    for _ in 0..3 {
+        on_r2.push(
+            connect(&r2.url(user))
+                .await
+                .expect("the dead router's places"),
+        );
+    }
+    expect_refused(&r2, user, "fleet_pair", 5).await;
+    drop(on_r2);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            fleet_count("fleet_pair") == 0
+        })
+        .await,
+        "every lease given back"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_lease_connection_is_restored_with_the_routers_counts() {
+    set_limits("fleet_restore", "max_connections => 3");
+    let r = Router::start_with(SHARED);
+    let user = "rt_app.fleet_restore";
+    let a = connect(&r.url(user)).await.expect("first");
+    let b = connect(&r.url(user)).await.expect("second");
+    assert_eq!(fleet_count("fleet_restore"), 2);
+    // This router's lease connection only (the catalog URL of a test
+    // router names it rt_catalog_<port>).
+    let killed = admin_sql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'rt_catalog_{} fleet leases'",
+        r.port
+    ));
+    assert_eq!(killed.trim(), "1", "one lease connection");
+    // The router reconnects and restores its two leases (other tests'
+    // routers restore theirs, of their own tenants).
+    assert!(
+        r.wait_log("fleet: lease connection lost", Duration::from_secs(10)),
+        "{}",
+        r.log_text()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            r.log_text().matches("fleet: lease connection up").count() >= 2
+                && fleet_count("fleet_restore") == 2
+        })
+        .await,
+        "restored: count {}; log {}",
+        fleet_count("fleet_restore"),
+        r.log_text()
+    );
+    let c = connect(&r.url(user)).await.expect("third");
+    expect_refused(&r, user, "fleet_restore", 3).await;
+    drop((a, b, c));
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            fleet_count("fleet_restore") == 0
+        })
+        .await,
+        "every lease given back after the restore"
+    );
+}
+
+#[tokio::test]
+async fn without_shared_limits_each_router_counts_alone() {
+    set_limits("fleet_alone", "max_connections => 1");
+    let r1 = Router::start();
+    let r2 = Router::start();
+    let _a = connect(&r1.url("rt_app.fleet_alone")).await.expect("r1");
+    let _b = connect(&r2.url("rt_app.fleet_alone"))
+        .await
+        .expect("r2 counts alone");
+    assert_eq!(fleet_count("fleet_alone"), 0, "no lease taken");
+    expect_refused(&r1, "rt_app.fleet_alone", "fleet_alone", 1).await;
+}
+
+/// Statements of `c` that pass in a quick burst of `n`.
+async fn passed(c: &tokio_postgres::Client, n: usize) -> usize {
+    let mut ok = 0;
+    for _ in 0..n {
+        match c.simple_query("SELECT 1").await {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(sqlstate(&e), "53400", "{e}"),
+        }
+    }
+    ok
+}
+
+#[tokio::test]
+async fn each_of_n_routers_enforces_its_share_of_qps_limit() {
+    set_limits("fleet_qps", "qps_limit => 10, burst_multiplier => 1");
+    let whole = Router::start();
+    let half = Router::start_with("[fleet]\nrouters = 2\n");
+    let c = connect(&whole.url("rt_app.fleet_qps"))
+        .await
+        .expect("whole");
+    let d = connect(&half.url("rt_app.fleet_qps")).await.expect("half");
+    // A full bucket holds qps * burst tokens; 40 statements take far less
+    // than the 100 ms that would refill one more at 10/s... give or take
+    // one token.
+    let w = passed(&c, 40).await;
+    let h = passed(&d, 40).await;
+    assert!((10..=12).contains(&w), "one router: {w} of 40");
+    assert!((5..=6).contains(&h), "one of two routers: {h} of 40");
+}
