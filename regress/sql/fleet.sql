@@ -49,6 +49,18 @@ SELECT tenant.fleet_restore('{fleet-a}', '{0}');
 SELECT * FROM tenant.fleet_counts();
 SELECT * FROM tenant.tenant_backends('fleet-a');
 
+-- Even one wrongly granted tenant_router: not with a tenant context.
+\c - postgres
+GRANT tenant_router TO regress_app;
+\c - regress_app
+\set SHOW_CONTEXT never
+SELECT regress.enter('fleet-a', 1);
+SELECT tenant.fleet_acquire('fleet-a', 100);
+SELECT tenant.fleet_restore('{fleet-a}', '{1}');
+SELECT * FROM tenant.fleet_counts();
+\c - postgres
+REVOKE tenant_router FROM regress_app;
+
 -- The router's backend exited: its leases were given back (wait for its
 -- exit, at most 10 s).
 \c - postgres

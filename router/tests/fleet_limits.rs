@@ -6,7 +6,9 @@
 //! qps_limit. Each test uses tenants of its own.
 mod common;
 
-use common::{admin_sql, connect, eventually, set_limits, sqlstate, Router};
+use common::{
+    admin_sql, backend_pid, connect, eventually, set_limits, sqlstate, CatalogSetup, Router,
+};
 use std::time::Duration;
 
 const SHARED: &str = "[fleet]\nshared_connection_limits = true\n";
@@ -48,6 +50,16 @@ async fn max_connections_hold_across_two_routers_and_a_killed_router_gives_its_s
         on_r2.push(connect(&r2.url(user)).await.expect("under the limit (r2)"));
     }
     assert_eq!(fleet_count("fleet_pair"), 5);
+    // The catalog server knows which backends are the tenant's (what a
+    // move ends on its source server).
+    let pid = backend_pid(&on_r2[0]).await;
+    let pids =
+        admin_sql("SELECT string_agg(p::text, ',') FROM tenant.tenant_backends('fleet_pair') p");
+    assert_eq!(pids.trim().split(',').count(), 5, "{pids}");
+    assert!(
+        pids.trim().split(',').any(|p| p == pid.to_string()),
+        "{pid} in {pids}"
+    );
     // The sixth is refused whichever router it reaches; each router alone
     // holds fewer than 5, so only the shared count can refuse it.
     expect_refused(&r1, user, "fleet_pair", 5).await;
@@ -188,4 +200,73 @@ async fn each_of_n_routers_enforces_its_share_of_qps_limit() {
     let h = passed(&d, 40).await;
     assert!((10..=12).contains(&w), "one router: {w} of 40");
     assert!((5..=6).contains(&h), "one of two routers: {h} of 40");
+}
+
+/// A catalog role with what the catalog connection needs and not the
+/// fleet's functions: its lease connection can never come up.
+fn role_without_leases() -> CatalogSetup {
+    admin_sql(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_nolease') THEN \
+             CREATE ROLE rt_nolease LOGIN; \
+           END IF; END $$; \
+         GRANT USAGE ON SCHEMA tenant TO rt_nolease; \
+         GRANT EXECUTE ON FUNCTION tenant.router_catalog(text), \
+           tenant.router_catalog_page(text, integer, text, boolean), tenant.router_catalog_counts(), \
+           tenant.auth_secret(text), tenant.login_verifier(text) TO rt_nolease",
+    );
+    CatalogSetup {
+        user: "rt_nolease",
+        ..CatalogSetup::default()
+    }
+}
+
+#[tokio::test]
+async fn without_the_lease_connection_a_router_follows_on_lease_loss() {
+    set_limits("fleet_loss", "max_connections => 4");
+    set_limits("fleet_free", "max_connections => 0");
+    let cat = role_without_leases();
+    let share = Router::start_catalog(
+        "[fleet]\nshared_connection_limits = true\nrouters = 2\nlease_timeout_ms = 500\n",
+        &cat,
+    );
+    assert!(
+        share.wait_log("cannot open the lease connection", Duration::from_secs(10)),
+        "{}",
+        share.log_text()
+    );
+    // local_share (the default): this router admits ceil(4 / 2) = 2.
+    let user = "rt_app.fleet_loss";
+    let a = connect(&share.url(user)).await.expect("first of the share");
+    let b = connect(&share.url(user))
+        .await
+        .expect("second of the share");
+    expect_refused(&share, user, "fleet_loss", 4).await;
+    assert_eq!(
+        fleet_count("fleet_loss"),
+        0,
+        "nothing reached the catalog server"
+    );
+    drop((a, b));
+    // refuse: no login of a limited tenant; others are unaffected.
+    let closed = Router::start_catalog(
+        "[fleet]\nshared_connection_limits = true\non_lease_loss = \"refuse\"\nlease_timeout_ms = 500\n",
+        &cat,
+    );
+    let e = connect(&closed.url(user)).await.expect_err("fail-closed");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert!(
+        msg.starts_with("tenant \"fleet_loss\" cannot connect now: its max_connections is counted for all routers"),
+        "{msg}"
+    );
+    set_limits("fleet_free", "max_connections => 0");
+    let free = connect(&closed.url("rt_app.fleet_free"))
+        .await
+        .expect("an unlimited tenant needs no lease");
+    let one: i32 = free.query_one("SELECT 1", &[]).await.expect("runs").get(0);
+    assert_eq!(one, 1);
 }

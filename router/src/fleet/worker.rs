@@ -294,6 +294,22 @@ impl Worker {
                     .map_err(|e| format!("{q}: {}", db_message(&e)))
             }
         };
+        // A role that may not take leases is a setup error: say so once
+        // here rather than at every login (pg_tenant 0.9.0 and tenant_router).
+        let may = client
+            .query_one(
+                "SELECT CASE WHEN pg_catalog.to_regprocedure('tenant.fleet_restore(text[],integer[])') IS NULL \
+                   THEN false ELSE \
+                   pg_catalog.has_function_privilege('tenant.fleet_acquire(text,integer)', 'EXECUTE') \
+                   AND pg_catalog.has_function_privilege('tenant.fleet_release(text)', 'EXECUTE') \
+                   AND pg_catalog.has_function_privilege('tenant.fleet_restore(text[],integer[])', 'EXECUTE') END",
+                &[],
+            )
+            .await
+            .map_err(|e| db_message(&e))?;
+        if !may.try_get::<_, bool>(0).unwrap_or(false) {
+            return Err("the catalog role may not take leases: it needs pg_tenant 0.9.0 in the catalog database and membership in tenant_router".into());
+        }
         let acquire = prep("SELECT tenant.fleet_acquire($1::text, $2::integer)").await?;
         let release = prep("SELECT tenant.fleet_release($1::text)").await?;
         let restore = prep("SELECT tenant.fleet_restore($1::text[], $2::integer[])").await?;
