@@ -6,10 +6,11 @@
 use tokio::sync::{mpsc, oneshot};
 
 /// The worker's answer to an `Acquire`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Answer {
-    /// Counted: the session holds a lease.
-    Granted,
+    /// Counted: the lease, which gives itself back if the login that asked
+    /// is gone before it takes it (dropped with the reply).
+    Granted(Lease),
     /// The tenant's `max_connections` are counted already.
     Refused,
     /// The lease connection is down, or the server refused the call (the

@@ -46,7 +46,7 @@ impl Fleet {
         let (tx, rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
         let tls = tls.client.clone().map(|c| (c, tls.upstream_tls));
-        let w = worker::Worker::new(url.to_owned(), tls, rx, up.clone());
+        let w = worker::Worker::new(url.to_owned(), tls, rx, tx.downgrade(), up.clone());
         tokio::spawn(w.run());
         Fleet { tx: Some(tx), up }
     }
@@ -99,8 +99,8 @@ impl Fleet {
             max,
         };
         match answer {
-            Answer::Granted => {
-                slot.attach(Lease::new(tenant, tx.clone()));
+            Answer::Granted(lease) => {
+                slot.attach(lease);
                 Ok(())
             }
             Answer::Refused => Err(too_many()),

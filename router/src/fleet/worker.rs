@@ -15,7 +15,7 @@
 //! (what it did is then undone by the backend's exit) and is restored the
 //! same way.
 
-use super::lease::{Answer, Msg};
+use super::lease::{Answer, Lease, Msg};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,6 +48,9 @@ pub struct Worker {
     url: String,
     tls: Tls,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// For the leases it grants (weak: the worker ends when every session
+    /// and the router let go of the channel).
+    me: mpsc::WeakUnboundedSender<Msg>,
     held: HashMap<String, i64>,
     conn: Option<Conn>,
     next_try: Instant,
@@ -60,12 +63,14 @@ impl Worker {
         url: String,
         tls: Tls,
         rx: mpsc::UnboundedReceiver<Msg>,
+        me: mpsc::WeakUnboundedSender<Msg>,
         up: Arc<AtomicBool>,
     ) -> Worker {
         Worker {
             url,
             tls,
             rx,
+            me,
             held: HashMap::new(),
             conn: None,
             next_try: Instant::now(),
@@ -103,17 +108,20 @@ impl Worker {
         match msg {
             Msg::Acquire { tenant, max, reply } => {
                 let answer = match self.call_acquire(&tenant, max).await {
-                    Ok(true) => Answer::Granted,
+                    Ok(true) => match self.me.upgrade() {
+                        Some(tx) => {
+                            // Counted before it is handed over: a login
+                            // that is gone drops it, which sends Release.
+                            *self.held.entry(tenant.clone()).or_insert(0) += 1;
+                            Answer::Granted(Lease::new(&tenant, tx))
+                        }
+                        // The router is stopping: nobody can give it back.
+                        None => Answer::Unavailable("the router is stopping".into()),
+                    },
                     Ok(false) => Answer::Refused,
                     Err(e) => Answer::Unavailable(e),
                 };
-                let granted = answer == Answer::Granted;
-                if reply.send(answer).is_err() && granted {
-                    // The login gave up waiting: give the lease back.
-                    self.release_one(&tenant).await;
-                } else if granted {
-                    *self.held.entry(tenant).or_insert(0) += 1;
-                }
+                let _ = reply.send(answer);
             }
             Msg::Release { tenant } => {
                 let Some(n) = self.held.get_mut(&tenant) else {
