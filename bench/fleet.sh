@@ -5,7 +5,8 @@
 # tenant with max_connections = 1000, against two routers started side by
 # side on the same cluster, one with [fleet] shared_connection_limits =
 # false (the default) and one with true. Each cell is run twice, in turns
-# (off, on, off, on), and the table shows both runs.
+# (off, on, off, on, off, on), and the table shows every run; then the
+# cost of one lease on the catalog server alone (acquire + release).
 #
 #   bench/fleet.sh                 # BENCH_SECS=8 per run
 set -euo pipefail
@@ -70,11 +71,16 @@ rate() { # port
     -U bench_trust.fleetb "$PG_TENANT_DB" 2>"$OUT/pgbench.err" | awk '/^tps = /{printf "%.0f", $3}'
 }
 declare -A R
-for run in 1 2; do
+for run in 1 2 3; do
   for mode in off on; do
     R[$mode$run]=$(rate "${PORT[$mode]}")
   done
 done
+# What a lease costs on the catalog server: acquire + release, prepared,
+# one connection of the router's role, as the lease connection sends them.
+printf "SELECT tenant.fleet_acquire('fleetc', 1000000);\nSELECT tenant.fleet_release('fleetc');\n" > "$OUT/lease.sql"
+pairs=$(pgbench -n -M prepared -c 1 -T "$SECS" -f "$OUT/lease.sql" -h "$PG_TENANT_SOCK" -p "$PGPORT" \
+  -U bench_router "$PG_TENANT_DB" 2>>"$OUT/pgbench.err" | awk '/^tps = /{printf "%.0f", $3}')
 # The last sessions' leases are given back as they close (at most 5 s).
 for _ in $(seq 50); do
   left=$(scripts/cluster psql -tAc "SELECT coalesce(sum(connections), 0) FROM tenant.fleet_counts() WHERE tenant = 'fleetb'")
@@ -82,8 +88,9 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 echo "pgbench -C -c 8 -j 2, ${SECS}s per run, SELECT 1; logins per second"
-echo "| fleet.shared_connection_limits | run 1 | run 2 |"
-echo "| --- | ---: | ---: |"
-echo "| false (each router counts alone) | ${R[off1]} | ${R[off2]} |"
-echo "| true (a lease in the catalog server per login) | ${R[on1]} | ${R[on2]} |"
+echo "| fleet.shared_connection_limits | run 1 | run 2 | run 3 |"
+echo "| --- | ---: | ---: | ---: |"
+echo "| false (each router counts alone) | ${R[off1]} | ${R[off2]} | ${R[off3]} |"
+echo "| true (a lease in the catalog server per login) | ${R[on1]} | ${R[on2]} | ${R[on3]} |"
+echo "lease acquire + release pairs per second on one connection (Unix socket): $pairs"
 echo "leases left after the runs: $left (expected 0)"
