@@ -270,3 +270,41 @@ async fn without_the_lease_connection_a_router_follows_on_lease_loss() {
     let one: i32 = free.query_one("SELECT 1", &[]).await.expect("runs").get(0);
     assert_eq!(one, 1);
 }
+
+#[tokio::test]
+async fn pooled_clients_hold_their_lease_while_connected_not_their_backends() {
+    common::scram_app_roles(&["rt_fleetpool"]);
+    common::tenants(&["fleet_pool"], "pool_mode => 'transaction'");
+    set_limits("fleet_pool", "max_connections => 2");
+    let pooled = "[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 4\n\
+                  [fleet]\nshared_connection_limits = true\n";
+    let r1 = Router::start_with(pooled);
+    let r2 = Router::start_with(pooled);
+    let user = "rt_fleetpool.fleet_pool";
+    let a = connect(&r1.url(user)).await.expect("first (r1)");
+    let b = connect(&r2.url(user)).await.expect("second (r2)");
+    // Transactions run on whichever backend is free; the places stay taken.
+    for c in [&a, &b] {
+        let t: String = c
+            .query_one("SELECT tenant.current_tenant_id()", &[])
+            .await
+            .expect("runs")
+            .get(0);
+        assert_eq!(t, "fleet_pool");
+    }
+    assert_eq!(fleet_count("fleet_pool"), 2);
+    expect_refused(&r1, user, "fleet_pool", 2).await;
+    expect_refused(&r2, user, "fleet_pool", 2).await;
+    drop(a);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            fleet_count("fleet_pool") == 1
+        })
+        .await,
+        "the client's lease went with it, not with its backend"
+    );
+    let _c = connect(&r2.url(user))
+        .await
+        .expect("the freed place, through the other router");
+    assert_eq!(fleet_count("fleet_pool"), 2);
+}
