@@ -13,9 +13,32 @@ pub enum Answer {
     Granted(Lease),
     /// The tenant's `max_connections` are counted already.
     Refused,
-    /// The lease connection is down, or the server refused the call (the
-    /// reason): `fleet.on_lease_loss` decides.
-    Unavailable(String),
+    /// The lease connection is down, or the server refused the call:
+    /// `fleet.on_lease_loss` decides.
+    Unavailable(LeaseError),
+}
+
+/// Why no lease could be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    #[error("the lease connection to the catalog database is down")]
+    Down,
+    #[error("cannot open the lease connection: {0}")]
+    Connect(String),
+    #[error("the catalog role may not take leases: it needs pg_tenant 0.9.0 in the catalog database and membership in tenant_router")]
+    NotPermitted,
+    /// The server answered the call with an error.
+    #[error("tenant.{call} failed: {message}")]
+    Call { call: &'static str, message: String },
+    /// The call did not answer within the worker's bound (the connection
+    /// is then given up).
+    #[error("tenant.{call} did not answer within {ms} ms")]
+    Timeout { call: &'static str, ms: u64 },
+    /// The login's own wait (`fleet.lease_timeout_ms`) ran out.
+    #[error("no lease within fleet.lease_timeout_ms ({0} ms)")]
+    Slow(u64),
+    #[error("the lease worker has stopped")]
+    Stopped,
 }
 
 /// A request to the lease worker.

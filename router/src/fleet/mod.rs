@@ -16,7 +16,7 @@ mod worker;
 
 use crate::config::{FleetSettings, LeaseLoss};
 use crate::limits::{ConnectionSlot, LimitError};
-use lease::{Answer, Lease, Msg};
+use lease::{Answer, LeaseError, Msg};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,14 +84,11 @@ impl Fleet {
             reply,
         });
         let answer = match sent {
-            Err(_) => Answer::Unavailable("the lease worker has stopped".into()),
+            Err(_) => Answer::Unavailable(LeaseError::Stopped),
             Ok(()) => match tokio::time::timeout(settings.lease_timeout(), answer).await {
                 Ok(Ok(a)) => a,
-                Ok(Err(_)) => Answer::Unavailable("the lease worker has stopped".into()),
-                Err(_) => Answer::Unavailable(format!(
-                    "no lease within fleet.lease_timeout_ms ({} ms)",
-                    settings.lease_timeout_ms
-                )),
+                Ok(Err(_)) => Answer::Unavailable(LeaseError::Stopped),
+                Err(_) => Answer::Unavailable(LeaseError::Slow(settings.lease_timeout_ms)),
             },
         };
         let too_many = || LimitError::TooManyConnections {
@@ -109,7 +106,7 @@ impl Fleet {
                     tracing::warn!(tenant, reason = %why, "fleet: login refused, its connection limit cannot be checked (fleet.on_lease_loss = refuse)");
                     Err(LimitError::LimitUncheckable {
                         tenant: tenant.to_owned(),
-                        reason: why,
+                        reason: why.to_string(),
                     })
                 }
                 LeaseLoss::LocalShare => {
@@ -125,7 +122,7 @@ impl Fleet {
                         })
                         .is_ok()
                     {
-                        slot.attach(Lease::new(tenant, tx.clone()));
+                        slot.attach(lease::Lease::new(tenant, tx.clone()));
                     }
                     Ok(())
                 }

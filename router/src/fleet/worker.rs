@@ -15,7 +15,7 @@
 //! (what it did is then undone by the backend's exit) and is restored the
 //! same way.
 
-use super::lease::{Answer, Lease, Msg};
+use super::lease::{Answer, Lease, LeaseError, Msg};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -96,7 +96,9 @@ impl Worker {
                 },
             };
             let Some(msg) = msg else {
-                self.down("the lease connection was closed");
+                self.down(&LeaseError::Connect(
+                    "the lease connection was closed".into(),
+                ));
                 continue;
             };
             let Some(msg) = msg else { return };
@@ -116,7 +118,7 @@ impl Worker {
                             Answer::Granted(Lease::new(&tenant, tx))
                         }
                         // The router is stopping: nobody can give it back.
-                        None => Answer::Unavailable("the router is stopping".into()),
+                        None => Answer::Unavailable(LeaseError::Stopped),
                     },
                     Ok(false) => Answer::Refused,
                     Err(e) => Answer::Unavailable(e),
@@ -150,63 +152,60 @@ impl Worker {
         }
     }
 
-    async fn call_acquire(&mut self, tenant: &str, max: i32) -> Result<bool, String> {
+    async fn call_acquire(&mut self, tenant: &str, max: i32) -> Result<bool, LeaseError> {
+        const CALL: &str = "fleet_acquire";
         let Some(c) = &self.conn else {
-            return Err("the lease connection to the catalog database is down".into());
+            return Err(LeaseError::Down);
         };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tenant, &max];
         let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.acquire, &params)).await;
         let closed = c.client.is_closed();
-        match r {
-            Ok(Ok(row)) => row.try_get::<_, bool>(0).map_err(|e| e.to_string()),
-            Ok(Err(e)) => {
-                let m = format!("tenant.fleet_acquire failed: {}", db_message(&e));
-                if closed {
-                    self.down(&m);
-                } else {
-                    tracing::warn!(tenant, error = %m, "fleet: lease refused by the server");
-                }
-                Err(m)
-            }
-            Err(_) => {
-                let m = "tenant.fleet_acquire did not answer in time".to_string();
-                self.down(&m);
-                Err(m)
-            }
+        let e = match r {
+            Ok(Ok(row)) => return row.try_get::<_, bool>(0).map_err(|e| call(CALL, &e)),
+            Ok(Err(e)) => call(CALL, &e),
+            Err(_) => timeout(CALL),
+        };
+        if closed || matches!(e, LeaseError::Timeout { .. }) {
+            self.down(&e);
+        } else {
+            tracing::warn!(tenant, error = %e, "fleet: lease refused by the server");
         }
+        Err(e)
     }
 
     /// Give one of this backend's leases of `tenant` back (nothing when
     /// the connection is down: its backend gave everything back).
     async fn release_one(&mut self, tenant: &str) {
+        const CALL: &str = "fleet_release";
         let Some(c) = &self.conn else { return };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&tenant];
         let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.release, &params)).await;
         match r {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => self.down(&format!("tenant.fleet_release failed: {}", db_message(&e))),
-            Err(_) => self.down("tenant.fleet_release did not answer in time"),
+            Ok(Err(e)) => self.down(&call(CALL, &e)),
+            Err(_) => self.down(&timeout(CALL)),
         }
     }
 
-    async fn call_restore(&mut self, ids: Vec<String>, counts: Vec<i32>) -> Result<(), String> {
+    async fn call_restore(&mut self, ids: Vec<String>, counts: Vec<i32>) -> Result<(), LeaseError> {
+        const CALL: &str = "fleet_restore";
         let Some(c) = &self.conn else {
-            return Err("the lease connection to the catalog database is down".into());
+            return Err(LeaseError::Down);
         };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ids, &counts];
         let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.restore, &params)).await;
         match r {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("tenant.fleet_restore failed: {}", db_message(&e))),
-            Err(_) => Err("tenant.fleet_restore did not answer in time".into()),
+            Ok(Err(e)) => Err(call(CALL, &e)),
+            Err(_) => Err(timeout(CALL)),
         }
     }
 
     /// Give the connection up (its backend's exit gives its leases back);
     /// reconnect after the backoff.
-    fn down(&mut self, why: &str) {
+    fn down(&mut self, why: &LeaseError) {
         if self.conn.take().is_some() {
-            tracing::warn!(error = why, "fleet: lease connection lost; logins of limited tenants follow fleet.on_lease_loss until it is back");
+            tracing::warn!(error = %why, "fleet: lease connection lost; logins of limited tenants follow fleet.on_lease_loss until it is back");
         }
         self.up.store(false, Ordering::Release);
         self.next_try = Instant::now() + self.backoff;
@@ -218,7 +217,7 @@ impl Worker {
         {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return self.failed(&e),
-            Err(_) => return self.failed("connecting took too long"),
+            Err(_) => return self.failed(&LeaseError::Connect("connecting took too long".into())),
         };
         self.conn = Some(conn);
         let (ids, counts): (Vec<String>, Vec<i32>) = self
@@ -238,9 +237,9 @@ impl Worker {
         tracing::info!(restored, "fleet: lease connection up");
     }
 
-    fn failed(&mut self, why: &str) {
+    fn failed(&mut self, why: &LeaseError) {
         tracing::warn!(
-            error = why,
+            error = %why,
             retry_in_ms = self.backoff.as_millis() as u64,
             "fleet: cannot open the lease connection"
         );
@@ -249,11 +248,11 @@ impl Worker {
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
     }
 
-    async fn connect(&self) -> Result<Conn, String> {
+    async fn connect(&self) -> Result<Conn, LeaseError> {
         let mut config: tokio_postgres::Config = self
             .url
             .parse()
-            .map_err(|e: tokio_postgres::Error| e.to_string())?;
+            .map_err(|e: tokio_postgres::Error| LeaseError::Connect(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -276,7 +275,10 @@ impl Worker {
                     tokio_postgres::config::SslMode::Require
                 });
                 let make = tokio_postgres_rustls::MakeRustlsConnect::new((**tls).clone());
-                let (client, connection) = config.connect(make).await.map_err(|e| e.to_string())?;
+                let (client, connection) = config
+                    .connect(make)
+                    .await
+                    .map_err(|e| LeaseError::Connect(e.to_string()))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                     drop(closed_tx);
@@ -284,8 +286,10 @@ impl Worker {
                 client
             }
             _ => {
-                let (client, connection) =
-                    config.connect(NoTls).await.map_err(|e| e.to_string())?;
+                let (client, connection) = config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| LeaseError::Connect(e.to_string()))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                     drop(closed_tx);
@@ -299,7 +303,7 @@ impl Worker {
                 client
                     .prepare(q)
                     .await
-                    .map_err(|e| format!("{q}: {}", db_message(&e)))
+                    .map_err(|e| LeaseError::Connect(format!("{q}: {}", db_message(&e))))
             }
         };
         // A role that may not take leases is a setup error: say so once
@@ -314,9 +318,9 @@ impl Worker {
                 &[],
             )
             .await
-            .map_err(|e| db_message(&e))?;
+            .map_err(|e| LeaseError::Connect(db_message(&e)))?;
         if !may.try_get::<_, bool>(0).unwrap_or(false) {
-            return Err("the catalog role may not take leases: it needs pg_tenant 0.9.0 in the catalog database and membership in tenant_router".into());
+            return Err(LeaseError::NotPermitted);
         }
         let acquire = prep("SELECT tenant.fleet_acquire($1::text, $2::integer)").await?;
         let release = prep("SELECT tenant.fleet_release($1::text)").await?;
@@ -328,6 +332,20 @@ impl Worker {
             restore,
             closed,
         })
+    }
+}
+
+fn call(call: &'static str, e: &tokio_postgres::Error) -> LeaseError {
+    LeaseError::Call {
+        call,
+        message: db_message(e),
+    }
+}
+
+fn timeout(call: &'static str) -> LeaseError {
+    LeaseError::Timeout {
+        call,
+        ms: ROUND_TIMEOUT.as_millis() as u64,
     }
 }
 
