@@ -171,22 +171,33 @@ fn fleet_restore(ids: Vec<Option<String>>, counts: Vec<Option<i32>>) -> i64 {
     ensure_exit_callback();
     let held: BTreeMap<String, i64> = LEASES.with(|l| l.borrow().clone());
     let done = with_lock(true, |s| {
-        // Room first: every tenant that needs a new entry must get one.
-        let new = want
+        let deltas: Vec<(&String, i64)> = want
             .iter()
-            .filter(|(id, n)| **n > 0 && s.find(id.as_bytes()).is_none())
-            .count();
+            .map(|(id, n)| (id, n - held.get(id).copied().unwrap_or(0)))
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        // Room first: every tenant that needs a new entry must get one;
+        // entries this restore empties count as room (they go first).
+        let mut new = 0;
+        let mut freed = 0;
+        for (id, d) in &deltas {
+            match s.find(id.as_bytes()) {
+                None if *d > 0 => new += 1,
+                Some(i) if s.tenants()[i].n + d <= 0 => freed += 1,
+                _ => {}
+            }
+        }
         let free = s.used().iter().filter(|e| e.free()).count()
             // SAFETY: the lock is held.
             + unsafe { ((*s.h).tenants - (*s.h).high) as usize };
-        if new > free {
+        if new > free + freed {
             return false;
         }
-        for (id, n) in &want {
-            let delta = n - held.get(id).copied().unwrap_or(0);
-            if delta != 0 {
-                s.add(id.as_bytes(), delta);
-            }
+        for (id, d) in deltas.iter().filter(|(_, d)| *d < 0) {
+            s.add(id.as_bytes(), *d);
+        }
+        for (id, d) in deltas.iter().filter(|(_, d)| *d > 0) {
+            s.add(id.as_bytes(), *d);
         }
         true
     })

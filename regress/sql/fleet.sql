@@ -36,6 +36,28 @@ SELECT tenant.fleet_restore('{fleet-a}', '{-1}');
 SELECT tenant.fleet_restore('{fleet-a,NULL}', '{1,1}');
 SELECT tenant.fleet_restore('{fleet-a}', '{2000000}');
 SELECT * FROM tenant.fleet_counts() WHERE tenant LIKE 'fleet-%' ORDER BY 1;
+-- A full table (pg_tenant.fleet_max_tenants tenants with leases) refuses a
+-- lease for one more tenant with 53400 naming the setting; the tenants
+-- counted keep their counts and their leases. (Leases are not
+-- transactional: those taken before the error stay this backend's.)
+DO $$
+DECLARE n int := 0;
+BEGIN
+  LOOP
+    n := n + 1;
+    PERFORM tenant.fleet_acquire('fleet-full-' || n, 1);
+    EXIT WHEN n > 2000000;
+  END LOOP;
+EXCEPTION WHEN configuration_limit_exceeded THEN
+  RAISE NOTICE '% %', SQLSTATE, SQLERRM;
+END $$;
+SELECT tenant.fleet_acquire('fleet-one-more', 1) AS one_more;
+SELECT * FROM tenant.fleet_counts() WHERE tenant = 'fleet-a';
+SELECT tenant.fleet_release('fleet-a') AS released, tenant.fleet_acquire('fleet-a', 5) AS again;
+SELECT count(*) = current_setting('pg_tenant.fleet_max_tenants')::int AS full
+  FROM tenant.fleet_counts();
+SELECT tenant.fleet_restore('{fleet-full-1,fleet-one-more}', '{0,1}') > 0 AS swapped;
+SELECT connections FROM tenant.fleet_counts() WHERE tenant = 'fleet-one-more';
 -- Not the router's: which backends a tenant has.
 SELECT * FROM tenant.tenant_backends('fleet-a');
 
