@@ -30,6 +30,7 @@ fn roles() {
             "DO $$ BEGIN \
                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app_user') THEN CREATE ROLE app_user LOGIN; END IF; \
                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'apply_login') THEN CREATE ROLE apply_login LOGIN; END IF; \
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'apply_admin') THEN CREATE ROLE apply_admin LOGIN IN ROLE tenant_admin; END IF; \
              END $$",
         );
     });
@@ -226,6 +227,16 @@ fn a_dry_run_changes_nothing_and_a_second_apply_is_a_no_op() {
     let o = db.apply(file, &["--dry-run", "--prune"]);
     ok(&o);
     assert!(stdout(&o).contains("+ tenant \"made\""), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("~ defaults\n    max_connections: (no row) -> 40\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("    burst_multiplier: (default) -> 1.1\n"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(
         last_line(&o),
         "1 created, 1 changed, 0 dropped, 0 unchanged, defaults changed (dry run: nothing applied)"
@@ -525,6 +536,35 @@ fn the_routers_own_catalog_role_cannot_apply() {
     // Control: the same file, the same config, with --user.
     ok(&db.tool(&["apply", path.to_str().unwrap()], Some("postgres"), &[]));
     assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "acme");
+    // A member of tenant_admin (no superuser) manages tenants, but may not
+    // read secrets to compare them: a file with secrets is refused.
+    let path = db.write(
+        "t2.toml",
+        "[[tenants]]\nid = \"acme\"\n[[tenants]]\nid = \"beta\"\nqps_limit = 3\n",
+    );
+    let o = db.tool(&["apply", path.to_str().unwrap()], Some("apply_admin"), &[]);
+    ok(&o);
+    assert_eq!(
+        last_line(&o),
+        "1 created, 0 changed, 0 dropped, 1 unchanged"
+    );
+    let with_secret = db.write(
+        "t3.toml",
+        "[[tenants]]\nid = \"acme\"\npassword_env = \"APPLY_ADMIN_PW\"\n",
+    );
+    let before = db.snapshot();
+    let o = db.tool(
+        &["apply", with_secret.to_str().unwrap()],
+        Some("apply_admin"),
+        &[("APPLY_ADMIN_PW", "pw")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("may not read the stored ones"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.snapshot(), before);
     // PG_TENANT_ADMIN_URL replaces the config's connection whole.
     let c = cluster();
     let o = db.tool(

@@ -14,15 +14,18 @@ fn secret_word(s: SecretChange) -> &'static str {
     }
 }
 
-fn change_lines(out: &mut String, changes: &[Change]) {
+/// `null`: how a NULL reads (a tenant's NULL is "the default"; the
+/// defaults row's, "no row").
+fn change_lines(out: &mut String, changes: &[Change], null: &str) {
+    let show = |v: &Value| {
+        if v.is_null() {
+            null.to_string()
+        } else {
+            describe(v)
+        }
+    };
     for c in changes {
-        let _ = writeln!(
-            out,
-            "    {}: {} -> {}",
-            c.field,
-            describe(&c.old),
-            describe(&c.new)
-        );
+        let _ = writeln!(out, "    {}: {} -> {}", c.field, show(&c.old), show(&c.new));
     }
 }
 
@@ -32,7 +35,7 @@ pub fn text_changes(d: &Diff, defaults: &[Change]) -> String {
     let mut out = String::new();
     if !defaults.is_empty() {
         out.push_str("~ defaults\n");
-        change_lines(&mut out, defaults);
+        change_lines(&mut out, defaults, "(no row)");
     }
     for t in &d.created {
         let _ = writeln!(out, "+ tenant \"{}\"", t.id);
@@ -47,7 +50,7 @@ pub fn text_changes(d: &Diff, defaults: &[Change]) -> String {
     }
     for c in &d.changed {
         let _ = writeln!(out, "~ tenant \"{}\"", c.id);
-        change_lines(&mut out, &c.changes);
+        change_lines(&mut out, &c.changes, "(default)");
         if let Some(s) = c.secret {
             let _ = writeln!(out, "    password: (secret {})", secret_word(s));
         }
