@@ -420,6 +420,14 @@ fn invalid_files_name_the_tenant_and_the_field_and_change_nothing() {
         "{}",
         stderr(&o)
     );
+    // An empty file with --prune would drop every tenant: refused.
+    let o = db.apply("# nothing\n", &["--prune"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--prune would drop every tenant"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(db.snapshot(), before);
     // Control: the valid part alone applies.
     ok(&db.apply(good, &[]));

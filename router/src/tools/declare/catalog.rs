@@ -204,9 +204,22 @@ impl Call {
     }
 }
 
+/// Whether `msg` names `field` as a word ("name" is not named by
+/// "schema_name").
+fn mentions(msg: &str, field: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    msg.match_indices(field).any(|(i, _)| {
+        !word(msg[..i].chars().next_back()) && !word(msg[i + field.len()..].chars().next())
+    })
+}
+
 fn refused(tenant: &str, fields: &[&str], e: &tokio_postgres::Error) -> DeclareError {
     let (code, msg) = error_text(e);
-    let named: Vec<&str> = fields.iter().copied().filter(|f| msg.contains(f)).collect();
+    let named: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|f| mentions(&msg, f))
+        .collect();
     let fields = match (named.as_slice(), fields) {
         ([one], _) | ([], [one]) => format!("field {one}"),
         ([], []) => "the tenant".to_string(),
@@ -392,4 +405,26 @@ pub async fn export(
         ExportFormat::Toml => report::export_toml(defaults.as_ref(), &list, &with_secret),
         ExportFormat::Json => report::export_json(defaults.as_ref(), &list),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn a_field_is_named_as_a_whole_word() {
+        assert!(mentions(
+            "max_connections must be >= 0, got -1",
+            "max_connections"
+        ));
+        assert!(mentions(
+            "min_idle (2) must not exceed pool_size (1)",
+            "pool_size"
+        ));
+        assert!(!mentions(
+            "tenant \"x\" uses schema isolation but has no schema_name",
+            "name"
+        ));
+        assert!(!mentions("pool_size_x", "pool_size"));
+    }
 }

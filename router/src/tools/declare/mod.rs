@@ -153,6 +153,13 @@ pub fn connection(
 pub async fn apply(args: ApplyArgs, fallback_config: Option<&Path>, over: &Overrides) -> ExitCode {
     let result = async {
         let declared = spec::read(&args.file)?;
+        if args.prune && declared.tenants.is_empty() {
+            return Err(DeclareError::Syntax(
+                "the file declares no tenants: --prune would drop every tenant (drop them with \
+                 tenant.drop_tenant if that is what you mean)"
+                    .to_string(),
+            ));
+        }
         let config = connection(&args.catalog, fallback_config, over)?;
         catalog::apply(&config, &declared, args.prune, args.dry_run, args.format).await
     }
