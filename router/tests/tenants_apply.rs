@@ -540,6 +540,11 @@ fn the_routers_own_catalog_role_cannot_apply() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
     assert!(stderr(&o).contains("SQLSTATE 42501"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run as an administrator (--user ROLE"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(db.snapshot(), before);
     // Control: the same file, the same config, with --user.
     ok(&db.tool(&["apply", path.to_str().unwrap()], Some("postgres"), &[]));

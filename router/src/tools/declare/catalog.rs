@@ -95,10 +95,17 @@ pub async fn read_tenants(
         "SELECT pg_catalog.row_to_json(t)::pg_catalog.text, NULL::pg_catalog.text \
            FROM tenant.tenants t ORDER BY t.id"
     };
-    let rows = client
-        .query(sql, &[])
-        .await
-        .map_err(|e| query_error("reading tenant.tenants", &e))?;
+    let rows = client.query(sql, &[]).await.map_err(|e| {
+        let denied = e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+        let mut err = query_error("reading tenant.tenants", &e);
+        if let (true, DeclareError::Query(m)) = (denied, &mut err) {
+            m.push_str(
+                "; the router's own catalog role may not read or write the catalog tables: \
+                     run as an administrator (--user ROLE, or PG_TENANT_ADMIN_URL)",
+            );
+        }
+        err
+    })?;
     rows.iter()
         .map(|r| {
             let row = json_object(r.get(0))?;

@@ -141,10 +141,10 @@ pub fn connection(
         DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
     })?;
     if let Some(user) = &args.user {
+        // The router role's password (if the url holds one) is not sent
+        // for another role.
         config.user(user);
-        if let Ok(pw) = std::env::var("PG_TENANT_ADMIN_PASSWORD") {
-            config.password(pw);
-        }
+        config.password(std::env::var("PG_TENANT_ADMIN_PASSWORD").unwrap_or_default());
     }
     Ok(config)
 }
