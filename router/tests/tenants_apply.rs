@@ -11,6 +11,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
+use tenant_router::tools::declare::catalog::APPLY_LOCK;
 use tenant_router::tools::declare::fields::{CATALOG_OWN, DEFAULTS_FIELDS, TENANT_FIELDS};
 use tenant_router::tools::declare::secret::matches;
 use tenant_router::tools::declare::spec::Secret;
@@ -629,4 +630,72 @@ fn the_example_file_applies_and_stays_applied() {
         stdout(&o),
         "0 created, 0 changed, 0 dropped, 4 unchanged (dry run: nothing applied)\n"
     );
+}
+
+#[tokio::test]
+async fn concurrent_applies_wait_for_each_other() {
+    let db = fresh("concurrent");
+    let c = cluster();
+    let holder = connect(&format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    ))
+    .await
+    .expect("connect");
+    // Another apply run holds the lock.
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&APPLY_LOCK])
+        .await
+        .expect("lock");
+    let path = db.write("t.toml", "[[tenants]]\nid = \"late\"\n");
+    let child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .args([
+            "tenants",
+            "apply",
+            path.to_str().unwrap(),
+            "--user",
+            "postgres",
+            "-c",
+        ])
+        .arg(&db.config)
+        .env_remove("PG_TENANT_ADMIN_URL")
+        .env_remove("TENANT_ROUTER_CATALOG_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let waiting = eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = holder
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "the second apply does not wait for the first");
+    let n: i64 = holder
+        .query_one("SELECT count(*) FROM tenant.tenants", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "applied while another run held the lock");
+    holder
+        .execute("SELECT pg_advisory_unlock($1)", &[&APPLY_LOCK])
+        .await
+        .expect("unlock");
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    ok(&o);
+    assert_eq!(
+        last_line(&o),
+        "1 created, 0 changed, 0 dropped, 0 unchanged"
+    );
+    assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "late");
 }

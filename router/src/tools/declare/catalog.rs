@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 const SECRET_FIELD: &str = "password_file/password_env";
 
 /// The key of the advisory lock that queues concurrent `apply` runs.
-const APPLY_LOCK: i64 = 0x7067_7465_6e61_6e74; // "pgtenant"
+pub const APPLY_LOCK: i64 = 0x7067_7465_6e61_6e74; // "pgtenant"
 
 fn query_error(what: &str, e: &tokio_postgres::Error) -> DeclareError {
     let (code, msg) = error_text(e);
