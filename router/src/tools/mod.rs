@@ -8,8 +8,12 @@
 //! * `tenants migrate` ([`migrate`]; `apply` runs one tenant's transaction,
 //!   `admin` holds its connection and checks): one SQL script applied to
 //!   every schema-isolated tenant's schema.
+//! * `tenants apply` / `tenants export` ([`declare`]): tenants declared in
+//!   a file, applied to the catalog in one transaction; the catalog
+//!   connection comes from the router's own config file.
 
 pub mod admin;
 mod apply;
+pub mod declare;
 pub mod migrate;
 pub mod provision;
