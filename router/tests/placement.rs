@@ -87,6 +87,24 @@ async fn a_tenant_on_a_second_server_reads_and_writes_its_rows_there_not_on_main
         main_landing(&r, "acme").await,
         (main.to_string(), "acme".to_owned())
     );
+    // A cancel request reaches the backend on the second server.
+    let c = connect(&url).await.expect("plc-a again");
+    let pid = backend_pid(&c).await;
+    let token = c.cancel_token();
+    let sleeper = tokio::spawn(async move { c.batch_execute("SELECT pg_sleep(30)").await });
+    let sleeping = eventually(Duration::from_secs(5), || async {
+        second.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event = 'PgSleep'"
+        )) == "1"
+    })
+    .await;
+    assert!(sleeping, "pg_sleep on b");
+    token
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel sent");
+    let e = sleeper.await.expect("join").expect_err("canceled");
+    assert_eq!(sqlstate(&e), "57014", "{e}");
     // The admin API shows each tenant's upstream.
     assert_eq!(router_row(&r, "plc-a").await["upstream"], "b");
     assert_eq!(router_row(&r, "acme").await["upstream"], "main");
@@ -500,4 +518,48 @@ async fn a_reload_that_removes_an_upstream_drains_its_pools() {
         first_value(&acme, "SELECT tenant.current_tenant_id()").await,
         "acme"
     );
+}
+
+#[tokio::test]
+async fn transaction_pooled_clients_use_their_upstreams_pool_and_a_move_ends_their_session() {
+    let main = cluster().port;
+    let second = Second::start(&["rt_app"], NOTES);
+    tenants(&["plc-t"], "upstream => 'b', pool_mode => 'transaction'");
+    admin_sql("SELECT tenant.alter_tenant('plc-t', upstream => 'b')");
+    let r = Router::start_with(&format!(
+        "{}[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 2\n",
+        upstream_b(&second)
+    ));
+    let c = connect(&r.url("rt_app.plc-t")).await.expect("plc-t");
+    for i in 0..20 {
+        c.batch_execute(&format!("INSERT INTO notes (body) VALUES ('t{i}')"))
+            .await
+            .expect("a transaction on b");
+    }
+    assert_eq!(
+        first_value(&c, "SELECT pg_catalog.current_setting('port')").await,
+        second.port.to_string()
+    );
+    assert_eq!(
+        second.sql("SELECT count(*) FROM notes WHERE tenant_id = 'plc-t'"),
+        "20"
+    );
+    // Moved to the main upstream: the session on b is refused at its next
+    // transaction (its tenant no longer lives there), a new one lands on
+    // main.
+    admin_sql("SELECT tenant.alter_tenant('plc-t', upstream => 'main')");
+    router_sees(&r, "plc-t", |row| row["upstream"] == "main").await;
+    let e = c
+        .batch_execute("SELECT 1")
+        .await
+        .expect_err("a session on the old upstream");
+    assert!(
+        db_message(&e).contains("tenant \"plc-t\" now lives on upstream \"main\", not \"b\""),
+        "{e:?}"
+    );
+    assert_eq!(
+        main_landing(&r, "plc-t").await,
+        (main.to_string(), "plc-t".to_owned())
+    );
+    admin_sql("SELECT tenant.alter_tenant('plc-t', upstream => 'b')");
 }
