@@ -139,7 +139,19 @@ async fn rls_and_schema_tenants_get_sealed_contexts_on_the_second_server() {
         "isolation => 'schema', schema_name => 'plc_s', role_name => 'plc_s_role', upstream => 'b'",
     );
     let r = Router::start_with(&upstream_b(&second));
-    // rls: its own row only.
+    // The shared login role inherits the schema tenant's role: an rls
+    // tenant's session as that login role would reach the schema tenant's
+    // objects, and this server has no catalog to say whose role it is: any
+    // other application role's privileges are refused (42501).
+    let (code, msg) = refusal(landing(&r.url("rt_app.plc-r")).await);
+    assert_eq!(code, "28000", "{msg}");
+    assert!(
+        msg.contains("role \"rt_app\" has the privileges of application role \"plc_s_role\""),
+        "{msg}"
+    );
+    second.sql("REVOKE plc_s_role FROM rt_app; GRANT plc_s_role TO rt_app WITH INHERIT FALSE");
+    // rls: its own row only (control, once the login role stops
+    // inheriting).
     assert_eq!(
         landing(&r.url("rt_app.plc-r")).await.expect("plc-r"),
         on(second.port, "plc-r", 1)
