@@ -170,7 +170,7 @@ impl PooledClient {
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let up = super::source::upstream_for(cfg, Some(info))?;
+        let up = super::placement::upstream_for(cfg, Some(info))?;
         let terms = pool::terms_for(cfg, &up, info, &database, &role);
         let place = conn
             .shared
