@@ -6,7 +6,7 @@
 //! source      the backend-source seam: Dedicated (connect, log in,
 //!             inject) or Pooled (checkout, switch, synthesize) → Ready
 //! pooled      the pooled source: attach, settings carried, detach
-//! placement   the upstream a tenant's backends come from
+//! placement   the upstream a tenant's backends come from, its sealed context now
 //! relaying    attach → relay → release, until the session ends
 //! attached    a backend attached: its own, or with its pool place
 //! conn        the connection whatever its phase (client, tenancy, span)

@@ -226,7 +226,7 @@ async fn dedicated(
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
         let held = info.context_document.as_ref();
-        let sealed = super::pooled::sealed_now(conn, &info.id, held, &up.name).await?;
+        let sealed = super::placement::sealed_now(conn, &info.id, held, &up.name).await?;
         let document = sealed.as_deref();
         let nonce = server.next_nonce();
         let action = crate::backend::context_action(&info.id, subject, document);
