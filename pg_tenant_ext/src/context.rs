@@ -9,8 +9,8 @@
 //! module reads (`state`), and applies the tenant's budgets (`budget`).
 
 use crate::admission::{
-    load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_role_problem, role_name,
-    TenantRow,
+    load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_other_app_roles,
+    refuse_role_problem, role_name, TenantRow,
 };
 use crate::gucs;
 use crate::report::{printable, refuse};
@@ -131,6 +131,11 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
             format!("tenant \"{tenant}\" does not exist"),
         );
     };
+    // 0.9.0: a tenant the catalog places on a named upstream lives on that
+    // server, whose contexts are sealed (`set_context_sealed`): never here.
+    if let Some(upstream) = row.upstream.as_deref().filter(|u| *u != "main") {
+        crate::fence::refuse_elsewhere(tenant, upstream);
+    }
     admit(tenant, subject, claims, row)
 }
 
@@ -142,6 +147,8 @@ pub fn admit(tenant: &str, subject: &str, claims: &str, row: TenantRow) -> Strin
     // SAFETY: reads of backend globals.
     let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
     let login = role_name(session_user);
+    // A tenant fenced in this database lives on another server.
+    crate::fence::refuse_fenced(tenant);
     if !row.enabled {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -170,11 +177,17 @@ pub fn admit(tenant: &str, subject: &str, claims: &str, row: TenantRow) -> Strin
         refuse_role_problem(oid, "tenant role", tenant);
         refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, oid, oid, false);
+        if row.catalog_less {
+            refuse_other_app_roles(tenant, oid, oid);
+        }
         set_role(role);
         oid.to_u32()
     } else {
         refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, session_user, pg_sys::InvalidOid, true);
+        if row.catalog_less {
+            refuse_other_app_roles(tenant, session_user, pg_sys::InvalidOid);
+        }
         if current_user != session_user || state().role != 0 {
             set_role("none");
         }

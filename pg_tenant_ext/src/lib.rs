@@ -22,6 +22,7 @@ mod confine;
 mod context;
 mod copy;
 mod fleet;
+mod fence;
 mod gate;
 mod gucs;
 mod hooks;
@@ -76,6 +77,12 @@ extension_sql_file!(
         fleet::fleet_counts,
         fleet::tenant_backends
     ]
+);
+// 0.9.0: placement: fences (tenants that do not live on this server).
+extension_sql_file!(
+    "../sql/placement.sql",
+    name = "placement",
+    requires = ["catalog"]
 );
 // RLS helpers and audit; they call the Rust functions, so they come last.
 extension_sql_file!("../sql/rls.sql", name = "rls", finalize);

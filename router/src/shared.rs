@@ -51,6 +51,7 @@ impl Shared {
         let catalog = Catalog::new(&cfg.fixed.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         metrics.configure(&cfg.metrics);
+        metrics.configure_upstreams(&cfg.upstreams);
         let limits = Arc::new(Limits::new(metrics.clone()));
         limits.set_routers(cfg.fleet.routers);
         let fleet = if cfg.fixed.fleet_shared_connection_limits {
@@ -109,6 +110,11 @@ impl Shared {
         let kept = new.keep_restart_only(&cfg);
         self.metrics.configure(&new.metrics);
         self.limits.set_routers(new.fleet.routers);
+        self.metrics.configure_upstreams(&new.upstreams);
+        // Pools on an upstream the new configuration removed (or moved to
+        // another address) drain: new clients of its tenants are refused
+        // before a backend is opened (`SessionError::UnknownUpstream`).
+        self.pools.drain_gone(&new.upstreams);
         *cfg = Arc::new(new);
         kept
     }

@@ -31,12 +31,22 @@ pub struct TenantInfo {
     /// isolations and older catalogs): signed as it is, never shown.
     #[serde(skip)]
     pub context_document: Option<Arc<str>>,
+    /// The named upstream (`[upstreams.<name>]`) the tenant lives on
+    /// (pg_tenant 0.9.0); None: the main upstream (shown as "main").
+    #[serde(serialize_with = "upstream_name")]
+    pub upstream: Option<String>,
     /// When it was read, in the order of the catalog connection's queries
     /// (each sees every change committed before it): of two rows of a
     /// tenant, the one with the larger number is the newer. 0: not read
     /// from the catalog (tests).
     #[serde(skip)]
     pub read_seq: u64,
+}
+
+/// A tenant's upstream as the admin API shows it: its name, "main" for
+/// the main one.
+fn upstream_name<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(u.as_deref().unwrap_or(crate::config::MAIN))
 }
 
 #[cfg(test)]
@@ -58,6 +68,7 @@ impl TenantInfo {
             pool: Default::default(),
             client_idle_timeout_ms: 0,
             context_document: None,
+            upstream: None,
             read_seq: 0,
         }
     }

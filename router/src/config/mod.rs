@@ -7,7 +7,7 @@
 //! a reload keeps) and the rest, which a reload replaces.
 //!
 //! The files here use each other directly, never this one: `error`,
-//! `sections`, `metrics` and `fleet` are leaves; `raw` builds on them, `overrides`
+//! `sections`, `metrics`, `fleet` and `upstreams` are leaves; `raw` builds on them, `overrides`
 //! and `settings` on `raw`.
 
 mod error;
@@ -19,6 +19,7 @@ mod sections;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod upstreams;
 
 pub use error::ConfigError;
 pub use fleet::{share, FleetSettings, LeaseLoss, MAX_ROUTERS};
@@ -27,3 +28,4 @@ pub use overrides::Overrides;
 pub use raw::{unauthenticated_per_tenant, RawAuth, RawConfig, DEFAULT_UNAUTHENTICATED_PER_TENANT};
 pub use sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
 pub use settings::{Auth, Config, RestartOnly};
+pub use upstreams::{valid_name, RawUpstream, Upstream, Upstreams, MAIN, MAX_UPSTREAMS};

@@ -1,7 +1,10 @@
 //! One pool: the rules that say which client gets a backend and when
 //! (`State`, generic over the backend so they are unit-tested without
-//! sockets), checkout, and the `Lease` a session holds; with the types
-//! the pool's other files share (`PoolKey`, `PoolError`, `Discard`).
+//! sockets), checkout, and the `Lease` a session holds. The types the
+//! pool's other files share (`PoolKey`, `PoolError`, `Discard`) are in
+//! `kinds`.
+
+pub use super::kinds::{Discard, PoolError, PoolKey};
 
 use crate::auth::authenticated::BackendLogin;
 use crate::backend::Backend;
@@ -10,91 +13,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-/// Which pool a client's backend comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PoolKey {
-    pub upstream: String,
-    pub database: String,
-    pub role: String,
-    /// The tenant of a dedicated pool.
-    pub dedicated: Option<String>,
-}
-
-impl PoolKey {
-    /// The startup parameters a backend of this key logs in with.
-    pub fn login_params(&self) -> Vec<(String, String)> {
-        vec![
-            ("user".to_owned(), self.role.clone()),
-            ("database".to_owned(), self.database.clone()),
-        ]
-    }
-
-    /// `role@database`, and `/tenant` for a dedicated pool (metrics, logs).
-    pub fn label(&self) -> String {
-        match &self.dedicated {
-            Some(t) => format!("{}@{}/{}", self.role, self.database, t),
-            None => format!("{}@{}", self.role, self.database),
-        }
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum PoolError {
-    #[error("no backend of pool {pool} became free within {waited_ms} ms (pool size {size}; tenant \"{tenant}\" may hold {share} of it at once)")]
-    Timeout {
-        pool: String,
-        tenant: String,
-        waited_ms: u64,
-        size: usize,
-        share: usize,
-    },
-}
-
-impl PoolError {
-    pub fn sqlstate(&self) -> &'static str {
-        "53300"
-    }
-}
-
-/// Why a pooled backend was closed instead of reused (metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Discard {
-    ClosedWhileIdle,
-    CheckFailed,
-    SwitchFailed,
-    ResetFailed,
-    TooManySettings,
-    ClientLeftBusy,
-    Lifetime,
-    IdleTimeout,
-}
-
-impl Discard {
-    pub const ALL: [Discard; 8] = [
-        Discard::ClosedWhileIdle,
-        Discard::CheckFailed,
-        Discard::SwitchFailed,
-        Discard::ResetFailed,
-        Discard::TooManySettings,
-        Discard::ClientLeftBusy,
-        Discard::Lifetime,
-        Discard::IdleTimeout,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Discard::ClosedWhileIdle => "closed_while_idle",
-            Discard::CheckFailed => "check_failed",
-            Discard::SwitchFailed => "switch_failed",
-            Discard::ResetFailed => "reset_failed",
-            Discard::TooManySettings => "too_many_settings",
-            Discard::ClientLeftBusy => "client_left_busy",
-            Discard::Lifetime => "lifetime",
-            Discard::IdleTimeout => "idle_timeout",
-        }
-    }
-}
 
 /// Whether a backend at rest already serves a tenant (its context is
 /// kept between transactions): such a backend is handed to that tenant's
@@ -159,6 +77,9 @@ pub(super) struct State<B> {
     /// When a backend was last handed out or given back (an unused pool
     /// is removed after `idle_timeout_ms`).
     last_used: Instant,
+    /// Its upstream was removed (or readdressed) by a reload: no checkout,
+    /// and backends given back are closed.
+    pub(super) draining: bool,
 }
 
 /// How to log in without a client: the login and the startup parameters.
@@ -177,6 +98,7 @@ impl<B: Affine> State<B> {
             waiting: VecDeque::new(),
             login: None,
             last_used: Instant::now(),
+            draining: false,
         }
     }
 
@@ -302,8 +224,10 @@ impl<B: Affine> State<B> {
 /// One pool.
 pub struct Pool {
     pub key: PoolKey,
-    /// `key.upstream`, shared with the cancel routes of its clients.
+    /// `key.address`, shared with the cancel routes of its clients.
     pub upstream: Arc<str>,
+    /// The upstream its backends are opened on (as when it was made).
+    pub target: Arc<crate::config::Upstream>,
     pub(super) label: String,
     pub(super) state: Mutex<State<Backend>>,
     pub(super) metrics: Arc<Metrics>,
@@ -350,6 +274,12 @@ impl Pool {
         let started = Instant::now();
         let rx = {
             let mut st = self.lock();
+            if st.draining {
+                return Err(PoolError::Drained {
+                    pool: self.label.clone(),
+                    upstream: self.key.upstream.clone(),
+                });
+            }
             st.dispatch();
             match st.grant(tenant, share) {
                 Some(g) => return Ok(self.lease(tenant, g, started)),
@@ -481,6 +411,23 @@ impl Pool {
         gone
     }
 
+    /// Drain the pool: no more checkouts, its idle backends returned (to
+    /// be closed outside the lock), the ones in use closed when given back.
+    pub(super) fn drain(&self) -> Vec<Backend> {
+        let mut st = self.lock();
+        st.draining = true;
+        st.min_idle = 0;
+        let gone: Vec<Backend> = st.idle.drain(..).map(|i| i.backend).collect();
+        st.open -= gone.len();
+        // Clients waiting in line get no backend: they time out.
+        st.waiting.clear();
+        drop(st);
+        for _ in &gone {
+            self.discarded(Discard::Drained);
+        }
+        gone
+    }
+
     /// Places to prewarm now (`min_idle` not reached), counted as open.
     pub(super) fn prewarm_places(&self) -> Option<(usize, LoginMaterial)> {
         let mut st = self.lock();
@@ -540,6 +487,14 @@ impl Lease {
         self.done = true;
         let mut st = self.pool.lock();
         st.unhold(&self.tenant);
+        if st.draining {
+            // Its upstream is gone: closed, never reused.
+            st.open -= 1;
+            drop(st);
+            self.pool.discarded(Discard::Drained);
+            tokio::spawn(super::switch::close(backend));
+            return;
+        }
         st.idle.push(Idle {
             backend,
             since: Instant::now(),

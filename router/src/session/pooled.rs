@@ -15,6 +15,7 @@ use super::busy;
 use super::conn::Conn;
 use super::idle::Idleness;
 use super::phase::{Deadline, Fatal, Phase, EXPIRED, KICKED, SHUTTING_DOWN};
+use super::placement::{lives_on, moved, sealed_now};
 use crate::auth::verify::Verified;
 use crate::auth::{Authenticated, BackendLogin};
 use crate::backend::{Backend, ContextTag};
@@ -47,33 +48,6 @@ async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Op
     pool.discarded(reason);
     tokio::spawn(switch::close(b));
     None
-}
-
-/// The sealed context to mint for a database tenant now: the document of
-/// the row the router holds at this moment (a row a catalog change dropped
-/// is read again), called right before a context is minted, so a change
-/// committed while a client logged in or idled reaches its context. None
-/// for other tenants (`held` None). A tenant that left the catalog or
-/// database isolation is refused; while the catalog cannot be read, the
-/// document the client has (`held`) stands.
-pub async fn sealed_now(
-    conn: &Conn,
-    tenant: &str,
-    held: Option<&Arc<str>>,
-) -> Result<Option<Arc<str>>, SessionError> {
-    let Some(held) = held else {
-        return Ok(None);
-    };
-    match conn.shared.catalog.lookup(tenant).await {
-        Ok(Some(info)) => match &info.context_document {
-            Some(doc) => Ok(Some(doc.clone())),
-            None => Err(SessionError::ContextRefused(format!(
-                "tenant \"{tenant}\" no longer uses database isolation"
-            ))),
-        },
-        Ok(None) => Err(SessionError::UnknownTenant(tenant.into())),
-        Err(_) => Ok(Some(held.clone())),
-    }
 }
 
 /// What a pooled client needs to get a backend, again and again.
@@ -133,6 +107,11 @@ impl PooledClient {
         self.mode == PoolMode::Transaction
     }
 
+    /// The address of its pool's upstream (host:port), for cancel routes.
+    pub fn upstream_address(&self) -> String {
+        self.pool.upstream.to_string()
+    }
+
     /// The pool's name in logs and metrics.
     pub fn label(&self) -> &str {
         self.pool.label()
@@ -155,7 +134,8 @@ impl PooledClient {
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let terms = pool::terms_for(cfg, info, &database, &role);
+        let up = super::placement::upstream_for(cfg, Some(info))?;
+        let terms = pool::terms_for(cfg, &up, info, &database, &role);
         let place = conn
             .shared
             .pools
@@ -166,7 +146,8 @@ impl PooledClient {
             Place::Pool(pool) => (pool, None),
             Place::First(opening) => {
                 let params = terms.key.login_params();
-                let open = switch::open(cfg, &params, &v.who.login, &terms.key.role);
+                let open =
+                    switch::open(cfg, &terms.upstream, &params, &v.who.login, &terms.key.role);
                 let b = deadline.within(Box::pin(open)).await?;
                 let lease = conn.shared.pools.create(opening, &terms, &info.id);
                 (lease.pool().clone(), Some((lease, b)))
@@ -297,6 +278,7 @@ impl PooledClient {
             None => {
                 Box::pin(switch::open(
                     cfg,
+                    &pool.target,
                     &pool.login_params(),
                     &self.login,
                     &pool.key.role,
@@ -402,7 +384,25 @@ impl PooledClient {
     /// sealed with an older document is switched again (`switch`).
     async fn reseal(&mut self, conn: &Conn) -> Result<(), SessionError> {
         let held = self.wanted.document.clone();
-        let now = sealed_now(conn, &self.wanted.tenant, held.as_ref()).await?;
+        if held.is_none() {
+            // A tenant of the main upstream (no sealed context) that the
+            // catalog moved to a named one: a backend at rest here may
+            // still hold its context, which no switch would check again.
+            let tenant = &self.wanted.tenant;
+            if let Ok(Some(info)) = conn.shared.catalog.lookup(tenant).await {
+                if lives_on(&info) != self.pool.key.upstream {
+                    return Err(moved(tenant, &info, &self.pool.key.upstream));
+                }
+            }
+            return Ok(());
+        }
+        let now = sealed_now(
+            conn,
+            &self.wanted.tenant,
+            held.as_ref(),
+            &self.pool.key.upstream,
+        )
+        .await?;
         if now != held {
             Arc::make_mut(&mut self.wanted).document = now;
         }

@@ -68,6 +68,7 @@ pub const TENANT_FIELDS: &[Field] = &[
     f("schema_name", Name, Null),
     f("role_name", Name, Null),
     f("shared_schemas", NameArray, Null),
+    f("upstream", Text, Null),
     f("enabled", Bool, v("true")),
     f("login_roles", TextArray, Null),
     f("allow_ddl", Bool, v("false")),
