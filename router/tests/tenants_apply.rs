@@ -699,3 +699,108 @@ async fn concurrent_applies_wait_for_each_other() {
     );
     assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "late");
 }
+
+/// A `real` the catalog holds and JSON cannot (burst_multiplier >= 1 lets
+/// NaN and Infinity through, for tenants and the defaults row): before, one
+/// such row stopped every export and every apply ("expected a number, got
+/// \"NaN\"", exit 1). Now it exports, round-trips and can be declared.
+#[test]
+fn reals_that_json_cannot_hold_export_and_apply() {
+    let db = fresh("nonfinite");
+    db.sql(
+        "SELECT tenant.set_defaults(burst_multiplier => 'Infinity'); \
+         SELECT tenant.create_tenant('nan', burst_multiplier => 'NaN'); \
+         SELECT tenant.create_tenant('inf', burst_multiplier => 'Infinity'); \
+         SELECT tenant.create_tenant('two', burst_multiplier => 2)",
+    );
+    let before = db.snapshot();
+    for (format, file) in [("toml", "export.toml"), ("json", "export.json")] {
+        let o = db.tool(&["export", "--format", format], Some("postgres"), &[]);
+        ok(&o);
+        let path = db.write(file, &stdout(&o));
+        let o = db.apply_path(&path, &["--prune"], &[]);
+        ok(&o);
+        assert_eq!(
+            stdout(&o),
+            "0 created, 0 changed, 0 dropped, 3 unchanged\n",
+            "{format}"
+        );
+        assert_eq!(db.snapshot(), before, "{format}");
+    }
+    // TOML's own nan and inf declare them; a finite value replaces them.
+    let o = db.apply(
+        "[defaults]\nburst_multiplier = 3\n\
+         [[tenants]]\nid = \"nan\"\nburst_multiplier = 1.5\n\
+         [[tenants]]\nid = \"inf\"\nburst_multiplier = inf\n\
+         [[tenants]]\nid = \"two\"\nburst_multiplier = nan\n",
+        &[],
+    );
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("    burst_multiplier: \"NaN\" -> 1.5\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    burst_multiplier: 2.0 -> \"NaN\"\n"),
+        "{out}"
+    );
+    assert_eq!(
+        last_line(&o),
+        "0 created, 2 changed, 0 dropped, 1 unchanged, defaults changed"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(id || '=' || burst_multiplier, ' ' ORDER BY id) FROM tenant.tenants"
+        ),
+        "inf=Infinity nan=1.5 two=NaN"
+    );
+    assert_eq!(db.sql("SELECT burst_multiplier FROM tenant.defaults"), "3");
+}
+
+/// A file that does not parse is reported by line and column, never by
+/// quoting the line: an inline secret with a typo reached stderr (and the
+/// CI log) through the toml crate's message. A JSON key given twice is
+/// refused (serde_json kept the last: the reader of the file saw another
+/// value than the one applied).
+#[test]
+fn a_broken_file_is_located_not_quoted_and_json_keys_count_once() {
+    let db = fresh("broken");
+    db.sql("SELECT tenant.create_tenant('acme', read_only => true)");
+    let before = db.snapshot();
+    for (text, message) in [
+        (
+            "[[tenants]]\nid = \"acme\"\npassword = \"hunter2\n",
+            "TOML parse error at line 3, column 20: invalid basic string",
+        ),
+        (
+            "[[tenants]]\nid = \"acme\"\npassword = \"hunter2\"\npassword = \"hunter2\"\n",
+            "TOML parse error at line 4, column 1: duplicate key",
+        ),
+    ] {
+        let o = db.apply(text, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+        let shown = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let path = db.write(
+        "dup.json",
+        r#"{"tenants": [{"id": "acme", "read_only": true, "read_only": false}]}"#,
+    );
+    let o = db.apply_path(&path, &[], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("key `read_only` given twice in one object"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.snapshot(), before);
+    // Control: the key once applies.
+    let path = db.write("once.json", r#"{"tenants": [{"id": "acme"}]}"#);
+    ok(&db.apply_path(&path, &[], &[]));
+    assert_eq!(
+        db.sql("SELECT read_only FROM tenant.tenants WHERE id = 'acme'"),
+        "f"
+    );
+}
