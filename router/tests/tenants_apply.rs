@@ -804,3 +804,96 @@ fn a_broken_file_is_located_not_quoted_and_json_keys_count_once() {
         "f"
     );
 }
+
+/// A tenant another session changes after apply read the catalog: before,
+/// apply (READ COMMITTED) waited for that session's row lock, then wrote
+/// only its own diff over the other session's change and reported success,
+/// leaving a field the file declares (judged unchanged) at the other value.
+/// Now the transaction is REPEATABLE READ: the write is refused (40001),
+/// nothing is applied, and a second run applies the file.
+#[tokio::test]
+async fn a_row_changed_under_apply_is_refused_not_half_applied() {
+    let db = fresh("changed_under");
+    db.sql("SELECT tenant.create_tenant('t', max_connections => 3)");
+    let c = cluster();
+    let other = connect(&format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    ))
+    .await
+    .expect("connect");
+    other
+        .batch_execute("BEGIN; SELECT tenant.alter_tenant('t', max_connections => 9)")
+        .await
+        .expect("alter");
+    let path = db.write(
+        "t.toml",
+        "[[tenants]]\nid = \"t\"\nmax_connections = 3\nread_only = true\n",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .args([
+            "tenants",
+            "apply",
+            path.to_str().unwrap(),
+            "--user",
+            "postgres",
+            "-c",
+        ])
+        .arg(&db.config)
+        .env_remove("PG_TENANT_ADMIN_URL")
+        .env_remove("TENANT_ROUTER_CATALOG_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // apply has read the catalog (max_connections 3: unchanged) and waits
+    // for the row the other session holds (watched from a third session:
+    // the other one's open transaction would see a cached pg_stat_activity).
+    let watcher = connect(&format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    ))
+    .await
+    .expect("connect");
+    let waiting = eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "apply does not wait for the row");
+    other.batch_execute("COMMIT").await.expect("commit");
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("could not serialize access due to concurrent update (another session changed the catalog while apply ran: run it again) (SQLSTATE 40001); nothing was changed (rolled back)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        db.sql("SELECT max_connections || ' ' || read_only FROM tenant.tenants"),
+        "9 false"
+    );
+    // Control: run again, the file is applied whole.
+    let o = db.apply_path(&path, &[], &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("    max_connections: 9 -> 3\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        db.sql("SELECT max_connections || ' ' || read_only FROM tenant.tenants"),
+        "3 true"
+    );
+}

@@ -233,11 +233,16 @@ fn refused(tenant: &str, fields: &[&str], e: &tokio_postgres::Error) -> DeclareE
         ([], all) => format!("one of the fields {}", all.join(", ")),
         (some, _) => format!("fields {}", some.join(", ")),
     };
+    let again = if code.as_deref() == Some("40001") {
+        " (another session changed the catalog while apply ran: run it again)"
+    } else {
+        ""
+    };
     DeclareError::Refused {
         tenant: tenant.to_string(),
         fields,
         message: match code {
-            Some(c) => format!("{msg} (SQLSTATE {c})"),
+            Some(c) => format!("{msg}{again} (SQLSTATE {c})"),
             None => msg,
         },
     }
@@ -350,18 +355,21 @@ pub async fn apply(
                 .to_string(),
         ));
     }
+    // The lock first (for the session: a transaction's snapshot would be
+    // taken by the statement that waits for it), then one REPEATABLE READ
+    // transaction: the diff is made from its snapshot, and a row another
+    // session changes after it is refused (40001) when written, instead of
+    // being half-applied (a field the diff judged unchanged keeping the
+    // other session's value, while the report says the file was applied).
     client
-        .batch_execute("BEGIN")
+        .execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&APPLY_LOCK])
+        .await
+        .map_err(|e| query_error("waiting for other apply runs", &e))?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await
         .map_err(|e| query_error("BEGIN", &e))?;
     let result = async {
-        client
-            .execute(
-                "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-                &[&APPLY_LOCK],
-            )
-            .await
-            .map_err(|e| query_error("waiting for other apply runs", &e))?;
         let catalog = read_tenants(&client, secrets).await?;
         let d = diff(&declared.tenants, &catalog, prune, &super::secret::matches);
         let defaults = match &declared.defaults {
@@ -381,6 +389,9 @@ pub async fn apply(
         "ROLLBACK"
     };
     let ended = client.batch_execute(end).await;
+    let _ = client
+        .execute("SELECT pg_catalog.pg_advisory_unlock($1)", &[&APPLY_LOCK])
+        .await;
     let (d, defaults) = result?;
     ended.map_err(|e| query_error(end, &e))?;
     match format {
