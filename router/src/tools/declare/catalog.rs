@@ -301,11 +301,16 @@ async fn apply_defaults(
 
 /// Run the statements of `d` (drops, then changes, then creations).
 async fn write(client: &Client, d: &Diff, declared: &Declared) -> Result<(), DeclareError> {
+    let specs: std::collections::HashMap<&str, &super::spec::TenantSpec> = declared
+        .tenants
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
     for id in &d.dropped {
         Call::new("drop_tenant", Some(id)).run(client, id).await?;
     }
     for c in &d.changed {
-        let spec = declared.tenants.iter().find(|t| t.id == c.id);
+        let spec = specs.get(c.id.as_str());
         if !c.changes.is_empty() {
             let mut call = Call::new("alter_tenant", Some(&c.id));
             let mut reset = Vec::new();
