@@ -897,3 +897,40 @@ async fn a_row_changed_under_apply_is_refused_not_half_applied() {
         "3 true"
     );
 }
+
+/// What a file or the catalog holds and an error repeats (a key, a value
+/// the catalog refused) reached stderr raw: an escape sequence drove the
+/// operator's terminal and a newline forged a line of the report. Now
+/// control characters are escaped and the error is one line.
+#[test]
+fn errors_repeating_the_file_print_no_control_characters() {
+    let db = fresh("control");
+    for (text, shown) in [
+        (
+            "[[tenants]]\nid = \"acme\"\nisolation = \"\\u001b[2J\\n0 created, 0 changed, 0 dropped, 1 unchanged\"\n",
+            "unknown isolation \"\\u{1b}[2J\\u{a}0 created",
+        ),
+        (
+            "[[tenants]]\nid = \"acme\"\n\"\\u001b]0;owned\\u0007\" = 1\n",
+            "field \\u{1b}]0;owned\\u{7}: unknown field",
+        ),
+    ] {
+        let o = db.apply(text, &[]);
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            !err.bytes().any(|b| b == 0x1b || b == 0x07),
+            "raw control characters: {err:?}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(err.contains(shown), "{err:?}");
+    }
+    // Control: a plain refusal reads as before.
+    let o = db.apply("[[tenants]]\nid = \"acme\"\nisolation = \"cluster\"\n", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("tenant \"acme\", field isolation: unknown isolation \"cluster\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -149,6 +149,25 @@ pub fn connection(
     Ok(config)
 }
 
+/// An error message as one line of visible text: its control characters
+/// escaped (`\u{1b}`). The message repeats what a file or the catalog holds
+/// (a key, a name, a value the catalog refused): raw, an escape sequence
+/// would drive the operator's terminal (clear the screen, rewrite the line)
+/// and a newline could forge a report line.
+pub fn one_line(message: &str) -> String {
+    message
+        .trim_end()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// `tenants apply`.
 pub async fn apply(args: ApplyArgs, fallback_config: Option<&Path>, over: &Overrides) -> ExitCode {
     let result = async {
@@ -167,7 +186,7 @@ pub async fn apply(args: ApplyArgs, fallback_config: Option<&Path>, over: &Overr
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tenant-router tenants apply: {e}");
+            eprintln!("tenant-router tenants apply: {}", one_line(&e.to_string()));
             e.exit_code()
         }
     }
@@ -190,7 +209,7 @@ pub async fn export(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tenant-router tenants export: {e}");
+            eprintln!("tenant-router tenants export: {}", one_line(&e.to_string()));
             e.exit_code()
         }
     }
