@@ -934,3 +934,58 @@ fn errors_repeating_the_file_print_no_control_characters() {
         stderr(&o)
     );
 }
+
+/// stdout closed (`| head` that has quit): `print!` panicked (exit 101),
+/// after the commit when it was the summary. Now the diff that cannot be
+/// shown applies nothing (exit 2), a report that cannot be written after
+/// the commit is said on stderr (exit 0), and export exits 2.
+#[test]
+fn a_closed_stdout_is_reported_not_a_panic() {
+    let db = fresh("closed_stdout");
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+            .arg("tenants")
+            .args(args)
+            .args(["--user", "postgres", "-c"])
+            .arg(&db.config)
+            .env_remove("PG_TENANT_ADMIN_URL")
+            .env_remove("TENANT_ROUTER_CATALOG_URL")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run")
+    };
+    let path = db.write("t.toml", "[[tenants]]\nid = \"shown\"\n");
+    let p = path.to_str().unwrap();
+    let o = run(&["apply", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write the diff to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(db.sql("SELECT count(*) FROM tenant.tenants"), "0");
+    // JSON: the report comes after the commit.
+    let o = run(&["apply", p, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("applied, but the report could not be written to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "shown");
+    let o = run(&["export"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    // Control: with a reader, the same run prints its report.
+    let o = db.tool(&["export"], Some("postgres"), &[]);
+    ok(&o);
+    assert!(stdout(&o).contains("id = \"shown\""), "{}", stdout(&o));
+}

@@ -382,7 +382,12 @@ pub async fn apply(
             None => Vec::new(),
         };
         if format == ApplyFormat::Text {
-            print!("{}", report::text_changes(&d, &defaults));
+            // Nobody sees the diff (stdout closed): apply nothing.
+            super::write_stdout(&report::text_changes(&d, &defaults)).map_err(|e| {
+                DeclareError::Read(format!(
+                    "cannot write the diff to stdout ({e}); nothing was changed"
+                ))
+            })?;
         }
         write(&client, &d, declared).await?;
         Ok::<_, DeclareError>((d, defaults))
@@ -399,9 +404,16 @@ pub async fn apply(
         .await;
     let (d, defaults) = result?;
     ended.map_err(|e| query_error(end, &e))?;
-    match format {
-        ApplyFormat::Text => println!("{}", report::summary(&d, &defaults, dry_run)),
-        ApplyFormat::Json => println!("{}", report::json(&d, &defaults, dry_run)),
+    let report = match format {
+        ApplyFormat::Text => report::summary(&d, &defaults, dry_run),
+        ApplyFormat::Json => report::json(&d, &defaults, dry_run),
+    };
+    // Committed already: say so, the exit code stays that of the apply.
+    if let Err(e) = super::write_stdout(&format!("{report}\n")) {
+        eprintln!(
+            "tenant-router tenants apply: {}, but the report could not be written to stdout: {e}",
+            if dry_run { "dry run done" } else { "applied" }
+        );
     }
     Ok(())
 }

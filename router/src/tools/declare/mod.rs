@@ -168,6 +168,15 @@ pub fn one_line(message: &str) -> String {
         .collect()
 }
 
+/// Write `text` to stdout: a closed pipe (`| head`) is an error to report,
+/// where `print!` panicked (exit 101, after the commit for the summary).
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 /// `tenants apply`.
 pub async fn apply(args: ApplyArgs, fallback_config: Option<&Path>, over: &Overrides) -> ExitCode {
     let result = async {
@@ -204,10 +213,13 @@ pub async fn export(
     }
     .await;
     match result {
-        Ok(doc) => {
-            print!("{doc}");
-            ExitCode::SUCCESS
-        }
+        Ok(doc) => match write_stdout(&doc) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tenant-router tenants export: cannot write to stdout: {e}");
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
         Err(e) => {
             eprintln!("tenant-router tenants export: {}", one_line(&e.to_string()));
             e.exit_code()
