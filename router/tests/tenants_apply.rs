@@ -989,3 +989,32 @@ fn a_closed_stdout_is_reported_not_a_panic() {
     ok(&o);
     assert!(stdout(&o).contains("id = \"shown\""), "{}", stdout(&o));
 }
+
+/// The catalog's reals are read as text: with `extra_float_digits = 0` (a
+/// role's or a database's setting) PostgreSQL writes 6 digits, so a real
+/// of 1.0000001 read as 1 and a file declaring 1 was "unchanged" while the
+/// catalog differed. The tool now sets its own.
+#[test]
+fn the_sessions_float_format_does_not_hide_a_difference() {
+    let db = fresh("float_digits");
+    db.sql(&format!(
+        "ALTER DATABASE {} SET extra_float_digits = 0",
+        db.name
+    ));
+    db.sql("SELECT tenant.create_tenant('t', burst_multiplier => 1.0000001)");
+    let o = db.apply("[[tenants]]\nid = \"t\"\nburst_multiplier = 1\n", &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("    burst_multiplier: 1.0000001 -> 1.0\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        db.sql("SET extra_float_digits = 1; SELECT burst_multiplier FROM tenant.tenants"),
+        "1"
+    );
+    // Control: applied again, nothing to do.
+    let o = db.apply("[[tenants]]\nid = \"t\"\nburst_multiplier = 1\n", &[]);
+    ok(&o);
+    assert_eq!(stdout(&o), "0 created, 0 changed, 0 dropped, 1 unchanged\n");
+}

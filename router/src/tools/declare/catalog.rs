@@ -37,6 +37,13 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, DeclareError
     check_extension(&client)
         .await
         .map_err(|e| DeclareError::Connect(e.to_string()))?;
+    // Reals as their exact shortest text, whatever the role's or the
+    // database's setting: with extra_float_digits = 0, row_to_json wrote
+    // 1.0000001 as 1, and a file saying 1 was "unchanged".
+    client
+        .batch_execute("SET extra_float_digits = 1")
+        .await
+        .map_err(|e| query_error("SET extra_float_digits", &e))?;
     Ok(client)
 }
 
