@@ -1018,3 +1018,81 @@ fn the_sessions_float_format_does_not_hide_a_difference() {
     ok(&o);
     assert_eq!(stdout(&o), "0 created, 0 changed, 0 dropped, 1 unchanged\n");
 }
+
+/// Export reads the tenants and the defaults row in one snapshot. Before,
+/// two statements: a change of both committed between them gave a file of
+/// the old tenants and the new defaults, a catalog that never was. The
+/// second read is held back by a lock on tenant.defaults while another
+/// session changes a tenant and the defaults and commits.
+#[tokio::test]
+async fn export_is_one_snapshot() {
+    let db = fresh("export_snapshot");
+    db.sql(
+        "SELECT tenant.set_defaults(max_connections => 10); \
+         SELECT tenant.create_tenant('t', max_connections => 1)",
+    );
+    let c = cluster();
+    let url = format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    );
+    let other = connect(&url).await.expect("connect");
+    let watcher = connect(&url).await.expect("connect");
+    other
+        .batch_execute("BEGIN; LOCK TABLE tenant.defaults IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .args(["tenants", "export", "--user", "postgres", "-c"])
+        .arg(&db.config)
+        .env_remove("PG_TENANT_ADMIN_URL")
+        .env_remove("TENANT_ROUTER_CATALOG_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Export has read the tenants and waits to read the defaults.
+    let waiting = eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'relation' \
+                 AND query LIKE '%tenant.defaults%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "export does not wait for tenant.defaults");
+    other
+        .batch_execute(
+            "SELECT tenant.alter_tenant('t', max_connections => 2); \
+             SELECT tenant.set_defaults(max_connections => 20); COMMIT",
+        )
+        .await
+        .expect("change");
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    ok(&o);
+    let text = stdout(&o);
+    // The state before the change, whole (not tenant 1 with defaults 20).
+    assert!(
+        text.contains("[defaults]\nmax_connections = 10\n"),
+        "{text}"
+    );
+    assert!(text.contains("id = \"t\"\nmax_connections = 1\n"), "{text}");
+    // Control: exported again, the state after the change.
+    let o = db.tool(&["export"], Some("postgres"), &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("[defaults]\nmax_connections = 20\n")
+            && stdout(&o).contains("id = \"t\"\nmax_connections = 2\n"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -432,8 +432,19 @@ pub async fn export(
 ) -> Result<String, DeclareError> {
     let client = connect(config).await?;
     let secrets = reads_secrets(&client).await?;
+    // One snapshot: the tenants and the defaults row of the same moment
+    // (read apart, a change committed between the two reads made a file of
+    // a catalog that never was).
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| query_error("BEGIN", &e))?;
     let tenants = read_tenants(&client, secrets).await?;
     let defaults = read_defaults(&client).await?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| query_error("COMMIT", &e))?;
     let list: Vec<(String, BTreeMap<&'static str, Value>)> = tenants
         .iter()
         .map(|t| (t.id.clone(), exported(t)))
