@@ -1096,3 +1096,35 @@ async fn export_is_one_snapshot() {
         stdout(&o)
     );
 }
+
+/// `--user` replaces the role of `--url` too: it was ignored there, and
+/// the run went on as the url's role without a word.
+#[test]
+fn user_applies_over_url_too() {
+    let db = fresh("user_over_url");
+    db.sql("SELECT tenant.create_tenant('acme')");
+    let c = cluster();
+    let url = format!(
+        "host={} port={} user=rt_router dbname={}",
+        c.sock, c.port, db.name
+    );
+    let run = |user: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenant-router"));
+        cmd.args(["tenants", "export", "--url", &url])
+            .env_remove("TENANT_ROUTER_CONFIG")
+            .env_remove("PG_TENANT_ADMIN_URL")
+            .env_remove("PG_TENANT_ADMIN_USER")
+            .env_remove("PG_TENANT_ADMIN_PASSWORD");
+        if let Some(u) = user {
+            cmd.args(["--user", u]);
+        }
+        cmd.output().expect("run")
+    };
+    let o = run(Some("postgres"));
+    ok(&o);
+    assert!(stdout(&o).contains("id = \"acme\""), "{}", stdout(&o));
+    // Control: without --user, the url's role (the router's) is refused.
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}

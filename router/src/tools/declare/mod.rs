@@ -86,7 +86,7 @@ pub struct CatalogArgs {
     pub config: Option<PathBuf>,
     /// The role that writes the catalog (a superuser, or a member of
     /// tenant_admin without secrets), in place of the router's own catalog
-    /// role, which may only read it. Its password, if one is needed, comes
+    /// role, which may only read it (or of the --url's role). Its password, if one is needed, comes
     /// from PG_TENANT_ADMIN_PASSWORD.
     #[arg(long, env = "PG_TENANT_ADMIN_USER")]
     pub user: Option<String>,
@@ -129,17 +129,23 @@ pub fn connection(
     fallback_config: Option<&Path>,
     over: &Overrides,
 ) -> Result<tokio_postgres::Config, DeclareError> {
-    if let Some(url) = &args.url {
-        return super::admin::admin_config(url).map_err(|e| DeclareError::Config(e.to_string()));
-    }
-    let path = args.config.as_deref().or(fallback_config);
-    let mut raw = RawConfig::read(path).map_err(|e| DeclareError::Config(e.to_string()))?;
-    raw.apply(over);
-    raw.validate()
-        .map_err(|e| DeclareError::Config(e.to_string()))?;
-    let mut config = super::admin::admin_config(&raw.catalog.url).map_err(|e| {
-        DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
-    })?;
+    let mut config = match &args.url {
+        Some(url) => {
+            super::admin::admin_config(url).map_err(|e| DeclareError::Config(e.to_string()))?
+        }
+        None => {
+            let path = args.config.as_deref().or(fallback_config);
+            let mut raw = RawConfig::read(path).map_err(|e| DeclareError::Config(e.to_string()))?;
+            raw.apply(over);
+            raw.validate()
+                .map_err(|e| DeclareError::Config(e.to_string()))?;
+            super::admin::admin_config(&raw.catalog.url).map_err(|e| {
+                DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
+            })?
+        }
+    };
+    // --user over either url (with --url it was ignored: the run went on
+    // as the url's role).
     if let Some(user) = &args.user {
         // The router role's password (if the url holds one) is not sent
         // for another role.
