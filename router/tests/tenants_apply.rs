@@ -699,3 +699,432 @@ async fn concurrent_applies_wait_for_each_other() {
     );
     assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "late");
 }
+
+/// A `real` the catalog holds and JSON cannot (burst_multiplier >= 1 lets
+/// NaN and Infinity through, for tenants and the defaults row): before, one
+/// such row stopped every export and every apply ("expected a number, got
+/// \"NaN\"", exit 1). Now it exports, round-trips and can be declared.
+#[test]
+fn reals_that_json_cannot_hold_export_and_apply() {
+    let db = fresh("nonfinite");
+    db.sql(
+        "SELECT tenant.set_defaults(burst_multiplier => 'Infinity'); \
+         SELECT tenant.create_tenant('nan', burst_multiplier => 'NaN'); \
+         SELECT tenant.create_tenant('inf', burst_multiplier => 'Infinity'); \
+         SELECT tenant.create_tenant('two', burst_multiplier => 2)",
+    );
+    let before = db.snapshot();
+    for (format, file) in [("toml", "export.toml"), ("json", "export.json")] {
+        let o = db.tool(&["export", "--format", format], Some("postgres"), &[]);
+        ok(&o);
+        let path = db.write(file, &stdout(&o));
+        let o = db.apply_path(&path, &["--prune"], &[]);
+        ok(&o);
+        assert_eq!(
+            stdout(&o),
+            "0 created, 0 changed, 0 dropped, 3 unchanged\n",
+            "{format}"
+        );
+        assert_eq!(db.snapshot(), before, "{format}");
+    }
+    // TOML's own nan and inf declare them; a finite value replaces them.
+    let o = db.apply(
+        "[defaults]\nburst_multiplier = 3\n\
+         [[tenants]]\nid = \"nan\"\nburst_multiplier = 1.5\n\
+         [[tenants]]\nid = \"inf\"\nburst_multiplier = inf\n\
+         [[tenants]]\nid = \"two\"\nburst_multiplier = nan\n",
+        &[],
+    );
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("    burst_multiplier: \"NaN\" -> 1.5\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    burst_multiplier: 2.0 -> \"NaN\"\n"),
+        "{out}"
+    );
+    assert_eq!(
+        last_line(&o),
+        "0 created, 2 changed, 0 dropped, 1 unchanged, defaults changed"
+    );
+    assert_eq!(
+        db.sql(
+            "SELECT string_agg(id || '=' || burst_multiplier, ' ' ORDER BY id) FROM tenant.tenants"
+        ),
+        "inf=Infinity nan=1.5 two=NaN"
+    );
+    assert_eq!(db.sql("SELECT burst_multiplier FROM tenant.defaults"), "3");
+}
+
+/// A file that does not parse is reported by line and column, never by
+/// quoting the line: an inline secret with a typo reached stderr (and the
+/// CI log) through the toml crate's message. A JSON key given twice is
+/// refused (serde_json kept the last: the reader of the file saw another
+/// value than the one applied).
+#[test]
+fn a_broken_file_is_located_not_quoted_and_json_keys_count_once() {
+    let db = fresh("broken");
+    db.sql("SELECT tenant.create_tenant('acme', read_only => true)");
+    let before = db.snapshot();
+    for (text, message) in [
+        (
+            "[[tenants]]\nid = \"acme\"\npassword = \"hunter2\n",
+            "TOML parse error at line 3, column 20: invalid basic string",
+        ),
+        (
+            "[[tenants]]\nid = \"acme\"\npassword = \"hunter2\"\npassword = \"hunter2\"\n",
+            "TOML parse error at line 4, column 1: duplicate key",
+        ),
+    ] {
+        let o = db.apply(text, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{}", stderr(&o));
+        let shown = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let path = db.write(
+        "dup.json",
+        r#"{"tenants": [{"id": "acme", "read_only": true, "read_only": false}]}"#,
+    );
+    let o = db.apply_path(&path, &[], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("key `read_only` given twice in one object"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.snapshot(), before);
+    // Control: the key once applies.
+    let path = db.write("once.json", r#"{"tenants": [{"id": "acme"}]}"#);
+    ok(&db.apply_path(&path, &[], &[]));
+    assert_eq!(
+        db.sql("SELECT read_only FROM tenant.tenants WHERE id = 'acme'"),
+        "f"
+    );
+}
+
+/// A tenant another session changes after apply read the catalog: before,
+/// apply (READ COMMITTED) waited for that session's row lock, then wrote
+/// only its own diff over the other session's change and reported success,
+/// leaving a field the file declares (judged unchanged) at the other value.
+/// Now the transaction is REPEATABLE READ: the write is refused (40001),
+/// nothing is applied, and a second run applies the file.
+#[tokio::test]
+async fn a_row_changed_under_apply_is_refused_not_half_applied() {
+    let db = fresh("changed_under");
+    db.sql("SELECT tenant.create_tenant('t', max_connections => 3)");
+    let c = cluster();
+    let other = connect(&format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    ))
+    .await
+    .expect("connect");
+    other
+        .batch_execute("BEGIN; SELECT tenant.alter_tenant('t', max_connections => 9)")
+        .await
+        .expect("alter");
+    let path = db.write(
+        "t.toml",
+        "[[tenants]]\nid = \"t\"\nmax_connections = 3\nread_only = true\n",
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .args([
+            "tenants",
+            "apply",
+            path.to_str().unwrap(),
+            "--user",
+            "postgres",
+            "-c",
+        ])
+        .arg(&db.config)
+        .env_remove("PG_TENANT_ADMIN_URL")
+        .env_remove("TENANT_ROUTER_CATALOG_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // apply has read the catalog (max_connections 3: unchanged) and waits
+    // for the row the other session holds (watched from a third session:
+    // the other one's open transaction would see a cached pg_stat_activity).
+    let watcher = connect(&format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    ))
+    .await
+    .expect("connect");
+    let waiting = eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "apply does not wait for the row");
+    other.batch_execute("COMMIT").await.expect("commit");
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("could not serialize access due to concurrent update (another session changed the catalog while apply ran: run it again) (SQLSTATE 40001); nothing was changed (rolled back)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        db.sql("SELECT max_connections || ' ' || read_only FROM tenant.tenants"),
+        "9 false"
+    );
+    // Control: run again, the file is applied whole.
+    let o = db.apply_path(&path, &[], &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("    max_connections: 9 -> 3\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        db.sql("SELECT max_connections || ' ' || read_only FROM tenant.tenants"),
+        "3 true"
+    );
+}
+
+/// What a file or the catalog holds and an error repeats (a key, a value
+/// the catalog refused) reached stderr raw: an escape sequence drove the
+/// operator's terminal and a newline forged a line of the report. Now
+/// control characters are escaped and the error is one line.
+#[test]
+fn errors_repeating_the_file_print_no_control_characters() {
+    let db = fresh("control");
+    for (text, shown) in [
+        (
+            "[[tenants]]\nid = \"acme\"\nisolation = \"\\u001b[2J\\n0 created, 0 changed, 0 dropped, 1 unchanged\"\n",
+            "unknown isolation \"\\u{1b}[2J\\u{a}0 created",
+        ),
+        (
+            "[[tenants]]\nid = \"acme\"\n\"\\u001b]0;owned\\u0007\" = 1\n",
+            "field \\u{1b}]0;owned\\u{7}: unknown field",
+        ),
+    ] {
+        let o = db.apply(text, &[]);
+        assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            !err.bytes().any(|b| b == 0x1b || b == 0x07),
+            "raw control characters: {err:?}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(err.contains(shown), "{err:?}");
+    }
+    // Control: a plain refusal reads as before.
+    let o = db.apply("[[tenants]]\nid = \"acme\"\nisolation = \"cluster\"\n", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("tenant \"acme\", field isolation: unknown isolation \"cluster\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// stdout closed (`| head` that has quit): `print!` panicked (exit 101),
+/// after the commit when it was the summary. Now the diff that cannot be
+/// shown applies nothing (exit 2), a report that cannot be written after
+/// the commit is said on stderr (exit 0), and export exits 2.
+#[test]
+fn a_closed_stdout_is_reported_not_a_panic() {
+    let db = fresh("closed_stdout");
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+            .arg("tenants")
+            .args(args)
+            .args(["--user", "postgres", "-c"])
+            .arg(&db.config)
+            .env_remove("PG_TENANT_ADMIN_URL")
+            .env_remove("TENANT_ROUTER_CATALOG_URL")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run")
+    };
+    let path = db.write("t.toml", "[[tenants]]\nid = \"shown\"\n");
+    let p = path.to_str().unwrap();
+    let o = run(&["apply", p]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write the diff to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(db.sql("SELECT count(*) FROM tenant.tenants"), "0");
+    // JSON: the report comes after the commit.
+    let o = run(&["apply", p, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("applied, but the report could not be written to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "shown");
+    let o = run(&["export"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write to stdout"),
+        "{}",
+        stderr(&o)
+    );
+    // Control: with a reader, the same run prints its report.
+    let o = db.tool(&["export"], Some("postgres"), &[]);
+    ok(&o);
+    assert!(stdout(&o).contains("id = \"shown\""), "{}", stdout(&o));
+}
+
+/// The catalog's reals are read as text: with `extra_float_digits = 0` (a
+/// role's or a database's setting) PostgreSQL writes 6 digits, so a real
+/// of 1.0000001 read as 1 and a file declaring 1 was "unchanged" while the
+/// catalog differed. The tool now sets its own.
+#[test]
+fn the_sessions_float_format_does_not_hide_a_difference() {
+    let db = fresh("float_digits");
+    db.sql(&format!(
+        "ALTER DATABASE {} SET extra_float_digits = 0",
+        db.name
+    ));
+    db.sql("SELECT tenant.create_tenant('t', burst_multiplier => 1.0000001)");
+    let o = db.apply("[[tenants]]\nid = \"t\"\nburst_multiplier = 1\n", &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("    burst_multiplier: 1.0000001 -> 1.0\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        db.sql("SET extra_float_digits = 1; SELECT burst_multiplier FROM tenant.tenants"),
+        "1"
+    );
+    // Control: applied again, nothing to do.
+    let o = db.apply("[[tenants]]\nid = \"t\"\nburst_multiplier = 1\n", &[]);
+    ok(&o);
+    assert_eq!(stdout(&o), "0 created, 0 changed, 0 dropped, 1 unchanged\n");
+}
+
+/// Export reads the tenants and the defaults row in one snapshot. Before,
+/// two statements: a change of both committed between them gave a file of
+/// the old tenants and the new defaults, a catalog that never was. The
+/// second read is held back by a lock on tenant.defaults while another
+/// session changes a tenant and the defaults and commits.
+#[tokio::test]
+async fn export_is_one_snapshot() {
+    let db = fresh("export_snapshot");
+    db.sql(
+        "SELECT tenant.set_defaults(max_connections => 10); \
+         SELECT tenant.create_tenant('t', max_connections => 1)",
+    );
+    let c = cluster();
+    let url = format!(
+        "host={} port={} user=postgres dbname={}",
+        c.sock, c.port, db.name
+    );
+    let other = connect(&url).await.expect("connect");
+    let watcher = connect(&url).await.expect("connect");
+    other
+        .batch_execute("BEGIN; LOCK TABLE tenant.defaults IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .args(["tenants", "export", "--user", "postgres", "-c"])
+        .arg(&db.config)
+        .env_remove("PG_TENANT_ADMIN_URL")
+        .env_remove("TENANT_ROUTER_CATALOG_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Export has read the tenants and waits to read the defaults.
+    let waiting = eventually(std::time::Duration::from_secs(20), || async {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND wait_event = 'relation' \
+                 AND query LIKE '%tenant.defaults%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        n == 1
+    })
+    .await;
+    assert!(waiting, "export does not wait for tenant.defaults");
+    other
+        .batch_execute(
+            "SELECT tenant.alter_tenant('t', max_connections => 2); \
+             SELECT tenant.set_defaults(max_connections => 20); COMMIT",
+        )
+        .await
+        .expect("change");
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    ok(&o);
+    let text = stdout(&o);
+    // The state before the change, whole (not tenant 1 with defaults 20).
+    assert!(
+        text.contains("[defaults]\nmax_connections = 10\n"),
+        "{text}"
+    );
+    assert!(text.contains("id = \"t\"\nmax_connections = 1\n"), "{text}");
+    // Control: exported again, the state after the change.
+    let o = db.tool(&["export"], Some("postgres"), &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("[defaults]\nmax_connections = 20\n")
+            && stdout(&o).contains("id = \"t\"\nmax_connections = 2\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// `--user` replaces the role of `--url` too: it was ignored there, and
+/// the run went on as the url's role without a word.
+#[test]
+fn user_applies_over_url_too() {
+    let db = fresh("user_over_url");
+    db.sql("SELECT tenant.create_tenant('acme')");
+    let c = cluster();
+    let url = format!(
+        "host={} port={} user=rt_router dbname={}",
+        c.sock, c.port, db.name
+    );
+    let run = |user: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenant-router"));
+        cmd.args(["tenants", "export", "--url", &url])
+            .env_remove("TENANT_ROUTER_CONFIG")
+            .env_remove("PG_TENANT_ADMIN_URL")
+            .env_remove("PG_TENANT_ADMIN_USER")
+            .env_remove("PG_TENANT_ADMIN_PASSWORD");
+        if let Some(u) = user {
+            cmd.args(["--user", u]);
+        }
+        cmd.output().expect("run")
+    };
+    let o = run(Some("postgres"));
+    ok(&o);
+    assert!(stdout(&o).contains("id = \"acme\""), "{}", stdout(&o));
+    // Control: without --user, the url's role (the router's) is refused.
+    let o = run(None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}

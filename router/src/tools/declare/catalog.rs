@@ -37,6 +37,13 @@ async fn connect(config: &tokio_postgres::Config) -> Result<Client, DeclareError
     check_extension(&client)
         .await
         .map_err(|e| DeclareError::Connect(e.to_string()))?;
+    // Reals as their exact shortest text, whatever the role's or the
+    // database's setting: with extra_float_digits = 0, row_to_json wrote
+    // 1.0000001 as 1, and a file saying 1 was "unchanged".
+    client
+        .batch_execute("SET extra_float_digits = 1")
+        .await
+        .map_err(|e| query_error("SET extra_float_digits", &e))?;
     Ok(client)
 }
 
@@ -233,11 +240,16 @@ fn refused(tenant: &str, fields: &[&str], e: &tokio_postgres::Error) -> DeclareE
         ([], all) => format!("one of the fields {}", all.join(", ")),
         (some, _) => format!("fields {}", some.join(", ")),
     };
+    let again = if code.as_deref() == Some("40001") {
+        " (another session changed the catalog while apply ran: run it again)"
+    } else {
+        ""
+    };
     DeclareError::Refused {
         tenant: tenant.to_string(),
         fields,
         message: match code {
-            Some(c) => format!("{msg} (SQLSTATE {c})"),
+            Some(c) => format!("{msg}{again} (SQLSTATE {c})"),
             None => msg,
         },
     }
@@ -296,11 +308,16 @@ async fn apply_defaults(
 
 /// Run the statements of `d` (drops, then changes, then creations).
 async fn write(client: &Client, d: &Diff, declared: &Declared) -> Result<(), DeclareError> {
+    let specs: std::collections::HashMap<&str, &super::spec::TenantSpec> = declared
+        .tenants
+        .iter()
+        .map(|t| (t.id.as_str(), t))
+        .collect();
     for id in &d.dropped {
         Call::new("drop_tenant", Some(id)).run(client, id).await?;
     }
     for c in &d.changed {
-        let spec = declared.tenants.iter().find(|t| t.id == c.id);
+        let spec = specs.get(c.id.as_str());
         if !c.changes.is_empty() {
             let mut call = Call::new("alter_tenant", Some(&c.id));
             let mut reset = Vec::new();
@@ -350,18 +367,21 @@ pub async fn apply(
                 .to_string(),
         ));
     }
+    // The lock first (for the session: a transaction's snapshot would be
+    // taken by the statement that waits for it), then one REPEATABLE READ
+    // transaction: the diff is made from its snapshot, and a row another
+    // session changes after it is refused (40001) when written, instead of
+    // being half-applied (a field the diff judged unchanged keeping the
+    // other session's value, while the report says the file was applied).
     client
-        .batch_execute("BEGIN")
+        .execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&APPLY_LOCK])
+        .await
+        .map_err(|e| query_error("waiting for other apply runs", &e))?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .await
         .map_err(|e| query_error("BEGIN", &e))?;
     let result = async {
-        client
-            .execute(
-                "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-                &[&APPLY_LOCK],
-            )
-            .await
-            .map_err(|e| query_error("waiting for other apply runs", &e))?;
         let catalog = read_tenants(&client, secrets).await?;
         let d = diff(&declared.tenants, &catalog, prune, &super::secret::matches);
         let defaults = match &declared.defaults {
@@ -369,7 +389,12 @@ pub async fn apply(
             None => Vec::new(),
         };
         if format == ApplyFormat::Text {
-            print!("{}", report::text_changes(&d, &defaults));
+            // Nobody sees the diff (stdout closed): apply nothing.
+            super::write_stdout(&report::text_changes(&d, &defaults)).map_err(|e| {
+                DeclareError::Read(format!(
+                    "cannot write the diff to stdout ({e}); nothing was changed"
+                ))
+            })?;
         }
         write(&client, &d, declared).await?;
         Ok::<_, DeclareError>((d, defaults))
@@ -381,11 +406,21 @@ pub async fn apply(
         "ROLLBACK"
     };
     let ended = client.batch_execute(end).await;
+    let _ = client
+        .execute("SELECT pg_catalog.pg_advisory_unlock($1)", &[&APPLY_LOCK])
+        .await;
     let (d, defaults) = result?;
     ended.map_err(|e| query_error(end, &e))?;
-    match format {
-        ApplyFormat::Text => println!("{}", report::summary(&d, &defaults, dry_run)),
-        ApplyFormat::Json => println!("{}", report::json(&d, &defaults, dry_run)),
+    let report = match format {
+        ApplyFormat::Text => report::summary(&d, &defaults, dry_run),
+        ApplyFormat::Json => report::json(&d, &defaults, dry_run),
+    };
+    // Committed already: say so, the exit code stays that of the apply.
+    if let Err(e) = super::write_stdout(&format!("{report}\n")) {
+        eprintln!(
+            "tenant-router tenants apply: {}, but the report could not be written to stdout: {e}",
+            if dry_run { "dry run done" } else { "applied" }
+        );
     }
     Ok(())
 }
@@ -397,8 +432,19 @@ pub async fn export(
 ) -> Result<String, DeclareError> {
     let client = connect(config).await?;
     let secrets = reads_secrets(&client).await?;
+    // One snapshot: the tenants and the defaults row of the same moment
+    // (read apart, a change committed between the two reads made a file of
+    // a catalog that never was).
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| query_error("BEGIN", &e))?;
     let tenants = read_tenants(&client, secrets).await?;
     let defaults = read_defaults(&client).await?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| query_error("COMMIT", &e))?;
     let list: Vec<(String, BTreeMap<&'static str, Value>)> = tenants
         .iter()
         .map(|t| (t.id.clone(), exported(t)))

@@ -164,10 +164,13 @@ impl Field {
                 Some(n) => Ok(Value::from(n)),
                 None => bad("an integer"),
             },
-            Float4 => match value.as_f64() {
-                Some(x) if x.is_finite() && (x as f32).is_finite() => Ok(float4(x as f32)),
-                Some(x) => Err(format!("{x} is out of range for a real")),
-                None => bad("a number"),
+            Float4 => match non_finite_text(value) {
+                Some(text) => Ok(Value::from(text)),
+                None => match value.as_f64() {
+                    Some(x) if x.is_finite() && (x as f32).is_finite() => Ok(float4(x as f32)),
+                    Some(x) => Err(format!("{x} is out of range for a real")),
+                    None => bad("a number"),
+                },
             },
             Bool => match value {
                 Value::Bool(_) => Ok(value.clone()),
@@ -206,7 +209,12 @@ impl Field {
             ),
             Int8 => (Box::new(value.as_i64()), "pg_catalog.int8"),
             Float4 => (
-                Box::new(value.as_f64().map(|x| x as f32)),
+                Box::new(match non_finite_text(value) {
+                    Some("NaN") => Some(f32::NAN),
+                    Some("Infinity") => Some(f32::INFINITY),
+                    Some(_) => Some(f32::NEG_INFINITY),
+                    None => value.as_f64().map(|x| x as f32),
+                }),
                 "pg_catalog.float4",
             ),
             Bool => (Box::new(value.as_bool()), "pg_catalog.bool"),
@@ -217,6 +225,37 @@ impl Field {
             ),
         }
     }
+}
+
+/// The key of the marker a TOML `nan` or `inf` becomes ([`non_finite`]).
+const NON_FINITE: &str = "non-finite float";
+
+/// A float JSON cannot hold (NaN, ±infinity, which a `real` column can:
+/// `burst_multiplier >= 1` lets both through), as read from TOML: a marker
+/// that a real field takes as its canonical text and any other reports.
+pub fn non_finite(x: f64) -> Value {
+    let text = if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    };
+    serde_json::json!({ NON_FINITE: text })
+}
+
+/// A real that is not a finite number, as PostgreSQL writes it (what
+/// `row_to_json` gives, and the canonical form): from that text, or from
+/// the marker of a TOML `nan`/`inf`.
+fn non_finite_text(value: &Value) -> Option<&'static str> {
+    let text = match value {
+        Value::String(s) => s.as_str(),
+        Value::Object(m) if m.len() == 1 => m.get(NON_FINITE)?.as_str()?,
+        _ => return None,
+    };
+    ["NaN", "Infinity", "-Infinity"]
+        .into_iter()
+        .find(|t| *t == text)
 }
 
 fn strings(value: &Value) -> Option<Vec<String>> {
@@ -253,6 +292,10 @@ fn name_ok(s: &str) -> Result<(), String> {
 pub fn describe(value: &Value) -> String {
     match value {
         Value::Null => "(default)".to_string(),
+        Value::Object(_) => match non_finite_text(value) {
+            Some(t) => t.to_string(),
+            None => value.to_string(),
+        },
         _ => value.to_string(),
     }
 }
@@ -303,6 +346,13 @@ mod tests {
         let shared = field(TENANT_FIELDS, "shared_schemas").unwrap();
         assert!(shared.canonical(&json!(["a", 1])).is_err());
         assert_eq!(shared.canonical(&json!(["a"])), Ok(json!(["a"])));
+        // A real the catalog can hold and JSON cannot (burst_multiplier >= 1
+        // lets NaN and Infinity through): its text is its canonical form.
+        assert_eq!(burst.canonical(&json!("NaN")), Ok(json!("NaN")));
+        assert_eq!(burst.canonical(&json!("Infinity")), Ok(json!("Infinity")));
+        assert_eq!(burst.canonical(&non_finite(f64::NAN)), Ok(json!("NaN")));
+        assert!(burst.canonical(&json!("nan")).is_err());
+        assert!(max.canonical(&json!("NaN")).is_err());
         let ro = field(TENANT_FIELDS, "read_only").unwrap();
         assert!(ro.canonical(&json!("yes")).is_err());
     }

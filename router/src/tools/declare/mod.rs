@@ -86,7 +86,7 @@ pub struct CatalogArgs {
     pub config: Option<PathBuf>,
     /// The role that writes the catalog (a superuser, or a member of
     /// tenant_admin without secrets), in place of the router's own catalog
-    /// role, which may only read it. Its password, if one is needed, comes
+    /// role, which may only read it (or of the --url's role). Its password, if one is needed, comes
     /// from PG_TENANT_ADMIN_PASSWORD.
     #[arg(long, env = "PG_TENANT_ADMIN_USER")]
     pub user: Option<String>,
@@ -129,17 +129,23 @@ pub fn connection(
     fallback_config: Option<&Path>,
     over: &Overrides,
 ) -> Result<tokio_postgres::Config, DeclareError> {
-    if let Some(url) = &args.url {
-        return super::admin::admin_config(url).map_err(|e| DeclareError::Config(e.to_string()));
-    }
-    let path = args.config.as_deref().or(fallback_config);
-    let mut raw = RawConfig::read(path).map_err(|e| DeclareError::Config(e.to_string()))?;
-    raw.apply(over);
-    raw.validate()
-        .map_err(|e| DeclareError::Config(e.to_string()))?;
-    let mut config = super::admin::admin_config(&raw.catalog.url).map_err(|e| {
-        DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
-    })?;
+    let mut config = match &args.url {
+        Some(url) => {
+            super::admin::admin_config(url).map_err(|e| DeclareError::Config(e.to_string()))?
+        }
+        None => {
+            let path = args.config.as_deref().or(fallback_config);
+            let mut raw = RawConfig::read(path).map_err(|e| DeclareError::Config(e.to_string()))?;
+            raw.apply(over);
+            raw.validate()
+                .map_err(|e| DeclareError::Config(e.to_string()))?;
+            super::admin::admin_config(&raw.catalog.url).map_err(|e| {
+                DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
+            })?
+        }
+    };
+    // --user over either url (with --url it was ignored: the run went on
+    // as the url's role).
     if let Some(user) = &args.user {
         // The router role's password (if the url holds one) is not sent
         // for another role.
@@ -147,6 +153,34 @@ pub fn connection(
         config.password(std::env::var("PG_TENANT_ADMIN_PASSWORD").unwrap_or_default());
     }
     Ok(config)
+}
+
+/// An error message as one line of visible text: its control characters
+/// escaped (`\u{1b}`). The message repeats what a file or the catalog holds
+/// (a key, a name, a value the catalog refused): raw, an escape sequence
+/// would drive the operator's terminal (clear the screen, rewrite the line)
+/// and a newline could forge a report line.
+pub fn one_line(message: &str) -> String {
+    message
+        .trim_end()
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Write `text` to stdout: a closed pipe (`| head`) is an error to report,
+/// where `print!` panicked (exit 101, after the commit for the summary).
+pub fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// `tenants apply`.
@@ -167,7 +201,7 @@ pub async fn apply(args: ApplyArgs, fallback_config: Option<&Path>, over: &Overr
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tenant-router tenants apply: {e}");
+            eprintln!("tenant-router tenants apply: {}", one_line(&e.to_string()));
             e.exit_code()
         }
     }
@@ -185,12 +219,15 @@ pub async fn export(
     }
     .await;
     match result {
-        Ok(doc) => {
-            print!("{doc}");
-            ExitCode::SUCCESS
-        }
+        Ok(doc) => match write_stdout(&doc) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tenant-router tenants export: cannot write to stdout: {e}");
+                ExitCode::from(EXIT_SETUP)
+            }
+        },
         Err(e) => {
-            eprintln!("tenant-router tenants export: {e}");
+            eprintln!("tenant-router tenants export: {}", one_line(&e.to_string()));
             e.exit_code()
         }
     }

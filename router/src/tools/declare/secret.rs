@@ -5,6 +5,13 @@
 use super::spec::Secret;
 use crate::auth::scram::Verifier;
 
+/// The most iterations a stored verifier is recomputed with. PostgreSQL
+/// stores `scram_iterations` (4096 unless raised), but `set_password`
+/// (granted to tenant_admin) takes any well-formed verifier, up to
+/// 2147483647 iterations: hours of hashing per tenant for the superuser's
+/// `apply`. A verifier above this is "replaced" by the declared secret.
+pub const MAX_COMPARED_ITERATIONS: u32 = 10_000_000;
+
 /// `secret` is a verifier itself (set_password stores it as given) or a
 /// password, prepared as PostgreSQL prepares it (SASLprep, or the bytes as
 /// they are when SASLprep refuses them) and hashed with the stored salt
@@ -16,6 +23,9 @@ pub fn matches(secret: &Secret, stored: &str) -> bool {
     let Ok(v) = Verifier::parse(stored) else {
         return false;
     };
+    if v.iterations > MAX_COMPARED_ITERATIONS {
+        return false;
+    }
     let prepared = match stringprep::saslprep(&secret.0) {
         Ok(p) => p.into_owned(),
         Err(_) => secret.0.clone(),
@@ -34,6 +44,24 @@ mod tests {
         assert!(!matches(&Secret("pencil2".into()), &v));
         assert!(!matches(&Secret("pencil".into()), "md5abc"));
         assert!(matches(&Secret(v.clone()), &v));
+    }
+
+    #[test]
+    fn a_verifier_of_absurd_iterations_is_not_recomputed() {
+        // Before the cap this ran PBKDF2 2^31-1 times (hours).
+        let mut v = Verifier::from_password("pencil", b"0123456789abcdef", 1);
+        v.iterations = i32::MAX as u32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(matches(&Secret("pencil".into()), &v.to_text()));
+        });
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(60)),
+            Ok(false)
+        );
+        // Control: a verifier at the cap's side of normal is compared.
+        let ok = Verifier::from_password("pencil", b"0123456789abcdef", 4096).to_text();
+        assert!(matches(&Secret("pencil".into()), &ok));
     }
 
     #[test]
