@@ -700,18 +700,26 @@ async fn concurrent_applies_wait_for_each_other() {
     assert_eq!(db.sql("SELECT id FROM tenant.tenants"), "late");
 }
 
-/// A `real` the catalog holds and JSON cannot (burst_multiplier >= 1 lets
-/// NaN and Infinity through, for tenants and the defaults row): before, one
-/// such row stopped every export and every apply ("expected a number, got
-/// \"NaN\"", exit 1). Now it exports, round-trips and can be declared.
+/// A `real` the catalog may hold and JSON cannot: before 0.9.0 the CHECK
+/// (>= 1) let NaN and Infinity into burst_multiplier, for tenants and the
+/// defaults row, and a catalog updated from 0.8.0 may still hold them.
+/// Before, one such row stopped every export and every apply ("expected a
+/// number, got \"NaN\"", exit 1). Now it exports and round-trips; declaring
+/// one is refused by 0.9.0's catalog (22023, nothing changed) and a finite
+/// value replaces it.
 #[test]
 fn reals_that_json_cannot_hold_export_and_apply() {
     let db = fresh("nonfinite");
+    // As a 0.8.0 catalog stored them (0.9.0's create_tenant and
+    // set_defaults refuse them; the table's CHECK still takes them).
     db.sql(
-        "SELECT tenant.set_defaults(burst_multiplier => 'Infinity'); \
-         SELECT tenant.create_tenant('nan', burst_multiplier => 'NaN'); \
-         SELECT tenant.create_tenant('inf', burst_multiplier => 'Infinity'); \
-         SELECT tenant.create_tenant('two', burst_multiplier => 2)",
+        "SELECT tenant.set_defaults(burst_multiplier => 2); \
+         SELECT tenant.create_tenant('nan'); \
+         SELECT tenant.create_tenant('inf'); \
+         SELECT tenant.create_tenant('two', burst_multiplier => 2); \
+         UPDATE tenant.defaults SET burst_multiplier = 'Infinity'; \
+         UPDATE tenant.tenants SET burst_multiplier = 'NaN' WHERE id = 'nan'; \
+         UPDATE tenant.tenants SET burst_multiplier = 'Infinity' WHERE id = 'inf'",
     );
     let before = db.snapshot();
     for (format, file) in [("toml", "export.toml"), ("json", "export.json")] {
@@ -727,22 +735,33 @@ fn reals_that_json_cannot_hold_export_and_apply() {
         );
         assert_eq!(db.snapshot(), before, "{format}");
     }
-    // TOML's own nan and inf declare them; a finite value replaces them.
+    // TOML's own nan declares one: the catalog refuses it, nothing changes.
     let o = db.apply(
         "[defaults]\nburst_multiplier = 3\n\
          [[tenants]]\nid = \"nan\"\nburst_multiplier = 1.5\n\
-         [[tenants]]\nid = \"inf\"\nburst_multiplier = inf\n\
+         [[tenants]]\nid = \"inf\"\n\
          [[tenants]]\nid = \"two\"\nburst_multiplier = nan\n",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("burst_multiplier must be a finite number >= 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(db.snapshot(), before, "a refused apply changed the catalog");
+    // Control: finite values replace them.
+    let o = db.apply(
+        "[defaults]\nburst_multiplier = 3\n\
+         [[tenants]]\nid = \"nan\"\nburst_multiplier = 1.5\n\
+         [[tenants]]\nid = \"inf\"\nburst_multiplier = 4\n\
+         [[tenants]]\nid = \"two\"\nburst_multiplier = 2\n",
         &[],
     );
     ok(&o);
     let out = stdout(&o);
     assert!(
         out.contains("    burst_multiplier: \"NaN\" -> 1.5\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("    burst_multiplier: 2.0 -> \"NaN\"\n"),
         "{out}"
     );
     assert_eq!(
@@ -753,7 +772,7 @@ fn reals_that_json_cannot_hold_export_and_apply() {
         db.sql(
             "SELECT string_agg(id || '=' || burst_multiplier, ' ' ORDER BY id) FROM tenant.tenants"
         ),
-        "inf=Infinity nan=1.5 two=NaN"
+        "inf=4 nan=1.5 two=2"
     );
     assert_eq!(db.sql("SELECT burst_multiplier FROM tenant.defaults"), "3");
 }

@@ -278,7 +278,23 @@ async fn apply_defaults(
     client: &Client,
     declared: &BTreeMap<&'static str, Value>,
 ) -> Result<Vec<Change>, DeclareError> {
-    let old = read_defaults(client).await?.unwrap_or_default();
+    let old = read_defaults(client).await?;
+    // A file that declares the whole row as it stands (an export does)
+    // calls nothing: set_defaults would check values an older catalog
+    // stored and 0.9.0 refuses (a NaN burst_multiplier), and change none.
+    if let Some(old) = &old {
+        let all = DEFAULTS_FIELDS
+            .iter()
+            .all(|f| declared.contains_key(f.name));
+        let same = changes(DEFAULTS_FIELDS, old, &|f| {
+            declared.get(f.name).cloned().unwrap_or(Value::Null)
+        })
+        .is_empty();
+        if all && same {
+            return Ok(Vec::new());
+        }
+    }
+    let old = old.unwrap_or_default();
     let mut call = Call::new("set_defaults", None);
     for f in DEFAULTS_FIELDS {
         if let Some(v) = declared.get(f.name) {
