@@ -36,6 +36,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long one call may take before the connection is given up.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Set on the lease connection's backend (startup `options`), so that
+/// the server notices a router that is gone without closing its socket.
+pub const SERVER_KEEPALIVE: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "20000"),
+];
 
 /// TLS to the catalog server, as the catalog connection uses it.
 pub type Tls = Option<(
@@ -331,6 +339,20 @@ impl Worker {
             None => "tenant-router fleet leases".to_owned(),
         };
         config.application_name(&name);
+        // A router whose host dies, or is cut off, never closes this
+        // socket, and the backend holding its leases would wait for it
+        // for hours (the kernel's keepalive) while this router, back or
+        // replaced, restores the same leases on a new connection: the
+        // tenants' counts would stay too high. The server gives the
+        // connection up within about 20 s instead (settings the URL's
+        // `options` names itself are left as they are).
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        for (name, value) in SERVER_KEEPALIVE {
+            if !options.contains(name) {
+                options.push_str(&format!(" -c {name}={value}"));
+            }
+        }
+        config.options(options.trim_start());
         let tcp = config
             .get_hosts()
             .iter()
