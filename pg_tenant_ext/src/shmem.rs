@@ -77,6 +77,12 @@ thread_local! {
     pub static LEASES: RefCell<BTreeMap<String, i64>> = const { RefCell::new(BTreeMap::new()) };
     /// Whether the exit callback is registered in this process.
     static AT_EXIT: Cell<bool> = const { Cell::new(false) };
+    /// Whether the exit callback has run: the registry entry is emptied for
+    /// good. `before_shmem_exit` callbacks run last-registered first, so
+    /// PostgreSQL's own (`ShutdownPostgres`, which rolls back an open
+    /// transaction) runs after this one, and the rollback's assignment of
+    /// `pg_tenant.tenant_id` must not fill the entry again.
+    static EXITED: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
@@ -264,6 +270,7 @@ pub fn ensure_exit_callback() {
 /// Give back every lease of this backend and empty its registry entry.
 #[pg_guard]
 unsafe extern "C-unwind" fn at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    EXITED.with(|e| e.set(true));
     let held: Vec<(String, i64)> =
         LEASES.with(|l| std::mem::take(&mut *l.borrow_mut()).into_iter().collect());
     let me = my_index();
@@ -281,7 +288,7 @@ unsafe extern "C-unwind" fn at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum)
 /// backend's registry entry follows. Called from the GUC's assign hook, so
 /// it raises nothing.
 pub fn note_tenant(id: Option<&str>) {
-    if SHARED.load(Ordering::Acquire).is_null() {
+    if SHARED.load(Ordering::Acquire).is_null() || EXITED.with(Cell::get) {
         return;
     }
     let Some(i) = my_index() else { return };

@@ -83,6 +83,31 @@ SELECT * FROM tenant.fleet_counts();
 \c - postgres
 REVOKE tenant_router FROM regress_app;
 
+-- A backend whose transaction changed its context exits without ending it:
+-- the rollback at exit puts the context back after the exit callback
+-- emptied the registry entry; the dead backend must not stay listed (an
+-- operator ending a moved tenant's sessions would signal whatever process
+-- has that pid next).
+\c - regress_app
+\set SHOW_CONTEXT never
+SELECT regress.enter('fleet-a', 1) IS NOT NULL AS entered;
+SELECT pg_backend_pid() AS gone_pid \gset
+BEGIN;
+SELECT regress.leave(2);
+\c - postgres
+SET pg_tenant_regress.gone_pid = :gone_pid;
+DO $$
+BEGIN
+  FOR i IN 1..1000 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity
+                          WHERE pid = current_setting('pg_tenant_regress.gone_pid')::int);
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE pid = :gone_pid) AS alive,
+       (SELECT count(*) FROM tenant.tenant_backends('fleet-a') p WHERE p = :gone_pid) AS listed;
+RESET pg_tenant_regress.gone_pid;
+
 -- The router's backend exited: its leases were given back (wait for its
 -- exit, at most 10 s).
 \c - postgres

@@ -308,3 +308,92 @@ async fn pooled_clients_hold_their_lease_while_connected_not_their_backends() {
         .expect("the freed place, through the other router");
     assert_eq!(fleet_count("fleet_pool"), 2);
 }
+
+/// A TCP relay to the cluster that keeps the startup packet of every
+/// connection through it.
+async fn recording_relay() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("relay");
+    let port = listener.local_addr().expect("addr").port();
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut len = [0u8; 4];
+                client.read_exact(&mut len).await.ok()?;
+                let mut rest = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4)];
+                client.read_exact(&mut rest).await.ok()?;
+                kept.lock().ok()?.push(rest.clone());
+                let mut server =
+                    tokio::net::TcpStream::connect(("127.0.0.1", common::cluster().port))
+                        .await
+                        .ok()?;
+                server.write_all(&len).await.ok()?;
+                server.write_all(&rest).await.ok()?;
+                tokio::io::copy_bidirectional(&mut client, &mut server)
+                    .await
+                    .ok()
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn the_lease_connection_asks_the_server_to_notice_a_vanished_router() {
+    set_limits("fleet_ka", "max_connections => 2");
+    admin_sql(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_router_ka') THEN \
+         CREATE ROLE rt_router_ka LOGIN PASSWORD '{}' IN ROLE tenant_router; END IF; END $$",
+        common::PASSWORD
+    ));
+    let (relay, seen) = recording_relay().await;
+    let url = format!(
+        "host=127.0.0.1 port={relay} user=rt_router_ka password={} dbname={} application_name=rt_ka",
+        common::PASSWORD,
+        common::DB
+    );
+    let r = Router::start_env(SHARED, &[("TENANT_ROUTER_CATALOG_URL", &url)]);
+    // The lease connection is up when a login is counted by the server.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            match connect(&r.url("rt_app.fleet_ka")).await {
+                Ok(c) => {
+                    let n = fleet_count("fleet_ka");
+                    drop(c);
+                    n == 1
+                }
+                Err(_) => false,
+            }
+        })
+        .await,
+        "{}",
+        r.log_text()
+    );
+    let packets = seen.lock().expect("packets").clone();
+    let text = |p: &Vec<u8>| String::from_utf8_lossy(p).replace('\0', " ");
+    let lease = packets
+        .iter()
+        .map(text)
+        .find(|p| p.contains("rt_ka fleet leases"))
+        .unwrap_or_else(|| panic!("no lease connection in {packets:?}"));
+    for setting in [
+        "-c tcp_keepalives_idle=5",
+        "-c tcp_keepalives_interval=5",
+        "-c tcp_keepalives_count=3",
+        "-c tcp_user_timeout=20000",
+    ] {
+        assert!(lease.contains(setting), "{setting} in {lease}");
+    }
+    // The catalog connection is left as the URL says.
+    let catalog = packets
+        .iter()
+        .map(text)
+        .find(|p| p.contains("rt_ka ") && !p.contains("fleet leases"))
+        .unwrap_or_else(|| panic!("no catalog connection in {packets:?}"));
+    assert!(!catalog.contains("tcp_keepalives_idle"), "{catalog}");
+}

@@ -14,6 +14,13 @@
 //! connected. A call that does not answer in time closes the connection
 //! (what it did is then undone by the backend's exit) and is restored the
 //! same way.
+//!
+//! A restore the server refuses (53400: `pg_tenant.fleet_max_tenants`
+//! tenants hold leases already) does not close the connection: the
+//! sessions it was for stay counted here only (`held` above `counted`),
+//! and every other tenant's leases stay in the database. At reconnection a
+//! refused restore of everything is retried tenant by tenant, so one
+//! tenant without room never keeps the whole connection down.
 
 use super::lease::{Answer, Lease, LeaseError, Msg};
 use std::collections::HashMap;
@@ -29,6 +36,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long one call may take before the connection is given up.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Set on the lease connection's backend (startup `options`), so that
+/// the server notices a router that is gone without closing its socket.
+pub const SERVER_KEEPALIVE: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "20000"),
+];
 
 /// TLS to the catalog server, as the catalog connection uses it.
 pub type Tls = Option<(
@@ -52,6 +67,9 @@ pub struct Worker {
     /// and the router let go of the channel).
     me: mpsc::WeakUnboundedSender<Msg>,
     held: HashMap<String, i64>,
+    /// What the connection's backend holds, per tenant (at most `held`;
+    /// below it for sessions admitted while it could not count them).
+    counted: HashMap<String, i64>,
     conn: Option<Conn>,
     next_try: Instant,
     backoff: Duration,
@@ -72,6 +90,7 @@ impl Worker {
             rx,
             me,
             held: HashMap::new(),
+            counted: HashMap::new(),
             conn: None,
             next_try: Instant::now(),
             backoff: BACKOFF_MIN,
@@ -115,6 +134,7 @@ impl Worker {
                             // Counted before it is handed over: a login
                             // that is gone drops it, which sends Release.
                             *self.held.entry(tenant.clone()).or_insert(0) += 1;
+                            *self.counted.entry(tenant.clone()).or_insert(0) += 1;
                             Answer::Granted(Lease::new(&tenant, tx))
                         }
                         // The router is stopping: nobody can give it back.
@@ -130,10 +150,21 @@ impl Worker {
                     return;
                 };
                 *n -= 1;
-                if *n <= 0 {
+                let left = *n;
+                if left <= 0 {
                     self.held.remove(&tenant);
                 }
-                self.release_one(&tenant).await;
+                // Only a lease the backend holds beyond the sessions left
+                // goes back (a session counted here only has none there).
+                let counted = self.counted.get(&tenant).copied().unwrap_or(0);
+                if counted > left.max(0) {
+                    if counted - 1 <= 0 {
+                        self.counted.remove(&tenant);
+                    } else {
+                        self.counted.insert(tenant.clone(), counted - 1);
+                    }
+                    self.release_one(&tenant).await;
+                }
             }
             Msg::Adopt { tenant } => {
                 let n = {
@@ -142,10 +173,18 @@ impl Worker {
                     *n
                 };
                 if self.conn.is_some() {
-                    let ids = vec![tenant];
-                    let counts = vec![n as i32];
-                    if let Err(e) = self.call_restore(ids, counts).await {
-                        self.down(&e);
+                    let ids = vec![tenant.clone()];
+                    let counts = vec![n.clamp(0, i32::MAX as i64) as i32];
+                    match self.call_restore(ids, counts).await {
+                        Ok(()) => {
+                            self.counted.insert(tenant, n);
+                        }
+                        // The server said no (no room for one more
+                        // tenant): this session stays counted here only.
+                        Err(Restore::Refused(e)) => {
+                            tracing::warn!(tenant, error = %e, "fleet: a session admitted by this router's share is not counted in the database");
+                        }
+                        Err(Restore::Lost(e)) => self.down(&e),
                     }
                 }
             }
@@ -187,23 +226,66 @@ impl Worker {
         }
     }
 
-    async fn call_restore(&mut self, ids: Vec<String>, counts: Vec<i32>) -> Result<(), LeaseError> {
+    async fn call_restore(&mut self, ids: Vec<String>, counts: Vec<i32>) -> Result<(), Restore> {
         const CALL: &str = "fleet_restore";
         let Some(c) = &self.conn else {
-            return Err(LeaseError::Down);
+            return Err(Restore::Lost(LeaseError::Down));
         };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&ids, &counts];
         let r = tokio::time::timeout(ROUND_TIMEOUT, c.client.query_one(&c.restore, &params)).await;
         match r {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(call(CALL, &e)),
-            Err(_) => Err(timeout(CALL)),
+            // The server answered (and the restore changed nothing: it is
+            // all or nothing); the connection is fine.
+            Ok(Err(e)) if e.as_db_error().is_some() && !c.client.is_closed() => {
+                Err(Restore::Refused(call(CALL, &e)))
+            }
+            Ok(Err(e)) => Err(Restore::Lost(call(CALL, &e))),
+            Err(_) => Err(Restore::Lost(timeout(CALL))),
         }
+    }
+
+    /// Restore every tenant's `held` on a new connection: all at once, or
+    /// when the server refuses that, tenant by tenant (those without room
+    /// stay counted here only).
+    async fn restore_held(&mut self) -> Result<(), LeaseError> {
+        let all: Vec<(String, i32)> = self
+            .held
+            .iter()
+            .map(|(t, n)| (t.clone(), (*n).clamp(0, i32::MAX as i64) as i32))
+            .collect();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let (ids, counts) = all.iter().cloned().unzip();
+        match self.call_restore(ids, counts).await {
+            Ok(()) => {
+                self.counted = self.held.clone();
+                return Ok(());
+            }
+            Err(Restore::Lost(e)) => return Err(e),
+            Err(Restore::Refused(e)) => {
+                tracing::warn!(error = %e, "fleet: restoring every lease at once was refused; restoring tenant by tenant");
+            }
+        }
+        for (t, n) in all {
+            match self.call_restore(vec![t.clone()], vec![n]).await {
+                Ok(()) => {
+                    self.counted.insert(t, n as i64);
+                }
+                Err(Restore::Refused(e)) => {
+                    tracing::warn!(tenant = t, error = %e, "fleet: this tenant's sessions are not counted in the database");
+                }
+                Err(Restore::Lost(e)) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Give the connection up (its backend's exit gives its leases back);
     /// reconnect after the backoff.
     fn down(&mut self, why: &LeaseError) {
+        self.counted.clear();
         if self.conn.take().is_some() {
             tracing::warn!(error = %why, "fleet: lease connection lost; logins of limited tenants follow fleet.on_lease_loss until it is back");
         }
@@ -220,18 +302,13 @@ impl Worker {
             Err(_) => return self.failed(&LeaseError::Connect("connecting took too long".into())),
         };
         self.conn = Some(conn);
-        let (ids, counts): (Vec<String>, Vec<i32>) = self
-            .held
-            .iter()
-            .map(|(t, n)| (t.clone(), (*n).clamp(0, i32::MAX as i64) as i32))
-            .unzip();
-        let restored: i64 = counts.iter().map(|n| *n as i64).sum();
-        if !ids.is_empty() {
-            if let Err(e) = self.call_restore(ids, counts).await {
-                self.conn = None;
-                return self.failed(&e);
-            }
+        self.counted.clear();
+        if let Err(e) = self.restore_held().await {
+            self.conn = None;
+            self.counted.clear();
+            return self.failed(&e);
         }
+        let restored: i64 = self.counted.values().sum();
         self.backoff = BACKOFF_MIN;
         self.up.store(true, Ordering::Release);
         tracing::info!(restored, "fleet: lease connection up");
@@ -262,6 +339,20 @@ impl Worker {
             None => "tenant-router fleet leases".to_owned(),
         };
         config.application_name(&name);
+        // A router whose host dies, or is cut off, never closes this
+        // socket, and the backend holding its leases would wait for it
+        // for hours (the kernel's keepalive) while this router, back or
+        // replaced, restores the same leases on a new connection: the
+        // tenants' counts would stay too high. The server gives the
+        // connection up within about 20 s instead (settings the URL's
+        // `options` names itself are left as they are).
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        for (name, value) in SERVER_KEEPALIVE {
+            if !options.contains(name) {
+                options.push_str(&format!(" -c {name}={value}"));
+            }
+        }
+        config.options(options.trim_start());
         let tcp = config
             .get_hosts()
             .iter()
@@ -333,6 +424,14 @@ impl Worker {
             closed,
         })
     }
+}
+
+/// Why a restore did not happen.
+enum Restore {
+    /// The server refused it (nothing changed; the connection is fine).
+    Refused(LeaseError),
+    /// The connection failed or the call timed out.
+    Lost(LeaseError),
 }
 
 fn call(call: &'static str, e: &tokio_postgres::Error) -> LeaseError {
