@@ -258,7 +258,8 @@ fn fleet_counts() -> TableIterator<
 fn tenant_backends(id: &str) -> SetOfIterator<'static, i32> {
     guard("tenant.tenant_backends");
     check_tenant_id(id);
-    let pids: Vec<i32> = with_lock(false, |s| {
+    // Exclusively: backends write their own entries under the shared lock.
+    let pids: Vec<i32> = with_lock(true, |s| {
         s.backends()
             .iter()
             .filter(|e| e.is(id.as_bytes()))

@@ -83,6 +83,11 @@ thread_local! {
     /// transaction) runs after this one, and the rollback's assignment of
     /// `pg_tenant.tenant_id` must not fill the entry again.
     static EXITED: Cell<bool> = const { Cell::new(false) };
+    /// What this backend's registry entry holds now ("" for none): only
+    /// this backend writes its entry, so it knows without the lock, and
+    /// a context set again to the same tenant (a pooled backend serving
+    /// one tenant transaction after transaction) takes no lock at all.
+    static NOTED: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
@@ -296,9 +301,16 @@ pub fn note_tenant(id: Option<&str>) {
     if !id.is_empty() {
         ensure_exit_callback();
     }
+    if NOTED.with(|n| *n.borrow() == id) {
+        return;
+    }
     // SAFETY: a process global.
     let pid = unsafe { pg_sys::MyProcPid } as i64;
-    let _ = with_lock(true, |s| {
+    // The lock in shared mode: every backend writes only its own entry,
+    // so writers never touch the same bytes and need not exclude each
+    // other; readers of the registry (`tenant_backends`) and the exit
+    // callback take it exclusively, so they see no entry half written.
+    let _ = with_lock(false, |s| {
         if let Some(e) = s.backends().get_mut(i) {
             if id.is_empty() {
                 e.clear();
@@ -307,4 +319,5 @@ pub fn note_tenant(id: Option<&str>) {
             }
         }
     });
+    NOTED.with(|n| id.clone_into(&mut n.borrow_mut()));
 }
