@@ -597,3 +597,59 @@ async fn transaction_pooled_clients_use_their_upstreams_pool_and_a_move_ends_the
         on(second.port, "plc-t", 20)
     );
 }
+
+/// A named upstream that accepts connections and never answers (a dead
+/// host behind a load balancer, a black-holed route) holds neither
+/// `/ready` nor `/metrics` for `connect_timeout_ms`: readiness answers
+/// at once, naming it "timed out", and the router stays ready (an
+/// orchestrator's probe timing out would take the router, and every
+/// tenant on it, out of service). Control: the main tenant works.
+#[tokio::test]
+async fn an_upstream_that_never_answers_holds_neither_ready_nor_metrics() {
+    // Connections complete in the kernel's backlog; nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("address");
+    let r = Router::start_with(&format!(
+        "connect_timeout_ms = 60000\n[upstreams.silent]\naddress = \"{addr}\"\n"
+    ));
+    // Far below connect_timeout_ms: a probe waiting for it fails this.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let resp = http
+        .get(r.admin("/ready"))
+        .send()
+        .await
+        .expect("/ready answers before connect_timeout_ms");
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["upstreams"]["main"], "ok", "{body}");
+    assert_eq!(
+        body["upstreams"]["silent"],
+        format!("{addr}: timed out"),
+        "{body}"
+    );
+    let m = http
+        .get(r.admin("/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers before connect_timeout_ms")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        m.contains("tenant_router_upstream_up{upstream=\"silent\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tenant_router_upstream_up{upstream=\"main\"} 1"),
+        "{m}"
+    );
+    assert_eq!(
+        main_landing(&r, "acme").await,
+        (cluster().port.to_string(), "acme".to_owned())
+    );
+    drop(silent);
+}
