@@ -653,3 +653,61 @@ async fn an_upstream_that_never_answers_holds_neither_ready_nor_metrics() {
     );
     drop(silent);
 }
+
+/// A reload that makes upstream TLS stricter applies to the backends a
+/// pool opens after it, as it did before pools were keyed by upstream:
+/// the pool made before the reload does not keep opening backends with
+/// the TLS settings it was made with. The test cluster has no TLS, so
+/// `upstream_tls = "require"` refuses a new backend. Control: the backend
+/// opened before the reload, at rest in the pool, is reused.
+#[tokio::test]
+async fn a_reload_requiring_upstream_tls_applies_to_an_existing_pool() {
+    let r = Router::start_with("[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 4\n");
+    let url = r.url("rt_app.acme");
+    let first = connect(&url).await.expect("acme pooled");
+    assert_eq!(
+        first_value(&first, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    drop(first);
+    let at_rest = eventually(Duration::from_secs(5), || async {
+        let v: serde_json::Value = reqwest::get(r.admin("/pools"))
+            .await
+            .expect("/pools")
+            .json()
+            .await
+            .expect("json");
+        v["pools"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["idle"] == 1))
+    })
+    .await;
+    assert!(at_rest, "no idle pooled backend");
+
+    let text = std::fs::read_to_string(&r.config).expect("config");
+    std::fs::write(
+        &r.config,
+        format!("{text}\n[tls]\nupstream_tls = \"require\"\n"),
+    )
+    .expect("rewrite");
+    r.signal("HUP");
+    assert!(
+        r.wait_log("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        r.log_text()
+    );
+    // The backend at rest is reused (control)...
+    let reused = connect(&url).await.expect("the backend at rest");
+    assert_eq!(
+        first_value(&reused, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    // ...and a new one, while it is in use, needs TLS the server lacks.
+    let err = connect(&url).await.expect_err("a backend without TLS");
+    assert!(
+        db_message(&err).contains("does not accept TLS"),
+        "{}",
+        db_message(&err)
+    );
+    drop(reused);
+}
