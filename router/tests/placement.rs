@@ -711,3 +711,46 @@ async fn a_reload_requiring_upstream_tls_applies_to_an_existing_pool() {
     );
     drop(reused);
 }
+
+/// On a server without the catalog, a session whose role inherits another
+/// application role is refused whether that role can log in or not: the
+/// catalog accepts a LOGIN member of tenant_app as a tenant's `role_name`
+/// (and checks it against every tenant's role on the catalog server), so
+/// a LOGIN tenant role's objects would be open to an rls tenant's session
+/// here. Control: once the login role stops inheriting it, the tenant
+/// works and cannot read them.
+#[tokio::test]
+async fn a_login_application_role_inherited_is_refused_on_the_second_server() {
+    let second = Second::start(
+        &["rt_app"],
+        &format!(
+            "{NOTES}; \
+             CREATE ROLE plc_l_role LOGIN IN ROLE tenant_app; \
+             GRANT plc_l_role TO rt_app; \
+             CREATE SCHEMA plc_l AUTHORIZATION plc_l_role; \
+             CREATE TABLE plc_l.secrets (id int PRIMARY KEY, body text); \
+             INSERT INTO plc_l.secrets VALUES (1, 'theirs'); \
+             ALTER TABLE plc_l.secrets OWNER TO plc_l_role"
+        ),
+    );
+    tenants(&["plc-lr"], "upstream => 'b'");
+    let r = Router::start_with(&upstream_b(&second));
+    let url = r.url("rt_app.plc-lr");
+    let (code, msg) = refusal(landing(&url).await);
+    assert_eq!(code, "28000", "{msg}");
+    assert!(
+        msg.contains("role \"rt_app\" has the privileges of application role \"plc_l_role\""),
+        "{msg}"
+    );
+    second.sql("REVOKE plc_l_role FROM rt_app; GRANT plc_l_role TO rt_app WITH INHERIT FALSE");
+    assert_eq!(
+        landing(&url).await.expect("plc-lr"),
+        on(second.port, "plc-lr", 0)
+    );
+    let c = connect(&url).await.expect("plc-lr");
+    let e = c
+        .query_one("SELECT count(*) FROM plc_l.secrets", &[])
+        .await
+        .expect_err("another role's table");
+    assert_eq!(sqlstate(&e), "42501", "{}", db_message(&e));
+}
