@@ -754,3 +754,38 @@ async fn a_login_application_role_inherited_is_refused_on_the_second_server() {
         .expect_err("another role's table");
     assert_eq!(sqlstate(&e), "42501", "{}", db_message(&e));
 }
+
+/// A tenant's cap in a shared pool of a named upstream is
+/// `pool.max_tenant_share` of that upstream's `pool_size`, not of
+/// `pool.size`: with a cap of `pool.size`'s share (10 of 20) clamped to
+/// the upstream's 4 backends, one tenant took all of them and the other
+/// tenants of that server waited out `pool.timeout_ms`. Control: the
+/// other tenant is served from the reserve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_cap_in_a_named_upstreams_pool_is_a_share_of_its_pool_size() {
+    let second = Second::start(&["rt_app"], NOTES);
+    tenants(&["plc-hog"], "upstream => 'b', pool_size => 10");
+    tenants(&["plc-calm"], "upstream => 'b'");
+    let r = Router::start_with(&format!(
+        "{}pool_size = 4\n[auth]\nlogin = \"verify\"\n\
+         [pool]\nenabled = true\nsize = 20\nmax_tenant_share = 0.5\ntimeout_ms = 600\n",
+        upstream_b(&second)
+    ));
+    // Its cap on b is 2 of 4; past it, it borrows only while more than 2
+    // places stay free: it holds 2.
+    let mut hogs = Vec::new();
+    for _ in 0..2 {
+        hogs.push(connect(&r.url("rt_app.plc-hog")).await.expect("hog"));
+    }
+    let e = connect(&r.url("rt_app.plc-hog"))
+        .await
+        .expect_err("past its cap on b");
+    assert_eq!(sqlstate(&e), "53300", "{}", db_message(&e));
+    assert!(db_message(&e).contains("b:rt_app@"), "{}", db_message(&e));
+    let calm = connect(&r.url("rt_app.plc-calm")).await.expect("calm");
+    assert_eq!(
+        first_value(&calm, "SELECT tenant.current_tenant_id()").await,
+        "plc-calm"
+    );
+    assert_eq!(hogs.len(), 2);
+}
