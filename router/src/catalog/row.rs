@@ -34,7 +34,7 @@ pub struct TenantInfo {
     /// The named upstream (`[upstreams.<name>]`) the tenant lives on
     /// (pg_tenant 0.9.0); None: the main upstream (shown as "main").
     #[serde(serialize_with = "upstream_name")]
-    pub upstream: Option<String>,
+    pub upstream: Option<Box<str>>,
     /// When it was read, in the order of the catalog connection's queries
     /// (each sees every change committed before it): of two rows of a
     /// tenant, the one with the larger number is the newer. 0: not read
@@ -45,7 +45,7 @@ pub struct TenantInfo {
 
 /// A tenant's upstream as the admin API shows it: its name, "main" for
 /// the main one.
-fn upstream_name<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+fn upstream_name<S: serde::Serializer>(u: &Option<Box<str>>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(u.as_deref().unwrap_or(crate::config::MAIN))
 }
 

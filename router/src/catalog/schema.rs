@@ -305,7 +305,7 @@ impl RowDecoder {
         if self.version >= Version::V0_9 {
             let upstream: Option<String> = self.get(row, next())?;
             // "main" names the main upstream (the catalog stores it as NULL).
-            info.upstream = upstream.filter(|u| u != "main");
+            info.upstream = upstream.filter(|u| u != "main").map(String::into_boxed_str);
         }
         if self.secret {
             let secret: Option<String> = self.get(row, next())?;

@@ -282,7 +282,7 @@ fn a_0_9_row_names_its_upstream_and_older_rows_live_on_main() {
     };
     let d = v9.lookups();
     let on = |u| d.decode(&row(u), 1).expect("decoded").upstream;
-    assert_eq!(on(Some("b")), Some("b".to_owned()));
+    assert_eq!(on(Some("b")), Some("b".into()));
     assert_eq!(on(None), None, "NULL: the main upstream");
     assert_eq!(on(Some("main")), None, "\"main\" is the main upstream");
     // A 0.8.0 row (no upstream) where 0.9.0's is expected: a shape error.

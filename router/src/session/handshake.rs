@@ -174,7 +174,7 @@ pub async fn identify(
     if cfg.upstreams.get(info.upstream.as_deref()).is_none() {
         return Err(SessionError::UnknownUpstream {
             tenant: tenant.into(),
-            upstream: info.upstream.clone().unwrap_or_default(),
+            upstream: info.upstream.as_deref().unwrap_or_default().to_owned(),
         });
     }
     if info.upstream.is_some() && info.context_document.is_none() {
