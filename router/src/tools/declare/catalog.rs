@@ -5,11 +5,11 @@
 //! the first refusal rolls everything back. A dry run runs the same
 //! transaction and rolls it back, so the catalog's own checks speak too.
 
+use super::base::{write_stdout, ApplyFormat, DeclareError, ExportFormat};
 use super::diff::{changes, diff, exported, CatalogTenant, Change, Diff};
 use super::fields::{Field, DEFAULTS_FIELDS, TENANT_FIELDS};
 use super::report;
 use super::spec::{Declared, Secret};
-use super::{ApplyFormat, DeclareError, ExportFormat};
 use crate::tools::admin::{check_extension, connect_admin, error_text};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -406,7 +406,7 @@ pub async fn apply(
         };
         if format == ApplyFormat::Text {
             // Nobody sees the diff (stdout closed): apply nothing.
-            super::write_stdout(&report::text_changes(&d, &defaults)).map_err(|e| {
+            write_stdout(&report::text_changes(&d, &defaults)).map_err(|e| {
                 DeclareError::Read(format!(
                     "cannot write the diff to stdout ({e}); nothing was changed"
                 ))
@@ -432,7 +432,7 @@ pub async fn apply(
         ApplyFormat::Json => report::json(&d, &defaults, dry_run),
     };
     // Committed already: say so, the exit code stays that of the apply.
-    if let Err(e) = super::write_stdout(&format!("{report}\n")) {
+    if let Err(e) = write_stdout(&format!("{report}\n")) {
         eprintln!(
             "tenant-router tenants apply: {}, but the report could not be written to stdout: {e}",
             if dry_run { "dry run done" } else { "applied" }

@@ -1,6 +1,7 @@
 //! `tenant-router tenants apply FILE` and `tenants export`: tenants
 //! declared in a file (README "Tenants declared in a file").
 //!
+//! * `base`: the error, the output formats, stdout (a leaf).
 //! * `fields`: the table of catalog fields everything else reads.
 //! * `spec`: reading and checking a file.
 //! * `diff`: what applying it changes (pure, unit-tested).
@@ -12,6 +13,7 @@
 //! rolled back), 2 nothing was tried (bad arguments, file, configuration,
 //! connection).
 
+pub mod base;
 pub mod catalog;
 pub mod diff;
 pub mod fields;
@@ -21,60 +23,11 @@ pub mod spec;
 
 use super::admin::EXIT_SETUP;
 use crate::config::{Overrides, RawConfig};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Why `apply` or `export` stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum DeclareError {
-    #[error("{0}")]
-    Read(String),
-    #[error("invalid tenants file: {0}")]
-    Syntax(String),
-    #[error("tenant \"{tenant}\", field {field}: {problem}")]
-    Invalid {
-        tenant: String,
-        field: String,
-        problem: String,
-    },
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Connect(String),
-    /// The catalog refused a statement: everything was rolled back.
-    #[error("tenant \"{tenant}\", {fields}: {message}; nothing was changed (rolled back)")]
-    Refused {
-        tenant: String,
-        fields: String,
-        message: String,
-    },
-    #[error("{0}")]
-    Query(String),
-}
-
-impl DeclareError {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            DeclareError::Refused { .. } | DeclareError::Query(_) => ExitCode::from(1),
-            _ => ExitCode::from(EXIT_SETUP),
-        }
-    }
-}
-
-/// Output of `apply`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ApplyFormat {
-    Text,
-    Json,
-}
-
-/// Document format of `export`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExportFormat {
-    Toml,
-    Json,
-}
+pub use base::{one_line, write_stdout, ApplyFormat, DeclareError, ExportFormat};
 
 /// Where the catalog is and who writes it.
 #[derive(Args, Debug, Clone)]
@@ -153,34 +106,6 @@ pub fn connection(
         config.password(std::env::var("PG_TENANT_ADMIN_PASSWORD").unwrap_or_default());
     }
     Ok(config)
-}
-
-/// An error message as one line of visible text: its control characters
-/// escaped (`\u{1b}`). The message repeats what a file or the catalog holds
-/// (a key, a name, a value the catalog refused): raw, an escape sequence
-/// would drive the operator's terminal (clear the screen, rewrite the line)
-/// and a newline could forge a report line.
-pub fn one_line(message: &str) -> String {
-    message
-        .trim_end()
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// Write `text` to stdout: a closed pipe (`| head`) is an error to report,
-/// where `print!` panicked (exit 101, after the commit for the summary).
-pub fn write_stdout(text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
 }
 
 /// `tenants apply`.
