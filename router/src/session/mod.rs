@@ -11,6 +11,7 @@
 //! conn        the connection whatever its phase (client, tenancy, span)
 //! phase       Phase, the FATALs, the startup deadline
 //! idle, busy  client_idle_timeout_ms; a pooled client turned away (53300)
+//! paused      its tenant's pause: the gate, a session parked at rest
 //! ```
 //!
 //! The client is checked by the router itself (verify mode, tenant
@@ -30,6 +31,7 @@ mod connection;
 mod handshake;
 mod idle;
 mod phase;
+mod paused;
 mod pooled;
 mod relaying;
 mod source;

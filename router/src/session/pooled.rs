@@ -12,6 +12,7 @@
 
 use super::attached::Attached;
 use super::busy;
+use super::paused::{self, Gate};
 use super::conn::Conn;
 use super::idle::Idleness;
 use super::phase::{Deadline, Fatal, Phase, EXPIRED, KICKED, SHUTTING_DOWN};
@@ -418,6 +419,10 @@ impl PooledClient {
         // A cancel this client sent must land before the backend serves
         // anyone else.
         conn.shared.cancels.detach(self.client_key).await;
+        // Between transactions the session holds no place at its gate.
+        if let Some(p) = conn.pause.as_mut() {
+            p.running = None;
+        }
         let Attached { mut backend, lease } = attached;
         backend.context = Some(self.wanted.clone());
         match lease {
@@ -442,6 +447,18 @@ impl PooledClient {
             }
             if conn.client.buf.starts_with(&TERMINATE) {
                 return Ok(None);
+            }
+            // A paused tenant's transaction waits here, before a backend
+            // is checked out.
+            match Box::pin(paused::pass_gate(conn)).await {
+                Gate::Passed => {}
+                Gate::Refused(e) => {
+                    if Box::pin(busy::turn_away(conn, &e)).await? {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                Gate::Closed => return Ok(None),
             }
             self.reseal(conn).await?;
             // Boxed: a client between transactions holds none of its memory.
@@ -505,7 +522,7 @@ impl PooledClient {
 
 /// Wait for the client's next bytes; false: the session is over (the
 /// client left, an interrupt or its idle timeout closed it).
-async fn wait_for_client(conn: &mut Conn) -> bool {
+pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
     enum Waited {
         Data,
         Gone,
