@@ -191,6 +191,11 @@ CREATE TABLE tenant.tenants (
     shared_schemas                 pg_catalog.name[]
                                    CONSTRAINT shared_schemas_listed
                                    CHECK (pg_catalog.array_position(shared_schemas, NULL::pg_catalog.name) IS NULL),
+    -- 0.9.0: the named upstream (tenant-router's [upstreams.<name>]) the
+    -- tenant lives on (NULL: the router's main upstream).
+    upstream                       pg_catalog.text
+                                   CONSTRAINT upstream_name
+                                   CHECK (upstream OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,62}$'::pg_catalog.text),
     CONSTRAINT schema_isolation_needs_schema CHECK (isolation OPERATOR(pg_catalog.<>) 'schema'::pg_catalog.text OR schema_name IS NOT NULL),
     CONSTRAINT database_isolation_needs_database CHECK (isolation OPERATOR(pg_catalog.<>) 'database'::pg_catalog.text OR database_name IS NOT NULL),
     CONSTRAINT min_idle_within_pool CHECK (min_idle IS NULL OR pool_size IS NULL OR min_idle OPERATOR(pg_catalog.<=) pool_size)
@@ -222,7 +227,8 @@ SELECT t.id, t.name, t.isolation, t.database_name, t.schema_name, t.role_name,
        coalesce(t.max_advisory_locks, d.max_advisory_locks, 64) AS max_advisory_locks,
        t.lock_space,
        coalesce(t.client_idle_timeout_ms, d.client_idle_timeout_ms, 0) AS client_idle_timeout_ms,
-       t.shared_schemas
+       t.shared_schemas,
+       t.upstream
 FROM tenant.tenants t
 LEFT JOIN tenant.defaults d ON true;
 COMMENT ON VIEW tenant.tenant_list IS 'pg_tenant: tenants with effective limits (0 = unlimited)';
@@ -312,6 +318,11 @@ BEGIN
     IF t.temp_file_limit_kb OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'temp_file_limit_kb must be >= 0 (0: unlimited), got %', t.temp_file_limit_kb USING ERRCODE = '22023'; END IF;
     IF t.max_advisory_locks OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_advisory_locks must be >= 0 (0: unlimited), got %', t.max_advisory_locks USING ERRCODE = '22023'; END IF;
     IF t.client_idle_timeout_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'client_idle_timeout_ms must be >= 0 (0: no limit), got %', t.client_idle_timeout_ms USING ERRCODE = '22023'; END IF;
+    IF t.upstream OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid upstream name "%" for tenant "%"', t.upstream, t.id
+            USING ERRCODE = '22023',
+                  HINT = 'Upstream names are 1-63 characters of a-z, 0-9 and "_", starting with a letter: the name of an [upstreams.<name>] section of tenant-router''s configuration, or "main" (stored as NULL) for its top-level upstream.';
+    END IF;
 END
 $fn$;
 
@@ -516,7 +527,8 @@ CREATE FUNCTION tenant.create_tenant(
     temp_file_limit_kb integer DEFAULT NULL,
     max_advisory_locks integer DEFAULT NULL,
     client_idle_timeout_ms integer DEFAULT NULL,
-    shared_schemas name[] DEFAULT NULL
+    shared_schemas name[] DEFAULT NULL,
+    upstream text DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -531,7 +543,7 @@ BEGIN
              pool_mode, statement_timeout_ms, idle_in_transaction_timeout_ms, work_mem_kb,
              maintenance_work_mem_kb, temp_file_limit_kb, max_advisory_locks,
              pg_catalog.nextval('tenant.lock_space_seq'::pg_catalog.regclass), client_idle_timeout_ms,
-             shared_schemas);
+             shared_schemas, CASE WHEN upstream OPERATOR(pg_catalog.<>) 'main' THEN upstream END);
     PERFORM tenant._validate(t);
     -- A schema tenant's role may not exist yet: tenant.provision_tenant
     -- creates it (set_context refuses the tenant until then).
@@ -594,7 +606,8 @@ CREATE FUNCTION tenant.alter_tenant(
     temp_file_limit_kb integer DEFAULT NULL,
     max_advisory_locks integer DEFAULT NULL,
     client_idle_timeout_ms integer DEFAULT NULL,
-    shared_schemas name[] DEFAULT NULL
+    shared_schemas name[] DEFAULT NULL,
+    upstream text DEFAULT NULL
 ) RETURNS tenant.tenants
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -624,6 +637,7 @@ BEGIN
             WHEN 'max_advisory_locks' THEN t.max_advisory_locks := NULL;
             WHEN 'client_idle_timeout_ms' THEN t.client_idle_timeout_ms := NULL;
             WHEN 'shared_schemas' THEN t.shared_schemas := NULL;
+            WHEN 'upstream' THEN t.upstream := NULL;
             ELSE RAISE EXCEPTION 'cannot reset "%": not a nullable tenant field', f USING ERRCODE = '22023';
         END CASE;
     END LOOP;
@@ -655,6 +669,10 @@ BEGIN
     t.max_advisory_locks := coalesce(alter_tenant.max_advisory_locks, t.max_advisory_locks);
     t.client_idle_timeout_ms := coalesce(alter_tenant.client_idle_timeout_ms, t.client_idle_timeout_ms);
     t.shared_schemas := coalesce(alter_tenant.shared_schemas, t.shared_schemas);
+    -- "main" names the router's main upstream, stored as NULL.
+    IF alter_tenant.upstream IS NOT NULL THEN
+        t.upstream := CASE WHEN alter_tenant.upstream OPERATOR(pg_catalog.<>) 'main' THEN alter_tenant.upstream END;
+    END IF;
     t.updated_at := pg_catalog.now();
     PERFORM tenant._validate(t);
     -- Only the roles this call sets: stored ones may have been renamed or
@@ -679,7 +697,8 @@ BEGIN
         idle_in_transaction_timeout_ms = t.idle_in_transaction_timeout_ms,
         work_mem_kb = t.work_mem_kb, maintenance_work_mem_kb = t.maintenance_work_mem_kb,
         temp_file_limit_kb = t.temp_file_limit_kb, max_advisory_locks = t.max_advisory_locks,
-        client_idle_timeout_ms = t.client_idle_timeout_ms, shared_schemas = t.shared_schemas
+        client_idle_timeout_ms = t.client_idle_timeout_ms, shared_schemas = t.shared_schemas,
+        upstream = t.upstream
     WHERE x.id OPERATOR(pg_catalog.=) t.id;
     PERFORM pg_catalog.pg_notify('pg_tenant_catalog', t.id);
     RETURN t;
@@ -1034,13 +1053,14 @@ COMMENT ON FUNCTION tenant.set_defaults IS 'pg_tenant: defaults used where a ten
 -- one or all tenants (0.4.0: dedicated_pool, pool_size, min_idle, pool_mode;
 -- 0.6.0: client_idle_timeout_ms; 0.8.0: context_document, the sealed
 -- context of a database-isolated tenant, NULL for the others:
--- tenant.context_document in database.sql).
+-- tenant.context_document in database.sql; 0.9.0: upstream, and the
+-- context_document of every tenant placed on a named upstream too).
 CREATE FUNCTION tenant.router_catalog(only_id text DEFAULT NULL)
 RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
                dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
-               client_idle_timeout_ms integer, context_document text)
+               client_idle_timeout_ms integer, context_document text, upstream text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     -- One tenant is read by its primary key, in a plan of its own (a
@@ -1051,8 +1071,9 @@ BEGIN
         SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
                l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
                l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
-               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text
-                    THEN tenant.context_document(l.id)::pg_catalog.text END
+               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text OR l.upstream IS NOT NULL
+                    THEN tenant.context_document(l.id)::pg_catalog.text END,
+               l.upstream
         FROM tenant.tenant_list l
         WHERE l.id OPERATOR(pg_catalog.=) only_id;
     ELSE
@@ -1060,8 +1081,9 @@ BEGIN
         SELECT l.id, l.enabled, l.isolation, l.database_name::text, l.schema_name::text,
                l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
                l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
-               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text
-                    THEN tenant.context_document(l.id)::pg_catalog.text END
+               CASE WHEN l.isolation OPERATOR(pg_catalog.=) 'database'::pg_catalog.text OR l.upstream IS NOT NULL
+                    THEN tenant.context_document(l.id)::pg_catalog.text END,
+               l.upstream
         FROM tenant.tenant_list l
         ORDER BY l.id;
     END IF;
@@ -1092,7 +1114,7 @@ RETURNS TABLE (id text, enabled boolean, isolation text, database_name text,
                schema_name text, max_connections integer, qps_limit integer,
                burst_multiplier real, max_query_ms integer, max_result_bytes bigint,
                dedicated_pool boolean, pool_size integer, min_idle integer, pool_mode text,
-               client_idle_timeout_ms integer, context_document text)
+               client_idle_timeout_ms integer, context_document text, upstream text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     sql pg_catalog.text;
@@ -1105,8 +1127,9 @@ BEGIN
     sql := 'SELECT l.id, l.enabled, l.isolation, l.database_name::pg_catalog.text, l.schema_name::pg_catalog.text,
                    l.max_connections, l.qps_limit, l.burst_multiplier, l.max_query_ms, l.max_result_bytes,
                    l.dedicated_pool, l.pool_size, l.min_idle, l.pool_mode, l.client_idle_timeout_ms,
-                   CASE WHEN l.isolation OPERATOR(pg_catalog.=) ''database''::pg_catalog.text
-                        THEN tenant.context_document(l.id)::pg_catalog.text END
+                   CASE WHEN l.isolation OPERATOR(pg_catalog.=) ''database''::pg_catalog.text OR l.upstream IS NOT NULL
+                        THEN tenant.context_document(l.id)::pg_catalog.text END,
+                   l.upstream
               FROM tenant.tenant_list l
              WHERE (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>) $1
                AND (l.id COLLATE pg_catalog."C") OPERATOR(pg_catalog.>=) $2
@@ -1139,16 +1162,16 @@ REVOKE ALL ON tenant.tenants, tenant.defaults, tenant.tenant_list FROM PUBLIC;
 GRANT SELECT ON tenant.tenants, tenant.defaults, tenant.tenant_list TO tenant_admin;
 REVOKE EXECUTE ON FUNCTION tenant._validate(tenant.tenants), tenant._get(text),
     tenant._check_roles(name, text[]), tenant._check_schemas(tenant.tenants, boolean, boolean), tenant._foreign_object(oid, oid), tenant._outside_dependent(oid),
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[], text),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[], text),
     tenant.drop_tenant(text, boolean), tenant.provision_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer),
     tenant.router_catalog(text), tenant.router_catalog_page(text, integer, text, boolean),
     tenant.router_catalog_counts()
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
-    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[]),
+    tenant.create_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[], text),
+    tenant.alter_tenant(text, text, text, name, name, name, integer, integer, real, integer, bigint, boolean, boolean, text[], boolean, integer, integer, boolean, text[], boolean, text[], text, integer, integer, integer, integer, integer, integer, integer, name[], text),
     tenant.drop_tenant(text, boolean), tenant.provision_tenant(text), tenant.enable_tenant(text), tenant.disable_tenant(text),
     tenant.set_defaults(integer, integer, real, integer, bigint, integer, integer, text, integer, integer, integer, integer, integer, integer, integer)
     TO tenant_admin;

@@ -44,6 +44,7 @@ RETURN (SELECT pg_catalog.jsonb_build_object(
     'database_name', t.database_name::pg_catalog.text,
     'schema_name', t.schema_name::pg_catalog.text,
     'shared_schemas', x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text,
+    'upstream', x.j OPERATOR(pg_catalog.->>) 'upstream'::pg_catalog.text,
     'updated_at', t.updated_at)
 FROM tenant.tenants t,
      LATERAL (SELECT pg_catalog.to_jsonb(t) AS j,

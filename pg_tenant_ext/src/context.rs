@@ -142,6 +142,8 @@ pub fn admit(tenant: &str, subject: &str, claims: &str, row: TenantRow) -> Strin
     // SAFETY: reads of backend globals.
     let (session_user, current_user) = unsafe { (pg_sys::GetSessionUserId(), pg_sys::GetUserId()) };
     let login = role_name(session_user);
+    // A tenant fenced in this database lives on another server.
+    crate::fence::refuse_fenced(tenant);
     if !row.enabled {
         refuse(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -20,6 +20,7 @@ mod compat;
 mod confine;
 mod context;
 mod copy;
+mod fence;
 mod gate;
 mod gucs;
 mod hooks;
@@ -59,6 +60,12 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/database.sql",
     name = "database",
+    requires = ["catalog"]
+);
+// 0.9.0: placement: fences (tenants that do not live on this server).
+extension_sql_file!(
+    "../sql/placement.sql",
+    name = "placement",
     requires = ["catalog"]
 );
 // RLS helpers and audit; they call the Rust functions, so they come last.

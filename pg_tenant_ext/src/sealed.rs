@@ -9,6 +9,10 @@
 //! this database is bound to exactly that tenant and the document names
 //! this database; the row it carries then goes through every check and
 //! effect of the catalog path (`context::admit`).
+//!
+//! 0.9.0 (placement): a server that is not the catalog serves rls and
+//! schema tenants placed on it (their catalog `upstream`) through sealed
+//! contexts too; `sealed_row` states the rule.
 
 use crate::admission::{as_catalog_reader, Isolation, TenantRow};
 use crate::context::{admit, check_tenant_id, spend, verify};
@@ -22,11 +26,15 @@ use serde_json::{Map, Value};
 /// Set this backend's tenant from a sealed context: `document` is the
 /// tenant's row as `tenant.context_document` built it in the catalog
 /// database, and `token` the router's `set-sealed` signature over the
-/// tenant, the backend, the nonce and the document. Only in the tenant's
-/// own database (`tenant.bind_database`). Errors: 42501 for a bad or
-/// replayed token, a database not bound to this tenant, a document for
-/// another database or tenant, and every refusal of `set_context`; 22023
-/// for a malformed tenant id or document. Returns the tenant id.
+/// tenant, the backend, the nonce and the document. A database tenant's
+/// only in its own database (`tenant.bind_database`); an rls or schema
+/// tenant's only for a tenant placed on a named upstream, in a database
+/// bound to no tenant whose catalog does not hold the tenant (`sealed_row`).
+/// Errors: 42501 for a bad or replayed token, a database not bound to this
+/// tenant, a document for another database or tenant or one this database
+/// must not take, and every refusal of `set_context`; 55000 for a tenant
+/// fenced here (`tenant.fence_tenant`); 22023 for a malformed tenant id or
+/// document. Returns the tenant id.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context_sealed(tenant: &str, token: &str, document: &str) -> String {
     check_tenant_id(tenant);
@@ -116,47 +124,106 @@ fn malformed(what: &str) -> ! {
     )
 }
 
-/// Check that this database serves `tenant` and the document is for it,
-/// and read the document into the row the catalog path builds.
+/// Check that this database may serve `tenant` and the document is for
+/// it, and read the document into the row the catalog path builds.
+///
+/// The rule (README "Scaling out"), fail-closed:
+/// - a database tenant's document: this database is bound to exactly that
+///   tenant (`tenant.bind_database`) and the document names it;
+/// - an rls or schema tenant's document: the document places the tenant on
+///   a named upstream (its `upstream` is a name other than "main"), this
+///   database is bound to no tenant (a tenant database serves its own
+///   tenant only), and this database's catalog has no row for the tenant
+///   (where the catalog knows the tenant, its contexts come from the
+///   catalog through `set_context`: a sealed document never overrides it).
 fn sealed_row(tenant: &str, document: &str) -> TenantRow {
     let database = current_database();
-    match bound_tenant() {
-        None => denied(format!(
-            "database \"{}\" is not a tenant database: a sealed context for tenant \"{tenant}\" \
-             is accepted only in the database bound to it (tenant.bind_database)",
-            printable(&database)
-        )),
-        Some(bound) if bound != tenant => denied(format!(
-            "database \"{}\" serves tenant \"{}\", not tenant \"{tenant}\"",
-            printable(&database),
-            printable(&bound)
-        )),
-        Some(_) => {}
-    }
     let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(document) else {
         malformed("not a JSON object");
     };
+    let kind = doc.get("isolation").and_then(Value::as_str).unwrap_or("");
+    let Some(isolation) = Isolation::from_name(kind) else {
+        malformed("\"isolation\" is not rls, schema or database");
+    };
+    let bound = bound_tenant();
+    if isolation == Isolation::Database {
+        match &bound {
+            None => denied(format!(
+                "database \"{}\" is not a tenant database: a sealed context for tenant \"{tenant}\" \
+                 is accepted only in the database bound to it (tenant.bind_database)",
+                printable(&database)
+            )),
+            Some(bound) if bound != tenant => denied(format!(
+                "database \"{}\" serves tenant \"{}\", not tenant \"{tenant}\"",
+                printable(&database),
+                printable(bound)
+            )),
+            Some(_) => {}
+        }
+    }
     if doc.get("tenant").and_then(Value::as_str) != Some(tenant) {
         denied(format!(
             "the sealed context document is not tenant \"{tenant}\"'s"
         ));
     }
-    if doc.get("isolation").and_then(Value::as_str) != Some("database") {
-        denied(format!(
-            "tenant \"{tenant}\" does not use database isolation: its contexts are set in the catalog database"
-        ));
-    }
-    let named = doc.get("database_name").and_then(Value::as_str);
-    if named != Some(database.as_str()) {
-        denied(format!(
-            "the sealed context of tenant \"{tenant}\" is for database \"{}\", not \"{}\"",
-            printable(named.unwrap_or("")),
-            printable(&database)
-        ));
+    if isolation == Isolation::Database {
+        let named = doc.get("database_name").and_then(Value::as_str);
+        if named != Some(database.as_str()) {
+            denied(format!(
+                "the sealed context of tenant \"{tenant}\" is for database \"{}\", not \"{}\"",
+                printable(named.unwrap_or("")),
+                printable(&database)
+            ));
+        }
+    } else {
+        if let Some(bound) = &bound {
+            denied(format!(
+                "database \"{}\" is the tenant database of tenant \"{}\": it accepts no context \
+                 of tenant \"{tenant}\" ({kind} isolation)",
+                printable(&database),
+                printable(bound)
+            ));
+        }
+        match doc.get("upstream") {
+            Some(Value::String(u)) if !u.is_empty() && u != "main" => {}
+            Some(Value::String(_)) | None | Some(Value::Null) => denied(format!(
+                "tenant \"{tenant}\" lives on the main upstream: its contexts are set with \
+                 tenant.set_context in the catalog database, not sealed"
+            )),
+            Some(_) => malformed("\"upstream\" is not a string"),
+        }
+        if in_local_catalog(tenant) {
+            denied(format!(
+                "tenant \"{tenant}\" is in the catalog of database \"{}\": its contexts here are \
+                 set with tenant.set_context from that catalog, not sealed",
+                printable(&database)
+            ));
+        }
     }
     // SAFETY: read of a backend global.
     let login = crate::admission::role_name(unsafe { pg_sys::GetSessionUserId() });
-    row_of(&doc, &login)
+    row_of(&doc, &login, isolation)
+}
+
+/// Whether this database's `tenant.tenants` has a row for `tenant`.
+fn in_local_catalog(tenant: &str) -> bool {
+    const Q: &str = "SELECT EXISTS (SELECT FROM tenant.tenants t \
+                     WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text)";
+    let found = as_catalog_reader(|| {
+        Spi::connect(|client| {
+            client
+                .select(Q, Some(1), &[tenant.into()])?
+                .first()
+                .get::<bool>(1)
+        })
+    });
+    match found {
+        Ok(f) => f != Some(false),
+        Err(e) => refuse(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pg_tenant: could not read the tenant catalog: {e}"),
+        ),
+    }
 }
 
 fn flag(doc: &Map<String, Value>, name: &str) -> bool {
@@ -175,7 +242,7 @@ fn number(doc: &Map<String, Value>, name: &str) -> u32 {
 
 /// The row of a document (`tenant.context_document`'s fields), for the
 /// session user `login`.
-fn row_of(doc: &Map<String, Value>, login: &str) -> TenantRow {
+fn row_of(doc: &Map<String, Value>, login: &str, isolation: Isolation) -> TenantRow {
     let login_allowed = match doc.get("login_roles") {
         None | Some(Value::Null) => None,
         Some(Value::Array(roles)) => Some(roles.iter().any(|r| r.as_str() == Some(login))),
@@ -215,11 +282,33 @@ fn row_of(doc: &Map<String, Value>, login: &str) -> TenantRow {
             temp_file_limit_kb: number(doc, "temp_file_limit_kb"),
             lock_space: number(doc, "lock_space"),
         },
-        // `sealed_row` accepts only database tenants' documents: the
-        // tenant's database is its isolation, and its search_path is the
-        // database's own (schema isolation applies in a catalog database).
-        isolation: Isolation::Database,
-        schema_name: None,
-        shared_schemas: Vec::new(),
+        // A database tenant's database is its isolation, and its
+        // search_path is the database's own; a schema tenant's schema and
+        // shared schemas come from the document (schema::apply checks
+        // them here: the schema exists, the role has USAGE on it).
+        isolation,
+        schema_name: match isolation {
+            Isolation::Schema => match doc.get("schema_name") {
+                Some(Value::String(s)) => Some(s.clone()),
+                None | Some(Value::Null) => None,
+                Some(_) => malformed("\"schema_name\" is not a string"),
+            },
+            _ => None,
+        },
+        shared_schemas: if isolation == Isolation::Schema {
+            match doc.get("shared_schemas") {
+                Some(Value::Array(names)) => names
+                    .iter()
+                    .map(|n| match n {
+                        Value::String(s) => s.clone(),
+                        _ => malformed("\"shared_schemas\" is not an array of names"),
+                    })
+                    .collect(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => malformed("\"shared_schemas\" is not an array"),
+            }
+        } else {
+            Vec::new()
+        },
     }
 }

@@ -99,15 +99,21 @@ fn update_keeps_tenants_and_matches_a_fresh_install(from: &str, old_db: &str, ne
          CREATE TABLE up_look (tenant_id text); ALTER TABLE up_look ENABLE ROW LEVEL SECURITY; \
          CREATE POLICY pg_tenant_isolation ON up_look USING (true) WITH CHECK (true)",
     );
-    // A schema tenant without a role, as every version before 0.8.0 took it.
+    // A schema tenant without a role, as every version before 0.8.0 took it
+    // (0.8.0 and later take it only disabled).
+    let enabled = if from >= "0.8.0" {
+        ", enabled => false"
+    } else {
+        ""
+    };
     sql(
         old_db,
-        "SELECT tenant.create_tenant('oldschema', isolation => 'schema', schema_name => 'oldschema_s')",
+        &format!("SELECT tenant.create_tenant('oldschema', isolation => 'schema', schema_name => 'oldschema_s'{enabled})"),
     );
     // One on schema public, which 0.8.0 reserves.
     sql(
         old_db,
-        "SELECT tenant.create_tenant('oldpublic', isolation => 'schema', schema_name => 'public')",
+        &format!("SELECT tenant.create_tenant('oldpublic', isolation => 'schema', schema_name => 'public'{enabled})"),
     );
     sql(old_db, "ALTER EXTENSION pg_tenant UPDATE");
     assert_eq!(extversion(old_db), CURRENT);

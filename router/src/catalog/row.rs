@@ -31,6 +31,9 @@ pub struct TenantInfo {
     /// isolations and older catalogs): signed as it is, never shown.
     #[serde(skip)]
     pub context_document: Option<Arc<str>>,
+    /// The named upstream (`[upstreams.<name>]`) the tenant lives on
+    /// (pg_tenant 0.9.0); None: the main upstream.
+    pub upstream: Option<String>,
     /// When it was read, in the order of the catalog connection's queries
     /// (each sees every change committed before it): of two rows of a
     /// tenant, the one with the larger number is the newer. 0: not read
@@ -58,6 +61,7 @@ impl TenantInfo {
             pool: Default::default(),
             client_idle_timeout_ms: 0,
             context_document: None,
+            upstream: None,
             read_seq: 0,
         }
     }

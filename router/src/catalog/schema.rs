@@ -32,15 +32,18 @@ pub enum Version {
     /// 0.7.0: and `tenant.router_catalog_page` and
     /// `tenant.router_catalog_counts`.
     V0_7,
-    /// 0.8.0 and later: and `context_document`, the sealed context of a
+    /// 0.8.0: and `context_document`, the sealed context of a
     /// database-isolated tenant.
     V0_8,
+    /// 0.9.0 and later: and `upstream`, the named upstream a tenant lives
+    /// on (older catalogs: every tenant on the main upstream).
+    V0_9,
 }
 
 impl Version {
     /// The newest shape this router reads: a catalog at it is not read
     /// again.
-    pub const NEWEST: Version = Version::V0_8;
+    pub const NEWEST: Version = Version::V0_9;
 
     /// The shape of an `extversion` ("0.5.0"; a later release than this
     /// router knows reads as the newest). None: not a version.
@@ -58,7 +61,8 @@ impl Version {
             (0, 4 | 5) => Version::V0_4,
             (0, 6) => Version::V0_6,
             (0, 7) => Version::V0_7,
-            _ => Version::V0_8,
+            (0, 8) => Version::V0_8,
+            _ => Version::V0_9,
         })
     }
 
@@ -163,6 +167,8 @@ const POOL: [&str; 4] = ["dedicated_pool", "pool_size", "min_idle", "pool_mode"]
 const IDLE: &str = "client_idle_timeout_ms";
 /// The sealed context of a database tenant (0.8.0), after `IDLE`.
 const DOCUMENT: &str = "context_document";
+/// The named upstream (0.9.0), after `DOCUMENT`.
+const UPSTREAM: &str = "upstream";
 /// The tenant's secret (0.3.0, lookups only), last.
 const SECRET: &str = "auth_secret";
 
@@ -210,6 +216,9 @@ impl RowDecoder {
         }
         if self.version >= Version::V0_8 {
             names.push(DOCUMENT);
+        }
+        if self.version >= Version::V0_9 {
+            names.push(UPSTREAM);
         }
         if self.secret {
             names.push(SECRET);
@@ -262,6 +271,8 @@ impl RowDecoder {
             client_idle_timeout_ms: 0,
             // Before 0.8.0: none (a database tenant is refused at login).
             context_document: None,
+            // Before 0.9.0: the main upstream.
+            upstream: None,
             read_seq: seq,
         };
         if self.version >= Version::V0_4 {
@@ -290,6 +301,11 @@ impl RowDecoder {
         if self.version >= Version::V0_8 {
             let document: Option<String> = self.get(row, next())?;
             info.context_document = document.map(Into::into);
+        }
+        if self.version >= Version::V0_9 {
+            let upstream: Option<String> = self.get(row, next())?;
+            // "main" names the main upstream (the catalog stores it as NULL).
+            info.upstream = upstream.filter(|u| u != "main");
         }
         if self.secret {
             let secret: Option<String> = self.get(row, next())?;

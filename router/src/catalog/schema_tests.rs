@@ -79,8 +79,9 @@ fn versions_map_to_the_shapes_they_have() {
     assert_eq!(v("0.6.0"), Some(Version::V0_6));
     assert_eq!(v("0.7.0"), Some(Version::V0_7));
     assert_eq!(v("0.8.0"), Some(Version::V0_8));
-    assert_eq!(v("0.12.1"), Some(Version::V0_8), "later: the newest known");
-    assert_eq!(v("1.0.0"), Some(Version::V0_8));
+    assert_eq!(v("0.9.0"), Some(Version::V0_9));
+    assert_eq!(v("0.12.1"), Some(Version::V0_9), "later: the newest known");
+    assert_eq!(v("1.0.0"), Some(Version::V0_9));
     assert_eq!(v("0.7.0-dev"), Some(Version::V0_7));
     assert_eq!(v("banana"), None);
     assert_eq!(v("1"), None);
@@ -99,7 +100,12 @@ fn only_an_older_schema_is_read_again_and_at_most_once_a_second() {
         v7.due(v7.read_at + Duration::from_secs(1)),
         "0.7.0 is older now"
     );
-    let newest = schema("0.8.0");
+    let v8 = schema("0.8.0");
+    assert!(
+        v8.due(v8.read_at + Duration::from_secs(1)),
+        "0.8.0 is older now"
+    );
+    let newest = schema("0.9.0");
     assert!(!newest.due(t + Duration::from_secs(3600)));
 }
 
@@ -253,4 +259,43 @@ fn a_0_8_row_carries_the_sealed_context_of_a_database_tenant() {
         .expect("decoded")
         .context_document
         .is_none());
+}
+
+#[test]
+fn a_0_9_row_names_its_upstream_and_older_rows_live_on_main() {
+    let v9 = schema("0.9.0");
+    assert!(v9
+        .lookups()
+        .columns()
+        .ends_with("r.context_document, r.upstream, tenant.auth_secret(r.id) AS auth_secret"));
+    assert!(v9
+        .pages()
+        .columns()
+        .ends_with("r.context_document, r.upstream"));
+    let row = |upstream: Option<&str>| {
+        Fake::base("a")
+            .pool(Some("session"))
+            .with(Type::INT4, &0i32)
+            .with(Type::TEXT, &Some("{}"))
+            .with(Type::TEXT, &upstream)
+            .with(Type::TEXT, &None::<String>)
+    };
+    let d = v9.lookups();
+    let on = |u| d.decode(&row(u), 1).expect("decoded").upstream;
+    assert_eq!(on(Some("b")), Some("b".to_owned()));
+    assert_eq!(on(None), None, "NULL: the main upstream");
+    assert_eq!(on(Some("main")), None, "\"main\" is the main upstream");
+    // A 0.8.0 row (no upstream) where 0.9.0's is expected: a shape error.
+    let short = Fake::base("a")
+        .pool(Some("session"))
+        .with(Type::INT4, &0i32)
+        .with(Type::TEXT, &None::<String>)
+        .with(Type::TEXT, &None::<String>);
+    assert!(matches!(
+        d.decode(&short, 1),
+        Err(CatalogError::Shape { .. })
+    ));
+    // A 0.8.0 catalog: every tenant on the main upstream.
+    let v8 = schema("0.8.0").lookups();
+    assert_eq!(v8.decode(&short, 1).expect("decoded").upstream, None);
 }
