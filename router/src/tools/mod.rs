@@ -8,8 +8,15 @@
 //! * `tenants migrate` ([`migrate`]; `apply` runs one tenant's transaction,
 //!   `admin` holds its connection and checks): one SQL script applied to
 //!   every schema-isolated tenant's schema.
+//! * `tenants move` ([`move_tenant`]; `move_flip` from the pause on,
+//!   `move_sql` its SQL, `admin_api` the router's admin API): a tenant's
+//!   rows moved to another server live, with logical replication.
 
 pub mod admin;
+mod admin_api;
 mod apply;
 pub mod migrate;
+mod move_flip;
+mod move_sql;
+pub mod move_tenant;
 pub mod provision;
