@@ -51,6 +51,9 @@ pub struct TenantRow {
     pub schema_name: Option<String>,
     /// The operator's schemas after the tenant's own on its search_path.
     pub shared_schemas: Vec<String>,
+    /// The named upstream the catalog places the tenant on (0.9.0; None:
+    /// the main one).
+    pub upstream: Option<String>,
 }
 
 /// Run catalog reads as the bootstrap superuser, immune to the caller.
@@ -157,7 +160,8 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
          t.isolation, t.schema_name::pg_catalog.text, \
          CASE WHEN pg_catalog.jsonb_typeof(x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text) \
            OPERATOR(pg_catalog.=) 'array'::pg_catalog.text \
-         THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text)) END \
+         THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(x.j OPERATOR(pg_catalog.->) 'shared_schemas'::pg_catalog.text)) END, \
+         x.j OPERATOR(pg_catalog.->>) 'upstream'::pg_catalog.text \
          FROM tenant.tenants t, \
          LATERAL (SELECT pg_catalog.to_jsonb(t) AS j, coalesce((SELECT pg_catalog.to_jsonb(d) \
                   FROM tenant.defaults d LIMIT 1), '{}'::pg_catalog.jsonb) AS dj) x \
@@ -209,6 +213,7 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                 isolation,
                 schema_name: r.get::<String>(17)?,
                 shared_schemas: r.get::<Vec<String>>(18)?.unwrap_or_default(),
+                upstream: r.get::<String>(19)?,
             }))
         })
     });

@@ -131,6 +131,11 @@ fn enter(tenant: &str, subject: &str, claims: &str) -> String {
             format!("tenant \"{tenant}\" does not exist"),
         );
     };
+    // 0.9.0: a tenant the catalog places on a named upstream lives on that
+    // server, whose contexts are sealed (`set_context_sealed`): never here.
+    if let Some(upstream) = row.upstream.as_deref().filter(|u| *u != "main") {
+        crate::fence::refuse_elsewhere(tenant, upstream);
+    }
     admit(tenant, subject, claims, row)
 }
 

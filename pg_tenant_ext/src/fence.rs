@@ -38,6 +38,25 @@ pub fn refuse_fenced(tenant: &str) {
     }
 }
 
+/// Raise 55000 for a tenant the catalog places on the named upstream
+/// `upstream`: its contexts are set there, sealed, not from this catalog.
+pub fn refuse_elsewhere(tenant: &str, upstream: &str) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "tenant \"{tenant}\" does not live on this server (the catalog places it on upstream \"{}\")",
+            printable(upstream)
+        ),
+        "pg_tenant::fence",
+    )
+    .set_hint(
+        "The tenant was placed on another server: reconnect through tenant-router, \
+         which routes it to the server the catalog names.",
+    )
+    .report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
 /// The fence of `tenant` in this database: Some(reason) when fenced. None
 /// on a schema older than 0.9.0 (no `tenant.fenced`).
 fn fence_reason(tenant: &str) -> Option<Option<String>> {

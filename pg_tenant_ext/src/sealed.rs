@@ -295,6 +295,10 @@ fn row_of(doc: &Map<String, Value>, login: &str, isolation: Isolation) -> Tenant
             },
             _ => None,
         },
+        upstream: doc
+            .get("upstream")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         shared_schemas: if isolation == Isolation::Schema {
             match doc.get("shared_schemas") {
                 Some(Value::Array(names)) => names

@@ -120,18 +120,28 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// Ready when the router would serve a new tenant connection: not
-/// draining, the catalog answers a query, and the upstream answers like a
-/// PostgreSQL server.
+/// draining, the catalog answers a query, and the main upstream answers
+/// like a PostgreSQL server. Every upstream is reported (`upstreams`:
+/// "ok" or why not); a named one that is down fails only its tenants'
+/// connections, not readiness.
 async fn ready(State(app): State<AppState>) -> Response {
-    let Checks { catalog, upstream } = checks(&app).await;
+    let Checks { catalog, upstreams } = checks(&app).await;
     let draining = app.shared.is_draining();
-    let ok = catalog.is_ok() && upstream.is_ok() && !draining;
-    let show = |r: Result<(), String>| r.map_or_else(|e| e, |_| "ok".to_owned());
+    let show = |r: &Result<(), String>| r.as_ref().map_or_else(|e| e.clone(), |_| "ok".to_owned());
+    let main = upstreams
+        .first()
+        .map_or_else(|| Err("no main upstream".to_owned()), |(_, r)| r.clone());
+    let ok = catalog.is_ok() && main.is_ok() && !draining;
+    let all: serde_json::Map<String, serde_json::Value> = upstreams
+        .iter()
+        .map(|(name, r)| (name.clone(), show(r).into()))
+        .collect();
     let body = json!({
         "ready": ok,
         "draining": draining,
-        "catalog": show(catalog),
-        "upstream": show(upstream),
+        "catalog": show(&catalog),
+        "upstream": show(&main),
+        "upstreams": all,
     });
     let status = if ok {
         StatusCode::OK
@@ -156,11 +166,19 @@ async fn checks(app: &Admin) -> Checks {
             Err(_) => Err("tenant catalog: timed out".to_owned()),
         }
     };
-    let (catalog, upstream) = tokio::join!(
-        catalog,
-        probe_upstream(&cfg.upstream, cfg.connect_timeout())
-    );
-    let c = Checks { catalog, upstream };
+    let timeout = cfg.connect_timeout();
+    let probes = cfg.upstreams.all().map(|u| {
+        let (name, address) = (u.name.to_string(), u.address.clone());
+        async move {
+            let r = probe_upstream(&address, timeout).await;
+            (name, r)
+        }
+    });
+    let (catalog, upstreams) = tokio::join!(catalog, futures_util::future::join_all(probes));
+    for (name, r) in &upstreams {
+        app.shared.metrics.upstream_probed(name, r.is_ok());
+    }
+    let c = Checks { catalog, upstreams };
     *last = Some((Instant::now(), c.clone()));
     c
 }
@@ -327,6 +345,9 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .catalog_rereads_pending
         .set(shared.catalog.rereads_pending() as i64);
     shared.pools.export();
+    // The upstreams' gauges (the probes of /ready, at most one round a
+    // second).
+    checks(&app).await;
     let Ok(permit) = app.scrapes.clone().try_acquire_owned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -5,7 +5,7 @@
 //! at rest and hands it to another client. Fails with `BackendError`.
 
 use crate::codec::{self, ReadError};
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::protocol::{self, FrameError};
 use crate::transport::Stream;
 use bytes::{BufMut, BytesMut};
@@ -80,27 +80,28 @@ pub struct ContextTag {
 }
 
 impl Backend {
-    /// Open a connection to the configured upstream, with TLS as
-    /// `tls.upstream_tls` says.
-    pub async fn connect(cfg: &Config) -> Result<Backend, BackendError> {
+    /// Open a connection to `up` (the main upstream or a named one), with
+    /// TLS as its settings say.
+    pub async fn connect(cfg: &Config, up: &Upstream) -> Result<Backend, BackendError> {
         let fail = |reason: String| BackendError::Upstream {
-            addr: cfg.upstream.clone(),
+            addr: up.address.clone(),
             reason,
         };
-        let mut stream = Stream::connect(&cfg.upstream, cfg.connect_timeout())
+        let mut stream = Stream::connect(&up.address, cfg.connect_timeout())
             .await
             .map_err(|e| fail(e.to_string()))?;
-        if let Some(tls) = &cfg.tls.client {
-            let host = crate::tls::upstream_host(&cfg.upstream);
+        if let Some(tls) = &up.tls {
+            let host = crate::tls::upstream_host(&up.address);
             let on =
                 tokio::time::timeout(cfg.connect_timeout(), stream.request_tls(tls.clone(), host))
                     .await
                     .map_err(|_| fail("TLS handshake timed out".into()))?
                     .map_err(|e| fail(format!("TLS: {e}")))?;
-            if !on && cfg.tls.upstream_tls != crate::tls::UpstreamTls::Prefer {
-                return Err(fail(
-                    "PostgreSQL does not accept TLS (tls.upstream_tls requires it)".into(),
-                ));
+            if !on && up.tls_mode != crate::tls::UpstreamTls::Prefer {
+                return Err(fail(format!(
+                    "PostgreSQL does not accept TLS (the TLS mode of upstream \"{}\" requires it)",
+                    up.name
+                )));
             }
         }
         Ok(Backend {

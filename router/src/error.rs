@@ -36,6 +36,10 @@ pub enum SessionError {
     /// tenant (3D000 at its login).
     #[error("database \"{database}\" of tenant \"{tenant}\" does not exist: create it with `tenant-router tenants provision {tenant}`")]
     MissingDatabase { tenant: String, database: String },
+    /// The catalog places the tenant on an upstream this router has no
+    /// `[upstreams.<name>]` for.
+    #[error("tenant \"{tenant}\" lives on upstream \"{upstream}\", which this router does not know: add [upstreams.{upstream}] to its configuration (and reload), or place the tenant on a configured upstream (tenant.alter_tenant('{tenant}', upstream => ...))")]
+    UnknownUpstream { tenant: String, upstream: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -156,6 +160,7 @@ impl SessionError {
             SessionError::UnknownTenant(_) | SessionError::DisabledTenant(_) => "28000",
             SessionError::SealedContextUnsupported(_) => "55000",
             SessionError::MissingDatabase { .. } => "3D000",
+            SessionError::UnknownUpstream { .. } => "08001",
             SessionError::Catalog(_) => "57P03",
             SessionError::Limit(e) => e.sqlstate(),
             SessionError::TooManyClients(_)

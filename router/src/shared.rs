@@ -51,6 +51,7 @@ impl Shared {
         let catalog = Catalog::new(&cfg.fixed.catalog, &cfg.tls);
         let metrics = Arc::new(Metrics::new());
         metrics.configure(&cfg.metrics);
+        metrics.configure_upstreams(&cfg.upstreams);
         let limits = Arc::new(Limits::new(metrics.clone()));
         catalog.start(crate::catalog::CatalogMetrics {
             queries: metrics.catalog_queries.clone(),
@@ -102,6 +103,11 @@ impl Shared {
         let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
         let kept = new.keep_restart_only(&cfg);
         self.metrics.configure(&new.metrics);
+        self.metrics.configure_upstreams(&new.upstreams);
+        // Pools on an upstream the new configuration removed (or moved to
+        // another address) drain: new clients of its tenants are refused
+        // before a backend is opened (`SessionError::UnknownUpstream`).
+        self.pools.drain_gone(&new.upstreams);
         *cfg = Arc::new(new);
         kept
     }

@@ -149,6 +149,12 @@ impl TlsSettings {
     }
 }
 
+/// The client configuration for a PostgreSQL server from the `upstream_*`
+/// fields of `cfg` (None: `disable`); for a named upstream's own TLS.
+pub fn upstream_client(cfg: &TlsConfig) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
+    upstream_client_config(cfg)
+}
+
 fn upstream_client_config(cfg: &TlsConfig) -> Result<Option<Arc<rustls::ClientConfig>>, TlsError> {
     let mode = cfg.upstream_tls;
     if cfg.upstream_cert_file.is_empty() != cfg.upstream_key_file.is_empty() {

@@ -58,7 +58,8 @@ impl IntoResponse for AdminError {
 #[derive(Clone)]
 pub(super) struct Checks {
     pub(super) catalog: Result<(), String>,
-    pub(super) upstream: Result<(), String>,
+    /// Every upstream by name, the main one first.
+    pub(super) upstreams: Vec<(String, Result<(), String>)>,
 }
 
 pub(super) struct Admin {

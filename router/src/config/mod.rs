@@ -7,7 +7,7 @@
 //! a reload keeps) and the rest, which a reload replaces.
 //!
 //! The files here use each other directly, never this one: `error`,
-//! `sections` and `metrics` are leaves; `raw` builds on them, `overrides`
+//! `sections`, `metrics` and `upstreams` are leaves; `raw` builds on them, `overrides`
 //! and `settings` on `raw`.
 
 mod error;
@@ -18,6 +18,7 @@ mod sections;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod upstreams;
 
 pub use error::ConfigError;
 pub use metrics::{MetricsSettings, MAX_HISTOGRAM_TENANTS, MAX_HISTOGRAM_TOP_N};
@@ -25,3 +26,4 @@ pub use overrides::Overrides;
 pub use raw::{unauthenticated_per_tenant, RawAuth, RawConfig, DEFAULT_UNAUTHENTICATED_PER_TENANT};
 pub use sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
 pub use settings::{Auth, Config, RestartOnly};
+pub use upstreams::{valid_name, RawUpstream, Upstream, Upstreams, MAIN, MAX_UPSTREAMS};

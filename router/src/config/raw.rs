@@ -6,6 +6,7 @@
 use super::error::ConfigError;
 use super::metrics::MetricsSettings;
 use super::sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
+use super::upstreams::{valid_address, validate_upstreams, RawUpstream};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,12 @@ use std::path::{Path, PathBuf};
 pub struct RawConfig {
     /// Address clients connect to.
     pub listen: SocketAddr,
-    /// PostgreSQL server address (host:port).
+    /// PostgreSQL server address (host:port): the main upstream, named
+    /// `main`.
     pub upstream: String,
+    /// `[upstreams.<name>]`: more PostgreSQL servers, for the tenants whose
+    /// catalog `upstream` names them (README "Scaling out").
+    pub upstreams: std::collections::BTreeMap<String, RawUpstream>,
     /// The router's Ed25519 private key (PKCS#8 PEM, `openssl genpkey
     /// -algorithm ed25519`) that signs context tokens. PostgreSQL holds only
     /// its public key (`pg_tenant.context_public_keys`; `tenant-router
@@ -64,6 +69,7 @@ impl Default for RawConfig {
         RawConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6432)),
             upstream: "127.0.0.1:5432".into(),
+            upstreams: Default::default(),
             context_signing_key_file: PathBuf::from("/etc/tenant-router/context_signing_key.pem"),
             bypass_users: Vec::new(),
             startup_timeout_ms: 10_000,
@@ -170,12 +176,11 @@ impl RawConfig {
     /// files the settings name).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self
-            .upstream
-            .rsplit_once(':')
-            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-        {
+        if !valid_address(&self.upstream) {
             return bad(format!("upstream \"{}\" is not host:port", self.upstream));
+        }
+        if let Err(m) = validate_upstreams(&self.upstreams) {
+            return bad(m);
         }
         let id = &self.identify;
         if id.username_format != UsernameFormat::None && id.separator.is_empty() {

@@ -9,6 +9,7 @@ use super::metrics::MetricsSettings;
 use super::overrides::Overrides;
 use super::raw::{unauthenticated_per_tenant, RawAuth, RawConfig};
 use super::sections::{Catalog, Identify, LogFormat, LoginMode, Pool};
+use super::upstreams::Upstreams;
 use crate::auth::credentials::Credentials;
 use crate::jwt::JwtVerifier;
 use crate::signing_key::SigningKey;
@@ -134,8 +135,10 @@ impl Auth {
 pub struct Config {
     /// What only a restart changes.
     pub fixed: Arc<RestartOnly>,
-    /// PostgreSQL server address (host:port).
+    /// PostgreSQL server address (host:port): the main upstream's.
     pub upstream: String,
+    /// The main upstream and the `[upstreams.<name>]` ones, with their TLS.
+    pub upstreams: Upstreams,
     /// User names that pass through untouched, without a tenant context.
     pub bypass_users: Vec<String>,
     pub startup_timeout_ms: u64,
@@ -176,6 +179,7 @@ impl Config {
         }
         raw.validate()?;
         let tls = TlsSettings::load(&raw.tls)?;
+        let upstreams = Upstreams::load(&raw.upstream, &tls, raw.pool.size, &raw.upstreams)?;
         let auth = Auth::load(&raw.auth)?;
         Ok(Config {
             fixed: Arc::new(RestartOnly::of(&raw)),
@@ -183,6 +187,7 @@ impl Config {
             auth,
             signing_key,
             upstream: raw.upstream,
+            upstreams,
             bypass_users: raw.bypass_users,
             startup_timeout_ms: raw.startup_timeout_ms,
             connect_timeout_ms: raw.connect_timeout_ms,

@@ -142,6 +142,10 @@ pub const POOL_REUSED: Family = counter(
     "tenant_router_pool_reused_total",
     "Pooled backends handed out again instead of opening one.",
 );
+pub const UPSTREAM_UP: Family = gauge(
+    "tenant_router_upstream_up",
+    "1 when the upstream (main or an [upstreams.<name>]) answered the last probe like PostgreSQL, else 0 (probed by /ready and each scrape).",
+);
 pub const CONNECTIONS_TLS: Family = counter(
     "tenant_router_connections_tls_total",
     "Client connections that sent their StartupMessage over TLS, by TLS version (1.2, 1.3).",
@@ -227,7 +231,7 @@ pub const AUTH_FAILURES: Family = counter("tenant_router_auth_failures_total", A
 pub const DURATION: Family = histogram("tenant_router_statement_duration_seconds", DURATION_HELP);
 
 /// Every family, once.
-pub const ALL: [&Family; 44] = [
+pub const ALL: [&Family; 45] = [
     &UNKNOWN_AUTH_FAILURES,
     &UNKNOWN_TENANT,
     &BYPASS,
@@ -250,6 +254,7 @@ pub const ALL: [&Family; 44] = [
     &POOL_SWITCHES,
     &POOL_REUSED,
     &CONNECTIONS_TLS,
+    &UPSTREAM_UP,
     &TENANTS_TRACKED,
     &TENANTS_DROPPED_IDLE,
     &ALL_CONNECTIONS_ACTIVE,

@@ -97,6 +97,11 @@ pub struct Metrics {
     pub pool_switches: IntCounterVec,
     /// Pooled backends handed out again (checkouts of an idle backend).
     pub pool_reused: IntCounterVec,
+    /// 1 when the upstream answered its last probe, by `upstream` (names
+    /// from the configuration only).
+    pub upstream_up: IntGaugeVec,
+    /// The upstream names with a series now (`configure_upstreams`).
+    upstream_names: std::sync::Mutex<Vec<String>>,
 }
 
 /// Register a metric from a fixed definition (an error is a bug here).
@@ -168,6 +173,8 @@ impl Metrics {
             pool_switches: counter_vec(&r, &families::POOL_SWITCHES, &["pool"]),
             pool_reused: counter_vec(&r, &families::POOL_REUSED, &["pool"]),
             connections_tls: counter_vec(&r, &families::CONNECTIONS_TLS, &["version"]),
+            upstream_up: gauge_vec(&r, &families::UPSTREAM_UP, &["upstream"]),
+            upstream_names: std::sync::Mutex::new(Vec::new()),
             registry: r,
         }
     }
@@ -180,6 +187,33 @@ impl Metrics {
             .store(settings.histogram_top_n, Ordering::Relaxed);
         let mut s = self.settings.write().unwrap_or_else(|p| p.into_inner());
         *s = (Arc::new(settings.clone()), Arc::new(settings.named()));
+    }
+
+    /// The upstreams configured now (at start and on reload): the series
+    /// of upstreams no longer configured go.
+    pub fn configure_upstreams(&self, upstreams: &crate::config::Upstreams) {
+        let now: Vec<String> = upstreams.all().map(|u| u.name.to_string()).collect();
+        let mut names = self
+            .upstream_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for gone in names.iter().filter(|n| !now.contains(n)) {
+            let _ = self.upstream_up.remove_label_values(&[gone]);
+        }
+        *names = now;
+    }
+
+    /// Record a probe of upstream `name` (configured ones only).
+    pub fn upstream_probed(&self, name: &str, up: bool) {
+        let names = self
+            .upstream_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if names.iter().any(|n| n == name) {
+            self.upstream_up
+                .with_label_values(&[name])
+                .set(i64::from(up));
+        }
     }
 
     /// `[metrics]` as configured now.

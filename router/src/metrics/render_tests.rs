@@ -295,6 +295,7 @@ fn every_family_shown_is_declared_once_with_its_type() {
             "tenant_router_pool_tenant_switches_total",
             "tenant_router_pool_reused_total",
             "tenant_router_connections_tls_total",
+            "tenant_router_upstream_up",
         ];
         // A labelled registry family shows once it has a series.
         if !registry_vec.contains(&f.name) {

@@ -157,7 +157,8 @@ impl Pools {
             reused: m.pool_reused.with_label_values(&[&label]),
             switches: m.pool_switches.with_label_values(&[&label]),
             label,
-            upstream: Arc::from(key.upstream.as_str()),
+            upstream: Arc::from(key.address.as_str()),
+            target: terms.upstream.clone(),
             key: key.clone(),
             state: Mutex::new(state),
             metrics: self.metrics.clone(),
@@ -194,6 +195,32 @@ impl Pools {
             self.metrics
                 .forget_pool(label, &Discard::ALL.map(Discard::label));
             tracing::info!(pool = %label, "pool removed: unused");
+        }
+        gone.len()
+    }
+
+    /// Drain the pools whose upstream `upstreams` no longer has (a reload
+    /// removed it or changed its address): out of the registry, no more
+    /// checkouts, idle backends closed now, the others as they come back.
+    /// Returns how many.
+    pub fn drain_gone(&self, upstreams: &crate::config::Upstreams) -> usize {
+        let mut gone = Vec::new();
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, pool| {
+                let keep = upstreams.has(&key.upstream, &key.address);
+                if !keep {
+                    gone.push(pool.clone());
+                }
+                keep
+            });
+        for pool in &gone {
+            let closing = pool.drain();
+            tracing::info!(pool = %pool.label, upstream = %pool.key.upstream, idle_closed = closing.len(), "pool drained: its upstream left the configuration");
+            for b in closing {
+                tokio::spawn(switch::close(b));
+            }
         }
         gone.len()
     }
@@ -264,7 +291,14 @@ impl Pools {
                             let (pool, cfg, login, params) =
                                 (pool.clone(), cfg.clone(), login.clone(), params.clone());
                             tokio::spawn(async move {
-                                let b = switch::open(&cfg, &params, &login, &pool.key.role).await;
+                                let b = switch::open(
+                                    &cfg,
+                                    &pool.target,
+                                    &params,
+                                    &login,
+                                    &pool.key.role,
+                                )
+                                .await;
                                 if let Err(e) = &b {
                                     tracing::warn!(pool = pool.label(), error = %e, "cannot prewarm a backend");
                                 }
@@ -318,6 +352,8 @@ pub fn release_free_memory() {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Terms {
     pub key: PoolKey,
+    /// The upstream its backends are opened on.
+    pub upstream: Arc<crate::config::Upstream>,
     /// The pool's size and the backends it keeps open.
     pub size: usize,
     pub min_idle: usize,
@@ -329,15 +365,18 @@ pub struct Terms {
     pub cap: usize,
 }
 
+/// `up`: the tenant's upstream (`session::source::upstream_for`).
 pub fn terms_for(
     cfg: &Config,
+    up: &Arc<crate::config::Upstream>,
     tenant: &crate::catalog::TenantInfo,
     database: &str,
     role: &str,
 ) -> Terms {
     let pool_size = tenant.pool.size.max(1) as usize;
     let key = PoolKey {
-        upstream: cfg.upstream.clone(),
+        upstream: up.name.to_string(),
+        address: up.address.clone(),
         database: database.to_owned(),
         role: role.to_owned(),
         dedicated: tenant.pool.dedicated.then(|| tenant.id.clone()),
@@ -345,6 +384,7 @@ pub fn terms_for(
     if tenant.pool.dedicated {
         Terms {
             key,
+            upstream: up.clone(),
             size: pool_size,
             min_idle: tenant.pool.min_idle.max(0) as usize,
             share: pool_size,
@@ -353,7 +393,8 @@ pub fn terms_for(
     } else {
         Terms {
             key,
-            size: cfg.pool.size,
+            upstream: up.clone(),
+            size: up.pool_size,
             min_idle: 0,
             share: pool_size,
             cap: cfg.pool.tenant_cap(),

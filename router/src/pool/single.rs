@@ -14,7 +14,11 @@ use tokio::sync::oneshot;
 /// Which pool a client's backend comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
+    /// The upstream's name (`main` or an `[upstreams.<name>]`).
     pub upstream: String,
+    /// Its address when the pool was made: a reload that changes it, or
+    /// removes the upstream, drains the pool (`Pools::drain_gone`).
+    pub address: String,
     pub database: String,
     pub role: String,
     /// The tenant of a dedicated pool.
@@ -30,17 +34,25 @@ impl PoolKey {
         ]
     }
 
-    /// `role@database`, and `/tenant` for a dedicated pool (metrics, logs).
+    /// `role@database`, and `/tenant` for a dedicated pool (metrics,
+    /// logs); on a named upstream, `upstream:` before it.
     pub fn label(&self) -> String {
+        let on = if self.upstream == crate::config::MAIN {
+            String::new()
+        } else {
+            format!("{}:", self.upstream)
+        };
         match &self.dedicated {
-            Some(t) => format!("{}@{}/{}", self.role, self.database, t),
-            None => format!("{}@{}", self.role, self.database),
+            Some(t) => format!("{on}{}@{}/{}", self.role, self.database, t),
+            None => format!("{on}{}@{}", self.role, self.database),
         }
     }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
+    #[error("pool {pool} is drained: its upstream \"{upstream}\" was removed or moved by a configuration reload; reconnect")]
+    Drained { pool: String, upstream: String },
     #[error("no backend of pool {pool} became free within {waited_ms} ms (pool size {size}; tenant \"{tenant}\" may hold {share} of it at once)")]
     Timeout {
         pool: String,
@@ -53,7 +65,10 @@ pub enum PoolError {
 
 impl PoolError {
     pub fn sqlstate(&self) -> &'static str {
-        "53300"
+        match self {
+            PoolError::Drained { .. } => "57P01",
+            PoolError::Timeout { .. } => "53300",
+        }
     }
 }
 
@@ -68,10 +83,12 @@ pub enum Discard {
     ClientLeftBusy,
     Lifetime,
     IdleTimeout,
+    /// Its upstream was removed or readdressed by a reload.
+    Drained,
 }
 
 impl Discard {
-    pub const ALL: [Discard; 8] = [
+    pub const ALL: [Discard; 9] = [
         Discard::ClosedWhileIdle,
         Discard::CheckFailed,
         Discard::SwitchFailed,
@@ -80,6 +97,7 @@ impl Discard {
         Discard::ClientLeftBusy,
         Discard::Lifetime,
         Discard::IdleTimeout,
+        Discard::Drained,
     ];
 
     pub fn label(self) -> &'static str {
@@ -92,6 +110,7 @@ impl Discard {
             Discard::ClientLeftBusy => "client_left_busy",
             Discard::Lifetime => "lifetime",
             Discard::IdleTimeout => "idle_timeout",
+            Discard::Drained => "drained",
         }
     }
 }
@@ -159,6 +178,9 @@ pub(super) struct State<B> {
     /// When a backend was last handed out or given back (an unused pool
     /// is removed after `idle_timeout_ms`).
     last_used: Instant,
+    /// Its upstream was removed (or readdressed) by a reload: no checkout,
+    /// and backends given back are closed.
+    pub(super) draining: bool,
 }
 
 /// How to log in without a client: the login and the startup parameters.
@@ -177,6 +199,7 @@ impl<B: Affine> State<B> {
             waiting: VecDeque::new(),
             login: None,
             last_used: Instant::now(),
+            draining: false,
         }
     }
 
@@ -302,8 +325,10 @@ impl<B: Affine> State<B> {
 /// One pool.
 pub struct Pool {
     pub key: PoolKey,
-    /// `key.upstream`, shared with the cancel routes of its clients.
+    /// `key.address`, shared with the cancel routes of its clients.
     pub upstream: Arc<str>,
+    /// The upstream its backends are opened on (as when it was made).
+    pub target: Arc<crate::config::Upstream>,
     pub(super) label: String,
     pub(super) state: Mutex<State<Backend>>,
     pub(super) metrics: Arc<Metrics>,
@@ -350,6 +375,12 @@ impl Pool {
         let started = Instant::now();
         let rx = {
             let mut st = self.lock();
+            if st.draining {
+                return Err(PoolError::Drained {
+                    pool: self.label.clone(),
+                    upstream: self.key.upstream.clone(),
+                });
+            }
             st.dispatch();
             match st.grant(tenant, share) {
                 Some(g) => return Ok(self.lease(tenant, g, started)),
@@ -481,6 +512,23 @@ impl Pool {
         gone
     }
 
+    /// Drain the pool: no more checkouts, its idle backends returned (to
+    /// be closed outside the lock), the ones in use closed when given back.
+    pub(super) fn drain(&self) -> Vec<Backend> {
+        let mut st = self.lock();
+        st.draining = true;
+        st.min_idle = 0;
+        let gone: Vec<Backend> = st.idle.drain(..).map(|i| i.backend).collect();
+        st.open -= gone.len();
+        // Clients waiting in line get no backend: they time out.
+        st.waiting.clear();
+        drop(st);
+        for _ in &gone {
+            self.discarded(Discard::Drained);
+        }
+        gone
+    }
+
     /// Places to prewarm now (`min_idle` not reached), counted as open.
     pub(super) fn prewarm_places(&self) -> Option<(usize, LoginMaterial)> {
         let mut st = self.lock();
@@ -540,6 +588,14 @@ impl Lease {
         self.done = true;
         let mut st = self.pool.lock();
         st.unhold(&self.tenant);
+        if st.draining {
+            // Its upstream is gone: closed, never reused.
+            st.open -= 1;
+            drop(st);
+            self.pool.discarded(Discard::Drained);
+            tokio::spawn(super::switch::close(backend));
+            return;
+        }
         st.idle.push(Idle {
             backend,
             since: Instant::now(),

@@ -11,22 +11,24 @@ use crate::auth::authenticated::BackendLogin;
 use crate::auth::error::LoginError;
 use crate::auth::login;
 use crate::backend::{self, Backend, BackendError};
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::protocol;
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use tokio::io::AsyncWriteExt;
 
-/// Open a backend and log in as `role` with `login`; `params` are the
-/// startup parameters (user, database). Bounded by `startup_timeout_ms`.
+/// Open a backend on `up` and log in as `role` with `login`; `params` are
+/// the startup parameters (user, database). Bounded by
+/// `startup_timeout_ms`.
 pub async fn open(
     cfg: &Config,
+    up: &Upstream,
     params: &[(String, String)],
     login: &BackendLogin,
     role: &str,
 ) -> Result<Backend, LoginError> {
     let steps = async {
-        let mut b = Backend::connect(cfg).await?;
+        let mut b = Backend::connect(cfg, up).await?;
         b.send(&protocol::startup_message(params)).await?;
         login::login(&mut b, login, role).await?;
         let mut out = BytesMut::new();
@@ -37,7 +39,7 @@ pub async fn open(
         .await
         .map_err(|_| {
             LoginError::from(BackendError::Upstream {
-                addr: cfg.upstream.clone(),
+                addr: up.address.clone(),
                 reason: "opening a pooled backend timed out".into(),
             })
         })?

@@ -122,7 +122,8 @@ fn a_grant_refused_by_a_closed_receiver_is_undone() {
 #[test]
 fn pool_labels_name_role_database_and_a_dedicated_tenant() {
     let mut k = PoolKey {
-        upstream: "127.0.0.1:5432".into(),
+        upstream: "main".into(),
+        address: "127.0.0.1:5432".into(),
         database: "app".into(),
         role: "app_user".into(),
         dedicated: None,
@@ -130,6 +131,11 @@ fn pool_labels_name_role_database_and_a_dedicated_tenant() {
     assert_eq!(k.label(), "app_user@app");
     k.dedicated = Some("acme".into());
     assert_eq!(k.label(), "app_user@app/acme");
+    // On a named upstream, its name first.
+    k.upstream = "b".into();
+    assert_eq!(k.label(), "b:app_user@app/acme");
+    k.dedicated = None;
+    assert_eq!(k.label(), "b:app_user@app");
 }
 
 #[test]

@@ -168,6 +168,19 @@ pub async fn identify(
         conn.shared.catalog.recheck(tenant);
         return Err(SessionError::SealedContextUnsupported(tenant.into()));
     }
+    // A tenant placed on an upstream this router does not have is refused
+    // before anything is opened; so is one on a named upstream without the
+    // sealed context its server needs (a row read before an update).
+    if cfg.upstreams.get(info.upstream.as_deref()).is_none() {
+        return Err(SessionError::UnknownUpstream {
+            tenant: tenant.into(),
+            upstream: info.upstream.clone().unwrap_or_default(),
+        });
+    }
+    if info.upstream.is_some() && info.context_document.is_none() {
+        conn.shared.catalog.recheck(tenant);
+        return Err(SessionError::SealedContextUnsupported(tenant.into()));
+    }
     let upstream = rewrite(
         &params,
         user,

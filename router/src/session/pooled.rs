@@ -50,26 +50,36 @@ async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Op
     None
 }
 
-/// The sealed context to mint for a database tenant now: the document of
-/// the row the router holds at this moment (a row a catalog change dropped
-/// is read again), called right before a context is minted, so a change
-/// committed while a client logged in or idled reaches its context. None
-/// for other tenants (`held` None). A tenant that left the catalog or
-/// database isolation is refused; while the catalog cannot be read, the
-/// document the client has (`held`) stands.
+/// The sealed context to mint for a database tenant, or a tenant on a
+/// named upstream, now: the document of the row the router holds at this
+/// moment (a row a catalog change dropped is read again), called right
+/// before a context is minted, so a change committed while a client
+/// logged in or idled reaches its context. None for other tenants (`held`
+/// None). A tenant that left the catalog, or no longer has a sealed
+/// context, or whose catalog `upstream` is no longer `on` (the upstream
+/// the session's backends come from: the tenant was moved) is refused;
+/// while the catalog cannot be read, the document the client has (`held`)
+/// stands.
 pub async fn sealed_now(
     conn: &Conn,
     tenant: &str,
     held: Option<&Arc<str>>,
+    on: &str,
 ) -> Result<Option<Arc<str>>, SessionError> {
     let Some(held) = held else {
         return Ok(None);
     };
     match conn.shared.catalog.lookup(tenant).await {
+        Ok(Some(info)) if info.upstream.as_deref().unwrap_or(crate::config::MAIN) != on => {
+            Err(SessionError::ContextRefused(format!(
+                "tenant \"{tenant}\" now lives on upstream \"{}\", not \"{on}\": reconnect",
+                info.upstream.as_deref().unwrap_or(crate::config::MAIN)
+            )))
+        }
         Ok(Some(info)) => match &info.context_document {
             Some(doc) => Ok(Some(doc.clone())),
             None => Err(SessionError::ContextRefused(format!(
-                "tenant \"{tenant}\" no longer uses database isolation"
+                "tenant \"{tenant}\" no longer has a sealed context (database isolation or a named upstream)"
             ))),
         },
         Ok(None) => Err(SessionError::UnknownTenant(tenant.into())),
@@ -134,6 +144,11 @@ impl PooledClient {
         self.mode == PoolMode::Transaction
     }
 
+    /// The address of its pool's upstream (host:port), for cancel routes.
+    pub fn upstream_address(&self) -> String {
+        self.pool.upstream.to_string()
+    }
+
     /// The pool's name in logs and metrics.
     pub fn label(&self) -> &str {
         self.pool.label()
@@ -156,7 +171,8 @@ impl PooledClient {
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let terms = pool::terms_for(cfg, info, &database, &role);
+        let up = super::source::upstream_for(cfg, Some(info))?;
+        let terms = pool::terms_for(cfg, &up, info, &database, &role);
         let place = conn
             .shared
             .pools
@@ -167,7 +183,8 @@ impl PooledClient {
             Place::Pool(pool) => (pool, None),
             Place::First(opening) => {
                 let params = terms.key.login_params();
-                let open = switch::open(cfg, &params, &v.who.login, &terms.key.role);
+                let open =
+                    switch::open(cfg, &terms.upstream, &params, &v.who.login, &terms.key.role);
                 let b = deadline.within(Box::pin(open)).await?;
                 let lease = conn.shared.pools.create(opening, &terms, &info.id);
                 (lease.pool().clone(), Some((lease, b)))
@@ -298,6 +315,7 @@ impl PooledClient {
             None => {
                 Box::pin(switch::open(
                     cfg,
+                    &pool.target,
                     &pool.login_params(),
                     &self.login,
                     &pool.key.role,
@@ -403,7 +421,13 @@ impl PooledClient {
     /// sealed with an older document is switched again (`switch`).
     async fn reseal(&mut self, conn: &Conn) -> Result<(), SessionError> {
         let held = self.wanted.document.clone();
-        let now = sealed_now(conn, &self.wanted.tenant, held.as_ref()).await?;
+        let now = sealed_now(
+            conn,
+            &self.wanted.tenant,
+            held.as_ref(),
+            &self.pool.key.upstream,
+        )
+        .await?;
         if now != held {
             Arc::make_mut(&mut self.wanted).document = now;
         }

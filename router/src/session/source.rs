@@ -21,7 +21,7 @@ use crate::auth::{self, Authenticated};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
-use crate::config::Config;
+use crate::config::{Config, Upstream};
 use crate::error::SessionError;
 use crate::limits::{ConnectionSlot, StatementWatch};
 use crate::protocol;
@@ -76,6 +76,24 @@ pub enum Keys {
         client: (i32, i32),
         real: (i32, i32),
     },
+}
+
+/// The upstream a session's backends are opened on: the tenant's (its
+/// catalog `upstream`, None: the main one), the main one for a bypass
+/// user. A name this router does not have is refused (08001) before a
+/// backend is opened.
+pub fn upstream_for(
+    cfg: &Config,
+    tenant: Option<&TenantInfo>,
+) -> Result<Arc<Upstream>, SessionError> {
+    let name = tenant.and_then(|i| i.upstream.as_deref());
+    cfg.upstreams
+        .get(name)
+        .cloned()
+        .ok_or_else(|| SessionError::UnknownUpstream {
+            tenant: tenant.map(|i| i.id.clone()).unwrap_or_default(),
+            upstream: name.unwrap_or_default().to_owned(),
+        })
 }
 
 /// Identified to Ready: the first backend, from the pool for a client the
@@ -137,8 +155,18 @@ async fn attach(
                 client: client.client_key(),
                 real,
             };
+            let address = client.upstream_address();
             let source = Source::Pooled(Box::new(client));
-            let ready = ready(conn, cfg, source, who, Some((&info, slot)), keys, answer).await?;
+            let ready = ready(
+                conn,
+                &address,
+                source,
+                who,
+                Some((&info, slot)),
+                keys,
+                answer,
+            )
+            .await?;
             Ok((ready, attached))
         }
         identified => dedicated(conn, cfg, identified, deadline).await,
@@ -164,7 +192,8 @@ async fn dedicated(
                 .admit_unauthenticated(info.as_deref().map(|i| i.id.as_str()))?,
         ),
     };
-    let mut server = deadline.within(Backend::connect(cfg)).await?;
+    let up = upstream_for(cfg, info.as_deref())?;
+    let mut server = deadline.within(Backend::connect(cfg, &up)).await?;
     let (who, slot) = match identified {
         Identified::Bypass { identity, upstream }
         | Identified::Relayed {
@@ -220,7 +249,7 @@ async fn dedicated(
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
         let held = info.context_document.as_ref();
-        let sealed = super::pooled::sealed_now(conn, &info.id, held).await?;
+        let sealed = super::pooled::sealed_now(conn, &info.id, held, &up.name).await?;
         let document = sealed.as_deref();
         let nonce = server.next_nonce();
         let action = crate::backend::context_action(&info.id, subject, document);
@@ -235,7 +264,7 @@ async fn dedicated(
     };
     let ready = ready(
         conn,
-        cfg,
+        &up.address,
         Source::Dedicated,
         who,
         tenant,
@@ -250,12 +279,13 @@ async fn dedicated(
     Ok((ready, attached))
 }
 
-/// The one "ready" tail of both sources: the cancel key registered, the
-/// tenant's limits watching the session, the startup answer (`answer`,
-/// ending in ReadyForQuery) sent, the connection counted and logged.
+/// The one "ready" tail of both sources: the cancel key registered (for
+/// the backend at `upstream`, host:port), the tenant's limits watching the
+/// session, the startup answer (`answer`, ending in ReadyForQuery) sent,
+/// the connection counted and logged.
 async fn ready(
     conn: &mut Conn,
-    cfg: &Config,
+    upstream: &str,
     source: Source,
     who: Authenticated,
     tenant: Option<(&Arc<TenantInfo>, ConnectionSlot)>,
@@ -264,8 +294,8 @@ async fn ready(
 ) -> Result<Ready, SessionError> {
     let cancels = &conn.shared.cancels;
     let (cancel, client_key) = match keys {
-        Keys::Backend((pid, key)) => (cancels.register(pid, key, &cfg.upstream), (pid, key)),
-        Keys::Router { client, real } => (cancels.register_as(client, real, &cfg.upstream), client),
+        Keys::Backend((pid, key)) => (cancels.register(pid, key, upstream), (pid, key)),
+        Keys::Router { client, real } => (cancels.register_as(client, real, upstream), client),
     };
     let (watch, slot) = match tenant {
         Some((info, slot)) => (Some(conn.watch_limits(info, client_key)), Some(slot)),
