@@ -10,7 +10,7 @@
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency (zeros when its state was dropped as idle) |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
 //! | `POST /tenants/{id}/pause`       | hold the tenant's new transactions and logins (`crate::pause`); `?wait_ms=` (default 5000, at most 60000): wait that long for its running transactions to finish; answers how many still run |
-//! | `POST /tenants/{id}/resume`      | let them go on                              |
+//! | `POST /tenants/{id}/resume`      | let them go on; `?reconnect=true`: its session-mode sessions parked at rest end (57P01) instead (the tenant moved) |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
 //! | `GET /metrics`                   | Prometheus text exposition                  |
 //!
@@ -315,18 +315,34 @@ fn pause_wait(raw: Option<&str>) -> Result<u64, AdminError> {
 async fn resume(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<serde_json::Value>, AdminError> {
     let shared = &app.shared;
+    let mut reconnect = false;
+    for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        match (&*k, &*v) {
+            ("reconnect", "true") => reconnect = true,
+            ("reconnect", "false") => reconnect = false,
+            _ => {
+                return Err(AdminError::BadParameter {
+                    name: k.to_string(),
+                    reason: "known: reconnect=true|false".into(),
+                })
+            }
+        }
+    }
     if !pg_tenant_token::valid_tenant_id(&id) {
         return Err(AdminError::InvalidTenant(id));
     }
     // A tenant dropped while paused can still be resumed.
-    let was = shared.pauses.resume(&id);
+    let was = shared.pauses.resume(&id, reconnect);
     if !was {
         known(shared, &id).await?;
     }
-    tracing::warn!(tenant = %id, was_paused = was, "admin API: tenant resumed");
-    Ok(Json(json!({ "tenant": id, "paused": false, "was_paused": was })))
+    tracing::warn!(tenant = %id, was_paused = was, reconnect, "admin API: tenant resumed");
+    Ok(Json(
+        json!({ "tenant": id, "paused": false, "was_paused": was, "reconnect": reconnect }),
+    ))
 }
 
 async fn pools(State(app): State<AppState>) -> Json<serde_json::Value> {

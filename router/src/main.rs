@@ -64,12 +64,17 @@ enum Tenants {
     /// already applied to a schema is skipped (README "Migrating tenant
     /// schemas").
     Migrate(tools::migrate::MigrateArgs),
+    /// Move a tenant's rows to another upstream, live, with logical
+    /// replication: copy, catch up, pause, flip the catalog, resume
+    /// (README "Moving a tenant").
+    Move(tools::move_tenant::MoveArgs),
 }
 
 /// Run an administration command; its report on stdout, errors on stderr.
 async fn run_command(command: Command) -> ExitCode {
     match command {
         Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
+        Command::Tenants(Tenants::Move(args)) => tools::move_tenant::run(args).await,
         Command::Tenants(Tenants::Provision {
             admin,
             id,

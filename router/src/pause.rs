@@ -46,6 +46,8 @@ struct State {
     paused: Option<Instant>,
     /// Tokens held (`Running`).
     running: usize,
+    /// Resumes that asked parked sessions to reconnect (`resume`).
+    reconnects: u64,
 }
 
 /// One tenant's gate.
@@ -178,9 +180,17 @@ impl Gate {
         r.push(Arc::downgrade(waker));
     }
 
-    fn set_paused(&self, on: bool) -> bool {
+    /// Resumes with `reconnect` so far: a session parked before one ends.
+    pub fn reconnects(&self) -> u64 {
+        self.lock().reconnects
+    }
+
+    fn set_paused(&self, on: bool, reconnect: bool) -> bool {
         let was = self.update(|s| {
             let was = s.paused.is_some();
+            if reconnect && !on {
+                s.reconnects += 1;
+            }
             s.paused = match (on, s.paused) {
                 (true, Some(t)) => Some(t),
                 (true, None) => Some(Instant::now()),
@@ -247,15 +257,17 @@ impl Pauses {
         self.lock()
             .paused
             .insert(tenant.to_owned(), gate.clone());
-        gate.set_paused(true);
+        gate.set_paused(true, false);
         gate
     }
 
-    /// Resume the tenant; whether it was paused.
-    pub fn resume(&self, tenant: &str) -> bool {
+    /// Resume the tenant; whether it was paused. `reconnect`: its sessions
+    /// parked at rest (session mode) end instead of going on (their
+    /// backends are on the server the tenant left: `tenants move`).
+    pub fn resume(&self, tenant: &str, reconnect: bool) -> bool {
         let held = self.lock().paused.remove(tenant);
         match held {
-            Some(gate) => gate.set_paused(false),
+            Some(gate) => gate.set_paused(false, reconnect),
             None => false,
         }
     }
@@ -289,9 +301,9 @@ mod tests {
         assert_eq!(gate.wait_quiet(Duration::from_millis(10)).await, 0);
         let g2 = gate.clone();
         let waiter = tokio::spawn(async move { g2.enter(Duration::from_secs(5)).await.is_ok() });
-        assert!(p.resume("a"));
+        assert!(p.resume("a", false));
         assert!(waiter.await.unwrap());
-        assert!(!p.resume("a"), "resuming twice says it was not paused");
+        assert!(!p.resume("a", false), "resuming twice says it was not paused");
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 //! phase       Phase, the FATALs, the startup deadline
 //! idle, busy  client_idle_timeout_ms; a pooled client turned away (53300)
 //! paused      its tenant's pause: the gate, a session parked at rest
+//! moved       a transaction-pooled client follows its tenant to another upstream
 //! ```
 //!
 //! The client is checked by the router itself (verify mode, tenant
@@ -31,6 +32,7 @@ mod connection;
 mod handshake;
 mod idle;
 mod phase;
+mod moved;
 mod paused;
 mod pooled;
 mod relaying;

@@ -83,6 +83,27 @@ pub async fn park(conn: &mut Conn) -> Result<Parked, SessionError> {
         return Ok(Parked::Resumed);
     };
     tracing::info!(parent: &conn.span, "the tenant is paused: the session waits at rest");
+    let reconnects = gate.reconnects();
+    let outcome = Box::pin(wait_parked(conn, &gate)).await?;
+    if matches!(outcome, Parked::Resumed) && gate.reconnects() != reconnects {
+        // Its backend is on the server the tenant left.
+        Box::pin(conn.close_at_rest(MOVED)).await;
+        return Ok(Parked::Over);
+    }
+    Ok(outcome)
+}
+
+/// Parked sessions end with this when the tenant was resumed with
+/// `reconnect` (moved to another server).
+pub const MOVED: super::phase::Fatal = (
+    "57P01",
+    "this tenant was moved to another server (tenant-router tenants move): reconnect",
+);
+
+async fn wait_parked(
+    conn: &mut Conn,
+    gate: &std::sync::Arc<crate::pause::Gate>,
+) -> Result<Parked, SessionError> {
     loop {
         if conn.client.buf.is_empty() {
             let resumed = gate.resumed();

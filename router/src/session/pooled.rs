@@ -89,19 +89,19 @@ pub async fn sealed_now(
 
 /// What a pooled client needs to get a backend, again and again.
 pub struct PooledClient {
-    mode: PoolMode,
-    pool: Arc<Pool>,
+    pub(super) mode: PoolMode,
+    pub(super) pool: Arc<Pool>,
     /// The tenant's share of the pool.
-    share: usize,
+    pub(super) share: usize,
     /// The context and settings its backend must have: its startup
     /// settings, then what it SET since (`session_sets`).
-    wanted: Arc<ContextTag>,
+    pub(super) wanted: Arc<ContextTag>,
     startup: Vec<(String, String)>,
     /// Settings the client SET (transaction pooling), carried to each
     /// backend that serves it.
     session_sets: Vec<(String, String)>,
     /// How to open a backend for it (as the pool's role, in its database).
-    login: BackendLogin,
+    pub(super) login: BackendLogin,
     /// The cancel key the client was given.
     client_key: (i32, i32),
 }
@@ -237,7 +237,7 @@ impl PooledClient {
     /// already opened (its pool's first), with its place. Everything,
     /// retries included, within `pool.timeout_ms`: past it the client gets
     /// 53300.
-    async fn attach(
+    pub(super) async fn attach(
         &self,
         conn: &mut Conn,
         first: Option<(Lease, Backend)>,
@@ -484,9 +484,12 @@ impl PooledClient {
                 }
                 Gate::Closed => return Ok(None),
             }
+            // Its tenant moved to another upstream (`tenants move`): the
+            // client's next transaction runs there.
+            let first = Box::pin(self.follow_move(conn)).await?;
             self.reseal(conn).await?;
             // Boxed: a client between transactions holds none of its memory.
-            let attached = match Box::pin(self.attach(conn, None)).await {
+            let attached = match Box::pin(self.attach(conn, first)).await {
                 Ok(a) => a,
                 // No backend within pool.timeout_ms (the pool busy with
                 // other tenants' work): this client's statement fails with

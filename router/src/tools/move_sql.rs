@@ -87,8 +87,9 @@ pub async fn tables(src: &Client, schema: Option<&str>) -> Result<Vec<Table>, Sq
     let rows = match schema {
         None => src
             .query(
-                "SELECT p.relid::pg_catalog.regclass::pg_catalog.text, p.tenant_column::pg_catalog.text \
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), p.tenant_column::pg_catalog.text \
                    FROM tenant.protected p JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid \
+                   JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
                   WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[]) \
                     AND c.relpersistence OPERATOR(pg_catalog.=) 'p' \
                   ORDER BY 1",
@@ -98,7 +99,7 @@ pub async fn tables(src: &Client, schema: Option<&str>) -> Result<Vec<Table>, Sq
             .map_err(step("reading tenant.protected"))?,
         Some(s) => src
             .query(
-                "SELECT c.oid::pg_catalog.regclass::pg_catalog.text, NULL::pg_catalog.text \
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), NULL::pg_catalog.text \
                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
                   WHERE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text \
                     AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[]) \
@@ -368,20 +369,6 @@ pub async fn advance_sequence(dst: &Client, seq: &str, value: i64) -> Result<i64
         )
         .await
         .map_err(step("advancing a sequence on the target"))?
-        .get(0))
-}
-
-/// A table's name for `pg_dump --table`: schema-qualified, quoted.
-pub async fn qualified(src: &Client, table: &str) -> Result<String, SqlError> {
-    Ok(src
-        .query_one(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-              WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass",
-            &[&table],
-        )
-        .await
-        .map_err(step("qualifying a table name"))?
         .get(0))
 }
 

@@ -122,6 +122,8 @@ pub(super) struct Move {
     pub(super) names: ReplicationNames,
     pub(super) schema: Option<String>,
     pub(super) tables: Vec<Table>,
+    /// The source's connection string (libpq key=value) for pg_dump.
+    pub(super) source_conninfo: String,
     pub(super) started: Instant,
     /// The last step begun.
     pub(super) at: Step,
@@ -350,6 +352,8 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         (None, "main") => args.admin.url.clone(),
         (None, _) => pointed_at(&args.admin.url, &target_addr)?,
     };
+    let source_conninfo =
+        conninfo(&admin_config(&source_url).map_err(|e| MoveError::Setup(e.to_string()))?);
     let src = connect("the source", &source_url).await?;
     let dst = connect("the target", &target_url).await?;
     let tables = sql::tables(&src, schema.as_deref()).await?;
@@ -363,6 +367,7 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         names: ReplicationNames::of(&args.id),
         schema,
         tables,
+        source_conninfo,
         started,
         at: Step::Check,
     };
@@ -383,13 +388,10 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
 
 /// The whole move; before the flip, a failure undoes it.
 async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
-    let publisher = match &args.publisher_conninfo {
-        Some(p) => p.clone(),
-        None => match &args.source_url {
-            Some(u) => conninfo(&admin_config(u).map_err(|e| MoveError::Setup(e.to_string()))?),
-            None => conninfo(&admin_config(&args.admin.url).map_err(|e| MoveError::Setup(e.to_string()))?),
-        },
-    };
+    let publisher = args
+        .publisher_conninfo
+        .clone()
+        .unwrap_or_else(|| m.source_conninfo.clone());
     if let Err(e) = Box::pin(before_flip(m, args, &publisher)).await {
         let at = m.at;
         m.log(at, format!("failed: {e}; undoing the move"));
@@ -398,7 +400,16 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
         }
         return Err(e);
     }
-    Box::pin(super::move_flip::flip_and_finish(m, args)).await
+    match Box::pin(super::move_flip::flip_and_finish(m, args)).await {
+        // The catalog was not changed: undo.
+        Err(e) if m.at == Step::Flip => {
+            if let Err(u) = undo(m, true).await {
+                m.log(Step::Flip, format!("undoing failed too: {u}; run again with --abort"));
+            }
+            Err(e)
+        }
+        r => r,
+    }
 }
 
 /// Check, copy the schema, replicate, pause, fence, catch up, verify.
