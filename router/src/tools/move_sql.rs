@@ -304,16 +304,25 @@ pub async fn unsynced(dst: &Client, names: &ReplicationNames) -> Result<Option<i
     Ok(exists.then(|| row.get(1)))
 }
 
-/// The source's WAL position now (pg_lsn as text).
+/// The source's WAL position now (pg_lsn as text): where its next record
+/// goes, once what precedes it is flushed (a commit with
+/// synchronous_commit on flushes it, whatever the server's setting), so
+/// the slot can confirm it.
 pub async fn current_lsn(src: &Client) -> Result<String, SqlError> {
-    Ok(src
+    let lsn: String = src
         .query_one(
-            "SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text",
+            "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text",
             &[],
         )
         .await
         .map_err(step("reading the source's WAL position"))?
-        .get(0))
+        .get(0);
+    src.batch_execute(
+        "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_catalog.pg_current_xact_id(); COMMIT",
+    )
+    .await
+    .map_err(step("flushing the source's WAL"))?;
+    Ok(lsn)
 }
 
 /// Bytes the subscription's slot still has to confirm up to `lsn` (0:

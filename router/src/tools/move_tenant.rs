@@ -221,13 +221,23 @@ impl RouterFile {
 
 /// `url` pointed at `address` (host:port), as a libpq key=value string.
 fn pointed_at(url: &str, address: &str) -> Result<String, MoveError> {
-    let mut cfg = admin_config(url).map_err(|e| MoveError::Setup(e.to_string()))?;
+    let from = admin_config(url).map_err(|e| MoveError::Setup(e.to_string()))?;
     let (host, port) = address
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         .ok_or_else(|| MoveError::Setup(format!("upstream address \"{address}\" is not host:port")))?;
-    cfg.host(host);
-    cfg.port(port);
+    // The catalog's user, password and database; the upstream's address.
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(host).port(port);
+    if let Some(u) = from.get_user() {
+        cfg.user(u);
+    }
+    if let Some(p) = from.get_password() {
+        cfg.password(p);
+    }
+    if let Some(d) = from.get_dbname() {
+        cfg.dbname(d);
+    }
     Ok(conninfo(&cfg))
 }
 
