@@ -54,6 +54,12 @@ pub struct TenantRow {
     /// The named upstream the catalog places the tenant on (0.9.0; None:
     /// the main one).
     pub upstream: Option<String>,
+    /// The row came from a sealed document in a database without the
+    /// tenant catalog (0.9.0: an rls or schema tenant on a named upstream):
+    /// the roles of the other tenants are not known here, so the session's
+    /// role may have the privileges of no other application role
+    /// (`refuse_other_app_roles`).
+    pub catalog_less: bool,
 }
 
 /// Run catalog reads as the bootstrap superuser, immune to the caller.
@@ -214,6 +220,7 @@ pub fn load_tenant(id: &str, session_user: &str) -> Option<TenantRow> {
                 schema_name: r.get::<String>(17)?,
                 shared_schemas: r.get::<Vec<String>>(18)?.unwrap_or_default(),
                 upstream: r.get::<String>(19)?,
+                catalog_less: false,
             }))
         })
     });
@@ -350,6 +357,69 @@ pub fn refuse_foreign_privileges(
             "{} \"{}\" {how}: a session for tenant \"{tenant}\" would reach that tenant's objects; {fix}",
             if is_login { "login role" } else { "tenant role" },
             printable(&name)
+        ),
+    );
+}
+
+/// Where no catalog names the other tenants' roles (a sealed context of
+/// an rls or schema tenant on a named upstream): refuse a session whose
+/// effective role (`role`: the tenant's role, or the login role) has the
+/// privileges (USAGE: inherited) of another application role, a NOLOGIN
+/// member of `tenant_app` other than `role` and `own_role`: another
+/// tenant's role, whose objects the session would reach. 42501, with the
+/// fix for a login role (stop inheriting it).
+pub fn refuse_other_app_roles(tenant: &str, role: pg_sys::Oid, own_role: pg_sys::Oid) {
+    const Q: &str = "SELECT r.rolname::pg_catalog.text, r.oid::pg_catalog.int8 FROM pg_catalog.pg_roles r \
+                     WHERE r.oid OPERATOR(pg_catalog.<>) $1::pg_catalog.int8::pg_catalog.oid \
+                       AND r.oid OPERATOR(pg_catalog.<>) $2::pg_catalog.int8::pg_catalog.oid \
+                       AND NOT r.rolcanlogin \
+                       AND r.rolname OPERATOR(pg_catalog.<>) 'tenant_app'::pg_catalog.name \
+                       AND pg_catalog.pg_has_role(r.oid, 'tenant_app'::pg_catalog.name, 'MEMBER') \
+                       AND pg_catalog.pg_has_role($1::pg_catalog.int8::pg_catalog.oid, r.oid, 'USAGE') \
+                     ORDER BY r.rolname LIMIT 1";
+    let found = as_catalog_reader(|| {
+        Spi::connect(|client| {
+            let args = [
+                i64::from(role.to_u32()).into(),
+                i64::from(own_role.to_u32()).into(),
+            ];
+            let table = client.select(Q, Some(1), &args)?;
+            if table.is_empty() {
+                return Ok::<_, pgrx::spi::Error>(None);
+            }
+            let r = table.first();
+            Ok(Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i64>(2)?.unwrap_or_default(),
+            )))
+        })
+    });
+    let (other_role, other_oid) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
+        Err(e) => refuse(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("pg_tenant: could not read the roles: {e}"),
+        ),
+    };
+    let name = role_name(role);
+    let fix = as_catalog_reader(|| {
+        Spi::get_one_with_args::<String>(
+            compat::INHERIT_FIX_QUERY,
+            &[i64::from(role.to_u32()).into(), other_oid.into()],
+        )
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| format!("make {} stop inheriting", quote_ident(&name)));
+    refuse(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "role \"{}\" has the privileges of application role \"{}\": this server has no \
+             tenant catalog to tell whose role that is, and a session for tenant \"{tenant}\" \
+             would reach its objects; {fix}",
+            printable(&name),
+            printable(&other_role)
         ),
     );
 }

@@ -9,8 +9,8 @@
 //! module reads (`state`), and applies the tenant's budgets (`budget`).
 
 use crate::admission::{
-    load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_role_problem, role_name,
-    TenantRow,
+    load_tenant, refuse_bypass, refuse_foreign_privileges, refuse_other_app_roles,
+    refuse_role_problem, role_name, TenantRow,
 };
 use crate::gucs;
 use crate::report::{printable, refuse};
@@ -177,11 +177,17 @@ pub fn admit(tenant: &str, subject: &str, claims: &str, row: TenantRow) -> Strin
         refuse_role_problem(oid, "tenant role", tenant);
         refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, oid, oid, false);
+        if row.catalog_less {
+            refuse_other_app_roles(tenant, oid, oid);
+        }
         set_role(role);
         oid.to_u32()
     } else {
         refuse_role_problem(session_user, "login role", tenant);
         refuse_foreign_privileges(tenant, session_user, pg_sys::InvalidOid, true);
+        if row.catalog_less {
+            refuse_other_app_roles(tenant, session_user, pg_sys::InvalidOid);
+        }
         if current_user != session_user || state().role != 0 {
             set_role("none");
         }

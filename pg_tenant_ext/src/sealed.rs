@@ -295,6 +295,7 @@ fn row_of(doc: &Map<String, Value>, login: &str, isolation: Isolation) -> Tenant
             },
             _ => None,
         },
+        catalog_less: isolation != Isolation::Database,
         upstream: doc
             .get("upstream")
             .and_then(Value::as_str)

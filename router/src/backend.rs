@@ -298,6 +298,13 @@ impl Backend {
                         if code == "42501" {
                             return Err(BackendError::ContextRefused(msg));
                         }
+                        // 55000: the tenant does not live on this server
+                        // (a fence, or the catalog places it elsewhere):
+                        // PostgreSQL's answer, with its hint to reconnect,
+                        // goes to the client as it is.
+                        if code == "55000" {
+                            return Err(BackendError::Postgres(f));
+                        }
                         return Err(BackendError::Injection(protocol::error_summary(f)));
                     }
                     out.extend_from_slice(&frame);

@@ -32,7 +32,8 @@ pub struct TenantInfo {
     #[serde(skip)]
     pub context_document: Option<Arc<str>>,
     /// The named upstream (`[upstreams.<name>]`) the tenant lives on
-    /// (pg_tenant 0.9.0); None: the main upstream.
+    /// (pg_tenant 0.9.0); None: the main upstream (shown as "main").
+    #[serde(serialize_with = "upstream_name")]
     pub upstream: Option<String>,
     /// When it was read, in the order of the catalog connection's queries
     /// (each sees every change committed before it): of two rows of a
@@ -40,6 +41,12 @@ pub struct TenantInfo {
     /// from the catalog (tests).
     #[serde(skip)]
     pub read_seq: u64,
+}
+
+/// A tenant's upstream as the admin API shows it: its name, "main" for
+/// the main one.
+fn upstream_name<S: serde::Serializer>(u: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(u.as_deref().unwrap_or(crate::config::MAIN))
 }
 
 #[cfg(test)]

@@ -239,3 +239,65 @@ fn a_reload_names_every_restart_only_setting_it_keeps() {
     assert_eq!(new.fixed, running.fixed);
     assert_eq!(new.pool.size, 9, "reloadable");
 }
+
+#[test]
+fn named_upstreams_are_checked_and_loaded_with_the_main_one() {
+    let sample = include_str!("../../tenant-router.toml");
+    // The sample's commented [upstreams.b], uncommented, is valid.
+    let section: String = sample
+        .lines()
+        .skip_while(|l| !l.starts_with("# [upstreams.b]"))
+        .filter(|l| l.starts_with("# ") && (l.contains(" = ") || l.starts_with("# [")))
+        .map(|l| l.trim_start_matches("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let section = section
+        .replace("verify-full", "require")
+        .replace("/etc/tenant-router/b-ca.pem", "");
+    let raw = RawConfig::from_toml(&section, Path::new("x")).unwrap();
+    raw.validate().unwrap();
+    assert_eq!(raw.upstreams["b"].address, "10.0.0.2:5432");
+    let cfg = built(raw);
+    let names: Vec<&str> = cfg.upstreams.all().map(|u| &*u.name).collect();
+    assert_eq!(names, ["main", "b"]);
+    let b = cfg.upstreams.get(Some("b")).unwrap();
+    assert_eq!((b.pool_size, b.tls.is_some()), (20, true));
+    assert_eq!(cfg.upstreams.get(None).unwrap().address, "127.0.0.1:5432");
+    assert_eq!(
+        cfg.upstreams.get(Some("main")).unwrap().name.as_ref(),
+        "main"
+    );
+    assert!(cfg.upstreams.get(Some("c")).is_none());
+
+    let bad = |toml: &str| {
+        RawConfig::from_toml(toml, Path::new("x"))
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.validate().map_err(|e| e.to_string()))
+            .unwrap_err()
+    };
+    assert!(bad("[upstreams.main]\naddress = 'h:1'").contains("reserved"));
+    assert!(bad("[upstreams.B]\naddress = 'h:1'").contains("^[a-z][a-z0-9_]{0,62}$"));
+    assert!(bad("[upstreams.b-c]\naddress = 'h:1'").contains("upstream names match"));
+    assert!(bad("[upstreams.b]\naddress = 'nohost'")
+        .contains("upstreams.b.address \"nohost\" is not host:port"));
+    assert!(bad("[upstreams.b]\naddress = 'h:1'\npool_size = 0").contains("upstreams.b.pool_size"));
+    assert!(
+        bad("[upstreams.b]\naddress = 'h:1'\ntls_ca_file = 'x'").contains("need upstreams.b.tls")
+    );
+    assert!(bad("[upstreams.b]\naddres = 'h:1'").contains("unknown field `addres`"));
+    // TLS inherited from [tls] unless set: a named upstream with its own
+    // mode needs its own files (verify-full without a CA file is refused).
+    let raw = RawConfig::from_toml(
+        "[upstreams.b]\naddress = 'h:1'\ntls = 'verify-full'",
+        Path::new("x"),
+    )
+    .unwrap();
+    raw.validate().unwrap();
+    let e = Config::build(raw, Some(test_key()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("upstreams.b.tls = verify-ca or verify-full needs upstreams.b.tls_ca_file"),
+        "{e}"
+    );
+}

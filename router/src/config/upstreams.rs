@@ -159,8 +159,14 @@ impl Upstreams {
                         upstream_key_file: u.tls_key_file.clone(),
                         ..TlsConfig::default()
                     };
+                    // Its messages name [tls]'s keys: name this section's.
                     let client = crate::tls::upstream_client(&own).map_err(|e| {
-                        crate::tls::TlsError::Invalid(format!("upstreams.{name}: {e}"))
+                        let m = e
+                            .to_string()
+                            .trim_start_matches("tls: ")
+                            .replace("tls.upstream_tls", &format!("upstreams.{name}.tls"))
+                            .replace("tls.upstream_", &format!("upstreams.{name}.tls_"));
+                        crate::tls::TlsError::Invalid(m)
                     })?;
                     (mode, client)
                 }

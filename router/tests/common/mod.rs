@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod second;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};
@@ -247,7 +248,7 @@ pub fn run_program(program: &str, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
