@@ -254,9 +254,7 @@ impl Pauses {
     /// Pause the tenant (again: no change); its gate.
     pub fn pause(&self, tenant: &str) -> Arc<Gate> {
         let gate = self.gate(tenant);
-        self.lock()
-            .paused
-            .insert(tenant.to_owned(), gate.clone());
+        self.lock().paused.insert(tenant.to_owned(), gate.clone());
         gate.set_paused(true, false);
         gate
     }
@@ -303,7 +301,10 @@ mod tests {
         let waiter = tokio::spawn(async move { g2.enter(Duration::from_secs(5)).await.is_ok() });
         assert!(p.resume("a", false));
         assert!(waiter.await.unwrap());
-        assert!(!p.resume("a", false), "resuming twice says it was not paused");
+        assert!(
+            !p.resume("a", false),
+            "resuming twice says it was not paused"
+        );
     }
 
     #[tokio::test]

@@ -9,29 +9,18 @@
 //!
 //! Each test has a database of its own on the main server (its own
 //! catalog: `tenant.protected` lists only its tables) and a second
-//! cluster (`moving/second.rs`), and runs its own router.
+//! cluster (`common::second`), and runs its own router.
 mod common;
-#[path = "moving/second.rs"]
-#[allow(dead_code)]
-mod second;
 
+use common::second::Second;
 use common::*;
-use second::Second;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "move-test-token-0123456789";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// The tenant's tables, made in `db` on the main server.
 const TABLES: &str = "
@@ -130,7 +119,10 @@ impl MoveRouter {
         });
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "router did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "router did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         MoveRouter {
@@ -162,7 +154,10 @@ impl MoveRouter {
             .args(["tenants", "move", "-c"])
             .arg(&self.config)
             .arg("--url")
-            .arg(format!("host={} port={} user=postgres dbname={}", c.sock, c.port, self.db))
+            .arg(format!(
+                "host={} port={} user=postgres dbname={}",
+                c.sock, c.port, self.db
+            ))
             .arg("--pg-bin")
             .arg(&c.bin_dir)
             .args(args)
@@ -226,11 +221,11 @@ fn writer(url: String, stop: Arc<AtomicBool>, seen: Arc<Seen>) -> tokio::task::J
                 Ok(()) => {
                     seen.ok.fetch_add(1, Ordering::AcqRel);
                 }
-                Err(e) => seen
-                    .errors
-                    .lock()
-                    .unwrap()
-                    .push(format!("{}: {}", sqlstate(&e), db_message(&e))),
+                Err(e) => seen.errors.lock().unwrap().push(format!(
+                    "{}: {}",
+                    sqlstate(&e),
+                    db_message(&e)
+                )),
             }
         }
     })
@@ -271,12 +266,24 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
     let w_b = writer(r.url("mv-b"), stop.clone(), seen_b.clone());
     wait_writes(&seen_a, 20).await;
 
-    let (ok, out, err) = tokio::task::block_in_place(|| {
-        r.run_move(&["mv-a", "--to", "second"])
-    });
+    let (ok, out, err) = tokio::task::block_in_place(|| r.run_move(&["mv-a", "--to", "second"]));
     assert!(ok, "move failed: {out}\n{err}\nrouter: {}", r.log_text());
-    for step in ["Publish", "Subscribe", "Pause", "Fence", "ZeroLag", "Verify", "Sequences", "Flip", "Resume", "CleanUp"] {
-        assert!(out.contains(&format!(" {step}: ")), "step {step} not logged: {out}");
+    for step in [
+        "Publish",
+        "Subscribe",
+        "Pause",
+        "Fence",
+        "ZeroLag",
+        "Verify",
+        "Sequences",
+        "Flip",
+        "Resume",
+        "CleanUp",
+    ] {
+        assert!(
+            out.contains(&format!(" {step}: ")),
+            "step {step} not logged: {out}"
+        );
     }
     // The writer goes on, on the target.
     let after_move = seen_a.ok.load(Ordering::Acquire);
@@ -284,8 +291,16 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
     stop.store(true, Ordering::Release);
     w_a.await.expect("writer a");
     w_b.await.expect("writer b");
-    assert!(seen_a.errors.lock().unwrap().is_empty(), "{:?}", seen_a.errors.lock().unwrap());
-    assert!(seen_b.errors.lock().unwrap().is_empty(), "{:?}", seen_b.errors.lock().unwrap());
+    assert!(
+        seen_a.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        seen_a.errors.lock().unwrap()
+    );
+    assert!(
+        seen_b.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        seen_b.errors.lock().unwrap()
+    );
     assert!(seen_b.ok.load(Ordering::Acquire) > 0);
     let longest = seen_a.longest_us.load(Ordering::Acquire);
     assert!(longest < 20_000_000, "a write waited {longest} µs");
@@ -303,7 +318,9 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
     // The source kept what it had at the flip (no --drop-source): the same
     // rows, byte for byte, on the target.
     for table in ["items", "events"] {
-        let max = on_main(&format!("SELECT max(id) FROM {table} WHERE tenant_id = 'mv-a'"));
+        let max = on_main(&format!(
+            "SELECT max(id) FROM {table} WHERE tenant_id = 'mv-a'"
+        ));
         assert_eq!(
             rows(on_main, table, "mv-a", &max),
             rows(on_second, table, "mv-a", &max),
@@ -313,7 +330,10 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
         let newer = on_second(&format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = 'mv-a' AND id > {max}"
         ));
-        assert!(newer.parse::<i64>().unwrap() >= 20, "{table}: {newer} rows after the flip");
+        assert!(
+            newer.parse::<i64>().unwrap() >= 20,
+            "{table}: {newer} rows after the flip"
+        );
     }
     // The catalog places it on the target; the source is fenced; new
     // connections land on the target.
@@ -337,7 +357,10 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
     );
     // The other tenant stayed on main, untouched.
     let b = connect(&r.url("mv-b")).await.expect("mv-b");
-    assert_eq!(first_value(&b, "SHOW port").await, cluster().port.to_string());
+    assert_eq!(
+        first_value(&b, "SHOW port").await,
+        cluster().port.to_string()
+    );
     assert_eq!(
         on_second("SELECT count(*) FROM items WHERE tenant_id = 'mv-b'"),
         "0"
@@ -371,7 +394,10 @@ async fn a_move_that_fails_before_its_flip_and_an_aborted_one_change_nothing() {
         "host=127.0.0.1 port=1 user=postgres dbname=nowhere connect_timeout=2",
     ]);
     assert!(!ok, "{out}");
-    assert!(err.contains("Subscribe") && err.contains("CREATE SUBSCRIPTION"), "{err}");
+    assert!(
+        err.contains("Subscribe") && err.contains("CREATE SUBSCRIPTION"),
+        "{err}"
+    );
     assert!(out.contains("undoing the move"), "{out}");
     assert_eq!(on_main("SELECT count(*) FROM pg_publication"), "0");
     assert_eq!(on_main("SELECT count(*) FROM pg_replication_slots"), "0");
@@ -384,7 +410,10 @@ async fn a_move_that_fails_before_its_flip_and_an_aborted_one_change_nothing() {
     on_main("SELECT tenant.fence_tenant('mv-a', 'interrupted move')");
     let (ok, out, err) = r.run_move(&["mv-a", "--to", "second", "--abort"]);
     assert!(ok, "{out}\n{err}");
-    assert!(out.contains("source unfenced: true") && out.contains("was paused: true"), "{out}");
+    assert!(
+        out.contains("source unfenced: true") && out.contains("was paused: true"),
+        "{out}"
+    );
     assert_eq!(on_main("SELECT count(*) FROM tenant.fenced"), "0");
     assert_eq!(r.admin("GET", "/tenants/mv-a").await["paused"], false);
 
@@ -395,7 +424,10 @@ async fn a_move_that_fails_before_its_flip_and_an_aborted_one_change_nothing() {
     );
     assert_eq!(rows(on_main, "items", "mv-a", "1e18"), before);
     let c = connect(&r.url("mv-a")).await.expect("mv-a");
-    assert_eq!(first_value(&c, "SHOW port").await, cluster().port.to_string());
+    assert_eq!(
+        first_value(&c, "SHOW port").await,
+        cluster().port.to_string()
+    );
     assert_eq!(first_value(&c, "SELECT count(*) FROM items").await, "500");
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
@@ -414,7 +446,8 @@ async fn a_move_refuses_a_table_whose_replica_identity_lacks_the_tenant_column_a
     let (ok, _, err) = r.run_move(&["mv-a", "--to", "second"]);
     assert!(!ok);
     assert!(
-        err.contains("table public.loose") && err.contains("does not cover the tenant column \"tenant_id\""),
+        err.contains("table public.loose")
+            && err.contains("does not cover the tenant column \"tenant_id\""),
         "{err}"
     );
     let (ok, _, err) = r.run_move(&["mv-a", "--to", "elsewhere"]);
@@ -431,8 +464,14 @@ async fn a_move_refuses_a_table_whose_replica_identity_lacks_the_tenant_column_a
     assert!(err.contains("already lives on upstream \"main\""), "{err}");
     // Nothing was made on either side.
     assert_eq!(sql_in(db, "SELECT count(*) FROM pg_publication"), "0");
-    assert_eq!(second.sql_in(db, "SELECT count(*) FROM pg_subscription"), "0");
-    assert_eq!(second.sql_in(db, "SELECT count(*) FROM pg_class WHERE relname = 'items'"), "0");
+    assert_eq!(
+        second.sql_in(db, "SELECT count(*) FROM pg_subscription"),
+        "0"
+    );
+    assert_eq!(
+        second.sql_in(db, "SELECT count(*) FROM pg_class WHERE relname = 'items'"),
+        "0"
+    );
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }

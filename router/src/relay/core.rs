@@ -203,10 +203,10 @@ impl Relay {
                 && self.down.framer.is_empty()
                 && self.carried.as_ref().is_none_or(|s| s.client.settled()))
             .then_some(End::Rest),
-            Mode::PauseAtRest => (self.idle(watch)
-                && !self.conv.terminated()
-                && self.down.framer.is_empty())
-            .then_some(End::Paused),
+            Mode::PauseAtRest => {
+                (self.idle(watch) && !self.conv.terminated() && self.down.framer.is_empty())
+                    .then_some(End::Paused)
+            }
         }
     }
 

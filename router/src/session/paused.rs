@@ -38,14 +38,15 @@ pub async fn pass_gate(conn: &mut Conn) -> Gate {
     tracing::info!(parent: &conn.span, "the tenant is paused: waiting");
     let interrupt = conn.interrupt.clone();
     let shared = conn.shared.clone();
-    let interrupted = std::future::poll_fn(|cx| {
-        match interrupt.poll(cx).or_draining(shared.is_draining()) {
-            Signal::None => Poll::Pending,
-            Signal::Kick => Poll::Ready(KICKED),
-            Signal::Expired => Poll::Ready(EXPIRED),
-            Signal::Stop | Signal::Drain => Poll::Ready(SHUTTING_DOWN),
-        }
-    });
+    let interrupted =
+        std::future::poll_fn(
+            |cx| match interrupt.poll(cx).or_draining(shared.is_draining()) {
+                Signal::None => Poll::Pending,
+                Signal::Kick => Poll::Ready(KICKED),
+                Signal::Expired => Poll::Ready(EXPIRED),
+                Signal::Stop | Signal::Drain => Poll::Ready(SHUTTING_DOWN),
+            },
+        );
     tokio::select! {
         entered = gate.enter(timeout) => match entered {
             Ok(r) => {

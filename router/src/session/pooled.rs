@@ -12,9 +12,9 @@
 
 use super::attached::Attached;
 use super::busy;
-use super::paused::{self, Gate};
 use super::conn::Conn;
 use super::idle::Idleness;
+use super::paused::{self, Gate};
 use super::phase::{Deadline, Fatal, Phase, EXPIRED, KICKED, SHUTTING_DOWN};
 use crate::auth::verify::Verified;
 use crate::auth::{Authenticated, BackendLogin};

@@ -8,10 +8,10 @@
 use super::attached::Attached;
 use super::conn::Conn;
 use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
+use super::paused::Parked;
 use super::phase::{
     fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
 };
-use super::paused::Parked;
 use super::pooled::MAX_SESSION_SETTINGS_BYTES;
 use super::source::{Ready, Source};
 use crate::cancel::CancelGuard;
@@ -321,7 +321,9 @@ impl On<'_> {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
             Exit::Relay(Ok(End::Server)) => Err(SessionError::ServerGone),
-            Exit::Relay(Ok(End::Idle | End::Rest | End::Paused)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
+            Exit::Relay(Ok(End::Idle | End::Rest | End::Paused)) | Exit::Stop => {
+                Ok(Some(SHUTTING_DOWN))
+            }
             Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
             Exit::Relay(Ok(End::Overflow)) => Ok(Some(OVERFLOW)),
             Exit::Kick => Ok(Some(KICKED)),

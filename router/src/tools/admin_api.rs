@@ -84,7 +84,10 @@ impl AdminApi {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| unreachable("not an HTTP answer".into()))?;
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             dechunk(body)
         } else {
             body.to_owned()
@@ -122,6 +125,9 @@ fn dechunk(body: &str) -> String {
 mod tests {
     #[test]
     fn dechunk_joins_the_chunks() {
-        assert_eq!(super::dechunk("3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"), "{\"a\":1}");
+        assert_eq!(
+            super::dechunk("3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"),
+            "{\"a\":1}"
+        );
     }
 }

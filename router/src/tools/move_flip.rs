@@ -65,7 +65,10 @@ pub(super) async fn copy_schema(m: &mut Move, args: &MoveArgs) -> Result<(), Mov
     for t in m.tables.clone() {
         sql::protect(&m.dst, &t).await?;
     }
-    m.log(Step::Schema, format!("created on the target: {}", wanted.join(" ")));
+    m.log(
+        Step::Schema,
+        format!("created on the target: {}", wanted.join(" ")),
+    );
     Ok(())
 }
 
@@ -82,16 +85,26 @@ pub(super) async fn quiesce(m: &mut Move, args: &MoveArgs) -> Result<(), MoveErr
     let v = m
         .api
         .post(
-            &format!("/tenants/{}/pause?wait_ms={}", m.id, args.quiet_timeout_ms.min(60_000)),
+            &format!(
+                "/tenants/{}/pause?wait_ms={}",
+                m.id,
+                args.quiet_timeout_ms.min(60_000)
+            ),
             Duration::from_millis(args.quiet_timeout_ms),
         )
         .await?;
     let running = v["running"].as_u64().unwrap_or(u64::MAX);
-    m.log(Step::Pause, format!("paused; transactions still running: {running}"));
+    m.log(
+        Step::Pause,
+        format!("paused; transactions still running: {running}"),
+    );
     m.begin(Step::Fence, "fencing the tenant on the source");
     let reason = format!("moved to upstream {}", m.to);
     sql::fence(&m.src, &m.id, Some(&reason)).await?;
-    m.begin(Step::EndBackends, "ending the tenant's backends on the source");
+    m.begin(
+        Step::EndBackends,
+        "ending the tenant's backends on the source",
+    );
     match sql::end_backends(&m.src, &m.id).await? {
         Some(n) => m.log(Step::EndBackends, format!("{n} backends ended")),
         None if running > 0 => {
@@ -105,10 +118,20 @@ pub(super) async fn quiesce(m: &mut Move, args: &MoveArgs) -> Result<(), MoveErr
             "the source has no tenant.tenant_backends: none runs in the router; its parked sessions end at the resume",
         ),
     }
-    m.begin(Step::ZeroLag, "waiting until the target has all the source wrote");
+    m.begin(
+        Step::ZeroLag,
+        "waiting until the target has all the source wrote",
+    );
     let lsn = sql::current_lsn(&m.src).await?;
     let deadline = Instant::now() + Duration::from_millis(args.lag_timeout_ms);
-    wait_lag(m, &lsn, deadline, args.lag_timeout_ms, Duration::from_millis(2)).await?;
+    wait_lag(
+        m,
+        &lsn,
+        deadline,
+        args.lag_timeout_ms,
+        Duration::from_millis(2),
+    )
+    .await?;
     m.log(Step::ZeroLag, format!("the target confirmed {lsn}"));
     if args.verify {
         m.begin(Step::Verify, "comparing the tenant's rows on both sides");
@@ -123,10 +146,16 @@ pub(super) async fn quiesce(m: &mut Move, args: &MoveArgs) -> Result<(), MoveErr
                     t.name, a.0, a.1, b.0, b.1
                 )));
             }
-            m.log(Step::Verify, format!("{}: {} rows, checksum {} on both", t.name, a.0, a.1));
+            m.log(
+                Step::Verify,
+                format!("{}: {} rows, checksum {} on both", t.name, a.0, a.1),
+            );
         }
     }
-    m.begin(Step::Sequences, "bringing the target's sequences past the source's");
+    m.begin(
+        Step::Sequences,
+        "bringing the target's sequences past the source's",
+    );
     for (seq, last) in sql::sequences(&m.src, &m.tables, m.schema.as_deref()).await? {
         if let Some(v) = last {
             let now = sql::advance_sequence(&m.dst, &seq, v).await?;
@@ -171,13 +200,19 @@ pub(super) async fn flip_and_finish(m: &mut Move, args: &MoveArgs) -> Result<(),
     m.begin(Step::Resume, "resuming the tenant");
     match m
         .api
-        .post(&format!("/tenants/{}/resume?reconnect=true", m.id), Duration::from_secs(5))
+        .post(
+            &format!("/tenants/{}/resume?reconnect=true", m.id),
+            Duration::from_secs(5),
+        )
         .await
     {
         Ok(_) => m.log(Step::Resume, "resumed"),
         Err(e) => failed.push(format!("resume: {e} (POST /tenants/{}/resume)", m.id)),
     }
-    m.begin(Step::CleanUp, "dropping the subscription and the publication");
+    m.begin(
+        Step::CleanUp,
+        "dropping the subscription and the publication",
+    );
     if let Err(e) = sql::drop_subscription(&m.dst, &m.names).await {
         failed.push(format!("DROP SUBSCRIPTION {}: {e}", m.names.subscription));
     }
@@ -194,7 +229,10 @@ pub(super) async fn flip_and_finish(m: &mut Move, args: &MoveArgs) -> Result<(),
         }
     }
     if failed.is_empty() {
-        m.log(m.at, format!("tenant \"{}\" now lives on \"{}\"", m.id, m.to));
+        m.log(
+            m.at,
+            format!("tenant \"{}\" now lives on \"{}\"", m.id, m.to),
+        );
         return Ok(());
     }
     Err(MoveError::Refused(format!(
@@ -208,11 +246,10 @@ pub(super) async fn flip_and_finish(m: &mut Move, args: &MoveArgs) -> Result<(),
 /// Wait (up to 5 s) until the router's row of the tenant names the
 /// target: its clients are then routed there once resumed.
 async fn router_sees(m: &Move) -> Result<(), MoveError> {
-    let want = (m.to != "main").then_some(m.to.as_str());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let v = m.api.get(&format!("/tenants/{}", m.id)).await?;
-        if v["upstream"].as_str() == want {
+        if v["upstream"].as_str().unwrap_or("main") == m.to {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -225,7 +225,9 @@ fn pointed_at(url: &str, address: &str) -> Result<String, MoveError> {
     let (host, port) = address
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-        .ok_or_else(|| MoveError::Setup(format!("upstream address \"{address}\" is not host:port")))?;
+        .ok_or_else(|| {
+            MoveError::Setup(format!("upstream address \"{address}\" is not host:port"))
+        })?;
     // The catalog's user, password and database; the upstream's address.
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(host).port(port);
@@ -324,7 +326,9 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         .ok_or_else(|| MoveError::Setup(format!("tenant \"{}\" does not exist in the catalog", args.id)))?;
     let isolation: String = row.get(0);
     let schema: Option<String> = row.get(1);
-    let from = row.get::<_, Option<String>>(2).unwrap_or_else(|| "main".into());
+    let from = row
+        .get::<_, Option<String>>(2)
+        .unwrap_or_else(|| "main".into());
     let schema = match isolation.as_str() {
         "rls" => None,
         "schema" => Some(schema.ok_or_else(|| {
@@ -406,7 +410,10 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
         let at = m.at;
         m.log(at, format!("failed: {e}; undoing the move"));
         if let Err(u) = undo(m, at >= Step::Subscribe).await {
-            m.log(at, format!("undoing failed too: {u}; run again with --abort"));
+            m.log(
+                at,
+                format!("undoing failed too: {u}; run again with --abort"),
+            );
         }
         return Err(e);
     }
@@ -414,7 +421,10 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
         // The catalog was not changed: undo.
         Err(e) if m.at == Step::Flip => {
             if let Err(u) = undo(m, true).await {
-                m.log(Step::Flip, format!("undoing failed too: {u}; run again with --abort"));
+                m.log(
+                    Step::Flip,
+                    format!("undoing failed too: {u}; run again with --abort"),
+                );
             }
             Err(e)
         }
@@ -448,9 +458,15 @@ async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(
     for t in &m.tables {
         sql::ensure_empty(&m.dst, t, &m.id).await?;
     }
-    m.begin(Step::Publish, format!("CREATE PUBLICATION {}", m.names.publication));
+    m.begin(
+        Step::Publish,
+        format!("CREATE PUBLICATION {}", m.names.publication),
+    );
     sql::create_publication(&m.src, &m.names, &m.tables, m.schema.as_deref(), &m.id).await?;
-    m.begin(Step::Subscribe, format!("CREATE SUBSCRIPTION {} (copy_data)", m.names.subscription));
+    m.begin(
+        Step::Subscribe,
+        format!("CREATE SUBSCRIPTION {} (copy_data)", m.names.subscription),
+    );
     sql::create_subscription(&m.dst, &m.names, publisher).await?;
     m.begin(Step::Sync, "waiting for the initial copy and catch-up");
     let deadline = Instant::now() + Duration::from_millis(args.sync_timeout_ms);
@@ -467,7 +483,14 @@ async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(
         }
     }
     let lsn = sql::current_lsn(&m.src).await?;
-    wait_lag(m, &lsn, deadline, args.sync_timeout_ms, Duration::from_millis(50)).await?;
+    wait_lag(
+        m,
+        &lsn,
+        deadline,
+        args.sync_timeout_ms,
+        Duration::from_millis(50),
+    )
+    .await?;
     m.log(Step::Sync, format!("copied and caught up to {lsn}"));
     super::move_flip::quiesce(m, args).await
 }
@@ -518,12 +541,18 @@ async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
     let had_subscription = sql::drop_subscription(&m.dst, &m.names).await?;
     m.log(m.at, format!("subscription dropped: {had_subscription}"));
     let had_publication = sql::drop_publication(&m.src, &m.names).await?;
-    m.log(m.at, format!("publication (and slot) dropped: {had_publication}"));
+    m.log(
+        m.at,
+        format!("publication (and slot) dropped: {had_publication}"),
+    );
     if copied || had_subscription {
         for t in m.tables.clone() {
             if sql::exists(&m.dst, &t.name).await? {
                 let n = sql::delete_rows(&m.dst, &t, &m.id).await?;
-                m.log(m.at, format!("{n} copied rows of {} removed from the target", t.name));
+                m.log(
+                    m.at,
+                    format!("{n} copied rows of {} removed from the target", t.name),
+                );
             }
         }
     }
