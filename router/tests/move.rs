@@ -475,3 +475,43 @@ async fn a_move_refuses_a_table_whose_replica_identity_lacks_the_tenant_column_a
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_mode_client_of_a_moved_tenant_is_told_to_reconnect_and_lands_on_the_target() {
+    let db = "mv_session";
+    main_db(db);
+    sql_in(
+        db,
+        "SELECT tenant.create_tenant('mv-s', max_connections => 0); \
+         INSERT INTO items (tenant_id, body) SELECT 'mv-s', 's ' || g FROM generate_series(1, 30) g",
+    );
+    let second = second_db(db);
+    let r = MoveRouter::start(db, &second);
+    let idle = connect(&r.url("mv-s")).await.expect("session-mode client");
+    assert_eq!(
+        first_value(&idle, "SHOW port").await,
+        cluster().port.to_string()
+    );
+    let (ok, out, err) = tokio::task::block_in_place(|| r.run_move(&["mv-s", "--to", "second"]));
+    assert!(ok, "{out}\n{err}");
+    // Its backend was on the source: the session was ended at the resume.
+    let e = idle
+        .simple_query("SELECT 1")
+        .await
+        .expect_err("the session on the source is over");
+    assert!(
+        e.is_closed() || db_message(&e).contains("moved to another server"),
+        "{e:?}"
+    );
+    let again = connect(&r.url("mv-s")).await.expect("reconnect");
+    assert_eq!(
+        first_value(&again, "SHOW port").await,
+        second.port.to_string()
+    );
+    assert_eq!(
+        first_value(&again, "SELECT count(*) FROM items").await,
+        "30"
+    );
+    drop(r);
+    sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}
