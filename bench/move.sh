@@ -25,7 +25,9 @@
 # Environment: PG_TENANT_PGBIN (the PostgreSQL bin dir, default
 # scripts/cluster's), BENCH_DIR (/var/tmp/pg_tenant_bench_move: A and B live
 # under it), BENCH_PORT_A / BENCH_PORT_B (default: ports the OS picks),
-# BENCH_ROWS, BENCH_BEFORE, BENCH_AFTER, PG_TENANT_PROFILE (release).
+# BENCH_ROWS, BENCH_BEFORE, BENCH_AFTER, BENCH_OTHER_SECONDS,
+# BENCH_MOVE_ARGS (more arguments of tenants move, e.g. "--verify"),
+# PG_TENANT_PROFILE (release; debug builds the debug router and extension).
 # `bench/move.sh stop` stops both clusters.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -151,8 +153,9 @@ OTHER=$!
 sleep "$BEFORE"
 MOVE_START=$(date +%s.%N)
 "$BIN" tenants move -c "$OUT/router.toml" --url "host=$SOCK_A port=$PORT_A user=postgres dbname=$DB" \
-  --pg-bin "$PGBIN" bm-moved --to b | tee "$OUT/move.log"
+  --pg-bin "$PGBIN" ${BENCH_MOVE_ARGS:-} bm-moved --to b | tee "$OUT/move.log"
 MOVE_END=$(date +%s.%N)
+echo "$MOVE_START $MOVE_END" > "$OUT/move_times"
 sleep "$AFTER"
 touch "$OUT/stop"
 wait $WRITER
@@ -165,7 +168,9 @@ WRITTEN=$(grep -c ' ok$' "$OUT/writer.log" || true)
 MAX_A=$(psql_a -c "SELECT max(id) FROM items WHERE tenant_id = 'bm-moved'")
 psql_a -c "COPY (SELECT id, hashtext(r::text) FROM items r WHERE tenant_id = 'bm-moved' ORDER BY id) TO STDOUT" > "$OUT/rows_a"
 psql_b -c "COPY (SELECT id, hashtext(r::text) FROM items r WHERE tenant_id = 'bm-moved' AND id <= $MAX_A ORDER BY id) TO STDOUT" > "$OUT/rows_b"
-DIFF=$(comm -3 "$OUT/rows_a" "$OUT/rows_b" | wc -l)
+LC_ALL=C sort -o "$OUT/rows_a" "$OUT/rows_a"
+LC_ALL=C sort -o "$OUT/rows_b" "$OUT/rows_b"
+DIFF=$(LC_ALL=C comm -3 "$OUT/rows_a" "$OUT/rows_b" | wc -l)
 ON_B=$(psql_b -c "SELECT count(*) FROM items WHERE tenant_id = 'bm-moved'")
 DUPS=$(psql_b -c "SELECT count(*) - count(DISTINCT id) FROM items WHERE tenant_id = 'bm-moved'")
 EXPECTED=$((ROWS + WRITTEN))
@@ -174,7 +179,7 @@ ERRORS=$(( $(grep -c ' error' "$OUT/writer.log" || true) + $(grep -ci 'error' "$
 awk -v s="$MOVE_START" -v e="$MOVE_END" '{ if ($1 >= s && $1 - $2 / 1000 <= e && $2 > m) m = $2 } END { printf "%.1f", m }' "$OUT/writer.log" > "$OUT/longest_ms"
 # pgbench log: client tx latency_us script epoch_s epoch_us.
 awk -v s="$MOVE_START" -v e="$MOVE_END" -v b="$BEFORE" '{ t = $5 + $6 / 1e6; if (t < s && t >= s - b) before++; if (t >= s && t <= e) during++ }
-  END { printf "%.0f %.0f", before / b, during / (e - s) }' "$OUT/other.all" > "$OUT/tps"
+  END { printf "%.0f %.0f\n", before / b, during / (e - s) }' "$OUT/other.all" > "$OUT/tps"
 read -r TPS_BEFORE TPS_DURING < "$OUT/tps"
 PAUSED=$(grep -o 'paused for [0-9]* ms' "$OUT/move.log" | grep -o '[0-9]*' || echo "?")
 printf '\n%-52s %s\n' "move (wall, s)" "$(awk -v s="$MOVE_START" -v e="$MOVE_END" 'BEGIN { printf "%.2f", e - s }')"
