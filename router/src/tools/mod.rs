@@ -9,7 +9,7 @@
 //!   `admin` holds its connection and checks): one SQL script applied to
 //!   every schema-isolated tenant's schema.
 //! * `tenants move` ([`move_tenant`]; `move_flip` from the pause on,
-//!   `move_sql` its SQL, `admin_api` the router's admin API): a tenant's
+//!   `move_state` what the steps share, `move_sql` its SQL, `admin_api` the router's admin API): a tenant's
 //!   rows moved to another server live, with logical replication.
 
 pub mod admin;
@@ -18,5 +18,6 @@ mod apply;
 pub mod migrate;
 mod move_flip;
 mod move_sql;
+mod move_state;
 pub mod move_tenant;
 pub mod provision;
