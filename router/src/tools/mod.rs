@@ -11,10 +11,14 @@
 //! * `tenants move` ([`move_tenant`]; `move_flip` from the pause on,
 //!   `move_state` what the steps share, `move_sql` its SQL, `admin_api` the router's admin API): a tenant's
 //!   rows moved to another server live, with logical replication.
+//! * `tenants apply` / `tenants export` ([`declare`]): tenants declared in
+//!   a file, applied to the catalog in one transaction; the catalog
+//!   connection comes from the router's own config file.
 
 pub mod admin;
 mod admin_api;
 mod apply;
+pub mod declare;
 pub mod migrate;
 mod move_flip;
 mod move_sql;
