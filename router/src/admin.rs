@@ -9,6 +9,8 @@
 //! | `GET /tenants/{id}`              | one tenant as this router holds it: its catalog row (kept since its last change) and counters (a tenant named `summary`: `/tenants?prefix=summary&limit=1`) |
 //! | `GET /tenants/{id}/metrics`      | one tenant's counters and latency (zeros when its state was dropped as idle) |
 //! | `POST /tenants/{id}/disconnect`  | close every connection of a tenant          |
+//! | `POST /tenants/{id}/pause`       | hold the tenant's new transactions and logins (`crate::pause`); `?wait_ms=` (default 5000, at most 60000): wait that long for its running transactions to finish; answers how many still run |
+//! | `POST /tenants/{id}/resume`      | let them go on; `?reconnect=true`: its session-mode sessions parked at rest end (57P01) instead (the tenant moved) |
 //! | `GET /pools`                     | backend pools: size, open, idle, active, waiting |
 //! | `GET /metrics`                   | Prometheus text exposition                  |
 //!
@@ -23,7 +25,7 @@ pub use app::AdminError;
 use crate::metrics::TenantSnapshot;
 use crate::shared::Shared;
 use app::{snapshot, Admin, AppState, Checks};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -65,6 +67,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/tenants/{id}", get(tenant))
         .route("/tenants/{id}/metrics", get(tenant_metrics))
         .route("/tenants/{id}/disconnect", post(disconnect))
+        .route("/tenants/{id}/pause", post(pause))
+        .route("/tenants/{id}/resume", post(resume))
         .route("/pools", get(pools))
         .route("/metrics", get(prometheus))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
@@ -249,6 +253,7 @@ async fn tenant(
     })
     .unwrap_or_default();
     view["has_secret"] = has_secret.into();
+    view["paused"] = shared.pauses.is_paused(&id).into();
     Ok(Json(view))
 }
 
@@ -281,6 +286,92 @@ async fn disconnect(
     let n = shared.limits.disconnect(&id);
     tracing::warn!(tenant = %id, connections = n, "admin API: disconnecting every connection of the tenant");
     Ok(Json(json!({ "tenant": id, "disconnected": n })))
+}
+
+/// Default and largest `wait_ms` of `POST /tenants/{id}/pause`.
+const PAUSE_WAIT_MS: (u64, u64) = (5_000, 60_000);
+
+/// `POST /tenants/{id}/pause[?wait_ms=N]`: the tenant's new transactions
+/// and logins wait from now on; answer once none of its transactions runs
+/// in this router, or after `wait_ms` with how many still do.
+async fn pause(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    let shared = &app.shared;
+    let wait = pause_wait(raw.as_deref())?;
+    known(shared, &id).await?;
+    let gate = shared.pauses.pause(&id);
+    tracing::warn!(tenant = %id, "admin API: tenant paused");
+    let running = gate.wait_quiet(Duration::from_millis(wait)).await;
+    Ok(Json(json!({
+        "tenant": id,
+        "paused": true,
+        "running": running,
+        "quiet": running == 0,
+    })))
+}
+
+fn pause_wait(raw: Option<&str>) -> Result<u64, AdminError> {
+    let mut wait = PAUSE_WAIT_MS.0;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        let bad = |reason: String| AdminError::BadParameter {
+            name: k.to_string(),
+            reason,
+        };
+        match &*k {
+            "wait_ms" => {
+                wait = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|w| *w <= PAUSE_WAIT_MS.1)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "must be a whole number of milliseconds from 0 to {}",
+                            PAUSE_WAIT_MS.1
+                        ))
+                    })?
+            }
+            _ => return Err(bad("unknown parameter (known: wait_ms)".into())),
+        }
+    }
+    Ok(wait)
+}
+
+/// `POST /tenants/{id}/resume`: the tenant's waiting transactions and
+/// logins go on.
+async fn resume(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    let shared = &app.shared;
+    let mut reconnect = false;
+    for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
+        match (&*k, &*v) {
+            ("reconnect", "true") => reconnect = true,
+            ("reconnect", "false") => reconnect = false,
+            _ => {
+                return Err(AdminError::BadParameter {
+                    name: k.to_string(),
+                    reason: "known: reconnect=true|false".into(),
+                })
+            }
+        }
+    }
+    if !pg_tenant_token::valid_tenant_id(&id) {
+        return Err(AdminError::InvalidTenant(id));
+    }
+    // A tenant dropped while paused can still be resumed.
+    let was = shared.pauses.resume(&id, reconnect);
+    if !was {
+        known(shared, &id).await?;
+    }
+    tracing::warn!(tenant = %id, was_paused = was, reconnect, "admin API: tenant resumed");
+    Ok(Json(
+        json!({ "tenant": id, "paused": false, "was_paused": was, "reconnect": reconnect }),
+    ))
 }
 
 async fn pools(State(app): State<AppState>) -> Json<serde_json::Value> {

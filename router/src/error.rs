@@ -78,6 +78,9 @@ pub enum SessionError {
     DirectTlsRefused,
     #[error(transparent)]
     Pool(#[from] crate::pool::PoolError),
+    /// The tenant stayed paused (admin API) longer than `pause_timeout_ms`.
+    #[error(transparent)]
+    Paused(#[from] crate::pause::PauseError),
     #[error("this client SET {0}: a transaction-pooled client may SET at most 256 settings of 64 KiB in all (each is carried to every backend that serves it); use fewer, or SET LOCAL")]
     TooManySettings(String),
     #[error("client closed the connection")]
@@ -170,6 +173,7 @@ impl SessionError {
             SessionError::TlsRequired => "28000",
             SessionError::Tls(_) => "08P01",
             SessionError::Pool(e) => e.sqlstate(),
+            SessionError::Paused(e) => e.sqlstate(),
             SessionError::TooManySettings { .. } => "54000",
             SessionError::Auth(e) => e.sqlstate()?,
             SessionError::Postgres(_)

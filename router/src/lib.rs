@@ -26,6 +26,7 @@ pub mod jwt;
 pub mod limits;
 pub mod logtext;
 pub mod metrics;
+pub mod pause;
 pub mod pool;
 pub mod protocol;
 pub mod random;

@@ -64,6 +64,10 @@ enum Tenants {
     /// already applied to a schema is skipped (README "Migrating tenant
     /// schemas").
     Migrate(tools::migrate::MigrateArgs),
+    /// Move a tenant's rows to another upstream, live, with logical
+    /// replication: copy, catch up, pause, flip the catalog, resume
+    /// (README "Moving a tenant").
+    Move(tools::move_tenant::MoveArgs),
     /// Make the catalog hold the tenants a file declares (TOML or JSON):
     /// print the diff (created, changed field by field, unchanged, and with
     /// --prune dropped) and apply it through the SQL API in one
@@ -81,6 +85,7 @@ async fn run_command(command: Command, config: Option<&Path>, over: &Overrides) 
         Command::Tenants(Tenants::Apply(args)) => tools::declare::apply(args, config, over).await,
         Command::Tenants(Tenants::Export(args)) => tools::declare::export(args, config, over).await,
         Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
+        Command::Tenants(Tenants::Move(args)) => tools::move_tenant::run(args).await,
         Command::Tenants(Tenants::Provision {
             admin,
             id,

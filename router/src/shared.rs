@@ -30,6 +30,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Backend pools (`[pool]`).
     pub pools: Arc<crate::pool::Pools>,
+    /// Per-tenant PAUSE / RESUME (admin API).
+    pub pauses: crate::pause::Pauses,
     pub(crate) draining: AtomicBool,
     /// Every session's interrupt flag: the listener raises drain and stop.
     pub interrupts: crate::interrupt::Interrupts,
@@ -76,6 +78,7 @@ impl Shared {
         );
         let shared = Arc::new(Shared {
             pools: crate::pool::Pools::new(metrics.clone()),
+            pauses: crate::pause::Pauses::default(),
             catalog,
             cancels: CancelRegistry::new(),
             limits,

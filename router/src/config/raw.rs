@@ -52,6 +52,10 @@ pub struct RawConfig {
     /// After SIGTERM, time open sessions get to finish before they are
     /// closed.
     pub shutdown_grace_ms: u64,
+    /// Longest a tenant's new transaction or login waits while the tenant
+    /// is paused (admin API `POST /tenants/{id}/pause`); then it fails with
+    /// 55P03 naming the tenant and the pause.
+    pub pause_timeout_ms: u64,
     pub identify: Identify,
     pub catalog: Catalog,
     pub tls: crate::tls::TlsConfig,
@@ -79,6 +83,7 @@ impl Default for RawConfig {
             admin_listen: "127.0.0.1:9090".into(),
             admin_token: String::new(),
             shutdown_grace_ms: 30_000,
+            pause_timeout_ms: 10_000,
             identify: Identify::default(),
             catalog: Catalog::default(),
             tls: crate::tls::TlsConfig::default(),
@@ -200,6 +205,9 @@ impl RawConfig {
         }
         if id.username_format == UsernameFormat::None && p.is_empty() && sni.is_empty() {
             return bad("no way to identify tenants: set identify.username_format, identify.database_pattern or identify.sni_pattern".into());
+        }
+        if self.pause_timeout_ms == 0 {
+            return bad("pause_timeout_ms must be greater than 0".into());
         }
         if self.startup_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("timeouts must be greater than 0".into());

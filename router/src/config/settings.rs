@@ -163,6 +163,8 @@ pub struct Config {
     /// Bearer token the admin API requires; empty: none.
     pub admin_token: String,
     pub shutdown_grace_ms: u64,
+    /// See `RawConfig::pause_timeout_ms`.
+    pub pause_timeout_ms: u64,
     pub identify: Identify,
     pub tls: TlsSettings,
     pub auth: Auth,
@@ -210,6 +212,7 @@ impl Config {
             connect_timeout_ms: raw.connect_timeout_ms,
             admin_token: raw.admin_token,
             shutdown_grace_ms: raw.shutdown_grace_ms,
+            pause_timeout_ms: raw.pause_timeout_ms,
             identify: raw.identify,
             pool: raw.pool,
             metrics: raw.metrics,
@@ -243,6 +246,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    pub fn pause_timeout(&self) -> Duration {
+        Duration::from_millis(self.pause_timeout_ms)
     }
 
     pub fn startup_timeout(&self) -> Duration {

@@ -41,6 +41,9 @@ pub enum End {
     /// Transaction pooling: more than `prepared::MAX_WAITING` Parse and
     /// Close messages wait for answers; the session ends.
     Overflow,
+    /// The tenant is paused (`Mode::PauseAtRest`) and the session is at a
+    /// point of rest: it parks, its backend kept.
+    Paused,
 }
 
 /// Whether the relay runs on or stops at the next idle point (SIGTERM).
@@ -50,6 +53,9 @@ pub enum Mode {
     StopWhenIdle,
     /// Transaction pooling: stop at every point of rest (`End::Rest`).
     DetachAtRest,
+    /// Session mode, the tenant paused: stop at the next point of rest
+    /// (`End::Paused`).
+    PauseAtRest,
 }
 
 /// What a relay leaves when it stops: the conversation (and, with
@@ -197,6 +203,10 @@ impl Relay {
                 && self.down.framer.is_empty()
                 && self.carried.as_ref().is_none_or(|s| s.client.settled()))
             .then_some(End::Rest),
+            Mode::PauseAtRest => {
+                (self.idle(watch) && !self.conv.terminated() && self.down.framer.is_empty())
+                    .then_some(End::Paused)
+            }
         }
     }
 

@@ -12,19 +12,48 @@
 //! The skipped messages are read and dropped as they arrive, never held
 //! whole. A client that does not send its Sync within `pool.timeout_ms`
 //! is closed (FATAL 53300).
+//!
+//! A client of a paused tenant (`crate::pause`) that waited longer than
+//! `pause_timeout_ms` is answered the same way, with 55P03.
 
 use super::conn::Conn;
 use crate::codec::frame_header;
 use crate::error::SessionError;
+use crate::pause::PauseError;
 use crate::pool::PoolError;
 use crate::protocol::{self, Severity, MAX_MESSAGE_LEN};
 use bytes::Buf;
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout_at;
 
-/// Answer what the client sent with 53300 (see the module doc); true: the
-/// session goes on, false: the client left.
-pub async fn turn_away(conn: &mut Conn, e: &PoolError) -> Result<bool, SessionError> {
+/// Why a client's statement is refused without reaching a backend.
+pub trait Refusal: std::fmt::Display + Clone + Into<SessionError> {
+    fn sqlstate(&self) -> &'static str;
+    /// For the log line.
+    fn why(&self) -> &'static str;
+}
+
+impl Refusal for PoolError {
+    fn sqlstate(&self) -> &'static str {
+        PoolError::sqlstate(self)
+    }
+    fn why(&self) -> &'static str {
+        "statement refused: no pooled backend in time"
+    }
+}
+
+impl Refusal for PauseError {
+    fn sqlstate(&self) -> &'static str {
+        PauseError::sqlstate(self)
+    }
+    fn why(&self) -> &'static str {
+        "statement refused: the tenant stayed paused"
+    }
+}
+
+/// Answer what the client sent with `e` (53300 or 55P03, see the module
+/// doc); true: the session goes on, false: the client left.
+pub async fn turn_away<E: Refusal>(conn: &mut Conn, e: &E) -> Result<bool, SessionError> {
     let cfg = conn.shared.config();
     let deadline = tokio::time::Instant::now() + cfg.pool.timeout();
     let error = protocol::error_response(Severity::Error, e.sqlstate(), &e.to_string());
@@ -39,7 +68,7 @@ pub async fn turn_away(conn: &mut Conn, e: &PoolError) -> Result<bool, SessionEr
             match timeout_at(deadline, read).await {
                 Ok(Ok(0) | Err(_)) => return Ok(false),
                 Ok(Ok(_)) => {}
-                Err(_) => return Err(SessionError::Pool(e.clone())),
+                Err(_) => return Err(e.clone().into()),
             }
         };
         if header.tag == b'X' {
@@ -59,7 +88,7 @@ pub async fn turn_away(conn: &mut Conn, e: &PoolError) -> Result<bool, SessionEr
             match timeout_at(deadline, read).await {
                 Ok(Ok(0) | Err(_)) => return Ok(false),
                 Ok(Ok(_)) => {}
-                Err(_) => return Err(SessionError::Pool(e.clone())),
+                Err(_) => return Err(e.clone().into()),
             }
         }
         let ends = match header.tag {
@@ -77,7 +106,7 @@ pub async fn turn_away(conn: &mut Conn, e: &PoolError) -> Result<bool, SessionEr
             if let Some(c) = conn.tenancy.counters() {
                 c.metrics.error();
             }
-            tracing::info!(parent: &conn.span, error = %e, "statement refused: no pooled backend in time");
+            tracing::info!(parent: &conn.span, error = %e, "{}", e.why());
         }
         if ends {
             out.extend_from_slice(&protocol::ready_for_query(b'I'));

@@ -52,6 +52,30 @@ pub struct Conn {
     pub interrupt: Arc<Interrupt>,
     /// The connection's span (peer, tenant, user, backend pid).
     pub span: tracing::Span,
+    /// Its tenant's pause gate (a tenant session), and the token it holds
+    /// while it may work on a backend (`crate::pause`).
+    pub pause: Option<Pausable>,
+}
+
+/// A tenant session's side of its tenant's pause gate.
+pub struct Pausable {
+    pub gate: Arc<crate::pause::Gate>,
+    /// Held while the session may work on a backend.
+    pub running: Option<crate::pause::Running>,
+    /// Woken when the tenant is paused (a session-mode relay parks).
+    pub waker: Arc<futures_util::task::AtomicWaker>,
+}
+
+impl Pausable {
+    pub fn new(gate: Arc<crate::pause::Gate>, running: crate::pause::Running) -> Pausable {
+        let waker = Arc::new(futures_util::task::AtomicWaker::new());
+        gate.register_relay(&waker);
+        Pausable {
+            gate,
+            running: Some(running),
+            waker,
+        }
+    }
 }
 
 impl Conn {

@@ -47,6 +47,7 @@ impl Session {
                 tenancy: Tenancy::None,
                 interrupt,
                 span: tracing::Span::none(),
+                pause: None,
             },
             permit,
         }

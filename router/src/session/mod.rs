@@ -12,6 +12,9 @@
 //! conn        the connection whatever its phase (client, tenancy, span)
 //! phase       Phase, the FATALs, the startup deadline
 //! idle, busy  client_idle_timeout_ms; a pooled client turned away (53300)
+//! paused      its tenant's pause: the gate, a session parked at rest
+//! moved       a transaction-pooled client follows its tenant to another upstream
+//! waiting     a client at rest: its next bytes, or why the session ends
 //! ```
 //!
 //! The client is checked by the router itself (verify mode, tenant
@@ -30,11 +33,14 @@ mod conn;
 mod connection;
 mod handshake;
 mod idle;
+mod moved;
+mod paused;
 mod phase;
 mod placement;
 mod pooled;
 mod relaying;
 mod source;
+mod waiting;
 
 pub use connection::Session;
 pub use phase::{Phase, Traffic};

@@ -8,6 +8,7 @@
 use super::attached::Attached;
 use super::conn::Conn;
 use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
+use super::paused::Parked;
 use super::phase::{
     fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
 };
@@ -41,6 +42,9 @@ enum Once {
     Rest,
     /// The session is over.
     Over(Result<(), SessionError>),
+    /// Session mode: at rest while the tenant is paused; the backend is
+    /// kept for the relay that follows the resume.
+    Parked(Attached),
 }
 
 /// Relay from `first` on, to the end of the session.
@@ -98,12 +102,33 @@ pub async fn serve(
         match once.await {
             Once::Rest => continue,
             Once::Over(end) => break end,
+            Once::Parked(backend) => match Box::pin(super::paused::park(conn)).await {
+                Ok(Parked::Resumed) => attached = Some(Box::new(backend)),
+                Ok(Parked::Over) => {
+                    Box::pin(let_parked_go(conn, &*source, backend)).await;
+                    break Ok(());
+                }
+                Err(e) => {
+                    Box::pin(let_parked_go(conn, &*source, backend)).await;
+                    break Err(e);
+                }
+            },
         }
     };
     if let Some(timer) = expiry {
         timer.abort();
     }
     result
+}
+
+/// The session ended while parked (its tenant paused, at rest): a pooled
+/// backend goes back to its pool (reset), a dedicated one is closed.
+async fn let_parked_go(conn: &mut Conn, source: &Source, attached: Attached) {
+    let Attached { backend, lease } = attached;
+    match (lease, source.pooled()) {
+        (Some(lease), Some(p)) => p.give_back(conn, lease, backend, true).await,
+        _ => crate::pool::switch::close(backend).await,
+    }
 }
 
 /// What one relay works with.
@@ -165,6 +190,16 @@ impl On<'_> {
         let (from_client, to_client) = relay.traffic();
         self.conn.traffic.from_client += from_client;
         self.conn.traffic.to_client += to_client;
+        if matches!(exit, Exit::Relay(Ok(End::Paused))) {
+            // Session mode, the tenant paused, at rest: the backend is kept
+            // (with what it had read) while the session waits.
+            let rest = relay.into_rest();
+            *conv = rest.conv;
+            if let Some(buf) = rest.server_buf {
+                attached.backend.buf = buf;
+            }
+            return Once::Parked(attached);
+        }
         if matches!(exit, Exit::Relay(Ok(End::Rest))) {
             // Transaction pooling: the backend goes back, context and
             // statements kept; the client keeps its conversation.
@@ -222,17 +257,23 @@ impl On<'_> {
         let shared = &self.conn.shared;
         let interrupt = &self.conn.interrupt;
         let watch = &mut *self.watch;
+        let pause = self.conn.pause.as_ref();
         std::future::poll_fn(|cx| {
             match interrupt.poll(cx).or_draining(shared.is_draining()) {
                 Signal::Stop => return Poll::Ready(Exit::Stop),
                 Signal::Kick => return Poll::Ready(Exit::Kick),
                 Signal::Expired => return Poll::Ready(Exit::Expired),
-                Signal::Drain if mode == Mode::Serve => {
+                Signal::Drain if matches!(mode, Mode::Serve | Mode::PauseAtRest) => {
                     *phase = Phase::Draining;
                     mode = Mode::StopWhenIdle;
                 }
                 Signal::Drain => *phase = Phase::Draining,
                 Signal::None => {}
+            }
+            // Session mode: a paused tenant's session parks at its next
+            // point of rest.
+            if mode == Mode::Serve && pause.is_some_and(|p| p.gate.poll_paused(&p.waker, cx)) {
+                mode = Mode::PauseAtRest;
             }
             let polled = relay.poll(cx, client, server, watch.as_deref_mut(), mode);
             if polled.is_pending() {
@@ -280,7 +321,9 @@ impl On<'_> {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
             Exit::Relay(Ok(End::Server)) => Err(SessionError::ServerGone),
-            Exit::Relay(Ok(End::Idle | End::Rest)) | Exit::Stop => Ok(Some(SHUTTING_DOWN)),
+            Exit::Relay(Ok(End::Idle | End::Rest | End::Paused)) | Exit::Stop => {
+                Ok(Some(SHUTTING_DOWN))
+            }
             Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
             Exit::Relay(Ok(End::Overflow)) => Ok(Some(OVERFLOW)),
             Exit::Kick => Ok(Some(KICKED)),

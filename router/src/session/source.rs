@@ -118,6 +118,12 @@ async fn attach(
     identified: Identified,
     deadline: Deadline,
 ) -> Result<(Ready, Attached), SessionError> {
+    // A paused tenant's login waits here, before it opens a backend.
+    if let Some(info) = identified.tenant() {
+        let gate = conn.shared.pauses.gate(&info.id);
+        let running = deadline.within(gate.enter(cfg.pause_timeout())).await?;
+        conn.pause = Some(super::conn::Pausable::new(gate, running));
+    }
     match identified {
         Identified::Checked {
             info,
