@@ -515,3 +515,69 @@ async fn a_session_mode_client_of_a_moved_tenant_is_told_to_reconnect_and_lands_
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+/// A schema tenant owns its tables (allow_ddl): what it writes in their
+/// comments and triggers reaches the mover's superuser sessions. A comment
+/// whose last line is `\` must not end its literal in the schema copied to
+/// the target (the rest of the dump, the next comment, ran as SQL there),
+/// and a DELETE trigger must not run as the superuser that drops the
+/// source's rows. Control: the move succeeds, the comments arrive as they
+/// were, the rows are on the target and gone from the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_tenants_comments_and_triggers_do_not_run_as_the_movers_superuser() {
+    let db = "mv_hostile";
+    main_db(db);
+    sql_in(
+        "postgres",
+        "DROP ROLE IF EXISTS mv_pwned_dump; DROP ROLE IF EXISTS mv_pwned_trigger; DROP ROLE IF EXISTS rt_mvh_role",
+    );
+    sql_in(
+        db,
+        "SET client_min_messages = warning; \
+         SELECT tenant.create_tenant('mv-h', isolation => 'schema', schema_name => 'mvh', role_name => 'rt_mvh_role', allow_ddl => true, max_connections => 0); \
+         SELECT tenant.provision_tenant('mv-h'); \
+         SET ROLE rt_mvh_role; \
+         CREATE TABLE mvh.notes (id int PRIMARY KEY, body text NOT NULL); \
+         INSERT INTO mvh.notes SELECT g, 'note ' || g FROM generate_series(1, 50) g; \
+         COMMENT ON TABLE mvh.notes IS E'harmless\\n\\\\'; \
+         COMMENT ON COLUMN mvh.notes.body IS '; CREATE ROLE mv_pwned_dump SUPERUSER; --'; \
+         CREATE FUNCTION mvh.on_delete() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN \
+           IF current_setting('is_superuser') = 'on' THEN CREATE ROLE mv_pwned_trigger SUPERUSER; END IF; \
+           RETURN NULL; END $f$; \
+         CREATE TRIGGER on_delete AFTER DELETE ON mvh.notes FOR EACH STATEMENT EXECUTE FUNCTION mvh.on_delete(); \
+         RESET ROLE",
+    );
+    let second = second_db(db);
+    second.sql("CREATE ROLE rt_mvh_role NOLOGIN");
+    let r = MoveRouter::start(db, &second);
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| r.run_move(&["mv-h", "--to", "second", "--drop-source"]));
+    let on_main = |sql: &str| sql_in(db, sql);
+    let on_second = |sql: &str| second.sql_in(db, sql);
+    // Refused: no role made by the tenant's text on either server.
+    assert_eq!(
+        on_second("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mv_pwned%'"),
+        "0",
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        on_main("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mv_pwned%'"),
+        "0",
+        "{out}\n{err}"
+    );
+    // Control: the move happened, the tenant's objects arrived intact.
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        on_second("SELECT obj_description('mvh.notes'::regclass, 'pg_class')"),
+        "harmless\n\\"
+    );
+    assert_eq!(
+        on_second("SELECT col_description('mvh.notes'::regclass, 2)"),
+        "; CREATE ROLE mv_pwned_dump SUPERUSER; --"
+    );
+    assert_eq!(on_second("SELECT count(*) FROM mvh.notes"), "50");
+    assert_eq!(on_main("SELECT count(*) FROM mvh.notes"), "0");
+    assert!(out.contains("mvh.notes: 50 rows deleted"), "{out}");
+    drop(r);
+    sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}

@@ -487,22 +487,59 @@ pub async fn drop_publication(src: &Client, names: &ReplicationNames) -> Result<
 
 /// Delete the tenant's rows of `t` on `c` (a schema tenant's table:
 /// every row); how many.
+///
+/// A schema tenant's table is its role's: its triggers and rules run the
+/// tenant's functions with the privileges of whoever deletes. The DELETE
+/// then runs as the table's owner (`SET LOCAL ROLE`, row security off so
+/// a forced policy is an error, not rows silently kept), never as this
+/// superuser session; a table a superuser owns is deleted from as it is.
 pub async fn delete_rows(c: &Client, t: &Table, tenant: &str) -> Result<u64, SqlError> {
-    let sql: String = c
+    let row = c
         .query_one(
             "SELECT pg_catalog.format('DELETE FROM %s r%s', $1::pg_catalog.text::pg_catalog.regclass, \
                     CASE WHEN $2::pg_catalog.text IS NULL THEN '' \
-                         ELSE pg_catalog.format(' WHERE r.%I OPERATOR(pg_catalog.=) $1::pg_catalog.text', $2::pg_catalog.text) END)",
+                         ELSE pg_catalog.format(' WHERE r.%I OPERATOR(pg_catalog.=) $1::pg_catalog.text', $2::pg_catalog.text) END), \
+                    (SELECT CASE WHEN o.rolsuper THEN NULL ELSE pg_catalog.quote_ident(o.rolname) END \
+                       FROM pg_catalog.pg_class k JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) k.relowner \
+                      WHERE k.oid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass)",
             &[&t.name, &t.column],
         )
         .await
-        .map_err(step("composing DELETE"))?
-        .get(0);
-    match &t.column {
-        Some(_) => c.execute(&sql, &[&tenant]).await,
-        None => c.execute(&sql, &[]).await,
+        .map_err(step("composing DELETE"))?;
+    let sql: String = row.get(0);
+    let owner: Option<String> = row.get(1);
+    match (&t.column, owner) {
+        (None, Some(owner)) => {
+            let out = c
+                .simple_query(&format!(
+                    "BEGIN; SET LOCAL ROLE {owner}; SET LOCAL row_security = off; {sql}; COMMIT"
+                ))
+                .await;
+            let out = match out {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    return Err(step("deleting the tenant's rows as the table's owner")(e));
+                }
+            };
+            Ok(out
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .nth(3)
+                .unwrap_or(0))
+        }
+        (Some(_), _) => c
+            .execute(&sql, &[&tenant])
+            .await
+            .map_err(step("deleting the tenant's rows")),
+        (None, None) => c
+            .execute(&sql, &[])
+            .await
+            .map_err(step("deleting the tenant's rows")),
     }
-    .map_err(step("deleting the tenant's rows"))
 }
 
 #[cfg(test)]
