@@ -193,6 +193,15 @@ impl Drop for MoveRouter {
     }
 }
 
+/// Stops the writers when the test ends, a failed one included.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// What a writer saw.
 #[derive(Default)]
 struct Seen {
@@ -261,12 +270,14 @@ async fn an_rls_tenant_moves_to_a_second_server_while_a_client_writes_through_th
     let on_second = |sql: &str| second.sql_in(db, sql);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_panic = StopOnDrop(stop.clone());
     let (seen_a, seen_b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     let w_a = writer(r.url("mv-a"), stop.clone(), seen_a.clone());
     let w_b = writer(r.url("mv-b"), stop.clone(), seen_b.clone());
     wait_writes(&seen_a, 20).await;
 
-    let (ok, out, err) = tokio::task::block_in_place(|| r.run_move(&["mv-a", "--to", "second"]));
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| r.run_move(&["mv-a", "--to", "second", "--verify"]));
     assert!(ok, "move failed: {out}\n{err}\nrouter: {}", r.log_text());
     for step in [
         "Publish",

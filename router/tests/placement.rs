@@ -566,9 +566,31 @@ async fn transaction_pooled_clients_use_their_upstreams_pool_and_follow_a_move()
         main.to_string(),
         "the session's next transaction runs on main"
     );
-    assert_eq!(
-        main_landing(&r, "plc-t").await,
-        (main.to_string(), "plc-t".to_owned())
-    );
+    // And the other way: a session on main, whose backend at rest keeps
+    // the tenant's context, is refused once the tenant moves to b.
+    let m = connect(&r.url("rt_app.plc-t"))
+        .await
+        .expect("plc-t on main");
+    for _ in 0..3 {
+        assert_eq!(
+            first_value(&m, "SELECT pg_catalog.current_setting('port')").await,
+            main.to_string()
+        );
+    }
     admin_sql("SELECT tenant.alter_tenant('plc-t', upstream => 'b')");
+    router_sees(&r, "plc-t", |row| row["upstream"] == "b").await;
+    let e = m
+        .batch_execute("SELECT 1")
+        .await
+        .expect_err("a session on main after the move");
+    assert!(
+        db_message(&e).contains("tenant \"plc-t\" now lives on upstream \"b\", not \"main\""),
+        "{e:?}"
+    );
+    assert_eq!(
+        landing(&r.url("rt_app.plc-t"))
+            .await
+            .expect("plc-t on b again"),
+        on(second.port, "plc-t", 20)
+    );
 }

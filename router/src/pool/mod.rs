@@ -19,6 +19,7 @@
 //! dedicated pool keeps its tenant's `min_idle` open once it knows how to
 //! log in (the first client's login).
 
+mod kinds;
 pub mod prepared;
 mod registry;
 mod single;

@@ -6,6 +6,7 @@
 //! source      the backend-source seam: Dedicated (connect, log in,
 //!             inject) or Pooled (checkout, switch, synthesize) → Ready
 //! pooled      the pooled source: attach, settings carried, detach
+//! placement   the upstream a tenant's backends come from, its sealed context now
 //! relaying    attach → relay → release, until the session ends
 //! attached    a backend attached: its own, or with its pool place
 //! conn        the connection whatever its phase (client, tenancy, span)
@@ -34,6 +35,7 @@ mod idle;
 mod moved;
 mod paused;
 mod phase;
+mod placement;
 mod pooled;
 mod relaying;
 mod source;

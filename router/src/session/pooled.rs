@@ -16,6 +16,7 @@ use super::conn::Conn;
 use super::idle::Idleness;
 use super::paused::{self, Gate};
 use super::phase::{Deadline, Fatal, Phase, EXPIRED, KICKED, SHUTTING_DOWN};
+use super::placement::{lives_on, moved, sealed_now};
 use crate::auth::verify::Verified;
 use crate::auth::{Authenticated, BackendLogin};
 use crate::backend::{Backend, ContextTag};
@@ -48,43 +49,6 @@ async fn usable(cfg: &Config, pool: &Pool, mut b: Backend, idle: Duration) -> Op
     pool.discarded(reason);
     tokio::spawn(switch::close(b));
     None
-}
-
-/// The sealed context to mint for a database tenant, or a tenant on a
-/// named upstream, now: the document of the row the router holds at this
-/// moment (a row a catalog change dropped is read again), called right
-/// before a context is minted, so a change committed while a client
-/// logged in or idled reaches its context. None for other tenants (`held`
-/// None). A tenant that left the catalog, or no longer has a sealed
-/// context, or whose catalog `upstream` is no longer `on` (the upstream
-/// the session's backends come from: the tenant was moved) is refused;
-/// while the catalog cannot be read, the document the client has (`held`)
-/// stands.
-pub async fn sealed_now(
-    conn: &Conn,
-    tenant: &str,
-    held: Option<&Arc<str>>,
-    on: &str,
-) -> Result<Option<Arc<str>>, SessionError> {
-    let Some(held) = held else {
-        return Ok(None);
-    };
-    match conn.shared.catalog.lookup(tenant).await {
-        Ok(Some(info)) if info.upstream.as_deref().unwrap_or(crate::config::MAIN) != on => {
-            Err(SessionError::ContextRefused(format!(
-                "tenant \"{tenant}\" now lives on upstream \"{}\", not \"{on}\": reconnect",
-                info.upstream.as_deref().unwrap_or(crate::config::MAIN)
-            )))
-        }
-        Ok(Some(info)) => match &info.context_document {
-            Some(doc) => Ok(Some(doc.clone())),
-            None => Err(SessionError::ContextRefused(format!(
-                "tenant \"{tenant}\" no longer has a sealed context (database isolation or a named upstream)"
-            ))),
-        },
-        Ok(None) => Err(SessionError::UnknownTenant(tenant.into())),
-        Err(_) => Ok(Some(held.clone())),
-    }
 }
 
 /// What a pooled client needs to get a backend, again and again.
@@ -171,7 +135,7 @@ impl PooledClient {
         let database = identify::param(upstream_params, "database")
             .unwrap_or(&role)
             .to_owned();
-        let up = super::source::upstream_for(cfg, Some(info))?;
+        let up = super::placement::upstream_for(cfg, Some(info))?;
         let terms = pool::terms_for(cfg, &up, info, &database, &role);
         let place = conn
             .shared
@@ -421,6 +385,18 @@ impl PooledClient {
     /// sealed with an older document is switched again (`switch`).
     async fn reseal(&mut self, conn: &Conn) -> Result<(), SessionError> {
         let held = self.wanted.document.clone();
+        if held.is_none() {
+            // A tenant of the main upstream (no sealed context) that the
+            // catalog moved to a named one: a backend at rest here may
+            // still hold its context, which no switch would check again.
+            let tenant = &self.wanted.tenant;
+            if let Ok(Some(info)) = conn.shared.catalog.lookup(tenant).await {
+                if lives_on(&info) != self.pool.key.upstream {
+                    return Err(moved(tenant, &info, &self.pool.key.upstream));
+                }
+            }
+            return Ok(());
+        }
         let now = sealed_now(
             conn,
             &self.wanted.tenant,

@@ -16,12 +16,13 @@ use super::attached::Attached;
 use super::conn::Conn;
 use super::handshake::{self, Identified};
 use super::phase::{Deadline, Phase};
+use super::placement::upstream_for;
 use super::pooled::PooledClient;
 use crate::auth::{self, Authenticated};
 use crate::backend::Backend;
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
-use crate::config::{Config, Upstream};
+use crate::config::Config;
 use crate::error::SessionError;
 use crate::limits::{ConnectionSlot, StatementWatch};
 use crate::protocol;
@@ -76,24 +77,6 @@ pub enum Keys {
         client: (i32, i32),
         real: (i32, i32),
     },
-}
-
-/// The upstream a session's backends are opened on: the tenant's (its
-/// catalog `upstream`, None: the main one), the main one for a bypass
-/// user. A name this router does not have is refused (08001) before a
-/// backend is opened.
-pub fn upstream_for(
-    cfg: &Config,
-    tenant: Option<&TenantInfo>,
-) -> Result<Arc<Upstream>, SessionError> {
-    let name = tenant.and_then(|i| i.upstream.as_deref());
-    cfg.upstreams
-        .get(name)
-        .cloned()
-        .ok_or_else(|| SessionError::UnknownUpstream {
-            tenant: tenant.map(|i| i.id.clone()).unwrap_or_default(),
-            upstream: name.unwrap_or_default().to_owned(),
-        })
 }
 
 /// Identified to Ready: the first backend, from the pool for a client the
@@ -249,7 +232,7 @@ async fn dedicated(
         };
         let subject = who.subject.as_ref().map(|(s, c)| (s.as_str(), c.as_str()));
         let held = info.context_document.as_ref();
-        let sealed = super::pooled::sealed_now(conn, &info.id, held, &up.name).await?;
+        let sealed = super::placement::sealed_now(conn, &info.id, held, &up.name).await?;
         let document = sealed.as_deref();
         let nonce = server.next_nonce();
         let action = crate::backend::context_action(&info.id, subject, document);
