@@ -30,7 +30,7 @@ impl PooledClient {
             return Ok(None);
         }
         let cfg = conn.shared.config();
-        let up = super::source::upstream_for(&cfg, Some(&info))?;
+        let up = super::placement::upstream_for(&cfg, Some(&info))?;
         let key = &self.pool.key;
         let terms = pool::terms_for(&cfg, &up, &info, &key.database.clone(), &key.role.clone());
         tracing::info!(parent: &conn.span, from = %self.pool.key.upstream, to = now, "the tenant moved: its next transaction runs on its new upstream");

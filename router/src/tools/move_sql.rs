@@ -227,7 +227,10 @@ pub async fn ensure_empty(dst: &Client, t: &Table, tenant: &str) -> Result<(), S
 }
 
 /// CREATE PUBLICATION on the source: the tenant's rows of each table
-/// (`WHERE (column = 'id')`), or every table of its schema.
+/// (`WHERE (column = 'id')`), or every table of its schema. A row filter
+/// on a partitioned table holds only when changes are published through
+/// the root (`publish_via_partition_root`; PostgreSQL refuses the filter
+/// otherwise), and the target's root routes them to its partitions.
 pub async fn create_publication(
     src: &Client,
     names: &ReplicationNames,
@@ -249,7 +252,7 @@ pub async fn create_publication(
                 .map(|t| t.column.as_deref().unwrap_or("tenant_id"))
                 .collect();
             src.query_one(
-                "SELECT pg_catalog.format('CREATE PUBLICATION %I FOR %s', $1::pg_catalog.text, \
+                "SELECT pg_catalog.format('CREATE PUBLICATION %I FOR %s WITH (publish_via_partition_root = true)', $1::pg_catalog.text, \
                         pg_catalog.string_agg(pg_catalog.format('TABLE %s WHERE (%I OPERATOR(pg_catalog.=) %L)', \
                                               t::pg_catalog.regclass, c, $4::pg_catalog.text), ', ' ORDER BY o)) \
                    FROM unnest($2::pg_catalog.text[], $3::pg_catalog.text[]) WITH ORDINALITY AS x(t, c, o)",
