@@ -343,8 +343,9 @@ pub async fn behind(src: &Client, names: &ReplicationNames, lsn: &str) -> Result
     Ok(row.get::<_, i64>(0).max(0))
 }
 
-/// The sequences the tenant's tables use (owned by a column, or in its
-/// schema), with their last values on `c`.
+/// The sequences the tenant's tables use (owned by a column, named by a
+/// column's default such as `nextval('s')`, or in its schema), with their
+/// last values on `c`.
 pub async fn sequences(
     c: &Client,
     tables: &[Table],
@@ -363,6 +364,11 @@ pub async fn sequences(
                              WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
                                AND d.objid OPERATOR(pg_catalog.=) s.seqrelid AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::pg_catalog.\"char\"[]) \
                                AND d.refobjid OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.to_regclass(x) FROM unnest($1::pg_catalog.text[]) x)) \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_attrdef ad ON ad.oid OPERATOR(pg_catalog.=) d.objid \
+                             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+                               AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                               AND d.refobjid OPERATOR(pg_catalog.=) s.seqrelid \
+                               AND ad.adrelid OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.to_regclass(x) FROM unnest($1::pg_catalog.text[]) x)) \
               ORDER BY 1",
             &[&list, &schema],
         )
