@@ -689,3 +689,85 @@ async fn a_sequence_named_by_a_column_default_is_brought_past_the_sources() {
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+/// A move killed after its flip (the catalog names the target) and before
+/// its resume and clean-up: the router kept the tenant paused and the
+/// subscription's slot kept the source's WAL, and `--abort` refused to do
+/// anything ("cannot be undone"), so no run of the tool could finish it.
+/// `--abort` now finishes it: resumed, subscription and slot dropped, the
+/// publication too with `--source-url`; the tenant works on the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_after_the_flip_finishes_the_move() {
+    let db = "mv_killed";
+    main_db(db);
+    let second = second_db(db);
+    second.sql_in(
+        db,
+        &format!("SET client_min_messages = warning; {TABLES_ONLY}"),
+    );
+    let r = MoveRouter::start(db, &second);
+    let c = cluster();
+    let name = "pgt_move_mv_a_3ce311c3";
+    // The state the tool leaves when killed right after its flip.
+    assert_eq!(
+        r.admin("POST", "/tenants/mv-a/pause?wait_ms=0").await["paused"],
+        true
+    );
+    sql_in(
+        db,
+        &format!(
+            "SELECT tenant.fence_tenant('mv-a', 'moved'); \
+             CREATE PUBLICATION {name} FOR TABLE items WHERE (tenant_id = 'mv-a') WITH (publish_via_partition_root = true)"
+        ),
+    );
+    second.sql_in(
+        db,
+        &format!(
+            "CREATE SUBSCRIPTION {name} CONNECTION 'host={} port={} user=postgres dbname={db}' PUBLICATION {name} WITH (slot_name = '{name}')",
+            c.sock, c.port
+        ),
+    );
+    sql_in(
+        db,
+        "SELECT tenant.alter_tenant('mv-a', upstream => 'second')",
+    );
+    assert_eq!(
+        sql_in(
+            db,
+            &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{name}'")
+        ),
+        "1"
+    );
+
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        r.run_move(&[
+            "mv-a",
+            "--to",
+            "second",
+            "--abort",
+            "--source-url",
+            &format!("host={} port={} user=postgres dbname={db}", c.sock, c.port),
+        ])
+    });
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("finishing the move instead"), "{out}");
+    assert_eq!(r.admin("GET", "/tenants/mv-a").await["paused"], false);
+    assert_eq!(
+        second.sql_in(db, "SELECT count(*) FROM pg_subscription"),
+        "0"
+    );
+    assert_eq!(sql_in(db, "SELECT count(*) FROM pg_replication_slots"), "0");
+    assert_eq!(sql_in(db, "SELECT count(*) FROM pg_publication"), "0");
+    // The source stays fenced, the catalog on the target; the tenant works there.
+    assert_eq!(
+        sql_in(
+            db,
+            "SELECT count(*) FROM tenant.fenced WHERE tenant_id = 'mv-a'"
+        ),
+        "1"
+    );
+    let t = connect(&r.url("mv-a")).await.expect("mv-a");
+    assert_eq!(first_value(&t, "SHOW port").await, second.port.to_string());
+    drop(r);
+    sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}

@@ -156,7 +156,7 @@ pub async fn run(args: MoveArgs) -> ExitCode {
         }
         Ok(mut m) => {
             let r = if args.abort {
-                undo(&mut m, true).await
+                Box::pin(abort(&mut m, &args)).await
             } else {
                 Box::pin(go(&mut m, &args)).await
             };
@@ -520,11 +520,9 @@ pub(super) async fn wait_lag(
     }
 }
 
-/// Undo a move before its flip: the subscription and its slot, the
-/// publication, (`copied`) the tenant's rows on the target, the source's
-/// fence, the pause. Each part is done if needed, so it can run again.
-async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
-    let flipped = m
+/// Whether the catalog places the tenant on the move's target already.
+async fn flipped(m: &Move) -> Result<bool, MoveError> {
+    Ok(m
         .catalog
         .query_one(
             "SELECT COALESCE(t.upstream, 'main')::pg_catalog.text FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text",
@@ -533,8 +531,76 @@ async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
         .await
         .map_err(sql::step("reading the tenant's upstream"))?
         .get::<_, String>(0)
-        == m.to;
-    if flipped {
+        == m.to)
+}
+
+/// `--abort`: a move interrupted before its flip is undone (`undo`); one
+/// interrupted after it (the tool killed between the flip and the end of
+/// its clean-up) is finished instead: the tenant resumed, the subscription
+/// dropped (and with it its slot on the source, which would keep the
+/// source's WAL forever). The catalog no longer names the source: its
+/// publication is dropped when `--source-url` says where it is, else
+/// named for the operator to drop.
+async fn abort(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
+    if !flipped(m).await? {
+        return undo(m, true).await;
+    }
+    m.at = Step::Resume;
+    m.log(
+        Step::Resume,
+        format!(
+            "the catalog places tenant \"{}\" on \"{}\" already: finishing the move instead",
+            m.id, m.to
+        ),
+    );
+    let mut failed = Vec::new();
+    match m
+        .api
+        .post(
+            &format!("/tenants/{}/resume?reconnect=true", m.id),
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Ok(v) => m.log(
+            Step::Resume,
+            format!("resumed (was paused: {})", v["was_paused"]),
+        ),
+        Err(e) => failed.push(format!("resume: {e}")),
+    }
+    m.at = Step::CleanUp;
+    match sql::drop_subscription(&m.dst, &m.names).await {
+        Ok(had) => m.log(
+            Step::CleanUp,
+            format!("subscription (and its slot) dropped: {had}"),
+        ),
+        Err(e) => failed.push(format!("DROP SUBSCRIPTION {}: {e}", m.names.subscription)),
+    }
+    if args.source_url.is_some() {
+        match sql::drop_publication(&m.src, &m.names).await {
+            Ok(had) => m.log(Step::CleanUp, format!("publication dropped: {had}")),
+            Err(e) => failed.push(format!("DROP PUBLICATION {}: {e}", m.names.publication)),
+        }
+    } else {
+        m.log(
+            Step::CleanUp,
+            format!(
+                "the publication {} stays on the source (give --source-url to drop it, or DROP PUBLICATION it there)",
+                m.names.publication
+            ),
+        );
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(MoveError::Refused(failed.join("; ")))
+}
+
+/// Undo a move before its flip: the subscription and its slot, the
+/// publication, (`copied`) the tenant's rows on the target, the source's
+/// fence, the pause. Each part is done if needed, so it can run again.
+async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
+    if flipped(m).await? {
         return Err(MoveError::Refused(format!(
             "the catalog already places tenant \"{}\" on \"{}\": the move went past its flip and cannot be undone (move it back instead)",
             m.id, m.to
