@@ -771,3 +771,49 @@ async fn abort_after_the_flip_finishes_the_move() {
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+/// A schema tenant's unlogged table: no publication carries it (`FOR
+/// TABLES IN SCHEMA` leaves it out without a word), so the move went
+/// through and the tenant found the table empty on the target (its rows
+/// deleted with `--drop-source`). The move is refused naming the table;
+/// control: once it is logged, its rows arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_unlogged_table_is_refused_not_left_behind() {
+    let db = "mv_unlogged";
+    main_db(db);
+    sql_in("postgres", "DROP ROLE IF EXISTS rt_mvu_role");
+    sql_in(
+        db,
+        "SET client_min_messages = warning; \
+         SELECT tenant.create_tenant('mv-u', isolation => 'schema', schema_name => 'mvu', role_name => 'rt_mvu_role', allow_ddl => true, max_connections => 0); \
+         SELECT tenant.provision_tenant('mv-u'); \
+         SET ROLE rt_mvu_role; \
+         CREATE TABLE mvu.kept (id int PRIMARY KEY); INSERT INTO mvu.kept SELECT generate_series(1, 10); \
+         CREATE UNLOGGED TABLE mvu.scratch (id int PRIMARY KEY); INSERT INTO mvu.scratch SELECT generate_series(1, 20); \
+         RESET ROLE",
+    );
+    let second = second_db(db);
+    second.sql("CREATE ROLE rt_mvu_role NOLOGIN");
+    let r = MoveRouter::start(db, &second);
+    let (ok, out, err) = tokio::task::block_in_place(|| r.run_move(&["mv-u", "--to", "second"]));
+    assert!(!ok, "{out}\n{err}");
+    assert!(
+        err.contains("unlogged tables of tenant \"mv-u\": mvu.scratch"),
+        "{err}"
+    );
+    assert_eq!(
+        sql_in(
+            db,
+            "SELECT coalesce(upstream, 'main') FROM tenant.tenants WHERE id = 'mv-u'"
+        ),
+        "main"
+    );
+    // Control: logged, it moves with its rows.
+    sql_in(db, "ALTER TABLE mvu.scratch SET LOGGED");
+    let (ok, out, err) = tokio::task::block_in_place(|| r.run_move(&["mv-u", "--to", "second"]));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(second.sql_in(db, "SELECT count(*) FROM mvu.scratch"), "20");
+    assert_eq!(second.sql_in(db, "SELECT count(*) FROM mvu.kept"), "10");
+    drop(r);
+    sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}

@@ -31,6 +31,8 @@ pub enum SqlError {
     },
     #[error("wal_level on the source is \"{0}\": logical replication needs wal_level = logical (restart after setting it)")]
     WalLevel(String),
+    #[error("unlogged tables of tenant \"{tenant}\": {tables}: logical replication does not carry unlogged tables (a publication leaves them out without a word, and their rows would stay behind): ALTER TABLE ... SET LOGGED first")]
+    Unlogged { tenant: String, tables: String },
 }
 
 pub(super) fn step(what: &str) -> impl Fn(tokio_postgres::Error) -> SqlError + '_ {
@@ -116,6 +118,26 @@ pub async fn tables(src: &Client, schema: Option<&str>) -> Result<Vec<Table>, Sq
             column: r.get(1),
         })
         .collect())
+}
+
+/// The tenant's unlogged tables (rls: `tenant.protect`ed ones; schema:
+/// those of its schema), which no publication carries.
+pub async fn unlogged(src: &Client, schema: Option<&str>) -> Result<Vec<String>, SqlError> {
+    let rows = src
+        .query(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+              WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[]) \
+                AND c.relpersistence OPERATOR(pg_catalog.=) 'u' \
+                AND CASE WHEN $1::pg_catalog.text IS NULL \
+                         THEN c.oid OPERATOR(pg_catalog.=) ANY (SELECT p.relid FROM tenant.protected p) \
+                         ELSE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text END \
+              ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .map_err(step("looking for unlogged tables"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Refuse a table whose replica identity does not cover its tenant

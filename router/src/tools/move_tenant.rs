@@ -437,6 +437,14 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
 /// Check, copy the schema, replicate, pause, fence, catch up, verify.
 async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(), MoveError> {
     sql::wal_level(&m.src).await?;
+    let unlogged = sql::unlogged(&m.src, m.schema.as_deref()).await?;
+    if !unlogged.is_empty() {
+        return Err(sql::SqlError::Unlogged {
+            tenant: m.id.clone(),
+            tables: unlogged.join(", "),
+        }
+        .into());
+    }
     if m.tables.is_empty() {
         return Err(sql::SqlError::NoTables {
             tenant: m.id.clone(),
