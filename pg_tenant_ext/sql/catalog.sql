@@ -286,7 +286,7 @@ BEGIN
     END IF;
     IF t.max_connections OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_connections must be >= 0, got %', t.max_connections USING ERRCODE = '22023'; END IF;
     IF t.qps_limit OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'qps_limit must be >= 0, got %', t.qps_limit USING ERRCODE = '22023'; END IF;
-    IF t.burst_multiplier OPERATOR(pg_catalog.<) 1::pg_catalog.float4 THEN RAISE EXCEPTION 'burst_multiplier must be >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
+    IF t.burst_multiplier OPERATOR(pg_catalog.<) 1::pg_catalog.float4 OR t.burst_multiplier OPERATOR(pg_catalog.=) ANY ('{Infinity,NaN}'::pg_catalog.float4[]) THEN RAISE EXCEPTION 'burst_multiplier must be a finite number >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
     IF t.max_query_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_query_ms must be >= 0, got %', t.max_query_ms USING ERRCODE = '22023'; END IF;
     IF t.max_result_bytes OPERATOR(pg_catalog.<) 0::pg_catalog.int8 THEN RAISE EXCEPTION 'max_result_bytes must be >= 0, got %', t.max_result_bytes USING ERRCODE = '22023'; END IF;
     IF t.pool_size OPERATOR(pg_catalog.<) 1 THEN RAISE EXCEPTION 'pool_size must be >= 1, got %', t.pool_size USING ERRCODE = '22023'; END IF;
@@ -1035,6 +1035,10 @@ BEGIN
     IF pool_mode IS NULL OR NOT pool_mode OPERATOR(pg_catalog.=) ANY ('{session,transaction}'::pg_catalog.text[]) THEN
         RAISE EXCEPTION 'unknown pool_mode % for the tenant defaults', coalesce(pg_catalog.quote_literal(pool_mode), 'NULL')
             USING ERRCODE = '22023', HINT = 'Use session or transaction.';
+    END IF;
+    IF burst_multiplier OPERATOR(pg_catalog.=) ANY ('{Infinity,NaN}'::pg_catalog.float4[]) THEN
+        RAISE EXCEPTION 'burst_multiplier must be a finite number >= 1, got %', burst_multiplier
+            USING ERRCODE = '22023';
     END IF;
     DELETE FROM tenant.defaults;
     INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,

@@ -364,15 +364,15 @@ pub fn refuse_foreign_privileges(
 /// Where no catalog names the other tenants' roles (a sealed context of
 /// an rls or schema tenant on a named upstream): refuse a session whose
 /// effective role (`role`: the tenant's role, or the login role) has the
-/// privileges (USAGE: inherited) of another application role, a NOLOGIN
-/// member of `tenant_app` other than `role` and `own_role`: another
-/// tenant's role, whose objects the session would reach. 42501, with the
-/// fix for a login role (stop inheriting it).
+/// privileges (USAGE: inherited) of another application role, a member
+/// of `tenant_app` other than `role` and `own_role`: another tenant's role
+/// (NOLOGIN or not: the catalog accepts a LOGIN application role as a
+/// tenant's `role_name`), whose objects the session would reach. 42501,
+/// with the fix for a login role (stop inheriting it).
 pub fn refuse_other_app_roles(tenant: &str, role: pg_sys::Oid, own_role: pg_sys::Oid) {
     const Q: &str = "SELECT r.rolname::pg_catalog.text, r.oid::pg_catalog.int8 FROM pg_catalog.pg_roles r \
                      WHERE r.oid OPERATOR(pg_catalog.<>) $1::pg_catalog.int8::pg_catalog.oid \
                        AND r.oid OPERATOR(pg_catalog.<>) $2::pg_catalog.int8::pg_catalog.oid \
-                       AND NOT r.rolcanlogin \
                        AND r.rolname OPERATOR(pg_catalog.<>) 'tenant_app'::pg_catalog.name \
                        AND pg_catalog.pg_has_role(r.oid, 'tenant_app'::pg_catalog.name, 'MEMBER') \
                        AND pg_catalog.pg_has_role($1::pg_catalog.int8::pg_catalog.oid, r.oid, 'USAGE') \

@@ -180,7 +180,10 @@ unsafe extern "C-unwind" fn check_tenant_id(
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_tenant_id(newval: *const c_char, _extra: *mut c_void) {
-    state::cache_tenant(assigned(newval));
+    let v = assigned(newval);
+    state::cache_tenant(v);
+    // The registry of backends' tenants (tenant.tenant_backends).
+    crate::shmem::note_tenant(v);
 }
 
 #[pgrx::pg_guard]

@@ -2,12 +2,13 @@
 //! permission hooks. See the README for the SQL surface.
 //!
 //! Modules, in an order where each uses only modules named before it:
-//! `state` (the per-backend state every module reads) and `report` (how a
-//! refusal is raised); `gucs`, `budget`, `rolelock`, `subject`,
+//! `state` (the per-backend state every module reads), `report` (how a
+//! refusal is raised) and `shmem` (the shared memory: fleet leases, the
+//! backends' tenants); `gucs`, `budget`, `rolelock`, `subject`,
 //! `admission`, `schema` (schema isolation's search_path and checks),
 //! `refused`, `auth`; `context` (`set_context` and the
 //! functions that read the tenant), `sealed` (the context of a tenant
-//! database), `pool`, `advisory`, `confine`, `copy`;
+//! database), `pool`, `advisory`, `confine`, `copy`, `fleet` (the leases' SQL surface);
 //! `hooks`, which runs the checks at every statement.
 
 use pgrx::prelude::*;
@@ -21,6 +22,7 @@ mod confine;
 mod context;
 mod copy;
 mod fence;
+mod fleet;
 mod gate;
 mod gucs;
 mod hooks;
@@ -30,6 +32,7 @@ mod report;
 mod rolelock;
 mod schema;
 mod sealed;
+mod shmem;
 mod state;
 mod subject;
 
@@ -62,6 +65,19 @@ extension_sql_file!(
     name = "database",
     requires = ["catalog"]
 );
+// 0.9.0: limits across several routers: the fleet functions' grants.
+extension_sql_file!(
+    "../sql/fleet.sql",
+    name = "fleet",
+    requires = [
+        "catalog",
+        fleet::fleet_acquire,
+        fleet::fleet_release,
+        fleet::fleet_restore,
+        fleet::fleet_counts,
+        fleet::tenant_backends
+    ]
+);
 // 0.9.0: placement: fences (tenants that do not live on this server).
 extension_sql_file!(
     "../sql/placement.sql",
@@ -88,6 +104,7 @@ pub extern "C-unwind" fn _PG_init() {
         hooks::init();
         rolelock::init();
         budget::init();
+        shmem::init();
     }
     context::set_preloaded();
 }

@@ -43,6 +43,13 @@ use tokio::net::{TcpListener, TcpStream};
 /// needs no token, and each upstream probe costs Postgres a process.
 const READY_CACHE: Duration = Duration::from_secs(1);
 
+/// The longest a named upstream's probe may take: its answer is reported
+/// (`/ready`'s `upstreams`, `tenant_router_upstream_up`) but decides
+/// nothing, and `/ready` waits for it; an upstream that accepts the
+/// connection and never answers (a dead host behind a load balancer, a
+/// black-holed route) must not hold readiness for `connect_timeout_ms`.
+const NAMED_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Most `/metrics` responses sent at once: each holds a pointer per
 /// tenant until its client has read it all; more get 503.
 const MAX_SCRAPES: usize = 4;
@@ -169,6 +176,11 @@ async fn checks(app: &Admin) -> Checks {
     let timeout = cfg.connect_timeout();
     let probes = cfg.upstreams.all().map(|u| {
         let (name, address) = (u.name.to_string(), u.address.clone());
+        let timeout = if u.is_main() {
+            timeout
+        } else {
+            timeout.min(NAMED_PROBE_TIMEOUT)
+        };
         async move {
             let r = probe_upstream(&address, timeout).await;
             (name, r)
@@ -181,6 +193,23 @@ async fn checks(app: &Admin) -> Checks {
     let c = Checks { catalog, upstreams };
     *last = Some((Instant::now(), c.clone()));
     c
+}
+
+/// Start a round of probes in the background unless one is running or the
+/// last one is recent (`checks`).
+fn refresh_checks(app: &AppState) {
+    let stale = match app.checks.try_lock() {
+        Ok(last) => last
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= READY_CACHE),
+        Err(_) => false,
+    };
+    if stale {
+        let app = app.clone();
+        tokio::spawn(async move {
+            checks(&app).await;
+        });
+    }
 }
 
 /// Ask the upstream for TLS (SSLRequest) and expect PostgreSQL's one-byte
@@ -361,9 +390,11 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .catalog_rereads_pending
         .set(shared.catalog.rereads_pending() as i64);
     shared.pools.export();
-    // The upstreams' gauges (the probes of /ready, at most one round a
-    // second).
-    checks(&app).await;
+    // The upstreams' gauges: the last round of /ready's probes; a new
+    // round starts in the background when that one is older than
+    // READY_CACHE and none is running. A scrape never waits for a probe
+    // (a slow catalog or upstream would hold every scrape).
+    refresh_checks(&app);
     let Ok(permit) = app.scrapes.clone().try_acquire_owned() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

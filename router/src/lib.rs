@@ -18,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod conversation;
 pub mod error;
+pub mod fleet;
 pub mod frontend;
 pub mod identify;
 pub mod interrupt;

@@ -2,7 +2,7 @@
 //! SIGHUP reloads the configuration), the admin API.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tenant_router::admin;
@@ -68,11 +68,22 @@ enum Tenants {
     /// replication: copy, catch up, pause, flip the catalog, resume
     /// (README "Moving a tenant").
     Move(tools::move_tenant::MoveArgs),
+    /// Make the catalog hold the tenants a file declares (TOML or JSON):
+    /// print the diff (created, changed field by field, unchanged, and with
+    /// --prune dropped) and apply it through the SQL API in one
+    /// transaction. Exit 0 done, 1 refused by the catalog (nothing
+    /// changed), 2 not tried (README "Tenants declared in a file").
+    Apply(tools::declare::ApplyArgs),
+    /// Print the catalog's tenants as a tenants file (`apply` of it is a
+    /// no-op). Secrets are not exported.
+    Export(tools::declare::ExportArgs),
 }
 
 /// Run an administration command; its report on stdout, errors on stderr.
-async fn run_command(command: Command) -> ExitCode {
+async fn run_command(command: Command, config: Option<&Path>, over: &Overrides) -> ExitCode {
     match command {
+        Command::Tenants(Tenants::Apply(args)) => tools::declare::apply(args, config, over).await,
+        Command::Tenants(Tenants::Export(args)) => tools::declare::export(args, config, over).await,
         Command::Tenants(Tenants::Migrate(args)) => tools::migrate::run(args).await,
         Command::Tenants(Tenants::Move(args)) => tools::move_tenant::run(args).await,
         Command::Tenants(Tenants::Provision {
@@ -195,7 +206,7 @@ async fn reload_on_hangup(cli: Arc<Cli>, shared: Arc<Shared>) {
 
 async fn run(mut cli: Cli) -> ExitCode {
     if let Some(command) = cli.command.take() {
-        return run_command(command).await;
+        return run_command(command, cli.config.as_deref(), &cli.over).await;
     }
     let cfg = match Config::load(cli.config.as_deref(), &cli.over) {
         Ok(c) => c,
@@ -215,7 +226,8 @@ async fn run(mut cli: Cli) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(cfg.fixed.log_format);
-    let listener = match tokio::net::TcpListener::bind(cfg.fixed.listen).await {
+    let listener = match tenant_router::fleet::listen(cfg.fixed.listen, cfg.fixed.fleet_reuse_port)
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(listen = %cfg.fixed.listen, error = %e, "cannot listen");

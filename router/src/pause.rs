@@ -59,7 +59,15 @@ pub struct Gate {
     changed: watch::Sender<u64>,
     /// Session-mode relays, woken when the tenant is paused so they park
     /// at their next point of rest.
-    relays: Mutex<Vec<Weak<AtomicWaker>>>,
+    relays: Mutex<Relays>,
+}
+
+/// Session-mode relays' wakers (weak: an ended session leaves a dead one),
+/// pruned when the list reaches `prune_at`.
+#[derive(Debug, Default)]
+struct Relays {
+    list: Vec<Weak<AtomicWaker>>,
+    prune_at: usize,
 }
 
 /// Leave to work on a backend; given back on drop.
@@ -78,7 +86,7 @@ impl Gate {
             tenant: tenant.to_owned(),
             state: Mutex::new(State::default()),
             changed: watch::Sender::new(0),
-            relays: Mutex::new(Vec::new()),
+            relays: Mutex::new(Relays::default()),
         }
     }
 
@@ -173,11 +181,16 @@ impl Gate {
         self.paused()
     }
 
-    /// Make `waker` reached by the next pause.
+    /// Make `waker` reached by the next pause. Ended sessions' entries are
+    /// pruned when the list has doubled since the last pruning (64 at
+    /// least), so a login costs O(1) amortized.
     pub fn register_relay(&self, waker: &Arc<AtomicWaker>) {
         let mut r = self.relays.lock().unwrap_or_else(|p| p.into_inner());
-        r.retain(|w| w.strong_count() > 0);
-        r.push(Arc::downgrade(waker));
+        if r.list.len() >= r.prune_at {
+            r.list.retain(|w| w.strong_count() > 0);
+            r.prune_at = (r.list.len() * 2).max(64);
+        }
+        r.list.push(Arc::downgrade(waker));
     }
 
     /// Resumes with `reconnect` so far: a session parked before one ends.
@@ -200,13 +213,14 @@ impl Gate {
         });
         if on {
             let mut r = self.relays.lock().unwrap_or_else(|p| p.into_inner());
-            r.retain(|w| match w.upgrade() {
+            r.list.retain(|w| match w.upgrade() {
                 Some(w) => {
                     w.wake();
                     true
                 }
                 None => false,
             });
+            r.prune_at = (r.list.len() * 2).max(64);
         }
         was
     }

@@ -25,6 +25,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub cancels: Arc<CancelRegistry>,
     pub limits: Arc<Limits>,
+    /// The fleet's connection counts (`[fleet]`; off by default).
+    pub fleet: crate::fleet::Fleet,
     pub metrics: Arc<Metrics>,
     /// Backend pools (`[pool]`).
     pub pools: Arc<crate::pool::Pools>,
@@ -53,6 +55,12 @@ impl Shared {
         metrics.configure(&cfg.metrics);
         metrics.configure_upstreams(&cfg.upstreams);
         let limits = Arc::new(Limits::new(metrics.clone()));
+        limits.set_routers(cfg.fleet.routers);
+        let fleet = if cfg.fixed.fleet_shared_connection_limits {
+            crate::fleet::Fleet::start(&cfg.fixed.catalog.url, &cfg.tls)
+        } else {
+            crate::fleet::Fleet::off()
+        };
         catalog.start(crate::catalog::CatalogMetrics {
             queries: metrics.catalog_queries.clone(),
             cache_hits: metrics.catalog_cache_hits.clone(),
@@ -74,6 +82,7 @@ impl Shared {
             catalog,
             cancels: CancelRegistry::new(),
             limits,
+            fleet,
             metrics,
             interrupts: crate::interrupt::Interrupts::default(),
             clients: Arc::new(Semaphore::new(cfg.fixed.max_client_connections)),
@@ -103,6 +112,7 @@ impl Shared {
         let mut cfg = self.cfg.write().unwrap_or_else(|p| p.into_inner());
         let kept = new.keep_restart_only(&cfg);
         self.metrics.configure(&new.metrics);
+        self.limits.set_routers(new.fleet.routers);
         self.metrics.configure_upstreams(&new.upstreams);
         // Pools on an upstream the new configuration removed (or moved to
         // another address) drain: new clients of its tenants are refused

@@ -624,3 +624,33 @@ fn a_tenants_code_run_by_its_migration_cannot_become_the_superuser() {
         );
     }
 }
+
+/// A schema tenant the catalog places on a named upstream lives on another
+/// server: the copy of its schema left here is not migrated (nor recorded
+/// as migrated) while its live schema stays as it was. Named, it is
+/// refused before anything runs; with every tenant, it is left out and
+/// said so. Control: the tenants of this server are migrated.
+#[test]
+fn a_tenant_placed_on_another_upstream_is_not_migrated_here() {
+    let db = schema_tenants("placed", "mp", 3);
+    sql(&db, "SELECT tenant.alter_tenant('mp02', upstream => 'b')");
+    let o = migrate(&db, "add_note", ADD_NOTE, &["--tenant", "mp02"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("tenant \"mp02\" lives on upstream \"b\""),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "", "nothing ran");
+    let o = migrate(&db, "add_note", ADD_NOTE, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(summary(&o, "add_note"), (2, 0, 0, 0));
+    assert!(stderr(&o).contains("mp02 (upstream b)"), "{}", stderr(&o));
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT string_agg(schema_name, ',' ORDER BY schema_name) FROM tenant.schema_migrations"
+        ),
+        "mp01,mp03"
+    );
+}

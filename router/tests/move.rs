@@ -51,8 +51,12 @@ SELECT tenant.protect('events');
 /// A database of the main server for one test: made anew, with pg_tenant,
 /// the tables and the tenants.
 fn main_db(db: &str) {
-    cluster();
-    scram_app_roles(&["rt_mv"]);
+    // Once per test binary: the tests run in parallel.
+    static ROLES: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ROLES.get_or_init(|| {
+        cluster();
+        scram_app_roles(&["rt_mv"]);
+    });
     sql_in(
         "postgres",
         &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),

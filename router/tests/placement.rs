@@ -567,7 +567,8 @@ async fn transaction_pooled_clients_use_their_upstreams_pool_and_follow_a_move()
         "the session's next transaction runs on main"
     );
     // And the other way: a session on main, whose backend at rest keeps
-    // the tenant's context, is refused once the tenant moves to b.
+    // the tenant's context, follows the tenant to b at its next
+    // transaction (never runs on main again).
     let m = connect(&r.url("rt_app.plc-t"))
         .await
         .expect("plc-t on main");
@@ -579,13 +580,15 @@ async fn transaction_pooled_clients_use_their_upstreams_pool_and_follow_a_move()
     }
     admin_sql("SELECT tenant.alter_tenant('plc-t', upstream => 'b')");
     router_sees(&r, "plc-t", |row| row["upstream"] == "b").await;
-    let e = m
-        .batch_execute("SELECT 1")
-        .await
-        .expect_err("a session on main after the move");
-    assert!(
-        db_message(&e).contains("tenant \"plc-t\" now lives on upstream \"b\", not \"main\""),
-        "{e:?}"
+    assert_eq!(
+        first_value(&m, "SELECT pg_catalog.current_setting('port')").await,
+        second.port.to_string(),
+        "the session on main follows the tenant to b"
+    );
+    assert_eq!(
+        first_value(&c, "SELECT pg_catalog.current_setting('port')").await,
+        second.port.to_string(),
+        "and so does the first one"
     );
     assert_eq!(
         landing(&r.url("rt_app.plc-t"))
@@ -593,4 +596,196 @@ async fn transaction_pooled_clients_use_their_upstreams_pool_and_follow_a_move()
             .expect("plc-t on b again"),
         on(second.port, "plc-t", 20)
     );
+}
+
+/// A named upstream that accepts connections and never answers (a dead
+/// host behind a load balancer, a black-holed route) holds neither
+/// `/ready` nor `/metrics` for `connect_timeout_ms`: readiness answers
+/// at once, naming it "timed out", and the router stays ready (an
+/// orchestrator's probe timing out would take the router, and every
+/// tenant on it, out of service). Control: the main tenant works.
+#[tokio::test]
+async fn an_upstream_that_never_answers_holds_neither_ready_nor_metrics() {
+    // Connections complete in the kernel's backlog; nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("address");
+    let r = Router::start_with(&format!(
+        "connect_timeout_ms = 60000\n[upstreams.silent]\naddress = \"{addr}\"\n"
+    ));
+    // Far below connect_timeout_ms: a probe waiting for it fails this.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let resp = http
+        .get(r.admin("/ready"))
+        .send()
+        .await
+        .expect("/ready answers before connect_timeout_ms");
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["upstreams"]["main"], "ok", "{body}");
+    assert_eq!(
+        body["upstreams"]["silent"],
+        format!("{addr}: timed out"),
+        "{body}"
+    );
+    let m = http
+        .get(r.admin("/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers before connect_timeout_ms")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        m.contains("tenant_router_upstream_up{upstream=\"silent\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tenant_router_upstream_up{upstream=\"main\"} 1"),
+        "{m}"
+    );
+    assert_eq!(
+        main_landing(&r, "acme").await,
+        (cluster().port.to_string(), "acme".to_owned())
+    );
+    drop(silent);
+}
+
+/// A reload that makes upstream TLS stricter applies to the backends a
+/// pool opens after it, as it did before pools were keyed by upstream:
+/// the pool made before the reload does not keep opening backends with
+/// the TLS settings it was made with. The test cluster has no TLS, so
+/// `upstream_tls = "require"` refuses a new backend. Control: the backend
+/// opened before the reload, at rest in the pool, is reused.
+#[tokio::test]
+async fn a_reload_requiring_upstream_tls_applies_to_an_existing_pool() {
+    let r = Router::start_with("[auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 4\n");
+    let url = r.url("rt_app.acme");
+    let first = connect(&url).await.expect("acme pooled");
+    assert_eq!(
+        first_value(&first, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    drop(first);
+    let at_rest = eventually(Duration::from_secs(5), || async {
+        let v: serde_json::Value = reqwest::get(r.admin("/pools"))
+            .await
+            .expect("/pools")
+            .json()
+            .await
+            .expect("json");
+        v["pools"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["idle"] == 1))
+    })
+    .await;
+    assert!(at_rest, "no idle pooled backend");
+
+    let text = std::fs::read_to_string(&r.config).expect("config");
+    std::fs::write(
+        &r.config,
+        format!("{text}\n[tls]\nupstream_tls = \"require\"\n"),
+    )
+    .expect("rewrite");
+    r.signal("HUP");
+    assert!(
+        r.wait_log("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        r.log_text()
+    );
+    // The backend at rest is reused (control)...
+    let reused = connect(&url).await.expect("the backend at rest");
+    assert_eq!(
+        first_value(&reused, "SELECT tenant.current_tenant_id()").await,
+        "acme"
+    );
+    // ...and a new one, while it is in use, needs TLS the server lacks.
+    let err = connect(&url).await.expect_err("a backend without TLS");
+    assert!(
+        db_message(&err).contains("does not accept TLS"),
+        "{}",
+        db_message(&err)
+    );
+    drop(reused);
+}
+
+/// On a server without the catalog, a session whose role inherits another
+/// application role is refused whether that role can log in or not: the
+/// catalog accepts a LOGIN member of tenant_app as a tenant's `role_name`
+/// (and checks it against every tenant's role on the catalog server), so
+/// a LOGIN tenant role's objects would be open to an rls tenant's session
+/// here. Control: once the login role stops inheriting it, the tenant
+/// works and cannot read them.
+#[tokio::test]
+async fn a_login_application_role_inherited_is_refused_on_the_second_server() {
+    let second = Second::start(
+        &["rt_app"],
+        &format!(
+            "{NOTES}; \
+             CREATE ROLE plc_l_role LOGIN IN ROLE tenant_app; \
+             GRANT plc_l_role TO rt_app; \
+             CREATE SCHEMA plc_l AUTHORIZATION plc_l_role; \
+             CREATE TABLE plc_l.secrets (id int PRIMARY KEY, body text); \
+             INSERT INTO plc_l.secrets VALUES (1, 'theirs'); \
+             ALTER TABLE plc_l.secrets OWNER TO plc_l_role"
+        ),
+    );
+    tenants(&["plc-lr"], "upstream => 'b'");
+    let r = Router::start_with(&upstream_b(&second));
+    let url = r.url("rt_app.plc-lr");
+    let (code, msg) = refusal(landing(&url).await);
+    assert_eq!(code, "28000", "{msg}");
+    assert!(
+        msg.contains("role \"rt_app\" has the privileges of application role \"plc_l_role\""),
+        "{msg}"
+    );
+    second.sql("REVOKE plc_l_role FROM rt_app; GRANT plc_l_role TO rt_app WITH INHERIT FALSE");
+    assert_eq!(
+        landing(&url).await.expect("plc-lr"),
+        on(second.port, "plc-lr", 0)
+    );
+    let c = connect(&url).await.expect("plc-lr");
+    let e = c
+        .query_one("SELECT count(*) FROM plc_l.secrets", &[])
+        .await
+        .expect_err("another role's table");
+    assert_eq!(sqlstate(&e), "42501", "{}", db_message(&e));
+}
+
+/// A tenant's cap in a shared pool of a named upstream is
+/// `pool.max_tenant_share` of that upstream's `pool_size`, not of
+/// `pool.size`: with a cap of `pool.size`'s share (10 of 20) clamped to
+/// the upstream's 4 backends, one tenant took all of them and the other
+/// tenants of that server waited out `pool.timeout_ms`. Control: the
+/// other tenant is served from the reserve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_cap_in_a_named_upstreams_pool_is_a_share_of_its_pool_size() {
+    let second = Second::start(&["rt_app"], NOTES);
+    tenants(&["plc-hog"], "upstream => 'b', pool_size => 10");
+    tenants(&["plc-calm"], "upstream => 'b'");
+    let r = Router::start_with(&format!(
+        "{}pool_size = 4\n[auth]\nlogin = \"verify\"\n\
+         [pool]\nenabled = true\nsize = 20\nmax_tenant_share = 0.5\ntimeout_ms = 600\n",
+        upstream_b(&second)
+    ));
+    // Its cap on b is 2 of 4; past it, it borrows only while more than 2
+    // places stay free: it holds 2.
+    let mut hogs = Vec::new();
+    for _ in 0..2 {
+        hogs.push(connect(&r.url("rt_app.plc-hog")).await.expect("hog"));
+    }
+    let e = connect(&r.url("rt_app.plc-hog"))
+        .await
+        .expect_err("past its cap on b");
+    assert_eq!(sqlstate(&e), "53300", "{}", db_message(&e));
+    assert!(db_message(&e).contains("b:rt_app@"), "{}", db_message(&e));
+    let calm = connect(&r.url("rt_app.plc-calm")).await.expect("calm");
+    assert_eq!(
+        first_value(&calm, "SELECT tenant.current_tenant_id()").await,
+        "plc-calm"
+    );
+    assert_eq!(hogs.len(), 2);
 }

@@ -158,3 +158,35 @@ fn provisioning_opens_a_database_to_its_tenants_login_roles_only() {
     assert!(ok, "{out}{err}");
     assert_eq!(connect_and_exists("rt_pg_other", "pg_copy_db"), "t|t");
 }
+
+/// A database tenant the catalog places on a named upstream lives on
+/// another server: provisioning through the catalog's server would create
+/// and bind its database where its sessions never go (and the router's
+/// hint for its missing database points here). Refused before anything
+/// is created, naming the upstream; control: placed back on the main
+/// upstream, it is provisioned.
+#[test]
+fn a_tenant_placed_on_another_upstream_is_not_provisioned_on_the_catalogs_server() {
+    cluster();
+    scram_app_roles(&["rt_pg_far"]);
+    sql_in("postgres", "DROP DATABASE IF EXISTS pg_far_db WITH (FORCE)");
+    admin_sql(
+        "SET client_min_messages = warning; \
+         SELECT tenant.drop_tenant('pg-far') FROM tenant.tenants WHERE id = 'pg-far'",
+    );
+    tenants(
+        &["pg-far"],
+        "isolation => 'database', database_name => 'pg_far_db', login_roles => '{rt_pg_far}', upstream => 'b'",
+    );
+    let (ok, out, err) = provision("pg-far", None);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("tenant \"pg-far\" lives on upstream \"b\""),
+        "{err}"
+    );
+    assert_eq!(connect_and_exists("rt_pg_far", "pg_far_db"), "f|f");
+    admin_sql("SELECT tenant.alter_tenant('pg-far', upstream => 'main')");
+    let (ok, out, err) = provision("pg-far", None);
+    assert!(ok, "{out}{err}");
+    assert_eq!(connect_and_exists("rt_pg_far", "pg_far_db"), "t|t");
+}

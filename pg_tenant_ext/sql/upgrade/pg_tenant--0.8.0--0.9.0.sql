@@ -89,6 +89,58 @@ BEGIN
 END
 $schema_check$;
 
+-- 0.9.0: limits across several routers (fleet.rs, shmem.rs): connection leases in
+-- shared memory for a fleet of routers, and the registry of backends' tenants.
+CREATE FUNCTION tenant."fleet_acquire"(
+	"id" TEXT, /* & str */
+	"max" INT /* i32 */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_acquire_wrapper';
+
+CREATE FUNCTION tenant."fleet_counts"() RETURNS TABLE (
+	"tenant" TEXT,  /* String */
+	"connections" bigint,  /* i64 */
+	"held_here" bigint  /* i64 */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_counts_wrapper';
+
+CREATE FUNCTION tenant."fleet_release"(
+	"id" TEXT /* & str */
+) RETURNS bool /* bool */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_release_wrapper';
+
+CREATE FUNCTION tenant."fleet_restore"(
+	"ids" TEXT[], /* Vec < Option < String > > */
+	"counts" INT[] /* Vec < Option < i32 > > */
+) RETURNS bigint /* i64 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fleet_restore_wrapper';
+
+CREATE FUNCTION tenant."tenant_backends"(
+	"id" TEXT /* & str */
+) RETURNS SETOF INT /* i32 */
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_backends_wrapper';
+
+COMMENT ON FUNCTION tenant.fleet_acquire(text, integer) IS 'pg_tenant: count one connection of a tenant for the fleet of routers if fewer than max are counted; the lease is this backend''s until fleet_release or its exit (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_release(text) IS 'pg_tenant: give back one of this backend''s connection leases of a tenant (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_restore(text[], integer[]) IS 'pg_tenant: make this backend hold exactly these leases, whatever the limits (a router re-claiming its connections; granted to tenant_router)';
+COMMENT ON FUNCTION tenant.fleet_counts() IS 'pg_tenant: every tenant''s connections counted for the fleet of routers (granted to tenant_router)';
+COMMENT ON FUNCTION tenant.tenant_backends(text) IS 'pg_tenant: pids of the backends whose context is a tenant (superusers only)';
+REVOKE EXECUTE ON FUNCTION tenant.fleet_acquire(text, integer), tenant.fleet_release(text),
+    tenant.fleet_restore(text[], integer[]), tenant.fleet_counts(), tenant.tenant_backends(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant.fleet_acquire(text, integer), tenant.fleet_release(text),
+    tenant.fleet_restore(text[], integer[]), tenant.fleet_counts() TO tenant_router;
+
 -- ---------------------------------------------------------------------
 -- 0.9.0: placement (issue #28): tenants.upstream (create_tenant,
 -- alter_tenant, tenant_list, router_catalog, router_catalog_page,
@@ -172,7 +224,7 @@ BEGIN
     END IF;
     IF t.max_connections OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_connections must be >= 0, got %', t.max_connections USING ERRCODE = '22023'; END IF;
     IF t.qps_limit OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'qps_limit must be >= 0, got %', t.qps_limit USING ERRCODE = '22023'; END IF;
-    IF t.burst_multiplier OPERATOR(pg_catalog.<) 1::pg_catalog.float4 THEN RAISE EXCEPTION 'burst_multiplier must be >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
+    IF t.burst_multiplier OPERATOR(pg_catalog.<) 1::pg_catalog.float4 OR t.burst_multiplier OPERATOR(pg_catalog.=) ANY ('{Infinity,NaN}'::pg_catalog.float4[]) THEN RAISE EXCEPTION 'burst_multiplier must be a finite number >= 1, got %', t.burst_multiplier USING ERRCODE = '22023'; END IF;
     IF t.max_query_ms OPERATOR(pg_catalog.<) 0 THEN RAISE EXCEPTION 'max_query_ms must be >= 0, got %', t.max_query_ms USING ERRCODE = '22023'; END IF;
     IF t.max_result_bytes OPERATOR(pg_catalog.<) 0::pg_catalog.int8 THEN RAISE EXCEPTION 'max_result_bytes must be >= 0, got %', t.max_result_bytes USING ERRCODE = '22023'; END IF;
     IF t.pool_size OPERATOR(pg_catalog.<) 1 THEN RAISE EXCEPTION 'pool_size must be >= 1, got %', t.pool_size USING ERRCODE = '22023'; END IF;
@@ -671,3 +723,47 @@ COMMENT ON FUNCTION tenant.unfence_tenant IS 'pg_tenant: accept a fenced tenant'
 
 REVOKE EXECUTE ON FUNCTION tenant._require_fence_owner(text), tenant.fence_tenant(text, text),
     tenant.unfence_tenant(text) FROM PUBLIC;
+
+-- 0.9.0: burst_multiplier must be finite: the CHECK (>= 1) lets 'Infinity'
+-- and 'NaN' through, and the router read Infinity as an unlimited burst.
+-- _validate (re-created above) and set_defaults refuse both (22023).
+CREATE OR REPLACE FUNCTION tenant.set_defaults(
+    max_connections integer DEFAULT 100,
+    qps_limit integer DEFAULT 0,
+    burst_multiplier real DEFAULT 1.0,
+    max_query_ms integer DEFAULT 0,
+    max_result_bytes bigint DEFAULT 0,
+    pool_size integer DEFAULT 10,
+    min_idle integer DEFAULT 0,
+    pool_mode text DEFAULT 'session',
+    statement_timeout_ms integer DEFAULT 300000,
+    idle_in_transaction_timeout_ms integer DEFAULT 60000,
+    work_mem_kb integer DEFAULT 65536,
+    maintenance_work_mem_kb integer DEFAULT 262144,
+    temp_file_limit_kb integer DEFAULT 1048576,
+    max_advisory_locks integer DEFAULT 64,
+    client_idle_timeout_ms integer DEFAULT 0
+) RETURNS tenant.defaults
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    d tenant.defaults;
+BEGIN
+    IF pool_mode IS NULL OR NOT pool_mode OPERATOR(pg_catalog.=) ANY ('{session,transaction}'::pg_catalog.text[]) THEN
+        RAISE EXCEPTION 'unknown pool_mode % for the tenant defaults', coalesce(pg_catalog.quote_literal(pool_mode), 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use session or transaction.';
+    END IF;
+    IF burst_multiplier OPERATOR(pg_catalog.=) ANY ('{Infinity,NaN}'::pg_catalog.float4[]) THEN
+        RAISE EXCEPTION 'burst_multiplier must be a finite number >= 1, got %', burst_multiplier
+            USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM tenant.defaults;
+    INSERT INTO tenant.defaults VALUES (true, max_connections, qps_limit, burst_multiplier,
+        max_query_ms, max_result_bytes, pool_size, min_idle, pool_mode, statement_timeout_ms,
+        idle_in_transaction_timeout_ms, work_mem_kb, maintenance_work_mem_kb, temp_file_limit_kb,
+        max_advisory_locks, client_idle_timeout_ms) RETURNING * INTO d;
+    PERFORM pg_catalog.pg_notify('pg_tenant_catalog', '*');
+    RETURN d;
+EXCEPTION WHEN check_violation OR not_null_violation THEN
+    RAISE EXCEPTION 'invalid tenant defaults: %', SQLERRM USING ERRCODE = '22023';
+END
+$fn$;

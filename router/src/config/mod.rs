@@ -7,10 +7,11 @@
 //! a reload keeps) and the rest, which a reload replaces.
 //!
 //! The files here use each other directly, never this one: `error`,
-//! `sections`, `metrics` and `upstreams` are leaves; `raw` builds on them, `overrides`
+//! `sections`, `metrics`, `fleet` and `upstreams` are leaves; `raw` builds on them, `overrides`
 //! and `settings` on `raw`.
 
 mod error;
+mod fleet;
 mod metrics;
 mod overrides;
 mod raw;
@@ -21,6 +22,7 @@ mod tests;
 mod upstreams;
 
 pub use error::ConfigError;
+pub use fleet::{share, FleetSettings, LeaseLoss, MAX_ROUTERS};
 pub use metrics::{MetricsSettings, MAX_HISTOGRAM_TENANTS, MAX_HISTOGRAM_TOP_N};
 pub use overrides::Overrides;
 pub use raw::{unauthenticated_per_tenant, RawAuth, RawConfig, DEFAULT_UNAUTHENTICATED_PER_TENANT};

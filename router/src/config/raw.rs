@@ -4,6 +4,7 @@
 //! over it); `Config::build` turns it into the running settings.
 
 use super::error::ConfigError;
+use super::fleet::FleetSettings;
 use super::metrics::MetricsSettings;
 use super::sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
 use super::upstreams::{valid_address, validate_upstreams, RawUpstream};
@@ -62,6 +63,9 @@ pub struct RawConfig {
     pub pool: Pool,
     /// `[metrics]`: series bounds and idle tenants (README "Metrics").
     pub metrics: MetricsSettings,
+    /// `[fleet]`: several routers in front of the same servers (README
+    /// "Several routers").
+    pub fleet: FleetSettings,
 }
 
 impl Default for RawConfig {
@@ -86,6 +90,7 @@ impl Default for RawConfig {
             auth: RawAuth::default(),
             pool: Pool::default(),
             metrics: MetricsSettings::default(),
+            fleet: FleetSettings::default(),
         }
     }
 }
@@ -255,6 +260,9 @@ impl RawConfig {
             return bad(m);
         }
         if let Err(m) = self.metrics.validate() {
+            return bad(m);
+        }
+        if let Err(m) = self.fleet.validate() {
             return bad(m);
         }
         if self.catalog.url.trim().is_empty() {

@@ -174,9 +174,10 @@ impl Pool {
         }
     }
 
-    /// A tenant's cap in a shared pool (`max_tenant_share` of it).
-    pub fn tenant_cap(&self) -> usize {
-        ((self.size as f64 * self.max_tenant_share).floor() as usize).clamp(1, self.size.max(1))
+    /// A tenant's cap in a shared pool of `size` backends (the upstream's
+    /// `pool_size`, `pool.size` for the main one): `max_tenant_share` of it.
+    pub fn tenant_cap(&self, size: usize) -> usize {
+        ((size as f64 * self.max_tenant_share).floor() as usize).clamp(1, size.max(1))
     }
 
     /// Check what serde cannot; the message names the key.

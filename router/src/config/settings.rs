@@ -5,6 +5,7 @@
 //! a new one, which keeps the running `RestartOnly` part.
 
 use super::error::ConfigError;
+use super::fleet::FleetSettings;
 use super::metrics::MetricsSettings;
 use super::overrides::Overrides;
 use super::raw::{unauthenticated_per_tenant, RawAuth, RawConfig};
@@ -34,6 +35,10 @@ pub struct RestartOnly {
     pub max_unauthenticated_per_tenant: Option<usize>,
     pub log_format: LogFormat,
     pub catalog: Catalog,
+    /// `fleet.shared_connection_limits`.
+    pub fleet_shared_connection_limits: bool,
+    /// `fleet.reuse_port`.
+    pub fleet_reuse_port: bool,
 }
 
 impl RestartOnly {
@@ -46,6 +51,8 @@ impl RestartOnly {
             max_unauthenticated_per_tenant: raw.auth.max_unauthenticated_per_tenant,
             log_format: raw.log_format,
             catalog: raw.catalog.clone(),
+            fleet_shared_connection_limits: raw.fleet.shared_connection_limits,
+            fleet_reuse_port: raw.fleet.reuse_port,
         }
     }
 
@@ -61,6 +68,8 @@ impl RestartOnly {
             max_unauthenticated_per_tenant,
             log_format,
             catalog,
+            fleet_shared_connection_limits,
+            fleet_reuse_port,
         } = self;
         [
             (*listen != running.listen, "listen"),
@@ -79,6 +88,14 @@ impl RestartOnly {
             ),
             (*log_format != running.log_format, "log_format"),
             (*catalog != running.catalog, "catalog"),
+            (
+                *fleet_shared_connection_limits != running.fleet_shared_connection_limits,
+                "fleet.shared_connection_limits",
+            ),
+            (
+                *fleet_reuse_port != running.fleet_reuse_port,
+                "fleet.reuse_port",
+            ),
         ]
         .into_iter()
         .filter_map(|(differs, name)| differs.then_some(name))
@@ -153,6 +170,8 @@ pub struct Config {
     pub auth: Auth,
     pub pool: Pool,
     pub metrics: MetricsSettings,
+    /// `[fleet]` (`shared_connection_limits` in effect is `fixed`'s).
+    pub fleet: FleetSettings,
     /// The key read from `context_signing_key_file`: always there in a
     /// built `Config` (`build` refuses none).
     pub signing_key: Option<SigningKey>,
@@ -197,6 +216,7 @@ impl Config {
             identify: raw.identify,
             pool: raw.pool,
             metrics: raw.metrics,
+            fleet: raw.fleet,
         })
     }
 

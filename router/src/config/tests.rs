@@ -28,6 +28,11 @@ fn sample_config_parses_and_validates() {
         MetricsSettings::default(),
         "the sample shows the defaults"
     );
+    assert_eq!(
+        cfg.fleet,
+        crate::config::FleetSettings::default(),
+        "the sample shows the defaults"
+    );
 }
 
 #[test]

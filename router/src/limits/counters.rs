@@ -1,12 +1,13 @@
 //! One tenant's live state in the limits registry: its connection count,
 //! QPS bucket, published catalog row, metrics and sessions
 //! (`TenantCounters`), and the connection slot a session holds
-//! (`ConnectionSlot`). The registry (`Limits`, in `limits`), the sweep
-//! and each session's watch share these; this module imports none of
-//! them.
+//! (`ConnectionSlot`, with the fleet's lease when there is one). The
+//! registry (`Limits`, in `limits`), the sweep and each session's watch
+//! share these; this module imports none of them.
 
 use super::bucket::TokenBucket;
 use crate::catalog::TenantInfo;
+use crate::fleet::lease::Lease;
 use crate::interrupt::{Interrupt, Interrupts, Signal};
 use crate::metrics::tenant::now_ms;
 use crate::metrics::{TenantMetrics, TenantSource};
@@ -28,10 +29,13 @@ pub struct TenantCounters {
     sessions: Interrupts,
     /// When it was last taken from the map or seen in use (`now_ms`).
     pub(super) last_used: AtomicU64,
+    /// `fleet.routers` (the registry's): the bucket fills at
+    /// ceil(qps / routers).
+    routers: Arc<AtomicU32>,
 }
 
 impl TenantCounters {
-    pub fn new(metrics: TenantMetrics) -> TenantCounters {
+    pub fn new(metrics: TenantMetrics, routers: Arc<AtomicU32>) -> TenantCounters {
         TenantCounters {
             active: AtomicU32::new(0),
             bucket: Mutex::new(TokenBucket::default()),
@@ -40,6 +44,7 @@ impl TenantCounters {
             metrics,
             sessions: Interrupts::default(),
             last_used: AtomicU64::new(now_ms()),
+            routers,
         }
     }
 
@@ -90,12 +95,14 @@ impl TenantCounters {
         )
     }
 
-    /// Take one token from the tenant's bucket: `qps` tokens a second, at
-    /// most `qps * burst` saved up.
+    /// Take one token from the tenant's bucket: this router's share of
+    /// `qps` (ceil(qps / `fleet.routers`)) tokens a second, at most that
+    /// times `burst` saved up.
     pub fn take_token(&self, qps: i32, burst: f32) -> bool {
         if qps <= 0 {
             return true;
         }
+        let qps = crate::config::share(qps, self.routers.load(Ordering::Acquire));
         let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
         b.take(qps, burst, std::time::Instant::now())
     }
@@ -106,12 +113,24 @@ impl TenantCounters {
 #[derive(Debug)]
 pub struct ConnectionSlot {
     pub(super) counters: Arc<TenantCounters>,
+    /// Its count for the fleet of routers (`fleet`), given back on drop.
+    pub(super) lease: Option<Lease>,
 }
 
 impl ConnectionSlot {
     /// The counters of the tenant whose place this is.
     pub fn counters(&self) -> &Arc<TenantCounters> {
         &self.counters
+    }
+
+    /// Hold the fleet's lease of this connection until the slot goes.
+    pub fn attach(&mut self, lease: Lease) {
+        self.lease = Some(lease);
+    }
+
+    /// Whether the fleet counts this connection.
+    pub fn leased(&self) -> bool {
+        self.lease.is_some()
     }
 }
 

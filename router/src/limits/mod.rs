@@ -44,19 +44,23 @@ pub use watch::StatementWatch;
 use crate::metrics::tenant::now_ms;
 use crate::metrics::Metrics;
 use indexmap::IndexMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LimitError {
     #[error("too many connections for tenant \"{tenant}\": its max_connections is {max}")]
     TooManyConnections { tenant: String, max: i32 },
+    /// `fleet.on_lease_loss = "refuse"` while the fleet's counts cannot be
+    /// reached.
+    #[error("tenant \"{tenant}\" cannot connect now: its max_connections is counted for all routers in the catalog database, which this router cannot reach ({reason})")]
+    LimitUncheckable { tenant: String, reason: String },
 }
 
 impl LimitError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            LimitError::TooManyConnections { .. } => "53300",
+            LimitError::TooManyConnections { .. } | LimitError::LimitUncheckable { .. } => "53300",
         }
     }
 }
@@ -79,6 +83,9 @@ pub struct Limits {
     sweep: Mutex<sweep::Cursor>,
     /// Logins in progress of tenants without state here.
     pub logins: logins::Logins,
+    /// `fleet.routers`: each tenant's QPS bucket fills at this router's
+    /// share of its `qps_limit`, ceil(qps_limit / routers).
+    routers: Arc<AtomicU32>,
 }
 
 impl Default for Limits {
@@ -94,7 +101,14 @@ impl Limits {
             metrics,
             sweep: Mutex::new(sweep::Cursor::default()),
             logins: logins::Logins::default(),
+            routers: Arc::new(AtomicU32::new(1)),
         }
+    }
+
+    /// How many routers share each tenant's `qps_limit` (`fleet.routers`;
+    /// applies to live sessions at their next statement).
+    pub fn set_routers(&self, n: u32) {
+        self.routers.store(n.max(1), Ordering::Release);
     }
 
     /// Close every connection of the tenant through this router, and its
@@ -117,7 +131,10 @@ impl Limits {
         let c = match map.get(tenant) {
             Some(c) => c.clone(),
             None => {
-                let c = Arc::new(TenantCounters::new(self.metrics.tenant(tenant)));
+                let c = Arc::new(TenantCounters::new(
+                    self.metrics.tenant(tenant),
+                    self.routers.clone(),
+                ));
                 map.insert(tenant.to_owned(), c.clone());
                 c
             }
@@ -201,7 +218,12 @@ impl Limits {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(ConnectionSlot { counters }),
+                Ok(_) => {
+                    return Ok(ConnectionSlot {
+                        counters,
+                        lease: None,
+                    })
+                }
                 Err(now) => cur = now,
             }
         }

@@ -397,7 +397,8 @@ pub fn terms_for(
             size: up.pool_size,
             min_idle: 0,
             share: pool_size,
-            cap: cfg.pool.tenant_cap(),
+            // max_tenant_share of this upstream's pools, not of pool.size.
+            cap: cfg.pool.tenant_cap(up.pool_size),
         }
     }
 }

@@ -19,7 +19,11 @@ use tokio::io::AsyncWriteExt;
 
 /// Open a backend on `up` and log in as `role` with `login`; `params` are
 /// the startup parameters (user, database). Bounded by
-/// `startup_timeout_ms`.
+/// `startup_timeout_ms`. A pool keeps the upstream it was made for (its
+/// name and address), but the TLS settings are `cfg`'s for that upstream:
+/// a reload that hardens them (`disable` to `verify-full`, another CA)
+/// applies to every backend opened after it, as before upstreams had
+/// names.
 pub async fn open(
     cfg: &Config,
     up: &Upstream,
@@ -27,6 +31,7 @@ pub async fn open(
     login: &BackendLogin,
     role: &str,
 ) -> Result<Backend, LoginError> {
+    let up = current(cfg, up);
     let steps = async {
         let mut b = Backend::connect(cfg, up).await?;
         b.send(&protocol::startup_message(params)).await?;
@@ -43,6 +48,15 @@ pub async fn open(
                 reason: "opening a pooled backend timed out".into(),
             })
         })?
+}
+
+/// `up` as `cfg` has it (same name and address), with its TLS settings of
+/// now; `up` itself when `cfg` no longer has it (a pool being drained).
+fn current<'a>(cfg: &'a Config, up: &'a Upstream) -> &'a Upstream {
+    match cfg.upstreams.get(Some(&up.name)) {
+        Some(now) if **now == *up => now,
+        _ => up,
+    }
 }
 
 /// The signing key, or the error every step gives without one.

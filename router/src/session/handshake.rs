@@ -194,11 +194,16 @@ pub async fn identify(
         // once PostgreSQL has accepted it (`source`), so clients that never
         // answer cannot hold a tenant's places.
         Some(verified) => {
-            let slot = conn
+            let mut slot = conn
                 .shared
                 .limits
                 .acquire_connection(tenant, info.max_connections)?;
             conn.hold(&slot);
+            let fleet =
+                conn.shared
+                    .fleet
+                    .admit(&mut slot, tenant, info.max_connections, &cfg.fleet);
+            fleet.await?;
             Identified::Checked {
                 info,
                 verified,

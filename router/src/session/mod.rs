@@ -14,6 +14,7 @@
 //! idle, busy  client_idle_timeout_ms; a pooled client turned away (53300)
 //! paused      its tenant's pause: the gate, a session parked at rest
 //! moved       a transaction-pooled client follows its tenant to another upstream
+//! waiting     a client at rest: its next bytes, or why the session ends
 //! ```
 //!
 //! The client is checked by the router itself (verify mode, tenant
@@ -39,6 +40,7 @@ mod placement;
 mod pooled;
 mod relaying;
 mod source;
+mod waiting;
 
 pub use connection::Session;
 pub use phase::{Phase, Traffic};

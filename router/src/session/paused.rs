@@ -5,7 +5,7 @@
 use super::busy;
 use super::conn::Conn;
 use super::phase::{EXPIRED, KICKED, SHUTTING_DOWN};
-use super::pooled::wait_for_client;
+use super::waiting::wait_for_client;
 use crate::error::SessionError;
 use crate::interrupt::Signal;
 use std::task::Poll;

@@ -207,11 +207,16 @@ async fn dedicated(
     let slot = match (slot, &info) {
         (Some(slot), _) => Some(slot),
         (None, Some(info)) => {
-            let slot = conn
+            let mut slot = conn
                 .shared
                 .limits
                 .acquire_connection(&info.id, info.max_connections)?;
             conn.hold(&slot);
+            let fleet =
+                conn.shared
+                    .fleet
+                    .admit(&mut slot, &info.id, info.max_connections, &cfg.fleet);
+            fleet.await?;
             Some(slot)
         }
         (None, None) => None,

@@ -83,6 +83,8 @@ pub enum MigrateError {
     UnknownTenant(String),
     #[error("tenant \"{0}\" is not schema-isolated (isolation \"{1}\"): only schema tenants are migrated")]
     NotSchema(String, String),
+    #[error("tenant \"{0}\" lives on upstream \"{1}\", not on this server: its schema here (if any) is not the one its sessions use; migrate it on that server")]
+    Elsewhere(String, String),
 }
 
 /// Read and check everything, then migrate; the exit code.
@@ -199,21 +201,33 @@ fn query_error(e: tokio_postgres::Error) -> MigrateError {
     AdminError::Query(format!("{msg} (SQLSTATE {})", code.unwrap_or_default())).into()
 }
 
-/// A catalog row: id, isolation, schema, role, shared schemas.
-type Row = (String, String, Option<String>, Option<String>, Vec<String>);
+/// A catalog row: id, isolation, schema, role, shared schemas, the named
+/// upstream it lives on (None: the main one, this server).
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<String>,
+    Option<String>,
+);
 
 /// The schema tenants, in id order (byte order); with `named`, exactly
 /// those, each of which must exist and be a schema tenant. A tenant's
 /// `shared_schemas` (the operator's schemas its sessions have after their
 /// own on `search_path`; read through `to_jsonb` so that a catalog without
-/// the column reads as none) go on the migration's path the same way.
+/// the column reads as none) go on the migration's path the same way. A
+/// tenant the catalog places on a named upstream (0.9.0, README "Scaling
+/// out") lives on another server: named, it is refused; otherwise it is
+/// left out, and said so on stderr.
 async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>, MigrateError> {
     let rows = client
         .query(
             "SELECT t.id, t.isolation, t.schema_name::pg_catalog.text, t.role_name::pg_catalog.text, \
                     ARRAY(SELECT x OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[] \
                             FROM pg_catalog.jsonb_path_query(pg_catalog.to_jsonb(t), \
-                                 '$.shared_schemas[*] ? (@.type() == \"string\")') x) \
+                                 '$.shared_schemas[*] ? (@.type() == \"string\")') x), \
+                    pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'upstream'::pg_catalog.text \
                FROM tenant.tenants t ORDER BY t.id COLLATE \"C\"",
             &[],
         )
@@ -221,7 +235,7 @@ async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>
         .map_err(query_error)?;
     let mut all: Vec<Row> = rows
         .into_iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
         .collect();
     if !named.is_empty() {
         for id in named {
@@ -230,15 +244,29 @@ async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>
                 Some(t) if t.1 != "schema" => {
                     return Err(MigrateError::NotSchema(id.clone(), t.1.clone()))
                 }
+                Some((_, _, _, _, _, Some(up))) => {
+                    return Err(MigrateError::Elsewhere(id.clone(), up.clone()))
+                }
                 Some(_) => {}
             }
         }
         all.retain(|t| named.contains(&t.0));
     }
+    all.retain(|t| t.1 == "schema");
+    let elsewhere: Vec<String> = all
+        .iter()
+        .filter_map(|t| t.5.as_ref().map(|up| format!("{} (upstream {up})", t.0)))
+        .collect();
+    if !elsewhere.is_empty() {
+        eprintln!(
+            "tenant-router tenants migrate: not migrated here, living on another server: {}",
+            elsewhere.join(", ")
+        );
+    }
     Ok(all
         .into_iter()
-        .filter(|t| t.1 == "schema")
-        .filter_map(|(id, _, schema, role, shared)| {
+        .filter(|t| t.5.is_none())
+        .filter_map(|(id, _, schema, role, shared, _)| {
             schema.map(|schema| Tenant {
                 id,
                 schema,

@@ -4,7 +4,7 @@
 //! then flip the catalog and finish (`flip_and_finish`).
 
 use super::move_sql as sql;
-use super::move_tenant::{wait_lag, Move, MoveArgs, MoveError, Step};
+use super::move_state::{wait_lag, Move, MoveArgs, MoveError, Step};
 use std::time::{Duration, Instant};
 
 /// Create on the target what it lacks: a schema tenant's schema, an rls

@@ -21,6 +21,8 @@ pub enum ProvisionError {
     UnknownTenant(String),
     #[error("tenant \"{tenant}\" uses {isolation} isolation: only a database-isolated tenant gets a database (tenant.alter_tenant(..., isolation => 'database', database_name => ...))")]
     NotDatabaseIsolated { tenant: String, isolation: String },
+    #[error("tenant \"{tenant}\" lives on upstream \"{upstream}\": its database belongs on that server, not on the catalog's, where its sessions never go; there, as a superuser: CREATE DATABASE, CREATE EXTENSION pg_tenant in it, SELECT tenant.bind_database('{tenant}'), and REVOKE CONNECT from PUBLIC (README \"Scaling out\")")]
+    Elsewhere { tenant: String, upstream: String },
     #[error("tenant \"{0}\" has no login_roles: its database would be open to every application role (tenant_app), whatever tenant it logs in for; name the roles that log in for it (tenant.alter_tenant('{0}', login_roles => '{{...}}'))")]
     NoLoginRoles(String),
     #[error("database \"{database}\" cannot be tenant \"{tenant}\"'s database: {why}")]
@@ -121,7 +123,8 @@ async fn read_row(client: &Client, tenant: &str) -> Result<Row, ProvisionError> 
     let row = client
         .query_opt(
             "SELECT t.isolation, t.database_name::pg_catalog.text, t.role_name::pg_catalog.text, \
-                    t.login_roles \
+                    t.login_roles, \
+                    pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'upstream'::pg_catalog.text \
                FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1",
             &[&tenant],
         )
@@ -130,6 +133,13 @@ async fn read_row(client: &Client, tenant: &str) -> Result<Row, ProvisionError> 
         .ok_or_else(|| ProvisionError::UnknownTenant(tenant.to_owned()))?;
     let isolation: String = row.get(0);
     let database: Option<String> = row.get(1);
+    // 0.9.0: a tenant placed on a named upstream lives on another server.
+    if let Some(upstream) = row.get::<_, Option<String>>(4) {
+        return Err(ProvisionError::Elsewhere {
+            tenant: tenant.to_owned(),
+            upstream,
+        });
+    }
     match database {
         Some(database) if isolation == "database" => Ok(Row {
             database,
