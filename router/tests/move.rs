@@ -821,3 +821,61 @@ async fn a_tenants_unlogged_table_is_refused_not_left_behind() {
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
 }
+
+/// The source's password reached pg_dump on its command line
+/// (`--dbname=… password=…`), which every local user reads in `ps`: it goes
+/// in pg_dump's environment (PGPASSWORD) instead; control: the dump ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_gets_the_source_password_in_its_environment_not_its_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = "mv_pw";
+    main_db(db);
+    let second = second_db(db);
+    let r = MoveRouter::start(db, &second);
+    let c = cluster();
+    let dir = std::env::temp_dir().join(format!("tenant-router-move-pw-{}", r.port));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let real = std::path::Path::new(&c.bin_dir).join("pg_dump");
+    let fake = dir.join("pg_dump");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{d}/argv'\nprintf '%s' \"${{PGPASSWORD-}}\" > '{d}/env'\nexec '{real}' \"$@\"\n",
+            d = dir.display(),
+            real = real.display()
+        ),
+    )
+    .expect("fake pg_dump");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+            .args(["tenants", "move", "-c"])
+            .arg(&r.config)
+            .arg("--url")
+            .arg(format!(
+                "host={} port={} user=postgres dbname={db} password=sekret-move-pw",
+                c.sock, c.port
+            ))
+            .arg("--pg-bin")
+            .arg(&dir)
+            .args(["mv-a", "--to", "second"])
+            .output()
+            .expect("tenants move")
+    });
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let argv = std::fs::read_to_string(dir.join("argv")).expect("pg_dump ran");
+    assert!(argv.contains("--schema-only"), "{argv}");
+    assert!(!argv.contains("sekret-move-pw"), "{argv}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("env")).expect("env"),
+        "sekret-move-pw"
+    );
+    assert!(!stdout.contains("sekret-move-pw") && !stderr.contains("sekret-move-pw"));
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(r);
+    sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+}

@@ -35,10 +35,14 @@ pub(super) async fn copy_schema(m: &mut Move, args: &MoveArgs) -> Result<(), Mov
         Some(dir) => dir.join("pg_dump"),
         None => "pg_dump".into(),
     };
-    let out = tokio::process::Command::new(&pg_dump)
-        .args(["--schema-only", "--no-publications", "--no-subscriptions"])
+    let mut cmd = tokio::process::Command::new(&pg_dump);
+    cmd.args(["--schema-only", "--no-publications", "--no-subscriptions"])
         .args(&wanted)
-        .arg(format!("--dbname={}", m.source_conninfo))
+        .arg(format!("--dbname={}", m.dump_conninfo));
+    if let Some(p) = &m.source_password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd
         .output()
         .await
         .map_err(|e| MoveError::Setup(format!("{}: {e}", pg_dump.display())))?;

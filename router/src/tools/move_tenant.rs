@@ -117,11 +117,11 @@ fn pointed_at(url: &str, address: &str) -> Result<String, MoveError> {
     if let Some(d) = from.get_dbname() {
         cfg.dbname(d);
     }
-    Ok(conninfo(&cfg))
+    Ok(conninfo(&cfg, true))
 }
 
 /// A tokio-postgres configuration as a libpq key=value string.
-fn conninfo(cfg: &tokio_postgres::Config) -> String {
+fn conninfo(cfg: &tokio_postgres::Config, with_password: bool) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut parts = Vec::new();
     if let Some(h) = cfg.get_hosts().first() {
@@ -141,7 +141,7 @@ fn conninfo(cfg: &tokio_postgres::Config) -> String {
     if let Some(d) = cfg.get_dbname() {
         parts.push(format!("dbname={}", q(d)));
     }
-    if let Some(p) = cfg.get_password() {
+    if let Some(p) = cfg.get_password().filter(|_| with_password) {
         parts.push(format!("password={}", q(&String::from_utf8_lossy(p))));
     }
     parts.join(" ")
@@ -243,8 +243,12 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         (None, "main") => args.admin.url.clone(),
         (None, _) => pointed_at(&args.admin.url, &target_addr)?,
     };
-    let source_conninfo =
-        conninfo(&admin_config(&source_url).map_err(|e| MoveError::Setup(e.to_string()))?);
+    let source_cfg = admin_config(&source_url).map_err(|e| MoveError::Setup(e.to_string()))?;
+    let source_conninfo = conninfo(&source_cfg, true);
+    let dump_conninfo = conninfo(&source_cfg, false);
+    let source_password = source_cfg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let src = connect("the source", &source_url).await?;
     let dst = connect("the target", &target_url).await?;
     let tables = sql::tables(&src, schema.as_deref()).await?;
@@ -259,6 +263,8 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         schema,
         tables,
         source_conninfo,
+        dump_conninfo,
+        source_password,
         started,
         at: Step::Check,
     };
