@@ -206,8 +206,11 @@ impl RawConfig {
         if id.username_format == UsernameFormat::None && p.is_empty() && sni.is_empty() {
             return bad("no way to identify tenants: set identify.username_format, identify.database_pattern or identify.sni_pattern".into());
         }
-        if self.pause_timeout_ms == 0 {
-            return bad("pause_timeout_ms must be greater than 0".into());
+        // A paused tenant's sessions wait at most this long; a deadline
+        // past what an Instant holds would panic every tenant session's
+        // gate (each login computes it).
+        if self.pause_timeout_ms == 0 || self.pause_timeout_ms > 86_400_000 {
+            return bad("pause_timeout_ms must be from 1 to 86400000 (a day)".into());
         }
         if self.startup_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("timeouts must be greater than 0".into());

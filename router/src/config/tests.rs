@@ -306,3 +306,18 @@ fn named_upstreams_are_checked_and_loaded_with_the_main_one() {
         "{e}"
     );
 }
+
+#[test]
+fn pause_timeout_ms_is_bounded() {
+    let mut c = valid();
+    c.pause_timeout_ms = u64::MAX;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("pause_timeout_ms must be from 1 to 86400000"),
+        "{e}"
+    );
+    c.pause_timeout_ms = 0;
+    assert!(c.validate().is_err());
+    c.pause_timeout_ms = 86_400_000;
+    c.validate().expect("a day is fine");
+}

@@ -35,10 +35,14 @@ pub(super) async fn copy_schema(m: &mut Move, args: &MoveArgs) -> Result<(), Mov
         Some(dir) => dir.join("pg_dump"),
         None => "pg_dump".into(),
     };
-    let out = tokio::process::Command::new(&pg_dump)
-        .args(["--schema-only", "--no-publications", "--no-subscriptions"])
+    let mut cmd = tokio::process::Command::new(&pg_dump);
+    cmd.args(["--schema-only", "--no-publications", "--no-subscriptions"])
         .args(&wanted)
-        .arg(format!("--dbname={}", m.source_conninfo))
+        .arg(format!("--dbname={}", m.dump_conninfo));
+    if let Some(p) = &m.source_password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd
         .output()
         .await
         .map_err(|e| MoveError::Setup(format!("{}: {e}", pg_dump.display())))?;
@@ -48,12 +52,7 @@ pub(super) async fn copy_schema(m: &mut Move, args: &MoveArgs) -> Result<(), Mov
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    // psql's meta-commands (\restrict) are not SQL.
-    let script: String = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('\\'))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let script = dump_as_sql(&String::from_utf8_lossy(&out.stdout));
     m.dst
         .batch_execute(&script)
         .await
@@ -70,6 +69,36 @@ pub(super) async fn copy_schema(m: &mut Move, args: &MoveArgs) -> Result<(), Mov
         format!("created on the target: {}", wanted.join(" ")),
     );
     Ok(())
+}
+
+/// pg_dump's plain script as SQL: without the `\\restrict KEY` line it
+/// opens with and the matching `\\unrestrict KEY` (pg_dump 17.6+ writes
+/// them for psql; they are not SQL), and nothing else. Any other line that
+/// starts with a backslash is inside a literal or a body the source holds
+/// (a tenant's comment whose last line is `\\`): dropping it would drop a
+/// closing quote and run what follows — text the tenant also writes — as
+/// SQL, as the superuser.
+pub(super) fn dump_as_sql(dump: &str) -> String {
+    let mut key: Option<&str> = None;
+    let mut header = true;
+    let mut out = Vec::new();
+    for line in dump.lines() {
+        if header {
+            if let Some(k) = line.strip_prefix("\\restrict ") {
+                key = Some(k.trim_end());
+                header = false;
+                continue;
+            }
+            // Before the key: only pg_dump's comments and blank lines.
+            header = line.is_empty() || line.starts_with("--");
+        } else if let Some(k) = key {
+            if line.strip_prefix("\\unrestrict ").map(str::trim_end) == Some(k) {
+                continue;
+            }
+        }
+        out.push(line);
+    }
+    out.join("\n")
 }
 
 /// A name as an exact pg_dump pattern: double-quoted.
@@ -259,5 +288,24 @@ async fn router_sees(m: &Move) -> Result<(), MoveError> {
             });
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dump_as_sql;
+
+    #[test]
+    fn only_the_restrict_lines_of_the_dump_are_dropped() {
+        let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict K1\n\nCOMMENT ON TABLE s.a IS 'x\n\\';\nCOMMENT ON COLUMN s.a.c IS '; CREATE ROLE pwned; --';\n\\unrestrict K2\n\\unrestrict K1\n";
+        let sql = dump_as_sql(dump);
+        assert!(!sql.contains("\\restrict K1"), "{sql}");
+        assert!(!sql.contains("\\unrestrict K1"), "{sql}");
+        // The tenant's lines stay, the literal stays closed.
+        assert!(sql.contains("'x\n\\';\n"), "{sql}");
+        assert!(sql.contains("\\unrestrict K2"), "{sql}");
+        // A dump without the key (pg_dump before 17.6) is kept whole.
+        let old = "--\nCOMMENT ON TABLE s.a IS 'x\n\\restrict K';\n";
+        assert_eq!(dump_as_sql(old), old.trim_end());
     }
 }

@@ -31,6 +31,8 @@ pub enum SqlError {
     },
     #[error("wal_level on the source is \"{0}\": logical replication needs wal_level = logical (restart after setting it)")]
     WalLevel(String),
+    #[error("unlogged tables of tenant \"{tenant}\": {tables}: logical replication does not carry unlogged tables (a publication leaves them out without a word, and their rows would stay behind): ALTER TABLE ... SET LOGGED first")]
+    Unlogged { tenant: String, tables: String },
 }
 
 pub(super) fn step(what: &str) -> impl Fn(tokio_postgres::Error) -> SqlError + '_ {
@@ -116,6 +118,26 @@ pub async fn tables(src: &Client, schema: Option<&str>) -> Result<Vec<Table>, Sq
             column: r.get(1),
         })
         .collect())
+}
+
+/// The tenant's unlogged tables (rls: `tenant.protect`ed ones; schema:
+/// those of its schema), which no publication carries.
+pub async fn unlogged(src: &Client, schema: Option<&str>) -> Result<Vec<String>, SqlError> {
+    let rows = src
+        .query(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) \
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+              WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[]) \
+                AND c.relpersistence OPERATOR(pg_catalog.=) 'u' \
+                AND CASE WHEN $1::pg_catalog.text IS NULL \
+                         THEN c.oid OPERATOR(pg_catalog.=) ANY (SELECT p.relid FROM tenant.protected p) \
+                         ELSE n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.text END \
+              ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .map_err(step("looking for unlogged tables"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Refuse a table whose replica identity does not cover its tenant
@@ -227,7 +249,10 @@ pub async fn ensure_empty(dst: &Client, t: &Table, tenant: &str) -> Result<(), S
 }
 
 /// CREATE PUBLICATION on the source: the tenant's rows of each table
-/// (`WHERE (column = 'id')`), or every table of its schema.
+/// (`WHERE (column = 'id')`), or every table of its schema. A row filter
+/// on a partitioned table holds only when changes are published through
+/// the root (`publish_via_partition_root`; PostgreSQL refuses the filter
+/// otherwise), and the target's root routes them to its partitions.
 pub async fn create_publication(
     src: &Client,
     names: &ReplicationNames,
@@ -249,7 +274,7 @@ pub async fn create_publication(
                 .map(|t| t.column.as_deref().unwrap_or("tenant_id"))
                 .collect();
             src.query_one(
-                "SELECT pg_catalog.format('CREATE PUBLICATION %I FOR %s', $1::pg_catalog.text, \
+                "SELECT pg_catalog.format('CREATE PUBLICATION %I FOR %s WITH (publish_via_partition_root = true)', $1::pg_catalog.text, \
                         pg_catalog.string_agg(pg_catalog.format('TABLE %s WHERE (%I OPERATOR(pg_catalog.=) %L)', \
                                               t::pg_catalog.regclass, c, $4::pg_catalog.text), ', ' ORDER BY o)) \
                    FROM unnest($2::pg_catalog.text[], $3::pg_catalog.text[]) WITH ORDINALITY AS x(t, c, o)",
@@ -340,8 +365,9 @@ pub async fn behind(src: &Client, names: &ReplicationNames, lsn: &str) -> Result
     Ok(row.get::<_, i64>(0).max(0))
 }
 
-/// The sequences the tenant's tables use (owned by a column, or in its
-/// schema), with their last values on `c`.
+/// The sequences the tenant's tables use (owned by a column, named by a
+/// column's default such as `nextval('s')`, or in its schema), with their
+/// last values on `c`.
 pub async fn sequences(
     c: &Client,
     tables: &[Table],
@@ -360,6 +386,11 @@ pub async fn sequences(
                              WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
                                AND d.objid OPERATOR(pg_catalog.=) s.seqrelid AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::pg_catalog.\"char\"[]) \
                                AND d.refobjid OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.to_regclass(x) FROM unnest($1::pg_catalog.text[]) x)) \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_attrdef ad ON ad.oid OPERATOR(pg_catalog.=) d.objid \
+                             WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+                               AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                               AND d.refobjid OPERATOR(pg_catalog.=) s.seqrelid \
+                               AND ad.adrelid OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.to_regclass(x) FROM unnest($1::pg_catalog.text[]) x)) \
               ORDER BY 1",
             &[&list, &schema],
         )
@@ -487,22 +518,59 @@ pub async fn drop_publication(src: &Client, names: &ReplicationNames) -> Result<
 
 /// Delete the tenant's rows of `t` on `c` (a schema tenant's table:
 /// every row); how many.
+///
+/// A schema tenant's table is its role's: its triggers and rules run the
+/// tenant's functions with the privileges of whoever deletes. The DELETE
+/// then runs as the table's owner (`SET LOCAL ROLE`, row security off so
+/// a forced policy is an error, not rows silently kept), never as this
+/// superuser session; a table a superuser owns is deleted from as it is.
 pub async fn delete_rows(c: &Client, t: &Table, tenant: &str) -> Result<u64, SqlError> {
-    let sql: String = c
+    let row = c
         .query_one(
             "SELECT pg_catalog.format('DELETE FROM %s r%s', $1::pg_catalog.text::pg_catalog.regclass, \
                     CASE WHEN $2::pg_catalog.text IS NULL THEN '' \
-                         ELSE pg_catalog.format(' WHERE r.%I OPERATOR(pg_catalog.=) $1::pg_catalog.text', $2::pg_catalog.text) END)",
+                         ELSE pg_catalog.format(' WHERE r.%I OPERATOR(pg_catalog.=) $1::pg_catalog.text', $2::pg_catalog.text) END), \
+                    (SELECT CASE WHEN o.rolsuper THEN NULL ELSE pg_catalog.quote_ident(o.rolname) END \
+                       FROM pg_catalog.pg_class k JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) k.relowner \
+                      WHERE k.oid OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.regclass)",
             &[&t.name, &t.column],
         )
         .await
-        .map_err(step("composing DELETE"))?
-        .get(0);
-    match &t.column {
-        Some(_) => c.execute(&sql, &[&tenant]).await,
-        None => c.execute(&sql, &[]).await,
+        .map_err(step("composing DELETE"))?;
+    let sql: String = row.get(0);
+    let owner: Option<String> = row.get(1);
+    match (&t.column, owner) {
+        (None, Some(owner)) => {
+            let out = c
+                .simple_query(&format!(
+                    "BEGIN; SET LOCAL ROLE {owner}; SET LOCAL row_security = off; {sql}; COMMIT"
+                ))
+                .await;
+            let out = match out {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    return Err(step("deleting the tenant's rows as the table's owner")(e));
+                }
+            };
+            Ok(out
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                })
+                .nth(3)
+                .unwrap_or(0))
+        }
+        (Some(_), _) => c
+            .execute(&sql, &[&tenant])
+            .await
+            .map_err(step("deleting the tenant's rows")),
+        (None, None) => c
+            .execute(&sql, &[])
+            .await
+            .map_err(step("deleting the tenant's rows")),
     }
-    .map_err(step("deleting the tenant's rows"))
 }
 
 #[cfg(test)]

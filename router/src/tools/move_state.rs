@@ -113,8 +113,14 @@ pub(super) struct Move {
     pub(super) names: ReplicationNames,
     pub(super) schema: Option<String>,
     pub(super) tables: Vec<Table>,
-    /// The source's connection string (libpq key=value) for pg_dump.
+    /// The source's connection string (libpq key=value), the publisher's
+    /// by default.
     pub(super) source_conninfo: String,
+    /// The same without its password, for pg_dump's command line (which
+    /// every local user can read in `ps`); the password goes in its
+    /// environment (`PGPASSWORD`).
+    pub(super) dump_conninfo: String,
+    pub(super) source_password: Option<String>,
     pub(super) started: Instant,
     /// The last step begun.
     pub(super) at: Step,

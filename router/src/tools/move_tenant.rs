@@ -31,7 +31,7 @@ pub async fn run(args: MoveArgs) -> ExitCode {
         }
         Ok(mut m) => {
             let r = if args.abort {
-                undo(&mut m, true).await
+                Box::pin(abort(&mut m, &args)).await
             } else {
                 Box::pin(go(&mut m, &args)).await
             };
@@ -117,11 +117,11 @@ fn pointed_at(url: &str, address: &str) -> Result<String, MoveError> {
     if let Some(d) = from.get_dbname() {
         cfg.dbname(d);
     }
-    Ok(conninfo(&cfg))
+    Ok(conninfo(&cfg, true))
 }
 
 /// A tokio-postgres configuration as a libpq key=value string.
-fn conninfo(cfg: &tokio_postgres::Config) -> String {
+fn conninfo(cfg: &tokio_postgres::Config, with_password: bool) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut parts = Vec::new();
     if let Some(h) = cfg.get_hosts().first() {
@@ -141,7 +141,7 @@ fn conninfo(cfg: &tokio_postgres::Config) -> String {
     if let Some(d) = cfg.get_dbname() {
         parts.push(format!("dbname={}", q(d)));
     }
-    if let Some(p) = cfg.get_password() {
+    if let Some(p) = cfg.get_password().filter(|_| with_password) {
         parts.push(format!("password={}", q(&String::from_utf8_lossy(p))));
     }
     parts.join(" ")
@@ -243,8 +243,12 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         (None, "main") => args.admin.url.clone(),
         (None, _) => pointed_at(&args.admin.url, &target_addr)?,
     };
-    let source_conninfo =
-        conninfo(&admin_config(&source_url).map_err(|e| MoveError::Setup(e.to_string()))?);
+    let source_cfg = admin_config(&source_url).map_err(|e| MoveError::Setup(e.to_string()))?;
+    let source_conninfo = conninfo(&source_cfg, true);
+    let dump_conninfo = conninfo(&source_cfg, false);
+    let source_password = source_cfg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     let src = connect("the source", &source_url).await?;
     let dst = connect("the target", &target_url).await?;
     let tables = sql::tables(&src, schema.as_deref()).await?;
@@ -259,6 +263,8 @@ async fn prepare(args: &MoveArgs) -> Result<Move, MoveError> {
         schema,
         tables,
         source_conninfo,
+        dump_conninfo,
+        source_password,
         started,
         at: Step::Check,
     };
@@ -312,6 +318,14 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
 /// Check, copy the schema, replicate, pause, fence, catch up, verify.
 async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(), MoveError> {
     sql::wal_level(&m.src).await?;
+    let unlogged = sql::unlogged(&m.src, m.schema.as_deref()).await?;
+    if !unlogged.is_empty() {
+        return Err(sql::SqlError::Unlogged {
+            tenant: m.id.clone(),
+            tables: unlogged.join(", "),
+        }
+        .into());
+    }
     if m.tables.is_empty() {
         return Err(sql::SqlError::NoTables {
             tenant: m.id.clone(),
@@ -372,11 +386,9 @@ async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(
     super::move_flip::quiesce(m, args).await
 }
 
-/// Undo a move before its flip: the subscription and its slot, the
-/// publication, (`copied`) the tenant's rows on the target, the source's
-/// fence, the pause. Each part is done if needed, so it can run again.
-async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
-    let flipped = m
+/// Whether the catalog places the tenant on the move's target already.
+async fn flipped(m: &Move) -> Result<bool, MoveError> {
+    Ok(m
         .catalog
         .query_one(
             "SELECT COALESCE(t.upstream, 'main')::pg_catalog.text FROM tenant.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1::pg_catalog.text",
@@ -385,8 +397,76 @@ async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
         .await
         .map_err(sql::step("reading the tenant's upstream"))?
         .get::<_, String>(0)
-        == m.to;
-    if flipped {
+        == m.to)
+}
+
+/// `--abort`: a move interrupted before its flip is undone (`undo`); one
+/// interrupted after it (the tool killed between the flip and the end of
+/// its clean-up) is finished instead: the tenant resumed, the subscription
+/// dropped (and with it its slot on the source, which would keep the
+/// source's WAL forever). The catalog no longer names the source: its
+/// publication is dropped when `--source-url` says where it is, else
+/// named for the operator to drop.
+async fn abort(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
+    if !flipped(m).await? {
+        return undo(m, true).await;
+    }
+    m.at = Step::Resume;
+    m.log(
+        Step::Resume,
+        format!(
+            "the catalog places tenant \"{}\" on \"{}\" already: finishing the move instead",
+            m.id, m.to
+        ),
+    );
+    let mut failed = Vec::new();
+    match m
+        .api
+        .post(
+            &format!("/tenants/{}/resume?reconnect=true", m.id),
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Ok(v) => m.log(
+            Step::Resume,
+            format!("resumed (was paused: {})", v["was_paused"]),
+        ),
+        Err(e) => failed.push(format!("resume: {e}")),
+    }
+    m.at = Step::CleanUp;
+    match sql::drop_subscription(&m.dst, &m.names).await {
+        Ok(had) => m.log(
+            Step::CleanUp,
+            format!("subscription (and its slot) dropped: {had}"),
+        ),
+        Err(e) => failed.push(format!("DROP SUBSCRIPTION {}: {e}", m.names.subscription)),
+    }
+    if args.source_url.is_some() {
+        match sql::drop_publication(&m.src, &m.names).await {
+            Ok(had) => m.log(Step::CleanUp, format!("publication dropped: {had}")),
+            Err(e) => failed.push(format!("DROP PUBLICATION {}: {e}", m.names.publication)),
+        }
+    } else {
+        m.log(
+            Step::CleanUp,
+            format!(
+                "the publication {} stays on the source (give --source-url to drop it, or DROP PUBLICATION it there)",
+                m.names.publication
+            ),
+        );
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(MoveError::Refused(failed.join("; ")))
+}
+
+/// Undo a move before its flip: the subscription and its slot, the
+/// publication, (`copied`) the tenant's rows on the target, the source's
+/// fence, the pause. Each part is done if needed, so it can run again.
+async fn undo(m: &mut Move, copied: bool) -> Result<(), MoveError> {
+    if flipped(m).await? {
         return Err(MoveError::Refused(format!(
             "the catalog already places tenant \"{}\" on \"{}\": the move went past its flip and cannot be undone (move it back instead)",
             m.id, m.to
