@@ -33,6 +33,8 @@ pub enum SqlError {
     WalLevel(String),
     #[error("unlogged tables of tenant \"{tenant}\": {tables}: logical replication does not carry unlogged tables (a publication leaves them out without a word, and their rows would stay behind): ALTER TABLE ... SET LOGGED first")]
     Unlogged { tenant: String, tables: String },
+    #[error("schema tenant \"{tenant}\" cannot move to a PostgreSQL {version} target: before 16 the subscription applies rows as its owner, a superuser, so the tenant's own triggers and index expressions would run as superuser there; move it to a server on PostgreSQL 16 or later")]
+    ApplyAsSuperuser { tenant: String, version: i32 },
 }
 
 pub(super) fn step(what: &str) -> impl Fn(tokio_postgres::Error) -> SqlError + '_ {

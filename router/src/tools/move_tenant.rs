@@ -315,6 +315,25 @@ async fn go(m: &mut Move, args: &MoveArgs) -> Result<(), MoveError> {
     }
 }
 
+/// A schema tenant owns its tables, triggers and index expressions. From
+/// 16 the subscription applies rows as each table's owner (`run_as_owner`
+/// false, the default); on 15 as the subscription's owner, a superuser.
+async fn apply_as_owner(dst: &Client, tenant: &str) -> Result<(), sql::SqlError> {
+    let sql = "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4";
+    let version: i32 = dst
+        .query_one(sql, &[])
+        .await
+        .map_err(sql::step("reading the target's version"))?
+        .get(0);
+    if version >= 160000 {
+        return Ok(());
+    }
+    Err(sql::SqlError::ApplyAsSuperuser {
+        tenant: tenant.to_owned(),
+        version: version / 10000,
+    })
+}
+
 /// Check, copy the schema, replicate, pause, fence, catch up, verify.
 async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(), MoveError> {
     sql::wal_level(&m.src).await?;
@@ -332,6 +351,9 @@ async fn before_flip(m: &mut Move, args: &MoveArgs, publisher: &str) -> Result<(
             schema: m.schema.clone().unwrap_or_default(),
         }
         .into());
+    }
+    if m.schema.is_some() {
+        apply_as_owner(&m.dst, &m.id).await?;
     }
     for t in &m.tables {
         if t.column.is_some() {
