@@ -59,6 +59,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let app = Arc::new(Admin {
         shared,
         checks: tokio::sync::Mutex::new(None),
+        probed: std::sync::Mutex::new(None),
         scrapes: Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES)),
     });
     let private = Router::new()
@@ -173,6 +174,15 @@ async fn checks(app: &Admin) -> Checks {
             Err(_) => Err("tenant catalog: timed out".to_owned()),
         }
     };
+    let (catalog, upstreams) = tokio::join!(catalog, probe_upstreams(app));
+    let c = Checks { catalog, upstreams };
+    *last = Some((Instant::now(), c.clone()));
+    c
+}
+
+/// Probe every upstream (the main one first) and set their gauges.
+async fn probe_upstreams(app: &Admin) -> Vec<(String, Result<(), String>)> {
+    let cfg = app.shared.config();
     let timeout = cfg.connect_timeout();
     let probes = cfg.upstreams.all().map(|u| {
         let (name, address) = (u.name.to_string(), u.address.clone());
@@ -186,28 +196,30 @@ async fn checks(app: &Admin) -> Checks {
             (name, r)
         }
     });
-    let (catalog, upstreams) = tokio::join!(catalog, futures_util::future::join_all(probes));
+    let upstreams = futures_util::future::join_all(probes).await;
     for (name, r) in &upstreams {
         app.shared.metrics.upstream_probed(name, r.is_ok());
     }
-    let c = Checks { catalog, upstreams };
-    *last = Some((Instant::now(), c.clone()));
-    c
+    upstreams
 }
 
-/// Start a round of probes in the background unless one is running or the
-/// last one is recent (`checks`).
+/// Start a round of upstream probes in the background (for the gauges)
+/// unless one started within `READY_CACHE`. The catalog is not probed: a
+/// scrape runs no query on the catalog connection (its health is
+/// `tenant_router_catalog_up`, read without one).
 fn refresh_checks(app: &AppState) {
-    let stale = match app.checks.try_lock() {
-        Ok(last) => last
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= READY_CACHE),
-        Err(_) => false,
+    let due = {
+        let mut probed = app.probed.lock().unwrap_or_else(|p| p.into_inner());
+        let due = probed.is_none_or(|at| at.elapsed() >= READY_CACHE);
+        if due {
+            *probed = Some(Instant::now());
+        }
+        due
     };
-    if stale {
+    if due {
         let app = app.clone();
         tokio::spawn(async move {
-            checks(&app).await;
+            probe_upstreams(&app).await;
         });
     }
 }
@@ -390,10 +402,11 @@ async fn prometheus(State(app): State<AppState>) -> Response {
         .catalog_rereads_pending
         .set(shared.catalog.rereads_pending() as i64);
     shared.pools.export();
-    // The upstreams' gauges: the last round of /ready's probes; a new
-    // round starts in the background when that one is older than
-    // READY_CACHE and none is running. A scrape never waits for a probe
-    // (a slow catalog or upstream would hold every scrape).
+    // The upstreams' gauges: the last round of probes (of /ready or of a
+    // scrape); a scrape starts a new round in the background when its
+    // last one is older than READY_CACHE. A scrape never waits for a probe
+    // (a slow upstream would hold every scrape) and never queries the
+    // catalog.
     refresh_checks(&app);
     let Ok(permit) = app.scrapes.clone().try_acquire_owned() else {
         return (

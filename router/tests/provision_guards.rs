@@ -11,6 +11,18 @@ use common::*;
 use std::process::Command;
 
 /// `tenant-router tenants provision ID [--template T]`: (status, stdout, stderr).
+/// The two tests make roles and tenants and grant on schema `tenant` in
+/// the same catalog: run at once, their GRANTs collided ("tuple
+/// concurrently updated") and one's setup undid the other's. Each holds
+/// this while it runs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn provision(tenant: &str, template: Option<&str>) -> (bool, String, String) {
     let c = cluster();
     let url = format!("host={} port={} user=postgres dbname={DB}", c.sock, c.port);
@@ -40,6 +52,7 @@ fn connect_and_exists(role: &str, db: &str) -> String {
 
 #[test]
 fn provisioning_opens_a_database_to_its_tenants_login_roles_only() {
+    let _serial = one_at_a_time();
     cluster();
     scram_app_roles(&["rt_pg_own", "rt_pg_other"]);
     for db in ["pg_own_db", "pg_copy_db"] {
@@ -167,6 +180,7 @@ fn provisioning_opens_a_database_to_its_tenants_login_roles_only() {
 /// upstream, it is provisioned.
 #[test]
 fn a_tenant_placed_on_another_upstream_is_not_provisioned_on_the_catalogs_server() {
+    let _serial = one_at_a_time();
     cluster();
     scram_app_roles(&["rt_pg_far"]);
     sql_in("postgres", "DROP DATABASE IF EXISTS pg_far_db WITH (FORCE)");

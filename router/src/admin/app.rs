@@ -66,6 +66,9 @@ pub(super) struct Admin {
     pub(super) shared: Arc<Shared>,
     /// The last probes and when they ran; concurrent callers wait for one.
     pub(super) checks: tokio::sync::Mutex<Option<(std::time::Instant, Checks)>>,
+    /// When `/metrics` last started a round of upstream probes (it probes
+    /// the upstreams only: a scrape runs no query on the catalog).
+    pub(super) probed: std::sync::Mutex<Option<std::time::Instant>>,
     /// One permit per `/metrics` response being sent (`MAX_SCRAPES`).
     pub(super) scrapes: Arc<tokio::sync::Semaphore>,
 }
