@@ -20,6 +20,7 @@
 
 use futures_util::task::AtomicWaker;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Context;
 use std::time::{Duration, Instant};
@@ -55,6 +56,11 @@ struct State {
 pub struct Gate {
     tenant: String,
     state: Mutex<State>,
+    /// Whether `state.paused` is set, readable without the lock: a
+    /// session-mode relay looks at it on every poll, and every session of a
+    /// busy tenant would otherwise contend for `state` there. Written under
+    /// the lock, before `changed` is bumped.
+    paused_now: AtomicBool,
     /// Bumped on every change of `state`: waiters subscribe, then look.
     changed: watch::Sender<u64>,
     /// Session-mode relays, woken when the tenant is paused so they park
@@ -85,6 +91,7 @@ impl Gate {
         Gate {
             tenant: tenant.to_owned(),
             state: Mutex::new(State::default()),
+            paused_now: AtomicBool::new(false),
             changed: watch::Sender::new(0),
             relays: Mutex::new(Relays::default()),
         }
@@ -105,7 +112,7 @@ impl Gate {
     }
 
     pub fn paused(&self) -> bool {
-        self.lock().paused.is_some()
+        self.paused_now.load(Ordering::Acquire)
     }
 
     /// Tokens held now.
@@ -209,6 +216,7 @@ impl Gate {
                 (true, None) => Some(Instant::now()),
                 (false, _) => None,
             };
+            self.paused_now.store(on, Ordering::Release);
             was
         });
         if on {
