@@ -1,4 +1,4 @@
-//! Token logins end to end (docs/jwt.md): a JWT as the password opens the
+//! Token logins end to end (docs/src/authentication/jwt.md): a JWT as the password opens the
 //! tenant it names, as the role it names, with its subject and passed
 //! claims in `tenant.current_subject()` / `tenant.current_claims()`; every
 //! bad token is refused before anything is opened; keys rotate on SIGHUP;

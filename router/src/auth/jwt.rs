@@ -1,5 +1,5 @@
 //! Token logins: for the user name `[auth.jwt] user` the client's password
-//! is a JWT (docs/jwt.md). The router asks for a cleartext password (only
+//! is a JWT (docs/src/authentication/jwt.md). The router asks for a cleartext password (only
 //! over TLS or from a loopback peer, unless
 //! `auth.allow_cleartext_without_tls`), checks the token with
 //! `crate::jwt::JwtVerifier`, and takes the tenant, the login role and the

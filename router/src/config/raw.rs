@@ -119,7 +119,7 @@ pub struct RawAuth {
     /// (`unauthenticated_per_tenant`).
     pub max_unauthenticated_per_tenant: Option<usize>,
     /// `[auth.jwt]`: a JWT as the password, for the user name `jwt.user`
-    /// (docs/jwt.md). None: off.
+    /// (docs/src/authentication/jwt.md). None: off.
     pub jwt: Option<crate::jwt::JwtConfig>,
 }
 

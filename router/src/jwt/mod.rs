@@ -1,6 +1,6 @@
 //! JWT as a password: for the user name `[auth.jwt] user` the client's
 //! password is a signed JWT, and the tenant, the login role and the end
-//! user (subject) come from its claims. See `docs/jwt.md`.
+//! user (subject) come from its claims. See `docs/src/authentication/jwt.md`.
 //!
 //! `JwtVerifier::load` reads the keys of a validated `JwtConfig` (at start
 //! and on SIGHUP; the caller swaps the new value in atomically);
