@@ -34,12 +34,14 @@ fn expected_keys(section: &str) -> BTreeSet<String> {
     };
     let err = match RawConfig::from_toml(&doc, Path::new("probe.toml")) {
         Ok(_) => panic!("[{section}] accepted an unknown key"),
-        Err(e) => format!("{e:?} {e}"),
+        Err(e) => e.to_string(),
     };
-    let at = err
-        .find("expected")
+    // "unknown field `zz_not_a_field`, expected one of `a`, `b`, ..."
+    let list = err
+        .split_once("zz_not_a_field`, expected")
+        .map(|(_, l)| l.lines().next().unwrap_or(""))
         .unwrap_or_else(|| panic!("no expected-keys list in {err}"));
-    let keys: BTreeSet<String> = err[at..]
+    let keys: BTreeSet<String> = list
         .split('`')
         .skip(1)
         .step_by(2)
@@ -52,7 +54,14 @@ fn expected_keys(section: &str) -> BTreeSet<String> {
 /// Every field of the structs, as `section.key` (`upstreams.<name>.key`).
 fn struct_fields() -> BTreeSet<String> {
     let tables = [
-        "identify", "auth", "catalog", "pool", "metrics", "fleet", "tls", "upstreams",
+        "identify",
+        "auth",
+        "catalog",
+        "pool",
+        "metrics",
+        "fleet",
+        "tls",
+        "upstreams",
     ];
     let mut out = BTreeSet::new();
     for k in expected_keys("") {
@@ -83,7 +92,10 @@ fn sample_fields(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in text.lines() {
         let l = line.strip_prefix("# ").unwrap_or(line);
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.trim_end().strip_suffix(']')) {
+        if let Some(s) = l
+            .strip_prefix('[')
+            .and_then(|s| s.trim_end().strip_suffix(']'))
+        {
             section = if s.starts_with("upstreams.") {
                 "upstreams.<name>".to_string()
             } else {
@@ -94,7 +106,11 @@ fn sample_fields(text: &str) -> BTreeSet<String> {
         let Some((key, _)) = l.split_once(" = ") else {
             continue;
         };
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             continue;
         }
         out.insert(if section.is_empty() {
@@ -111,10 +127,7 @@ fn doc_fields(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
-        let Some(name) = line
-            .strip_prefix("### `")
-            .and_then(|s| s.strip_suffix('`'))
-        else {
+        let Some(name) = line.strip_prefix("### `").and_then(|s| s.strip_suffix('`')) else {
             continue;
         };
         let body: Vec<&str> = lines[i + 1..]
@@ -124,11 +137,15 @@ fn doc_fields(text: &str) -> BTreeSet<String> {
             .collect();
         for want in ["- Default: ", "- Reload: ", "- Environment: "] {
             assert!(
-                body.iter().any(|l| l.starts_with(want) && l.len() > want.len()),
+                body.iter()
+                    .any(|l| l.starts_with(want) && l.len() > want.len()),
                 "configuration.md: `{name}` has no \"{want}\" line"
             );
         }
-        assert!(out.insert(name.to_string()), "configuration.md: `{name}` twice");
+        assert!(
+            out.insert(name.to_string()),
+            "configuration.md: `{name}` twice"
+        );
     }
     out
 }
@@ -141,8 +158,17 @@ fn diff(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {
 fn configuration_reference_lists_every_field() {
     let fields = struct_fields();
     // A sanity floor: the probe found the sections' keys, not just a few.
-    assert!(fields.len() > 60, "only {} fields: {fields:?}", fields.len());
-    for f in ["listen", "pool.size", "auth.jwt.issuer", "upstreams.<name>.address"] {
+    assert!(
+        fields.len() > 60,
+        "only {} fields: {fields:?}",
+        fields.len()
+    );
+    for f in [
+        "listen",
+        "pool.size",
+        "auth.jwt.issuer",
+        "upstreams.<name>.address",
+    ] {
         assert!(fields.contains(f), "{f} missing from the struct probe");
     }
     let sample = sample_fields(&read("router/tenant-router.toml"));
@@ -178,7 +204,11 @@ fn env_names(text: &str) -> BTreeSet<String> {
         let end = tail
             .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
             .unwrap_or(tail.len());
-        out.insert(tail[..end].trim_end_matches('_').to_string());
+        let name = tail[..end].trim_end_matches('_');
+        // `TENANT_ROUTER_*` names the family, not a variable.
+        if name.len() > "TENANT_ROUTER".len() {
+            out.insert(name.to_string());
+        }
         rest = &tail[end..];
     }
     out
@@ -200,14 +230,22 @@ fn configuration_reference_names_every_environment_variable() {
     let mut code = String::new();
     rust_sources(&repo().join("router/src"), &mut code);
     // Only the quoted names the code reads (comments may mention others).
-    let read_by_code: BTreeSet<String> = code
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| s.starts_with("TENANT_ROUTER_") && env_names(s).len() == 1)
-        .map(str::to_owned)
-        .collect();
-    assert!(read_by_code.contains("TENANT_ROUTER_CATALOG_URL"), "{read_by_code:?}");
+    let mut read_by_code = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("\"TENANT_ROUTER_") {
+        let tail = &rest[at + 1..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .unwrap_or(tail.len());
+        if tail[end..].starts_with('"') {
+            read_by_code.insert(tail[..end].to_string());
+        }
+        rest = &tail[end..];
+    }
+    assert!(
+        read_by_code.contains("TENANT_ROUTER_CATALOG_URL"),
+        "{read_by_code:?}"
+    );
     let doc = env_names(&read("docs/src/reference/configuration.md"));
     assert_eq!(
         diff(&read_by_code, &doc),
@@ -260,16 +298,27 @@ fn grafana_dashboard_queries_only_metrics_the_router_exposes() {
     use tenant_router::metrics::families::{Kind, ALL};
     let text = read("docs/src/operations/monitoring/grafana-dashboard.json");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON parses");
-    assert!(dash["title"].as_str().is_some_and(|t| !t.is_empty()), "no title");
+    assert!(
+        dash["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "no title"
+    );
     let panels = dash["panels"].as_array().expect("panels");
     assert!(panels.len() >= 6, "only {} panels", panels.len());
     let mut all = Vec::new();
     exprs(&dash, &mut all);
-    assert!(all.len() >= panels.len(), "{} queries for {} panels", all.len(), panels.len());
+    assert!(
+        all.len() >= panels.len(),
+        "{} queries for {} panels",
+        all.len(),
+        panels.len()
+    );
     let mut used = BTreeSet::new();
     for e in &all {
         let names = metric_names(e);
-        assert!(!names.is_empty(), "query names no tenant_router metric: {e}");
+        assert!(
+            !names.is_empty(),
+            "query names no tenant_router metric: {e}"
+        );
         for n in names {
             let known = ALL.iter().any(|f| match f.kind {
                 Kind::Histogram => ["_bucket", "_sum", "_count"]
@@ -277,7 +326,10 @@ fn grafana_dashboard_queries_only_metrics_the_router_exposes() {
                     .any(|s| n == format!("{}{s}", f.name)),
                 Kind::Counter | Kind::Gauge => n == f.name,
             });
-            assert!(known, "the dashboard queries {n}, which is no family of /metrics ({e})");
+            assert!(
+                known,
+                "the dashboard queries {n}, which is no family of /metrics ({e})"
+            );
             used.insert(n);
         }
     }

@@ -75,7 +75,10 @@ fn sql_reference_documents_every_function_of_the_extension() {
         "only {} functions found",
         functions.len()
     );
-    assert!(functions.contains_key("tenant.set_context"), "{functions:?}");
+    assert!(
+        functions.contains_key("tenant.set_context"),
+        "{functions:?}"
+    );
     let text = std::fs::read_to_string(repo().join("docs/src/reference/sql.md")).expect("sql.md");
     let sections = doc_sections(&text);
     let mut documented = BTreeSet::new();
@@ -92,26 +95,38 @@ fn sql_reference_documents_every_function_of_the_extension() {
                 problems.push(format!("{name}: documented twice"));
             }
             let Some(signatures) = functions.get(name) else {
-                problems.push(format!("{name}: documented, but the extension has no such function"));
+                problems.push(format!(
+                    "{name}: documented, but the extension has no such function"
+                ));
                 continue;
             };
             for sig in signatures {
                 if !s.lines.contains(sig) {
-                    problems.push(format!("{name}: signature line missing or different: {sig}"));
+                    problems.push(format!(
+                        "{name}: signature line missing or different: {sig}"
+                    ));
                 }
             }
             let prefix = format!("- `{name}(");
             for l in s.lines.iter().filter(|l| l.starts_with(&prefix)) {
                 if !signatures.contains(l) {
-                    problems.push(format!("{name}: documented signature that does not exist: {l}"));
+                    problems.push(format!(
+                        "{name}: documented signature that does not exist: {l}"
+                    ));
                 }
             }
         }
     }
     for name in functions.keys() {
         if !documented.contains(name) {
-            problems.push(format!("{name}: a function of the extension missing from sql.md"));
+            problems.push(format!(
+                "{name}: a function of the extension missing from sql.md"
+            ));
         }
     }
-    assert!(problems.is_empty(), "docs/src/reference/sql.md:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "docs/src/reference/sql.md:\n{}",
+        problems.join("\n")
+    );
 }
