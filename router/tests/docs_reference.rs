@@ -5,7 +5,8 @@
 //!   own list of expected keys) and the sample `router/tenant-router.toml`:
 //!   a field missing from any of the three fails, and so does a heading
 //!   without its Default / Reload / Environment lines, or an environment
-//!   variable the router does not read (or reads but the page omits);
+//!   variable the router does not read (or reads but the page omits), or a
+//!   Reload line that disagrees with `RestartOnly` (what a reload keeps);
 //! - docs/src/operations/monitoring/: the Grafana dashboard parses and
 //!   every metric it queries is a family of `/metrics`
 //!   (`metrics::families::ALL`); the Prometheus scrape config scrapes the
@@ -148,6 +149,78 @@ fn doc_fields(text: &str) -> BTreeSet<String> {
         );
     }
     out
+}
+
+/// The page's fields whose Reload line says `restart`.
+fn doc_restart_fields(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut current = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("### `").and_then(|s| s.strip_suffix('`')) {
+            current = Some(name.to_string());
+        } else if line.starts_with('#') {
+            current = None;
+        } else if let (Some(name), Some(v)) = (&current, line.strip_prefix("- Reload: ")) {
+            if v.starts_with("restart") {
+                out.insert(name.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The fields `RestartOnly::of` copies (router/src/config/settings.rs):
+/// every `raw.<path>` it reads, a section standing for all its fields.
+fn restart_only_fields(fields: &BTreeSet<String>) -> BTreeSet<String> {
+    let src = read("router/src/config/settings.rs");
+    let start = src
+        .find("fn of(raw: &RawConfig) -> RestartOnly")
+        .expect("RestartOnly::of in settings.rs");
+    let body = &src[start..];
+    let body = &body[..body.find("\n    }\n").expect("end of RestartOnly::of")];
+    let mut out = BTreeSet::new();
+    for part in body.split("raw.").skip(1) {
+        let path: String = part
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '.')
+            .collect();
+        let path = path.trim_end_matches('.').trim_end_matches(".clone");
+        if fields.contains(path) {
+            out.insert(path.to_string());
+        } else {
+            let section: Vec<&String> = fields
+                .iter()
+                .filter(|f| f.starts_with(&format!("{path}.")))
+                .collect();
+            assert!(
+                !section.is_empty(),
+                "RestartOnly::of reads raw.{path}, no field"
+            );
+            out.extend(section.into_iter().cloned());
+        }
+    }
+    out
+}
+
+#[test]
+fn configuration_reference_says_which_fields_need_a_restart() {
+    let fields = struct_fields();
+    let code = restart_only_fields(&fields);
+    assert!(
+        code.contains("listen") && code.contains("catalog.url"),
+        "{code:?}"
+    );
+    let doc = doc_restart_fields(&read("docs/src/reference/configuration.md"));
+    assert_eq!(
+        diff(&code, &doc),
+        Vec::<String>::new(),
+        "restart-only fields (RestartOnly) configuration.md says SIGHUP applies"
+    );
+    assert_eq!(
+        diff(&doc, &code),
+        Vec::<String>::new(),
+        "fields configuration.md says need a restart that a reload applies"
+    );
 }
 
 fn diff(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {
