@@ -70,7 +70,18 @@ pub struct StatementWatch {
     backend: (i32, i32),
     /// A CancelRequest on its way; the client's next frames wait for it.
     cancel_in_flight: Option<tokio::task::JoinHandle<()>>,
+    /// The unit a limit canceled, and when PostgreSQL's answer to it is
+    /// overdue (`CANCEL_ANSWER_WAIT`).
+    awaiting_answer: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
+    /// PostgreSQL did not answer a canceled unit in time.
+    unresponsive: bool,
 }
+
+/// How long after canceling a unit over a limit PostgreSQL has to answer
+/// it (its error, or the unit's end). A server that stalled (a half-open
+/// connection, a frozen host) answers neither that unit nor the cancel:
+/// past this the session ends (FATAL 08006) instead of waiting forever.
+pub const CANCEL_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 impl StatementWatch {
     /// The watch of one tenant session; limits come from `counters` and are
@@ -104,6 +115,8 @@ impl StatementWatch {
             cancels,
             backend,
             cancel_in_flight: None,
+            awaiting_answer: None,
+            unresponsive: false,
         };
         w.refresh();
         w
@@ -342,6 +355,13 @@ impl StatementWatch {
         self.cancel_in_flight = Some(tokio::spawn(async move {
             cancels.forward(pid, key).await;
         }));
+        self.awaiting_answer = Some((seq, Box::pin(tokio::time::sleep(CANCEL_ANSWER_WAIT))));
+    }
+
+    /// PostgreSQL left a unit a limit canceled unanswered for
+    /// `CANCEL_ANSWER_WAIT`: the relay ends the session.
+    pub fn server_unresponsive(&self) -> bool {
+        self.unresponsive
     }
 
     /// Poll the duration timer (registers the waker while armed); a unit
@@ -350,6 +370,14 @@ impl StatementWatch {
         if let Some(seq) = self.timer.poll_expired(cx) {
             if conv.front().is_some_and(|p| p.seq == seq) {
                 self.trip(Trip::Duration, seq, true);
+            }
+        }
+        if let Some((seq, overdue)) = self.awaiting_answer.as_mut() {
+            if conv.front().is_none_or(|p| p.seq != *seq) {
+                self.awaiting_answer = None;
+            } else if overdue.as_mut().poll(cx).is_ready() {
+                self.awaiting_answer = None;
+                self.unresponsive = true;
             }
         }
     }

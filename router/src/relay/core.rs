@@ -44,6 +44,10 @@ pub enum End {
     /// The tenant is paused (`Mode::PauseAtRest`) and the session is at a
     /// point of rest: it parks, its backend kept.
     Paused,
+    /// PostgreSQL did not answer a unit a limit canceled within
+    /// `limits::watch::CANCEL_ANSWER_WAIT`: the server (or the network to
+    /// it) stalled; the session ends and its backend is closed.
+    Unresponsive,
 }
 
 /// Whether the relay runs on or stops at the next idle point (SIGTERM).
@@ -80,6 +84,9 @@ pub struct Relay {
     /// Pooled clients: (the backend's pid, the pid the client was given),
     /// for its own notifications.
     pid: Option<(i32, i32)>,
+    /// The last frame PostgreSQL sent was an ErrorResponse (the FATAL a
+    /// server closes a session with, when it says why).
+    server_said_error: bool,
 }
 
 impl Relay {
@@ -123,12 +130,14 @@ impl Relay {
             ownership,
             carried,
             pid,
+            server_said_error: false,
         };
         let Relay {
             up,
             down,
             conv,
             carried,
+            server_said_error,
             ..
         } = &mut r;
         if let Some(st) = carried.as_ref() {
@@ -138,6 +147,7 @@ impl Relay {
             Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid).client(conv, v)
         })?;
         down.framer.scan(&mut |v| {
+            *server_said_error = v.tag == b'E';
             Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid).server(conv, v)
         })?;
         deliver_local_reply(&mut down.framer, watch);
@@ -149,6 +159,18 @@ impl Relay {
     pub fn idle(&self, watch: Option<&StatementWatch>) -> bool {
         self.conv.at_rest()
             && self.up.framer.is_empty()
+            && self.down.pending().is_empty()
+            && watch.is_none_or(|w| w.local_reply.is_empty())
+    }
+
+    /// At rest but for part of a client message held until it is whole
+    /// (nothing of it sent on, nothing owed to the client): a client that
+    /// stopped in the middle of a message.
+    pub fn idle_mid_message(&self, watch: Option<&StatementWatch>) -> bool {
+        self.conv.at_rest()
+            && !self.up.framer.is_empty()
+            && self.up.pending().is_empty()
+            && self.up.framer.owes_whole_frames()
             && self.down.pending().is_empty()
             && watch.is_none_or(|w| w.local_reply.is_empty())
     }
@@ -175,6 +197,13 @@ impl Relay {
     /// in the buffer (a backend can be given back).
     pub fn server_drained(&self) -> bool {
         self.down.framer.is_empty()
+    }
+
+    /// PostgreSQL closed the connection without an ErrorResponse last (a
+    /// server or network gone, not a FATAL of its own): the client must
+    /// be told by the router.
+    pub fn server_left_silently(&self) -> bool {
+        self.down.eof && !self.server_said_error
     }
 
     /// What is still owed to the client, and whether it ends at a frame
@@ -239,6 +268,9 @@ impl Relay {
         for _ in 0..BUDGET {
             if let Some(w) = watch.as_deref_mut() {
                 w.poll_deadline(cx, &self.conv);
+                if w.server_unresponsive() {
+                    return Poll::Ready(Ok(End::Unresponsive));
+                }
             }
             if let Some(end) = self.stop_point(watch.as_deref(), mode) {
                 return Poll::Ready(Ok(end));
@@ -250,6 +282,7 @@ impl Relay {
                 ownership,
                 carried,
                 pid,
+                server_said_error,
             } = self;
             let (ownership, pid) = (*ownership, *pid);
             // Hold the client's frames while the watch's cancel is on its
@@ -262,6 +295,7 @@ impl Relay {
             })?;
             deliver_local_reply(&mut down.framer, watch.as_deref_mut());
             let b = down.step(cx, server, client, true, &mut |v| {
+                *server_said_error = v.tag == b'E';
                 Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid)
                     .server(conv, v)
             })?;

@@ -25,6 +25,13 @@ pub const UNSYNCED_TIMEOUT: (&str, &str) = (
     "the client left an extended-protocol batch without Sync, holding a pooled backend, idle longer than its tenant's client_idle_timeout_ms (60 s when that is 0)",
 );
 
+/// The FATAL a client is closed with when it stopped in the middle of a
+/// message (its backend, pooled or its own, waits for the rest).
+pub const MID_MESSAGE_TIMEOUT: (&str, &str) = (
+    "57P05",
+    "the client stopped in the middle of a message, holding a backend, longer than its tenant's client_idle_timeout_ms (60 s when that is 0)",
+);
+
 /// How long a transaction-pooled client may hold its backend idle with a
 /// batch left without Sync when its tenant has no `client_idle_timeout_ms`
 /// (PostgreSQL arms no timer there: it has sent no ReadyForQuery).
@@ -40,6 +47,9 @@ pub enum Idleness {
     /// Transaction pooling: nothing in flight and no transaction, but an
     /// extended batch left without Sync keeps the backend.
     Unsynced,
+    /// Nothing in flight and no transaction, but the client sent part of
+    /// a message and stopped: its backend waits for the rest.
+    MidMessage,
 }
 
 /// A timer over a client's idle time: armed while the client is idle in
@@ -70,7 +80,9 @@ impl IdleTimer {
         match how {
             Idleness::Busy => None,
             Idleness::Rest => self.rest,
-            Idleness::Unsynced => Some(self.rest.unwrap_or(UNSYNCED_DEFAULT)),
+            Idleness::Unsynced | Idleness::MidMessage => {
+                Some(self.rest.unwrap_or(UNSYNCED_DEFAULT))
+            }
         }
     }
 
@@ -133,5 +145,19 @@ mod tests {
         assert!(!t.expired(&mut cx(), Idleness::Unsynced, 0));
         tokio::time::advance(UNSYNCED_DEFAULT).await;
         assert!(t.expired(&mut cx(), Idleness::Unsynced, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_a_message_is_bounded_even_without_a_tenant_limit() {
+        let mut t = IdleTimer::new(0);
+        assert!(!t.expired(&mut cx(), Idleness::MidMessage, 3));
+        tokio::time::advance(UNSYNCED_DEFAULT - Duration::from_millis(1)).await;
+        assert!(!t.expired(&mut cx(), Idleness::MidMessage, 3));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(t.expired(&mut cx(), Idleness::MidMessage, 3));
+        let mut t = IdleTimer::new(100);
+        assert!(!t.expired(&mut cx(), Idleness::MidMessage, 3));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(t.expired(&mut cx(), Idleness::MidMessage, 3));
     }
 }

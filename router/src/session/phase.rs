@@ -46,6 +46,16 @@ pub const LOST: Fatal = (
     "a COPY failed with a Sync sent before its data, and which answers follow cannot be told: with transaction pooling the session ends (send Sync after the COPY's data, not before)",
 );
 
+pub const SERVER_LOST: Fatal = (
+    "08006",
+    "the connection to the server was lost: PostgreSQL closed it without an error (the server or the network to it went away)",
+);
+
+pub const UNRESPONSIVE: Fatal = (
+    "08006",
+    "the server did not answer within 5 s of the router's cancel of a statement over the tenant's limits (the server, or the network to it, has stalled)",
+);
+
 /// The ErrorResponse a session is closed with.
 pub fn fatal_frame((code, why): Fatal) -> BytesMut {
     protocol::error_response(

@@ -84,6 +84,19 @@ fn backend_fault(e: &SessionError) -> bool {
     )
 }
 
+/// A backend fault the client is told of (its tries are over): FATAL
+/// 08006 naming the server, instead of a connection closed without a word.
+fn told(e: SessionError, addr: &str) -> SessionError {
+    if backend_fault(&e) && !matches!(e, SessionError::Injection(_)) {
+        SessionError::Upstream {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        }
+    } else {
+        e
+    }
+}
+
 /// A pooled client's first backend: the client, its backend, who it is,
 /// the startup answer and the backend's real key.
 pub type First = (PooledClient, Attached, Authenticated, BytesMut, (i32, i32));
@@ -139,7 +152,10 @@ impl PooledClient {
                 let params = terms.key.login_params();
                 let open =
                     switch::open(cfg, &terms.upstream, &params, &v.who.login, &terms.key.role);
-                let b = deadline.within(Box::pin(open)).await?;
+                let b = deadline
+                    .within(Box::pin(open))
+                    .await
+                    .map_err(|e| told(e, &terms.upstream.address))?;
                 let lease = conn.shared.pools.create(opening, &terms, &info.id);
                 (lease.pool().clone(), Some((lease, b)))
             }
@@ -223,7 +239,7 @@ impl PooledClient {
                 {
                     tracing::info!(parent: &conn.span, error = %crate::error::Escaped(&e), "a pooled backend failed; trying another");
                 }
-                r => return r,
+                r => return r.map_err(|e| told(e, &self.pool.upstream)),
             }
         }
     }

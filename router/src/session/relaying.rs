@@ -7,10 +7,11 @@
 
 use super::attached::Attached;
 use super::conn::Conn;
-use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, UNSYNCED_TIMEOUT};
+use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, MID_MESSAGE_TIMEOUT, UNSYNCED_TIMEOUT};
 use super::paused::Parked;
 use super::phase::{
-    fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SHUTTING_DOWN,
+    fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SERVER_LOST,
+    SHUTTING_DOWN, UNRESPONSIVE,
 };
 use super::pooled::MAX_SESSION_SETTINGS_BYTES;
 use super::source::{Ready, Source};
@@ -286,12 +287,15 @@ impl On<'_> {
                         Idleness::Rest
                     } else if mode == Mode::DetachAtRest && relay.unsynced_idle() {
                         Idleness::Unsynced
+                    } else if relay.idle_mid_message(watch.as_deref()) {
+                        Idleness::MidMessage
                     } else {
                         Idleness::Busy
                     };
                     if t.expired(cx, how, activity) {
                         return Poll::Ready(Exit::Idle(match how {
                             Idleness::Unsynced => UNSYNCED_TIMEOUT,
+                            Idleness::MidMessage => MID_MESSAGE_TIMEOUT,
                             _ => IDLE_TIMEOUT,
                         }));
                     }
@@ -317,6 +321,7 @@ impl On<'_> {
         let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle(_))
             && !in_flight
             && relay.server_drained();
+        let server_ended = matches!(exit, Exit::Relay(Ok(End::Server)));
         let closing = match exit {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
@@ -326,12 +331,17 @@ impl On<'_> {
             }
             Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
             Exit::Relay(Ok(End::Overflow)) => Ok(Some(OVERFLOW)),
+            Exit::Relay(Ok(End::Unresponsive)) => Ok(Some(UNRESPONSIVE)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),
             Exit::Idle(fatal) => Ok(Some(fatal)),
         };
         if let Ok(Some(fatal)) = closing {
             self.close_with(&relay, fatal).await;
+        } else if server_ended && relay.server_left_silently() {
+            // Without it the client would see its connection closed with
+            // no word (or, mid-message, cut: then only the bytes owed go).
+            self.close_with(&relay, SERVER_LOST).await;
         }
         let Attached { mut backend, lease } = attached;
         let carried = relay.into_rest().carried;

@@ -17,6 +17,20 @@ const IDLE_READ: usize = 512;
 /// A client's Terminate message.
 pub(super) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
+/// Whether `buf` holds the client's next message whole, or as much of it
+/// as the relay would hold before streaming it on (`STREAM_OVER`): a
+/// client that sends part of a message and stops takes no backend from
+/// the pool (transaction pooling) while the rest is missing.
+fn first_message_in(buf: &[u8]) -> bool {
+    match buf.get(1..5) {
+        None => false,
+        Some(l) => {
+            let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            buf.len() > len || len.saturating_add(1) > crate::codec::STREAM_OVER
+        }
+    }
+}
+
 /// Wait for the client's next bytes; false: the session is over (the
 /// client left, an interrupt or its idle timeout closed it).
 pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
@@ -36,11 +50,18 @@ pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
             Signal::Expired => return Poll::Ready(Waited::Close(EXPIRED)),
             Signal::None => {}
         }
+        // Part of a message holds no backend yet (see `first_message_in`),
+        // but its wait is bounded like one that does.
+        let (how, fatal) = if client.buf.is_empty() {
+            (Idleness::Rest, super::idle::IDLE_TIMEOUT)
+        } else {
+            (Idleness::MidMessage, super::idle::MID_MESSAGE_TIMEOUT)
+        };
         if idle
             .as_mut()
-            .is_some_and(|t| client.buf.is_empty() && t.expired(cx, Idleness::Rest, 0))
+            .is_some_and(|t| t.expired(cx, how, client.buf.len() as u64))
         {
-            return Poll::Ready(Waited::Close(super::idle::IDLE_TIMEOUT));
+            return Poll::Ready(Waited::Close(fatal));
         }
         // An idle client holds no read buffer: on plain TCP the socket's
         // readiness is awaited first, and the buffer is allocated only when
@@ -57,7 +78,12 @@ pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
         }
         match tokio_util::io::poll_read_buf(Pin::new(&mut client.stream), cx, &mut client.buf) {
             Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Waited::Gone),
-            Poll::Ready(Ok(_)) => Poll::Ready(Waited::Data),
+            Poll::Ready(Ok(_)) if first_message_in(&client.buf) => Poll::Ready(Waited::Data),
+            Poll::Ready(Ok(_)) => {
+                // Read again (and so register the waker) for the rest.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Poll::Pending => {
                 if client.buf.is_empty() {
                     client.buf = BytesMut::new();

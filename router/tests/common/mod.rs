@@ -3,6 +3,7 @@
 //! fixtures once (idempotently) in the database `router_test`.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod raw;
 pub mod second;
 pub mod wire;
@@ -350,11 +351,31 @@ impl Router {
         Router::start_listening(extra, env, cat, "127.0.0.1")
     }
 
+    /// Start with a config file `edit` rewrote (e.g. to put a proxy on
+    /// the `upstream` address or the catalog's port).
+    pub fn start_edited(
+        extra: &str,
+        cat: &CatalogSetup,
+        edit: &dyn Fn(String) -> String,
+    ) -> Router {
+        Router::start_inner(extra, &[], cat, "127.0.0.1", edit)
+    }
+
     fn start_listening(
         extra: &str,
         env: &[(&str, &str)],
         cat: &CatalogSetup,
         listen_host: &str,
+    ) -> Router {
+        Router::start_inner(extra, env, cat, listen_host, &|text| text)
+    }
+
+    fn start_inner(
+        extra: &str,
+        env: &[(&str, &str)],
+        cat: &CatalogSetup,
+        listen_host: &str,
+        edit: &dyn Fn(String) -> String,
     ) -> Router {
         let port = free_port();
         let admin_port = free_port();
@@ -366,7 +387,7 @@ impl Router {
             &format!("listen = \"{listen_host}:"),
             1,
         );
-        std::fs::write(&cfg, text).expect("write config");
+        std::fs::write(&cfg, edit(text)).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .arg("-c")
             .arg(&cfg)
