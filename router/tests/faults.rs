@@ -187,6 +187,37 @@ async fn a_login_while_the_upstream_resets_fails_clearly_then_recovers() {
     wait_pool_settled(&r, &pool("rt_f5"), "rt_f5", 4).await;
 }
 
+/// Found by this test: a relayed login (the default, auth.login = "relay")
+/// whose server connection was reset or cut during the login saw its
+/// connection closed without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_login_while_the_upstream_resets_or_cuts_gets_08006() {
+    fixtures();
+    let p = FaultProxy::to_postgres().await;
+    let r = router_via(
+        &p,
+        "connect_timeout_ms = 1000
+startup_timeout_ms = 5000
+",
+    );
+    for fault in ["reset", "cut"] {
+        match fault {
+            "reset" => p.reset(),
+            // Inside PostgreSQL's first answer (its SCRAM request).
+            _ => p.cut_after(Dir::Down, 10),
+        }
+        let e = timeout(Duration::from_secs(5), connect(&r.url("rt_app.f_sess")))
+            .await
+            .expect("an answer within 5 s")
+            .expect_err("no server");
+        assert_eq!(sqlstate(&e), "08006", "{fault}: {e:?}");
+        assert!(db_message(&e).contains("PostgreSQL at"), "{fault}: {e:?}");
+        p.lift();
+        wait_slots_free(&r, "f_sess").await;
+        fresh_client_served(&r, "rt_app.f_sess").await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upstream_turns_ready_503_and_its_statement_completes_when_lifted() {
     let p = FaultProxy::to_postgres().await;

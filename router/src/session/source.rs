@@ -18,8 +18,9 @@ use super::handshake::{self, Identified};
 use super::phase::{Deadline, Phase};
 use super::placement::upstream_for;
 use super::pooled::PooledClient;
+use crate::auth::error::LoginError;
 use crate::auth::{self, Authenticated};
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::cancel::CancelGuard;
 use crate::catalog::TenantInfo;
 use crate::config::Config;
@@ -157,6 +158,21 @@ async fn attach(
 }
 
 /// A backend of the session's own: connect, log in, PostAuth, inject.
+/// A login step's error, a server that reset or closed the connection
+/// without a word told to the client as FATAL 08006 naming the server
+/// (instead of a connection closed with nothing).
+fn told(e: LoginError, addr: &str) -> SessionError {
+    match e {
+        LoginError::Server(b @ (BackendError::ServerGone | BackendError::Io(_))) => {
+            SessionError::Upstream {
+                addr: addr.to_owned(),
+                reason: b.to_string(),
+            }
+        }
+        e => e.into(),
+    }
+}
+
 async fn dedicated(
     conn: &mut Conn,
     cfg: &Arc<Config>,
@@ -182,10 +198,15 @@ async fn dedicated(
         | Identified::Relayed {
             identity, upstream, ..
         } => {
-            server.send(&protocol::startup_message(&upstream)).await?;
+            let addr = up.address.as_str();
+            let startup = protocol::startup_message(&upstream);
+            let sent = server.send(&startup).await;
+            sent.map_err(|e| told(LoginError::Server(e), addr))?;
             let cleartext_allowed = auth::cleartext_allowed(&conn.client, cfg);
             let relayed = auth::relay(&mut conn.client, &mut server, cleartext_allowed);
-            deadline.within(relayed).await?;
+            deadline
+                .within(async { relayed.await.map_err(|e| told(e, addr)) })
+                .await?;
             (handshake::relayed(&identity), None)
         }
         Identified::Checked {
@@ -194,10 +215,15 @@ async fn dedicated(
             upstream,
             ..
         } => {
-            server.send(&protocol::startup_message(&upstream)).await?;
+            let addr = up.address.as_str();
+            let startup = protocol::startup_message(&upstream);
+            let sent = server.send(&startup).await;
+            sent.map_err(|e| told(LoginError::Server(e), addr))?;
             let login =
                 auth::login::login(&mut server, &verified.who.login, &verified.who.login_role);
-            deadline.within(login).await?;
+            deadline
+                .within(async { login.await.map_err(|e| told(e, addr)) })
+                .await?;
             conn.client.send(&verified.to_client).await?;
             (verified.who, Some(slot))
         }
@@ -226,7 +252,13 @@ async fn dedicated(
     // ReadyForQuery.
     conn.phase = Phase::PostAuth;
     let mut out = BytesMut::with_capacity(512);
-    let (pid, key) = deadline.within(server.post_auth(&mut out)).await?;
+    let post_auth = server.post_auth(&mut out);
+    let (pid, key) = deadline
+        .within(async {
+            let r = post_auth.await;
+            r.map_err(|e| told(LoginError::Server(e), &up.address))
+        })
+        .await?;
     conn.span.record("backend_pid", pid);
     // For a bypass user the held ReadyForQuery, last in `out`, goes as is.
     if let Some(info) = &info {

@@ -109,3 +109,21 @@ pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{first_message_in, TERMINATE};
+
+    #[test]
+    fn a_message_is_in_once_whole_or_too_large_to_hold() {
+        assert!(!first_message_in(b""));
+        assert!(!first_message_in(b"Q\0\0"), "half a header");
+        assert!(!first_message_in(b"Q\0\0\0\x0eSELE"), "half a body");
+        assert!(first_message_in(b"Q\0\0\0\x0eSELECT 1;\0"));
+        assert!(first_message_in(b"Q\0\0\0\x0eSELECT 1;\0X\0"), "and more");
+        assert!(first_message_in(&TERMINATE));
+        // Beyond what the relay holds whole, it streams: no waiting.
+        assert!(first_message_in(b"d\0\x01\0\x01"));
+        assert!(!first_message_in(b"d\0\0\xff\xff"), "64 KiB whole: held");
+    }
+}
