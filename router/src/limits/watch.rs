@@ -77,7 +77,7 @@ pub struct StatementWatch {
     unresponsive: bool,
 }
 
-/// How long after canceling a unit over a limit PostgreSQL has to answer
+/// How long after canceling a unit over max_query_ms PostgreSQL has to answer
 /// it (its error, or the unit's end). A server that stalled (a half-open
 /// connection, a frozen host) answers neither that unit nor the cancel:
 /// past this the session ends (FATAL 08006) instead of waiting forever.
@@ -355,10 +355,14 @@ impl StatementWatch {
         self.cancel_in_flight = Some(tokio::spawn(async move {
             cancels.forward(pid, key).await;
         }));
-        self.awaiting_answer = Some((seq, Box::pin(tokio::time::sleep(CANCEL_ANSWER_WAIT))));
+        // Over max_query_ms only: a unit over max_result_bytes is still
+        // sending (the server is evidently there).
+        if why == Trip::Duration {
+            self.awaiting_answer = Some((seq, Box::pin(tokio::time::sleep(CANCEL_ANSWER_WAIT))));
+        }
     }
 
-    /// PostgreSQL left a unit a limit canceled unanswered for
+    /// PostgreSQL left a unit canceled over max_query_ms unanswered for
     /// `CANCEL_ANSWER_WAIT`: the relay ends the session.
     pub fn server_unresponsive(&self) -> bool {
         self.unresponsive

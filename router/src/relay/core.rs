@@ -44,7 +44,7 @@ pub enum End {
     /// The tenant is paused (`Mode::PauseAtRest`) and the session is at a
     /// point of rest: it parks, its backend kept.
     Paused,
-    /// PostgreSQL did not answer a unit a limit canceled within
+    /// PostgreSQL did not answer a unit canceled over max_query_ms within
     /// `limits::watch::CANCEL_ANSWER_WAIT`: the server (or the network to
     /// it) stalled; the session ends and its backend is closed.
     Unresponsive,

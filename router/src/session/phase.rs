@@ -53,7 +53,7 @@ pub const SERVER_LOST: Fatal = (
 
 pub const UNRESPONSIVE: Fatal = (
     "08006",
-    "the server did not answer within 5 s of the router's cancel of a statement over the tenant's limits (the server, or the network to it, has stalled)",
+    "the server did not answer within 5 s of the router's cancel of a statement over the tenant's max_query_ms (the server, or the network to it, has stalled)",
 );
 
 /// The ErrorResponse a session is closed with.
