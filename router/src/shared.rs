@@ -57,7 +57,7 @@ impl Shared {
         let limits = Arc::new(Limits::new(metrics.clone()));
         limits.set_routers(cfg.fleet.routers);
         let fleet = if cfg.fixed.fleet_shared_connection_limits {
-            crate::fleet::Fleet::start(&cfg.fixed.catalog.url, &cfg.tls)
+            crate::fleet::Fleet::start(&cfg.fixed.catalog, &cfg.tls)
         } else {
             crate::fleet::Fleet::off()
         };

@@ -293,3 +293,73 @@ fn pg_dump_and_restore_keep_every_tenant() {
     assert_eq!(src.trim(), "dump_items|org|t");
     assert_eq!(src, dst);
 }
+
+/// The catalog role's password from `[catalog] password_file` (SCRAM over
+/// TCP, no password in the URL): with the right one the router reads the
+/// catalog; with a wrong one it cannot (logins fail closed, 57P03); a file
+/// others can read is refused at start, naming it.
+#[tokio::test]
+async fn the_catalog_password_is_read_from_its_file() {
+    use std::os::unix::fs::PermissionsExt;
+    admin_sql(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rt_router_pwfile') THEN \
+         SET LOCAL password_encryption = 'scram-sha-256'; \
+         CREATE ROLE rt_router_pwfile LOGIN PASSWORD '{PASSWORD}' IN ROLE tenant_router; END IF; END $$"
+    ));
+    let dir = tempfile::tempdir().expect("tmp dir");
+    let file = |name: &str, text: &str, mode: u32| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    };
+    let setup = |f: std::path::PathBuf| CatalogSetup {
+        user: "rt_router_pwfile",
+        tcp_host: Some("127.0.0.1"),
+        password_file: Some(f),
+        ..CatalogSetup::default()
+    };
+    // Control: the right password, from the file.
+    let good = Router::start_catalog("", &setup(file("good", &format!("{PASSWORD}\n"), 0o600)));
+    let c = connect(&good.url("rt_app.acme"))
+        .await
+        .expect("the catalog answers");
+    assert_eq!(visible_notes(&c).await, 3);
+    let config = std::fs::read_to_string(&good.config).expect("config");
+    assert!(
+        !config.contains(PASSWORD),
+        "no password in the config: {config}"
+    );
+    // A wrong password: the catalog connection is refused, so are logins.
+    let bad = Router::start_catalog("", &setup(file("bad", "not-the-password\n", 0o600)));
+    let e = connect(&bad.url("rt_app.acme"))
+        .await
+        .expect_err("no catalog");
+    assert_eq!(sqlstate(&e), "57P03", "{e}");
+    assert!(
+        bad.wait_log("password authentication failed", Duration::from_secs(10)),
+        "{}",
+        bad.log_text()
+    );
+    // Readable by others: the configuration is refused, naming the file.
+    let open = file("open", &format!("{PASSWORD}\n"), 0o644);
+    let cfg = dir.path().join("router.toml");
+    std::fs::write(
+        &cfg,
+        router_config_with(free_port(), free_port(), "", &setup(open.clone())),
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--check")
+        .output()
+        .expect("tenant-router --check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("catalog.password_file") && err.contains("mode 0644"),
+        "{err}"
+    );
+    assert!(err.contains(&open.display().to_string()), "{err}");
+}

@@ -7,7 +7,7 @@
 //! leases of any test running beside it.
 mod common;
 
-use common::{admin_sql, cluster, connect, eventually, set_limits, sqlstate, Router, DB};
+use common::{admin_sql, connect, eventually, postgres_tcp_url, set_limits, sqlstate, Router, DB};
 use std::time::Duration;
 
 /// The catalog server's count of the tenant's connections (0 without).
@@ -42,12 +42,9 @@ async fn a_full_lease_table_costs_only_the_tenant_without_room() {
     assert_eq!(fleet_count("full_b"), 1);
     // Another router's place of full_b (a superuser backend's lease), then
     // leases of other tenants until the table is full.
-    let other = connect(&format!(
-        "host=127.0.0.1 port={} user=postgres dbname={DB}",
-        cluster().port
-    ))
-    .await
-    .expect("a superuser connection");
+    let other = connect(&postgres_tcp_url(DB))
+        .await
+        .expect("a superuser connection");
     let got: bool = other
         .query_one("SELECT tenant.fleet_acquire('full_b', 2)", &[])
         .await

@@ -58,12 +58,19 @@ async fn inserts_get_the_tenant_automatically() {
 #[tokio::test]
 async fn bypass_user_sees_all_tenants() {
     let r = Router::start();
-    let pg = connect(&format!(
-        "host=127.0.0.1 port={} user=postgres dbname={DB}",
-        r.port
-    ))
-    .await
-    .unwrap();
+    // The bypass login needs postgres's password (scripts/cluster: SCRAM
+    // over TCP): a wrong one is refused by PostgreSQL (28P01), none at all
+    // never gets in.
+    let wrong = r.url("postgres").replace(
+        &format!("password={}", password_of("postgres")),
+        "password=not-the-password",
+    );
+    let e = connect(&wrong).await.expect_err("a wrong password");
+    assert_eq!(sqlstate(&e), "28P01", "{e}");
+    let nopw = format!("host=127.0.0.1 port={} user=postgres dbname={DB}", r.port);
+    assert!(connect(&nopw).await.is_err(), "no password");
+    // Control: with it, the bypass user is in.
+    let pg = connect(&r.url("postgres")).await.unwrap();
     let n: i64 = pg
         .query_one(
             "SELECT count(DISTINCT tenant_id) FROM notes WHERE tenant_id IN ('acme', 'globex')",

@@ -169,9 +169,14 @@ impl MoveRouter {
             .args(["tenants", "move", "-c"])
             .arg(&self.config)
             .arg("--url")
+            // postgres's password: the socket trusts it, the target
+            // server (the same URL pointed at its TCP address) asks for it.
             .arg(format!(
-                "host={} port={} user=postgres dbname={}",
-                c.sock, c.port, self.db
+                "host={} port={} user=postgres password={} dbname={}",
+                c.sock,
+                c.port,
+                password_of("postgres"),
+                self.db
             ))
             .arg("--pg-bin")
             .arg(&c.bin_dir)
@@ -886,13 +891,15 @@ async fn pg_dump_gets_the_source_password_in_its_environment_not_its_command_lin
     )
     .expect("fake pg_dump");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // postgres's real password (the target server asks for it over TCP).
+    let pw = password_of("postgres");
     let out = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_tenant-router"))
             .args(["tenants", "move", "-c"])
             .arg(&r.config)
             .arg("--url")
             .arg(format!(
-                "host={} port={} user=postgres dbname={db} password=sekret-move-pw",
+                "host={} port={} user=postgres dbname={db} password={pw}",
                 c.sock, c.port
             ))
             .arg("--pg-bin")
@@ -908,12 +915,9 @@ async fn pg_dump_gets_the_source_password_in_its_environment_not_its_command_lin
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let argv = std::fs::read_to_string(dir.join("argv")).expect("pg_dump ran");
     assert!(argv.contains("--schema-only"), "{argv}");
-    assert!(!argv.contains("sekret-move-pw"), "{argv}");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("env")).expect("env"),
-        "sekret-move-pw"
-    );
-    assert!(!stdout.contains("sekret-move-pw") && !stderr.contains("sekret-move-pw"));
+    assert!(!argv.contains(&pw), "{argv}");
+    assert_eq!(std::fs::read_to_string(dir.join("env")).expect("env"), pw);
+    assert!(!stdout.contains(&pw) && !stderr.contains(&pw));
     let _ = std::fs::remove_dir_all(&dir);
     drop(r);
     sql_in("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));

@@ -58,6 +58,7 @@ impl Catalog {
         let (tx, rx) = mpsc::channel(4096);
         Arc::new(Catalog {
             url: cfg.url.clone(),
+            password: cfg.password.clone(),
             tls: tls.client.clone().map(|c| (c, tls.upstream_tls)),
             holder: OnceLock::new(),
             known: Known::new(

@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 
 pub struct Catalog {
     pub(super) url: String,
+    /// `catalog.password_file`'s password, put into `url` at each connect.
+    pub(super) password: crate::config::CatalogPassword,
     /// TLS to the catalog (`tls.upstream_tls`, read at start).
     pub(super) tls: Option<(
         Arc<tokio_rustls::rustls::ClientConfig>,

@@ -419,6 +419,7 @@ impl Catalog {
         self: &Arc<Self>,
     ) -> Result<(Conn, oneshot::Receiver<()>), tokio_postgres::Error> {
         let mut config: tokio_postgres::Config = self.url.parse()?;
+        self.password.apply(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -461,6 +462,18 @@ impl Catalog {
     }
 }
 
+/// An error and its causes, one line ("db error: FATAL: password
+/// authentication failed for user ...").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    msg
+}
+
 /// The catalog's worker: connect (with backoff), serve requests, reconnect
 /// when the connection drops; ends when every request sender is gone (or
 /// the catalog). Run under `supervise`, which holds the queue.
@@ -472,16 +485,22 @@ pub(super) async fn run(cat: Weak<Catalog>, mut rx: Queue<Request>) {
         // the server; LISTEN and the schema check get a round more.
         let limit = CONNECT_TIMEOUT.max(c.connect_timeout()) + ROUND_TIMEOUT;
         let connected = match tokio::time::timeout(limit, c.connect()).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "connecting (LISTEN included) took longer than {} ms",
-                limit.as_millis()
-            )),
+            // The log gets the causes too ("db error" alone hides
+            // PostgreSQL's "password authentication failed for user ...");
+            // the error requests get (and clients' refusals) stays short.
+            Ok(r) => r.map_err(|e| (e.to_string(), with_causes(&e))),
+            Err(_) => {
+                let e = format!(
+                    "connecting (LISTEN included) took longer than {} ms",
+                    limit.as_millis()
+                );
+                Err((e.clone(), e))
+            }
         };
         let (mut conn, mut closed) = match connected {
             Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "catalog connection failed");
+            Err((e, logged)) => {
+                tracing::warn!(error = %crate::logtext::Escaped(&logged), retry_in_ms = backoff.as_millis() as u64, "catalog connection failed");
                 c.went_down();
                 let err = CatalogError::Unavailable(e);
                 drop(c);

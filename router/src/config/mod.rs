@@ -26,6 +26,8 @@ pub use fleet::{share, FleetSettings, LeaseLoss, MAX_ROUTERS};
 pub use metrics::{MetricsSettings, MAX_HISTOGRAM_TENANTS, MAX_HISTOGRAM_TOP_N};
 pub use overrides::Overrides;
 pub use raw::{unauthenticated_per_tenant, RawAuth, RawConfig, DEFAULT_UNAUTHENTICATED_PER_TENANT};
-pub use sections::{Catalog, Identify, LogFormat, LoginMode, Pool, UsernameFormat};
-pub use settings::{Auth, Config, RestartOnly};
+pub use sections::{
+    Catalog, CatalogPassword, Identify, LogFormat, LoginMode, Pool, UsernameFormat,
+};
+pub use settings::{read_password_file, Auth, Config, RestartOnly};
 pub use upstreams::{valid_name, RawUpstream, Upstream, Upstreams, MAIN, MAX_UPSTREAMS};

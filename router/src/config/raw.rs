@@ -271,6 +271,18 @@ impl RawConfig {
         if self.catalog.url.trim().is_empty() {
             return bad("catalog.url is empty".into());
         }
+        if !self.catalog.password_file.is_empty()
+            && self
+                .catalog
+                .url
+                .parse::<tokio_postgres::Config>()
+                .is_ok_and(|c| c.get_password().is_some())
+        {
+            return bad(
+                "catalog.url holds a password and catalog.password_file names a file: keep the password in the file only"
+                    .into(),
+            );
+        }
         if self.catalog.cache_idle_ms == 0 {
             return bad("catalog.cache_idle_ms must be greater than 0".into());
         }

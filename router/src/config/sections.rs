@@ -73,6 +73,42 @@ pub struct Catalog {
     pub cache_idle_ms: u64,
     /// How long an unknown tenant is remembered as unknown.
     pub negative_ttl_ms: u64,
+    /// A file holding the password of `url`'s role (its first line; mode
+    /// 0600 or stricter, owned by the router's user), so that `url` needs
+    /// none inline. Empty: none (`url` may hold one, or need none).
+    pub password_file: String,
+    /// What `password_file` holds, read when the settings are built.
+    #[serde(skip)]
+    pub password: CatalogPassword,
+}
+
+/// The catalog role's password from `catalog.password_file`: never shown
+/// by Debug.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CatalogPassword(pub Option<String>);
+
+impl std::fmt::Debug for CatalogPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+impl CatalogPassword {
+    /// Put the password (if any) into a parsed `catalog.url`.
+    pub fn apply(&self, config: &mut tokio_postgres::Config) {
+        if let Some(p) = &self.0 {
+            config.password(p.as_bytes());
+        }
+    }
+}
+
+impl Catalog {
+    /// `url` parsed, with the password of `password_file` (if read).
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.url.parse()?;
+        self.password.apply(&mut config);
+        Ok(config)
+    }
 }
 
 impl Default for Catalog {
@@ -82,6 +118,8 @@ impl Default for Catalog {
             cache_ttl_ms: 5_000,
             cache_idle_ms: 600_000,
             negative_ttl_ms: 1_000,
+            password_file: String::new(),
+            password: CatalogPassword::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::fleet::FleetSettings;
 use super::metrics::MetricsSettings;
 use super::overrides::Overrides;
 use super::raw::{unauthenticated_per_tenant, RawAuth, RawConfig};
-use super::sections::{Catalog, Identify, LogFormat, LoginMode, Pool};
+use super::sections::{Catalog, CatalogPassword, Identify, LogFormat, LoginMode, Pool};
 use super::upstreams::Upstreams;
 use crate::auth::credentials::Credentials;
 use crate::jwt::JwtVerifier;
@@ -200,6 +200,11 @@ impl Config {
         let tls = TlsSettings::load(&raw.tls)?;
         let upstreams = Upstreams::load(&raw.upstream, &tls, raw.pool.size, &raw.upstreams)?;
         let auth = Auth::load(&raw.auth)?;
+        let mut raw = raw;
+        if !raw.catalog.password_file.is_empty() {
+            raw.catalog.password =
+                CatalogPassword(Some(read_password_file(&raw.catalog.password_file)?));
+        }
         Ok(Config {
             fixed: Arc::new(RestartOnly::of(&raw)),
             tls,
@@ -259,4 +264,37 @@ impl Config {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }
+}
+
+/// The first line of `catalog.password_file`: the file must belong to the
+/// router's user and be readable by nobody else (as the credentials file),
+/// and hold a password. Its text is never part of an error.
+pub fn read_password_file(path: &str) -> Result<String, ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let bad = |why: String| ConfigError::Invalid(format!("catalog.password_file {path}: {why}"));
+    // Checked and read through one open file.
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "has mode {mode:04o}: it must be 0600 or stricter (chmod 600 {path})"
+        )));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(bad(format!(
+            "is owned by uid {}, not by the router's user (uid {me})",
+            meta.uid()
+        )));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|_| bad("is not UTF-8 text".to_owned()))?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err(bad("is empty: its first line is the password".to_owned()));
+    }
+    Ok(password.to_owned())
 }

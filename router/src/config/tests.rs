@@ -321,3 +321,65 @@ fn pause_timeout_ms_is_bounded() {
     c.pause_timeout_ms = 86_400_000;
     c.validate().expect("a day is fine");
 }
+
+#[test]
+fn the_catalog_password_comes_from_its_file_never_inline_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("catalog-pw-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("catalog.password");
+    std::fs::write(&p, "s3cret-catalog-pw\nignored second line\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut raw = valid();
+    raw.catalog.password_file = p.display().to_string();
+    let cfg = built(raw.clone());
+    // Control: the file's first line is the password, put into the url's
+    // parsed form; Debug never shows it.
+    assert_eq!(
+        cfg.fixed.catalog.pg_config().unwrap().get_password(),
+        Some(&b"s3cret-catalog-pw"[..])
+    );
+    assert!(!format!("{cfg:?}").contains("s3cret"), "{cfg:?}");
+    // Without the file: no password.
+    assert_eq!(
+        built(valid())
+            .fixed
+            .catalog
+            .pg_config()
+            .unwrap()
+            .get_password(),
+        None
+    );
+    // Readable by others: refused, naming the setting, the mode and the fix.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = Config::build(raw.clone(), Some(test_key()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("catalog.password_file") && e.contains("mode 0644") && e.contains("chmod 600"),
+        "{e}"
+    );
+    // Empty: refused; the text of the file is never in an error.
+    std::fs::write(&p, "\n").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Config::build(raw.clone(), Some(test_key()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is empty"), "{e}");
+    // Missing: refused, naming the file.
+    let mut missing = raw.clone();
+    missing.catalog.password_file = dir.join("nope").display().to_string();
+    let e = Config::build(missing, Some(test_key()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("catalog.password_file") && e.contains("nope"),
+        "{e}"
+    );
+    // A password inline as well as a file: refused (which one counts?).
+    raw.catalog.url = "host=127.0.0.1 user=r password=inline dbname=d".into();
+    let e = raw.validate().unwrap_err().to_string();
+    assert!(e.contains("keep the password in the file only"), "{e}");
+    assert!(!e.contains("inline"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

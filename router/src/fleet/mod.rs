@@ -42,11 +42,18 @@ impl Fleet {
 
     /// On: start the lease worker (inside a tokio runtime) on its own
     /// connection to `url`.
-    pub fn start(url: &str, tls: &crate::tls::TlsSettings) -> Fleet {
+    pub fn start(catalog: &crate::config::Catalog, tls: &crate::tls::TlsSettings) -> Fleet {
         let (tx, rx) = mpsc::unbounded_channel();
         let up = Arc::new(AtomicBool::new(false));
         let tls = tls.client.clone().map(|c| (c, tls.upstream_tls));
-        let w = worker::Worker::new(url.to_owned(), tls, rx, tx.downgrade(), up.clone());
+        let w = worker::Worker::new(
+            catalog.url.clone(),
+            catalog.password.clone(),
+            tls,
+            rx,
+            tx.downgrade(),
+            up.clone(),
+        );
         tokio::spawn(w.run());
         Fleet { tx: Some(tx), up }
     }

@@ -61,6 +61,8 @@ struct Conn {
 
 pub struct Worker {
     url: String,
+    /// `catalog.password_file`'s password, put into `url` at each connect.
+    password: crate::config::CatalogPassword,
     tls: Tls,
     rx: mpsc::UnboundedReceiver<Msg>,
     /// For the leases it grants (weak: the worker ends when every session
@@ -79,6 +81,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         url: String,
+        password: crate::config::CatalogPassword,
         tls: Tls,
         rx: mpsc::UnboundedReceiver<Msg>,
         me: mpsc::WeakUnboundedSender<Msg>,
@@ -86,6 +89,7 @@ impl Worker {
     ) -> Worker {
         Worker {
             url,
+            password,
             tls,
             rx,
             me,
@@ -330,6 +334,7 @@ impl Worker {
             .url
             .parse()
             .map_err(|e: tokio_postgres::Error| LeaseError::Connect(e.to_string()))?;
+        self.password.apply(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

@@ -27,6 +27,9 @@ pub struct Cluster {
     /// scripts/cluster's PG_TENANT_PG): psql, pg_dump and pg_config of the
     /// same version as the server (pg_dump refuses a newer server).
     pub bin_dir: PathBuf,
+    /// postgres's password over TCP (scripts/cluster: SCRAM; the Unix
+    /// socket is trust).
+    pub postgres_password: String,
 }
 
 impl Cluster {
@@ -104,6 +107,12 @@ pub fn cluster() -> &'static Cluster {
             sock: get("PG_TENANT_SOCK"),
             key_file: get("PG_TENANT_KEY_FILE"),
             bin_dir: PathBuf::from(get("PG_TENANT_PGBIN_DIR")),
+            postgres_password: std::fs::read_to_string(get("PG_TENANT_POSTGRES_PASSWORD_FILE"))
+                .expect("postgres's password file")
+                .lines()
+                .next()
+                .expect("a password")
+                .to_owned(),
         };
         let exists = run(psql(&c, "postgres").args([
             "-tAc",
@@ -249,6 +258,26 @@ pub fn run_program(program: &str, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The password of a test login role: `PASSWORD`, or the cluster's
+/// postgres password for postgres (a bypass user: its TCP login is SCRAM).
+pub fn password_of(user: &str) -> String {
+    if user == "postgres" {
+        cluster().postgres_password.clone()
+    } else {
+        PASSWORD.to_owned()
+    }
+}
+
+/// postgres over TCP to PostgreSQL itself (`host=127.0.0.1`), with its
+/// password, in database `db`.
+pub fn postgres_tcp_url(db: &str) -> String {
+    let c = cluster();
+    format!(
+        "host=127.0.0.1 port={} user=postgres password={} dbname={db}",
+        c.port, c.postgres_password
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -281,6 +310,9 @@ pub struct CatalogSetup {
     pub tcp_host: Option<&'static str>,
     pub cache_ttl_ms: u64,
     pub negative_ttl_ms: u64,
+    /// With `tcp_host`: `[catalog] password_file` names this file instead
+    /// of a `password=` in the URL.
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for CatalogSetup {
@@ -290,15 +322,20 @@ impl Default for CatalogSetup {
             tcp_host: None,
             cache_ttl_ms: 200,
             negative_ttl_ms: 200,
+            password_file: None,
         }
     }
 }
 
 pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &CatalogSetup) -> String {
     let c = cluster();
-    let host = match cat.tcp_host {
-        Some(h) => format!("{h} password={PASSWORD}"),
-        None => c.sock.clone(),
+    let (host, password_file) = match (cat.tcp_host, &cat.password_file) {
+        (Some(h), Some(f)) => (
+            h.to_owned(),
+            format!("password_file = \"{}\"\n", f.display()),
+        ),
+        (Some(h), None) => (format!("{h} password={PASSWORD}"), String::new()),
+        (None, _) => (c.sock.clone(), String::new()),
     };
     // The router has no bypass users by default; the tests use postgres.
     let bypass = if extra.contains("bypass_users") {
@@ -310,7 +347,7 @@ pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &Catalog
         "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_signing_key_file = \"{}\"\n\
          admin_listen = \"127.0.0.1:{admin_port}\"\n{bypass}{extra}\n\
          [catalog]\nurl = \"host={} port={} user={} dbname={DB} application_name=rt_catalog_{port}\"\n\
-         cache_ttl_ms = {}\nnegative_ttl_ms = {}\n",
+         cache_ttl_ms = {}\nnegative_ttl_ms = {}\n{password_file}",
         c.port,
         c.key_file,
         host,
@@ -467,10 +504,13 @@ impl Router {
         false
     }
 
+    /// A connection string as `user` with its password (`PASSWORD`, or
+    /// postgres's for postgres).
     pub fn url(&self, user: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={user} password={PASSWORD} dbname={DB}",
-            self.port
+            "host=127.0.0.1 port={} user={user} password={} dbname={DB}",
+            self.port,
+            password_of(user)
         )
     }
 

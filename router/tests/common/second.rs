@@ -70,6 +70,8 @@ impl Second {
             .env("PG_TENANT_DB", super::DB)
             .env("PG_TENANT_PGBIN", &cluster().bin_dir)
             .env("PG_TENANT_NO_INSTALL", "1")
+            // postgres's TCP password as on the main server.
+            .env("PG_TENANT_POSTGRES_PASSWORD", &cluster().postgres_password)
             .output()
             .expect("scripts/cluster")
     }

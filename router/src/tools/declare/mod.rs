@@ -92,9 +92,15 @@ pub fn connection(
             raw.apply(over);
             raw.validate()
                 .map_err(|e| DeclareError::Config(e.to_string()))?;
-            super::admin::admin_config(&raw.catalog.url).map_err(|e| {
+            let mut config = super::admin::admin_config(&raw.catalog.url).map_err(|e| {
                 DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
-            })?
+            })?;
+            if !raw.catalog.password_file.is_empty() {
+                let password = crate::config::read_password_file(&raw.catalog.password_file)
+                    .map_err(|e| DeclareError::Config(e.to_string()))?;
+                config.password(password);
+            }
+            config
         }
     };
     // --user over either url (with --url it was ignored: the run went on
