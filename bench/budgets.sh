@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: what the 0.5.0 budgets (GUC ceilings, counted advisory locks,
 # the refused-function checks and the pass-through hooks) cost on the hot
-# path, against the library of an earlier commit, in one run (README
-# "Benchmarks"). Both libraries serve the same database (the 0.4.0 library
+# path, against the library of an earlier commit, in one run
+# (docs/src/benchmarks/budgets.md). Both libraries serve the same database (the 0.4.0 library
 # reads a 0.5.0 catalog as it reads an older one); between sides the
 # cluster restarts with the other pg_tenant.so and the router restarts too.
 #   (s) pgbench -S (built-in point SELECT on pgbench_accounts), 2 clients

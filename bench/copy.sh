@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: bulk loading by a tenant (README "Benchmarks"), in one run.
+# Benchmark: bulk loading by a tenant (docs/src/benchmarks/copy.md), in one run.
 # 1,000,000 rows (id, sku, qty, note; 40 MB of CSV) loaded by tenant t42
 # through tenant-router with psql, three ways, alternating rounds:
 #   (a) COPY FROM STDIN into a table protected by tenant.protect (pg_tenant

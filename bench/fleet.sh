@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Login rate through tenant-router with the fleet's shared connection
-# limits off and on (README Benchmarks, "Several routers"): pgbench -C
+# limits off and on (docs/src/benchmarks/fleet.md): pgbench -C
 # (a new connection per transaction of one SELECT 1), 8 clients, for a
 # tenant with max_connections = 1000, against two routers started side by
 # side on the same cluster, one with [fleet] shared_connection_limits =

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark: /metrics and the router's memory with many tenants (README
-# "Metrics"), in one run. Creates BENCH_TENANTS tenants (mt-000000...) in
+# Benchmark: /metrics and the router's memory with many tenants
+# (docs/src/operations/metrics.md), in one run. Creates BENCH_TENANTS tenants (mt-000000...) in
 # the database metrics_bench, starts a release tenant-router, connects once
 # to BENCH_CONNECT of them (psql, one SELECT 1 each, BENCH_PARALLEL at a
 # time), then reports the router's RSS before and after, and for

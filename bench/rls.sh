@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: cost of the pg_tenant RLS policy against a hand-written filter,
-# on the same 1,000,000 rows / 100 tenants, in one run (README "Benchmarks").
+# on the same 1,000,000 rows / 100 tenants, in one run (docs/src/benchmarks/rls.md).
 #   (a) indexed point lookup:  SELECT v FROM rls_rows WHERE id = :id          (policy adds tenant_id = initPlan)
 #                         vs   SELECT v FROM plain_rows WHERE tenant_id = 't42' AND id = :id   (no RLS)
 #   (b) sequential count:      SELECT count(*) FROM rls_rows                  (index scans off, no parallelism)

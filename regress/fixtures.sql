@@ -8,7 +8,7 @@ CREATE SCHEMA regress;
 -- Stand-in for tenant-router: mints a context token for the calling
 -- backend with the cluster's Ed25519 signing key (a copy readable by the
 -- server, made by scripts/regress and passed as :signing_key_file). An
--- independent implementation of the token format in the README (Python's
+-- independent implementation of the token format in docs/src/concepts/context-token.md (Python's
 -- cryptography package, i.e. OpenSSL), so the suite also checks that the
 -- format is what we document. `key_file` lets a test sign with another key.
 -- The backend's cancel key (which the router reads from BackendKeyData) is

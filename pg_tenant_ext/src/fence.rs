@@ -1,4 +1,4 @@
-//! Fences (README "Scaling out"): a tenant fenced in this database
+//! Fences (docs/src/scaling-out/fences.md): a tenant fenced in this database
 //! (`tenant.fenced`, `tenant.fence_tenant`) does not live on this server,
 //! and no context of it is set here. Both `set_context` forms and both
 //! `set_context_sealed` forms ask [`refuse_fenced`] before they admit a

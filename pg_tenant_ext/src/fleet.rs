@@ -1,5 +1,5 @@
-//! Limits across several routers (README "Scaling out", "Several
-//! routers"): per-tenant connection counts kept in this server's shared
+//! Limits across several routers (docs/src/scaling-out/index.md,
+//! docs/src/scaling-out/several-routers.md): per-tenant connection counts kept in this server's shared
 //! memory, where every router meets (each one keeps a connection to the
 //! catalog database), and a registry of which tenant each backend's
 //! context is.

@@ -1,4 +1,4 @@
-//! The gate of a tenant database (README "Database isolation"): in a
+//! The gate of a tenant database (docs/src/isolation/database.md): in a
 //! database bound to a tenant (`tenant.bind_database`), a session whose
 //! login and current role are application roles (members of `tenant_app`,
 //! not superusers) runs nothing until its sealed context is set, but the

@@ -1,5 +1,5 @@
 //! pg_tenant: the tenant context, catalog, fail-closed RLS helpers and
-//! permission hooks. See the README for the SQL surface.
+//! permission hooks. See docs/src/reference/sql.md for the SQL surface.
 //!
 //! Modules, in an order where each uses only modules named before it:
 //! `state` (the per-backend state every module reads), `report` (how a
@@ -131,7 +131,7 @@ pub mod pg_test {
     pub fn postgresql_conf_options() -> Vec<&'static str> {
         vec![
             "shared_preload_libraries = 'pg_tenant'",
-            // The README's test key (seed bytes 0x00..=0x1f).
+            // The test key of docs/src/concepts/context-token.md (seed bytes 0x00..=0x1f).
             "pg_tenant.context_public_keys = '03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8'",
         ]
     }

@@ -1,4 +1,4 @@
-//! The sealed context of a tenant database (README "Database isolation"):
+//! The sealed context of a tenant database (docs/src/isolation/database.md):
 //! `tenant.set_context_sealed`, both forms.
 //!
 //! A tenant database holds no catalog. The router signs the tenant's row
@@ -127,7 +127,7 @@ fn malformed(what: &str) -> ! {
 /// Check that this database may serve `tenant` and the document is for
 /// it, and read the document into the row the catalog path builds.
 ///
-/// The rule (README "Scaling out"), fail-closed:
+/// The rule (docs/src/scaling-out/index.md), fail-closed:
 /// - a database tenant's document: this database is bound to exactly that
 ///   tenant (`tenant.bind_database`) and the document names it;
 /// - an rls or schema tenant's document: the document places the tenant on

@@ -4,7 +4,7 @@
 use pg_tenant_token::{sign, Action, Backend, SigningKey};
 use pgrx::prelude::*;
 
-/// The README's test key (seed bytes 0x00..=0x1f); its public key is in
+/// The test key of docs/src/concepts/context-token.md (seed bytes 0x00..=0x1f); its public key is in
 /// `pg_test::postgresql_conf_options`.
 fn key() -> SigningKey {
     SigningKey::from_bytes(&std::array::from_fn(|i| i as u8))

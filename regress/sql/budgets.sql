@@ -1,4 +1,4 @@
--- No tenant can exhaust what all tenants share (README, "Security"):
+-- No tenant can exhaust what all tenants share (docs/src/limits/index.md):
 -- advisory locks are tenant-scoped and counted, and the settings that size
 -- a backend's memory, temporary files and time have per-tenant ceilings a
 -- tenant cannot lift. Each refusal sits next to a control that succeeds.

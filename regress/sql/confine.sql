@@ -1,4 +1,4 @@
--- Confinement (README, "Security"): a tenant session cannot see or touch
+-- Confinement (docs/src/security/index.md): a tenant session cannot see or touch
 -- other sessions, shared large objects, other tenants' notifications,
 -- shared tables' locks, roles, databases or the system. Each refusal sits
 -- next to a control that succeeds.

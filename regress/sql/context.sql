@@ -1,4 +1,4 @@
--- Fail-closed and tamper-proof tenant context (README, "Security").
+-- Fail-closed and tamper-proof tenant context (docs/src/security/index.md).
 \c - regress_app
 \set SHOW_CONTEXT never
 SET client_min_messages = error;

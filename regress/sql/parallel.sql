@@ -1,4 +1,4 @@
--- Parallel workers see the tenant (README, "Security"): 1,000,000 rows
+-- Parallel workers see the tenant (docs/src/security/index.md): 1,000,000 rows
 -- over 10 tenants, parallel plans forced.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;

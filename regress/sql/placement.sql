@@ -1,4 +1,4 @@
--- Placement (0.9.0, README "Scaling out"): a tenant's upstream in the
+-- Placement (0.9.0, docs/src/scaling-out/index.md): a tenant's upstream in the
 -- catalog, fences that keep a tenant off a server it does not live on, and
 -- sealed contexts of rls tenants on a server that is not their catalog.
 \set SHOW_CONTEXT never

@@ -1,5 +1,5 @@
--- Privileged code is immune to what the caller controls (README,
--- "Security"): set_context reads the catalog as a superuser, and nothing the
+-- Privileged code is immune to what the caller controls
+-- (docs/src/security/index.md): set_context reads the catalog as a superuser, and nothing the
 -- caller put on its search_path may run there.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;

@@ -1,5 +1,5 @@
 -- tenant.protect / unprotect / audit / create_app_role, and plans that
--- stay index-friendly (README, "Security").
+-- stay index-friendly (docs/src/security/index.md).
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 

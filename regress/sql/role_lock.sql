@@ -1,4 +1,4 @@
--- Role lock (README, "Security"): a tenant with a role runs as that role
+-- Role lock (docs/src/security/index.md): a tenant with a role runs as that role
 -- and cannot leave it.
 \c - regress_app
 \set SHOW_CONTEXT never

@@ -1,4 +1,4 @@
--- Schema isolation (README, "Isolation modes"): a schema tenant runs as its
+-- Schema isolation (docs/src/isolation/schema.md): a schema tenant runs as its
 -- own role with its schema, then the shared schemas, on a search_path that
 -- resets come back to; other tenants' schemas are unreachable by USAGE.
 \set SHOW_CONTEXT never
@@ -186,7 +186,7 @@ SET client_min_messages = warning;
 SELECT regress.enter('sch-a', 1);
 SELECT regress.try('SELECT body FROM sch_b.invoices');
 SELECT body FROM sch_a.invoices;
--- What schema isolation does not hide (README): the catalog. B's function
+-- What schema isolation does not hide (docs/src/isolation/schema.md): the catalog. B's function
 -- is not executable by A, but its source, and its table's name, are
 -- readable; only database isolation hides them.
 SELECT regress.try('SELECT sch_b.api_key()');

@@ -1,4 +1,4 @@
-//! tenant-router: a tenant-aware PostgreSQL proxy. See the README.
+//! tenant-router: a tenant-aware PostgreSQL proxy. See the book (docs/src/SUMMARY.md).
 //!
 //! Layers, lowest first: `transport` (one stream type) → `codec` (framing,
 //! large messages streamed) → `conversation` (where a connection stands) →
@@ -6,7 +6,7 @@
 //! → `relay` (the transparent phase: observers on every frame) → `session`
 //! (typed handshake, the backend-source seam: dedicated or `pool`).
 //! `limits` and `metrics` observe the conversation; `shared` and `server`
-//! compose it all. The README's "Reading the code" follows one connection
+//! compose it all. docs/src/development/reading-the-code.md follows one connection
 //! through these files; `tests/import_graph.rs` keeps the graph acyclic.
 
 pub mod admin;

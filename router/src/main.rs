@@ -61,18 +61,18 @@ enum Tenants {
     },
     /// Apply a SQL script to every schema tenant's schema (or the named
     /// ones), each in its own transaction, as the tenant's role; a script
-    /// already applied to a schema is skipped (README "Migrating tenant
-    /// schemas").
+    /// already applied to a schema is skipped
+    /// (docs/src/operations/migrations.md).
     Migrate(tools::migrate::MigrateArgs),
     /// Move a tenant's rows to another upstream, live, with logical
     /// replication: copy, catch up, pause, flip the catalog, resume
-    /// (README "Moving a tenant").
+    /// (docs/src/scaling-out/moving-a-tenant.md).
     Move(tools::move_tenant::MoveArgs),
     /// Make the catalog hold the tenants a file declares (TOML or JSON):
     /// print the diff (created, changed field by field, unchanged, and with
     /// --prune dropped) and apply it through the SQL API in one
     /// transaction. Exit 0 done, 1 refused by the catalog (nothing
-    /// changed), 2 not tried (README "Tenants declared in a file").
+    /// changed), 2 not tried (docs/src/operations/tenants-file.md).
     Apply(tools::declare::ApplyArgs),
     /// Print the catalog's tenants as a tenants file (`apply` of it is a
     /// no-op). Secrets are not exported.

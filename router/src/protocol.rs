@@ -8,7 +8,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-/// Largest startup packet accepted (README, "tenant-router": nothing
+/// Largest startup packet accepted (docs/src/router/index.md: nothing
 /// before authentication makes the router hold much).
 pub const MAX_STARTUP_LEN: usize = 10_000;
 /// Largest regular message accepted from either side (1 GiB, as Postgres).

@@ -55,7 +55,7 @@ async fn trust() {
 
 /// md5 salts the hash with the user name, which the router rewrites: the
 /// client hashes "rt_md5.acme", the server expects "rt_md5". Postgres'
-/// own FATAL reaches the client (README: use scram-sha-256). A bypass
+/// own FATAL reaches the client (docs/src/router/index.md: use scram-sha-256). A bypass
 /// user, whose name is not rewritten, authenticates with md5 fine.
 #[tokio::test]
 async fn md5_fails_for_rewritten_names_with_postgres_own_error() {

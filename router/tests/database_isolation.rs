@@ -1,4 +1,4 @@
-//! Database isolation (README "Database isolation"): a tenant with
+//! Database isolation (docs/src/isolation/database.md): a tenant with
 //! `isolation => 'database'` runs in a database of its own, provisioned by
 //! `tenant-router tenants provision`, and gets a sealed context there (its
 //! catalog row signed into the token, `tenant.set_context_sealed`): each

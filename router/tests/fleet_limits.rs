@@ -1,4 +1,4 @@
-//! Limits across several routers (README "Several routers"): with
+//! Limits across several routers (docs/src/scaling-out/several-routers.md): with
 //! `[fleet] shared_connection_limits = true`, a tenant's max_connections
 //! holds for every router in front of the catalog server together, a
 //! router that dies gives its slots back, a lost lease connection is

@@ -11,7 +11,7 @@
 //!
 //! `FUZZ_ITERS` executions per target (default 20 000 and 2 000: about a
 //! second in the normal suite);
-//! the long run (see the README) is
+//! the long run (see docs/src/development/reading-the-code.md) is
 //! `FUZZ_ITERS=5000000 cargo test --release -p tenant-router --test fuzz -- --nocapture`
 //! (two targets: 10 million executions).
 use bytes::{BufMut, BytesMut};

@@ -1,5 +1,5 @@
 //! Bounded metrics through the real router at thousands of tenants: the
-//! tenant series stay within the bound the README states, histograms exist
+//! tenant series stay within the bound docs/src/operations/metrics.md states, histograms exist
 //! only for named and top-N tenants (the rest in `_other`), the
 //! all-tenants aggregates equal the sums, idle tenants' series go after
 //! `metrics.tenant_idle_ms` and come back from zero, and a tenant with an

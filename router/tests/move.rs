@@ -1,4 +1,4 @@
-//! `tenant-router tenants move` (README "Moving a tenant"): an rls tenant
+//! `tenant-router tenants move` (docs/src/scaling-out/moving-a-tenant.md): an rls tenant
 //! with rows in two tables (a serial and an identity column) moves from
 //! the main server to a second one while a client keeps writing through
 //! the router with transaction pooling: no error, every row on the target

@@ -1,4 +1,4 @@
-//! No tenant can exhaust what all tenants share (README, "Security"),
+//! No tenant can exhaust what all tenants share (docs/src/limits/index.md),
 //! through the router: a lock flood from one tenant (the attack that filled
 //! PostgreSQL's shared lock table and stopped every tenant's writes and
 //! logins) is refused past the tenant's budget while another tenant keeps

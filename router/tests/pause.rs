@@ -1,4 +1,4 @@
-//! Per-tenant PAUSE / RESUME (admin API, README "Moving a tenant"): a
+//! Per-tenant PAUSE / RESUME (admin API, docs/src/scaling-out/moving-a-tenant.md): a
 //! paused tenant's new transactions and logins wait (transaction pooling
 //! before a backend is checked out; session mode at rest), bounded by
 //! `pause_timeout_ms` (then 55P03 naming the tenant and the pause); a

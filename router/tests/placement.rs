@@ -1,4 +1,4 @@
-//! Placement (README "Scaling out"): a tenant whose catalog `upstream`
+//! Placement (docs/src/scaling-out/index.md): a tenant whose catalog `upstream`
 //! names an `[upstreams.<name>]` lives on that server: its connections go
 //! there with sealed contexts (rls and schema tenants too), its rows are
 //! there and not on the main server; a fenced tenant is refused by the

@@ -1,4 +1,4 @@
-//! Pooled backends (README "Pooling"), session mode: a backend serves one
+//! Pooled backends (docs/src/pooling/index.md), session mode: a backend serves one
 //! client at a time and goes back to its pool when the client leaves; the
 //! next tenant on it gets its own context through the signed-token path
 //! and nothing of the last one's session; the pool's size, a tenant's share

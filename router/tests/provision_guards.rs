@@ -1,4 +1,4 @@
-//! `tenant-router tenants provision` (README "Database isolation",
+//! `tenant-router tenants provision` (docs/src/isolation/database.md,
 //! Provisioning) opens a tenant database to the tenant's own login roles
 //! and nothing else: it refuses a tenant without `login_roles` (CONNECT
 //! would go to every application role, tenant_app), a database that is

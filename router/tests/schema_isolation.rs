@@ -1,4 +1,4 @@
-//! Schema isolation through the router (README "Isolation modes"): two
+//! Schema isolation through the router (docs/src/isolation/schema.md): two
 //! schema tenants, in session and in transaction pooling, on one pooled
 //! backend: each sees only its schema (a qualified name of the other's is
 //! refused 42501, the other's schema on its search_path finds nothing,

@@ -1,4 +1,4 @@
-//! The router authenticates clients itself (README "Authentication"):
+//! The router authenticates clients itself (docs/src/authentication/index.md):
 //! tenant secrets, `auth.login = "verify"` (SCRAM with the ClientKey
 //! passed on to PostgreSQL, md5 via a cleartext password), channel
 //! binding to the router's certificate, answers that do not reveal whether

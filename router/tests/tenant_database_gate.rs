@@ -1,4 +1,4 @@
-//! The gate of a tenant database (README "Database isolation"): a tenant
+//! The gate of a tenant database (docs/src/isolation/database.md): a tenant
 //! database has no row level security to fall back on, so an application
 //! role that logs in straight to PostgreSQL with its password (no router,
 //! no context) runs nothing there but the context call: no table, no

@@ -590,7 +590,7 @@ async fn upstream_verify_full_against_postgres_with_tls() {
     }
     .await;
     // TLS on both sides with SCRAM: libpq's default channel_binding=prefer
-    // sends the "y" flag, which PostgreSQL on a TLS link refuses (README,
+    // sends the "y" flag, which PostgreSQL on a TLS link refuses (docs/src/authentication/tls.md,
     // known limit); channel_binding=disable works.
     let (cert, key) = pki.server("router", false);
     let both = Router::start_with(&format!(

@@ -1,4 +1,4 @@
-//! Transaction pooling (README "Pooling"): a backend per transaction,
+//! Transaction pooling (docs/src/pooling/index.md): a backend per transaction,
 //! switched between tenants through the signed-token path; a failed switch
 //! never runs the client's statement; named statements follow the client
 //! from backend to backend; session-only features are refused; a client

@@ -1,4 +1,4 @@
-//! A transaction-pooled client's own `SET`s (README "Pooling"): pg_tenant
+//! A transaction-pooled client's own `SET`s (docs/src/pooling/index.md): pg_tenant
 //! reports them (`pg_tenant.session_settings`, never passed on), the router
 //! carries them to the client's next backends, `RESET ALL` drops them, and
 //! more than 256 settings or 64 KiB end the session with 54000 instead of

@@ -366,7 +366,7 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    /// The README's test key: seed bytes 0x00..=0x1f.
+    /// The test key of docs/src/concepts/context-token.md: seed bytes 0x00..=0x1f.
     fn key() -> SigningKey {
         let seed: [u8; 32] = std::array::from_fn(|i| i as u8);
         SigningKey::from_bytes(&seed)
@@ -383,7 +383,7 @@ mod tests {
         parse_public_keys(&public_key_hex(&key())).unwrap()
     }
 
-    /// The test vector printed in the README (Ed25519 is deterministic).
+    /// The test vector printed in docs/src/concepts/context-token.md (Ed25519 is deterministic).
     #[test]
     fn readme_test_vector() {
         assert_eq!(public_key_hex(&key()), README_PUBLIC);
@@ -521,7 +521,7 @@ mod tests {
         }
     }
 
-    /// The README's SetSubject test vector (cross-checked with `openssl
+    /// The SetSubject test vector of docs/src/concepts/context-token.md (cross-checked with `openssl
     /// pkeyutl -sign -rawin` and Python's cryptography).
     #[test]
     fn readme_set_subject_test_vector() {
@@ -686,7 +686,7 @@ mod tests {
         }
     }
 
-    /// The README's SetSealed test vector (cross-checked with Python's
+    /// The SetSealed test vector of docs/src/concepts/context-token.md (cross-checked with Python's
     /// cryptography).
     #[test]
     fn readme_set_sealed_test_vector() {

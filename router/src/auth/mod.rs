@@ -5,7 +5,7 @@
 //!   for byte, until AuthenticationOk (`relay`). Works for trust, cleartext
 //!   password, md5 and SCRAM-SHA-256 (PostgreSQL ignores the SCRAM user
 //!   name, so the rewritten user name does not matter there; md5 salts
-//!   with the user name, see the README). The client's messages are capped
+//!   with the user name, see docs/src/router/index.md). The client's messages are capped
 //!   at `codec::MAX_PREAUTH_LEN` bytes. SCRAM channel binding
 //!   (`SCRAM-SHA-256-PLUS`) binds to the certificate of the connection the
 //!   client sees, which ends at the router: it can never succeed through a

@@ -28,7 +28,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const BATCH: usize = 512;
 /// Most tenants re-read by one query after changes: one such query is
 /// the most a storm of changes delays a login (about 10 ms at 100,000
-/// tenants, README "Many tenants").
+/// tenants, docs/src/router/index.md).
 pub(super) const REREAD_BATCH: usize = 256;
 /// A connection idle this long is checked with an empty query: kept rows
 /// are trusted only while notifications can arrive.

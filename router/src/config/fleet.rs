@@ -1,5 +1,5 @@
 //! The `[fleet]` section: several routers in front of the same servers
-//! (README "Scaling out", "Several routers").
+//! (docs/src/scaling-out/index.md, docs/src/scaling-out/several-routers.md).
 
 use serde::Deserialize;
 use std::time::Duration;

@@ -23,7 +23,7 @@ pub struct RawConfig {
     /// `main`.
     pub upstream: String,
     /// `[upstreams.<name>]`: more PostgreSQL servers, for the tenants whose
-    /// catalog `upstream` names them (README "Scaling out").
+    /// catalog `upstream` names them (docs/src/scaling-out/index.md).
     pub upstreams: std::collections::BTreeMap<String, RawUpstream>,
     /// The router's Ed25519 private key (PKCS#8 PEM, `openssl genpkey
     /// -algorithm ed25519`) that signs context tokens. PostgreSQL holds only
@@ -61,10 +61,10 @@ pub struct RawConfig {
     pub tls: crate::tls::TlsConfig,
     pub auth: RawAuth,
     pub pool: Pool,
-    /// `[metrics]`: series bounds and idle tenants (README "Metrics").
+    /// `[metrics]`: series bounds and idle tenants (docs/src/operations/metrics.md).
     pub metrics: MetricsSettings,
-    /// `[fleet]`: several routers in front of the same servers (README
-    /// "Several routers").
+    /// `[fleet]`: several routers in front of the same servers
+    /// (docs/src/scaling-out/several-routers.md).
     pub fleet: FleetSettings,
 }
 

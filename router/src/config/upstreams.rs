@@ -1,4 +1,4 @@
-//! Named upstreams (README "Scaling out"): the `[upstreams.<name>]`
+//! Named upstreams (docs/src/scaling-out/index.md): the `[upstreams.<name>]`
 //! sections as written (`RawUpstream`, checked by `validate_upstreams`) and
 //! what the running configuration keeps of them and of the top-level
 //! `upstream`, the main one (`Upstreams`, `Upstream`): the address, the

@@ -1,5 +1,5 @@
-//! Limits across several routers (README "Scaling out", "Several
-//! routers"). With `fleet.shared_connection_limits`, a tenant's
+//! Limits across several routers (docs/src/scaling-out/index.md,
+//! docs/src/scaling-out/several-routers.md). With `fleet.shared_connection_limits`, a tenant's
 //! `max_connections` is counted for every router at once in the catalog
 //! server's shared memory (pg_tenant's `tenant.fleet_acquire`): where all
 //! routers meet already, so no new service. Each login of a tenant with

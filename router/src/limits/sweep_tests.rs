@@ -156,7 +156,7 @@ fn places_go_to_the_busiest_and_named_tenants_keep_theirs() {
 }
 
 /// What the router holds for a known idle tenant, its catalog row
-/// included: at most 1 KiB (README "Metrics").
+/// included: at most 1 KiB (docs/src/operations/metrics.md).
 #[test]
 fn an_idle_tenant_costs_at_most_1_kib() {
     use std::mem::size_of;

@@ -1,4 +1,4 @@
-//! Backend pools (README "Pooling"). A pool is keyed by (upstream,
+//! Backend pools (docs/src/pooling/index.md). A pool is keyed by (upstream,
 //! database, login role), or belongs to one tenant (`dedicated_pool`). It
 //! holds backends at rest with no tenant context (`switch::reset` ran on
 //! them) and hands them out under two rules:

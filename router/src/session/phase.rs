@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use std::future::Future;
 use std::time::Duration;
 
-/// The phases of a connection (README, "How it works").
+/// The phases of a connection (docs/src/development/reading-the-code.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     WaitStartup,

@@ -1,4 +1,4 @@
-//! Which upstream a session's backends come from (README "Scaling out"):
+//! Which upstream a session's backends come from (docs/src/scaling-out/index.md):
 //! the one its tenant's catalog row names; and the sealed context to mint
 //! for it now, refused once the tenant lives elsewhere. The dedicated and
 //! pooled sources both ask it.

@@ -1,4 +1,4 @@
-//! The pooled source (README "Pooling"): after the router verified the
+//! The pooled source (docs/src/pooling/index.md): after the router verified the
 //! client, a backend comes from the tenant's pool instead of a new login,
 //! gets the client's context and settings (`pool::switch`), and the client
 //! gets the startup answer PostgreSQL would have sent, with a cancel key

@@ -217,8 +217,8 @@ type Row = (
 /// `shared_schemas` (the operator's schemas its sessions have after their
 /// own on `search_path`; read through `to_jsonb` so that a catalog without
 /// the column reads as none) go on the migration's path the same way. A
-/// tenant the catalog places on a named upstream (0.9.0, README "Scaling
-/// out") lives on another server: named, it is refused; otherwise it is
+/// tenant the catalog places on a named upstream (0.9.0, docs/src/scaling-out/index.md)
+/// lives on another server: named, it is refused; otherwise it is
 /// left out, and said so on stderr.
 async fn select_tenants(client: &Client, named: &[String]) -> Result<Vec<Tenant>, MigrateError> {
     let rows = client

@@ -62,7 +62,7 @@ pub struct MoveArgs {
     /// Also compare count and checksum of the tenant's rows on both sides
     /// while paused (the move is undone when they differ). It reads every
     /// row of the tenant on both servers inside the pause: about 2 s per
-    /// million rows (README "Moving a tenant live").
+    /// million rows (docs/src/benchmarks/move.md).
     #[arg(long)]
     pub verify: bool,
 }

@@ -1,6 +1,6 @@
 //! `tenant-router tenants move [-c ROUTER_CONFIG] <id> --to <upstream>
 //! [--drop-source] [--abort]`: move a tenant's rows to another server
-//! with PostgreSQL's logical replication, live (README "Moving a tenant").
+//! with PostgreSQL's logical replication, live (docs/src/scaling-out/moving-a-tenant.md).
 //!
 //! Steps (`Step`), each logged on stdout: check → schema → publish →
 //! subscribe → sync → pause → fence → end backends → zero lag → verify →

@@ -1,5 +1,5 @@
 //! `tenant-router tenants provision --url URL ID [--template T]`: give a
-//! database-isolated tenant its database (README "Database isolation"):
+//! database-isolated tenant its database (docs/src/isolation/database.md):
 //! created if missing (from a template), CONNECT revoked from PUBLIC and
 //! granted to the tenant's login roles, pg_tenant installed, the database
 //! bound to the tenant, the tenant's role created if the row names one that
@@ -21,7 +21,7 @@ pub enum ProvisionError {
     UnknownTenant(String),
     #[error("tenant \"{tenant}\" uses {isolation} isolation: only a database-isolated tenant gets a database (tenant.alter_tenant(..., isolation => 'database', database_name => ...))")]
     NotDatabaseIsolated { tenant: String, isolation: String },
-    #[error("tenant \"{tenant}\" lives on upstream \"{upstream}\": its database belongs on that server, not on the catalog's, where its sessions never go; there, as a superuser: CREATE DATABASE, CREATE EXTENSION pg_tenant in it, SELECT tenant.bind_database('{tenant}'), and REVOKE CONNECT from PUBLIC (README \"Scaling out\")")]
+    #[error("tenant \"{tenant}\" lives on upstream \"{upstream}\": its database belongs on that server, not on the catalog's, where its sessions never go; there, as a superuser: CREATE DATABASE, CREATE EXTENSION pg_tenant in it, SELECT tenant.bind_database('{tenant}'), and REVOKE CONNECT from PUBLIC (the book's \"Scaling out\" page, docs/src/scaling-out/index.md)")]
     Elsewhere { tenant: String, upstream: String },
     #[error("tenant \"{0}\" has no login_roles: its database would be open to every application role (tenant_app), whatever tenant it logs in for; name the roles that log in for it (tenant.alter_tenant('{0}', login_roles => '{{...}}'))")]
     NoLoginRoles(String),

@@ -1,4 +1,4 @@
-//! A second PostgreSQL server for placement tests (README "Scaling out"):
+//! A second PostgreSQL server for placement tests (docs/src/scaling-out/index.md):
 //! a cluster of its own (scripts/cluster with another data directory and
 //! a port the OS picked), running the same pg_tenant build with the same
 //! context public key as the main test cluster, its database `DB` with

@@ -8,7 +8,7 @@
 //! are not passed on, so the client sees exactly the answers to its own
 //! messages.
 //!
-//! Everything is bounded (README "Prepared statements"):
+//! Everything is bounded (docs/src/pooling/index.md, "Prepared statements in transaction mode"):
 //!
 //! - **per backend** at most `pool.max_prepared_statements`: beyond that
 //!   the least recently used statement (not used by the batch on its way)
@@ -40,7 +40,7 @@
 //! Bind's statement name, a Close's or Describe's name) and tracked the
 //! same way.
 //!
-//! Not covered (README): the unnamed statement across transactions (it
+//! Not covered (docs/src/pooling/index.md): the unnamed statement across transactions (it
 //! lives until the next Parse, normally in the same batch), and SQL-level
 //! `PREPARE`/`DEALLOCATE` (left to the client).
 

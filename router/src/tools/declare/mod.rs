@@ -1,5 +1,5 @@
 //! `tenant-router tenants apply FILE` and `tenants export`: tenants
-//! declared in a file (README "Tenants declared in a file").
+//! declared in a file (docs/src/operations/tenants-file.md).
 //!
 //! * `base`: the error, the output formats, stdout (a leaf).
 //! * `fields`: the table of catalog fields everything else reads.

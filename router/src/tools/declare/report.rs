@@ -141,7 +141,8 @@ pub fn export_toml(
 ) -> String {
     let mut out = String::from(
         "# Tenants exported by `tenant-router tenants export`; apply with\n\
-         # `tenant-router tenants apply FILE` (README \"Tenants declared in a file\").\n",
+         # `tenant-router tenants apply FILE` (the book's \"Tenants declared in a file\" page,\n\
+         # docs/src/operations/tenants-file.md).\n",
     );
     if !with_secret.is_empty() {
         let _ = writeln!(
