@@ -573,3 +573,29 @@ async fn a_canceled_unit_answered_in_time_is_not_unresponsive() {
     w.poll_deadline(&mut cx, &c);
     assert!(!w.server_unresponsive(), "answered: the wait is off");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_canceled_unit_whose_answer_moves_is_waited_for_again() {
+    let (mut w, mut c) = (watch(info(100, 0, 0)), Conversation::default());
+    client(&mut w, &mut c, &frame(b'Q', b"SELECT repeat('x', 9)\0"));
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    w.poll_deadline(&mut cx, &c);
+    tokio::time::advance(Duration::from_millis(150)).await;
+    w.poll_deadline(&mut cx, &c);
+    // A row four seconds in, then the rest of a row streamed through
+    // (bytes relayed, no frame) four seconds later.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    server(&mut w, &mut c, &frame(b'D', b"\0\x01\0\0\0\x01x"));
+    tokio::time::advance(Duration::from_secs(4)).await;
+    w.answer_moving(7);
+    tokio::time::advance(CANCEL_ANSWER_WAIT - Duration::from_millis(1)).await;
+    w.answer_moving(7);
+    w.poll_deadline(&mut cx, &c);
+    assert!(!w.server_unresponsive(), "the answer was moving");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    w.poll_deadline(&mut cx, &c);
+    assert!(
+        w.server_unresponsive(),
+        "then nothing for CANCEL_ANSWER_WAIT"
+    );
+}

@@ -314,6 +314,7 @@ pub fn router_via(proxy: &FaultProxy, extra: &str) -> super::Router {
     let from = format!("upstream = \"127.0.0.1:{}\"", c.port);
     let to = format!("upstream = \"127.0.0.1:{}\"", proxy.port());
     super::Router::start_edited(extra, &super::CatalogSetup::default(), &move |t| {
+        assert!(t.contains(&from), "upstream: {t}");
         t.replacen(&from, &to, 1)
     })
 }
