@@ -24,6 +24,7 @@ fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        exclusive("faults");
         scram_app_roles(&ROLES);
         tenants(&["f_sess"], "pool_mode => 'session', max_connections => 0");
         tenants(
@@ -347,9 +348,13 @@ async fn max_query_ms_bounds_a_client_that_reads_nothing() {
         .expect("raw login");
     assert!(common::raw::errors(&c.query("SELECT 1").await).is_empty());
     // 100 MB of rows, far more than the sockets and the router buffer.
-    let sql = "SELECT repeat('x', 1000) FROM generate_series(1, 100000) -- unread";
+    // (Its text names this process: another run may share the cluster.)
+    let sql = format!(
+        "SELECT repeat('x', 1000) FROM generate_series(1, 100000) -- unread {}",
+        std::process::id()
+    );
     let start = Instant::now();
-    c.send(&common::raw::query(sql)).await;
+    c.send(&common::raw::query(&sql)).await;
     let pid_sql = format!(
         "SELECT pid FROM pg_stat_activity WHERE usename = 'rt_f9' AND query = '{}'",
         sql.replace('\'', "''")

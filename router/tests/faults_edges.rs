@@ -20,6 +20,7 @@ fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        exclusive("faults_edges");
         scram_app_roles(&ROLES);
         tenants(&["e_sess"], "pool_mode => 'session', max_connections => 0");
         tenants(
@@ -319,12 +320,7 @@ fn router_via_direct(extra: &str) -> Router {
 }
 
 /// TLS on in the test cluster (a fresh certificate), off again on drop.
-/// It holds a lock file of the cluster's meanwhile: another run of this
-/// suite on the same cluster (the suites run two at a time under load)
-/// would otherwise turn TLS off in the middle of this one's login.
-struct ClusterTls {
-    _lock: std::fs::File,
-}
+struct ClusterTls;
 
 impl ClusterTls {
     async fn on() -> ClusterTls {
@@ -333,17 +329,6 @@ impl ClusterTls {
         let cluster_dir = std::path::Path::new(&c.key_file)
             .parent()
             .expect("cluster dir");
-        let lock = std::fs::File::create(cluster_dir.join("faults-tls.lock")).expect("lock file");
-        let lock = tokio::task::spawn_blocking(move || {
-            use std::os::fd::AsRawFd;
-            // flock (File::lock is newer than the workspace's MSRV).
-            // SAFETY: a valid open descriptor; flock takes no pointers.
-            let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-            assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-            lock
-        })
-        .await
-        .expect("lock");
         let dir = cluster_dir.join("faults-tls");
         std::fs::create_dir_all(&dir).expect("dir");
         let (pc, pk) = (dir.join("server.crt"), dir.join("server.key"));
@@ -375,7 +360,7 @@ impl ClusterTls {
         })
         .await;
         assert!(on, "PostgreSQL TLS did not turn on");
-        ClusterTls { _lock: lock }
+        ClusterTls
     }
 }
 
