@@ -14,7 +14,9 @@ use tokio::time::timeout;
 const POOLED: &str = "connect_timeout_ms = 1000\nstartup_timeout_ms = 5000\n\
     [auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 1\ntimeout_ms = 2000\n";
 
-const ROLES: [&str; 6] = ["rt_e1", "rt_e2", "rt_e3", "rt_e4", "rt_e5", "rt_e6"];
+const ROLES: [&str; 7] = [
+    "rt_e1", "rt_e2", "rt_e3", "rt_e4", "rt_e5", "rt_e6", "rt_e7",
+];
 
 fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
@@ -244,6 +246,23 @@ async fn the_head_of_a_large_message_holds_no_pooled_backend_in_transaction_mode
         );
     }
     wait_pool_settled(&r, &pool("rt_e6"), "rt_e6", 1).await;
+}
+
+/// A header no message can have (a length of 4 GiB) is refused at once,
+/// not waited on as the head of a large message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_length_at_rest_is_refused_at_once() {
+    fixtures();
+    let r = router_via_direct(POOLED);
+    let mut c = part_of_a_message(&r, "rt_e7.e_tx", true, b"Q\xff\xff\xff\xff").await;
+    let answer = timeout(Duration::from_secs(5), c.try_recv())
+        .await
+        .expect("refused within 5 s");
+    let (tag, body) = answer.expect("an error before the close");
+    assert_eq!(tag, b'E');
+    let (code, msg) = raw::error_of(&body);
+    assert_eq!(code, "08P01", "{msg}");
+    wait_pool_settled(&r, &pool("rt_e7"), "rt_e7", 1).await;
 }
 
 /// Found by this test: a client that stopped in the middle of a message

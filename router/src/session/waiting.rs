@@ -22,13 +22,14 @@ pub(super) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 /// client that sends part of a message and stops takes no backend from
 /// the pool (transaction pooling) while the rest is missing. What waits
 /// here is bounded as the relay's own buffer is.
+/// A header with a length no message can have is in as it is: the relay
+/// refuses it at once (rather than the client waiting for 64 KiB).
 fn first_message_in(buf: &[u8]) -> bool {
-    match buf.get(1..5) {
-        None => false,
-        Some(l) => {
-            let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
-            buf.len() > len || buf.len() >= crate::codec::STREAM_OVER
-        }
+    use crate::codec::{frame_header, STREAM_OVER};
+    match frame_header(buf, crate::protocol::MAX_MESSAGE_LEN) {
+        Ok(None) => false,
+        Ok(Some(h)) => buf.len() >= h.frame_len || buf.len() >= STREAM_OVER,
+        Err(_) => true,
     }
 }
 
@@ -136,5 +137,10 @@ mod tests {
         let mut whole = b"d\0\0\xff\xff".to_vec();
         whole.resize(STREAM_OVER, 0);
         assert!(first_message_in(&whole), "64 KiB whole, all in");
+        assert!(first_message_in(b"Q\xff\xff\xff\xff"), "bad length");
+        assert!(
+            first_message_in(b"Q\0\0\0\x03"),
+            "shorter than its length field"
+        );
     }
 }
