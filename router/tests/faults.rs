@@ -16,14 +16,15 @@ use tokio::time::timeout;
 const POOLED: &str = "connect_timeout_ms = 1000\nstartup_timeout_ms = 5000\n\
     [auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 4\ntimeout_ms = 2000\n";
 
-const ROLES: [&str; 8] = [
-    "rt_f1", "rt_f2", "rt_f3", "rt_f4", "rt_f5", "rt_f6", "rt_f7", "rt_f8",
+const ROLES: [&str; 9] = [
+    "rt_f1", "rt_f2", "rt_f3", "rt_f4", "rt_f5", "rt_f6", "rt_f7", "rt_f8", "rt_f9",
 ];
 
 fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        exclusive("faults");
         scram_app_roles(&ROLES);
         tenants(&["f_sess"], "pool_mode => 'session', max_connections => 0");
         tenants(
@@ -111,11 +112,25 @@ async fn session_pooling_upstream_reset_under_an_idle_client() {
     let r = router(&p);
     let c = connect(&r.url("rt_f2.f_sess")).await.expect("login");
     assert_eq!(first_value(&c, "SELECT 1").await, "1");
+    // A raw client too, to read what the router says unasked.
+    let mut idle = common::raw::Raw::connect(r.port, "rt_f2.f_sess", DB)
+        .await
+        .expect("raw login");
+    assert!(common::raw::errors(&idle.query("SELECT 1").await).is_empty());
     p.reset();
     assert!(p.wait_open_at_most(0, Duration::from_secs(5)).await);
     p.lift();
-    // The client holds its backend (session mode): the backend is gone,
-    // so is the session, with the router's FATAL.
+    // The client holds its backend (session mode): the backend is gone
+    // (reset: the router's read fails), so is the session, with the
+    // router's FATAL (review fix: a reset, unlike a close, got no word).
+    let said = timeout(Duration::from_secs(5), idle.try_recv())
+        .await
+        .expect("told within 5 s");
+    let (tag, body) = said.expect("a FATAL before the close");
+    assert_eq!(tag, b'E');
+    let (code, msg) = common::raw::error_of(&body);
+    assert_eq!(code, "08006", "{msg}");
+    assert!(msg.contains("connection to the server was lost"), "{msg}");
     let e = fails_within(&c, "SELECT 1", Duration::from_secs(5)).await;
     assert!(sqlstate(&e) == "08006" || c.is_closed(), "{e:?}");
     wait_slots_free(&r, "f_sess").await;
@@ -316,4 +331,72 @@ async fn latency_slows_both_modes_and_a_cancel_still_lands() {
     p.lift();
     assert_eq!(first_value(&s, "SELECT 3").await, "3");
     assert_eq!(first_value(&t, "SELECT 4").await, "4");
+}
+
+/// Found in review: the 5 s wait for a canceled statement's answer ran
+/// while the client itself held PostgreSQL back. A client that reads
+/// nothing is still bounded (PostgreSQL, blocked writing to it, acts on
+/// the cancel only once its socket takes writes), and what ends it names
+/// the client; one that reads slowly is not cut (unit test
+/// `a_canceled_unit_whose_answer_moves_is_waited_for_again`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_query_ms_bounds_a_client_that_reads_nothing() {
+    let p = FaultProxy::to_postgres().await;
+    let r = router(&p);
+    let mut c = common::raw::Raw::connect(r.port, "rt_f9.f_slow", DB)
+        .await
+        .expect("raw login");
+    assert!(common::raw::errors(&c.query("SELECT 1").await).is_empty());
+    // 100 MB of rows, far more than the sockets and the router buffer.
+    // (Its text names this process: another run may share the cluster.)
+    let sql = format!(
+        "SELECT repeat('x', 1000) FROM generate_series(1, 100000) -- unread {}",
+        std::process::id()
+    );
+    let start = Instant::now();
+    c.send(&common::raw::query(&sql)).await;
+    let pid_sql = format!(
+        "SELECT pid FROM pg_stat_activity WHERE usename = 'rt_f9' AND query = '{}'",
+        sql.replace('\'', "''")
+    );
+    let mut pid = String::new();
+    let running = eventually(Duration::from_secs(5), || {
+        pid = admin_sql(&pid_sql).trim().to_owned();
+        let found = !pid.is_empty();
+        async move { found }
+    })
+    .await;
+    assert!(running, "the statement runs");
+    // max_query_ms (500 ms), the cancel, then 5 s without a byte taken.
+    let gone = eventually(Duration::from_secs(15), || async {
+        admin_sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+        ))
+        .trim()
+            == "0"
+    })
+    .await;
+    let took = start.elapsed();
+    assert!(gone, "backend {pid} still there after {took:?}");
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+    // The client reads now: rows, then (if its buffers had room for it)
+    // the router's FATAL, then the end.
+    let mut last = None;
+    let drained = timeout(Duration::from_secs(10), async {
+        while let Some(m) = c.try_recv().await {
+            if m.0 != b'D' {
+                last = Some(m);
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection ends");
+    if let Some((b'E', body)) = &last {
+        let (code, msg) = common::raw::error_of(body);
+        assert_eq!(code, "57014", "{msg}");
+        assert!(msg.contains("did not read"), "{msg}");
+    }
+    wait_slots_free(&r, "f_slow").await;
+    wait_pool_settled(&r, &pool("rt_f9"), "rt_f9", 4).await;
+    fresh_client_served(&r, "rt_f9.f_slow").await;
 }

@@ -14,12 +14,15 @@ use tokio::time::timeout;
 const POOLED: &str = "connect_timeout_ms = 1000\nstartup_timeout_ms = 5000\n\
     [auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 1\ntimeout_ms = 2000\n";
 
-const ROLES: [&str; 6] = ["rt_e1", "rt_e2", "rt_e3", "rt_e4", "rt_e5", "rt_e6"];
+const ROLES: [&str; 7] = [
+    "rt_e1", "rt_e2", "rt_e3", "rt_e4", "rt_e5", "rt_e6", "rt_e7",
+];
 
 fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
     F.get_or_init(|| {
         cluster();
+        exclusive("faults_edges");
         scram_app_roles(&ROLES);
         tenants(&["e_sess"], "pool_mode => 'session', max_connections => 0");
         tenants(
@@ -178,6 +181,16 @@ async fn a_half_open_client_in_a_transaction_holds_its_backend_only_until_idle_i
 /// Half of a Query's header, then nothing (the socket stays open), sent
 /// once the client is at rest (a transaction-pooled one holds no backend).
 async fn half_a_message(r: &Router, user: &str, transaction_pooled: bool) -> raw::Raw {
+    part_of_a_message(r, user, transaction_pooled, &[b'Q', 0, 0]).await
+}
+
+/// `part` of a message, sent once the client is at rest.
+async fn part_of_a_message(
+    r: &Router,
+    user: &str,
+    transaction_pooled: bool,
+    part: &[u8],
+) -> raw::Raw {
     let mut c = raw::Raw::connect(r.port, user, DB)
         .await
         .expect("raw login");
@@ -191,7 +204,7 @@ async fn half_a_message(r: &Router, user: &str, transaction_pooled: bool) -> raw
         .await;
         assert!(rested, "{}", pool_of(r, &pool(role)).await);
     }
-    c.s.write_all(&[b'Q', 0, 0]).await.expect("send");
+    c.s.write_all(part).await.expect("send");
     c
 }
 
@@ -212,6 +225,44 @@ async fn half_a_message_at_rest_holds_no_pooled_backend_in_transaction_mode() {
         );
     }
     wait_pool_settled(&r, &pool("rt_e3"), "rt_e3", 1).await;
+}
+
+/// Found in review: the first bytes of a message larger than 64 KiB (its
+/// header) made a transaction-pooled client take a backend at once; it
+/// now waits for 64 KiB of it, as the docs say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_of_a_large_message_holds_no_pooled_backend_in_transaction_mode() {
+    fixtures();
+    let r = router_via_direct(POOLED);
+    let mut part = vec![b'Q'];
+    part.extend((200 * 1024u32 + 4).to_be_bytes());
+    part.extend(std::iter::repeat_n(b' ', 1000));
+    let _head = part_of_a_message(&r, "rt_e6.e_tx", true, &part).await;
+    let other = connect(&r.url("rt_e6.e_tx")).await.expect("another client");
+    for i in 0..3 {
+        assert_eq!(
+            first_value(&other, &format!("SELECT {i}")).await,
+            i.to_string()
+        );
+    }
+    wait_pool_settled(&r, &pool("rt_e6"), "rt_e6", 1).await;
+}
+
+/// A header no message can have (a length of 4 GiB) is refused at once,
+/// not waited on as the head of a large message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_length_at_rest_is_refused_at_once() {
+    fixtures();
+    let r = router_via_direct(POOLED);
+    let mut c = part_of_a_message(&r, "rt_e7.e_tx", true, b"Q\xff\xff\xff\xff").await;
+    let answer = timeout(Duration::from_secs(5), c.try_recv())
+        .await
+        .expect("refused within 5 s");
+    let (tag, body) = answer.expect("an error before the close");
+    assert_eq!(tag, b'E');
+    let (code, msg) = raw::error_of(&body);
+    assert_eq!(code, "08P01", "{msg}");
+    wait_pool_settled(&r, &pool("rt_e7"), "rt_e7", 1).await;
 }
 
 /// Found by this test: a client that stopped in the middle of a message
@@ -235,6 +286,53 @@ async fn half_a_message_in_session_mode_is_closed_by_client_idle_timeout() {
     wait_pool_settled(&r, &pool("rt_e4"), "rt_e4", 1).await;
 }
 
+/// Found in review: a client that stopped in the middle of a message
+/// larger than 64 KiB, which the relay streams on, was busy to the router
+/// (and PostgreSQL waits for the rest without a timeout): it held its
+/// backend for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_streamed_message_is_closed_by_client_idle_timeout() {
+    fixtures();
+    let r = router_via_direct(POOLED);
+    let mut c = raw::Raw::connect(r.port, "rt_e5.e_idle", DB)
+        .await
+        .expect("raw login");
+    assert!(raw::errors(&c.query("SELECT 1").await).is_empty());
+    let pid = backend_pid_of(&mut c).await;
+    // A 200 KiB Query, of which 100 KiB (past the 64 KiB held whole).
+    let mut part = vec![b'Q'];
+    part.extend((200 * 1024u32 + 4).to_be_bytes());
+    part.extend(std::iter::repeat_n(b' ', 100 * 1024));
+    c.s.write_all(&part).await.expect("send");
+    let answer = timeout(Duration::from_secs(10), c.try_recv())
+        .await
+        .expect("the router closes a client idle for 1 s");
+    let (tag, body) = answer.expect("a FATAL before the close");
+    assert_eq!(tag, b'E');
+    let (code, msg) = raw::error_of(&body);
+    assert_eq!(code, "57P05", "{msg}");
+    assert!(msg.contains("middle of a message"), "{msg}");
+    wait_backend_gone(pid).await;
+    wait_slots_free(&r, "e_idle").await;
+    wait_pool_settled(&r, &pool("rt_e5"), "rt_e5", 1).await;
+    fresh_client_served_at(&r, "rt_e5.e_idle").await;
+}
+
+async fn backend_pid_of(c: &mut raw::Raw) -> i32 {
+    let rows = c.query("SELECT pg_backend_pid()").await;
+    let (_, row) = rows.iter().find(|(t, _)| *t == b'D').expect("a row");
+    // DataRow: field count (2), length (4), the text.
+    std::str::from_utf8(&row[6..])
+        .expect("utf8")
+        .parse()
+        .expect("pid")
+}
+
+async fn fresh_client_served_at(r: &Router, user: &str) {
+    let c = connect(&r.url(user)).await.expect("a fresh login");
+    assert_eq!(first_value(&c, "SELECT 8").await, "8");
+}
+
 /// A router straight to the cluster (for the client-side tests).
 fn router_via_direct(extra: &str) -> Router {
     Router::start_with(extra)
@@ -247,10 +345,10 @@ impl ClusterTls {
     async fn on() -> ClusterTls {
         let c = cluster();
         let (cert, key, _, _) = wire::certificate();
-        let dir = std::path::Path::new(&c.key_file)
+        let cluster_dir = std::path::Path::new(&c.key_file)
             .parent()
-            .expect("cluster dir")
-            .join("faults-tls");
+            .expect("cluster dir");
+        let dir = cluster_dir.join("faults-tls");
         std::fs::create_dir_all(&dir).expect("dir");
         let (pc, pk) = (dir.join("server.crt"), dir.join("server.key"));
         std::fs::copy(cert, &pc).expect("cert");

@@ -75,6 +75,8 @@ pub struct StatementWatch {
     awaiting_answer: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
     /// PostgreSQL did not answer a canceled unit in time.
     unresponsive: bool,
+    /// Bytes relayed to the client when the relay last said (`answer_moving`).
+    answer_relayed: u64,
 }
 
 /// How long after canceling a unit over max_query_ms PostgreSQL has to answer
@@ -117,6 +119,7 @@ impl StatementWatch {
             cancel_in_flight: None,
             awaiting_answer: None,
             unresponsive: false,
+            answer_relayed: 0,
         };
         w.refresh();
         w
@@ -189,6 +192,7 @@ impl StatementWatch {
     /// A server frame on its way to the client; `ev` is what it meant to
     /// the conversation (already updated).
     pub fn on_server(&mut self, v: FrameView<'_>, ev: ServerEvent, conv: &Conversation) -> Edit {
+        self.restart_answer_wait();
         // The unit the frame belongs to: the one it answered, else the one
         // being answered now. A denied unit's stand-in runs nothing.
         let owner = ev.unit().or_else(|| conv.front());
@@ -366,6 +370,27 @@ impl StatementWatch {
     /// `CANCEL_ANSWER_WAIT`: the relay ends the session.
     pub fn server_unresponsive(&self) -> bool {
         self.unresponsive
+    }
+
+    /// The canceled unit's answer is on its way, so the wait for it starts
+    /// again: `relayed`, the bytes relayed to the client so far, grew (a
+    /// frame streamed through is not shown to `on_server` past its first
+    /// bytes). A client that takes nothing at all holds the server back
+    /// (PostgreSQL acts on a cancel only once its socket takes writes
+    /// again): that wait is not restarted, and its end is told apart by the
+    /// relay (bytes still owed to the client).
+    pub fn answer_moving(&mut self, relayed: u64) {
+        if std::mem::replace(&mut self.answer_relayed, relayed) != relayed {
+            self.restart_answer_wait();
+        }
+    }
+
+    fn restart_answer_wait(&mut self) {
+        if let Some((_, overdue)) = self.awaiting_answer.as_mut() {
+            overdue
+                .as_mut()
+                .reset(tokio::time::Instant::now() + CANCEL_ANSWER_WAIT);
+        }
     }
 
     /// Poll the duration timer (registers the waker while armed); a unit

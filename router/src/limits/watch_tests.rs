@@ -536,40 +536,6 @@ async fn a_cancel_that_lands_after_a_held_back_answer_is_still_the_limit() {
     assert!(w.tripped.is_none());
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_canceled_unit_left_unanswered_marks_the_server_unresponsive() {
-    let (mut w, mut c) = (watch(info(100, 0, 0)), Conversation::default());
-    client(&mut w, &mut c, &frame(b'Q', b"SELECT pg_sleep(60)\0"));
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    w.poll_deadline(&mut cx, &c);
-    tokio::time::advance(Duration::from_millis(150)).await;
-    w.poll_deadline(&mut cx, &c);
-    assert_eq!(w.tripped.map(|t| t.0), Some(Trip::Duration));
-    // The cancel is out; the answer is not overdue yet.
-    tokio::time::advance(CANCEL_ANSWER_WAIT - Duration::from_millis(1)).await;
-    w.poll_deadline(&mut cx, &c);
-    assert!(!w.server_unresponsive());
-    tokio::time::advance(Duration::from_millis(1)).await;
-    w.poll_deadline(&mut cx, &c);
-    assert!(
-        w.server_unresponsive(),
-        "no answer within CANCEL_ANSWER_WAIT"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_canceled_unit_answered_in_time_is_not_unresponsive() {
-    let (mut w, mut c) = (watch(info(100, 0, 0)), Conversation::default());
-    client(&mut w, &mut c, &frame(b'Q', b"SELECT pg_sleep(60)\0"));
-    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-    w.poll_deadline(&mut cx, &c);
-    tokio::time::advance(Duration::from_millis(150)).await;
-    w.poll_deadline(&mut cx, &c);
-    let canceled = protocol::error_response(Severity::Error, "57014", "canceling statement");
-    assert_eq!(code_of(server(&mut w, &mut c, &canceled)), "57014");
-    server(&mut w, &mut c, &frame(b'Z', b"I"));
-    w.poll_deadline(&mut cx, &c);
-    tokio::time::advance(CANCEL_ANSWER_WAIT * 2).await;
-    w.poll_deadline(&mut cx, &c);
-    assert!(!w.server_unresponsive(), "answered: the wait is off");
-}
+/// The wait for the answer to a unit canceled over max_query_ms.
+#[path = "watch_answer_tests.rs"]
+mod answer;

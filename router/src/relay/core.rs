@@ -163,16 +163,19 @@ impl Relay {
             && watch.is_none_or(|w| w.local_reply.is_empty())
     }
 
-    /// At rest but for part of a client message held until it is whole
-    /// (nothing of it sent on, nothing owed to the client): a client that
-    /// stopped in the middle of a message.
+    /// A client that stopped in the middle of a message: at rest but for
+    /// part of a message held until it is whole (nothing of it sent on,
+    /// nothing owed to the client), or in the middle of a message larger
+    /// than the relay holds, streamed on as far as the client sent it
+    /// (PostgreSQL, too, waits for the rest: it reads a message whole).
     pub fn idle_mid_message(&self, watch: Option<&StatementWatch>) -> bool {
-        self.conv.at_rest()
+        let held = self.conv.at_rest()
             && !self.up.framer.is_empty()
-            && self.up.pending().is_empty()
             && self.up.framer.owes_whole_frames()
             && self.down.pending().is_empty()
-            && watch.is_none_or(|w| w.local_reply.is_empty())
+            && watch.is_none_or(|w| w.local_reply.is_empty());
+        let streamed = !self.up.framer.owes_whole_frames();
+        (held || streamed) && self.up.pending().is_empty()
     }
 
     /// Transaction pooling: nothing in flight and no transaction, nothing
@@ -199,11 +202,11 @@ impl Relay {
         self.down.framer.is_empty()
     }
 
-    /// PostgreSQL closed the connection without an ErrorResponse last (a
-    /// server or network gone, not a FATAL of its own): the client must
-    /// be told by the router.
+    /// PostgreSQL closed (or reset) the connection without an
+    /// ErrorResponse last (a server or network gone, not a FATAL of its
+    /// own): the client must be told by the router.
     pub fn server_left_silently(&self) -> bool {
-        self.down.eof && !self.server_said_error
+        (self.down.eof || self.down.source_failed) && !self.server_said_error
     }
 
     /// What is still owed to the client, and whether it ends at a frame
@@ -267,6 +270,7 @@ impl Relay {
     ) -> Poll<Result<End, RelayError>> {
         for _ in 0..BUDGET {
             if let Some(w) = watch.as_deref_mut() {
+                w.answer_moving(self.down.bytes);
                 w.poll_deadline(cx, &self.conv);
                 if w.server_unresponsive() {
                     return Poll::Ready(Ok(End::Unresponsive));

@@ -28,6 +28,9 @@ pub struct Pipe {
     pub framer: Framer,
     pub eof: bool,
     pub bytes: u64,
+    /// Reading its source failed (e.g. a reset): the error is the source's,
+    /// not the destination's.
+    pub source_failed: bool,
 }
 
 impl Pipe {
@@ -36,6 +39,7 @@ impl Pipe {
             framer: Framer::new(buf),
             eof: false,
             bytes: 0,
+            source_failed: false,
         }
     }
 
@@ -88,6 +92,7 @@ impl Pipe {
         let room = HIGH_WATER.max(self.framer.wanted());
         if read && !self.eof && self.framer.buffered() < room {
             if let Poll::Ready(r) = self.poll_fill(cx, from) {
+                self.source_failed = r.is_err();
                 if r? == 0 {
                     self.eof = true;
                 } else {

@@ -56,6 +56,11 @@ pub const UNRESPONSIVE: Fatal = (
     "the server did not answer within 5 s of the router's cancel of a statement over the tenant's max_query_ms (the server, or the network to it, has stalled)",
 );
 
+pub const UNREAD: Fatal = (
+    "57014",
+    "the client did not read the answer of a statement canceled over the tenant's max_query_ms within 5 s of the cancel (PostgreSQL finishes a cancel only once the client takes what it sent)",
+);
+
 /// The ErrorResponse a session is closed with.
 pub fn fatal_frame((code, why): Fatal) -> BytesMut {
     protocol::error_response(
@@ -126,5 +131,12 @@ mod tests {
         );
         let failed = fast.within(async { Err::<u8, _>(std::io::Error::other("reset")) });
         assert!(matches!(failed.await, Err(SessionError::Io(_))));
+    }
+
+    #[test]
+    fn the_unresponsive_fatal_names_the_wait_it_gave() {
+        let secs = crate::limits::watch::CANCEL_ANSWER_WAIT.as_secs();
+        assert!(UNRESPONSIVE.1.contains(&format!("within {secs} s ")));
+        assert!(UNREAD.1.contains(&format!("within {secs} s ")));
     }
 }

@@ -11,7 +11,7 @@ use super::idle::{IdleTimer, Idleness, IDLE_TIMEOUT, MID_MESSAGE_TIMEOUT, UNSYNC
 use super::paused::Parked;
 use super::phase::{
     fatal_frame, Fatal, Phase, BACKEND_EXIT_WAIT, EXPIRED, KICKED, LOST, OVERFLOW, SERVER_LOST,
-    SHUTTING_DOWN, UNRESPONSIVE,
+    SHUTTING_DOWN, UNREAD, UNRESPONSIVE,
 };
 use super::pooled::MAX_SESSION_SETTINGS_BYTES;
 use super::source::{Ready, Source};
@@ -321,7 +321,9 @@ impl On<'_> {
         let reusable = matches!(exit, Exit::Relay(Ok(End::Client)) | Exit::Idle(_))
             && !in_flight
             && relay.server_drained();
-        let server_ended = matches!(exit, Exit::Relay(Ok(End::Server)));
+        // The server closed, or its connection failed under the relay (a
+        // reset: an error reading it, not writing to the client).
+        let server_ended = matches!(exit, Exit::Relay(Ok(End::Server) | Err(_)));
         let closing = match exit {
             Exit::Relay(Err(e)) => Err(e.into()),
             Exit::Relay(Ok(End::Client)) => Ok(None),
@@ -331,6 +333,8 @@ impl On<'_> {
             }
             Exit::Relay(Ok(End::Lost)) => Ok(Some(LOST)),
             Exit::Relay(Ok(End::Overflow)) => Ok(Some(OVERFLOW)),
+            // Bytes still owed: the client, not the server, held it back.
+            Exit::Relay(Ok(End::Unresponsive)) if !relay.owed().0.is_empty() => Ok(Some(UNREAD)),
             Exit::Relay(Ok(End::Unresponsive)) => Ok(Some(UNRESPONSIVE)),
             Exit::Kick => Ok(Some(KICKED)),
             Exit::Expired => Ok(Some(EXPIRED)),

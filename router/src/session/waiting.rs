@@ -17,17 +17,19 @@ const IDLE_READ: usize = 512;
 /// A client's Terminate message.
 pub(super) const TERMINATE: [u8; 5] = [b'X', 0, 0, 0, 4];
 
-/// Whether `buf` holds the client's next message whole, or as much of it
-/// as the relay would hold before streaming it on (`STREAM_OVER`): a
+/// Whether `buf` holds the client's next message whole, or (a message
+/// larger than the relay holds whole) its first `STREAM_OVER` bytes: a
 /// client that sends part of a message and stops takes no backend from
-/// the pool (transaction pooling) while the rest is missing.
+/// the pool (transaction pooling) while the rest is missing. What waits
+/// here is bounded as the relay's own buffer is.
+/// A header with a length no message can have is in as it is: the relay
+/// refuses it at once (rather than the client waiting for 64 KiB).
 fn first_message_in(buf: &[u8]) -> bool {
-    match buf.get(1..5) {
-        None => false,
-        Some(l) => {
-            let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
-            buf.len() > len || len.saturating_add(1) > crate::codec::STREAM_OVER
-        }
+    use crate::codec::{frame_header, STREAM_OVER};
+    match frame_header(buf, crate::protocol::MAX_MESSAGE_LEN) {
+        Ok(None) => false,
+        Ok(Some(h)) => buf.len() >= h.frame_len || buf.len() >= STREAM_OVER,
+        Err(_) => true,
     }
 }
 
@@ -113,6 +115,7 @@ pub(super) async fn wait_for_client(conn: &mut Conn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{first_message_in, TERMINATE};
+    use crate::codec::STREAM_OVER;
 
     #[test]
     fn a_message_is_in_once_whole_or_too_large_to_hold() {
@@ -122,8 +125,22 @@ mod tests {
         assert!(first_message_in(b"Q\0\0\0\x0eSELECT 1;\0"));
         assert!(first_message_in(b"Q\0\0\0\x0eSELECT 1;\0X\0"), "and more");
         assert!(first_message_in(&TERMINATE));
-        // Beyond what the relay holds whole, it streams: no waiting.
-        assert!(first_message_in(b"d\0\x01\0\x01"));
+        // Beyond what the relay holds whole it streams, from its first
+        // STREAM_OVER bytes on: a header alone is not enough.
+        assert!(!first_message_in(b"d\0\x01\0\x01"), "a header alone");
+        let mut big = b"d\0\x01\0\x01".to_vec();
+        big.resize(STREAM_OVER - 1, 0);
+        assert!(!first_message_in(&big), "one byte short of STREAM_OVER");
+        big.push(0);
+        assert!(first_message_in(&big), "STREAM_OVER of it in");
         assert!(!first_message_in(b"d\0\0\xff\xff"), "64 KiB whole: held");
+        let mut whole = b"d\0\0\xff\xff".to_vec();
+        whole.resize(STREAM_OVER, 0);
+        assert!(first_message_in(&whole), "64 KiB whole, all in");
+        assert!(first_message_in(b"Q\xff\xff\xff\xff"), "bad length");
+        assert!(
+            first_message_in(b"Q\0\0\0\x03"),
+            "shorter than its length field"
+        );
     }
 }

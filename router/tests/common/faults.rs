@@ -314,6 +314,7 @@ pub fn router_via(proxy: &FaultProxy, extra: &str) -> super::Router {
     let from = format!("upstream = \"127.0.0.1:{}\"", c.port);
     let to = format!("upstream = \"127.0.0.1:{}\"", proxy.port());
     super::Router::start_edited(extra, &super::CatalogSetup::default(), &move |t| {
+        assert!(t.contains(&from), "upstream: {t}");
         t.replacen(&from, &to, 1)
     })
 }
@@ -406,4 +407,26 @@ pub fn router_with_catalog_via(proxy: &FaultProxy, extra: &str) -> super::Router
         assert!(t.contains(&from), "catalog url: {t}");
         t.replacen(&from, &to, 1)
     })
+}
+
+/// This process has the suite `name` to itself on the test cluster until
+/// it exits (a lock file of the cluster's, flock): another run of the same
+/// suite on the same cluster waits. Its tests use fixed roles, and
+/// `wait_pool_settled` counts a role's backends on the whole server (and
+/// faults_edges turns the cluster's TLS on and off): two runs at once would
+/// see each other's backends.
+pub fn exclusive(name: &str) {
+    use std::os::fd::AsRawFd;
+    static HELD: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+    let c = super::cluster();
+    let dir = std::path::Path::new(&c.key_file)
+        .parent()
+        .expect("cluster dir");
+    let lock = std::fs::File::create(dir.join(format!("{name}.lock"))).expect("lock file");
+    // flock (File::lock is newer than the workspace's MSRV); released when
+    // the process exits, however it ends.
+    // SAFETY: a valid open descriptor; flock takes no pointers.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    assert!(HELD.set(lock).is_ok(), "one suite per process");
 }
