@@ -1147,3 +1147,32 @@ fn user_applies_over_url_too() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
 }
+
+/// `-c` with `[catalog] password_file`: the router's own runs read it
+/// (here a file others can read: refused, naming it), `--user` runs as
+/// another role and do not read it (its password would not be sent).
+#[test]
+fn user_does_not_read_the_routers_catalog_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = fresh("pwfile_user");
+    db.sql("SELECT tenant.create_tenant('acme')");
+    let pw = db.write("catalog.password", "x\n");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = std::fs::read_to_string(&db.config).expect("config");
+    std::fs::write(
+        &db.config,
+        format!("{text}password_file = \"{}\"\n", pw.display()),
+    )
+    .expect("config");
+    let o = db.tool(&["export"], Some("postgres"), &[]);
+    ok(&o);
+    assert!(stdout(&o).contains("id = \"acme\""), "{}", stdout(&o));
+    // Control: as the router's role, the file is read and refused.
+    let o = db.tool(&["export"], None, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("catalog.password_file") && stderr(&o).contains("mode 0644"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -270,11 +270,20 @@ impl Config {
 /// router's user and be readable by nobody else (as the credentials file),
 /// and hold a password. Its text is never part of an error.
 pub fn read_password_file(path: &str) -> Result<String, ConfigError> {
-    use std::os::unix::fs::MetadataExt;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let bad = |why: String| ConfigError::Invalid(format!("catalog.password_file {path}: {why}"));
-    // Checked and read through one open file.
-    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // Checked and read through one open file. O_NONBLOCK: a FIFO named
+    // here is refused below instead of blocking the start or a reload.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| bad(e.to_string()))?;
     let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("is not a regular file".to_owned()));
+    }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(bad(format!(
@@ -289,10 +298,15 @@ pub fn read_password_file(path: &str) -> Result<String, ConfigError> {
             meta.uid()
         )));
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut file, &mut text)
-        .map_err(|_| bad("is not UTF-8 text".to_owned()))?;
-    let password = text.lines().next().unwrap_or_default();
+    // A password file is small: a bounded read.
+    let mut bytes = Vec::new();
+    file.take(64 * 1024)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".to_owned()))?;
+    // The first line, without its end ("\n", "\r\n" or a lone "\r").
+    let password = text.split('\n').next().unwrap_or_default();
+    let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
         return Err(bad("is empty: its first line is the password".to_owned()));
     }

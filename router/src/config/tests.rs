@@ -383,3 +383,63 @@ fn the_catalog_password_comes_from_its_file_never_inline_too() {
     assert!(!e.contains("inline"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_catalog_password_file_is_a_regular_file_and_its_line_ends_are_not_the_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("catalog-pw-edge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("pw");
+    let write = |text: &[u8]| {
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    let path = p.display().to_string();
+    // CRLF, a lone CR, no line end, and a second line: the first line only.
+    for text in [&b"pw-1\r\nx\n"[..], b"pw-1\r", b"pw-1", b"pw-1\nx"] {
+        write(text);
+        assert_eq!(read_password_file(&path).unwrap(), "pw-1", "{text:?}");
+    }
+    // Spaces are part of a password.
+    write(b" pw 1 \n");
+    assert_eq!(read_password_file(&path).unwrap(), " pw 1 ");
+    // An empty first line (the password on the second) is refused.
+    write(b"\r\npw-1\n");
+    let e = read_password_file(&path).unwrap_err().to_string();
+    assert!(e.contains("is empty") && !e.contains("pw-1"), "{e}");
+    // Not UTF-8: refused, saying so.
+    write(b"\xff\xfe\n");
+    let e = read_password_file(&path).unwrap_err().to_string();
+    assert!(e.contains("is not UTF-8"), "{e}");
+    // A symlink is followed: the checks are the target's.
+    write(b"pw-1\n");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    assert_eq!(
+        read_password_file(&link.display().to_string()).unwrap(),
+        "pw-1"
+    );
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let e = read_password_file(&link.display().to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mode 0640"), "{e}");
+    // A directory and a FIFO: refused as not a regular file (the FIFO
+    // without blocking on it).
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let e = read_password_file(&sub.display().to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = read_password_file(&fifo.display().to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

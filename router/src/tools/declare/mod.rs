@@ -95,7 +95,10 @@ pub fn connection(
             let mut config = super::admin::admin_config(&raw.catalog.url).map_err(|e| {
                 DeclareError::Config(format!("[catalog] url of the router's configuration: {e}"))
             })?;
-            if !raw.catalog.password_file.is_empty() {
+            // The router role's password, unless --user runs as another
+            // role (then the file, maybe the router's user's only, is not
+            // read: its password would not be sent anyway).
+            if !raw.catalog.password_file.is_empty() && args.user.is_none() {
                 let password = crate::config::read_password_file(&raw.catalog.password_file)
                     .map_err(|e| DeclareError::Config(e.to_string()))?;
                 config.password(password);
