@@ -572,11 +572,26 @@ pub async fn first_value(c: &tokio_postgres::Client, sql: &str) -> String {
 }
 
 /// The backend pid behind a client.
+/// The pid of the backend that serves `c`'s next statement. A simple
+/// query: `query_one` would prepare a statement whose Close tokio-postgres
+/// sends in the background once it is dropped, a batch of its own that
+/// (under transaction pooling) holds a backend again after this returns,
+/// so a test killing the pid could hit that batch instead of an idle
+/// backend (the flake of `a_backend_killed_between_transactions_...` on a
+/// loaded machine).
 pub async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
-    c.query_one("SELECT pg_backend_pid()", &[])
+    let rows = c
+        .simple_query("SELECT pg_backend_pid()")
         .await
-        .expect("pg_backend_pid")
-        .get(0)
+        .expect("pg_backend_pid");
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0),
+            _ => None,
+        })
+        .expect("a row")
+        .parse()
+        .expect("a pid")
 }
 
 /// Wait until a backend has exited (its transaction, if any, rolled back).
