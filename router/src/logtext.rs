@@ -1,6 +1,7 @@
 //! The one sanitizer of log text: a value a client chose (user names, a
 //! JWT header's `alg` or `kid`, PostgreSQL's words about them, an error
-//! message carrying them) is logged through `Escaped`, quoted and escaped.
+//! message carrying them) is logged through `Escaped`, quoted and escaped;
+//! and `with_causes`, an error with the causes its outer text hides.
 
 /// A value's text for a log line, quoted, with quotes, backslashes and
 /// control characters escaped (`\"`, `\n`, `\u{1b}`): error messages
@@ -12,6 +13,20 @@ impl<T: std::fmt::Display> std::fmt::Display for Escaped<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.0.to_string())
     }
+}
+
+/// An error and its causes on one line, as `Display` shows each
+/// ("db error: FATAL: password authentication failed for user ...";
+/// "error connecting to server: No such file or directory ..."): the
+/// outermost text alone often hides what PostgreSQL or the OS said.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        msg.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    msg
 }
 
 #[cfg(test)]

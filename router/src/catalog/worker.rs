@@ -462,18 +462,6 @@ impl Catalog {
     }
 }
 
-/// An error and its causes, one line ("db error: FATAL: password
-/// authentication failed for user ...").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    msg
-}
-
 /// The catalog's worker: connect (with backoff), serve requests, reconnect
 /// when the connection drops; ends when every request sender is gone (or
 /// the catalog). Run under `supervise`, which holds the queue.
@@ -488,7 +476,7 @@ pub(super) async fn run(cat: Weak<Catalog>, mut rx: Queue<Request>) {
             // The log gets the causes too ("db error" alone hides
             // PostgreSQL's "password authentication failed for user ...");
             // the error requests get (and clients' refusals) stays short.
-            Ok(r) => r.map_err(|e| (e.to_string(), with_causes(&e))),
+            Ok(r) => r.map_err(|e| (e.to_string(), crate::logtext::with_causes(&e))),
             Err(_) => {
                 let e = format!(
                     "connecting (LISTEN included) took longer than {} ms",

@@ -57,20 +57,8 @@ pub fn error_text(e: &tokio_postgres::Error) -> (Option<String>, String) {
             }
             (Some(db.code().code().to_string()), msg)
         }
-        None => (None, with_causes(e)),
+        None => (None, crate::logtext::with_causes(e)),
     }
-}
-
-/// An error and its causes ("error connecting to server: No such file or
-/// directory ...").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        msg.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    msg
 }
 
 fn db_error(e: tokio_postgres::Error) -> AdminError {
@@ -83,7 +71,8 @@ fn db_error(e: tokio_postgres::Error) -> AdminError {
 
 /// The parsed connection string.
 pub fn admin_config(url: &str) -> Result<tokio_postgres::Config, AdminError> {
-    tokio_postgres::Config::from_str(url).map_err(|e| AdminError::BadUrl(with_causes(&e)))
+    tokio_postgres::Config::from_str(url)
+        .map_err(|e| AdminError::BadUrl(crate::logtext::with_causes(&e)))
 }
 
 /// Open one administrator connection (its connection task is spawned).
