@@ -162,6 +162,15 @@ pub fn check_screen(params: &[(String, String)]) {
                 ),
                 "replication={v:?} passed the screen"
             ),
+            // Non-ASCII whitespace (e.g. U+0085): the router splits there
+            // too, PostgreSQL does not, so the words differ; every such
+            // difference seen left PostgreSQL a word it refuses the whole
+            // connection for ("-c\u{85}": "-c requires a value"; a bare
+            // "\u{85}": "invalid command-line argument"). The model below
+            // is PostgreSQL's ASCII split, so it judges ASCII options only.
+            "options"
+                if v.chars()
+                    .any(|c| c.is_whitespace() && !c.is_ascii_whitespace()) => {}
             "options" => {
                 let mut words = pg_split_opts(v).into_iter();
                 while let Some(w) = words.next() {
