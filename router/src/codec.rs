@@ -151,8 +151,8 @@ pub struct Framer {
     /// Frames of this tag up to this length are held whole (above
     /// `STREAM_OVER`): transaction pooling keeps a client's Parse.
     hold: Option<(u8, usize)>,
-    /// The length of the frame being held whole while it arrives (the
-    /// relay reads on past its high-water mark for it).
+    /// Bytes the frame at `ready` needs buffered before it can be decided
+    /// (held whole, or the first `PEEK` bytes of a streamed one); 0: none.
     want: usize,
 }
 
@@ -175,9 +175,13 @@ impl Framer {
         self.hold = Some((tag, max.min(MAX_MESSAGE_LEN)));
     }
 
-    /// Bytes the frame being held whole needs buffered (0: none).
-    pub fn wanted(&self) -> usize {
-        self.want
+    /// Whether to read more, with `high_water` bounding what waits in the
+    /// buffer: below it, or past it only for a frame held whole at the
+    /// front of the buffer with nothing owed before it (owed bytes drain
+    /// first). So what waits for a destination that takes nothing stays
+    /// under `high_water` plus one read, or one held frame.
+    pub fn may_read(&self, high_water: usize) -> bool {
+        self.buf.len() < high_water || (self.ready == 0 && self.buf.len() < self.want)
     }
 
     /// The read buffer (to read more into).
@@ -276,13 +280,13 @@ impl Framer {
                     .is_some_and(|(tag, max)| tag == h.tag && h.frame_len <= max);
             if !whole && held {
                 self.buf.reserve(h.frame_len - avail);
-                self.want = self.ready + h.frame_len;
+                self.want = h.frame_len;
                 return Ok(());
             }
             // A streamed frame is shown with its first bytes (up to PEEK).
             let peek = PEEK.min(h.frame_len);
             if !whole && avail < peek {
-                self.want = self.ready + peek;
+                self.want = peek;
                 return Ok(());
             }
             self.want = 0;
@@ -396,6 +400,52 @@ mod tests {
             let seen = if f.len() > STREAM_OVER { PEEK } else { f.len() };
             assert_eq!(shown, vec![(b'B', seen)]);
         }
+    }
+
+    /// Found by the fault tests: a client that read nothing let the router
+    /// buffer a whole 100 MB result, because each read ended inside a row
+    /// and the row's need was counted from the start of the buffer, owed
+    /// bytes included, so it was always past the high-water mark.
+    #[test]
+    fn owed_bytes_and_a_partial_frame_do_not_open_reading_past_the_mark() {
+        const HIGH: usize = 256 * 1024;
+        let row = frame(b'D', &[b'x'; 1000]);
+        let stream: Vec<u8> = row.iter().copied().cycle().take(8 * HIGH).collect();
+        let mut f = Framer::new(BytesMut::new());
+        let mut fed = 0;
+        // Read 64 KiB at a time while the framer allows it; nothing is
+        // ever written on (the destination takes nothing).
+        while f.may_read(HIGH) && fed < stream.len() {
+            let end = (fed + 64 * 1024).min(stream.len());
+            f.buf_mut().extend_from_slice(&stream[fed..end]);
+            fed = end;
+            keep_all(&mut f);
+        }
+        assert!(fed < stream.len(), "reading stopped");
+        assert!(f.buffered() < HIGH + 64 * 1024, "{}", f.buffered());
+        // Once what is owed drains, the partial row may be read on.
+        let owed = f.pending().len();
+        f.consume(owed);
+        assert!(f.may_read(HIGH));
+    }
+
+    #[test]
+    fn a_frame_held_whole_is_read_past_the_mark_once_nothing_is_owed() {
+        const HIGH: usize = 1024;
+        let mut f = Framer::new(BytesMut::new());
+        f.hold_whole(b'P', 1 << 20);
+        let small = frame(b'S', b"");
+        let big = frame(b'P', &vec![b'p'; 300_000]);
+        f.buf_mut().extend_from_slice(&small);
+        f.buf_mut().extend_from_slice(&big[..2_000]);
+        keep_all(&mut f);
+        assert_eq!(f.pending().len(), small.len());
+        assert!(!f.may_read(HIGH), "owed bytes first");
+        f.consume(small.len());
+        assert!(f.may_read(HIGH), "the held frame needs its bytes");
+        f.buf_mut().extend_from_slice(&big[2_000..]);
+        assert!(!f.may_read(HIGH), "whole: back to the mark");
+        assert_eq!(keep_all(&mut f), vec![(b'P', big.len(), true)]);
     }
 
     #[test]

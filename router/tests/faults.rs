@@ -35,6 +35,12 @@ fn fixtures() {
             &["f_slow"],
             "pool_mode => 'transaction', max_connections => 0, max_query_ms => 500",
         );
+        // Long enough for a loaded machine to fill every buffer between
+        // PostgreSQL and a client that reads nothing before the limit.
+        tenants(
+            &["f_unread"],
+            "pool_mode => 'transaction', max_connections => 0, max_query_ms => 3000",
+        );
     });
 }
 
@@ -343,14 +349,14 @@ async fn latency_slows_both_modes_and_a_cancel_still_lands() {
 async fn max_query_ms_bounds_a_client_that_reads_nothing() {
     let p = FaultProxy::to_postgres().await;
     let r = router(&p);
-    let mut c = common::raw::Raw::connect(r.port, "rt_f9.f_slow", DB)
+    let mut c = common::raw::Raw::connect(r.port, "rt_f9.f_unread", DB)
         .await
         .expect("raw login");
     assert!(common::raw::errors(&c.query("SELECT 1").await).is_empty());
-    // 100 MB of rows, far more than the sockets and the router buffer.
+    // 300 MB of rows, far more than the sockets and the router buffer.
     // (Its text names this process: another run may share the cluster.)
     let sql = format!(
-        "SELECT repeat('x', 1000) FROM generate_series(1, 100000) -- unread {}",
+        "SELECT repeat('x', 1000) FROM generate_series(1, 300000) -- unread {}",
         std::process::id()
     );
     let start = Instant::now();
@@ -367,8 +373,37 @@ async fn max_query_ms_bounds_a_client_that_reads_nothing() {
     })
     .await;
     assert!(running, "the statement runs");
-    // max_query_ms (500 ms), the cancel, then 5 s without a byte taken.
-    let gone = eventually(Duration::from_secs(15), || async {
+    // What the test is about: PostgreSQL blocked writing to a client that
+    // takes nothing, before the limit (3 s) fires. (Had the limit come
+    // first, the router would drop the unit's rows and the statement
+    // would end, canceled or done, with no one held back.)
+    let blocked = eventually(Duration::from_secs(3), || async {
+        admin_sql(&format!(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+        ))
+        .trim()
+            == "ClientWrite"
+    })
+    .await;
+    assert!(blocked, "PostgreSQL blocks writing to the unread client");
+    // And it stays blocked: the router takes at most its high-water mark
+    // from a server whose client reads nothing (it once took the whole
+    // result into memory, and the statement simply finished).
+    while start.elapsed() < Duration::from_millis(2500) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        admin_sql(&format!(
+            "SELECT state || ' ' || coalesce(wait_event, '-') FROM pg_stat_activity WHERE pid = {pid}"
+        ))
+        .trim(),
+        "active ClientWrite",
+        "after {:?}, {} bytes read from PostgreSQL",
+        start.elapsed(),
+        p.received(Dir::Down)
+    );
+    // max_query_ms (3 s), the cancel, then 5 s without a byte taken.
+    let gone = eventually(Duration::from_secs(20), || async {
         admin_sql(&format!(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
         ))
@@ -377,8 +412,13 @@ async fn max_query_ms_bounds_a_client_that_reads_nothing() {
     })
     .await;
     let took = start.elapsed();
-    assert!(gone, "backend {pid} still there after {took:?}");
-    assert!(took >= Duration::from_secs(5), "{took:?}");
+    assert!(
+        gone,
+        "backend {pid} still there after {took:?}; {} bytes read from PostgreSQL; router log:\n{}",
+        p.received(Dir::Down),
+        r.log_text()
+    );
+    assert!(took >= Duration::from_secs(8), "{took:?}");
     // The client reads now: rows, then (if its buffers had room for it)
     // the router's FATAL, then the end.
     let mut last = None;
@@ -396,7 +436,7 @@ async fn max_query_ms_bounds_a_client_that_reads_nothing() {
         assert_eq!(code, "57014", "{msg}");
         assert!(msg.contains("did not read"), "{msg}");
     }
-    wait_slots_free(&r, "f_slow").await;
+    wait_slots_free(&r, "f_unread").await;
     wait_pool_settled(&r, &pool("rt_f9"), "rt_f9", 4).await;
-    fresh_client_served(&r, "rt_f9.f_slow").await;
+    fresh_client_served(&r, "rt_f9.f_unread").await;
 }

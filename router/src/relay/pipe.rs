@@ -89,8 +89,7 @@ impl Pipe {
     ) -> Result<bool, RelayError> {
         let mut progress = false;
         // Past the high-water mark only for a frame held whole.
-        let room = HIGH_WATER.max(self.framer.wanted());
-        if read && !self.eof && self.framer.buffered() < room {
+        if read && !self.eof && self.framer.may_read(HIGH_WATER) {
             if let Poll::Ready(r) = self.poll_fill(cx, from) {
                 self.source_failed = r.is_err();
                 if r? == 0 {
