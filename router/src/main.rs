@@ -208,7 +208,7 @@ async fn run(mut cli: Cli) -> ExitCode {
     if let Some(command) = cli.command.take() {
         return run_command(command, cli.config.as_deref(), &cli.over).await;
     }
-    let cfg = match Config::load(cli.config.as_deref(), &cli.over) {
+    let mut cfg = match Config::load(cli.config.as_deref(), &cli.over) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tenant-router: {e}");
@@ -244,6 +244,15 @@ async fn run(mut cli: Cli) -> ExitCode {
             }
         },
     };
+    // Port 0 lets the OS pick: the running configuration holds the
+    // addresses actually bound, which the line below reports (and a
+    // reloaded file naming them is no change).
+    if let Ok(addr) = listener.local_addr() {
+        std::sync::Arc::make_mut(&mut cfg.fixed).listen = addr;
+    }
+    if let Some(addr) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+        std::sync::Arc::make_mut(&mut cfg.fixed).admin_listen = addr.to_string();
+    }
     tracing::info!(listen = %cfg.fixed.listen, upstream = %cfg.upstream, admin = %cfg.fixed.admin_listen, "tenant-router listening");
     let shared = Shared::new(Arc::new(cfg));
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -123,11 +123,11 @@ async fn a_lost_lease_connection_is_restored_with_the_routers_counts() {
     let b = connect(&r.url(user)).await.expect("second");
     assert_eq!(fleet_count("fleet_restore"), 2);
     // This router's lease connection only (the catalog URL of a test
-    // router names it rt_catalog_<port>).
+    // router names it rt_catalog_<tag>).
     let killed = admin_sql(&format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
          WHERE application_name = 'rt_catalog_{} fleet leases'",
-        r.port
+        r.tag
     ));
     assert_eq!(killed.trim(), "1", "one lease connection");
     // The router reconnects and restores its two leases (other tests'

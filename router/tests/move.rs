@@ -14,8 +14,7 @@ mod common;
 
 use common::second::Second;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,15 +92,14 @@ struct MoveRouter {
 impl MoveRouter {
     fn start(db: &str, second: &Second) -> MoveRouter {
         let c = cluster();
-        let (port, admin_port) = (free_port(), free_port());
-        let dir = std::env::temp_dir().join(format!("tenant-router-move-{port}"));
+        let dir = std::env::temp_dir().join(format!("tenant-router-move-{}", unique_tag()));
         std::fs::create_dir_all(&dir).expect("dir");
         let config = dir.join("router.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\n\
-                 context_signing_key_file = \"{}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+                "listen = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{}\"\n\
+                 context_signing_key_file = \"{}\"\nadmin_listen = \"127.0.0.1:0\"\n\
                  admin_token = \"{TOKEN}\"\npause_timeout_ms = 20000\n\
                  [auth]\nlogin = \"verify\"\n[pool]\nenabled = true\nsize = 8\n\
                  [catalog]\nurl = \"host={} port={} user=rt_router dbname={db}\"\n\
@@ -114,32 +112,12 @@ impl MoveRouter {
             ),
         )
         .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
-            .arg("-c")
-            .arg(&config)
-            .env("TENANT_ROUTER_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("router");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "router did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let spawn::Started {
+            child,
+            port,
+            admin_port,
+            log,
+        } = spawn_router(&config, &[]);
         MoveRouter {
             child,
             port,

@@ -580,7 +580,7 @@ async fn upstream_verify_full_against_postgres_with_tls() {
         let catalog_ssl = admin_sql(&format!(
             "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
              WHERE a.application_name = 'rt_catalog_{}'",
-            r.port
+            r.tag
         ));
         Ok::<(bool, bool, Option<String>), String>((
             ssl.trim() == "t",

@@ -6,14 +6,16 @@
 pub mod faults;
 pub mod raw;
 pub mod second;
+pub mod spawn;
 pub mod wire;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use spawn::{spawn_router, unique_tag};
 
 pub const DB: &str = "router_test";
 /// Password of every password-authenticated test role.
@@ -294,12 +296,21 @@ pub struct Router {
     /// The config file it was started with (tests may rewrite it and
     /// send SIGHUP).
     pub config: PathBuf,
+    /// Unique to this router: its catalog connection's application_name
+    /// is `rt_catalog_<tag>`.
+    pub tag: String,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
 /// The config file of a test router: `extra` holds top-level TOML lines.
 pub fn router_config(port: u16, admin_port: u16, extra: &str) -> String {
-    router_config_with(port, admin_port, extra, &CatalogSetup::default())
+    router_config_with(
+        port,
+        admin_port,
+        &port.to_string(),
+        extra,
+        &CatalogSetup::default(),
+    )
 }
 
 /// How a test router reaches the catalog.
@@ -327,7 +338,14 @@ impl Default for CatalogSetup {
     }
 }
 
-pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &CatalogSetup) -> String {
+/// `tag` names the catalog connection: application_name `rt_catalog_<tag>`.
+pub fn router_config_with(
+    port: u16,
+    admin_port: u16,
+    tag: &str,
+    extra: &str,
+    cat: &CatalogSetup,
+) -> String {
     let c = cluster();
     let (host, password_file) = match (cat.tcp_host, &cat.password_file) {
         (Some(h), Some(f)) => (
@@ -346,7 +364,7 @@ pub fn router_config_with(port: u16, admin_port: u16, extra: &str, cat: &Catalog
     format!(
         "listen = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{}\"\ncontext_signing_key_file = \"{}\"\n\
          admin_listen = \"127.0.0.1:{admin_port}\"\n{bypass}{extra}\n\
-         [catalog]\nurl = \"host={} port={} user={} dbname={DB} application_name=rt_catalog_{port}\"\n\
+         [catalog]\nurl = \"host={} port={} user={} dbname={DB} application_name=rt_catalog_{tag}\"\n\
          cache_ttl_ms = {}\nnegative_ttl_ms = {}\n{password_file}",
         c.port,
         c.key_file,
@@ -414,57 +432,24 @@ impl Router {
         listen_host: &str,
         edit: &dyn Fn(String) -> String,
     ) -> Router {
-        let port = free_port();
-        let admin_port = free_port();
-        let dir = std::env::temp_dir().join(format!("tenant-router-test-{port}"));
+        let tag = unique_tag();
+        let dir = std::env::temp_dir().join(format!("tenant-router-test-{tag}"));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("router.toml");
-        let text = router_config_with(port, admin_port, extra, cat).replacen(
+        let text = router_config_with(0, 0, &tag, extra, cat).replacen(
             "listen = \"127.0.0.1:",
             &format!("listen = \"{listen_host}:"),
             1,
         );
         std::fs::write(&cfg, edit(text)).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tenant-router"))
-            .arg("-c")
-            .arg(&cfg)
-            .env("TENANT_ROUTER_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tenant-router");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut l) = sink.lock() {
-                    l.push(line);
-                }
-            }
-        });
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "tenant-router exited with {status}: {:?}",
-                    log.lock().map(|l| l.join("\n"))
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "tenant-router did not start listening"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let started = spawn_router(&cfg, env);
         Router {
-            child,
-            port,
-            admin_port,
+            child: started.child,
+            port: started.port,
+            admin_port: started.admin_port,
+            tag,
             config: cfg,
-            log,
+            log: started.log,
         }
     }
 

@@ -17,19 +17,29 @@ impl Second {
     /// `PASSWORD`, application roles) and `sql` in `DB`.
     pub fn start(roles: &[&str], sql: &str) -> Second {
         let main = cluster();
-        let port = super::free_port();
-        let dir = std::env::temp_dir().join(format!("pg-tenant-second-{port}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("second cluster dir");
-        // The same signing key: the server gets the router's public key.
-        std::fs::copy(&main.key_file, dir.join("context_signing_key.pem")).expect("copy key");
-        let s = Second { port, dir };
-        let out = s.script("start");
-        assert!(
-            out.status.success(),
-            "second cluster: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // PostgreSQL cannot listen on port 0: a free port is taken and may
+        // be lost to another process before the server binds it, so a
+        // failed start is tried again on another port.
+        let mut attempt = 0;
+        let s = loop {
+            attempt += 1;
+            let port = super::free_port();
+            let dir = std::env::temp_dir().join(format!("pg-tenant-second-{port}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("second cluster dir");
+            // The same signing key: the server gets the router's public key.
+            std::fs::copy(&main.key_file, dir.join("context_signing_key.pem")).expect("copy key");
+            let s = Second { port, dir };
+            let out = s.script("start");
+            if out.status.success() {
+                break s;
+            }
+            assert!(
+                attempt < 3,
+                "second cluster: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
         s.sql(&format!(
             "SET client_min_messages = warning; DO $$ DECLARE r text; BEGIN \
                FOREACH r IN ARRAY ARRAY[{}]::text[] LOOP \
