@@ -9,8 +9,11 @@ use bytes::{BufMut, BytesMut};
 use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
 
-const ROLES: [&str; 1] = ["rt_rm1"];
+const ROLES: [&str; 2] = ["rt_rm1", "rt_rm2"];
 
 fn fixtures() {
     static F: OnceLock<()> = OnceLock::new();
@@ -123,4 +126,67 @@ async fn statements_prepared_again_do_not_inflate_the_relay_buffer() {
         .collect();
     assert_eq!(rows.len(), 1);
     assert!(rows[0].1.ends_with(b"b"), "{:?}", rows[0].1);
+}
+
+/// Found attacking the relay's bounds: a denied Query while nothing runs
+/// is answered by the router itself (53400, ReadyForQuery) and never
+/// reaches PostgreSQL, so nothing held the client back: a client sending
+/// empty Queries over its tenant's qps_limit and reading nothing made the
+/// router buffer about 150 bytes of answer for every 6 bytes it sent,
+/// until the next token let a Query through (its answer then waited
+/// behind the others and PostgreSQL held the client back): 8 MB in that
+/// second here, a debug build on a loaded machine, and as much as the
+/// router can answer in a second. The router now stops reading a client it
+/// owes its high-water mark (what it takes then waits in the sockets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_answers_to_a_client_that_reads_nothing_stay_bounded() {
+    let r = pooled("size = 2\ntimeout_ms = 20000");
+    let mut c = Raw::connect(r.port, "rt_rm2.rm_qps", DB)
+        .await
+        .expect("login");
+    let before = peak_kib(&r);
+    // 4 MB of empty Queries (700,000): about 100 MB of answers.
+    let one = raw::query("");
+    let all: BytesMut = one.iter().copied().cycle().take(4 << 20).collect();
+    // Write until all are sent or the router and the sockets between take
+    // no more (a write that makes no progress in 3 s).
+    let mut sent = 0;
+    while sent < all.len() {
+        match timeout(Duration::from_secs(3), c.s.write(&all[sent..])).await {
+            Ok(Ok(n)) => sent += n,
+            Ok(Err(e)) => panic!("write: {e}"),
+            Err(_) => break,
+        }
+    }
+    let peak = peak_kib(&r);
+    eprintln!(
+        "{sent} of {} bytes of Queries taken; router peak RSS {before} -> {peak} KiB",
+        all.len()
+    );
+    assert!(
+        peak < before + 6 * 1024,
+        "router peak RSS grew from {before} to {peak} KiB"
+    );
+
+    // The control: a client of another tenant is served meanwhile.
+    let calm = connect(&r.url("rt_rm1.rm_calm")).await.expect("calm");
+    assert_eq!(first_value(&calm, "SELECT 41 + 1").await, "42");
+
+    // The client reads now: its Queries are answered in order, refused
+    // over the limit (the first may have had the token).
+    let (mut refused, mut ready) = (0, 0);
+    while ready < 100 {
+        match c.recv().await {
+            (b'Z', _) => ready += 1,
+            (b'E', body) => {
+                let (code, msg) = raw::error_of(&body);
+                assert_eq!(code, "53400", "{msg}");
+                assert!(msg.contains("qps_limit"), "{msg}");
+                refused += 1;
+            }
+            (b'I', _) => {}
+            (tag, body) => panic!("{} {body:?}", tag as char),
+        }
+    }
+    assert!(refused >= 99, "{refused} of 100 refused");
 }
