@@ -154,6 +154,11 @@ pub struct Framer {
     /// Bytes the frame at `ready` needs buffered before it can be decided
     /// (held whole, or the first `PEEK` bytes of a streamed one); 0: none.
     want: usize,
+    /// New frames are decided only while less than this is owed (what
+    /// observers add never grows the buffer past it by more than a frame).
+    room: usize,
+    /// `scan` stopped at `room` with frames left undecided.
+    stalled: bool,
 }
 
 impl Framer {
@@ -166,7 +171,21 @@ impl Framer {
             max: MAX_MESSAGE_LEN,
             hold: None,
             want: 0,
+            room: usize::MAX,
+            stalled: false,
         }
+    }
+
+    /// Decide new frames only while less than `room` bytes are owed (the
+    /// rest waits in the buffer: `rescan` once what is owed drained).
+    pub fn owe_at_most(&mut self, room: usize) {
+        self.room = room;
+    }
+
+    /// `scan` stopped at its room with frames undecided, and what is owed
+    /// drained below it since: scan again.
+    pub fn rescan(&self) -> bool {
+        self.stalled && self.ready < self.room
     }
 
     /// Hold frames tagged `tag` whole up to `max` bytes (larger ones are
@@ -184,7 +203,6 @@ impl Framer {
         self.buf.len() < high_water || (self.ready == 0 && self.buf.len() < self.want)
     }
 
-    /// The read buffer (to read more into).
     /// The read buffer, for reuse, when nothing is left in it.
     pub fn take_buf(&mut self) -> Option<BytesMut> {
         self.is_empty().then(|| {
@@ -195,6 +213,7 @@ impl Framer {
         })
     }
 
+    /// The read buffer (to read more into).
     pub fn buf_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
     }
@@ -249,6 +268,7 @@ impl Framer {
         &mut self,
         observe: &mut dyn FnMut(FrameView<'_>) -> Edit,
     ) -> Result<(), FrameError> {
+        self.stalled = false;
         loop {
             let avail = self.buf.len() - self.ready;
             if self.through > 0 {
@@ -270,6 +290,11 @@ impl Framer {
                 continue;
             }
             let start = self.ready;
+            if start >= self.room {
+                self.stalled = start < self.buf.len();
+                self.want = 0;
+                return Ok(());
+            }
             let Some(h) = frame_header(&self.buf[start..], self.max)? else {
                 return Ok(());
             };
@@ -446,6 +471,30 @@ mod tests {
         f.buf_mut().extend_from_slice(&big[2_000..]);
         assert!(!f.may_read(HIGH), "whole: back to the mark");
         assert_eq!(keep_all(&mut f), vec![(b'P', big.len(), true)]);
+    }
+
+    /// Found attacking the relay's bounds: an observer's additions (a Parse
+    /// prepared again before each Bind) made one read of small frames
+    /// hundreds of times its size at once; past the room, frames wait.
+    #[test]
+    fn frames_past_the_room_wait_undecided_until_what_is_owed_drains() {
+        let bind = frame(b'B', b"\0a\0\0\0\0\0\0\0");
+        let mut f = Framer::new(BytesMut::from(&bind.repeat(100)[..]));
+        f.owe_at_most(10_000);
+        let mut grow = |_: FrameView<'_>| Edit::Prepend(BytesMut::from(&[b'P'; 3_000][..]));
+        let (mut out, mut scans) = (0, 0);
+        while !f.is_empty() {
+            f.scan(&mut grow).unwrap();
+            scans += 1;
+            assert!(f.pending().len() < 10_000 + 3_000 + bind.len());
+            assert!(!f.rescan(), "nothing drained yet");
+            let n = f.pending().len();
+            f.consume(n);
+            out += n;
+            assert_eq!(f.rescan(), !f.is_empty());
+        }
+        assert_eq!(out, 100 * (3_000 + bind.len()));
+        assert_eq!(scans, 25, "four frames per scan");
     }
 
     #[test]

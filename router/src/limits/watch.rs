@@ -85,6 +85,12 @@ pub struct StatementWatch {
 /// past this the session ends (FATAL 08006) instead of waiting forever.
 pub const CANCEL_ANSWER_WAIT: Duration = Duration::from_secs(5);
 
+/// Most of `local_reply` waiting for the relay to deliver it: past it a
+/// denied Query goes to PostgreSQL as a stand-in, whose answer is held
+/// back like any other (one read of small Queries cannot make the router
+/// owe a client ten times what it sent).
+pub const LOCAL_REPLY_ROOM: usize = 8 * 1024;
+
 impl StatementWatch {
     /// The watch of one tenant session; limits come from `counters` and are
     /// re-read at each unit whenever the catalog published a change.
@@ -176,7 +182,7 @@ impl StatementWatch {
         self.counters.metrics.denied(Denial::QpsLimit);
         let msg = qps::message(&self.tenant, self.qps);
         tracing::info!(tenant = %self.tenant, unit = ?unit, "statement refused: qps_limit");
-        if unit == Unit::Query && conv.at_rest() {
+        if unit == Unit::Query && conv.at_rest() && self.local_reply.len() < LOCAL_REPLY_ROOM {
             self.counters.metrics.error();
             self.local_reply.extend_from_slice(&qps::local_reply(&msg));
             return ClientVerdict::Answer;

@@ -1,6 +1,36 @@
 //! The wait for PostgreSQL's answer to a unit canceled over max_query_ms
-//! (`CANCEL_ANSWER_WAIT`).
+//! (`CANCEL_ANSWER_WAIT`), and the router's own answers.
 use super::*;
+
+/// Found attacking the relay's bounds: every denied Query at rest added
+/// about 150 bytes to `local_reply`, so one read of 14-byte Queries grew
+/// it without a bound; past `LOCAL_REPLY_ROOM` they go as stand-ins.
+#[tokio::test]
+async fn local_answers_wait_within_their_room_then_denied_queries_go_as_stand_ins() {
+    let (mut w, mut c) = (watch(info(0, 0, 1)), Conversation::default());
+    let q = frame(b'Q', b"SELECT 1\0");
+    assert_eq!(client(&mut w, &mut c, &q), ClientVerdict::Pass);
+    server(&mut w, &mut c, &frame(b'Z', b"I"));
+    let mut answered = 0;
+    while answered < 1000 && client(&mut w, &mut c, &q) == ClientVerdict::Answer {
+        answered += 1;
+        assert!(c.at_rest());
+    }
+    assert!(
+        (10..1000).contains(&answered),
+        "{answered} answered locally"
+    );
+    let room = w.local_reply.len();
+    assert!(
+        (LOCAL_REPLY_ROOM..LOCAL_REPLY_ROOM + 200).contains(&room),
+        "{room}"
+    );
+    assert!(!c.at_rest(), "the stand-in is on its way to PostgreSQL");
+    // Delivered (the relay took it): answered locally again at rest.
+    server(&mut w, &mut c, &frame(b'Z', b"I"));
+    w.local_reply.clear();
+    assert_eq!(client(&mut w, &mut c, &q), ClientVerdict::Answer);
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_canceled_unit_left_unanswered_marks_the_server_unresponsive() {

@@ -290,9 +290,13 @@ impl Relay {
             } = self;
             let (ownership, pid) = (*ownership, *pid);
             // Hold the client's frames while the watch's cancel is on its
-            // way, and after Terminate.
-            let open =
-                !conv.terminated() && watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
+            // way, after Terminate, and while the client is owed the
+            // high-water mark: what the router answers itself (a denied
+            // Query) must not grow without end for a client that reads
+            // nothing. (Its owed bytes' write wakes the relay.)
+            let open = !conv.terminated()
+                && !down.owes_high_water()
+                && watch.as_deref_mut().is_none_or(|w| w.poll_client_open(cx));
             let a = up.step(cx, client, server, open, &mut |v| {
                 Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid)
                     .client(conv, v)

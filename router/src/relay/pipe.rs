@@ -1,6 +1,7 @@
 //! One direction of the relay: a `Framer` over what one side sent, whether
 //! that side has ended, and the bytes relayed. Backpressure: a side is not
-//! read while `HIGH_WATER` bytes wait for the other.
+//! read while `HIGH_WATER` bytes wait for the other, and no new frame is
+//! decided (edited, added to) while `HIGH_WATER` bytes are owed.
 
 use crate::codec::{Edit, FrameView, Framer};
 use crate::protocol::FrameError;
@@ -35,8 +36,10 @@ pub struct Pipe {
 
 impl Pipe {
     pub fn new(buf: BytesMut) -> Pipe {
+        let mut framer = Framer::new(buf);
+        framer.owe_at_most(HIGH_WATER);
         Pipe {
-            framer: Framer::new(buf),
+            framer,
             eof: false,
             bytes: 0,
             source_failed: false,
@@ -46,6 +49,12 @@ impl Pipe {
     /// Frames decided and not yet written on.
     pub fn pending(&self) -> &[u8] {
         self.framer.pending()
+    }
+
+    /// Its high-water mark is owed to the destination: the router adds
+    /// nothing more of its own to it (the other side is not read).
+    pub fn owes_high_water(&self) -> bool {
+        self.framer.pending().len() >= HIGH_WATER
     }
 
     fn poll_fill(
@@ -105,6 +114,12 @@ impl Pipe {
                 r?;
                 progress = true;
             }
+        }
+        // Frames left undecided at the high-water mark, now that it drained
+        // (as new ones would be: only while the source may be read).
+        if read && self.framer.rescan() {
+            self.framer.scan(observe)?;
+            progress = true;
         }
         Ok(progress)
     }
