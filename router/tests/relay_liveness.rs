@@ -54,7 +54,9 @@ impl Reader {
                     self.buf.advance(5);
                     return (tag, self.buf.split_to(len - 4).freeze());
                 }
+                self.buf.reserve(len + 1 - self.buf.len());
             }
+            self.buf.reserve(64 * 1024);
             let n = timeout(Duration::from_secs(20), self.r.read_buf(&mut self.buf))
                 .await
                 .expect("a server message within 20 s")
@@ -71,11 +73,11 @@ impl Reader {
 }
 
 /// Split a logged-in client: its reader and writer. Its receive buffer
-/// is made small (16 KiB, no autotuning), so what it does not read stays
+/// is fixed at 128 KiB (no autotuning), so what it does not read stays
 /// with the router rather than in the sockets.
 fn split(c: Raw) -> (Reader, tokio::net::tcp::OwnedWriteHalf) {
     use std::os::fd::AsRawFd;
-    let size: libc::c_int = 16 * 1024;
+    let size: libc::c_int = 128 * 1024;
     // SAFETY: a valid socket and an int option of the right size.
     let rc = unsafe {
         libc::setsockopt(
@@ -218,7 +220,7 @@ async fn binds_prepared_again_behind_large_results_to_a_slow_reader() {
     assert_eq!(v.as_deref(), Some(&b"42"[..]));
 }
 
-/// A listener that reads nothing while its own transaction sends it 6 MB
+/// A listener that reads nothing while its own transaction sends it 16 MB
 /// of notifications: the router stops reading PostgreSQL and the client
 /// (a Query it sends meanwhile waits in the socket); once it reads, every
 /// notification arrives once, in order, with the pid the router gave the
@@ -232,9 +234,9 @@ async fn notifications_to_a_client_that_reads_late_all_arrive_in_order() {
         .expect("login");
     let (pid, _) = c.key.expect("BackendKeyData");
     let (mut rd, mut wr) = split(c);
-    const N: usize = 3000;
+    const N: usize = 2000;
     wr.write_all(&raw::query(&format!(
-        "LISTEN rl; SELECT count(tenant.notify('rl', lpad(i::text, 2000, '0'))) \
+        "LISTEN rl; SELECT count(tenant.notify('rl', lpad(i::text, 7999, '0'))) \
          FROM generate_series(1, {N}) i"
     )))
     .await
@@ -252,7 +254,7 @@ async fn notifications_to_a_client_that_reads_late_all_arrive_in_order() {
                 assert!(rest.starts_with(b"rl\0"), "{rest:?}");
                 let payload = &rest[3..rest.len() - 1];
                 notes += 1;
-                assert_eq!(payload, format!("{notes:0>2000}").as_bytes());
+                assert_eq!(payload, format!("{notes:0>7999}").as_bytes());
             }
             (b'D', body) => values.push(Reader::value(&body).to_vec()),
             (b'Z', _) => ready += 1,
