@@ -158,7 +158,7 @@ pub struct Framer {
     /// observers add never grows the buffer past it by more than a frame).
     room: usize,
     /// `scan` stopped at `room` with frames left undecided.
-    stalled: bool,
+    pub stalled: bool,
 }
 
 impl Framer {

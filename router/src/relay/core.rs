@@ -168,13 +168,15 @@ impl Relay {
     /// nothing owed to the client), or in the middle of a message larger
     /// than the relay holds, streamed on as far as the client sent it
     /// (PostgreSQL, too, waits for the rest: it reads a message whole).
+    /// Not while the client is owed the high-water mark: then the relay
+    /// stopped reading it, the client did not stop sending.
     pub fn idle_mid_message(&self, watch: Option<&StatementWatch>) -> bool {
         let held = self.conv.at_rest()
             && !self.up.framer.is_empty()
             && self.up.framer.owes_whole_frames()
             && self.down.pending().is_empty()
             && watch.is_none_or(|w| w.local_reply.is_empty());
-        let streamed = !self.up.framer.owes_whole_frames();
+        let streamed = !self.up.framer.owes_whole_frames() && !self.down.owes_high_water();
         (held || streamed) && self.up.pending().is_empty()
     }
 
@@ -307,7 +309,11 @@ impl Relay {
                 Observers::new(ownership, watch.as_deref_mut(), carried.as_mut(), pid)
                     .server(conv, v)
             })?;
-            if (up.eof || conv.terminated()) && up.pending().is_empty() {
+            // A client that hung up is done once what it sent whole went
+            // on: frames still undecided at the mark (the client not read
+            // meanwhile, e.g. owed the mark) are decided first.
+            let sent = up.pending().is_empty() && !up.framer.stalled;
+            if (up.eof && sent) || (conv.terminated() && up.pending().is_empty()) {
                 return Poll::Ready(Ok(End::Client));
             }
             if down.eof && down.pending().is_empty() {
