@@ -312,7 +312,7 @@ impl Relay {
             // A client that hung up is done once what it sent whole went
             // on: frames still undecided at the mark (the client not read
             // meanwhile, e.g. owed the mark) are decided first.
-            let sent = up.pending().is_empty() && !up.framer.stalled;
+            let sent = up.pending().is_empty() && !up.framer.stalled();
             if (up.eof && sent) || (conv.terminated() && up.pending().is_empty()) {
                 return Poll::Ready(Ok(End::Client));
             }

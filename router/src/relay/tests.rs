@@ -121,7 +121,7 @@ async fn frames_left_undecided_at_the_mark_still_go_after_the_client_hung_up() {
     notice.extend(body);
     let notices = notice.repeat(4000);
     let mut r = relay(&sent, &notices);
-    assert!(r.up.framer.stalled, "frames wait past the mark");
+    assert!(r.up.framer.stalled(), "frames wait past the mark");
     let decided = r.up.pending().len();
     r.up.eof = true; // the client hung up after sending them
     let ((mut client, mut client_peer), (mut server, mut server_peer)) =
