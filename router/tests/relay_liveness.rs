@@ -6,7 +6,7 @@
 //! Each test writes and reads at once, as a pipelining driver does, and
 //! checks every answer, in order.
 mod common;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use common::raw::{self, Raw};
 use common::*;
 use std::sync::OnceLock;
@@ -46,15 +46,8 @@ struct Reader {
 impl Reader {
     async fn recv(&mut self) -> (u8, Bytes) {
         loop {
-            if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
-                    as usize;
-                if self.buf.len() > len {
-                    let tag = self.buf[0];
-                    self.buf.advance(5);
-                    return (tag, self.buf.split_to(len - 4).freeze());
-                }
-                self.buf.reserve(len + 1 - self.buf.len());
+            if let Some(m) = raw::take_message(&mut self.buf) {
+                return m;
             }
             self.buf.reserve(64 * 1024);
             let n = timeout(Duration::from_secs(20), self.r.read_buf(&mut self.buf))

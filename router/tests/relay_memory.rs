@@ -39,16 +39,6 @@ fn pooled(extra: &str) -> Router {
     ))
 }
 
-/// The router's peak resident memory so far (VmHWM), in KiB.
-fn peak_kib(r: &Router) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", r.pid())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
 /// A Bind of the unnamed portal to statement `stmt`, no parameters.
 fn bind(stmt: &str) -> BytesMut {
     let mut body = BytesMut::new();
@@ -85,7 +75,7 @@ async fn statements_prepared_again_do_not_inflate_the_relay_buffer() {
         assert_eq!(answers.iter().filter(|m| m.0 == b'1').count(), 1);
     }
 
-    let before = peak_kib(&r);
+    let before = r.memory_kib("VmHWM");
     const PAIRS: usize = 150;
     let mut m = BytesMut::new();
     for i in 0..PAIRS {
@@ -103,7 +93,7 @@ async fn statements_prepared_again_do_not_inflate_the_relay_buffer() {
             }
         }
     }
-    let after = peak_kib(&r);
+    let after = r.memory_kib("VmHWM");
     eprintln!("router peak RSS {before} -> {after} KiB");
     // Every Bind was answered: each was prepared again in turn.
     assert_eq!(bound, PAIRS);
@@ -144,7 +134,7 @@ async fn local_answers_to_a_client_that_reads_nothing_stay_bounded() {
     let mut c = Raw::connect(r.port, "rt_rm2.rm_qps", DB)
         .await
         .expect("login");
-    let before = peak_kib(&r);
+    let before = r.memory_kib("VmHWM");
     // 4 MB of empty Queries (700,000): about 100 MB of answers.
     let one = raw::query("");
     let all: BytesMut = one.iter().copied().cycle().take(4 << 20).collect();
@@ -158,7 +148,7 @@ async fn local_answers_to_a_client_that_reads_nothing_stay_bounded() {
             Err(_) => break,
         }
     }
-    let peak = peak_kib(&r);
+    let peak = r.memory_kib("VmHWM");
     eprintln!(
         "{sent} of {} bytes of Queries taken; router peak RSS {before} -> {peak} KiB",
         all.len()

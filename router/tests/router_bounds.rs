@@ -42,16 +42,6 @@ fn pooled(extra: &str) -> Router {
     ))
 }
 
-/// The router's resident memory, in KiB.
-fn rss_kib(r: &Router) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", r.pid())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Named statements on the backend serving `c` (a transaction-pooled
 /// client of a one-backend pool: the pool's only backend).
 async fn prepared_on_backend(c: &tokio_postgres::Client) -> i64 {
@@ -72,7 +62,7 @@ async fn a_named_parse_flood_is_refused_past_the_client_budget_and_freed_when_it
     let r = pooled("size = 1\ntimeout_ms = 20000");
     let control = connect(&r.url("rt_rb1.rb_tx")).await.expect("control");
     assert_eq!(prepared_on_backend(&control).await, 0);
-    let before = rss_kib(&r);
+    let before = r.memory_kib("VmRSS");
 
     // 1,500 named statements of 60 KiB (90 MB), 50 per batch, never closed.
     let mut attacker = Raw::connect(r.port, "rt_rb1.rb_tx", DB)
@@ -95,7 +85,7 @@ async fn a_named_parse_flood_is_refused_past_the_client_budget_and_freed_when_it
                 _ => {}
             }
         }
-        peak = peak.max(rss_kib(&r));
+        peak = peak.max(r.memory_kib("VmRSS"));
     }
     // 2 MiB per client: 34 statements of 60 KiB, then one 53400 per batch
     // (PostgreSQL skips the rest of a batch after an error).
@@ -133,7 +123,10 @@ async fn a_named_parse_flood_is_refused_past_the_client_budget_and_freed_when_it
         .await
         .expect("json");
     assert_eq!(pools["pools"][0]["idle_statements"], 0, "{pools}");
-    eprintln!("RSS before {before} peak {peak} after {} KiB", rss_kib(&r));
+    eprintln!(
+        "RSS before {before} peak {peak} after {} KiB",
+        r.memory_kib("VmRSS")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -506,6 +506,18 @@ impl Router {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// A memory figure of the router process from /proc/<pid>/status, in
+    /// KiB: `VmRSS` (resident now) or `VmHWM` (its peak so far).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
+    }
 }
 
 impl Drop for Router {

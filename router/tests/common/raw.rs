@@ -96,15 +96,8 @@ impl Raw {
     /// The next message, None at EOF.
     pub async fn try_recv(&mut self) -> Option<Msg> {
         loop {
-            if self.buf.len() >= 5 {
-                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
-                    as usize;
-                if self.buf.len() > len {
-                    let tag = self.buf[0];
-                    self.buf.advance(5);
-                    return Some((tag, self.buf.split_to(len - 4).freeze()));
-                }
-                self.buf.reserve(len + 1 - self.buf.len());
+            if let Some(m) = take_message(&mut self.buf) {
+                return Some(m);
             }
             match self.s.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return None,
@@ -275,4 +268,20 @@ pub fn errors(msgs: &[Msg]) -> Vec<String> {
         .filter(|m| m.0 == b'E')
         .map(|m| error_of(&m.1).0)
         .collect()
+}
+
+/// The first whole message of `buf`, taken out of it (None while
+/// incomplete; room is reserved for the rest).
+pub fn take_message(buf: &mut BytesMut) -> Option<Msg> {
+    if buf.len() < 5 {
+        return None;
+    }
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if buf.len() > len {
+        let tag = buf[0];
+        buf.advance(5);
+        return Some((tag, buf.split_to(len - 4).freeze()));
+    }
+    buf.reserve(len + 1 - buf.len());
+    None
 }
